@@ -1,0 +1,189 @@
+// The engine behind dp.MLP: one network shape and activation, its reusable workspace, and the
+// three calls the model makes (forward, loss_and_gradients, train_epoch). Parameters and optimizer
+// state stay NumPy arrays owned by Python; every call receives them, checks them, and works on
+// them in place with the GIL released.
+#include <mutex>
+#include <type_traits>
+
+#include "../names.hpp"
+#include "../train.hpp"
+#include "checks.hpp"
+
+namespace dp::bind {
+namespace {
+
+using namespace pybind11::literals;
+
+struct Named {
+    py::array array;
+    std::string name;
+};
+
+// args[first, last) are written in place, so each must share no memory with any other argument.
+inline void require_disjoint(const std::vector<Named>& args, size_t first, size_t last) {
+    for (size_t w = first; w < last; ++w)
+        for (size_t a = 0; a < args.size(); ++a)
+            if (a != w) require_no_overlap(args[w].array, args[w].name, args[a].array, args[a].name);
+}
+
+template <typename T>
+class Engine {
+  public:
+    Engine(std::vector<idx> sizes, const std::string& activation, double grad_at_zero,
+           const std::string& output, int n_threads) {
+        if (sizes.size() < 2)
+            throw py::value_error("layer_sizes needs at least 2 entries (inputs and outputs), got " +
+                                  std::to_string(sizes.size()));
+        for (size_t l = 0; l < sizes.size(); ++l)
+            if (sizes[l] < 1)
+                throw py::value_error("layer_sizes[" + std::to_string(l) + "] must be >= 1, got " +
+                                      std::to_string(sizes[l]));
+        spec_.sizes = std::move(sizes);
+        spec_.hidden = parse_activation(activation, grad_at_zero);
+        spec_.output = parse_output(output);
+        set_threads(n_threads);
+    }
+
+    void set_threads(int n) {
+        if (n < 0) throw py::value_error("n_threads must be >= 0 (0: OpenMP's default), got " + std::to_string(n));
+        n_threads_ = n;
+    }
+    int threads() const { return n_threads_; }
+    std::vector<idx> sizes() const { return spec_.sizes; }
+
+    // Output activations for the rows of X, computed in row chunks so memory stays bounded.
+    py::array forward(const py::sequence& coefs, const py::sequence& intercepts, const py::object& X_obj) {
+        std::vector<Named> args;
+        const auto p = params<const T*>(coefs, intercepts, "coefs_", "intercepts_", args);
+        const py::array X = as_array(X_obj, "X");
+        const idx N = rows_of(X, "X");
+        const T* x = input<T>(X, "X", {N, spec_.sizes.front()}, true);
+        const idx O = spec_.sizes.back(), L = spec_.layers();
+        py::array_t<T> out(std::vector<py::ssize_t>{N, O});
+        T* a = out.mutable_data();
+        py::gil_scoped_release nogil;
+        std::lock_guard<std::mutex> lock(mutex_);
+        const int nt = resolve_threads(n_threads_);
+        constexpr idx kChunk = 1024;
+        ws_.reserve(spec_, std::min(N, kChunk));
+        for (idx start = 0; start < N; start += kChunk) {
+            const idx rows = std::min(kChunk, N - start);
+            mlp_forward(ws_, p, x + start * spec_.sizes.front(), rows, spec_, nt);
+            output_forward<T>(a + start * O, ws_.Z[L - 1].data(), rows, O, spec_.output, nt);
+        }
+        return std::move(out);
+    }
+
+    double loss_and_gradients(const py::sequence& coefs, const py::sequence& intercepts,
+                              const py::object& X_obj, const py::object& Y_obj,
+                              const py::sequence& dcoefs, const py::sequence& dintercepts) {
+        std::vector<Named> args;
+        const auto p = params<const T*>(coefs, intercepts, "coefs", "intercepts", args);
+        const auto g = params<T*>(dcoefs, dintercepts, "dcoefs", "dintercepts", args);
+        const auto [x, y, N] = data(X_obj, Y_obj, args);
+        require_disjoint(args, 2 * spec_.layers(), 4 * spec_.layers());
+        py::gil_scoped_release nogil;
+        std::lock_guard<std::mutex> lock(mutex_);
+        ws_.reserve(spec_, N);
+        return mlp_loss_and_gradients(ws_, p, g, x, y, N, spec_, resolve_threads(n_threads_));
+    }
+
+    double train_epoch(const py::sequence& coefs, const py::sequence& intercepts,
+                       const py::sequence& vcoefs, const py::sequence& vintercepts,
+                       const py::object& X_obj, const py::object& Y_obj, idx batch_size, double lr,
+                       double momentum, bool shuffle, std::uint64_t seed, std::uint64_t epoch) {
+        if (batch_size < 1) throw py::value_error("batch_size must be >= 1, got " + std::to_string(batch_size));
+        if (!(std::isfinite(lr) && lr >= 0)) throw py::value_error("lr must be finite and >= 0, got " + std::to_string(lr));
+        if (!(momentum >= 0 && momentum <= 1)) throw py::value_error("momentum must be in [0, 1], got " + std::to_string(momentum));
+        std::vector<Named> args;
+        const auto p = params<T*>(coefs, intercepts, "coefs_", "intercepts_", args);
+        const auto v = params<T*>(vcoefs, vintercepts, "velocity of coefs_", "velocity of intercepts_", args);
+        const auto [x, y, N] = data(X_obj, Y_obj, args);
+        require_disjoint(args, 0, 4 * spec_.layers());
+        SgdSchedule s;
+        s.batch_size = batch_size; s.lr = lr; s.momentum = momentum; s.shuffle = shuffle;
+        s.seed = seed; s.epoch = epoch;
+        py::gil_scoped_release nogil;
+        std::lock_guard<std::mutex> lock(mutex_);
+        return dp::train_epoch(ws_, p, v, x, y, N, spec_, s, resolve_threads(n_threads_));
+    }
+
+  private:
+    idx rows_of(const py::array& a, const std::string& name) const {
+        require_shape(a, name, {-1, -1});
+        require_nonempty(a, name);
+        return a.shape(0);
+    }
+
+    // X (N x d) and Y (N x O), checked and finite.
+    std::tuple<const T*, const T*, idx> data(const py::object& X_obj, const py::object& Y_obj,
+                                             std::vector<Named>& args) const {
+        const py::array X = as_array(X_obj, "X"), Y = as_array(Y_obj, "Y");
+        const idx N = rows_of(X, "X");
+        const T* x = input<T>(X, "X", {N, spec_.sizes.front()}, true);
+        const T* y = input<T>(Y, "Y", {N, spec_.sizes.back()}, true);
+        args.push_back({X, "X"});
+        args.push_back({Y, "Y"});
+        return {x, y, N};
+    }
+
+    // Views of one list of weights and one of biases, checked against the layer sizes (and
+    // writeable when P is T*); the arrays are appended to `keep` so they outlive the GIL-free section.
+    template <typename P>
+    ParamViews<P> params(const py::sequence& coefs, const py::sequence& intercepts,
+                         const std::string& cname, const std::string& iname, std::vector<Named>& keep) const {
+        const idx L = spec_.layers();
+        for (const auto& [seq, name] : {std::pair{&coefs, cname}, std::pair{&intercepts, iname}})
+            if (static_cast<idx>(py::len(*seq)) != L)
+                throw py::value_error(name + " has " + std::to_string(py::len(*seq)) +
+                                      " arrays, but the network has " + std::to_string(L) + " layers");
+        ParamViews<P> v;
+        for (idx l = 0; l < L; ++l) {
+            const std::string wn = cname + "[" + std::to_string(l) + "]", bn = iname + "[" + std::to_string(l) + "]";
+            const py::array W = as_array(coefs[l], wn), b = as_array(intercepts[l], bn);
+            const std::vector<idx> ws{spec_.sizes[l], spec_.sizes[l + 1]}, bs{spec_.sizes[l + 1]};
+            if constexpr (!std::is_const_v<std::remove_pointer_t<P>>) {
+                v.W.push_back(output<T>(W, wn, ws));
+                v.b.push_back(output<T>(b, bn, bs));
+                require_finite(v.W.back(), W.size(), wn);
+                require_finite(v.b.back(), b.size(), bn);
+            } else {
+                v.W.push_back(input<T>(W, wn, ws, true));
+                v.b.push_back(input<T>(b, bn, bs, true));
+            }
+            keep.push_back({W, wn});
+            keep.push_back({b, bn});
+        }
+        return v;
+    }
+
+    NetSpec spec_;
+    Workspace<T> ws_;
+    int n_threads_ = 0;
+    std::mutex mutex_;  // one call at a time per engine: the workspace is shared state
+};
+
+template <typename T>
+void bind_engine_for(py::module_& m, const char* name) {
+    py::class_<Engine<T>>(m, name, "Workspace and kernels for one MLP shape (internal; use deltaprop.MLP).")
+        .def(py::init<std::vector<idx>, const std::string&, double, const std::string&, int>(),
+             "layer_sizes"_a, "activation"_a = "relu", "grad_at_zero"_a = 0.0, "output"_a = "softmax",
+             "n_threads"_a = 0)
+        .def_property("n_threads", &Engine<T>::threads, &Engine<T>::set_threads)
+        .def_property_readonly("layer_sizes", &Engine<T>::sizes)
+        .def("forward", &Engine<T>::forward, "coefs"_a, "intercepts"_a, "X"_a)
+        .def("loss_and_gradients", &Engine<T>::loss_and_gradients, "coefs"_a, "intercepts"_a, "X"_a,
+             "Y"_a, "dcoefs"_a, "dintercepts"_a)
+        .def("train_epoch", &Engine<T>::train_epoch, "coefs"_a, "intercepts"_a, "vcoefs"_a,
+             "vintercepts"_a, "X"_a, "Y"_a, "batch_size"_a, "lr"_a, "momentum"_a, "shuffle"_a,
+             "seed"_a, "epoch"_a);
+}
+
+}  // namespace
+
+void bind_engine(py::module_& m) {
+    bind_engine_for<float>(m, "Engine_float32");
+    bind_engine_for<double>(m, "Engine_float64");
+}
+
+}  // namespace dp::bind

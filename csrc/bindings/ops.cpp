@@ -1,0 +1,315 @@
+// dp.ops: the engine's kernels on NumPy arrays, for tests, benchmarks and curious users.
+// Each op checks its arguments, allocates its outputs as NumPy arrays, releases the GIL and runs.
+// Argument names and order match the NumPy reference (python/deltaprop/reference/).
+#include "../dense.hpp"
+#include "../loss.hpp"
+#include "../names.hpp"
+#include "../optim.hpp"
+#include "../train.hpp"
+#include "checks.hpp"
+
+namespace dp::bind {
+namespace {
+
+using namespace pybind11::literals;
+
+template <typename T>
+py::array_t<T> new_array(const std::vector<idx>& shape) {
+    return py::array_t<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+}
+
+// A 2-D operand of gemm as (pointer, leading dimension, stored transposed?). Accepts any view
+// with unit stride along one axis: C-ordered arrays, row slices, and transposes (F-ordered).
+template <typename T>
+struct Operand {
+    const T* data;
+    idx ld;
+    bool transposed;
+};
+
+template <typename T>
+Operand<T> operand(const py::array& a, const std::string& name, bool check_finite) {
+    require_dtype<T>(a, name);
+    require_shape(a, name, {-1, -1});
+    const idx rows = a.shape(0), cols = a.shape(1), item = a.itemsize();
+    const idx s0 = a.strides(0), s1 = a.strides(1);
+    const T* p = static_cast<const T*>(a.data());
+    Operand<T> op{p, std::max<idx>(cols, 1), false};
+    if ((cols <= 1 || s1 == item) && (rows <= 1 || (s0 > 0 && s0 % item == 0 && s0 / item >= cols))) {
+        if (rows > 1) op.ld = s0 / item;
+    } else if ((rows <= 1 || s0 == item) && s1 > 0 && s1 % item == 0 && s1 / item >= rows) {
+        op = {p, s1 / item, true};
+    } else {
+        throw py::value_error(name + " needs a unit stride along one axis (strides " +
+                              std::to_string(s0) + ", " + std::to_string(s1) +
+                              "); pass numpy.ascontiguousarray(" + name + ")");
+    }
+    if (check_finite)
+        for (idx r = 0; r < rows; ++r)
+            for (idx c = 0; c < cols; ++c)
+                if (!std::isfinite(op.transposed ? p[c * op.ld + r] : p[r * op.ld + c]))
+                    throw py::value_error(name + " contains NaN or inf (at [" + std::to_string(r) +
+                                          ", " + std::to_string(c) + "])");
+    return op;
+}
+
+template <typename T>
+py::array gemm_op(const py::array& A, const py::array& B, bool trans_a, bool trans_b, double alpha,
+                  double beta, const py::object& out, int n_threads, bool check_finite) {
+    const Operand<T> a = operand<T>(A, "A", check_finite), b = operand<T>(B, "B", check_finite);
+    const idx M = trans_a ? A.shape(1) : A.shape(0), K = trans_a ? A.shape(0) : A.shape(1);
+    const idx Kb = trans_b ? B.shape(1) : B.shape(0), N = trans_b ? B.shape(0) : B.shape(1);
+    if (K != Kb)
+        throw py::value_error("op(A) is " + std::to_string(M) + " x " + std::to_string(K) +
+                              " but op(B) is " + std::to_string(Kb) + " x " + std::to_string(N) +
+                              ": inner dimensions differ");
+    if (!std::isfinite(alpha) || !std::isfinite(beta))
+        throw py::value_error("alpha and beta must be finite");
+    py::array C;
+    if (!out.is_none()) {
+        C = as_array(out, "out");  // never converted: a converted copy would swallow the result
+        require_dtype<T>(C, "out");
+        require_shape(C, "out", {M, N});
+        require_writeable(C, "out");
+        if (N > 1 && C.strides(1) != C.itemsize())
+            throw py::value_error("out must have unit stride along its last axis");
+        if (M > 1 && (C.strides(0) <= 0 || C.strides(0) % C.itemsize() != 0 || C.strides(0) / C.itemsize() < N))
+            throw py::value_error("out must have rows that do not overlap");
+        require_no_overlap(C, "out", A, "A");
+        require_no_overlap(C, "out", B, "B");
+        if (check_finite && beta != 0.0) {
+            const py::array c = C;
+            for (idx i = 0; i < M; ++i)
+                require_finite(static_cast<const T*>(c.data()) + i * (M > 1 ? c.strides(0) / c.itemsize() : 0), N, "out");
+        }
+    } else {
+        if (beta != 0.0) throw py::value_error("beta != 0 accumulates into C, so it needs out=");
+        C = new_array<T>({M, N});
+    }
+    const idx ldc = M > 1 ? C.strides(0) / C.itemsize() : std::max<idx>(N, 1);
+    T* c = static_cast<T*>(C.mutable_data());
+    {
+        py::gil_scoped_release nogil;
+        gemm<T>(c, ldc, a.data, a.ld, b.data, b.ld, M, N, K, trans_a != a.transposed,
+                trans_b != b.transposed, T(alpha), T(beta), n_threads);
+    }
+    return C;
+}
+
+template <typename T>
+py::tuple dense_forward_op(const py::array& X, const py::array& W, const py::array& b,
+                           const std::string& activation, double grad_at_zero, int n_threads,
+                           bool check_finite) {
+    const ActivationSpec f = parse_activation(activation, grad_at_zero);
+    require_shape(X, "X", {-1, -1});
+    const idx N = X.shape(0), I = X.shape(1);
+    require_shape(W, "W", {I, -1});
+    const idx O = W.shape(1);
+    const T* x = input<T>(X, "X", {N, I}, check_finite);
+    const T* w = input<T>(W, "W", {I, O}, check_finite);
+    const T* bias = input<T>(b, "b", {O}, check_finite);
+    auto Z = new_array<T>({N, O}), A = new_array<T>({N, O});
+    T *z = Z.mutable_data(), *a = A.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        dense_forward<T>(z, a, x, w, bias, N, I, O, f, resolve_threads(n_threads));
+    }
+    return py::make_tuple(Z, A);
+}
+
+template <typename T>
+py::tuple dense_backward_op(const py::array& dZ, const py::array& X, int n_threads, bool check_finite) {
+    require_shape(dZ, "dZ", {-1, -1});
+    const idx N = dZ.shape(0), O = dZ.shape(1);
+    require_shape(X, "X", {N, -1});
+    const idx I = X.shape(1);
+    const T* dz = input<T>(dZ, "dZ", {N, O}, check_finite);
+    const T* x = input<T>(X, "X", {N, I}, check_finite);
+    auto dW = new_array<T>({I, O}), db = new_array<T>({O});
+    T *dw = dW.mutable_data(), *dbias = db.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        dense_backward<T>(dw, dbias, dz, x, N, I, O, resolve_threads(n_threads));
+    }
+    return py::make_tuple(dW, db);
+}
+
+template <typename T>
+py::array delta_propagate_op(const py::array& dZ, const py::array& W, const py::array& Z_prev,
+                             const std::string& activation, double grad_at_zero, int n_threads,
+                             bool check_finite) {
+    const ActivationSpec f = parse_activation(activation, grad_at_zero);
+    require_shape(dZ, "dZ", {-1, -1});
+    const idx N = dZ.shape(0), O = dZ.shape(1);
+    require_shape(W, "W", {-1, O});
+    const idx I = W.shape(0);
+    const T* dz = input<T>(dZ, "dZ", {N, O}, check_finite);
+    const T* w = input<T>(W, "W", {I, O}, check_finite);
+    const T* z_prev = input<T>(Z_prev, "Z_prev", {N, I}, check_finite);
+    auto A_prev = new_array<T>({N, I}), dZ_prev = new_array<T>({N, I});
+    T *a_prev = A_prev.mutable_data(), *dz_prev = dZ_prev.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        const int nt = resolve_threads(n_threads);
+        activation_forward<T>(a_prev, z_prev, N * I, f, nt);  // the derivative may read A = f(Z)
+        delta_propagate<T>(dz_prev, dz, w, z_prev, a_prev, N, I, O, f, nt);
+    }
+    return dZ_prev;
+}
+
+template <typename T>
+py::array activation_forward_op(const py::array& Z, const std::string& activation, int n_threads,
+                                bool check_finite) {
+    const ActivationSpec f = parse_activation(activation, 0.0);
+    const T* z = input<T>(Z, "Z", std::vector<idx>(Z.ndim(), -1), check_finite);
+    py::array_t<T> A(std::vector<py::ssize_t>(Z.shape(), Z.shape() + Z.ndim()));
+    T* a = A.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        activation_forward<T>(a, z, Z.size(), f, resolve_threads(n_threads));
+    }
+    return A;
+}
+
+template <typename T>
+py::array activation_backward_op(const py::array& dA, const py::array& Z, const std::string& activation,
+                                 double grad_at_zero, int n_threads, bool check_finite) {
+    const ActivationSpec f = parse_activation(activation, grad_at_zero);
+    std::vector<idx> shape(Z.shape(), Z.shape() + Z.ndim());
+    const T* z = input<T>(Z, "Z", std::vector<idx>(Z.ndim(), -1), check_finite);
+    const T* da = input<T>(dA, "dA", shape, check_finite);
+    py::array_t<T> A(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+    py::array_t<T> dZ(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+    T *a = A.mutable_data(), *dz = dZ.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        const int nt = resolve_threads(n_threads);
+        activation_forward<T>(a, z, Z.size(), f, nt);
+        activation_backward<T>(dz, da, z, a, Z.size(), f, nt);
+    }
+    return dZ;
+}
+
+template <typename T>
+py::tuple output_loss_delta_op(const py::array& Z, const py::array& Y, const std::string& output,
+                               int n_threads, bool check_finite) {
+    const Output out = parse_output(output);
+    require_shape(Z, "Z", {-1, -1});
+    const idx N = Z.shape(0), O = Z.shape(1);
+    require_nonempty(Z, "Z");
+    const T* z = input<T>(Z, "Z", {N, O}, check_finite);
+    const T* y = input<T>(Y, "Y", {N, O}, check_finite);
+    auto A = new_array<T>({N, O}), dZ = new_array<T>({N, O});
+    T *a = A.mutable_data(), *dz = dZ.mutable_data();
+    std::vector<double> row_loss(static_cast<size_t>(N));
+    double loss;
+    {
+        py::gil_scoped_release nogil;
+        loss = output_loss_delta<T>(dz, a, row_loss.data(), z, y, N, O, out, resolve_threads(n_threads));
+    }
+    return py::make_tuple(loss, A, dZ);
+}
+
+template <typename T>
+void sgd_momentum_step_op(const py::array& p, const py::array& v, const py::array& g, double lr,
+                          double momentum, int n_threads, bool check_finite) {
+    std::vector<idx> shape(p.shape(), p.shape() + p.ndim());
+    T* param = output<T>(p, "p", shape);
+    T* vel = output<T>(v, "v", shape);
+    const T* grad = input<T>(g, "g", shape, check_finite);
+    require_no_overlap(v, "v", p, "p");
+    require_no_overlap(p, "p", g, "g");
+    require_no_overlap(v, "v", g, "g");
+    if (!(std::isfinite(lr) && lr >= 0)) throw py::value_error("lr must be finite and >= 0");
+    if (!(momentum >= 0 && momentum <= 1)) throw py::value_error("momentum must be in [0, 1]");
+    py::gil_scoped_release nogil;
+    sgd_momentum_step<T>(param, vel, grad, p.size(), T(lr), T(momentum), resolve_threads(n_threads));
+}
+
+py::array shuffle_order_op(idx n, std::uint64_t seed, std::uint64_t epoch) {
+    if (n < 0) throw py::value_error("n must be >= 0, got " + std::to_string(n));
+    py::array_t<std::int64_t> order(n);
+    std::vector<idx> tmp(static_cast<size_t>(n));
+    {
+        py::gil_scoped_release nogil;
+        shuffle_order(tmp.data(), n, seed, epoch);
+    }
+    std::copy(tmp.begin(), tmp.end(), order.mutable_data());
+    return order;
+}
+
+}  // namespace
+
+void bind_ops(py::module_& m) {
+    m.doc() = "The engine's kernels on NumPy arrays (float32 or float64; all arrays of one call share a dtype).";
+    const auto threads = py::arg("n_threads") = 0;
+    const auto finite = py::arg("check_finite") = true;
+
+    m.def("gemm",
+          [](const py::array& A, const py::array& B, bool ta, bool tb, double alpha, double beta,
+             const py::object& out, int nt, bool cf) {
+              return dispatch_dtype(A, "A", [&](auto t) {
+                  return gemm_op<decltype(t)>(A, B, ta, tb, alpha, beta, out, nt, cf);
+              });
+          },
+          "A"_a, "B"_a, "trans_a"_a = false, "trans_b"_a = false, "alpha"_a = 1.0, "beta"_a = 0.0,
+          "out"_a = py::none(), py::kw_only(), threads, finite,
+          "C = alpha * op(A) @ op(B) + beta * C, written to `out` when given.");
+    m.def("dense_forward",
+          [](const py::array& X, const py::array& W, const py::array& b, const std::string& act,
+             double g0, int nt, bool cf) {
+              return dispatch_dtype(X, "X", [&](auto t) {
+                  return dense_forward_op<decltype(t)>(X, W, b, act, g0, nt, cf);
+              });
+          },
+          "X"_a, "W"_a, "b"_a, "activation"_a = "relu", "grad_at_zero"_a = 0.0, py::kw_only(), threads,
+          finite, "(Z, A) with Z = X @ W + b and A = f(Z).");
+    m.def("dense_backward",
+          [](const py::array& dZ, const py::array& X, int nt, bool cf) {
+              return dispatch_dtype(dZ, "dZ", [&](auto t) { return dense_backward_op<decltype(t)>(dZ, X, nt, cf); });
+          },
+          "dZ"_a, "X"_a, py::kw_only(), threads, finite, "(dW, db) with dW = X.T @ dZ and db = dZ.sum(0).");
+    m.def("delta_propagate",
+          [](const py::array& dZ, const py::array& W, const py::array& Z_prev, const std::string& act,
+             double g0, int nt, bool cf) {
+              return dispatch_dtype(dZ, "dZ", [&](auto t) {
+                  return delta_propagate_op<decltype(t)>(dZ, W, Z_prev, act, g0, nt, cf);
+              });
+          },
+          "dZ"_a, "W"_a, "Z_prev"_a, "activation"_a = "relu", "grad_at_zero"_a = 0.0, py::kw_only(),
+          threads, finite, "dZ_prev = (dZ @ W.T) * f'(Z_prev).");
+    m.def("activation_forward",
+          [](const py::array& Z, const std::string& act, int nt, bool cf) {
+              return dispatch_dtype(Z, "Z", [&](auto t) { return activation_forward_op<decltype(t)>(Z, act, nt, cf); });
+          },
+          "Z"_a, "activation"_a = "relu", py::kw_only(), threads, finite, "A = f(Z), elementwise.");
+    m.def("activation_backward",
+          [](const py::array& dA, const py::array& Z, const std::string& act, double g0, int nt, bool cf) {
+              return dispatch_dtype(dA, "dA", [&](auto t) {
+                  return activation_backward_op<decltype(t)>(dA, Z, act, g0, nt, cf);
+              });
+          },
+          "dA"_a, "Z"_a, "activation"_a = "relu", "grad_at_zero"_a = 0.0, py::kw_only(), threads, finite,
+          "dZ = dA * f'(Z), elementwise.");
+    m.def("output_loss_delta",
+          [](const py::array& Z, const py::array& Y, const std::string& output, int nt, bool cf) {
+              return dispatch_dtype(Z, "Z", [&](auto t) {
+                  return output_loss_delta_op<decltype(t)>(Z, Y, output, nt, cf);
+              });
+          },
+          "Z"_a, "Y"_a, "output"_a = "softmax", py::kw_only(), threads, finite,
+          "(loss, A, dZ): A = out(Z), the mean loss over rows, dZ = (A - Y) / N.");
+    m.def("sgd_momentum_step",
+          [](const py::object& p_obj, const py::object& v_obj, const py::array& g, double lr, double mom,
+             int nt, bool cf) {
+              // p and v are updated in place, so they must already be arrays: never converted.
+              const py::array p = as_array(p_obj, "p"), v = as_array(v_obj, "v");
+              dispatch_dtype(p, "p", [&](auto t) { sgd_momentum_step_op<decltype(t)>(p, v, g, lr, mom, nt, cf); });
+          },
+          "p"_a, "v"_a, "g"_a, "lr"_a, "momentum"_a = 0.0, py::kw_only(), threads, finite,
+          "In place: v = momentum * v - lr * g; p += v.");
+    m.def("shuffle_order", &shuffle_order_op, "n"_a, "seed"_a, "epoch"_a,
+          "The sample order of one epoch: argsort of splitmix64 keys (the reference computes the same).");
+}
+
+}  // namespace dp::bind

@@ -1,0 +1,57 @@
+// deltaprop engine: shared vocabulary.
+//
+// Size legend, used by every kernel (the design's equations, batch-major):
+//   N  rows of a batch (samples)        I  fan-in of a layer       O  fan-out of a layer
+//   M, K  GEMM sizes: C (M x Ncols) = op(A) (M x K) . op(B) (K x Ncols)
+// Every matrix is row-major; `ld*` is the distance in elements between two rows.
+// Kernels take outputs first, then inputs, then sizes, then options (llm.c's order).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace dp {
+
+using idx = std::ptrdiff_t;
+
+#if defined(__GNUC__) || defined(__clang__)
+#define DP_RESTRICT __restrict__
+#else
+#define DP_RESTRICT
+#endif
+
+// Below this much work (multiply-adds or elements) a parallel region costs more than it saves,
+// so small layers stay on one thread.
+constexpr idx kParallelMinWork = idx(1) << 15;
+
+// Threads to use for `work` units: 1 for small work, else the caller's count.
+inline int threads_for(idx work, int n_threads) {
+    return (work < kParallelMinWork || n_threads < 1) ? 1 : n_threads;
+}
+
+// The thread count a caller gets when it asks for "the default" (0): OpenMP's own,
+// which honours OMP_NUM_THREADS and threadpoolctl limits.
+inline int default_threads() {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+// This thread's index inside a parallel region (0 outside one).
+inline int thread_index() {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+inline int resolve_threads(int n_threads) { return n_threads > 0 ? n_threads : default_threads(); }
+
+}  // namespace dp

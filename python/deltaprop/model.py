@@ -1,0 +1,190 @@
+"""The model: ``deltaprop.MLP``, a multilayer perceptron whose parameters are NumPy arrays it
+owns and whose loops run in the C++ engine (or, with ``backend="numpy"``, the reference)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+from . import _core, reference
+from .init import init_params
+from .validation import check_dtype, check_int, check_matrix, check_real, check_targets
+
+BACKENDS = ("cpp", "numpy")
+
+
+@dataclass
+class History:
+    """What ``fit`` returns: per epoch, the mean training loss and the seconds it took."""
+
+    loss: list = field(default_factory=list)
+    seconds: list = field(default_factory=list)
+
+    @property
+    def epochs(self) -> int:
+        return len(self.loss)
+
+
+class MLP:
+    """A multilayer perceptron trained by backpropagation.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        Units per layer, inputs first and outputs last: ``[64, 128, 64, 10]`` is two hidden
+        layers between 64 features and 10 outputs.
+    activation : {"relu", "tanh", "sigmoid" (alias "logistic"), "identity"}
+        The hidden layers' activation.
+    output : {"softmax", "sigmoid", "identity"}
+        The output function and its loss: softmax + cross-entropy, sigmoid + binary
+        cross-entropy, identity + ½ squared error.
+    dtype : {"float64", "float32"}
+        float64 is the validation dtype, float32 the fast one.
+    seed : int
+        Seeds the initial weights and the shuffling of every epoch.
+    backend : {"cpp", "numpy"}
+        The C++/OpenMP engine, or the NumPy reference.
+    n_threads : int or None
+        OpenMP threads; None uses OpenMP's default (OMP_NUM_THREADS, or all cores).
+    grad_at_zero : float
+        ReLU'(0), a convention: 0 (the default, as PyTorch and scikit-learn), 0.5 or 1.
+    """
+
+    def __init__(self, layer_sizes, activation="relu", output="softmax", *, dtype="float64",
+                 seed=0, backend="cpp", n_threads=None, grad_at_zero=0.0):
+        sizes = list(layer_sizes) if np.ndim(layer_sizes) == 1 else None
+        if not sizes or len(sizes) < 2:
+            raise ValueError(f"layer_sizes must list at least 2 sizes (inputs, outputs), "
+                             f"got {layer_sizes!r}")
+        self.layer_sizes = [check_int(s, f"layer_sizes[{i}]") for i, s in enumerate(sizes)]
+        self.activation = activation
+        self.output = output
+        self.dtype = check_dtype(dtype)
+        self.seed = check_int(seed, "seed", minimum=0)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        self.backend = backend
+        self.grad_at_zero = check_real(grad_at_zero, "grad_at_zero", 0.0, 1.0)
+        self._n_threads = 0 if n_threads is None else check_int(n_threads, "n_threads")
+        self._engine = self._make_engine()  # also rejects unknown activation/output names
+        rng = np.random.default_rng(self.seed)
+        self.coefs_, self.intercepts_ = init_params(self.layer_sizes, activation, rng, self.dtype)
+        self.epochs_trained_ = 0  # counts epochs across fit calls: epoch e shuffles with (seed, e)
+
+    # -- engine -------------------------------------------------------------------------
+    def _make_engine(self):
+        if self.backend == "numpy":
+            engine_type = reference.Engine
+        else:
+            engine_type = getattr(_core, f"Engine_{self.dtype.name}")
+        return engine_type(self.layer_sizes, self.activation, self.grad_at_zero, self.output,
+                           self._n_threads)
+
+    @property
+    def n_threads(self) -> Optional[int]:
+        return self._n_threads or None
+
+    @n_threads.setter
+    def n_threads(self, value: Optional[int]) -> None:
+        self._n_threads = 0 if value is None else check_int(value, "n_threads")
+        self._engine.n_threads = self._n_threads
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["_engine"]  # rebuilt on unpickling; parameters are plain arrays
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._engine = self._make_engine()
+
+    # -- inference ----------------------------------------------------------------------
+    def _inputs(self, X) -> np.ndarray:
+        return check_matrix(X, "X", self.dtype, self.layer_sizes[0])
+
+    def _targets(self, Y, n_rows: int) -> np.ndarray:
+        return check_targets(Y, "Y", self.dtype, n_rows, self.layer_sizes[-1], self.output)
+
+    def forward(self, X) -> np.ndarray:
+        """The output activations (softmax probabilities, sigmoid probabilities or values)."""
+        return self._engine.forward(self.coefs_, self.intercepts_, self._inputs(X))
+
+    def predict(self, X) -> np.ndarray:
+        """Class labels (softmax), 0/1 labels (sigmoid) or values (identity); one output gives
+        a 1-D result."""
+        A = self.forward(X)
+        if self.output == "softmax":
+            return A.argmax(axis=1)
+        if self.output == "sigmoid":
+            A = (A > 0.5).astype(np.int64)
+        return A[:, 0] if A.shape[1] == 1 else A
+
+    # -- training -----------------------------------------------------------------------
+    def loss_and_gradients(self, X, Y):
+        """(loss, dcoefs, dintercepts): the mean loss over the rows of X and its gradients,
+        shaped like ``coefs_`` and ``intercepts_``."""
+        X = self._inputs(X)
+        Y = self._targets(Y, X.shape[0])
+        dcoefs = [np.empty_like(W) for W in self.coefs_]
+        dintercepts = [np.empty_like(b) for b in self.intercepts_]
+        loss = self._engine.loss_and_gradients(self.coefs_, self.intercepts_, X, Y, dcoefs,
+                                               dintercepts)
+        return loss, dcoefs, dintercepts
+
+    def fit(self, X, Y, epochs=10, batch_size=32, lr=0.01, momentum=0.0, shuffle=True, *,
+            callback: Optional[Callable[[History], Optional[bool]]] = None,
+            verbose=False) -> History:
+        """Minibatch SGD with momentum (scikit-learn's convention: v ← μv − lr·g; p ← p + v).
+
+        ``batch_size=1`` is online training, ``batch_size=len(X)`` full-batch training. Each
+        epoch runs in the engine without the GIL; between epochs, ``callback(history)`` is
+        called and may return True to stop. Parameters are updated in place.
+        """
+        X = self._inputs(X)
+        Y = self._targets(Y, X.shape[0])
+        epochs = check_int(epochs, "epochs", minimum=0)
+        batch_size = check_int(batch_size, "batch_size")
+        lr = check_real(lr, "lr", 0.0)
+        momentum = check_real(momentum, "momentum", 0.0, 1.0)
+        vcoefs = [np.zeros_like(W) for W in self.coefs_]
+        vintercepts = [np.zeros_like(b) for b in self.intercepts_]
+        history = History()
+        for _ in range(epochs):
+            start = time.perf_counter()
+            loss = self._engine.train_epoch(self.coefs_, self.intercepts_, vcoefs, vintercepts,
+                                            X, Y, batch_size, lr, momentum, bool(shuffle),
+                                            self.seed, self.epochs_trained_)
+            self.epochs_trained_ += 1
+            history.loss.append(loss)
+            history.seconds.append(time.perf_counter() - start)
+            if verbose:
+                print(f"epoch {history.epochs:4d}  loss {loss:.6f}  "
+                      f"{history.seconds[-1] * 1e3:8.2f} ms")
+            if not np.isfinite(loss):
+                raise FloatingPointError(
+                    f"training diverged at epoch {history.epochs}: the loss is {loss}; "
+                    f"lower the learning rate (lr={lr})")
+            if callback is not None and callback(history):
+                break
+        return history
+
+    # -- persistence --------------------------------------------------------------------
+    def save(self, path) -> None:
+        """Writes the model (architecture, options and parameters, bit for bit) to ``path``."""
+        from .saving import save_mlp
+
+        save_mlp(self, path)
+
+    @classmethod
+    def load(cls, path, *, backend="cpp", n_threads=None) -> MLP:
+        """Reads a model written by :meth:`save`."""
+        from .saving import load_mlp
+
+        return load_mlp(cls, path, backend=backend, n_threads=n_threads)
+
+    def __repr__(self) -> str:
+        return (f"MLP({self.layer_sizes}, activation={self.activation!r}, "
+                f"output={self.output!r}, dtype={self.dtype.name!r}, backend={self.backend!r})")

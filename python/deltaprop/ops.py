@@ -1,0 +1,53 @@
+"""The engine's kernels on NumPy arrays: ``deltaprop.ops.gemm(A, B, ...)`` and friends.
+
+Each has a NumPy twin of the same name and signature in :mod:`deltaprop.reference`.
+All arrays of one call share a dtype, float32 or float64; bad arguments raise TypeError or
+ValueError naming the argument. ``n_threads=0`` uses OpenMP's default thread count.
+"""
+
+import numpy as np
+
+from ._core import ops as _ops
+
+gemm = _ops.gemm
+dense_forward = _ops.dense_forward
+dense_backward = _ops.dense_backward
+delta_propagate = _ops.delta_propagate
+activation_forward = _ops.activation_forward
+activation_backward = _ops.activation_backward
+output_loss_delta = _ops.output_loss_delta
+sgd_momentum_step = _ops.sgd_momentum_step
+shuffle_order = _ops.shuffle_order
+
+
+def relu_forward(Z, *, n_threads=0, check_finite=True):
+    """ReLU(Z) = max(Z, 0)."""
+    return activation_forward(Z, "relu", n_threads=n_threads, check_finite=check_finite)
+
+
+def relu_backward(dA, Z, grad_at_zero=0.0, *, n_threads=0, check_finite=True):
+    """dZ = dA · step(Z): the ReLU mask, with ReLU'(0) = grad_at_zero."""
+    return activation_backward(dA, Z, "relu", grad_at_zero, n_threads=n_threads,
+                               check_finite=check_finite)
+
+
+def relu_step(Z, grad_at_zero=0.0, *, n_threads=0, check_finite=True):
+    """ReLU'(Z), the unit step: 1 where Z > 0, 0 where Z < 0, grad_at_zero where Z == 0."""
+    return relu_backward(np.ones_like(Z), Z, grad_at_zero, n_threads=n_threads,
+                         check_finite=check_finite)
+
+
+__all__ = [
+    "activation_backward",
+    "activation_forward",
+    "delta_propagate",
+    "dense_backward",
+    "dense_forward",
+    "gemm",
+    "output_loss_delta",
+    "relu_backward",
+    "relu_forward",
+    "relu_step",
+    "sgd_momentum_step",
+    "shuffle_order",
+]

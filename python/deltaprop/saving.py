@@ -1,0 +1,75 @@
+"""The model file: an .npz archive (no pickle) holding a JSON header and the parameters.
+A file is checked whole before anything is built from it."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+
+FORMAT = "deltaprop-mlp"
+VERSION = 1
+
+
+def save_mlp(net, path) -> None:
+    header = {
+        "format": FORMAT,
+        "version": VERSION,
+        "layer_sizes": net.layer_sizes,
+        "activation": net.activation,
+        "output": net.output,
+        "dtype": net.dtype.name,
+        "seed": net.seed,
+        "grad_at_zero": net.grad_at_zero,
+        "epochs_trained": net.epochs_trained_,
+    }
+    arrays = {"header": np.array(json.dumps(header))}
+    for l, (W, b) in enumerate(zip(net.coefs_, net.intercepts_)):
+        arrays[f"coefs_{l}"] = W
+        arrays[f"intercepts_{l}"] = b
+    with open(path, "wb") as f:  # an open file: np.savez would otherwise append ".npz" to path
+        np.savez(f, **arrays)
+
+
+def _bad(path, why: str) -> ValueError:
+    return ValueError(f"{path} is not a readable deltaprop model file: {why}")
+
+
+def load_mlp(cls, path, *, backend="cpp", n_threads=None):
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            contents = {name: archive[name] for name in archive.files}
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as error:
+        if isinstance(error, FileNotFoundError):
+            raise
+        raise _bad(path, f"{type(error).__name__}: {error}") from error
+    try:
+        header = json.loads(str(contents["header"]))
+    except (KeyError, ValueError) as error:
+        raise _bad(path, "no header") from error
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise _bad(path, "the header does not name the deltaprop-mlp format")
+    if header.get("version") != VERSION:
+        raise _bad(path, f"format version {header.get('version')!r}; this deltaprop reads "
+                         f"version {VERSION}")
+    try:
+        net = cls(header["layer_sizes"], header["activation"], header["output"],
+                  dtype=header["dtype"], seed=header["seed"], backend=backend,
+                  n_threads=n_threads, grad_at_zero=header["grad_at_zero"])
+        epochs = int(header["epochs_trained"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise _bad(path, f"bad header: {error}") from error
+    L = len(net.layer_sizes) - 1
+    for l in range(L):
+        for name, like in ((f"coefs_{l}", net.coefs_[l]), (f"intercepts_{l}", net.intercepts_[l])):
+            array = contents.get(name)
+            if array is None or array.shape != like.shape or array.dtype != like.dtype:
+                seen = "missing" if array is None else f"{array.dtype} {array.shape}"
+                raise _bad(path, f"{name} should be {like.dtype} {like.shape}, got {seen}")
+    if len(contents) != 1 + 2 * L:
+        raise _bad(path, "it holds arrays the header does not describe")
+    net.coefs_ = [np.ascontiguousarray(contents[f"coefs_{l}"]) for l in range(L)]
+    net.intercepts_ = [np.ascontiguousarray(contents[f"intercepts_{l}"]) for l in range(L)]
+    net.epochs_trained_ = epochs
+    return net

@@ -1,0 +1,96 @@
+"""Checks and conversions of user input, done visibly in Python before the engine sees it.
+Every error names the argument and says what was expected and what was seen."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+DTYPES = ("float32", "float64")
+
+
+def check_dtype(dtype) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}") from None
+    if dt.name not in DTYPES:
+        raise TypeError(f"dtype must be 'float32' or 'float64', got {dt.name!r}")
+    return dt
+
+
+def check_int(value, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_real(value, name: str, low: float, high: float = np.inf) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    if not (low <= value <= high):
+        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
+    return float(value)
+
+
+def _numeric(X, name: str) -> np.ndarray:
+    X = np.asarray(X)
+    if X.dtype.kind == "c":
+        raise TypeError(f"{name} is complex; complex data is not supported")
+    if X.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {X.dtype}")
+    return X
+
+
+def check_finite(X: np.ndarray, name: str) -> None:
+    if not np.isfinite(X).all():
+        raise ValueError(f"{name} contains NaN or inf")
+
+
+def check_matrix(X, name: str, dtype: np.dtype, n_cols: int) -> np.ndarray:
+    """X as a C-contiguous (n, n_cols) array of `dtype`, non-empty and finite.
+    A copy is made only when X is not already so."""
+    X = _numeric(X, name)
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {X.shape}")
+    if X.shape[0] == 0:
+        raise ValueError(f"{name} has 0 samples (shape {X.shape}); at least 1 is required")
+    if X.shape[1] != n_cols:
+        raise ValueError(f"{name} has {X.shape[1]} features, but the network expects {n_cols}")
+    X = np.ascontiguousarray(X, dtype=dtype)
+    check_finite(X, name)
+    return X
+
+
+def check_targets(Y, name: str, dtype: np.dtype, n_rows: int, n_outputs: int,
+                  output: str) -> np.ndarray:
+    """Targets as a C-contiguous (n_rows, n_outputs) array of `dtype`.
+
+    softmax: class labels 0..n_outputs-1 (1-D) become one-hot rows; 2-D rows are taken as
+    target distributions. sigmoid: 0/1 targets, 1-D when there is one output. identity: values,
+    1-D when there is one output."""
+    Y = _numeric(Y, name)
+    if Y.shape[:1] != (n_rows,):
+        raise ValueError(f"{name} has {Y.shape[0] if Y.ndim else 0} rows, but X has {n_rows}")
+    check_finite(Y, name)
+    if Y.ndim == 1 and output == "softmax":
+        labels = Y.astype(np.int64)
+        if not np.array_equal(labels, Y) or labels.min() < 0 or labels.max() >= n_outputs:
+            bad = Y[(labels != Y) | (labels < 0) | (labels >= n_outputs)][0]
+            raise ValueError(f"{name} holds label {bad!r}, but a softmax output of {n_outputs} "
+                             f"units takes integer labels 0..{n_outputs - 1}")
+        onehot = np.zeros((n_rows, n_outputs), dtype=dtype)
+        onehot[np.arange(n_rows), labels] = 1
+        return onehot
+    if Y.ndim == 1:
+        Y = Y.reshape(-1, 1)
+    if Y.ndim != 2 or Y.shape[1] != n_outputs:
+        raise ValueError(f"{name} must have shape ({n_rows}, {n_outputs})"
+                         f"{' or (' + str(n_rows) + ',)' if n_outputs == 1 else ''}, "
+                         f"got {Y.shape}")
+    if output == "sigmoid" and ((Y < 0) | (Y > 1)).any():
+        raise ValueError(f"{name} must hold values in [0, 1] for a sigmoid output")
+    return np.ascontiguousarray(Y, dtype=dtype)
