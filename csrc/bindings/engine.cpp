@@ -26,6 +26,10 @@ inline void require_disjoint(const std::vector<Named>& args, size_t first, size_
             if (a != w) require_no_overlap(args[w].array, args[w].name, args[a].array, args[a].name);
 }
 
+// How a call uses a list of parameter-shaped arrays: read (checked finite), updated in place
+// (writeable, checked finite), or only written (writeable; its old contents do not matter).
+enum class Role { read, read_write, write };
+
 template <typename T>
 class Engine {
   public:
@@ -54,7 +58,7 @@ class Engine {
     // Output activations for the rows of X, computed in row chunks so memory stays bounded.
     py::array forward(const py::sequence& coefs, const py::sequence& intercepts, const py::object& X_obj) {
         std::vector<Named> args;
-        const auto p = params<const T*>(coefs, intercepts, "coefs_", "intercepts_", args);
+        const auto p = params<const T*>(coefs, intercepts, "coefs_", "intercepts_", Role::read, args);
         const py::array X = as_array(X_obj, "X");
         const idx N = rows_of(X, "X");
         const T* x = input<T>(X, "X", {N, spec_.sizes.front()}, true);
@@ -78,8 +82,8 @@ class Engine {
                               const py::object& X_obj, const py::object& Y_obj,
                               const py::sequence& dcoefs, const py::sequence& dintercepts) {
         std::vector<Named> args;
-        const auto p = params<const T*>(coefs, intercepts, "coefs", "intercepts", args);
-        const auto g = params<T*>(dcoefs, dintercepts, "dcoefs", "dintercepts", args);
+        const auto p = params<const T*>(coefs, intercepts, "coefs_", "intercepts_", Role::read, args);
+        const auto g = params<T*>(dcoefs, dintercepts, "dcoefs", "dintercepts", Role::write, args);
         const auto [x, y, N] = data(X_obj, Y_obj, args);
         require_disjoint(args, 2 * spec_.layers(), 4 * spec_.layers());
         py::gil_scoped_release nogil;
@@ -96,8 +100,8 @@ class Engine {
         if (!(std::isfinite(lr) && lr >= 0)) throw py::value_error("lr must be finite and >= 0, got " + std::to_string(lr));
         if (!(momentum >= 0 && momentum <= 1)) throw py::value_error("momentum must be in [0, 1], got " + std::to_string(momentum));
         std::vector<Named> args;
-        const auto p = params<T*>(coefs, intercepts, "coefs_", "intercepts_", args);
-        const auto v = params<T*>(vcoefs, vintercepts, "velocity of coefs_", "velocity of intercepts_", args);
+        const auto p = params<T*>(coefs, intercepts, "coefs_", "intercepts_", Role::read_write, args);
+        const auto v = params<T*>(vcoefs, vintercepts, "velocity of coefs_", "velocity of intercepts_", Role::read_write, args);
         const auto [x, y, N] = data(X_obj, Y_obj, args);
         require_disjoint(args, 0, 4 * spec_.layers());
         SgdSchedule s;
@@ -127,11 +131,13 @@ class Engine {
         return {x, y, N};
     }
 
-    // Views of one list of weights and one of biases, checked against the layer sizes (and
-    // writeable when P is T*); the arrays are appended to `keep` so they outlive the GIL-free section.
+    // Views of one list of weights and one of biases, checked against the layer sizes and for
+    // `role` (P is T* for the written roles); the arrays are appended to `keep` so they outlive
+    // the GIL-free section.
     template <typename P>
     ParamViews<P> params(const py::sequence& coefs, const py::sequence& intercepts,
-                         const std::string& cname, const std::string& iname, std::vector<Named>& keep) const {
+                         const std::string& cname, const std::string& iname, Role role,
+                         std::vector<Named>& keep) const {
         const idx L = spec_.layers();
         for (const auto& [seq, name] : {std::pair{&coefs, cname}, std::pair{&intercepts, iname}})
             if (static_cast<idx>(py::len(*seq)) != L)
@@ -145,8 +151,10 @@ class Engine {
             if constexpr (!std::is_const_v<std::remove_pointer_t<P>>) {
                 v.W.push_back(output<T>(W, wn, ws));
                 v.b.push_back(output<T>(b, bn, bs));
-                require_finite(v.W.back(), W.size(), wn);
-                require_finite(v.b.back(), b.size(), bn);
+                if (role == Role::read_write) {
+                    require_finite(v.W.back(), W.size(), wn);
+                    require_finite(v.b.back(), b.size(), bn);
+                }
             } else {
                 v.W.push_back(input<T>(W, wn, ws, true));
                 v.b.push_back(input<T>(b, bn, bs, true));

@@ -35,6 +35,7 @@ Operand<T> operand(const py::array& a, const std::string& name, bool check_finit
     const idx s0 = a.strides(0), s1 = a.strides(1);
     const T* p = static_cast<const T*>(a.data());
     Operand<T> op{p, std::max<idx>(cols, 1), false};
+    if (rows == 0 || cols == 0) return op;  // nothing is read: any strides will do
     if ((cols <= 1 || s1 == item) && (rows <= 1 || (s0 > 0 && s0 % item == 0 && s0 / item >= cols))) {
         if (rows > 1) op.ld = s0 / item;
     } else if ((rows <= 1 || s0 == item) && s1 > 0 && s1 % item == 0 && s1 / item >= rows) {
@@ -71,9 +72,11 @@ py::array gemm_op(const py::array& A, const py::array& B, bool trans_a, bool tra
         require_dtype<T>(C, "out");
         require_shape(C, "out", {M, N});
         require_writeable(C, "out");
-        if (N > 1 && C.strides(1) != C.itemsize())
+        const bool empty = M == 0 || N == 0;  // nothing is written: any strides will do
+        if (!empty && N > 1 && C.strides(1) != C.itemsize())
             throw py::value_error("out must have unit stride along its last axis");
-        if (M > 1 && (C.strides(0) <= 0 || C.strides(0) % C.itemsize() != 0 || C.strides(0) / C.itemsize() < N))
+        if (!empty && M > 1 &&
+            (C.strides(0) <= 0 || C.strides(0) % C.itemsize() != 0 || C.strides(0) / C.itemsize() < N))
             throw py::value_error("out must have rows that do not overlap");
         require_no_overlap(C, "out", A, "A");
         require_no_overlap(C, "out", B, "B");
@@ -86,7 +89,7 @@ py::array gemm_op(const py::array& A, const py::array& B, bool trans_a, bool tra
         if (beta != 0.0) throw py::value_error("beta != 0 accumulates into C, so it needs out=");
         C = new_array<T>({M, N});
     }
-    const idx ldc = M > 1 ? C.strides(0) / C.itemsize() : std::max<idx>(N, 1);
+    const idx ldc = M > 1 && N > 0 ? C.strides(0) / C.itemsize() : std::max<idx>(N, 1);
     T* c = static_cast<T*>(C.mutable_data());
     {
         py::gil_scoped_release nogil;

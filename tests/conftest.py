@@ -1,0 +1,19 @@
+"""Shared fixtures: the two backends' kernels side by side."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import deltaprop as dp
+
+
+@pytest.fixture(params=["cpp", "numpy"])
+def kernels(request):
+    """The engine's ops and the reference's twins, called the same way."""
+    return dp.ops if request.param == "cpp" else dp.reference
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
