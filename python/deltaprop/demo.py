@@ -70,7 +70,9 @@ def main(argv=None) -> int:
     print("\nsummary")
     print(f"  C++ engine      {cpp_time:8.3f} s   test accuracy {cpp_accuracy:.2%}")
     print(f"  NumPy reference {ref_time:8.3f} s   test accuracy {ref_accuracy:.2%}")
-    print(f"  the C++ engine trained {ref_time / cpp_time:.1f}x faster; the two loss curves "
+    speed = ref_time / cpp_time
+    verdict = f"{speed:.1f}x faster than" if speed >= 1 else f"{1 / speed:.1f}x slower than"
+    print(f"  the C++ engine trained {verdict} the NumPy reference; the two loss curves "
           f"differ by at most {gap:.1e} (same seed, same batches)")
     return 0
 
