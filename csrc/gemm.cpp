@@ -1,25 +1,54 @@
-// Cache-blocked, OpenMP-parallel GEMM: the portable engine every faster path is checked against.
+// The GEMM driver: blocking, packing, threads and the fused extras around a micro-kernel
+// (gemm_kernel.hpp) chosen for this CPU. Products too small to repay packing take a direct loop.
 //
-// Loop order (BLIS's, without its micro-kernels):
+// Loop order (BLIS's):
 //   for each NC-wide column panel jc
-//     for each KC-deep slice pc:  pack alpha . op(B)[pc.., jc..] once, contiguous
-//       parallel over (MB rows x NB cols) tiles of C: C_tile += op(A)_tile . Bp_tile
-// A tile of C is written by exactly one thread per (jc, pc) step, and the pc steps run in order,
-// so no two threads write the same element and every sum keeps the same order for any thread count.
+//     for each KC-deep slice pc:
+//       pack alpha . op(B)[pc.., jc..] into NR-wide micro-panels   (threads split the panels;
+//                                                                    column sums of B taken here)
+//       for each MC block of rows ic:
+//         pack op(A)[ic.., pc..] into MR-tall micro-panels         (threads split the panels)
+//         micro-kernel on each MR x NR tile                         (threads split the tiles);
+//         on the last slice, the epilogue on each finished tile
+// A tile of C is written by exactly one thread per (jc, pc) step and the pc steps run in order,
+// so no two threads write the same element and every sum keeps its order for any thread count.
 #include "gemm.hpp"
 
 #include <algorithm>
 #include <vector>
 
+#include "gemm_kernel.hpp"
+#include "isa.hpp"
+
 namespace dp {
 namespace {
 
-// Block sizes in elements. A packed KC x NC panel of B (512 KiB in float64) stays in this
-// machine class's 1 MiB per-core L2; one MB x KC tile of A and an NB-wide strip of C rows sit in L1.
+// Block sizes. KC x NR of B (32 KiB for float32 with NR = 32) and MR x KC of A (12 KiB) are the
+// micro-kernel's working set in the 32 KiB L1 + 1 MiB L2 of one core here; the MC x KC block of
+// A (MC <= 10 MR: at most 120 KiB) stays in L2 while the threads walk the micro-panels of B; the
+// KC x NC panel of B (4 MiB at most) lives in the shared L3.
 constexpr idx KC = 256;
-constexpr idx NC = 256;
-constexpr idx MB = 32;  // rows of C in one parallel task
-constexpr idx NB = 64;  // columns of C in one parallel task
+constexpr idx NC = 4096;
+constexpr int MC_PANELS = 10;
+
+template <typename T>
+const GemmKernel<T>& kernel_for(Isa isa) {
+    static const GemmKernels generic = gemm_kernels_generic();
+#ifdef DELTAPROP_HAVE_AVX2
+    static const GemmKernels avx2 = gemm_kernels_avx2();
+#endif
+#ifdef DELTAPROP_HAVE_AVX512
+    static const GemmKernels avx512 = gemm_kernels_avx512();
+#endif
+    const GemmKernels* set = &generic;
+#ifdef DELTAPROP_HAVE_AVX2
+    if (isa == Isa::avx2) set = &avx2;
+#endif
+#ifdef DELTAPROP_HAVE_AVX512
+    if (isa == Isa::avx512) set = &avx512;
+#endif
+    if constexpr (sizeof(T) == 4) return set->f32; else return set->f64;
+}
 
 template <typename T>
 T* scratch(std::vector<T>& buf, idx size) {
@@ -27,78 +56,207 @@ T* scratch(std::vector<T>& buf, idx size) {
     return buf.data();
 }
 
-// Bp (kc x nc, row-major) = alpha . op(B)[pc : pc+kc, jc : jc+nc]
+// The epilogue on rows [i0, i0+m) x columns [j0, j0+n) of C (c points at C[i0, j0]).
+// The activation's kind is resolved once per call, so each row loop vectorises.
 template <typename T>
-void pack_b(T* DP_RESTRICT Bp, const T* DP_RESTRICT B, idx ldb, idx pc, idx jc, idx kc, idx nc,
-            bool trans_b, T alpha) {
-    if (!trans_b) {
-        for (idx k = 0; k < kc; ++k) {
-            const T* src = B + (pc + k) * ldb + jc;
-            for (idx j = 0; j < nc; ++j) Bp[k * nc + j] = alpha * src[j];
+void apply_epilogue(T* c, idx ldc, idx i0, idx j0, idx m, idx n, const Epilogue<T>& ep) {
+    if (ep.bias)
+        for (idx r = 0; r < m; ++r) {
+            T* DP_RESTRICT row = c + r * ldc;
+            const T* DP_RESTRICT b = ep.bias + j0;
+            for (idx j = 0; j < n; ++j) row[j] += b[j];
         }
-    } else {  // op(B)[k, j] = B[j, k]: read B's rows contiguously, write transposed
-        for (idx j = 0; j < nc; ++j) {
-            const T* src = B + (jc + j) * ldb + pc;
-            for (idx k = 0; k < kc; ++k) Bp[k * nc + j] = alpha * src[k];
-        }
-    }
-}
-
-// Ap (mb x kc) = op(A)[i0 : i0+mb, pc : pc+kc] for trans_a (A stored K x M)
-template <typename T>
-void pack_a_transposed(T* DP_RESTRICT Ap, const T* DP_RESTRICT A, idx lda, idx i0, idx pc, idx mb,
-                       idx kc) {
-    for (idx k = 0; k < kc; ++k) {
-        const T* src = A + (pc + k) * lda + i0;
-        for (idx r = 0; r < mb; ++r) Ap[r * kc + k] = src[r];
-    }
-}
-
-// C (mb x nb, stride ldc) += Ap (mb x kc, stride lda) . Bp (kc x nb, stride ldb).
-// Four rows at a time, so each element of Bp loaded feeds four multiply-adds.
-template <typename T>
-void tile_kernel(T* C, idx ldc, const T* Ap, idx lda, const T* Bp, idx ldb, idx mb, idx nb, idx kc) {
-    idx r = 0;
-    for (; r + 4 <= mb; r += 4) {
-        T* DP_RESTRICT c0 = C + (r + 0) * ldc;
-        T* DP_RESTRICT c1 = C + (r + 1) * ldc;
-        T* DP_RESTRICT c2 = C + (r + 2) * ldc;
-        T* DP_RESTRICT c3 = C + (r + 3) * ldc;
-        const T* a = Ap + r * lda;
-        for (idx k = 0; k < kc; ++k) {
-            const T x0 = a[k], x1 = a[lda + k], x2 = a[2 * lda + k], x3 = a[3 * lda + k];
-            const T* DP_RESTRICT b = Bp + k * ldb;
-            for (idx j = 0; j < nb; ++j) {
-                const T bj = b[j];
-                c0[j] += x0 * bj;
-                c1[j] += x1 * bj;
-                c2[j] += x2 * bj;
-                c3[j] += x3 * bj;
+    if (ep.activation)
+        visit<T>(*ep.activation, [&](auto fn) {
+            for (idx r = 0; r < m; ++r) {
+                T* DP_RESTRICT row = c + r * ldc;
+                for (idx j = 0; j < n; ++j) row[j] = fn.forward(row[j]);
             }
-        }
-    }
-    for (; r < mb; ++r) {
-        T* DP_RESTRICT c = C + r * ldc;
-        const T* a = Ap + r * lda;
-        for (idx k = 0; k < kc; ++k) {
-            const T x = a[k];
-            const T* DP_RESTRICT b = Bp + k * ldb;
-            for (idx j = 0; j < nb; ++j) c[j] += x * b[j];
-        }
-    }
+        });
+    if (ep.derivative)
+        visit<T>(*ep.derivative, [&](auto fn) {
+            for (idx r = 0; r < m; ++r) {
+                T* DP_RESTRICT row = c + r * ldc;
+                const T* DP_RESTRICT s = ep.stored + (i0 + r) * ep.ld_stored + j0;
+                for (idx j = 0; j < n; ++j) row[j] *= fn.derivative(s[j]);
+            }
+        });
 }
 
-// C = beta . C; beta == 0 writes zeros without reading C.
+// C = beta . C; beta == 0 writes zeros without reading C. Split over rows.
 template <typename T>
 void scale_rows(T* C, idx ldc, idx M, idx N, T beta, int n_threads) {
     if (beta == T(1)) return;
-#pragma omp parallel for schedule(static) num_threads(n_threads) if (n_threads > 1)
-    for (idx i = 0; i < M; ++i) {  // split over rows: each thread owns whole rows of C
+    const int nt = threads_for(M * N, n_threads);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (idx i = 0; i < M; ++i) {
         T* c = C + i * ldc;
-        if (beta == T(0))
-            std::fill(c, c + N, T(0));
-        else
-            for (idx j = 0; j < N; ++j) c[j] *= beta;
+        if (beta == T(0)) std::fill(c, c + N, T(0));
+        else for (idx j = 0; j < N; ++j) c[j] *= beta;
+    }
+}
+
+// Direct path for products too small to repay packing: C += alpha . op(A) . op(B), row by row
+// (each thread owns whole rows), k in order, then the extras. Serial below kParallelMinWork.
+template <typename T>
+void gemm_direct(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M, idx N, idx K,
+                 bool trans_a, bool trans_b, T alpha, int n_threads, const Epilogue<T>& ep,
+                 T* col_sums_b) {
+    const int nt = threads_for(M * N * K, n_threads);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (idx i = 0; i < M; ++i) {
+        T* DP_RESTRICT c = C + i * ldc;
+        for (idx k = 0; k < (alpha == T(0) ? 0 : K); ++k) {  // alpha = 0 reads neither A nor B
+            const T a = alpha * (trans_a ? A[k * lda + i] : A[i * lda + k]);
+            if (!trans_b) {
+                const T* DP_RESTRICT b = B + k * ldb;
+                for (idx j = 0; j < N; ++j) c[j] += a * b[j];
+            } else {
+                for (idx j = 0; j < N; ++j) c[j] += a * B[j * ldb + k];
+            }
+        }
+        apply_epilogue(c, ldc, i, 0, 1, N, ep);
+    }
+    if (col_sums_b)
+        for (idx j = 0; j < N; ++j) {  // k in order, as the packed path sums
+            T s = 0;
+            for (idx k = 0; k < K; ++k) s += trans_b ? B[j * ldb + k] : B[k * ldb + j];
+            col_sums_b[j] = s;
+        }
+}
+
+// Bp (kc x NR, zero-padded past n columns) = alpha . op(B)[pc : pc+kc, j0 : j0+n];
+// sums[j] += op(B)[k, j0 + j] when sums is not null.
+template <typename T>
+void pack_b_panel(T* DP_RESTRICT Bp, const T* B, idx ldb, idx pc, idx j0, idx kc, idx n, int NR,
+                  bool trans_b, T alpha, T* sums) {
+    for (idx k = 0; k < kc; ++k) {
+        T* dst = Bp + k * NR;
+        if (!trans_b) {
+            const T* src = B + (pc + k) * ldb + j0;
+            for (idx j = 0; j < n; ++j) dst[j] = alpha * src[j];
+            if (sums)
+                for (idx j = 0; j < n; ++j) sums[j] += src[j];
+        } else {
+            for (idx j = 0; j < n; ++j) dst[j] = alpha * B[(j0 + j) * ldb + pc + k];
+            if (sums)
+                for (idx j = 0; j < n; ++j) sums[j] += B[(j0 + j) * ldb + pc + k];
+        }
+        for (idx j = n; j < NR; ++j) dst[j] = T(0);
+    }
+}
+
+// Ap (kc x MR, zero-padded past m rows) = op(A)[i0 : i0+m, pc : pc+kc].
+template <typename T>
+void pack_a_panel(T* DP_RESTRICT Ap, const T* A, idx lda, idx i0, idx pc, idx m, idx kc, int MR,
+                  bool trans_a) {
+    if (trans_a) {
+        for (idx k = 0; k < kc; ++k) {
+            const T* src = A + (pc + k) * lda + i0;
+            T* dst = Ap + k * MR;
+            for (idx r = 0; r < m; ++r) dst[r] = src[r];
+            for (idx r = m; r < MR; ++r) dst[r] = T(0);
+        }
+    } else {
+        for (idx r = 0; r < MR; ++r) {
+            if (r < m) {
+                const T* src = A + (i0 + r) * lda + pc;
+                for (idx k = 0; k < kc; ++k) Ap[k * MR + r] = src[k];
+            } else {
+                for (idx k = 0; k < kc; ++k) Ap[k * MR + r] = T(0);
+            }
+        }
+    }
+}
+
+// The rows of one MC block are [ic, ic + mc); blocks are balanced so no thread gets a sliver.
+struct RowBlocks {
+    idx count, size;
+    RowBlocks(idx M, int MR) {
+        const idx mc_max = idx(MR) * MC_PANELS;
+        count = (M + mc_max - 1) / mc_max;
+        const idx even = (M + count - 1) / count;
+        size = (even + MR - 1) / MR * MR;
+    }
+};
+
+template <typename T>
+void gemm_packed(const GemmKernel<T>& kern, T* C, idx ldc, const T* A, idx lda, const T* B,
+                 idx ldb, idx M, idx N, idx K, bool trans_a, bool trans_b, T alpha, bool accumulate,
+                 int nt, const Epilogue<T>& ep, T* col_sums_b, bool transposed_c) {
+    // transposed_c: this call computes C^T (M x N here is N x M of the caller's C, which has
+    // row stride ldc); tiles go through scratch and are stored transposed.
+    const int MR = kern.mr, NR = kern.nr;
+    const RowBlocks blocks(M, MR);
+    const idx kc_max = std::min(K, KC);
+
+    // All scratch is sized here, before any parallel region, so an allocation failure is a
+    // std::bad_alloc in the calling thread, never an exception inside OpenMP. It is reused
+    // across calls: a training step allocates nothing.
+    static thread_local std::vector<T> b_buf, a_buf, edge_buf;
+    T* Bp = scratch(b_buf, (std::min(N, NC) + NR - 1) / NR * NR * kc_max);
+    T* Ap = scratch(a_buf, blocks.size * kc_max);
+    T* edge_all = scratch(edge_buf, idx(nt) * MR * NR);
+    if (col_sums_b) std::fill(col_sums_b, col_sums_b + N, T(0));
+
+    for (idx jc = 0; jc < N; jc += NC) {
+        const idx nc = std::min(NC, N - jc), panels = (nc + NR - 1) / NR;
+        for (idx pc = 0; pc < K; pc += KC) {
+            const idx kc = std::min(KC, K - pc);
+            const int acc = accumulate || pc > 0;
+            const bool last = pc + kc == K;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+            {
+                T* edge = edge_all + idx(thread_index()) * MR * NR;
+                // Split over micro-panels of B: each thread packs (and sums) its own columns.
+#pragma omp for schedule(static)
+                for (idx p = 0; p < panels; ++p) {
+                    const idx j0 = p * NR, n = std::min<idx>(NR, nc - j0);
+                    pack_b_panel(Bp + p * NR * kc, B, ldb, pc, jc + j0, kc, n, NR, trans_b, alpha,
+                                 col_sums_b ? col_sums_b + jc + j0 : nullptr);
+                }
+                for (idx ic = 0; ic < M; ic += blocks.size) {
+                    const idx mc = std::min(blocks.size, M - ic), a_panels = (mc + MR - 1) / MR;
+                    // Split over micro-panels of A: the block is packed once, shared by all.
+#pragma omp for schedule(static)
+                    for (idx q = 0; q < a_panels; ++q)
+                        pack_a_panel(Ap + q * MR * kc, A, lda, ic + q * MR, pc,
+                                     std::min<idx>(MR, mc - q * MR), kc, MR, trans_a);
+                    // Split over tiles of C, B-panel-major so a thread's consecutive tiles reuse
+                    // one micro-panel of B from L1. Each tile has one owner.
+#pragma omp for collapse(2) schedule(static)
+                    for (idx p = 0; p < panels; ++p) {
+                        for (idx q = 0; q < a_panels; ++q) {
+                            const idx i = ic + q * MR, m = std::min<idx>(MR, M - i);
+                            const idx j = jc + p * NR, n = std::min<idx>(NR, N - j);
+                            const T* a = Ap + q * MR * kc;
+                            const T* b = Bp + p * NR * kc;
+                            if (transposed_c) {  // C[j + jj, i + r] is this call's (i + r, j + jj)
+                                kern.run(kc, a, b, edge, NR, 0);
+                                T* c = C + j * ldc + i;
+                                for (idx jj = 0; jj < n; ++jj)
+                                    for (idx r = 0; r < m; ++r)
+                                        c[jj * ldc + r] = acc ? c[jj * ldc + r] + edge[r * NR + jj]
+                                                              : edge[r * NR + jj];
+                                if (last) apply_epilogue(c, ldc, j, i, n, m, ep);
+                                continue;
+                            }
+                            T* c = C + i * ldc + j;
+                            if (m == MR && n == NR) {
+                                kern.run(kc, a, b, c, ldc, acc);
+                            } else {  // edge tile: compute in scratch, then add the valid part
+                                kern.run(kc, a, b, edge, NR, 0);
+                                for (idx r = 0; r < m; ++r)
+                                    for (idx jj = 0; jj < n; ++jj)
+                                        c[r * ldc + jj] = acc ? c[r * ldc + jj] + edge[r * NR + jj]
+                                                              : edge[r * NR + jj];
+                            }
+                            if (last) apply_epilogue(c, ldc, i, j, m, n, ep);
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -106,50 +264,38 @@ void scale_rows(T* C, idx ldc, idx M, idx N, T beta, int n_threads) {
 
 template <typename T>
 void gemm(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M, idx N, idx K,
-          bool trans_a, bool trans_b, T alpha, T beta, int n_threads) {
-    if (M <= 0 || N <= 0) return;
+          bool trans_a, bool trans_b, T alpha, T beta, int n_threads, const Epilogue<T>& ep,
+          T* col_sums_b) {
     const int nt = threads_for(M * N * std::max<idx>(K, 1), resolve_threads(n_threads));
-    scale_rows(C, ldc, M, N, beta, threads_for(M * N, nt));
-    if (K <= 0 || alpha == T(0)) return;
-
-    // Scratch is sized here, before any parallel region, so an allocation failure is a
-    // std::bad_alloc in the calling thread, never an exception inside OpenMP. It is reused
-    // across calls: a training step allocates nothing.
-    static thread_local std::vector<T> b_buffer, a_buffer;
-    T* Bp = scratch(b_buffer, std::min(K, KC) * std::min(N, NC));
-    T* Ap_per_thread = trans_a ? scratch(a_buffer, nt * MB * KC) : nullptr;
-    const idx m_tiles = (M + MB - 1) / MB;
-
-    for (idx jc = 0; jc < N; jc += NC) {
-        const idx nc = std::min(NC, N - jc);
-        const idx n_tiles = (nc + NB - 1) / NB;
-        for (idx pc = 0; pc < K; pc += KC) {
-            const idx kc = std::min(KC, K - pc);
-            pack_b(Bp, B, ldb, pc, jc, kc, nc, trans_b, alpha);
-            // Split over tiles of C: tile (ti, tj) is owned by one thread.
-#pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if (nt > 1)
-            for (idx ti = 0; ti < m_tiles; ++ti) {
-                for (idx tj = 0; tj < n_tiles; ++tj) {
-                    const idx i0 = ti * MB, mb = std::min(MB, M - i0);
-                    const idx j0 = tj * NB, nb = std::min(NB, nc - j0);
-                    const T* Ap = A + i0 * lda + pc;
-                    idx ld_ap = lda;
-                    if (trans_a) {
-                        T* packed = Ap_per_thread + thread_index() * MB * KC;
-                        pack_a_transposed(packed, A, lda, i0, pc, mb, kc);
-                        Ap = packed;
-                        ld_ap = kc;
-                    }
-                    tile_kernel(C + i0 * ldc + jc + j0, ldc, Ap, ld_ap, Bp + j0, nc, mb, nb, kc);
-                }
-            }
-        }
+    const GemmKernel<T>& kern = kernel_for<T>(active_isa());
+    // Packing costs O(MK + KN) copies for O(MNK) work: it pays once every dimension spans a few
+    // tiles. Below that (and for an empty product), the direct loop.
+    const bool direct = M < kern.mr || N < 8 || K < 8 || M * N * K < idx(16) * 16 * 16 ||
+                        alpha == T(0);
+    // The direct loop accumulates, so C starts as beta . C; the packed path folds beta = 0 or 1
+    // into its first slice and needs this pass only for other values.
+    if (direct || (beta != T(0) && beta != T(1))) scale_rows(C, ldc, M, N, beta, nt);
+    if (direct) {
+        gemm_direct<T>(C, ldc, A, lda, B, ldb, M, N, K, trans_a, trans_b, alpha, nt, ep, col_sums_b);
+    } else if (N < kern.nr && M > N) {
+        // A narrow C (an output layer's 10 columns) would leave most of an NR-wide tile idle:
+        // compute C^T = op(B)^T op(A)^T instead, its narrow side now along MR. op(B)^T is B read
+        // with the opposite transpose flag, and likewise for A.
+        gemm_packed<T>(kern, C, ldc, B, ldb, A, lda, N, M, K, !trans_b, !trans_a, alpha,
+                       beta != T(0), nt, ep, nullptr, true);
+        if (col_sums_b) gemm_direct<T>(nullptr, 0, A, lda, B, ldb, 0, N, K, trans_a, trans_b, alpha, 1, {}, col_sums_b);
+    } else {
+        gemm_packed<T>(kern, C, ldc, A, lda, B, ldb, M, N, K, trans_a, trans_b, alpha,
+                       beta != T(0), nt, ep, col_sums_b, false);
     }
 }
 
+int gemm_mr(bool f64) { return f64 ? kernel_for<double>(active_isa()).mr : kernel_for<float>(active_isa()).mr; }
+int gemm_nr(bool f64) { return f64 ? kernel_for<double>(active_isa()).nr : kernel_for<float>(active_isa()).nr; }
+
 template void gemm<float>(float*, idx, const float*, idx, const float*, idx, idx, idx, idx, bool,
-                          bool, float, float, int);
+                          bool, float, float, int, const Epilogue<float>&, float*);
 template void gemm<double>(double*, idx, const double*, idx, const double*, idx, idx, idx, idx,
-                           bool, bool, double, double, int);
+                           bool, bool, double, double, int, const Epilogue<double>&, double*);
 
 }  // namespace dp

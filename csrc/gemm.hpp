@@ -1,20 +1,43 @@
-// Matrix multiply: C = alpha . op(A) . op(B) + beta . C, row-major.
+// Matrix multiply: C = alpha . op(A) . op(B) + beta . C, row-major, with fused extras.
 //
 // Contract
 //   op(A) is M x K: A[i*lda + k] when !trans_a, A[k*lda + i] when trans_a.
 //   op(B) is K x N: B[k*ldb + j] when !trans_b, B[j*ldb + k] when trans_b.
-//   C is M x N with row stride ldc and must not overlap A or B.
+//   C is M x N with row stride ldc and must not overlap A, B or the epilogue's inputs.
 //   beta == 0 overwrites C without reading it (BLAS convention: NaN in C does not leak).
-//   Each C element is summed over k in increasing order whatever the thread count,
-//   so results are bitwise identical for 1 or many threads.
+//   Each C element is summed over k in increasing order however the threads split the work,
+//   so results are bitwise identical for any thread count (for a given instruction set path).
+//
+// Fusion, the reason this is not a BLAS call:
+//   epilogue     applied to each tile of C as soon as it is final, while it is hot in cache:
+//                C += bias (per column), then C = f(C), then C *= f'(S) for a stored matrix S
+//                (the layer's A, or Z where f' needs it) - the forward's bias + activation and
+//                delta propagation's derivative mask, without another pass over C.
+//   col_sums_b   if not null, col_sums_b[j] = sum_k op(B)[k, j], taken while B is packed: the
+//                bias gradient, summed from the delta as the weight-gradient product reads it.
 #pragma once
 
+#include "activations.hpp"
 #include "common.hpp"
 
 namespace dp {
 
 template <typename T>
+struct Epilogue {
+    const T* bias = nullptr;
+    const ActivationSpec* activation = nullptr;
+    const ActivationSpec* derivative = nullptr;  // multiply by f'(S), S = stored
+    const T* stored = nullptr;
+    idx ld_stored = 0;
+};
+
+template <typename T>
 void gemm(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M, idx N, idx K,
-          bool trans_a, bool trans_b, T alpha, T beta, int n_threads);
+          bool trans_a, bool trans_b, T alpha, T beta, int n_threads,
+          const Epilogue<T>& epilogue = {}, T* col_sums_b = nullptr);
+
+// The packed path's tile sizes for the active instruction set (for tests at tile edges).
+int gemm_mr(bool f64);
+int gemm_nr(bool f64);
 
 }  // namespace dp

@@ -40,11 +40,14 @@ template <typename T>
 struct Workspace {
     idx rows = 0;             // batch rows the buffers hold
     std::vector<idx> sizes;   // layer sizes they were made for
-    std::vector<std::vector<T>> Z, A, dZ;  // per layer, rows x sizes[l+1]
+    // Per layer, rows x sizes[l+1]. A hidden layer keeps A, and Z only when its derivative needs
+    // it; the output layer keeps Z (the logits) and A (the output function's values).
+    std::vector<std::vector<T>> Z, A, dZ;
     std::vector<std::vector<T>> dW, db;    // gradient buffers for the training loop
     std::vector<double> row_loss;
     std::vector<T> X_batch, Y_batch;       // gathered rows of a shuffled batch
     std::vector<idx> order;                // sample order of an epoch
+    std::vector<std::uint64_t> keys;       // its shuffle keys
 
     // Makes the buffers fit `spec` and `n` rows; allocates only when they grow or the net changes.
     void reserve(const NetSpec& spec, idx n) {
@@ -54,7 +57,8 @@ struct Workspace {
         Z.resize(L); A.resize(L); dZ.resize(L); dW.resize(L); db.resize(L);
         for (idx l = 0; l < L; ++l) {
             const idx count = checked_size(n_rows, spec.sizes[l + 1], "activation buffer");
-            Z[l].resize(count); A[l].resize(count); dZ[l].resize(count);
+            if (l == L - 1 || derivative_needs_z(spec.hidden)) Z[l].resize(count);
+            A[l].resize(count); dZ[l].resize(count);
             dW[l].resize(checked_size(spec.sizes[l], spec.sizes[l + 1], "weight gradient"));
             db[l].resize(spec.sizes[l + 1]);
         }
@@ -64,9 +68,14 @@ struct Workspace {
         sizes = spec.sizes;
         rows = n_rows;
     }
+
+    // What backward reads for hidden layer l: Z if the derivative needs it, else A.
+    const T* stored(const NetSpec& spec, idx l) const {
+        return derivative_needs_z(spec.hidden) ? Z[l].data() : A[l].data();
+    }
 };
 
-// Fills ws.Z and ws.A for every hidden layer and ws.Z for the output layer.
+// Fills ws.A (and ws.Z where needed) for every hidden layer and ws.Z for the output layer.
 template <typename T>
 void mlp_forward(Workspace<T>& ws, const ParamViews<const T*>& p, const T* X, idx N,
                  const NetSpec& spec, int n_threads) {
@@ -74,8 +83,9 @@ void mlp_forward(Workspace<T>& ws, const ParamViews<const T*>& p, const T* X, id
     const T* input = X;
     for (idx l = 0; l < L; ++l) {
         const bool hidden = l < L - 1;
-        dense_forward<T>(ws.Z[l].data(), hidden ? ws.A[l].data() : nullptr, input, p.W[l], p.b[l],
-                         N, spec.sizes[l], spec.sizes[l + 1], spec.hidden, n_threads);
+        T* Z = hidden && !derivative_needs_z(spec.hidden) ? nullptr : ws.Z[l].data();
+        dense_forward<T>(Z, hidden ? ws.A[l].data() : nullptr, input, p.W[l], p.b[l], N,
+                         spec.sizes[l], spec.sizes[l + 1], spec.hidden, n_threads);
         input = ws.A[l].data();
     }
 }
@@ -95,8 +105,8 @@ double mlp_loss_and_gradients(Workspace<T>& ws, const ParamViews<const T*>& p,
         const T* input = l == 0 ? X : ws.A[l - 1].data();
         dense_backward<T>(grad.W[l], grad.b[l], ws.dZ[l].data(), input, N, I, O, n_threads);
         if (l > 0)
-            delta_propagate<T>(ws.dZ[l - 1].data(), ws.dZ[l].data(), p.W[l], ws.Z[l - 1].data(),
-                               ws.A[l - 1].data(), N, I, O, spec.hidden, n_threads);
+            delta_propagate<T>(ws.dZ[l - 1].data(), ws.dZ[l].data(), p.W[l], ws.stored(spec, l - 1),
+                               N, I, O, spec.hidden, n_threads);
     }
     return loss;
 }

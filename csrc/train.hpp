@@ -24,9 +24,10 @@ inline std::uint64_t mix64(std::uint64_t x) {
 
 // The order of epoch `epoch`: argsort of key_i = mix64(seed.C1 + epoch.C2 + i), ties by index.
 // The NumPy reference computes the same keys vectorised, so both backends see the same batches.
-inline void shuffle_order(idx* order, idx n, std::uint64_t seed, std::uint64_t epoch) {
+// `key` is scratch of n entries.
+inline void shuffle_order(idx* order, std::uint64_t* key, idx n, std::uint64_t seed,
+                          std::uint64_t epoch) {
     const std::uint64_t base = seed * 0x9E3779B97F4A7C15ULL + epoch * 0xC2B2AE3D27D4EB4FULL;
-    std::vector<std::uint64_t> key(static_cast<size_t>(n));
     for (idx i = 0; i < n; ++i) {
         key[i] = mix64(base + static_cast<std::uint64_t>(i));
         order[i] = i;
@@ -62,7 +63,8 @@ double train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const ParamVi
     ws.reserve(spec, batch);
     if (s.shuffle) {
         ws.order.resize(static_cast<size_t>(n));
-        shuffle_order(ws.order.data(), n, s.seed, s.epoch);
+        ws.keys.resize(static_cast<size_t>(n));
+        shuffle_order(ws.order.data(), ws.keys.data(), n, s.seed, s.epoch);
     }
     ParamViews<const T*> view;
     ParamViews<T*> grad;

@@ -17,3 +17,12 @@ def kernels(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(params=dp.ops.available_isas())
+def isa(request):
+    """Each instruction-set path this machine can run, forced for the test, then restored."""
+    previous = dp.ops.get_isa()
+    dp.ops.set_isa(request.param)
+    yield request.param
+    dp.ops.set_isa(previous)

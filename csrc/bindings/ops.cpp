@@ -2,6 +2,7 @@
 // Each op checks its arguments, allocates its outputs as NumPy arrays, releases the GIL and runs.
 // Argument names and order match the NumPy reference (python/deltaprop/reference/).
 #include "../dense.hpp"
+#include "../isa.hpp"
 #include "../loss.hpp"
 #include "../names.hpp"
 #include "../optim.hpp"
@@ -99,6 +100,8 @@ py::array gemm_op(const py::array& A, const py::array& B, bool trans_a, bool tra
     return C;
 }
 
+// Z and A come from two products: Z with the bias epilogue, A with the fused bias + activation
+// epilogue, so the op exposes (and the tests check) the fused path the training step uses.
 template <typename T>
 py::tuple dense_forward_op(const py::array& X, const py::array& W, const py::array& b,
                            const std::string& activation, double grad_at_zero, int n_threads,
@@ -115,7 +118,9 @@ py::tuple dense_forward_op(const py::array& X, const py::array& W, const py::arr
     T *z = Z.mutable_data(), *a = A.mutable_data();
     {
         py::gil_scoped_release nogil;
-        dense_forward<T>(z, a, x, w, bias, N, I, O, f, resolve_threads(n_threads));
+        const int nt = resolve_threads(n_threads);
+        dense_forward<T>(z, nullptr, x, w, bias, N, I, O, f, nt);
+        dense_forward<T>(nullptr, a, x, w, bias, N, I, O, f, nt);
     }
     return py::make_tuple(Z, A);
 }
@@ -154,8 +159,8 @@ py::array delta_propagate_op(const py::array& dZ, const py::array& W, const py::
     {
         py::gil_scoped_release nogil;
         const int nt = resolve_threads(n_threads);
-        activation_forward<T>(a_prev, z_prev, N * I, f, nt);  // the derivative may read A = f(Z)
-        delta_propagate<T>(dz_prev, dz, w, z_prev, a_prev, N, I, O, f, nt);
+        activation_forward<T>(a_prev, z_prev, N * I, f, nt);  // what a forward pass would store
+        delta_propagate<T>(dz_prev, dz, w, derivative_needs_z(f) ? z_prev : a_prev, N, I, O, f, nt);
     }
     return dZ_prev;
 }
@@ -188,7 +193,7 @@ py::array activation_backward_op(const py::array& dA, const py::array& Z, const 
         py::gil_scoped_release nogil;
         const int nt = resolve_threads(n_threads);
         activation_forward<T>(a, z, Z.size(), f, nt);
-        activation_backward<T>(dz, da, z, a, Z.size(), f, nt);
+        activation_backward<T>(dz, da, derivative_needs_z(f) ? z : a, Z.size(), f, nt);
     }
     return dZ;
 }
@@ -233,9 +238,10 @@ py::array shuffle_order_op(idx n, std::uint64_t seed, std::uint64_t epoch) {
     if (n < 0) throw py::value_error("n must be >= 0, got " + std::to_string(n));
     py::array_t<std::int64_t> order(n);
     std::vector<idx> tmp(static_cast<size_t>(n));
+    std::vector<std::uint64_t> keys(static_cast<size_t>(n));
     {
         py::gil_scoped_release nogil;
-        shuffle_order(tmp.data(), n, seed, epoch);
+        shuffle_order(tmp.data(), keys.data(), n, seed, epoch);
     }
     std::copy(tmp.begin(), tmp.end(), order.mutable_data());
     return order;
@@ -311,6 +317,24 @@ void bind_ops(py::module_& m) {
           },
           "p"_a, "v"_a, "g"_a, "lr"_a, "momentum"_a = 0.0, py::kw_only(), threads, finite,
           "In place: v = momentum * v - lr * g; p += v.");
+    m.def("get_isa", [] { return std::string(isa_name(active_isa())); },
+          "The instruction-set path the GEMM uses now: 'generic', 'avx2' or 'avx512'.");
+    m.def("set_isa", [](const std::string& name) { set_isa(parse_isa(name)); }, "isa"_a,
+          "Forces a GEMM path (ValueError if it is not built or this CPU lacks it). The first "
+          "choice is the best usable path, or the one the DELTAPROP_ISA environment variable names.");
+    m.def("available_isas", [] {
+              std::vector<std::string> names;
+              for (Isa isa : usable_isas()) names.emplace_back(isa_name(isa));
+              return names;
+          },
+          "The paths built into this binary that this CPU supports, slowest first.");
+    m.def("gemm_tile", [](const std::string& dtype) {
+              if (dtype != "float32" && dtype != "float64")
+                  throw py::value_error("dtype must be 'float32' or 'float64'");
+              const bool f64 = dtype == "float64";
+              return py::make_tuple(gemm_mr(f64), gemm_nr(f64));
+          },
+          "dtype"_a, "(MR, NR): the micro-kernel tile of the active path for this dtype.");
     m.def("shuffle_order", &shuffle_order_op, "n"_a, "seed"_a, "epoch"_a,
           "The sample order of one epoch: argsort of splitmix64 keys (the reference computes the same).");
 }

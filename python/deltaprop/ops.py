@@ -3,6 +3,10 @@
 Each has a NumPy twin of the same name and signature in :mod:`deltaprop.reference`.
 All arrays of one call share a dtype, float32 or float64; bad arguments raise TypeError or
 ValueError naming the argument. ``n_threads=0`` uses OpenMP's default thread count.
+
+The matrix products run on the best instruction-set path this CPU supports (``get_isa()``);
+``set_isa("generic" | "avx2" | "avx512")`` or the ``DELTAPROP_ISA`` environment variable
+forces another, so every path can be tested on one machine.
 """
 
 import numpy as np
@@ -18,6 +22,10 @@ activation_backward = _ops.activation_backward
 output_loss_delta = _ops.output_loss_delta
 sgd_momentum_step = _ops.sgd_momentum_step
 shuffle_order = _ops.shuffle_order
+get_isa = _ops.get_isa
+set_isa = _ops.set_isa
+available_isas = _ops.available_isas
+gemm_tile = _ops.gemm_tile
 
 
 def relu_forward(Z, *, n_threads=0, check_finite=True):
@@ -40,14 +48,18 @@ def relu_step(Z, grad_at_zero=0.0, *, n_threads=0, check_finite=True):
 __all__ = [
     "activation_backward",
     "activation_forward",
+    "available_isas",
     "delta_propagate",
     "dense_backward",
     "dense_forward",
     "gemm",
+    "gemm_tile",
+    "get_isa",
     "output_loss_delta",
     "relu_backward",
     "relu_forward",
     "relu_step",
+    "set_isa",
     "sgd_momentum_step",
     "shuffle_order",
 ]

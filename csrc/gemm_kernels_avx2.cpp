@@ -1,0 +1,39 @@
+// AVX2 + FMA micro-kernels (compiled with -mavx2 -mfma): 16 ymm registers hold a 6 x 2-register
+// tile of accumulators (12), two rows of B (2) and one broadcast of A (1).
+#include <immintrin.h>
+
+#include "gemm_kernel.hpp"
+
+namespace {
+
+struct F32x8 {
+    using T = float;
+    using reg = __m256;
+    static constexpr int width = 8;
+    static reg zero() { return _mm256_setzero_ps(); }
+    static reg load(const T* p) { return _mm256_loadu_ps(p); }
+    static void store(T* p, reg r) { _mm256_storeu_ps(p, r); }
+    static reg broadcast(T x) { return _mm256_set1_ps(x); }
+    static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
+    static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
+};
+
+struct F64x4 {
+    using T = double;
+    using reg = __m256d;
+    static constexpr int width = 4;
+    static reg zero() { return _mm256_setzero_pd(); }
+    static reg load(const T* p) { return _mm256_loadu_pd(p); }
+    static void store(T* p, reg r) { _mm256_storeu_pd(p, r); }
+    static reg broadcast(T x) { return _mm256_set1_pd(x); }
+    static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_pd(a, b, c); }
+    static reg add(reg a, reg b) { return _mm256_add_pd(a, b); }
+};
+
+#include "gemm_kernel_body.inc"
+
+}  // namespace
+
+dp::GemmKernels dp::gemm_kernels_avx2() {
+    return {kernel_entry<F32x8, 6, 2>(), kernel_entry<F64x4, 6, 2>()};
+}

@@ -1,0 +1,25 @@
+// Portable micro-kernels: plain C++ that any compiler and CPU run (the path always built).
+#include "gemm_kernel.hpp"
+
+namespace {
+
+template <typename S>
+struct Scalar {
+    using T = S;
+    using reg = S;
+    static constexpr int width = 1;
+    static reg zero() { return S(0); }
+    static reg load(const S* p) { return *p; }
+    static void store(S* p, reg r) { *p = r; }
+    static reg broadcast(S x) { return x; }
+    static reg fma(reg a, reg b, reg c) { return a * b + c; }
+    static reg add(reg a, reg b) { return a + b; }
+};
+
+#include "gemm_kernel_body.inc"
+
+}  // namespace
+
+dp::GemmKernels dp::gemm_kernels_generic() {
+    return {kernel_entry<Scalar<float>, 4, 8>(), kernel_entry<Scalar<double>, 4, 8>()};
+}

@@ -1,0 +1,106 @@
+"""Every GEMM path (generic, AVX2, AVX-512) this CPU can run, forced one at a time: products at
+sizes just below, at and above its own micro-kernel tile and cache blocks, the fused epilogues,
+and whole training runs, each against the NumPy reference."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from helpers import DTYPES, assert_close
+
+import deltaprop as dp
+from deltaprop import reference as ref
+
+KC = 256  # the GEMM's k-slice (csrc/gemm.cpp)
+
+
+def edge_sizes(tile):
+    return sorted({1, tile - 1, tile, tile + 1, 2 * tile + 1} - {0})
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_at_the_paths_own_tile_edges(isa, rng, dtype):
+    mr, nr = dp.ops.gemm_tile(np.dtype(dtype).name)
+    shapes = [(m, n, k) for m in edge_sizes(mr) for n in edge_sizes(nr) for k in (7, KC + 1)]
+    shapes += [(mr + 1, nr + 1, k) for k in (KC - 1, KC, 2 * KC + 3)]
+    shapes += [(3 * mr + 5, 10, 97), (128, 10, 300), (10, 3 * nr + 1, 64)]  # narrow C
+    for m, n, k in shapes:
+        for trans_a in (False, True):
+            for trans_b in (False, True):
+                A = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+                B = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+                C0 = rng.standard_normal((m, n)).astype(dtype)
+                for beta in (0.0, 1.0, -0.5):
+                    out = C0.copy()
+                    dp.ops.gemm(A, B, trans_a, trans_b, alpha=0.75, beta=beta, out=out)
+                    expected = ref.gemm(A, B, trans_a, trans_b, alpha=0.75, beta=beta,
+                                        out=C0.copy())
+                    assert_close(out, expected, what=f"{isa} {(m, n, k, trans_a, trans_b, beta)}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation, grad_at_zero", [("relu", 0.0), ("relu", 0.5), ("tanh", 0.0),
+                                                      ("sigmoid", 0.0), ("identity", 0.0)])
+@pytest.mark.parametrize("n, i, o", [(32, 64, 128), (128, 257, 10), (5, 40, 33)])
+def test_fused_epilogues_match_the_unfused_reference(isa, rng, dtype, activation, grad_at_zero,
+                                                     n, i, o):
+    X = rng.standard_normal((n, i)).astype(dtype)
+    W = rng.standard_normal((i, o)).astype(dtype)
+    b = rng.standard_normal(o).astype(dtype)
+    dZ = rng.standard_normal((n, o)).astype(dtype)
+    Z_prev = rng.standard_normal((n, i)).astype(dtype)
+    Z_prev[::3, ::4] = 0  # the kink, where ReLU'(0) shows
+    for threads in (1, 2):
+        Z, A = dp.ops.dense_forward(X, W, b, activation, grad_at_zero, n_threads=threads)
+        Z_ref, A_ref = ref.dense_forward(X, W, b, activation, grad_at_zero)
+        assert_close(Z, Z_ref, what="Z")
+        assert_close(A, A_ref, what="A (bias + activation epilogue)")
+        dW, db = dp.ops.dense_backward(dZ, X, n_threads=threads)
+        dW_ref, db_ref = ref.dense_backward(dZ, X)
+        assert_close(dW, dW_ref, what="dW")
+        assert_close(db, db_ref, what="db (summed while packing)")
+        got = dp.ops.delta_propagate(dZ, W, Z_prev, activation, grad_at_zero,
+                                     n_threads=threads)
+        want = ref.delta_propagate(dZ, W, Z_prev, activation, grad_at_zero)
+        assert_close(got, want, what="delta_propagate (derivative-mask epilogue)")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("grad_at_zero", [0.0, 1.0])
+def test_training_run_matches_reference_on_every_path(isa, rng, dtype, grad_at_zero):
+    X = rng.standard_normal((150, 40))
+    y = rng.integers(0, 10, 150)
+    kwargs = dict(dtype=dtype, seed=2, grad_at_zero=grad_at_zero)
+    cpp = dp.MLP([40, 64, 48, 10], **kwargs)
+    numpy = dp.MLP([40, 64, 48, 10], backend="numpy", **kwargs)
+    fit = dict(epochs=3, batch_size=16, lr=0.05, momentum=0.9)  # 30 steps
+    h_cpp, h_ref = cpp.fit(X, y, **fit), numpy.fit(X, y, **fit)
+    rtol = 1e-10 if dtype == np.float64 else 1e-4
+    assert_close(np.array(h_cpp.loss), np.array(h_ref.loss), rtol=rtol)
+    for a, b in zip(cpp.coefs_ + cpp.intercepts_, numpy.coefs_ + numpy.intercepts_):
+        assert_close(a, b, rtol=rtol)
+
+
+def test_isa_controls():
+    paths = dp.ops.available_isas()
+    assert paths[0] == "generic"
+    assert dp.ops.get_isa() in paths
+    with pytest.raises(ValueError, match="unknown instruction set 'sse9'"):
+        dp.ops.set_isa("sse9")
+    for path in ("generic", "avx2", "avx512"):
+        if path not in paths:
+            with pytest.raises(ValueError, match=path):
+                dp.ops.set_isa(path)
+
+
+@pytest.mark.parametrize("value, expected", [("generic", "generic"), ("nonsense", None)])
+def test_environment_variable_chooses_the_path(value, expected):
+    env = dict(os.environ, DELTAPROP_ISA=value)
+    code = "import deltaprop as dp; print(dp.ops.get_isa(), dp.ops.available_isas()[-1])"
+    chosen, best = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                                  text=True, check=True).stdout.split()
+    assert chosen == (expected or best)  # an unusable name falls back to the best path
