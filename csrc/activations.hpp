@@ -76,9 +76,8 @@ void visit(const ActivationSpec& f, Body&& body) {
 template <typename T>
 void activation_forward(T* A, const T* Z, idx count, const ActivationSpec& f, int n_threads) {
     const int nt = threads_for(count, n_threads);
-    visit<T>(f, [&](auto fn) {
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-        for (idx e = 0; e < count; ++e) A[e] = fn.forward(Z[e]);  // split over elements
+    visit<T>(f, [&](auto fn) {  // split over elements
+        parallel_for(count, nt, [&](idx e) { A[e] = fn.forward(Z[e]); });
     });
 }
 
@@ -87,9 +86,8 @@ template <typename T>
 void activation_backward(T* dZ, const T* dA, const T* S, idx count, const ActivationSpec& f,
                          int n_threads) {
     const int nt = threads_for(count, n_threads);
-    visit<T>(f, [&](auto fn) {
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-        for (idx e = 0; e < count; ++e) dZ[e] = dA[e] * fn.derivative(S[e]);
+    visit<T>(f, [&](auto fn) {  // split over elements
+        parallel_for(count, nt, [&](idx e) { dZ[e] = dA[e] * fn.derivative(S[e]); });
     });
 }
 

@@ -54,4 +54,17 @@ inline int thread_index() {
 
 inline int resolve_threads(int n_threads) { return n_threads > 0 ? n_threads : default_threads(); }
 
+// body(i) for i in [0, count), split into contiguous static chunks over n_threads. One thread
+// runs a plain loop: entering an OpenMP construct costs about a microsecond even when it ends up
+// serial, which would dominate small layers and online (batch-1) training. `body` must not throw.
+template <typename Body>
+void parallel_for(idx count, int n_threads, Body&& body) {
+    if (n_threads <= 1) {
+        for (idx i = 0; i < count; ++i) body(i);
+        return;
+    }
+#pragma omp parallel for schedule(static) num_threads(n_threads)
+    for (idx i = 0; i < count; ++i) body(i);
+}
+
 }  // namespace dp

@@ -88,12 +88,11 @@ template <typename T>
 void scale_rows(T* C, idx ldc, idx M, idx N, T beta, int n_threads) {
     if (beta == T(1)) return;
     const int nt = threads_for(M * N, n_threads);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (idx i = 0; i < M; ++i) {
+    parallel_for(M, nt, [&](idx i) {
         T* c = C + i * ldc;
         if (beta == T(0)) std::fill(c, c + N, T(0));
         else for (idx j = 0; j < N; ++j) c[j] *= beta;
-    }
+    });
 }
 
 // Direct path for products too small to repay packing: C += alpha . op(A) . op(B), row by row
@@ -103,8 +102,7 @@ void gemm_direct(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M,
                  bool trans_a, bool trans_b, T alpha, int n_threads, const Epilogue<T>& ep,
                  T* col_sums_b) {
     const int nt = threads_for(M * N * K, n_threads);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (idx i = 0; i < M; ++i) {
+    parallel_for(M, nt, [&](idx i) {
         T* DP_RESTRICT c = C + i * ldc;
         for (idx k = 0; k < (alpha == T(0) ? 0 : K); ++k) {  // alpha = 0 reads neither A nor B
             const T a = alpha * (trans_a ? A[k * lda + i] : A[i * lda + k]);
@@ -116,7 +114,7 @@ void gemm_direct(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M,
             }
         }
         apply_epilogue(c, ldc, i, 0, 1, N, ep);
-    }
+    });
     if (col_sums_b)
         for (idx j = 0; j < N; ++j) {  // k in order, as the packed path sums
             T s = 0;
@@ -180,81 +178,115 @@ struct RowBlocks {
     }
 };
 
+// One packed product: its operands, its kernel, its scratch, and the two levels of work.
+template <typename T>
+struct PackedGemm {
+    const GemmKernel<T>& kern;
+    T* C; idx ldc;
+    const T* A; idx lda;
+    const T* B; idx ldb;
+    idx M, N, K;
+    bool trans_a, trans_b;
+    T alpha;
+    bool accumulate;            // add to C (beta = 1) rather than overwrite it (beta = 0)
+    const Epilogue<T>& ep;
+    T* col_sums_b;
+    bool transposed_c;          // this computes C^T: M x N here is N x M of C (row stride ldc)
+    RowBlocks blocks;
+    // Packing B pays when its micro-panels are reused by many row panels of A. With few rows
+    // (a small batch) a row-major B is read in place, full-width panels at least; the right
+    // edge is still packed, zero-padded. (Packing also scales by alpha and takes column sums.)
+    bool b_in_place;
+    T *Bp, *Ap, *edge_all;
+
+    // One (jc, pc) step. Called by every thread of a team, or alone: its `omp for`s split the
+    // work, each ending in a barrier.
+    void slice(idx jc, idx nc, idx pc, idx kc) const {
+        const int MR = kern.mr, NR = kern.nr;
+        const idx panels = (nc + NR - 1) / NR;
+        T* edge = edge_all + idx(thread_index()) * MR * NR;
+        // Split over micro-panels of B: each thread packs (and sums) its own columns.
+#pragma omp for schedule(static)
+        for (idx p = 0; p < panels; ++p) {
+            const idx j0 = p * NR, n = std::min<idx>(NR, nc - j0);
+            if (b_in_place && n == NR) continue;
+            pack_b_panel(Bp + p * NR * kc, B, ldb, pc, jc + j0, kc, n, NR, trans_b, alpha,
+                         col_sums_b ? col_sums_b + jc + j0 : nullptr);
+        }
+        for (idx ic = 0; ic < M; ic += blocks.size) {
+            const idx mc = std::min(blocks.size, M - ic), a_panels = (mc + MR - 1) / MR;
+            // Split over micro-panels of A: the block is packed once, shared by all.
+#pragma omp for schedule(static)
+            for (idx q = 0; q < a_panels; ++q)
+                pack_a_panel(Ap + q * MR * kc, A, lda, ic + q * MR, pc,
+                             std::min<idx>(MR, mc - q * MR), kc, MR, trans_a);
+            // Split over tiles of C, B-panel-major so a thread's consecutive tiles reuse one
+            // micro-panel of B from L1. Each tile has one owner.
+#pragma omp for collapse(2) schedule(static)
+            for (idx p = 0; p < panels; ++p)
+                for (idx q = 0; q < a_panels; ++q)
+                    tile(ic + q * MR, jc + p * NR, Ap + q * MR * kc, p, pc, kc, edge);
+        }
+    }
+
+    // The MR x NR tile of C at (i, j), from packed A panel `a` and B panel p.
+    void tile(idx i, idx j, const T* a, idx p, idx pc, idx kc, T* edge) const {
+        const int MR = kern.mr, NR = kern.nr;
+        const idx m = std::min<idx>(MR, M - i), n = std::min<idx>(NR, N - j);
+        const int acc = accumulate || pc > 0;
+        const bool last = pc + kc == K;
+        const bool b_direct = b_in_place && n == NR;
+        const T* b = b_direct ? B + pc * ldb + j : Bp + p * NR * kc;
+        const idx ldbp = b_direct ? ldb : NR;
+        if (transposed_c) {  // element (i + r, j + jj) here is C[j + jj, i + r]
+            kern.rows[MR](kc, a, b, ldbp, edge, NR, 0);
+            T* c = C + j * ldc + i;
+            for (idx jj = 0; jj < n; ++jj)
+                for (idx r = 0; r < m; ++r)
+                    c[jj * ldc + r] = acc ? c[jj * ldc + r] + edge[r * NR + jj] : edge[r * NR + jj];
+            if (last) apply_epilogue(c, ldc, j, i, n, m, ep);
+            return;
+        }
+        T* c = C + i * ldc + j;
+        if (n == NR) {  // full width: the m-row kernel writes C directly
+            kern.rows[m](kc, a, b, ldbp, c, ldc, acc);
+        } else {  // right edge: compute in scratch, then add the valid part
+            kern.rows[m](kc, a, b, ldbp, edge, NR, 0);
+            for (idx r = 0; r < m; ++r)
+                for (idx jj = 0; jj < n; ++jj)
+                    c[r * ldc + jj] = acc ? c[r * ldc + jj] + edge[r * NR + jj] : edge[r * NR + jj];
+        }
+        if (last) apply_epilogue(c, ldc, i, j, m, n, ep);
+    }
+};
+
 template <typename T>
 void gemm_packed(const GemmKernel<T>& kern, T* C, idx ldc, const T* A, idx lda, const T* B,
                  idx ldb, idx M, idx N, idx K, bool trans_a, bool trans_b, T alpha, bool accumulate,
                  int nt, const Epilogue<T>& ep, T* col_sums_b, bool transposed_c) {
-    // transposed_c: this call computes C^T (M x N here is N x M of the caller's C, which has
-    // row stride ldc); tiles go through scratch and are stored transposed.
     const int MR = kern.mr, NR = kern.nr;
-    const RowBlocks blocks(M, MR);
     const idx kc_max = std::min(K, KC);
-
     // All scratch is sized here, before any parallel region, so an allocation failure is a
     // std::bad_alloc in the calling thread, never an exception inside OpenMP. It is reused
     // across calls: a training step allocates nothing.
     static thread_local std::vector<T> b_buf, a_buf, edge_buf;
-    T* Bp = scratch(b_buf, (std::min(N, NC) + NR - 1) / NR * NR * kc_max);
-    T* Ap = scratch(a_buf, blocks.size * kc_max);
-    T* edge_all = scratch(edge_buf, idx(nt) * MR * NR);
+    const RowBlocks blocks(M, MR);
+    const PackedGemm<T> job{kern, C, ldc, A, lda, B, ldb, M, N, K, trans_a, trans_b, alpha,
+                            accumulate, ep, col_sums_b, transposed_c, blocks,
+                            !trans_b && alpha == T(1) && col_sums_b == nullptr && M <= 4 * idx(MR),
+                            scratch(b_buf, (std::min(N, NC) + NR - 1) / NR * NR * kc_max),
+                            scratch(a_buf, blocks.size * kc_max),
+                            scratch(edge_buf, idx(nt) * MR * NR)};
     if (col_sums_b) std::fill(col_sums_b, col_sums_b + N, T(0));
-
     for (idx jc = 0; jc < N; jc += NC) {
-        const idx nc = std::min(NC, N - jc), panels = (nc + NR - 1) / NR;
+        const idx nc = std::min(NC, N - jc);
         for (idx pc = 0; pc < K; pc += KC) {
             const idx kc = std::min(KC, K - pc);
-            const int acc = accumulate || pc > 0;
-            const bool last = pc + kc == K;
-#pragma omp parallel num_threads(nt) if (nt > 1)
-            {
-                T* edge = edge_all + idx(thread_index()) * MR * NR;
-                // Split over micro-panels of B: each thread packs (and sums) its own columns.
-#pragma omp for schedule(static)
-                for (idx p = 0; p < panels; ++p) {
-                    const idx j0 = p * NR, n = std::min<idx>(NR, nc - j0);
-                    pack_b_panel(Bp + p * NR * kc, B, ldb, pc, jc + j0, kc, n, NR, trans_b, alpha,
-                                 col_sums_b ? col_sums_b + jc + j0 : nullptr);
-                }
-                for (idx ic = 0; ic < M; ic += blocks.size) {
-                    const idx mc = std::min(blocks.size, M - ic), a_panels = (mc + MR - 1) / MR;
-                    // Split over micro-panels of A: the block is packed once, shared by all.
-#pragma omp for schedule(static)
-                    for (idx q = 0; q < a_panels; ++q)
-                        pack_a_panel(Ap + q * MR * kc, A, lda, ic + q * MR, pc,
-                                     std::min<idx>(MR, mc - q * MR), kc, MR, trans_a);
-                    // Split over tiles of C, B-panel-major so a thread's consecutive tiles reuse
-                    // one micro-panel of B from L1. Each tile has one owner.
-#pragma omp for collapse(2) schedule(static)
-                    for (idx p = 0; p < panels; ++p) {
-                        for (idx q = 0; q < a_panels; ++q) {
-                            const idx i = ic + q * MR, m = std::min<idx>(MR, M - i);
-                            const idx j = jc + p * NR, n = std::min<idx>(NR, N - j);
-                            const T* a = Ap + q * MR * kc;
-                            const T* b = Bp + p * NR * kc;
-                            if (transposed_c) {  // C[j + jj, i + r] is this call's (i + r, j + jj)
-                                kern.run(kc, a, b, edge, NR, 0);
-                                T* c = C + j * ldc + i;
-                                for (idx jj = 0; jj < n; ++jj)
-                                    for (idx r = 0; r < m; ++r)
-                                        c[jj * ldc + r] = acc ? c[jj * ldc + r] + edge[r * NR + jj]
-                                                              : edge[r * NR + jj];
-                                if (last) apply_epilogue(c, ldc, j, i, n, m, ep);
-                                continue;
-                            }
-                            T* c = C + i * ldc + j;
-                            if (m == MR && n == NR) {
-                                kern.run(kc, a, b, c, ldc, acc);
-                            } else {  // edge tile: compute in scratch, then add the valid part
-                                kern.run(kc, a, b, edge, NR, 0);
-                                for (idx r = 0; r < m; ++r)
-                                    for (idx jj = 0; jj < n; ++jj)
-                                        c[r * ldc + jj] = acc ? c[r * ldc + jj] + edge[r * NR + jj]
-                                                              : edge[r * NR + jj];
-                            }
-                            if (last) apply_epilogue(c, ldc, i, j, m, n, ep);
-                        }
-                    }
-                }
+            if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+                job.slice(jc, nc, pc, kc);
+            } else {
+                job.slice(jc, nc, pc, kc);  // its orphaned `omp for`s run serially
             }
         }
     }

@@ -1,12 +1,13 @@
 // The GEMM micro-kernel contract (BLIS's, transposed for row-major C).
 //
-//   run(kc, Ap, Bp, C, ldc, accumulate):
-//     C[0:MR, 0:NR] (row stride ldc)  =  (accumulate ? C : 0)  +  sum_k Ap[k] (x) Bp[k]
+//   rows[m](kc, Ap, Bp, ldbp, C, ldc, accumulate), for m = 1..MR:
+//     C[0:m, 0:NR] (row stride ldc)  =  (accumulate ? C : 0)  +  sum_k Ap[k][0:m] (x) Bp[k]
 //   Ap  one packed micro-panel of op(A): kc columns of MR values, Ap[k*MR + r] = op(A)[r, k]
-//   Bp  one packed micro-panel of op(B): kc rows of NR values,    Bp[k*NR + j] = op(B)[k, j]
+//   Bp  kc rows of NR values of op(B), ldbp apart: Bp[k*ldbp + j] = op(B)[k, j] (a packed
+//       micro-panel has ldbp = NR; a row-major B can also be read in place)
 //   k runs from 0 to kc-1 in order, so a sum's order is fixed by the blocking alone.
-//   Panels are zero-padded to full MR / NR; C must hold a full MR x NR tile (the driver passes a
-//   scratch tile at the edges of C).
+//   A row count below MR (the bottom edge of C) has its own kernel, writing C directly; the
+//   right edge (fewer than NR columns) is zero-padded and the driver passes a scratch tile.
 //
 // Each instruction set's kernels live in their own translation unit, compiled with that set's
 // flags and nothing else shared (no inline functions from other headers: a copy compiled with
@@ -17,9 +18,13 @@
 
 namespace dp {
 
+constexpr int kMaxMR = 12;
+
 template <typename T>
 struct GemmKernel {
-    void (*run)(std::ptrdiff_t kc, const T* Ap, const T* Bp, T* C, std::ptrdiff_t ldc, int accumulate);
+    using Fn = void (*)(std::ptrdiff_t kc, const T* Ap, const T* Bp, std::ptrdiff_t ldbp, T* C,
+                        std::ptrdiff_t ldc, int accumulate);
+    Fn rows[kMaxMR + 1];  // rows[m] computes m rows; rows[mr] is the full tile
     int mr;
     int nr;
 };

@@ -2,6 +2,8 @@
 // tile of accumulators (12), two rows of B (2) and one broadcast of A (1).
 #include <immintrin.h>
 
+#include <utility>
+
 #include "gemm_kernel.hpp"
 
 namespace {

@@ -2,6 +2,8 @@
 // 12 x 2-register tile of accumulators (24), two rows of B (2) and broadcasts of A.
 #include <immintrin.h>
 
+#include <utility>
+
 #include "gemm_kernel.hpp"
 
 namespace {

@@ -1,4 +1,6 @@
 // Portable micro-kernels: plain C++ that any compiler and CPU run (the path always built).
+#include <utility>
+
 #include "gemm_kernel.hpp"
 
 namespace {

@@ -59,8 +59,7 @@ double output_row(T* a, const T* z, const T* y, idx O, Output out) {
 template <typename T>
 void output_forward(T* A, const T* Z, idx N, idx O, Output out, int n_threads) {
     const int nt = threads_for(N * O, n_threads);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (idx n = 0; n < N; ++n) output_row<T>(A + n * O, Z + n * O, nullptr, O, out);  // split over rows
+    parallel_for(N, nt, [&](idx n) { output_row<T>(A + n * O, Z + n * O, nullptr, O, out); });  // split over rows
 }
 
 // A = out(Z); dZ = (A - Y) / N (skipped when dZ is null); returns the mean loss.
@@ -69,12 +68,11 @@ double output_loss_delta(T* dZ, T* A, double* row_loss, const T* Z, const T* Y, 
                          Output out, int n_threads) {
     const int nt = threads_for(N * O, n_threads);
     const T inv_n = T(1) / T(N);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (idx n = 0; n < N; ++n) {  // split over rows: each thread owns whole rows
+    parallel_for(N, nt, [&](idx n) {  // split over rows: each thread owns whole rows
         row_loss[n] = output_row<T>(A + n * O, Z + n * O, Y + n * O, O, out);
         if (dZ)
             for (idx k = 0; k < O; ++k) dZ[n * O + k] = (A[n * O + k] - Y[n * O + k]) * inv_n;
-    }
+    });
     double total = 0.0;
     for (idx n = 0; n < N; ++n) total += row_loss[n];
     return total / double(N);

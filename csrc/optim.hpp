@@ -13,11 +13,10 @@ namespace dp {
 template <typename T>
 void sgd_momentum_step(T* p, T* v, const T* g, idx count, T lr, T momentum, int n_threads) {
     const int nt = threads_for(count, n_threads);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (idx e = 0; e < count; ++e) {  // split over elements
+    parallel_for(count, nt, [&](idx e) {  // split over elements
         v[e] = momentum * v[e] - lr * g[e];
         p[e] += v[e];
-    }
+    });
 }
 
 }  // namespace dp
