@@ -15,6 +15,7 @@
 #include "gemm.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <vector>
 
 #include "gemm_kernel.hpp"
@@ -31,23 +32,24 @@ constexpr idx KC = 256;
 constexpr idx NC = 4096;
 constexpr int MC_PANELS = 10;
 
-template <typename T>
-const GemmKernel<T>& kernel_for(Isa isa) {
+// The kernels of an instruction-set path (each set built once, on first use).
+const GemmKernels& kernels_for(Isa isa) {
     static const GemmKernels generic = gemm_kernels_generic();
 #ifdef DELTAPROP_HAVE_AVX2
     static const GemmKernels avx2 = gemm_kernels_avx2();
+    if (isa == Isa::avx2) return avx2;
 #endif
 #ifdef DELTAPROP_HAVE_AVX512
     static const GemmKernels avx512 = gemm_kernels_avx512();
+    if (isa == Isa::avx512) return avx512;
 #endif
-    const GemmKernels* set = &generic;
-#ifdef DELTAPROP_HAVE_AVX2
-    if (isa == Isa::avx2) set = &avx2;
-#endif
-#ifdef DELTAPROP_HAVE_AVX512
-    if (isa == Isa::avx512) set = &avx512;
-#endif
-    if constexpr (sizeof(T) == 4) return set->f32; else return set->f64;
+    (void)isa;
+    return generic;
+}
+
+template <typename T>
+const GemmKernel<T>& kernel_for(Isa isa) {
+    if constexpr (sizeof(T) == 4) return kernels_for(isa).f32; else return kernels_for(isa).f64;
 }
 
 template <typename T>
@@ -320,6 +322,28 @@ void gemm(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M, idx N,
         gemm_packed<T>(kern, C, ldc, A, lda, B, ldb, M, N, K, trans_a, trans_b, alpha,
                        beta != T(0), nt, ep, col_sums_b, false);
     }
+}
+
+double fma_peak_gflops(bool f64, double seconds) {
+    const GemmKernels& set = kernels_for(active_isa());
+    auto probe = f64 ? set.fma_probe_f64 : set.fma_probe_f32;
+    double best = 0, fmas = 0, sink = 0;
+    for (long iterations = 1 << 12;; iterations *= 2) {  // grow until one run is long enough
+        const auto t0 = std::chrono::steady_clock::now();
+        sink += probe(iterations, &fmas);
+        const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        best = std::max(best, 2 * fmas / dt / 1e9);
+        if (dt > seconds / 4 || iterations > (1L << 40)) {
+            for (int repeat = 0; repeat < 3; ++repeat) {  // best of a few: the machine is shared
+                const auto t1 = std::chrono::steady_clock::now();
+                sink += probe(iterations, &fmas);
+                const double d = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+                best = std::max(best, 2 * fmas / d / 1e9);
+            }
+            break;
+        }
+    }
+    return sink == -1.0 ? 0.0 : best;  // sink keeps the probe from being optimised away
 }
 
 int gemm_mr(bool f64) { return f64 ? kernel_for<double>(active_isa()).mr : kernel_for<float>(active_isa()).mr; }

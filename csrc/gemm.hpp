@@ -40,4 +40,8 @@ void gemm(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M, idx N,
 int gemm_mr(bool f64);
 int gemm_nr(bool f64);
 
+// One core's multiply-add throughput on the active path, measured by a register-only loop of
+// about `seconds`: GFLOP/s (2 flops per multiply-add). The roofline benchmarks compare against.
+double fma_peak_gflops(bool f64, double seconds);
+
 }  // namespace dp

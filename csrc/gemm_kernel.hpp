@@ -32,6 +32,11 @@ struct GemmKernel {
 struct GemmKernels {
     GemmKernel<float> f32;
     GemmKernel<double> f64;
+    // Peak probe: `iterations` rounds of independent register-only multiply-adds, as many
+    // accumulators as the kernel keeps (so latency is hidden as in the kernel); returns a value
+    // the caller must use, and the multiply-adds done (for the probe's GFLOP/s = 2 x that / s).
+    double (*fma_probe_f32)(long iterations, double* fmas);
+    double (*fma_probe_f64)(long iterations, double* fmas);
 };
 
 GemmKernels gemm_kernels_generic();

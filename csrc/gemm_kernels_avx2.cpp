@@ -37,5 +37,6 @@ struct F64x4 {
 }  // namespace
 
 dp::GemmKernels dp::gemm_kernels_avx2() {
-    return {kernel_entry<F32x8, 6, 2>(), kernel_entry<F64x4, 6, 2>()};
+    return {kernel_entry<F32x8, 6, 2>(), kernel_entry<F64x4, 6, 2>(), &fma_probe<F32x8, 12>,
+            &fma_probe<F64x4, 12>};
 }

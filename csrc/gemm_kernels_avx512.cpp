@@ -37,5 +37,6 @@ struct F64x8 {
 }  // namespace
 
 dp::GemmKernels dp::gemm_kernels_avx512() {
-    return {kernel_entry<F32x16, 12, 2>(), kernel_entry<F64x8, 12, 2>()};
+    return {kernel_entry<F32x16, 12, 2>(), kernel_entry<F64x8, 12, 2>(), &fma_probe<F32x16, 24>,
+            &fma_probe<F64x8, 24>};
 }

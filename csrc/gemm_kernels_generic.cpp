@@ -23,5 +23,6 @@ struct Scalar {
 }  // namespace
 
 dp::GemmKernels dp::gemm_kernels_generic() {
-    return {kernel_entry<Scalar<float>, 4, 8>(), kernel_entry<Scalar<double>, 4, 8>()};
+    return {kernel_entry<Scalar<float>, 4, 8>(), kernel_entry<Scalar<double>, 4, 8>(),
+            &fma_probe<Scalar<float>, 32>, &fma_probe<Scalar<double>, 32>};
 }

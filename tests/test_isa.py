@@ -104,3 +104,10 @@ def test_environment_variable_chooses_the_path(value, expected):
     chosen, best = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                                   text=True, check=True).stdout.split()
     assert chosen == (expected or best)  # an unusable name falls back to the best path
+
+
+def test_fma_peak_probe_is_positive_and_above_what_the_gemm_reaches(isa):
+    peak = dp.ops.fma_peak_gflops("float32", 0.05)
+    assert peak > 0
+    with pytest.raises(ValueError, match="dtype"):
+        dp.ops.fma_peak_gflops("int8")

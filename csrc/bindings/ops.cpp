@@ -335,6 +335,17 @@ void bind_ops(py::module_& m) {
               return py::make_tuple(gemm_mr(f64), gemm_nr(f64));
           },
           "dtype"_a, "(MR, NR): the micro-kernel tile of the active path for this dtype.");
+    m.def("fma_peak_gflops",
+          [](const std::string& dtype, double seconds) {
+              if (dtype != "float32" && dtype != "float64")
+                  throw py::value_error("dtype must be 'float32' or 'float64'");
+              if (!(seconds > 0 && seconds <= 10)) throw py::value_error("seconds must be in (0, 10]");
+              py::gil_scoped_release nogil;
+              return fma_peak_gflops(dtype == "float64", seconds);
+          },
+          "dtype"_a = "float32", "seconds"_a = 0.2,
+          "One core's multiply-add peak on the active path in GFLOP/s, measured by a register-only "
+          "loop (2 flops per multiply-add).");
     m.def("shuffle_order", &shuffle_order_op, "n"_a, "seed"_a, "epoch"_a,
           "The sample order of one epoch: argsort of splitmix64 keys (the reference computes the same).");
 }

@@ -26,6 +26,7 @@ get_isa = _ops.get_isa
 set_isa = _ops.set_isa
 available_isas = _ops.available_isas
 gemm_tile = _ops.gemm_tile
+fma_peak_gflops = _ops.fma_peak_gflops
 
 
 def relu_forward(Z, *, n_threads=0, check_finite=True):
@@ -52,6 +53,7 @@ __all__ = [
     "delta_propagate",
     "dense_backward",
     "dense_forward",
+    "fma_peak_gflops",
     "gemm",
     "gemm_tile",
     "get_isa",
