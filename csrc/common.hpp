@@ -52,7 +52,25 @@ inline int thread_index() {
 #endif
 }
 
-inline int resolve_threads(int n_threads) { return n_threads > 0 ? n_threads : default_threads(); }
+// The most threads a caller may ask for; more is refused at the boundary.
+constexpr int kMaxThreads = 1024;
+
+// Processors OpenMP can use.
+inline int processors() {
+#ifdef _OPENMP
+    return omp_get_num_procs();
+#else
+    return 1;
+#endif
+}
+
+// The threads a call uses: the caller's count (0: the default), never more than the processors.
+// Compute-bound loops gain nothing from more threads than cores, and a count the system cannot
+// create would make libgomp end the process. Results do not depend on the thread count.
+inline int resolve_threads(int n_threads) {
+    const int wanted = n_threads > 0 ? n_threads : default_threads();
+    return wanted < 1 ? 1 : (wanted > processors() ? processors() : wanted);
+}
 
 // body(i) for i in [0, count), split into contiguous static chunks over n_threads. One thread
 // runs a plain loop: entering an OpenMP construct costs about a microsecond even when it ends up

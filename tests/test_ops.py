@@ -74,7 +74,8 @@ def test_gemm_zero_sized(rng, m, n, k):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_is_bitwise_identical_across_thread_counts(rng, dtype):
-    A, B = rng.standard_normal((300, 700)).astype(dtype), rng.standard_normal((700, 200)).astype(dtype)
+    A = rng.standard_normal((300, 700)).astype(dtype)
+    B = rng.standard_normal((700, 200)).astype(dtype)
     one = dp.ops.gemm(A, B, n_threads=1)
     np.testing.assert_array_equal(one, dp.ops.gemm(A, B, n_threads=2))
     np.testing.assert_array_equal(one, dp.ops.gemm(A, B, n_threads=3))

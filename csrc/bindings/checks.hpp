@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -126,6 +127,81 @@ inline void require_no_overlap(const py::array& out, const std::string& out_name
     const auto a = byte_span(out), b = byte_span(in);
     if (a.first < b.second && b.first < a.second)
         throw py::value_error(out_name + " must not share memory with " + in_name);
+}
+
+// -- scalar arguments: converted by name, so a wrong one is a TypeError that names it -------
+
+inline std::string type_name(py::handle h) {
+    return std::string(py::str(py::type::of(h).attr("__name__")));
+}
+
+inline bool is_instance_of(py::handle h, const char* module, const char* type) {
+    return py::isinstance(h, py::module_::import(module).attr(type));
+}
+
+inline bool arg_bool(py::handle h, const std::string& name) {
+    if (PyBool_Check(h.ptr()) || is_instance_of(h, "numpy", "bool_")) return h.cast<bool>();
+    throw py::type_error(name + " must be a bool, got " + type_name(h));
+}
+
+// A real number: int or float (Python's or NumPy's), not bool.
+inline double arg_real(py::handle h, const std::string& name) {
+    if (PyFloat_Check(h.ptr())) return PyFloat_AsDouble(h.ptr());
+    if (!PyBool_Check(h.ptr()) && (PyLong_Check(h.ptr()) || is_instance_of(h, "numbers", "Real")))
+        return py::float_(py::reinterpret_borrow<py::object>(h)).cast<double>();
+    throw py::type_error(name + " must be a real number, got " + type_name(h));
+}
+
+// The value of an integer argument (Python's or NumPy's, not bool), or TypeError.
+inline py::int_ integer(py::handle h, const std::string& name) {
+    if (PyBool_Check(h.ptr()) || !(PyLong_Check(h.ptr()) || is_instance_of(h, "numbers", "Integral")))
+        throw py::type_error(name + " must be an integer, got " + type_name(h));
+    return py::int_(py::reinterpret_borrow<py::object>(h));
+}
+
+// An integer in [lo, hi], or ValueError.
+inline long long arg_int(py::handle h, const std::string& name, long long lo, long long hi) {
+    const py::int_ value = integer(h, name);
+    int overflow = 0;
+    const long long v = PyLong_AsLongLongAndOverflow(value.ptr(), &overflow);
+    if (overflow != 0 || v < lo || v > hi)
+        throw py::value_error(name + " must be in [" + std::to_string(lo) + ", " +
+                              std::to_string(hi) + "], got " + std::string(py::str(value)));
+    return v;
+}
+
+// An unsigned 64-bit integer (seeds, epoch counters), or ValueError.
+inline std::uint64_t arg_u64(py::handle h, const std::string& name) {
+    const py::int_ value = integer(h, name);
+    const unsigned long long v = PyLong_AsUnsignedLongLong(value.ptr());
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        throw py::value_error(name + " must be in [0, 2**64 - 1], got " + std::string(py::str(value)));
+    }
+    return v;
+}
+
+inline std::string arg_str(py::handle h, const std::string& name) {
+    if (!py::isinstance<py::str>(h)) throw py::type_error(name + " must be a str, got " + type_name(h));
+    return h.cast<std::string>();
+}
+
+// n_threads at the boundary: 0 (OpenMP's default) to kMaxThreads.
+inline int arg_threads(py::handle h) { return int(arg_int(h, "n_threads", 0, kMaxThreads)); }
+
+// A new array of `shape`, or MemoryError naming `what` when it cannot exist.
+template <typename T>
+py::array_t<T> new_array(const std::vector<idx>& shape, const std::string& what) {
+    idx count = 1;
+    for (idx d : shape) {
+        if (d != 0 && count > std::numeric_limits<idx>::max() / idx(sizeof(T)) / d) {
+            PyErr_SetString(PyExc_MemoryError, (what + " of shape " + shape_str(shape) +
+                                                " is too large to allocate").c_str());
+            throw py::error_already_set();
+        }
+        count *= d;
+    }
+    return py::array_t<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
 }
 
 // Calls f(T{}) with T the dtype of `a` (float32 or float64), else TypeError.

@@ -2,6 +2,7 @@
 // three calls the model makes (forward, loss_and_gradients, train_epoch). Parameters and optimizer
 // state stay NumPy arrays owned by Python; every call receives them, checks them, and works on
 // them in place with the GIL released.
+#include <limits>
 #include <mutex>
 #include <type_traits>
 
@@ -33,25 +34,22 @@ enum class Role { read, read_write, write };
 template <typename T>
 class Engine {
   public:
-    Engine(std::vector<idx> sizes, const std::string& activation, double grad_at_zero,
-           const std::string& output, int n_threads) {
-        if (sizes.size() < 2)
+    Engine(const py::object& layer_sizes, const py::object& activation, const py::object& grad_at_zero,
+           const py::object& output, const py::object& n_threads) {
+        if (!py::isinstance<py::sequence>(layer_sizes) || py::isinstance<py::str>(layer_sizes))
+            throw py::type_error("layer_sizes must be a sequence of integers, got " + type_name(layer_sizes));
+        const auto seq = py::reinterpret_borrow<py::sequence>(layer_sizes);
+        if (py::len(seq) < 2)
             throw py::value_error("layer_sizes needs at least 2 entries (inputs and outputs), got " +
-                                  std::to_string(sizes.size()));
-        for (size_t l = 0; l < sizes.size(); ++l)
-            if (sizes[l] < 1)
-                throw py::value_error("layer_sizes[" + std::to_string(l) + "] must be >= 1, got " +
-                                      std::to_string(sizes[l]));
-        spec_.sizes = std::move(sizes);
-        spec_.hidden = parse_activation(activation, grad_at_zero);
-        spec_.output = parse_output(output);
+                                  std::to_string(py::len(seq)));
+        for (size_t l = 0; l < py::len(seq); ++l)  // sizes up to 2**40: products stay in range
+            spec_.sizes.push_back(idx(arg_int(seq[l], "layer_sizes[" + std::to_string(l) + "]", 1, 1LL << 40)));
+        spec_.hidden = parse_activation(arg_str(activation, "activation"), arg_real(grad_at_zero, "grad_at_zero"));
+        spec_.output = parse_output(arg_str(output, "output"));
         set_threads(n_threads);
     }
 
-    void set_threads(int n) {
-        if (n < 0) throw py::value_error("n_threads must be >= 0 (0: OpenMP's default), got " + std::to_string(n));
-        n_threads_ = n;
-    }
+    void set_threads(const py::object& n) { n_threads_ = arg_threads(n); }
     int threads() const { return n_threads_; }
     std::vector<idx> sizes() const { return spec_.sizes; }
 
@@ -94,9 +92,15 @@ class Engine {
 
     double train_epoch(const py::sequence& coefs, const py::sequence& intercepts,
                        const py::sequence& vcoefs, const py::sequence& vintercepts,
-                       const py::object& X_obj, const py::object& Y_obj, idx batch_size, double lr,
-                       double momentum, bool shuffle, std::uint64_t seed, std::uint64_t epoch) {
-        if (batch_size < 1) throw py::value_error("batch_size must be >= 1, got " + std::to_string(batch_size));
+                       const py::object& X_obj, const py::object& Y_obj, const py::object& batch_obj,
+                       const py::object& lr_obj, const py::object& momentum_obj,
+                       const py::object& shuffle_obj, const py::object& seed_obj,
+                       const py::object& epoch_obj) {
+        // Batches larger than the data are cut to it, so any size up to the index range is fine.
+        const idx batch_size = idx(arg_int(batch_obj, "batch_size", 1, std::numeric_limits<idx>::max()));
+        const double lr = arg_real(lr_obj, "lr"), momentum = arg_real(momentum_obj, "momentum");
+        const bool shuffle = arg_bool(shuffle_obj, "shuffle");
+        const std::uint64_t seed = arg_u64(seed_obj, "seed"), epoch = arg_u64(epoch_obj, "epoch");
         if (!(std::isfinite(lr) && lr >= 0)) throw py::value_error("lr must be finite and >= 0, got " + std::to_string(lr));
         if (!(momentum >= 0 && momentum <= 1)) throw py::value_error("momentum must be in [0, 1], got " + std::to_string(momentum));
         std::vector<Named> args;
@@ -174,7 +178,8 @@ class Engine {
 template <typename T>
 void bind_engine_for(py::module_& m, const char* name) {
     py::class_<Engine<T>>(m, name, "Workspace and kernels for one MLP shape (internal; use deltaprop.MLP).")
-        .def(py::init<std::vector<idx>, const std::string&, double, const std::string&, int>(),
+        .def(py::init<const py::object&, const py::object&, const py::object&, const py::object&,
+                      const py::object&>(),
              "layer_sizes"_a, "activation"_a = "relu", "grad_at_zero"_a = 0.0, "output"_a = "softmax",
              "n_threads"_a = 0)
         .def_property("n_threads", &Engine<T>::threads, &Engine<T>::set_threads)

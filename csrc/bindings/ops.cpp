@@ -14,11 +14,6 @@ namespace {
 
 using namespace pybind11::literals;
 
-template <typename T>
-py::array_t<T> new_array(const std::vector<idx>& shape) {
-    return py::array_t<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
-}
-
 // A 2-D operand of gemm as (pointer, leading dimension, stored transposed?). Accepts any view
 // with unit stride along one axis: C-ordered arrays, row slices, and transposes (F-ordered).
 template <typename T>
@@ -88,7 +83,7 @@ py::array gemm_op(const py::array& A, const py::array& B, bool trans_a, bool tra
         }
     } else {
         if (beta != 0.0) throw py::value_error("beta != 0 accumulates into C, so it needs out=");
-        C = new_array<T>({M, N});
+        C = new_array<T>({M, N}, "the product");
     }
     const idx ldc = M > 1 && N > 0 ? C.strides(0) / C.itemsize() : std::max<idx>(N, 1);
     T* c = static_cast<T*>(C.mutable_data());
@@ -114,7 +109,7 @@ py::tuple dense_forward_op(const py::array& X, const py::array& W, const py::arr
     const T* x = input<T>(X, "X", {N, I}, check_finite);
     const T* w = input<T>(W, "W", {I, O}, check_finite);
     const T* bias = input<T>(b, "b", {O}, check_finite);
-    auto Z = new_array<T>({N, O}), A = new_array<T>({N, O});
+    auto Z = new_array<T>({N, O}, "Z"), A = new_array<T>({N, O}, "A");
     T *z = Z.mutable_data(), *a = A.mutable_data();
     {
         py::gil_scoped_release nogil;
@@ -133,7 +128,7 @@ py::tuple dense_backward_op(const py::array& dZ, const py::array& X, int n_threa
     const idx I = X.shape(1);
     const T* dz = input<T>(dZ, "dZ", {N, O}, check_finite);
     const T* x = input<T>(X, "X", {N, I}, check_finite);
-    auto dW = new_array<T>({I, O}), db = new_array<T>({O});
+    auto dW = new_array<T>({I, O}, "dW"), db = new_array<T>({O}, "db");
     T *dw = dW.mutable_data(), *dbias = db.mutable_data();
     {
         py::gil_scoped_release nogil;
@@ -154,7 +149,7 @@ py::array delta_propagate_op(const py::array& dZ, const py::array& W, const py::
     const T* dz = input<T>(dZ, "dZ", {N, O}, check_finite);
     const T* w = input<T>(W, "W", {I, O}, check_finite);
     const T* z_prev = input<T>(Z_prev, "Z_prev", {N, I}, check_finite);
-    auto A_prev = new_array<T>({N, I}), dZ_prev = new_array<T>({N, I});
+    auto A_prev = new_array<T>({N, I}, "A_prev"), dZ_prev = new_array<T>({N, I}, "dZ_prev");
     T *a_prev = A_prev.mutable_data(), *dz_prev = dZ_prev.mutable_data();
     {
         py::gil_scoped_release nogil;
@@ -170,7 +165,7 @@ py::array activation_forward_op(const py::array& Z, const std::string& activatio
                                 bool check_finite) {
     const ActivationSpec f = parse_activation(activation, 0.0);
     const T* z = input<T>(Z, "Z", std::vector<idx>(Z.ndim(), -1), check_finite);
-    py::array_t<T> A(std::vector<py::ssize_t>(Z.shape(), Z.shape() + Z.ndim()));
+    py::array_t<T> A = new_array<T>(std::vector<idx>(Z.shape(), Z.shape() + Z.ndim()), "A");
     T* a = A.mutable_data();
     {
         py::gil_scoped_release nogil;
@@ -186,8 +181,7 @@ py::array activation_backward_op(const py::array& dA, const py::array& Z, const 
     std::vector<idx> shape(Z.shape(), Z.shape() + Z.ndim());
     const T* z = input<T>(Z, "Z", std::vector<idx>(Z.ndim(), -1), check_finite);
     const T* da = input<T>(dA, "dA", shape, check_finite);
-    py::array_t<T> A(std::vector<py::ssize_t>(shape.begin(), shape.end()));
-    py::array_t<T> dZ(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+    py::array_t<T> A = new_array<T>(shape, "A"), dZ = new_array<T>(shape, "dZ");
     T *a = A.mutable_data(), *dz = dZ.mutable_data();
     {
         py::gil_scoped_release nogil;
@@ -207,7 +201,7 @@ py::tuple output_loss_delta_op(const py::array& Z, const py::array& Y, const std
     require_nonempty(Z, "Z");
     const T* z = input<T>(Z, "Z", {N, O}, check_finite);
     const T* y = input<T>(Y, "Y", {N, O}, check_finite);
-    auto A = new_array<T>({N, O}), dZ = new_array<T>({N, O});
+    auto A = new_array<T>({N, O}, "A"), dZ = new_array<T>({N, O}, "dZ");
     T *a = A.mutable_data(), *dz = dZ.mutable_data();
     std::vector<double> row_loss(static_cast<size_t>(N));
     double loss;
@@ -225,6 +219,10 @@ void sgd_momentum_step_op(const py::array& p, const py::array& v, const py::arra
     T* param = output<T>(p, "p", shape);
     T* vel = output<T>(v, "v", shape);
     const T* grad = input<T>(g, "g", shape, check_finite);
+    if (check_finite) {  // p and v are read too
+        require_finite(param, p.size(), "p");
+        require_finite(vel, v.size(), "v");
+    }
     require_no_overlap(v, "v", p, "p");
     require_no_overlap(p, "p", g, "g");
     require_no_overlap(v, "v", g, "g");
@@ -235,8 +233,7 @@ void sgd_momentum_step_op(const py::array& p, const py::array& v, const py::arra
 }
 
 py::array shuffle_order_op(idx n, std::uint64_t seed, std::uint64_t epoch) {
-    if (n < 0) throw py::value_error("n must be >= 0, got " + std::to_string(n));
-    py::array_t<std::int64_t> order(n);
+    py::array_t<std::int64_t> order = new_array<std::int64_t>({n}, "the order");
     std::vector<idx> tmp(static_cast<size_t>(n));
     std::vector<std::uint64_t> keys(static_cast<size_t>(n));
     {
@@ -244,82 +241,155 @@ py::array shuffle_order_op(idx n, std::uint64_t seed, std::uint64_t epoch) {
         shuffle_order(tmp.data(), keys.data(), n, seed, epoch);
     }
     std::copy(tmp.begin(), tmp.end(), order.mutable_data());
-    return order;
+    return std::move(order);
+}
+
+// f'(Z) itself: the step function for ReLU ("step derivative"), 1 - tanh^2, ...
+template <typename T>
+py::array activation_derivative_op(const py::array& Z, const std::string& activation, double grad_at_zero,
+                                   int n_threads, bool check_finite) {
+    const ActivationSpec f = parse_activation(activation, grad_at_zero);
+    std::vector<idx> shape(Z.shape(), Z.shape() + Z.ndim());
+    const T* z = input<T>(Z, "Z", std::vector<idx>(Z.ndim(), -1), check_finite);
+    py::array_t<T> A = new_array<T>(shape, "A"), D = new_array<T>(shape, "the derivative");
+    T *a = A.mutable_data(), *d = D.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        const int nt = resolve_threads(n_threads);
+        activation_forward<T>(a, z, Z.size(), f, nt);
+        std::fill(d, d + Z.size(), T(1));
+        activation_backward<T>(d, d, derivative_needs_z(f) ? z : a, Z.size(), f, nt);
+    }
+    return std::move(D);
 }
 
 }  // namespace
 
+// Every argument arrives as a Python object and is converted here by name, so a wrong one is a
+// TypeError or ValueError that says which (pybind11's own overload error names none).
 void bind_ops(py::module_& m) {
     m.doc() = "The engine's kernels on NumPy arrays (float32 or float64; all arrays of one call share a dtype).";
+    using O = const py::object&;
     const auto threads = py::arg("n_threads") = 0;
     const auto finite = py::arg("check_finite") = true;
+    // The first array decides the dtype; the others must match it.
+    const auto arr = [](O h, const char* name) { return as_array(h, name); };
 
     m.def("gemm",
-          [](const py::array& A, const py::array& B, bool ta, bool tb, double alpha, double beta,
-             const py::object& out, int nt, bool cf) {
-              return dispatch_dtype(A, "A", [&](auto t) {
-                  return gemm_op<decltype(t)>(A, B, ta, tb, alpha, beta, out, nt, cf);
+          [arr](O A, O B, O ta, O tb, O alpha, O beta, O out, O nt, O cf) {
+              const py::array a = arr(A, "A"), b = arr(B, "B");
+              const bool trans_a = arg_bool(ta, "trans_a"), trans_b = arg_bool(tb, "trans_b");
+              const double al = arg_real(alpha, "alpha"), be = arg_real(beta, "beta");
+              const int n_threads = arg_threads(nt);
+              const bool check = arg_bool(cf, "check_finite");
+              return dispatch_dtype(a, "A", [&](auto t) {
+                  return gemm_op<decltype(t)>(a, b, trans_a, trans_b, al, be, out, n_threads, check);
               });
           },
           "A"_a, "B"_a, "trans_a"_a = false, "trans_b"_a = false, "alpha"_a = 1.0, "beta"_a = 0.0,
           "out"_a = py::none(), py::kw_only(), threads, finite,
           "C = alpha * op(A) @ op(B) + beta * C, written to `out` when given.");
     m.def("dense_forward",
-          [](const py::array& X, const py::array& W, const py::array& b, const std::string& act,
-             double g0, int nt, bool cf) {
-              return dispatch_dtype(X, "X", [&](auto t) {
-                  return dense_forward_op<decltype(t)>(X, W, b, act, g0, nt, cf);
+          [arr](O X, O W, O b, O act, O g0, O nt, O cf) {
+              const py::array x = arr(X, "X"), w = arr(W, "W"), bias = arr(b, "b");
+              const std::string a = arg_str(act, "activation");
+              const double g = arg_real(g0, "grad_at_zero");
+              const int n_threads = arg_threads(nt);
+              const bool check = arg_bool(cf, "check_finite");
+              return dispatch_dtype(x, "X", [&](auto t) {
+                  return dense_forward_op<decltype(t)>(x, w, bias, a, g, n_threads, check);
               });
           },
           "X"_a, "W"_a, "b"_a, "activation"_a = "relu", "grad_at_zero"_a = 0.0, py::kw_only(), threads,
           finite, "(Z, A) with Z = X @ W + b and A = f(Z).");
     m.def("dense_backward",
-          [](const py::array& dZ, const py::array& X, int nt, bool cf) {
-              return dispatch_dtype(dZ, "dZ", [&](auto t) { return dense_backward_op<decltype(t)>(dZ, X, nt, cf); });
+          [arr](O dZ, O X, O nt, O cf) {
+              const py::array dz = arr(dZ, "dZ"), x = arr(X, "X");
+              const int n_threads = arg_threads(nt);
+              const bool check = arg_bool(cf, "check_finite");
+              return dispatch_dtype(dz, "dZ", [&](auto t) {
+                  return dense_backward_op<decltype(t)>(dz, x, n_threads, check);
+              });
           },
           "dZ"_a, "X"_a, py::kw_only(), threads, finite, "(dW, db) with dW = X.T @ dZ and db = dZ.sum(0).");
     m.def("delta_propagate",
-          [](const py::array& dZ, const py::array& W, const py::array& Z_prev, const std::string& act,
-             double g0, int nt, bool cf) {
-              return dispatch_dtype(dZ, "dZ", [&](auto t) {
-                  return delta_propagate_op<decltype(t)>(dZ, W, Z_prev, act, g0, nt, cf);
+          [arr](O dZ, O W, O Z_prev, O act, O g0, O nt, O cf) {
+              const py::array dz = arr(dZ, "dZ"), w = arr(W, "W"), zp = arr(Z_prev, "Z_prev");
+              const std::string a = arg_str(act, "activation");
+              const double g = arg_real(g0, "grad_at_zero");
+              const int n_threads = arg_threads(nt);
+              const bool check = arg_bool(cf, "check_finite");
+              return dispatch_dtype(dz, "dZ", [&](auto t) {
+                  return delta_propagate_op<decltype(t)>(dz, w, zp, a, g, n_threads, check);
               });
           },
           "dZ"_a, "W"_a, "Z_prev"_a, "activation"_a = "relu", "grad_at_zero"_a = 0.0, py::kw_only(),
           threads, finite, "dZ_prev = (dZ @ W.T) * f'(Z_prev).");
     m.def("activation_forward",
-          [](const py::array& Z, const std::string& act, int nt, bool cf) {
-              return dispatch_dtype(Z, "Z", [&](auto t) { return activation_forward_op<decltype(t)>(Z, act, nt, cf); });
+          [arr](O Z, O act, O nt, O cf) {
+              const py::array z = arr(Z, "Z");
+              const std::string a = arg_str(act, "activation");
+              const int n_threads = arg_threads(nt);
+              const bool check = arg_bool(cf, "check_finite");
+              return dispatch_dtype(z, "Z", [&](auto t) {
+                  return activation_forward_op<decltype(t)>(z, a, n_threads, check);
+              });
           },
           "Z"_a, "activation"_a = "relu", py::kw_only(), threads, finite, "A = f(Z), elementwise.");
     m.def("activation_backward",
-          [](const py::array& dA, const py::array& Z, const std::string& act, double g0, int nt, bool cf) {
-              return dispatch_dtype(dA, "dA", [&](auto t) {
-                  return activation_backward_op<decltype(t)>(dA, Z, act, g0, nt, cf);
+          [arr](O dA, O Z, O act, O g0, O nt, O cf) {
+              const py::array da = arr(dA, "dA"), z = arr(Z, "Z");
+              const std::string a = arg_str(act, "activation");
+              const double g = arg_real(g0, "grad_at_zero");
+              const int n_threads = arg_threads(nt);
+              const bool check = arg_bool(cf, "check_finite");
+              return dispatch_dtype(da, "dA", [&](auto t) {
+                  return activation_backward_op<decltype(t)>(da, z, a, g, n_threads, check);
               });
           },
           "dA"_a, "Z"_a, "activation"_a = "relu", "grad_at_zero"_a = 0.0, py::kw_only(), threads, finite,
           "dZ = dA * f'(Z), elementwise.");
+    m.def("activation_derivative",
+          [arr](O Z, O act, O g0, O nt, O cf) {
+              const py::array z = arr(Z, "Z");
+              const std::string a = arg_str(act, "activation");
+              const double g = arg_real(g0, "grad_at_zero");
+              const int n_threads = arg_threads(nt);
+              const bool check = arg_bool(cf, "check_finite");
+              return dispatch_dtype(z, "Z", [&](auto t) {
+                  return activation_derivative_op<decltype(t)>(z, a, g, n_threads, check);
+              });
+          },
+          "Z"_a, "activation"_a = "relu", "grad_at_zero"_a = 0.0, py::kw_only(), threads, finite,
+          "f'(Z), elementwise (for ReLU the unit step, with ReLU'(0) = grad_at_zero).");
     m.def("output_loss_delta",
-          [](const py::array& Z, const py::array& Y, const std::string& output, int nt, bool cf) {
-              return dispatch_dtype(Z, "Z", [&](auto t) {
-                  return output_loss_delta_op<decltype(t)>(Z, Y, output, nt, cf);
+          [arr](O Z, O Y, O output, O nt, O cf) {
+              const py::array z = arr(Z, "Z"), y = arr(Y, "Y");
+              const std::string out = arg_str(output, "output");
+              const int n_threads = arg_threads(nt);
+              const bool check = arg_bool(cf, "check_finite");
+              return dispatch_dtype(z, "Z", [&](auto t) {
+                  return output_loss_delta_op<decltype(t)>(z, y, out, n_threads, check);
               });
           },
           "Z"_a, "Y"_a, "output"_a = "softmax", py::kw_only(), threads, finite,
           "(loss, A, dZ): A = out(Z), the mean loss over rows, dZ = (A - Y) / N.");
     m.def("sgd_momentum_step",
-          [](const py::object& p_obj, const py::object& v_obj, const py::array& g, double lr, double mom,
-             int nt, bool cf) {
+          [arr](O p_obj, O v_obj, O g_obj, O lr, O mom, O nt, O cf) {
               // p and v are updated in place, so they must already be arrays: never converted.
-              const py::array p = as_array(p_obj, "p"), v = as_array(v_obj, "v");
-              dispatch_dtype(p, "p", [&](auto t) { sgd_momentum_step_op<decltype(t)>(p, v, g, lr, mom, nt, cf); });
+              const py::array p = arr(p_obj, "p"), v = arr(v_obj, "v"), g = arr(g_obj, "g");
+              const double rate = arg_real(lr, "lr"), momentum = arg_real(mom, "momentum");
+              const int n_threads = arg_threads(nt);
+              const bool check = arg_bool(cf, "check_finite");
+              dispatch_dtype(p, "p", [&](auto t) {
+                  sgd_momentum_step_op<decltype(t)>(p, v, g, rate, momentum, n_threads, check);
+              });
           },
           "p"_a, "v"_a, "g"_a, "lr"_a, "momentum"_a = 0.0, py::kw_only(), threads, finite,
           "In place: v = momentum * v - lr * g; p += v.");
     m.def("get_isa", [] { return std::string(isa_name(active_isa())); },
           "The instruction-set path the GEMM uses now: 'generic', 'avx2' or 'avx512'.");
-    m.def("set_isa", [](const std::string& name) { set_isa(parse_isa(name)); }, "isa"_a,
+    m.def("set_isa", [](O name) { set_isa(parse_isa(arg_str(name, "isa"))); }, "isa"_a,
           "Forces a GEMM path (ValueError if it is not built or this CPU lacks it). The first "
           "choice is the best usable path, or the one the DELTAPROP_ISA environment variable names.");
     m.def("available_isas", [] {
@@ -328,17 +398,21 @@ void bind_ops(py::module_& m) {
               return names;
           },
           "The paths built into this binary that this CPU supports, slowest first.");
-    m.def("gemm_tile", [](const std::string& dtype) {
+    m.def("gemm_tile",
+          [](O dtype_obj) {
+              const std::string dtype = arg_str(dtype_obj, "dtype");
               if (dtype != "float32" && dtype != "float64")
-                  throw py::value_error("dtype must be 'float32' or 'float64'");
+                  throw py::value_error("dtype must be 'float32' or 'float64', got '" + dtype + "'");
               const bool f64 = dtype == "float64";
               return py::make_tuple(gemm_mr(f64), gemm_nr(f64));
           },
           "dtype"_a, "(MR, NR): the micro-kernel tile of the active path for this dtype.");
     m.def("fma_peak_gflops",
-          [](const std::string& dtype, double seconds) {
+          [](O dtype_obj, O seconds_obj) {
+              const std::string dtype = arg_str(dtype_obj, "dtype");
               if (dtype != "float32" && dtype != "float64")
-                  throw py::value_error("dtype must be 'float32' or 'float64'");
+                  throw py::value_error("dtype must be 'float32' or 'float64', got '" + dtype + "'");
+              const double seconds = arg_real(seconds_obj, "seconds");
               if (!(seconds > 0 && seconds <= 10)) throw py::value_error("seconds must be in (0, 10]");
               py::gil_scoped_release nogil;
               return fma_peak_gflops(dtype == "float64", seconds);
@@ -346,7 +420,12 @@ void bind_ops(py::module_& m) {
           "dtype"_a = "float32", "seconds"_a = 0.2,
           "One core's multiply-add peak on the active path in GFLOP/s, measured by a register-only "
           "loop (2 flops per multiply-add).");
-    m.def("shuffle_order", &shuffle_order_op, "n"_a, "seed"_a, "epoch"_a,
+    m.def("shuffle_order",
+          [](O n, O seed, O epoch) {
+              return shuffle_order_op(idx(arg_int(n, "n", 0, std::numeric_limits<idx>::max())),
+                                      arg_u64(seed, "seed"), arg_u64(epoch, "epoch"));
+          },
+          "n"_a, "seed"_a, "epoch"_a,
           "The sample order of one epoch: argsort of splitmix64 keys (the reference computes the same).");
 }
 

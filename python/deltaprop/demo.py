@@ -19,7 +19,8 @@ def load_digits_split(seed: int):
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split
     except ImportError:
-        sys.exit("the demo needs scikit-learn for its bundled digits: pip install 'deltaprop[demo]'")
+        sys.exit("the demo needs scikit-learn for its bundled digits: "
+                 "pip install 'deltaprop[demo]'")
     X, y = load_digits(return_X_y=True)
     return train_test_split(X / 16.0, y, test_size=0.25, stratify=y, random_state=seed)
 

@@ -5,15 +5,26 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable
 
 import numpy as np
 
 from . import _core, reference
 from .init import init_params
-from .validation import check_dtype, check_int, check_matrix, check_real, check_targets
+from .validation import (
+    check_dtype,
+    check_int,
+    check_matrix,
+    check_name,
+    check_real,
+    check_targets,
+)
 
 BACKENDS = ("cpp", "numpy")
+MAX_LAYER_SIZE = 2**40  # the engine's limit: products of two sizes stay in its index range
+MAX_THREADS = 1024      # the engine's limit (it never runs more threads than processors)
+# Larger parameter sets cannot be allocated anywhere; saying so beats NumPy's "array is too big".
+MAX_PARAMETER_BYTES = 2**48
 
 
 @dataclass
@@ -59,17 +70,23 @@ class MLP:
         if not sizes or len(sizes) < 2:
             raise ValueError(f"layer_sizes must list at least 2 sizes (inputs, outputs), "
                              f"got {layer_sizes!r}")
-        self.layer_sizes = [check_int(s, f"layer_sizes[{i}]") for i, s in enumerate(sizes)]
-        self.activation = activation
-        self.output = output
+        self.layer_sizes = [check_int(s, f"layer_sizes[{i}]", 1, MAX_LAYER_SIZE)
+                            for i, s in enumerate(sizes)]
+        self.activation = check_name(activation, "activation", tuple(reference.ACTIVATIONS))
+        self.output = check_name(output, "output", reference.OUTPUTS)
         self.dtype = check_dtype(dtype)
-        self.seed = check_int(seed, "seed", minimum=0)
+        self.seed = check_int(seed, "seed", 0, 2**64 - 1)
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.backend = backend
         self.grad_at_zero = check_real(grad_at_zero, "grad_at_zero", 0.0, 1.0)
-        self._n_threads = 0 if n_threads is None else check_int(n_threads, "n_threads")
-        self._engine = self._make_engine()  # also rejects unknown activation/output names
+        self._n_threads = (0 if n_threads is None
+                           else check_int(n_threads, "n_threads", 1, MAX_THREADS))
+        self._engine = self._make_engine()
+        sizes = self.layer_sizes
+        n_bytes = sum((i + 1) * o for i, o in zip(sizes, sizes[1:])) * self.dtype.itemsize
+        if n_bytes > MAX_PARAMETER_BYTES:
+            raise MemoryError(f"layer_sizes {sizes} need {n_bytes:.3g} bytes of parameters")
         rng = np.random.default_rng(self.seed)
         self.coefs_, self.intercepts_ = init_params(self.layer_sizes, activation, rng, self.dtype)
         self.epochs_trained_ = 0  # counts epochs across fit calls: epoch e shuffles with (seed, e)
@@ -84,13 +101,14 @@ class MLP:
                            self._n_threads)
 
     @property
-    def n_threads(self) -> Optional[int]:
+    def n_threads(self) -> int | None:
         return self._n_threads or None
 
     @n_threads.setter
-    def n_threads(self, value: Optional[int]) -> None:
-        self._n_threads = 0 if value is None else check_int(value, "n_threads")
-        self._engine.n_threads = self._n_threads
+    def n_threads(self, value: int | None) -> None:
+        n = 0 if value is None else check_int(value, "n_threads", 1, MAX_THREADS)
+        self._engine.n_threads = n
+        self._n_threads = n
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -135,7 +153,7 @@ class MLP:
         return loss, dcoefs, dintercepts
 
     def fit(self, X, Y, epochs=10, batch_size=32, lr=0.01, momentum=0.0, shuffle=True, *,
-            callback: Optional[Callable[[History], Optional[bool]]] = None,
+            callback: Callable[[History], bool | None] | None = None,
             verbose=False) -> History:
         """Minibatch SGD with momentum (scikit-learn's convention: v ← μv − lr·g; p ← p + v).
 
@@ -149,24 +167,32 @@ class MLP:
         batch_size = check_int(batch_size, "batch_size")
         lr = check_real(lr, "lr", 0.0)
         momentum = check_real(momentum, "momentum", 0.0, 1.0)
+        params = self.coefs_ + self.intercepts_
         vcoefs = [np.zeros_like(W) for W in self.coefs_]
         vintercepts = [np.zeros_like(b) for b in self.intercepts_]
+        last_good = [np.empty_like(p) for p in params]  # the state to fall back on, reused
         history = History()
         for _ in range(epochs):
+            for saved, p in zip(last_good, params):
+                np.copyto(saved, p)
             start = time.perf_counter()
-            loss = self._engine.train_epoch(self.coefs_, self.intercepts_, vcoefs, vintercepts,
-                                            X, Y, batch_size, lr, momentum, bool(shuffle),
-                                            self.seed, self.epochs_trained_)
+            with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
+                loss = self._engine.train_epoch(self.coefs_, self.intercepts_, vcoefs,
+                                                vintercepts, X, Y, batch_size, lr, momentum,
+                                                bool(shuffle), self.seed, self.epochs_trained_)
+            elapsed = time.perf_counter() - start
+            if not (np.isfinite(loss) and all(np.isfinite(p).all() for p in params)):
+                for saved, p in zip(last_good, params):
+                    np.copyto(p, saved)
+                raise FloatingPointError(
+                    f"training diverged at epoch {history.epochs + 1}: the loss or the weights "
+                    f"became NaN or infinite (loss {loss}); the model keeps its weights from "
+                    f"before that epoch. Lower the learning rate (lr={lr}) or scale the inputs.")
             self.epochs_trained_ += 1
             history.loss.append(loss)
-            history.seconds.append(time.perf_counter() - start)
+            history.seconds.append(elapsed)
             if verbose:
-                print(f"epoch {history.epochs:4d}  loss {loss:.6f}  "
-                      f"{history.seconds[-1] * 1e3:8.2f} ms")
-            if not np.isfinite(loss):
-                raise FloatingPointError(
-                    f"training diverged at epoch {history.epochs}: the loss is {loss}; "
-                    f"lower the learning rate (lr={lr})")
+                print(f"epoch {history.epochs:4d}  loss {loss:.6f}  {elapsed * 1e3:8.2f} ms")
             if callback is not None and callback(history):
                 break
         return history

@@ -9,8 +9,6 @@ The matrix products run on the best instruction-set path this CPU supports (``ge
 forces another, so every path can be tested on one machine.
 """
 
-import numpy as np
-
 from ._core import ops as _ops
 
 gemm = _ops.gemm
@@ -19,6 +17,7 @@ dense_backward = _ops.dense_backward
 delta_propagate = _ops.delta_propagate
 activation_forward = _ops.activation_forward
 activation_backward = _ops.activation_backward
+activation_derivative = _ops.activation_derivative
 output_loss_delta = _ops.output_loss_delta
 sgd_momentum_step = _ops.sgd_momentum_step
 shuffle_order = _ops.shuffle_order
@@ -42,12 +41,13 @@ def relu_backward(dA, Z, grad_at_zero=0.0, *, n_threads=0, check_finite=True):
 
 def relu_step(Z, grad_at_zero=0.0, *, n_threads=0, check_finite=True):
     """ReLU'(Z), the unit step: 1 where Z > 0, 0 where Z < 0, grad_at_zero where Z == 0."""
-    return relu_backward(np.ones_like(Z), Z, grad_at_zero, n_threads=n_threads,
-                         check_finite=check_finite)
+    return activation_derivative(Z, "relu", grad_at_zero, n_threads=n_threads,
+                                 check_finite=check_finite)
 
 
 __all__ = [
     "activation_backward",
+    "activation_derivative",
     "activation_forward",
     "available_isas",
     "delta_propagate",

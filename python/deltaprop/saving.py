@@ -8,6 +8,8 @@ import zipfile
 
 import numpy as np
 
+from .validation import check_int
+
 FORMAT = "deltaprop-mlp"
 VERSION = 1
 
@@ -36,14 +38,30 @@ def _bad(path, why: str) -> ValueError:
     return ValueError(f"{path} is not a readable deltaprop model file: {why}")
 
 
-def load_mlp(cls, path, *, backend="cpp", n_threads=None):
+def _read_archive(path) -> dict:
+    """Every array of the archive at `path`, read whole; ValueError if it is not one of ours.
+    The file is opened here so it is closed however reading fails."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            contents = {name: archive[name] for name in archive.files}
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as error:
-        if isinstance(error, FileNotFoundError):
-            raise
+        with open(path, "rb") as f:
+            archive = np.load(f, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise ValueError("it is a single .npy array, not an .npz archive")
+            with archive:
+                return {name: archive[name] for name in archive.files}
+    except FileNotFoundError:
+        raise
+    except (OSError, EOFError, ValueError, KeyError, NotImplementedError, RuntimeError,
+            zipfile.BadZipFile, zipfile.LargeZipFile) as error:
         raise _bad(path, f"{type(error).__name__}: {error}") from error
+
+
+def load_mlp(cls, path, *, backend="cpp", n_threads=None):
+    # The caller's own arguments first: a bad one is their mistake, not the file's.
+    if backend not in ("cpp", "numpy"):
+        raise ValueError(f"backend must be 'cpp' or 'numpy', got {backend!r}")
+    if n_threads is not None:
+        check_int(n_threads, "n_threads", 1, 1024)
+    contents = _read_archive(path)
     try:
         header = json.loads(str(contents["header"]))
     except (KeyError, ValueError) as error:
@@ -54,12 +72,12 @@ def load_mlp(cls, path, *, backend="cpp", n_threads=None):
         raise _bad(path, f"format version {header.get('version')!r}; this deltaprop reads "
                          f"version {VERSION}")
     try:
+        epochs = check_int(header["epochs_trained"], "epochs_trained", 0)
         net = cls(header["layer_sizes"], header["activation"], header["output"],
                   dtype=header["dtype"], seed=header["seed"], backend=backend,
                   n_threads=n_threads, grad_at_zero=header["grad_at_zero"])
-        epochs = int(header["epochs_trained"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise _bad(path, f"bad header: {error}") from error
+    except (KeyError, TypeError, ValueError, MemoryError) as error:
+        raise _bad(path, f"bad header: {type(error).__name__}: {error}") from error
     L = len(net.layer_sizes) - 1
     for l in range(L):
         for name, like in ((f"coefs_{l}", net.coefs_[l]), (f"intercepts_{l}", net.intercepts_[l])):
@@ -67,6 +85,8 @@ def load_mlp(cls, path, *, backend="cpp", n_threads=None):
             if array is None or array.shape != like.shape or array.dtype != like.dtype:
                 seen = "missing" if array is None else f"{array.dtype} {array.shape}"
                 raise _bad(path, f"{name} should be {like.dtype} {like.shape}, got {seen}")
+            if not np.isfinite(array).all():
+                raise _bad(path, f"{name} holds NaN or inf")
     if len(contents) != 1 + 2 * L:
         raise _bad(path, "it holds arrays the header does not describe")
     net.coefs_ = [np.ascontiguousarray(contents[f"coefs_{l}"]) for l in range(L)]

@@ -20,20 +20,30 @@ def check_dtype(dtype) -> np.dtype:
     return dt
 
 
-def check_int(value, name: str, minimum: int = 1) -> int:
+def check_int(value, name: str, minimum: int = 1, maximum: int = 2**63 - 1) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if not minimum <= value <= maximum:
+        raise ValueError(f"{name} must be in [{minimum}, {maximum}], got {value}")
     return int(value)
 
 
 def check_real(value, name: str, low: float, high: float = np.inf) -> float:
+    """A finite real number in [low, high]."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    if not (low <= value <= high):
-        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
+    if not (np.isfinite(value) and low <= value <= high):
+        raise ValueError(f"{name} must be finite and in [{low}, {high}], got {value}")
     return float(value)
+
+
+def check_name(value, name: str, known) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    if value not in known:
+        raise ValueError(f"unknown {name} {value!r}; expected one of "
+                         f"{', '.join(repr(k) for k in known)}")
+    return value
 
 
 def _numeric(X, name: str) -> np.ndarray:
@@ -60,8 +70,10 @@ def check_matrix(X, name: str, dtype: np.dtype, n_cols: int) -> np.ndarray:
         raise ValueError(f"{name} has 0 samples (shape {X.shape}); at least 1 is required")
     if X.shape[1] != n_cols:
         raise ValueError(f"{name} has {X.shape[1]} features, but the network expects {n_cols}")
-    X = np.ascontiguousarray(X, dtype=dtype)
-    check_finite(X, name)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported just below
+        X = np.ascontiguousarray(X, dtype=dtype)
+    if not np.isfinite(X).all():
+        raise ValueError(f"{name} contains NaN or inf (or values beyond the {dtype} range)")
     return X
 
 
@@ -77,9 +89,11 @@ def check_targets(Y, name: str, dtype: np.dtype, n_rows: int, n_outputs: int,
         raise ValueError(f"{name} has {Y.shape[0] if Y.ndim else 0} rows, but X has {n_rows}")
     check_finite(Y, name)
     if Y.ndim == 1 and output == "softmax":
-        labels = Y.astype(np.int64)
-        if not np.array_equal(labels, Y) or labels.min() < 0 or labels.max() >= n_outputs:
-            bad = Y[(labels != Y) | (labels < 0) | (labels >= n_outputs)][0]
+        with np.errstate(invalid="ignore"):  # labels beyond int64 are caught as not integral
+            labels = Y.astype(np.int64)
+        wrong = (labels != Y) | (labels < 0) | (labels >= n_outputs)
+        if wrong.any():
+            bad = Y[wrong][0]
             raise ValueError(f"{name} holds label {bad!r}, but a softmax output of {n_outputs} "
                              f"units takes integer labels 0..{n_outputs - 1}")
         onehot = np.zeros((n_rows, n_outputs), dtype=dtype)
@@ -93,4 +107,8 @@ def check_targets(Y, name: str, dtype: np.dtype, n_rows: int, n_outputs: int,
                          f"got {Y.shape}")
     if output == "sigmoid" and ((Y < 0) | (Y > 1)).any():
         raise ValueError(f"{name} must hold values in [0, 1] for a sigmoid output")
-    return np.ascontiguousarray(Y, dtype=dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        Y = np.ascontiguousarray(Y, dtype=dtype)
+    if not np.isfinite(Y).all():
+        raise ValueError(f"{name} has values beyond the {dtype} range")
+    return Y

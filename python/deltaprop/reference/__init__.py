@@ -7,12 +7,13 @@ It is the oracle every kernel is tested against, and is itself tested against fi
 from .activations import (
     ACTIVATIONS,
     activation_backward,
+    activation_derivative,
     activation_forward,
     relu_backward,
     relu_forward,
     relu_step,
 )
-from .dense import dense_backward, dense_forward, delta_propagate
+from .dense import delta_propagate, dense_backward, dense_forward
 from .engine import Engine
 from .gemm import gemm
 from .loss import OUTPUTS, output_forward, output_loss_delta
@@ -25,6 +26,7 @@ __all__ = [
     "OUTPUTS",
     "Engine",
     "activation_backward",
+    "activation_derivative",
     "activation_forward",
     "delta_propagate",
     "dense_backward",

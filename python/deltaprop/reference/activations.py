@@ -77,6 +77,13 @@ def activation_backward(dA, Z, activation="relu", grad_at_zero=0.0, *, n_threads
     return dA * derivative(Z, forward(Z), grad_at_zero)
 
 
+def activation_derivative(Z, activation="relu", grad_at_zero=0.0, *, n_threads=0,
+                          check_finite=True):
+    """f'(Z), elementwise."""
+    forward, derivative = _pair(activation)
+    return derivative(Z, forward(Z), grad_at_zero)
+
+
 def relu_forward(Z, *, n_threads=0, check_finite=True):
     """ReLU(Z) = max(Z, 0)."""
     return relu(Z)

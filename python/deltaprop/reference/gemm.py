@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 
 def gemm(A, B, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None, *,
          n_threads=0, check_finite=True):
