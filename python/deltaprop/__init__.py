@@ -6,8 +6,9 @@
 """
 
 from . import ops, reference
+from .activations import Activation
 from .model import MLP, History
 
 __version__ = "0.1.0"
 
-__all__ = ["MLP", "History", "ops", "reference", "__version__"]
+__all__ = ["MLP", "Activation", "History", "ops", "reference", "__version__"]

@@ -3,11 +3,22 @@
 A derivative takes z and a = f(z) and uses whichever is exact and cheapest: tanh' = 1 - a²,
 sigmoid' = a(1 - a), ReLU' = the unit step of z, whose value at 0 is a convention (seed 000):
 ``grad_at_zero`` = 0 (PyTorch, scikit-learn), 0.5 or 1.
+
+``activation`` is a name or a :class:`deltaprop.activations.Activation` (the table of names,
+parameters and conventions is in that module's docstring). Learned parameters (prelu's slope,
+swish's β, acon's p1, p2, β) come in ``params``, a dict of arrays: per unit, shape (O,), or per
+layer, shape (1,); ``params=None`` means their initial values (:func:`init_activation_params`).
+Arrays keep their dtype: float32 in, float32 out.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from ..activations import ACON_P1_INIT, SELU_ALPHA, SELU_LAMBDA, Activation, resolve
+from ..validation import check_dtype
+
+# -- the engine's original four: (forward, derivative(z, a, grad_at_zero)) ------------------------
 
 
 def identity(z):
@@ -47,6 +58,8 @@ def tanh_derivative(z, a, grad_at_zero=0.0):
     return 1 - a * a
 
 
+# The names the C++ engine implements today (tests/test_reference.py keeps the two sets equal);
+# ALL_ACTIVATIONS below is the whole table.
 ACTIVATIONS = {
     "identity": (identity, identity_derivative),
     "relu": (relu, relu_derivative),
@@ -64,24 +77,252 @@ def _pair(activation):
         raise ValueError(f"unknown activation {activation!r}; expected one of {known}") from None
 
 
-def activation_forward(Z, activation="relu", *, n_threads=0, check_finite=True):
+# -- numerically stable building blocks -----------------------------------------------------------
+
+
+def softplus(z):
+    """log(1 + e^z) without overflow."""
+    return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
+
+
+def tanh_softplus(z):
+    """tanh(softplus(z)) without overflow: with n = e^z(e^z + 2) it is n / (n + 2); for z > 0,
+    dividing through by e^2z, (1 + 2u) / (1 + 2u + 2u²) with u = e^-z."""
+    e = np.exp(np.minimum(z, 0))  # used where z <= 0
+    u = np.exp(-np.maximum(z, 0))  # used where z > 0
+    n = e * (e + 2)
+    return np.where(z > 0, (1 + 2 * u) / (1 + 2 * u + 2 * u * u), n / (n + 2))
+
+
+def _elu(z, alpha):
+    return np.where(z > 0, z, alpha * np.expm1(np.minimum(z, 0)))
+
+
+# -- the whole table: each kind's forward, derivative from Z, derivative from A (None when A is
+# not enough), and the partial derivatives ∂f/∂θ of its learned parameters. `s` is the Activation,
+# `P` the parameter arrays (already in Z's dtype), broadcast over the last axis.
+
+
+def _leaky(z, slope):
+    return np.where(z > 0, z, slope * z)
+
+
+def _leaky_derivative(z, slope):  # f'(0) = the negative-side slope, as PyTorch
+    return np.where(z > 0, 1, slope).astype(z.dtype)
+
+
+def _step(z, below, at_zero):  # 1 above 0, `below` below, `at_zero` at ±0
+    d = np.where(z > 0, 1, below).astype(z.dtype)
+    d[z == 0] = at_zero
+    return d
+
+
+def _swish_beta(s, P):
+    return P["beta"] if s.learnable else s.beta
+
+
+def _swish_derivative(z, beta):
+    sig = sigmoid(beta * z)
+    return sig * (1 + beta * z * (1 - sig))
+
+
+def _acon_parts(z, P):
+    d = P["p1"] - P["p2"]
+    sig = sigmoid(P["beta"] * d * z)
+    return d, sig
+
+
+def _acon_forward(z, s, P):
+    d, sig = _acon_parts(z, P)
+    return d * z * sig + P["p2"] * z
+
+
+def _acon_derivative(z, s, P):
+    # Ma et al. 2021, eq. for ACON-C: d/dz = d·σ(βdz)·(1 + βdz(1 − σ(βdz))) + p2, with d = p1 − p2
+    d, sig = _acon_parts(z, P)
+    return d * sig * (1 + P["beta"] * d * z * (1 - sig)) + P["p2"]
+
+
+def _acon_partials(z, s, P):
+    d, sig = _acon_parts(z, P)
+    dp1 = z * sig * (1 + P["beta"] * d * z * (1 - sig))
+    return {"p1": dp1, "p2": z - dp1, "beta": (d * z) ** 2 * sig * (1 - sig)}
+
+
+def _mish_derivative(z, s, P):
+    t = tanh_softplus(z)
+    return t + z * (1 - t * t) * sigmoid(z)
+
+
+def _row(forward, from_z, from_a=None, partials=None):
+    return {"forward": forward, "from_z": from_z, "from_a": from_a, "partials": partials}
+
+
+ALL_ACTIVATIONS = {
+    "identity": _row(lambda z, s, P: z.copy(), lambda z, s, P: np.ones_like(z),
+                     lambda a, s, P: np.ones_like(a)),
+    "relu": _row(lambda z, s, P: relu(z), lambda z, s, P: _step(z, 0, s.grad_at_zero),
+                 lambda a, s, P: (a > 0).astype(a.dtype)),
+    "leaky_relu": _row(lambda z, s, P: _leaky(z, s.alpha),
+                       lambda z, s, P: _leaky_derivative(z, s.alpha),
+                       lambda a, s, P: _leaky_derivative(a, s.alpha)),
+    "prelu": _row(lambda z, s, P: _leaky(z, P["slope"]),
+                  lambda z, s, P: _leaky_derivative(z, P["slope"]),
+                  partials=lambda z, s, P: {"slope": np.minimum(z, 0)}),
+    "elu": _row(lambda z, s, P: _elu(z, s.alpha),
+                lambda z, s, P: np.where(z > 0, 1, s.alpha * np.exp(np.minimum(z, 0))),
+                lambda a, s, P: np.where(a > 0, 1, a + s.alpha)),  # A + α for z ≤ 0 (seed 003)
+    "selu": _row(lambda z, s, P: SELU_LAMBDA * _elu(z, SELU_ALPHA),
+                 lambda z, s, P: np.where(z > 0, SELU_LAMBDA,
+                                          SELU_LAMBDA * SELU_ALPHA * np.exp(np.minimum(z, 0))),
+                 lambda a, s, P: np.where(a > 0, SELU_LAMBDA, a + SELU_LAMBDA * SELU_ALPHA)),
+    "swish": _row(lambda z, s, P: z * sigmoid(_swish_beta(s, P) * z),
+                  lambda z, s, P: _swish_derivative(z, _swish_beta(s, P)),
+                  partials=lambda z, s, P: {"beta": z * z * sigmoid_derivative(
+                      None, sigmoid(P["beta"] * z))}),
+    "silu": _row(lambda z, s, P: z * sigmoid(z), lambda z, s, P: _swish_derivative(z, 1)),
+    "mish": _row(lambda z, s, P: z * tanh_softplus(z), _mish_derivative),
+    "softplus": _row(lambda z, s, P: softplus(z), lambda z, s, P: sigmoid(z),
+                     lambda a, s, P: -np.expm1(-a)),  # σ(z) = 1 − e^−A, accurate for tiny A
+    "sigmoid": _row(lambda z, s, P: sigmoid(z), lambda z, s, P: sigmoid_derivative(z, sigmoid(z)),
+                    lambda a, s, P: sigmoid_derivative(None, a)),
+    "tanh": _row(lambda z, s, P: np.tanh(z), lambda z, s, P: tanh_derivative(z, np.tanh(z)),
+                 lambda a, s, P: tanh_derivative(None, a)),
+    "abs": _row(lambda z, s, P: np.abs(z), lambda z, s, P: np.sign(z)),
+    "acon": _row(_acon_forward, _acon_derivative, partials=_acon_partials),
+    "necro_relu": _row(lambda z, s, P: relu(z),
+                       lambda z, s, P: _step(z, s.surrogate_slope, s.grad_at_zero),
+                       lambda a, s, P: np.where(a > 0, 1, s.surrogate_slope).astype(a.dtype)),
+}
+
+
+# -- arguments ------------------------------------------------------------------------------------
+
+
+def _spec(activation, grad_at_zero=0.0) -> Activation:
+    """The Activation for a name or spec, with the positional ``grad_at_zero`` folded in.
+
+    With a name, grad_at_zero applies to relu and necro_relu and, as in the engine, is checked
+    (in [0, 1]) but ignored for other names. With an Activation, the spec's own grad_at_zero is
+    used; a different non-zero grad_at_zero argument is a conflict."""
+    if isinstance(activation, str):
+        spec = resolve(activation)
+        if spec.name in ("relu", "necro_relu"):
+            return Activation(spec.name, grad_at_zero=grad_at_zero,
+                              surrogate_slope=spec.surrogate_slope)
+        Activation("relu", grad_at_zero=grad_at_zero)  # the same range check as the engine
+        return spec
+    spec = resolve(activation)
+    if grad_at_zero != 0.0 and grad_at_zero != spec.grad_at_zero:
+        raise ValueError(f"grad_at_zero={grad_at_zero!r} conflicts with the activation's own "
+                         f"grad_at_zero={spec.grad_at_zero!r}; set it on the Activation only")
+    return spec
+
+
+def _param_shape(spec: Activation, param: str, fan_out: int) -> tuple:
+    return (1,) if spec.name == "swish" else (fan_out,)  # swish learns one β per layer
+
+
+def _params(spec: Activation, params, fan_out: int, dtype) -> dict:
+    """The learned parameters as arrays of `dtype`, checked against the activation's list."""
+    names = spec.param_names
+    if not names:
+        if params:
+            raise ValueError(f"params: activation {spec.name!r} has no learned parameters, "
+                             f"got {sorted(params)}")
+        return {}
+    if params is None:
+        return init_activation_params(spec, fan_out, dtype)
+    if not isinstance(params, dict) or set(params) != set(names):
+        got = sorted(params) if isinstance(params, dict) else type(params).__name__
+        raise ValueError(f"params must be a dict with keys {list(names)} for activation "
+                         f"{spec.name!r}, got {got}")
+    out = {}
+    for name in names:
+        value = np.asarray(params[name])
+        shape = _param_shape(spec, name, fan_out)
+        if value.shape != shape or value.dtype.kind not in "biuf":
+            raise ValueError(f"params[{name!r}] must be a real array of shape {shape}, got "
+                             f"shape {value.shape} and dtype {value.dtype}")
+        out[name] = value.astype(dtype, copy=False)
+    return out
+
+
+def _fan_out(Z) -> int:
+    return Z.shape[-1] if Z.ndim else 1
+
+
+# -- the public functions (the C++ twins take the same arguments) ---------------------------------
+
+
+def init_activation_params(activation, fan_out, dtype="float64") -> dict:
+    """The learned parameters' initial values: prelu {"slope": α (0.25)}, swish with
+    learnable=True {"beta": [β]} (one per layer), acon {"p1": 1, "p2": α (0.25), "beta": β (1)}
+    per unit; {} for every other activation."""
+    spec, dtype = resolve(activation), check_dtype(dtype)
+    initial = {"slope": spec.alpha, "p1": ACON_P1_INIT, "p2": spec.alpha, "beta": spec.beta}
+    return {name: np.full(_param_shape(spec, name, fan_out), initial[name], dtype=dtype)
+            for name in spec.param_names}
+
+
+def activation_forward(Z, activation="relu", params=None, *, n_threads=0, check_finite=True):
     """A = f(Z), elementwise."""
-    forward, _ = _pair(activation)
-    return forward(Z)
+    spec = _spec(activation)
+    P = _params(spec, params, _fan_out(Z), Z.dtype)
+    return ALL_ACTIVATIONS[spec.name]["forward"](Z, spec, P).astype(Z.dtype, copy=False)
 
 
-def activation_backward(dA, Z, activation="relu", grad_at_zero=0.0, *, n_threads=0,
+def activation_derivative(Z, activation="relu", grad_at_zero=0.0, params=None, *, n_threads=0,
+                          check_finite=True):
+    """f'(Z), elementwise: from A = f(Z) where that is exact (as the engine does), else from Z."""
+    spec = _spec(activation, grad_at_zero)
+    P = _params(spec, params, _fan_out(Z), Z.dtype)
+    row = ALL_ACTIVATIONS[spec.name]
+    if spec.derivative_needs_z:
+        d = row["from_z"](Z, spec, P)
+    else:
+        d = row["from_a"](row["forward"](Z, spec, P).astype(Z.dtype, copy=False), spec, P)
+    return d.astype(Z.dtype, copy=False)
+
+
+def activation_derivative_from_output(A, activation="relu", grad_at_zero=0.0, params=None, *,
+                                      n_threads=0, check_finite=True):
+    """f' computed from the output A = f(Z) alone: the engine's path when it keeps only A.
+    Raises ValueError for activations whose derivative needs Z (``derivative_needs_z``)."""
+    spec = _spec(activation, grad_at_zero)
+    if spec.derivative_needs_z:
+        raise ValueError(f"activation {spec!r} needs Z for its derivative; A is not enough")
+    P = _params(spec, params, _fan_out(A), A.dtype)
+    return ALL_ACTIVATIONS[spec.name]["from_a"](A, spec, P).astype(A.dtype, copy=False)
+
+
+def activation_backward(dA, Z, activation="relu", grad_at_zero=0.0, params=None, *, n_threads=0,
                         check_finite=True):
     """dZ = dA * f'(Z), elementwise."""
-    forward, derivative = _pair(activation)
-    return dA * derivative(Z, forward(Z), grad_at_zero)
+    return dA * activation_derivative(Z, activation, grad_at_zero, params)
 
 
-def activation_derivative(Z, activation="relu", grad_at_zero=0.0, *, n_threads=0,
-                          check_finite=True):
-    """f'(Z), elementwise."""
-    forward, derivative = _pair(activation)
-    return derivative(Z, forward(Z), grad_at_zero)
+def activation_param_gradients(dA, Z, activation, params=None, *, n_threads=0,
+                               check_finite=True) -> dict:
+    """∂C/∂θ for each learned parameter θ, given dA = ∂C/∂A: Σ over rows of dA ⊙ ∂f/∂θ, per
+    unit (shape (O,)), or over every element for swish's per-layer β (shape (1,)).
+
+        prelu: ∂f/∂a = min(z, 0)
+        swish: ∂f/∂β = z² σ(βz)(1 − σ(βz))
+        acon:  ∂f/∂p1 = zσ(1 + βdz(1 − σ)), ∂f/∂p2 = z − ∂f/∂p1, ∂f/∂β = (dz)² σ(1 − σ),
+               with d = p1 − p2, σ = σ(βdz)
+    """
+    spec = _spec(activation)
+    P = _params(spec, params, _fan_out(Z), Z.dtype)
+    if not P:
+        return {}
+    partials = ALL_ACTIVATIONS[spec.name]["partials"](Z, spec, P)
+    grads = {}
+    for name, partial in partials.items():
+        g = dA * partial
+        g = g.reshape(-1, g.shape[-1]).sum(axis=0) if g.ndim else g.reshape(1)
+        grads[name] = (g.sum(keepdims=True) if spec.name == "swish" else g).astype(Z.dtype)
+    return grads
 
 
 def relu_forward(Z, *, n_threads=0, check_finite=True):

@@ -1,20 +1,42 @@
 """Output layers fused with their losses (csrc/loss.hpp).
 
-Each output has its canonical loss, so the delta is dZ = (A - Y) / N for all three. The loss is
-averaged over the N rows and summed over outputs:
+The loss is a weighted mean over the N rows of the per-row loss, summed over the outputs:
 
-    identity + squared error:     C = 1/(2N) Σ (A - Y)²
-    sigmoid + binary cross-entropy: C = 1/N Σ softplus(z) - y z     (= -y log p - (1-y) log(1-p))
-    softmax + cross-entropy:      C = 1/N Σ_n [lse(z_n) Σ_k y_nk - Σ_k y_nk z_nk]
+    C = Σ_n w_n Σ_k ℓ(z_nk, y_nk),   w_n = 1/N, or s_n / Σ_m s_m with sample weights s
+
+(the objective of scikit-learn 1.7+'s MLP with sample_weight), and the output delta is
+dZ_nk = w_n ∂ℓ/∂z_nk. Per output, its losses (the first is the default):
+
+    identity  squared_error   ℓ = ½ r²,  r = a − y                    ∂ℓ/∂z = r
+              absolute_error  ℓ = |r|                                 ∂ℓ/∂z = sign(r), 0 at r = 0
+              huber           ℓ = ½ r² for |r| ≤ δ, δ(|r| − ½δ) beyond  ∂ℓ/∂z = clip(r, −δ, δ)
+    sigmoid   binary_log_loss ℓ = softplus(z) − y z  (= −y log p − (1−y) log(1−p))   ∂ℓ/∂z = p − y
+    softmax   log_loss        row: lse(z) Σ_k y_k − Σ_k y_k z_k       ∂/∂z = a − y  (Σ_k y_k = 1)
+    exp       poisson         ℓ = e^z − y z                           ∂ℓ/∂z = e^z − y
+
+Poisson's ℓ drops the terms that do not depend on z: the negative log-likelihood is
+ℓ + log(y!), and scikit-learn's (half) Poisson deviance y log(y/a) − y + a is ℓ + (y log y − y).
+Identity losses are summed over outputs, as deltaprop's squared error always was; scikit-learn's
+½ mean squared error also divides by the number of outputs.
+
+The names are scikit-learn's (its ``_base.LOSS_FUNCTIONS``) where it has the loss.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .activations import sigmoid
+from .activations import sigmoid, softplus
 
-OUTPUTS = ("identity", "sigmoid", "softmax")
+OUTPUTS = ("identity", "sigmoid", "softmax")  # the engine's today; LOSSES has the whole table
+LOSSES = {
+    "identity": ("squared_error", "absolute_error", "huber"),
+    "sigmoid": ("binary_log_loss",),
+    "softmax": ("log_loss",),
+    "exp": ("poisson",),
+}
+
+__all__ = ["LOSSES", "OUTPUTS", "output_forward", "output_loss_delta", "softmax", "softplus"]
 
 
 def softmax(Z):
@@ -23,33 +45,87 @@ def softmax(Z):
     return E / E.sum(axis=1, keepdims=True)
 
 
-def softplus(Z):
-    """log(1 + e^z) without overflow."""
-    return np.maximum(Z, 0) + np.log1p(np.exp(-np.abs(Z)))
+def _check_output(output):
+    if output not in LOSSES:
+        raise ValueError(f"unknown output {output!r}; expected one of "
+                         f"{', '.join(map(repr, LOSSES))}")
 
 
 def output_forward(Z, output="softmax", *, n_threads=0):
+    _check_output(output)
     if output == "identity":
         return Z.copy()
     if output == "sigmoid":
         return sigmoid(Z)
-    if output == "softmax":
-        return softmax(Z)
-    raise ValueError(f"unknown output {output!r}; expected one of {', '.join(map(repr, OUTPUTS))}")
+    if output == "exp":
+        return np.exp(Z)
+    return softmax(Z)
 
 
-def output_loss_delta(Z, Y, output="softmax", *, n_threads=0, check_finite=True):
-    """(loss, A, dZ): A = out(Z), the mean loss over rows (a Python float), dZ = (A - Y) / N."""
+def _row_weights(sample_weight, n):
+    """w_n (float64): 1/N, or s_n / Σ s."""
+    if sample_weight is None:
+        return None
+    s = np.asarray(sample_weight)
+    if s.dtype.kind not in "biuf":
+        raise TypeError(f"sample_weight must hold real numbers, got dtype {s.dtype}")
+    s = s.astype(np.float64)
+    if s.shape != (n,):
+        raise ValueError(f"sample_weight must have shape ({n},), one weight per row, "
+                         f"got {s.shape}")
+    if not np.isfinite(s).all() or (s < 0).any():
+        raise ValueError("sample_weight must be finite and non-negative")
+    total = s.sum()
+    if not total > 0:
+        raise ValueError("sample_weight sums to zero; at least one weight must be positive")
+    return s / total
+
+
+def _elementwise(z, y, loss, huber_delta):
+    """(ℓ, ∂ℓ/∂z) per element, in float64, for the elementwise losses."""
+    r = z - y
+    if loss == "squared_error":
+        return 0.5 * r * r, None  # the canonical link: a − y, computed in the array's dtype
+    if loss == "absolute_error":
+        return np.abs(r), np.sign(r)
+    if loss == "huber":
+        small = np.abs(r) <= huber_delta
+        value = np.where(small, 0.5 * r * r, huber_delta * (np.abs(r) - 0.5 * huber_delta))
+        return value, np.clip(r, -huber_delta, huber_delta)
+    if loss == "binary_log_loss":
+        return softplus(z) - y * z, None
+    ez = np.exp(z)  # poisson
+    return ez - y * z, None
+
+
+def output_loss_delta(Z, Y, output="softmax", *, loss=None, sample_weight=None, huber_delta=1.0,
+                      n_threads=0, check_finite=True):
+    """(loss, A, dZ): A = out(Z), the weighted mean loss over rows (a Python float), and
+    dZ = w_n ∂ℓ/∂z (= (A − Y)/N for each output's canonical loss without weights)."""
+    _check_output(output)
+    loss = LOSSES[output][0] if loss is None else loss
+    if loss not in LOSSES[output]:
+        raise ValueError(f"loss {loss!r} does not go with output {output!r}; expected one of "
+                         f"{', '.join(map(repr, LOSSES[output]))}")
+    if loss == "huber" and not (np.isfinite(huber_delta) and huber_delta > 0):
+        raise ValueError(f"huber_delta must be finite and > 0, got {huber_delta!r}")
+    if loss == "poisson" and (np.asarray(Y) < 0).any():
+        raise ValueError("Y must be non-negative for the poisson loss")
+    n = Z.shape[0]
+    w = _row_weights(sample_weight, n)
     A = output_forward(Z, output)
     z, y = Z.astype(np.float64), Y.astype(np.float64)  # losses are summed in float64, as in C++
-    if output == "identity":
-        row_loss = 0.5 * ((z - y) ** 2).sum(axis=1)
-    elif output == "sigmoid":
-        row_loss = (softplus(z) - y * z).sum(axis=1)
-    else:
+    if output == "softmax":
         zmax = z.max(axis=1)
         lse = zmax + np.log(np.exp(z - zmax[:, None]).sum(axis=1))
         row_loss = lse * y.sum(axis=1) - (y * z).sum(axis=1)
-    n = Z.shape[0]
-    dZ = (A - Y) * Z.dtype.type(1 / n)
-    return float(row_loss.sum() / n), A, dZ
+        grad = A - Y
+    else:
+        value, grad = _elementwise(z, y, loss, huber_delta)
+        row_loss = value.sum(axis=1)
+        grad = A - Y if grad is None else grad.astype(Z.dtype)
+    if w is None:
+        dZ = grad * Z.dtype.type(1 / n)
+        return float(row_loss.sum() / n), A, dZ
+    dZ = grad * w.astype(Z.dtype)[:, None]
+    return float((w * row_loss).sum()), A, dZ
