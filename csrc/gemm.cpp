@@ -300,7 +300,8 @@ template <typename T>
 void gemm(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M, idx N, idx K,
           bool trans_a, bool trans_b, T alpha, T beta, int n_threads, const Epilogue<T>& ep,
           T* col_sums_b) {
-    const int nt = threads_for(M * N * std::max<idx>(K, 1), resolve_threads(n_threads));
+    const int nt = threads_for(M * N * std::max<idx>(K, 1), resolve_threads(n_threads),
+                               kParallelMinMultiplyAdds);
     const GemmKernel<T>& kern = kernel_for<T>(active_isa());
     // Packing costs O(MK + KN) copies for O(MNK) work: it pays once every dimension spans a few
     // tiles. Below that (and for an empty product), the direct loop.
