@@ -42,6 +42,7 @@ from workloads import (  # noqa: E402
     EPOCH_RTOL,
     GEMM_CASES,
     LARGE,
+    ONLINE,
     SMALL,
     assert_gemm_agrees,
     assert_params_agree,
@@ -155,7 +156,11 @@ def torch_epoch_runner(torch, workload, dtype, X, y):
                 h = torch.addmm(b, h, W)
                 if layer < L - 1:
                     h = torch.relu(h)
-            loss = functional.cross_entropy(h, yt[rows])
+            if workload.output == "sigmoid":  # mean over rows of softplus(z) - y z
+                loss = functional.binary_cross_entropy_with_logits(
+                    h[:, 0], yt[rows].to(h.dtype))
+            else:
+                loss = functional.cross_entropy(h, yt[rows])
             grads = torch.autograd.grad(loss, params)
             with torch.no_grad():
                 for p, v, g in zip(params, velocities, grads):
@@ -262,7 +267,7 @@ def epoch_row(workload, dtype, threads, torch, want):
 
 def epoch_table(torch, thread_counts):
     rows = []
-    for workload in (LARGE, SMALL):
+    for workload in (LARGE, SMALL, ONLINE):
         for dtype in DTYPES:
             X, y = epoch_data(workload, dtype)
             ref = new_net(workload, dtype, "numpy")
@@ -299,9 +304,28 @@ def gemm_row(case, dtype, threads, torch):
     return Row([dtype, f"{case.label} ({case.name})", threads], sides, flops=case.flops)
 
 
-def gemm_table(torch, thread_counts):
+def gemm_table(torch, thread_counts, cases=GEMM_CASES):
     return [gemm_row(case, dtype, threads, torch)
-            for dtype in DTYPES for case in GEMM_CASES for threads in thread_counts]
+            for dtype in DTYPES for case in cases for threads in thread_counts]
+
+
+def roofline_lines(epoch_rows, gemm_rows):
+    """For the large network: the epoch's product flops over the engine's measured rate on the
+    forward product (128x784x512), i.e. the time the epoch would take if it were nothing but
+    matrix products at that rate, as a fraction of the time it took."""
+    rates = {(r.cells[0], r.cells[2]): r.flops / r.median("deltaprop")
+             for r in gemm_rows if "(forward)" in r.cells[1] and "128x784x512" in r.cells[1]}
+    lines = []
+    for row in epoch_rows:
+        label, dtype, threads = row.cells
+        if label != LARGE.label or (dtype, threads) not in rates:
+            continue
+        ideal = workloads.step_flops(LARGE) / rates[dtype, threads]
+        took = row.median("deltaprop")
+        lines.append(f"  {label} {dtype} {threads} thread(s): {ideal * 1e3:.1f} ms of products "
+                     f"at {rates[dtype, threads] / 1e9:.0f} GFLOP/s in {fmt_time(took)} -> "
+                     f"{ideal / took:.0%} of the GEMM roofline")
+    return lines
 
 
 def render(rows, lead_header, peers, passes):
@@ -344,6 +368,10 @@ def main(argv=None):
     parser.add_argument("--no-torch", action="store_true", help="leave torch out even if installed")
     parser.add_argument("--only", choices=["epoch", "gemm"], help="run one of the two tables")
     parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
+    parser.add_argument("--grid", action="store_true",
+                        help="the GEMM table over the full grid of squares 256-2048 and MLP "
+                             "shapes (batch 32/128/256 x fan-in 64/784/512/1024 x fan-out "
+                             "10/64/512/1024, NN/TN/NT): long, best with --quick --only gemm")
     args = parser.parse_args(argv)
     args.passes = args.passes or (1 if args.quick else 3)
     args.repeats = args.repeats or (3 if args.quick else 5)
@@ -376,7 +404,8 @@ def main(argv=None):
     if args.only in (None, "epoch"):
         tables.append(("epoch", epoch_table(torch, thread_counts)))
     if args.only in (None, "gemm"):
-        tables.append(("gemm", gemm_table(torch, thread_counts)))
+        grid = workloads.gemm_grid() if args.grid else GEMM_CASES
+        tables.append(("gemm", gemm_table(torch, thread_counts, grid)))
     mismatches = []
     start = time.perf_counter()
     print("running", end="", flush=True)
@@ -397,7 +426,8 @@ def main(argv=None):
                 f"{EPOCH_RTOL['float64']:g} (float64) / {EPOCH_RTOL['float32']:g} (float32)",
                 header, table,
                 f"  784-512-512-10: 2048 synthetic rows, batch 128 (16 steps); 64-128-64-10: "
-                f"1797 {workloads.small_data_source()} rows, batch 32 (57 steps)",
+                f"1797 {workloads.small_data_source()} rows, batch 32 (57 steps); 4-4-4-1: "
+                f"online training, one row per step, 2000 steps (sigmoid output)",
                 args.markdown)
         else:
             header, table = render(rows, ["dtype", "C = op(A) op(B), m x k x n", "thr"],
@@ -409,6 +439,10 @@ def main(argv=None):
                 "  NN 1024^3; then the large network's first layer on a batch of 128: "
                 "forward Z = X W (NN), weight gradient X^T dZ (TN), delta dZ W^T (NT)",
                 args.markdown)
+    measured = dict(tables)
+    if "epoch" in measured and "gemm" in measured:
+        print("\nThe large network against the GEMM roofline (step flops / measured GEMM rate):")
+        print("\n".join(roofline_lines(measured["epoch"], measured["gemm"])))
     print(f"\nCPU used by others during the run: {monitor.summary()}")
     print(f"OpenBLAS variables: {workloads.openblas_env_line()}")
     if mismatches:

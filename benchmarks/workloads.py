@@ -249,6 +249,8 @@ class Workload:
     lr: float = 0.01
     momentum: float = 0.9
     seed: int = 0
+    output: str = "softmax"  # or "sigmoid": binary cross-entropy on one output unit
+    rows: int = 2048         # synthetic rows (the small workload uses the digits)
 
     @property
     def label(self) -> str:
@@ -261,7 +263,23 @@ LARGE = Workload("large", (784, 512, 512, 10), batch_size=128)
 # The digits demo's network: 1797 x 64, 57 batches of 32 (the last one of 5 rows), where the
 # per-batch overhead (Python and NumPy calls, thread start-up) dominates.
 SMALL = Workload("small", (64, 128, 64, 10), batch_size=32)
-WORKLOADS = {w.name: w for w in (LARGE, SMALL)}
+# Online training: one row per step, 2000 steps an epoch, where nothing but the per-step cost
+# of the loop itself is measured (the issue's 4-4-4-1 network, binary cross-entropy).
+ONLINE = Workload("online", (4, 4, 4, 1), batch_size=1, output="sigmoid", rows=2000)
+WORKLOADS = {w.name: w for w in (LARGE, SMALL, ONLINE)}
+
+
+def step_flops(workload: Workload) -> float:
+    """Multiply-add flops of one epoch's products: per step, forward X W and weight gradient
+    A^T dZ for every layer, delta dZ W^T for every layer but the first."""
+    sizes, n = workload.sizes, epoch_data_rows(workload)
+    per_row = sum(i * o for i, o in zip(sizes, sizes[1:]))
+    first = sizes[0] * sizes[1]
+    return 2.0 * n * (3 * per_row - first)
+
+
+def epoch_data_rows(workload: Workload) -> int:
+    return 1797 if workload is SMALL else workload.rows
 
 
 def small_data_source() -> str:
@@ -290,16 +308,16 @@ def epoch_data(workload: Workload, dtype: str):
         n = 1797
         X = rng.random((n, n_in))
     else:
-        n = 2048
+        n = workload.rows
         X = rng.standard_normal((n, n_in))
-    teacher = rng.standard_normal((n_in, n_out))
-    y = ((X - X.mean(axis=0)) @ teacher).argmax(axis=1).astype(np.int64)
+    teacher = rng.standard_normal((n_in, max(n_out, 2)))
+    y = ((X - X.mean(axis=0)) @ teacher).argmax(axis=1).astype(np.int64)  # 0/1 for one output
     return X.astype(dtype), y
 
 
 def new_net(workload: Workload, dtype: str, backend: str, n_threads=None) -> dp.MLP:
     """The untrained network: the same initial weights for every backend (same seed)."""
-    return dp.MLP(list(workload.sizes), activation="relu", output="softmax", dtype=dtype,
+    return dp.MLP(list(workload.sizes), activation="relu", output=workload.output, dtype=dtype,
                   seed=workload.seed, backend=backend, n_threads=n_threads)
 
 
@@ -376,6 +394,20 @@ GEMM_CASES = [
     GemmCase("weight-grad", 784, 128, 512, trans_a=True),  # dW = X^T dZ
     GemmCase("delta", 128, 512, 784, trans_b=True),      # dX = dZ W^T
 ]
+
+
+def gemm_grid() -> list:
+    """The issue's full grid (report.py --grid): squares 256 to 2048, and every MLP product of
+    a batch of 32/128/256 rows through a layer of fan-in 64/784/512/1024 and fan-out
+    10/64/512/1024, in its three layouts."""
+    cases = [GemmCase("square", s, s, s) for s in (256, 512, 1024, 2048)]
+    for batch in (32, 128, 256):
+        for fan_in in (64, 784, 512, 1024):
+            for fan_out in (10, 64, 512, 1024):
+                cases += [GemmCase("forward", batch, fan_in, fan_out),
+                          GemmCase("weight-grad", fan_in, batch, fan_out, trans_a=True),
+                          GemmCase("delta", batch, fan_out, fan_in, trans_b=True)]
+    return cases
 
 
 def assert_gemm_agrees(C, expected, dtype: str, what: str) -> float:

@@ -58,10 +58,12 @@ inline int thread_index() {
 // The most threads a caller may ask for; more is refused at the boundary.
 constexpr int kMaxThreads = 1024;
 
-// Processors OpenMP can use.
+// Processors OpenMP can use, asked once: libgomp answers with a sched_getaffinity system call,
+// which at a few calls per layer was most of an online (batch-1) training step.
 inline int processors() {
 #ifdef _OPENMP
-    return omp_get_num_procs();
+    static const int count = omp_get_num_procs();
+    return count;
 #else
     return 1;
 #endif
