@@ -9,7 +9,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <type_traits>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -81,12 +84,29 @@ inline void require_nonempty(const py::array& a, const std::string& name) {
     if (a.size() == 0) throw py::value_error(name + " is empty (shape " + shape_str(a) + ")");
 }
 
+// True when no value is NaN or inf: those, and only those, have every exponent bit set. A max
+// over the masked bits has no branch and no floating-point reduction, so it vectorises (a scan
+// that stops at the first bad value does not, and cost a fifth of a mid-sized product).
+template <typename T>
+bool all_finite(const T* p, idx count) {
+    using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+    constexpr Bits exponent = sizeof(T) == 4 ? Bits(0x7f800000u) : Bits(0x7ff0000000000000ull);
+    Bits top = 0;
+    for (idx e = 0; e < count; ++e) {
+        Bits b;
+        std::memcpy(&b, p + e, sizeof b);
+        top = std::max<Bits>(top, b & exponent);
+    }
+    return top != exponent;
+}
+
 template <typename T>
 void require_finite(const T* p, idx count, const std::string& name) {
-    for (idx e = 0; e < count; ++e)
-        if (!std::isfinite(p[e]))
-            throw py::value_error(name + " contains NaN or inf (first at flat index " +
-                                  std::to_string(e) + ")");
+    if (all_finite(p, count)) return;
+    idx e = 0;
+    while (std::isfinite(p[e])) ++e;  // only to name the first one
+    throw py::value_error(name + " contains NaN or inf (first at flat index " + std::to_string(e) +
+                          ")");
 }
 
 // A C-contiguous T array of `shape`, checked, for reading.

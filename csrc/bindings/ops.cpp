@@ -41,12 +41,17 @@ Operand<T> operand(const py::array& a, const std::string& name, bool check_finit
                               std::to_string(s0) + ", " + std::to_string(s1) +
                               "); pass numpy.ascontiguousarray(" + name + ")");
     }
-    if (check_finite)
-        for (idx r = 0; r < rows; ++r)
-            for (idx c = 0; c < cols; ++c)
-                if (!std::isfinite(op.transposed ? p[c * op.ld + r] : p[r * op.ld + c]))
-                    throw py::value_error(name + " contains NaN or inf (at [" + std::to_string(r) +
-                                          ", " + std::to_string(c) + "])");
+    if (check_finite) {  // each stored row is contiguous: rows of A, or of A^T when transposed
+        const idx stored_rows = op.transposed ? cols : rows, stored_cols = op.transposed ? rows : cols;
+        for (idx s = 0; s < stored_rows; ++s)
+            if (!all_finite(p + s * op.ld, stored_cols)) {
+                idx t = 0;
+                while (std::isfinite(p[s * op.ld + t])) ++t;
+                const idx r = op.transposed ? t : s, c = op.transposed ? s : t;
+                throw py::value_error(name + " contains NaN or inf (at [" + std::to_string(r) +
+                                      ", " + std::to_string(c) + "])");
+            }
+    }
     return op;
 }
 
