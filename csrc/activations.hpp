@@ -6,24 +6,43 @@
 // Loops dispatch on the kind once (visit) and then run a loop the compiler can vectorise.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 
 #include "common.hpp"
 
 namespace dp {
 
-enum class Activation : int { identity = 0, relu = 1, sigmoid = 2, tanh = 3 };
+// The ReLU family of the seeds and the classic squashing functions. Names, defaults and the
+// validation of parameters live in python/deltaprop/activations.py (one table for both
+// backends); the bindings hand the engine a resolved spec.
+enum class Activation : int {
+    identity, relu, leaky_relu, elu, selu, softplus, sigmoid, tanh, abs, swish, silu, mish, necro_relu
+};
 
 struct ActivationSpec {
     Activation kind = Activation::relu;
-    double grad_at_zero = 0.0;  // ReLU'(0)
+    double grad_at_zero = 0.0;     // f'(0) for relu and necro_relu
+    double alpha = 0.0;            // leaky_relu's slope below 0; elu's alpha
+    double beta = 1.0;             // swish's beta (fixed)
+    double surrogate_slope = 0.0;  // necro_relu's backward slope below 0
 };
 
-// Backward reads one stored matrix per layer: A = f(Z), from which every derivative here is
-// exact, except ReLU with ReLU'(0) != 0, which needs Z (A is 0 for z = 0 and z < 0 alike).
-// Storing only what the derivative needs saves a pass over memory in the forward.
+// SELU's constants (Klambauer et al. 2017, eq. 14; seed 003 misprints alpha).
+constexpr double kSeluLambda = 1.0507009873554805;
+constexpr double kSeluAlpha = 1.6732632423543772;
+
+// Backward reads one stored matrix per layer: A = f(Z) where the derivative is exact from it,
+// Z otherwise (the table in activations.py). Storing only what the derivative needs saves a pass
+// over memory in the forward.
 inline bool derivative_needs_z(const ActivationSpec& f) {
-    return f.kind == Activation::relu && f.grad_at_zero != 0.0;
+    switch (f.kind) {
+        case Activation::relu: return f.grad_at_zero != 0.0;  // A is 0 for z = 0 and z < 0 alike
+        case Activation::necro_relu: return f.grad_at_zero != f.surrogate_slope;
+        case Activation::swish: case Activation::silu: case Activation::mish: case Activation::abs:
+            return true;
+        default: return false;
+    }
 }
 
 // Numerically stable logistic function: never exponentiates a large positive number.
@@ -61,6 +80,76 @@ struct TanhFn {
     T derivative(T a) const { return T(1) - a * a; }
 };
 
+template <typename T>
+struct LeakyReluFn {  // alpha >= 0, so A keeps the sign of z; f'(0) = alpha, as PyTorch
+    T alpha;
+    T forward(T z) const { return z > T(0) ? z : alpha * z; }
+    T derivative(T a) const { return a > T(0) ? T(1) : alpha; }
+};
+
+template <typename T>
+struct EluFn {  // below 0, f' = alpha e^z = A + alpha: exact from A (seed 003); f'(0) = alpha
+    T alpha;
+    T forward(T z) const { return z > T(0) ? z : alpha * std::expm1(z); }
+    T derivative(T a) const { return a > T(0) ? T(1) : a + alpha; }
+};
+
+template <typename T>
+struct SeluFn {  // lambda . elu_alpha, with the paper's fixed constants
+    T forward(T z) const { return T(kSeluLambda) * (z > T(0) ? z : T(kSeluAlpha) * std::expm1(z)); }
+    T derivative(T a) const { return a > T(0) ? T(kSeluLambda) : a + T(kSeluLambda * kSeluAlpha); }
+};
+
+template <typename T>
+struct SoftplusFn {  // f' = sigma(z) = 1 - e^-A, written with expm1 so a tiny A keeps its digits
+    T forward(T z) const { return std::max(z, T(0)) + std::log1p(std::exp(-std::fabs(z))); }
+    T derivative(T a) const { return -std::expm1(-a); }
+};
+
+template <typename T>
+struct AbsFn {  // from Z: A has lost the sign; f'(0) = 0
+    T forward(T z) const { return std::fabs(z); }
+    T derivative(T z) const { return z > T(0) ? T(1) : (z < T(0) ? T(-1) : T(0)); }
+};
+
+template <typename T>
+struct SwishFn {  // z . sigma(beta z), from Z; silu is beta = 1
+    T beta;
+    T forward(T z) const { return z * sigmoid(beta * z); }
+    T derivative(T z) const {
+        const T s = sigmoid(beta * z);
+        return s * (T(1) + beta * z * (T(1) - s));
+    }
+};
+
+// tanh(softplus(z)) without overflow: with n = e^z (e^z + 2) it is n / (n + 2); for z > 0,
+// dividing through by e^2z, (1 + 2u) / (1 + 2u + 2u^2) with u = e^-z.
+template <typename T>
+inline T tanh_softplus(T z) {
+    if (z > T(0)) {
+        const T u = std::exp(-z);
+        return (T(1) + T(2) * u) / (T(1) + T(2) * u + T(2) * u * u);
+    }
+    const T e = std::exp(z), n = e * (e + T(2));
+    return n / (n + T(2));
+}
+
+template <typename T>
+struct MishFn {  // z . tanh(softplus(z)), from Z
+    T forward(T z) const { return z * tanh_softplus(z); }
+    T derivative(T z) const {
+        const T t = tanh_softplus(z);
+        return t + z * (T(1) - t * t) * sigmoid(z);
+    }
+};
+
+template <typename T>
+struct NecroReluFn {  // seed 002: ReLU forward, a leaky surrogate backward so no unit can die
+    T slope, grad_at_zero;
+    T forward(T z) const { return z > T(0) ? z : T(0); }
+    T derivative(T s) const { return s > T(0) ? T(1) : (s < T(0) ? slope : grad_at_zero); }
+};
+
 // Calls body(fn) with the struct of f's kind: one switch per call, not per element.
 template <typename T, typename Body>
 void visit(const ActivationSpec& f, Body&& body) {
@@ -69,6 +158,15 @@ void visit(const ActivationSpec& f, Body&& body) {
         case Activation::relu: body(ReluFn<T>{T(f.grad_at_zero)}); return;
         case Activation::sigmoid: body(SigmoidFn<T>{}); return;
         case Activation::tanh: body(TanhFn<T>{}); return;
+        case Activation::leaky_relu: body(LeakyReluFn<T>{T(f.alpha)}); return;
+        case Activation::elu: body(EluFn<T>{T(f.alpha)}); return;
+        case Activation::selu: body(SeluFn<T>{}); return;
+        case Activation::softplus: body(SoftplusFn<T>{}); return;
+        case Activation::abs: body(AbsFn<T>{}); return;
+        case Activation::swish: body(SwishFn<T>{T(f.beta)}); return;
+        case Activation::silu: body(SwishFn<T>{T(1)}); return;
+        case Activation::mish: body(MishFn<T>{}); return;
+        case Activation::necro_relu: body(NecroReluFn<T>{T(f.surrogate_slope), T(f.grad_at_zero)}); return;
     }
 }
 

@@ -14,8 +14,12 @@ namespace dp {
 inline const std::vector<std::pair<std::string, Activation>>& activation_names() {
     static const std::vector<std::pair<std::string, Activation>> table = {
         {"identity", Activation::identity}, {"relu", Activation::relu},
+        {"leaky_relu", Activation::leaky_relu}, {"elu", Activation::elu},
+        {"selu", Activation::selu},         {"softplus", Activation::softplus},
         {"sigmoid", Activation::sigmoid},   {"logistic", Activation::sigmoid},
-        {"tanh", Activation::tanh}};
+        {"tanh", Activation::tanh},         {"abs", Activation::abs},
+        {"swish", Activation::swish},       {"silu", Activation::silu},
+        {"mish", Activation::mish},         {"necro_relu", Activation::necro_relu}};
     return table;
 }
 
@@ -34,13 +38,6 @@ E parse_name(const std::vector<std::pair<std::string, E>>& table, const std::str
         known += (known.empty() ? "'" : ", '") + key + "'";
     }
     throw std::invalid_argument("unknown " + std::string(what) + " '" + name + "'; expected one of " + known);
-}
-
-inline ActivationSpec parse_activation(const std::string& name, double grad_at_zero) {
-    if (!(grad_at_zero >= 0.0 && grad_at_zero <= 1.0))
-        throw std::invalid_argument("grad_at_zero (ReLU'(0)) must be in [0, 1], got " +
-                                    std::to_string(grad_at_zero));
-    return {parse_name(activation_names(), name, "activation"), grad_at_zero};
 }
 
 inline Output parse_output(const std::string& name) {

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "../common.hpp"
+#include "../names.hpp"
 
 namespace dp::bind {
 
@@ -208,6 +209,34 @@ inline std::string arg_str(py::handle h, const std::string& name) {
 
 // n_threads at the boundary: 0 (OpenMP's default) to kMaxThreads.
 inline int arg_threads(py::handle h) { return int(arg_int(h, "n_threads", 0, kMaxThreads)); }
+
+// The engine's spec of an activation given as a name or a deltaprop.Activation. Names,
+// defaults and parameter checks are python/deltaprop/activations.py's (one table for both
+// backends): this resolves through it and maps the result onto the engine's kinds.
+inline ActivationSpec activation_spec(py::handle activation, double grad_at_zero) {
+    if (!py::isinstance<py::str>(activation) &&
+        !is_instance_of(activation, "deltaprop.activations", "Activation"))
+        throw py::type_error("activation must be a str or a deltaprop Activation, got " +
+                             type_name(activation));
+    const py::object spec = py::module_::import("deltaprop.activations")
+                                .attr("resolve_with_grad_at_zero")(activation, grad_at_zero);
+    const std::string name = spec.attr("name").cast<std::string>();
+    if (spec.attr("learnable").cast<bool>() || name == "prelu" || name == "acon")
+        throw py::value_error("activation '" + name + "' learns parameters, which the C++ engine "
+                              "does not train yet; the NumPy reference has it "
+                              "(deltaprop.reference.activation_forward)");
+    const auto real_or = [&](const char* field, double fallback) {
+        const py::object v = spec.attr(field);
+        return v.is_none() ? fallback : v.cast<double>();
+    };
+    ActivationSpec f;
+    f.kind = parse_name(activation_names(), name, "activation");
+    f.grad_at_zero = real_or("grad_at_zero", 0.0);
+    f.alpha = real_or("alpha", 0.0);
+    f.beta = real_or("beta", 1.0);
+    f.surrogate_slope = real_or("surrogate_slope", 0.0);
+    return f;
+}
 
 // A new array of `shape`, or MemoryError naming `what` when it cannot exist.
 template <typename T>

@@ -44,7 +44,7 @@ class Engine {
                                   std::to_string(py::len(seq)));
         for (size_t l = 0; l < py::len(seq); ++l)  // sizes up to 2**40: products stay in range
             spec_.sizes.push_back(idx(arg_int(seq[l], "layer_sizes[" + std::to_string(l) + "]", 1, 1LL << 40)));
-        spec_.hidden = parse_activation(arg_str(activation, "activation"), arg_real(grad_at_zero, "grad_at_zero"));
+        spec_.hidden = activation_spec(activation, arg_real(grad_at_zero, "grad_at_zero"));
         spec_.output = parse_output(arg_str(output, "output"));
         set_threads(n_threads);
     }

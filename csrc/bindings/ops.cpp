@@ -104,9 +104,7 @@ py::array gemm_op(const py::array& A, const py::array& B, bool trans_a, bool tra
 // epilogue, so the op exposes (and the tests check) the fused path the training step uses.
 template <typename T>
 py::tuple dense_forward_op(const py::array& X, const py::array& W, const py::array& b,
-                           const std::string& activation, double grad_at_zero, int n_threads,
-                           bool check_finite) {
-    const ActivationSpec f = parse_activation(activation, grad_at_zero);
+                           const ActivationSpec& f, int n_threads, bool check_finite) {
     require_shape(X, "X", {-1, -1});
     const idx N = X.shape(0), I = X.shape(1);
     require_shape(W, "W", {I, -1});
@@ -144,9 +142,7 @@ py::tuple dense_backward_op(const py::array& dZ, const py::array& X, int n_threa
 
 template <typename T>
 py::array delta_propagate_op(const py::array& dZ, const py::array& W, const py::array& Z_prev,
-                             const std::string& activation, double grad_at_zero, int n_threads,
-                             bool check_finite) {
-    const ActivationSpec f = parse_activation(activation, grad_at_zero);
+                             const ActivationSpec& f, int n_threads, bool check_finite) {
     require_shape(dZ, "dZ", {-1, -1});
     const idx N = dZ.shape(0), O = dZ.shape(1);
     require_shape(W, "W", {-1, O});
@@ -166,9 +162,8 @@ py::array delta_propagate_op(const py::array& dZ, const py::array& W, const py::
 }
 
 template <typename T>
-py::array activation_forward_op(const py::array& Z, const std::string& activation, int n_threads,
+py::array activation_forward_op(const py::array& Z, const ActivationSpec& f, int n_threads,
                                 bool check_finite) {
-    const ActivationSpec f = parse_activation(activation, 0.0);
     const T* z = input<T>(Z, "Z", std::vector<idx>(Z.ndim(), -1), check_finite);
     py::array_t<T> A = new_array<T>(std::vector<idx>(Z.shape(), Z.shape() + Z.ndim()), "A");
     T* a = A.mutable_data();
@@ -180,9 +175,8 @@ py::array activation_forward_op(const py::array& Z, const std::string& activatio
 }
 
 template <typename T>
-py::array activation_backward_op(const py::array& dA, const py::array& Z, const std::string& activation,
-                                 double grad_at_zero, int n_threads, bool check_finite) {
-    const ActivationSpec f = parse_activation(activation, grad_at_zero);
+py::array activation_backward_op(const py::array& dA, const py::array& Z, const ActivationSpec& f,
+                                 int n_threads, bool check_finite) {
     std::vector<idx> shape(Z.shape(), Z.shape() + Z.ndim());
     const T* z = input<T>(Z, "Z", std::vector<idx>(Z.ndim(), -1), check_finite);
     const T* da = input<T>(dA, "dA", shape, check_finite);
@@ -251,9 +245,8 @@ py::array shuffle_order_op(idx n, std::uint64_t seed, std::uint64_t epoch) {
 
 // f'(Z) itself: the step function for ReLU ("step derivative"), 1 - tanh^2, ...
 template <typename T>
-py::array activation_derivative_op(const py::array& Z, const std::string& activation, double grad_at_zero,
-                                   int n_threads, bool check_finite) {
-    const ActivationSpec f = parse_activation(activation, grad_at_zero);
+py::array activation_derivative_op(const py::array& Z, const ActivationSpec& f, int n_threads,
+                                   bool check_finite) {
     std::vector<idx> shape(Z.shape(), Z.shape() + Z.ndim());
     const T* z = input<T>(Z, "Z", std::vector<idx>(Z.ndim(), -1), check_finite);
     py::array_t<T> A = new_array<T>(shape, "A"), D = new_array<T>(shape, "the derivative");
@@ -297,12 +290,11 @@ void bind_ops(py::module_& m) {
     m.def("dense_forward",
           [arr](O X, O W, O b, O act, O g0, O nt, O cf) {
               const py::array x = arr(X, "X"), w = arr(W, "W"), bias = arr(b, "b");
-              const std::string a = arg_str(act, "activation");
-              const double g = arg_real(g0, "grad_at_zero");
+              const ActivationSpec a = activation_spec(act, arg_real(g0, "grad_at_zero"));
               const int n_threads = arg_threads(nt);
               const bool check = arg_bool(cf, "check_finite");
               return dispatch_dtype(x, "X", [&](auto t) {
-                  return dense_forward_op<decltype(t)>(x, w, bias, a, g, n_threads, check);
+                  return dense_forward_op<decltype(t)>(x, w, bias, a, n_threads, check);
               });
           },
           "X"_a, "W"_a, "b"_a, "activation"_a = "relu", "grad_at_zero"_a = 0.0, py::kw_only(), threads,
@@ -320,12 +312,11 @@ void bind_ops(py::module_& m) {
     m.def("delta_propagate",
           [arr](O dZ, O W, O Z_prev, O act, O g0, O nt, O cf) {
               const py::array dz = arr(dZ, "dZ"), w = arr(W, "W"), zp = arr(Z_prev, "Z_prev");
-              const std::string a = arg_str(act, "activation");
-              const double g = arg_real(g0, "grad_at_zero");
+              const ActivationSpec a = activation_spec(act, arg_real(g0, "grad_at_zero"));
               const int n_threads = arg_threads(nt);
               const bool check = arg_bool(cf, "check_finite");
               return dispatch_dtype(dz, "dZ", [&](auto t) {
-                  return delta_propagate_op<decltype(t)>(dz, w, zp, a, g, n_threads, check);
+                  return delta_propagate_op<decltype(t)>(dz, w, zp, a, n_threads, check);
               });
           },
           "dZ"_a, "W"_a, "Z_prev"_a, "activation"_a = "relu", "grad_at_zero"_a = 0.0, py::kw_only(),
@@ -333,7 +324,7 @@ void bind_ops(py::module_& m) {
     m.def("activation_forward",
           [arr](O Z, O act, O nt, O cf) {
               const py::array z = arr(Z, "Z");
-              const std::string a = arg_str(act, "activation");
+              const ActivationSpec a = activation_spec(act, 0.0);
               const int n_threads = arg_threads(nt);
               const bool check = arg_bool(cf, "check_finite");
               return dispatch_dtype(z, "Z", [&](auto t) {
@@ -344,12 +335,11 @@ void bind_ops(py::module_& m) {
     m.def("activation_backward",
           [arr](O dA, O Z, O act, O g0, O nt, O cf) {
               const py::array da = arr(dA, "dA"), z = arr(Z, "Z");
-              const std::string a = arg_str(act, "activation");
-              const double g = arg_real(g0, "grad_at_zero");
+              const ActivationSpec a = activation_spec(act, arg_real(g0, "grad_at_zero"));
               const int n_threads = arg_threads(nt);
               const bool check = arg_bool(cf, "check_finite");
               return dispatch_dtype(da, "dA", [&](auto t) {
-                  return activation_backward_op<decltype(t)>(da, z, a, g, n_threads, check);
+                  return activation_backward_op<decltype(t)>(da, z, a, n_threads, check);
               });
           },
           "dA"_a, "Z"_a, "activation"_a = "relu", "grad_at_zero"_a = 0.0, py::kw_only(), threads, finite,
@@ -357,12 +347,11 @@ void bind_ops(py::module_& m) {
     m.def("activation_derivative",
           [arr](O Z, O act, O g0, O nt, O cf) {
               const py::array z = arr(Z, "Z");
-              const std::string a = arg_str(act, "activation");
-              const double g = arg_real(g0, "grad_at_zero");
+              const ActivationSpec a = activation_spec(act, arg_real(g0, "grad_at_zero"));
               const int n_threads = arg_threads(nt);
               const bool check = arg_bool(cf, "check_finite");
               return dispatch_dtype(z, "Z", [&](auto t) {
-                  return activation_derivative_op<decltype(t)>(z, a, g, n_threads, check);
+                  return activation_derivative_op<decltype(t)>(z, a, n_threads, check);
               });
           },
           "Z"_a, "activation"_a = "relu", "grad_at_zero"_a = 0.0, py::kw_only(), threads, finite,

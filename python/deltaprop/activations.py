@@ -214,5 +214,27 @@ def resolve(spec, name: str = "activation") -> Activation:
     raise TypeError(f"{name} must be a str or a deltaprop Activation, got {type(spec).__name__}")
 
 
+
+
+def resolve_with_grad_at_zero(activation, grad_at_zero=0.0) -> Activation:
+    """The Activation for a name or spec, with the positional ``grad_at_zero`` folded in.
+
+    With a name, grad_at_zero applies to relu and necro_relu and, as in the engine, is checked
+    (in [0, 1]) but ignored for other names. With an Activation, the spec's own grad_at_zero is
+    used; a different non-zero grad_at_zero argument is a conflict."""
+    if isinstance(activation, str):
+        spec = resolve(activation)
+        if spec.name in ("relu", "necro_relu"):
+            return Activation(spec.name, grad_at_zero=grad_at_zero,
+                              surrogate_slope=spec.surrogate_slope)
+        Activation("relu", grad_at_zero=grad_at_zero)  # the same range check as the engine
+        return spec
+    spec = resolve(activation)
+    if grad_at_zero != 0.0 and grad_at_zero != spec.grad_at_zero:
+        raise ValueError(f"grad_at_zero={grad_at_zero!r} conflicts with the activation's own "
+                         f"grad_at_zero={spec.grad_at_zero!r}; set it on the Activation only")
+    return spec
+
+
 __all__ = ["ACON_P1_INIT", "ALIASES", "Activation", "NAMES", "SELU_ALPHA", "SELU_LAMBDA",
-           "resolve"]
+           "resolve", "resolve_with_grad_at_zero"]

@@ -15,7 +15,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..activations import ACON_P1_INIT, SELU_ALPHA, SELU_LAMBDA, Activation, resolve
+from ..activations import (
+    ACON_P1_INIT,
+    SELU_ALPHA,
+    SELU_LAMBDA,
+    Activation,
+    resolve,
+)
+from ..activations import resolve_with_grad_at_zero as _spec
 from ..validation import check_dtype
 
 # -- the engine's original four: (forward, derivative(z, a, grad_at_zero)) ------------------------
@@ -197,26 +204,6 @@ ALL_ACTIVATIONS = {
 
 
 # -- arguments ------------------------------------------------------------------------------------
-
-
-def _spec(activation, grad_at_zero=0.0) -> Activation:
-    """The Activation for a name or spec, with the positional ``grad_at_zero`` folded in.
-
-    With a name, grad_at_zero applies to relu and necro_relu and, as in the engine, is checked
-    (in [0, 1]) but ignored for other names. With an Activation, the spec's own grad_at_zero is
-    used; a different non-zero grad_at_zero argument is a conflict."""
-    if isinstance(activation, str):
-        spec = resolve(activation)
-        if spec.name in ("relu", "necro_relu"):
-            return Activation(spec.name, grad_at_zero=grad_at_zero,
-                              surrogate_slope=spec.surrogate_slope)
-        Activation("relu", grad_at_zero=grad_at_zero)  # the same range check as the engine
-        return spec
-    spec = resolve(activation)
-    if grad_at_zero != 0.0 and grad_at_zero != spec.grad_at_zero:
-        raise ValueError(f"grad_at_zero={grad_at_zero!r} conflicts with the activation's own "
-                         f"grad_at_zero={spec.grad_at_zero!r}; set it on the Activation only")
-    return spec
 
 
 def _param_shape(spec: Activation, param: str, fan_out: int) -> tuple:

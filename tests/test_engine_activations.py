@@ -1,0 +1,78 @@
+"""The engine's ReLU family against the NumPy reference: forward, derivative and backward
+elementwise, and fused into the GEMM epilogues (dense forward, delta propagation) on every
+instruction-set path, for both dtypes, at points that include the kinks and saturation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import DTYPES, assert_close
+
+import deltaprop as dp
+from deltaprop import reference as ref
+from deltaprop.activations import Activation
+
+ENGINE_FAMILY = [
+    Activation("identity"), Activation("relu"), Activation("relu", grad_at_zero=0.5),
+    Activation("relu", grad_at_zero=1.0), Activation("leaky_relu"),
+    Activation("leaky_relu", alpha=0.2), Activation("elu"), Activation("elu", alpha=0.5),
+    Activation("selu"), Activation("softplus"), Activation("sigmoid"), Activation("tanh"),
+    Activation("abs"), Activation("swish", beta=1.7), Activation("silu"), Activation("mish"),
+    Activation("necro_relu"), Activation("necro_relu", surrogate_slope=0.1, grad_at_zero=0.1),
+]
+IDS = [repr(a).replace("Activation", "").replace(" ", "") for a in ENGINE_FAMILY]
+
+
+def points(rng, shape, dtype):
+    Z = (rng.standard_normal(shape) * 3).astype(dtype)
+    Z.flat[::7] = 0  # the kinks
+    Z.flat[1:4] = [40, -40, 1e-30]  # saturation, underflow
+    return Z
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ENGINE_FAMILY, ids=IDS)
+def test_elementwise_forward_derivative_backward(rng, dtype, activation):
+    Z = points(rng, (40, 33), dtype)
+    dA = rng.standard_normal(Z.shape).astype(dtype)
+    assert_close(dp.ops.activation_forward(Z, activation), ref.activation_forward(Z, activation),
+                 what="forward")
+    assert_close(dp.ops.activation_derivative(Z, activation),
+                 ref.activation_derivative(Z, activation), what="derivative")
+    assert_close(dp.ops.activation_backward(dA, Z, activation),
+                 ref.activation_backward(dA, Z, activation), what="backward")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ENGINE_FAMILY, ids=IDS)
+def test_fused_epilogues_on_every_path(isa, rng, dtype, activation):
+    n, i, o = 37, 70, 45
+    X = rng.standard_normal((n, i)).astype(dtype)
+    W = (rng.standard_normal((i, o)) / np.sqrt(i)).astype(dtype)
+    b = rng.standard_normal(o).astype(dtype)
+    dZ = rng.standard_normal((n, o)).astype(dtype)
+    Z_prev = points(rng, (n, i), dtype)
+    Z, A = dp.ops.dense_forward(X, W, b, activation)
+    Z_ref = X @ W + b
+    assert_close(Z, Z_ref, what="Z")
+    assert_close(A, ref.activation_forward(Z_ref, activation), what="A from the epilogue")
+    assert_close(dp.ops.delta_propagate(dZ, W, Z_prev, activation),
+                 (dZ @ W.T) * ref.activation_derivative(Z_prev, activation),
+                 what="delta with the derivative epilogue")
+
+
+@pytest.mark.parametrize("activation", [Activation("prelu"), Activation("acon"),
+                                        Activation("swish", learnable=True)],
+                         ids=["prelu", "acon", "learnable swish"])
+def test_learned_activations_are_refused_by_name_until_the_engine_trains_them(activation):
+    with pytest.raises(ValueError, match=activation.name):
+        dp.ops.activation_forward(np.ones((2, 3)), activation)
+
+
+def test_names_resolve_with_their_defaults():
+    Z = np.linspace(-3, 3, 13).reshape(1, -1)
+    leaky = Activation("leaky_relu", alpha=0.01)
+    np.testing.assert_array_equal(dp.ops.activation_forward(Z, "leaky_relu"),
+                                  dp.ops.activation_forward(Z, leaky))
+    np.testing.assert_array_equal(dp.ops.activation_forward(Z, "silu"),
+                                  dp.ops.activation_forward(Z, Activation("swish", beta=1.0)))
