@@ -76,3 +76,40 @@ def test_names_resolve_with_their_defaults():
                                   dp.ops.activation_forward(Z, leaky))
     np.testing.assert_array_equal(dp.ops.activation_forward(Z, "silu"),
                                   dp.ops.activation_forward(Z, Activation("swish", beta=1.0)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ENGINE_FAMILY, ids=IDS)
+def test_model_training_runs_match_the_reference(rng, dtype, activation):
+    X = rng.standard_normal((120, 12))
+    y = rng.integers(0, 3, 120)
+    nets = [dp.MLP([12, 24, 16, 3], activation, dtype=dtype, seed=4, backend=backend)
+            for backend in ("cpp", "numpy")]
+    histories = [net.fit(X, y, epochs=3, batch_size=12, lr=0.05, momentum=0.9)  # 30 steps
+                 for net in nets]
+    rtol = 1e-10 if dtype == np.float64 else 1e-4
+    assert_close(np.array(histories[0].loss), np.array(histories[1].loss), rtol=rtol)
+    for a, b in zip(nets[0].coefs_ + nets[0].intercepts_, nets[1].coefs_ + nets[1].intercepts_):
+        assert_close(a, b, rtol=rtol)
+
+
+def test_an_activation_spec_survives_save_and_load(tmp_path, rng):
+    X = rng.standard_normal((20, 5))
+    net = dp.MLP([5, 8, 2], Activation("leaky_relu", alpha=0.2), seed=1)
+    net.fit(X, rng.integers(0, 2, 20), epochs=2)
+    net.save(tmp_path / "leaky.dp")
+    loaded = dp.MLP.load(tmp_path / "leaky.dp")
+    assert loaded.activation == Activation("leaky_relu", alpha=0.2)
+    np.testing.assert_array_equal(loaded.forward(X), net.forward(X))
+
+
+@pytest.mark.parametrize("activation", ["prelu", "acon", Activation("swish", learnable=True)])
+def test_the_model_refuses_learned_activations_by_name(activation):
+    with pytest.raises(ValueError, match="learns parameters"):
+        dp.MLP([4, 5, 2], activation)
+
+
+def test_selu_networks_start_from_lecun_normal_weights():
+    net = dp.MLP([400, 300, 2], "selu", seed=0)
+    std = net.coefs_[0].std()
+    assert abs(std - np.sqrt(1 / 400)) < 0.05 * np.sqrt(1 / 400)  # LeCun: variance 1 / fan_in

@@ -10,7 +10,8 @@ from typing import Callable
 import numpy as np
 
 from . import _core, reference
-from .init import init_params
+from .activations import Activation, resolve_with_grad_at_zero
+from .init import init_network
 from .validation import (
     check_dtype,
     check_int,
@@ -47,8 +48,11 @@ class MLP:
     layer_sizes : sequence of int
         Units per layer, inputs first and outputs last: ``[64, 128, 64, 10]`` is two hidden
         layers between 64 features and 10 outputs.
-    activation : {"relu", "tanh", "sigmoid" (alias "logistic"), "identity"}
-        The hidden layers' activation.
+    activation : str or deltaprop.Activation
+        The hidden layers' activation: "relu", "leaky_relu", "elu", "selu", "softplus", "swish",
+        "silu", "mish", "abs", "necro_relu", "sigmoid" (alias "logistic"), "tanh", "identity", or
+        an ``Activation("leaky_relu", alpha=0.2)`` with its parameters. Activations with learned
+        parameters (prelu, acon, learnable swish) are not trained by the model yet.
     output : {"softmax", "sigmoid", "identity"}
         The output function and its loss: softmax + cross-entropy, sigmoid + binary
         cross-entropy, identity + ½ squared error.
@@ -72,7 +76,10 @@ class MLP:
                              f"got {layer_sizes!r}")
         self.layer_sizes = [check_int(s, f"layer_sizes[{i}]", 1, MAX_LAYER_SIZE)
                             for i, s in enumerate(sizes)]
-        self.activation = check_name(activation, "activation", tuple(reference.ACTIVATIONS))
+        if not isinstance(activation, (str, Activation)):
+            raise TypeError(f"activation must be a str or a deltaprop Activation, "
+                            f"got {type(activation).__name__}")
+        self.activation = activation
         self.output = check_name(output, "output", reference.OUTPUTS)
         self.dtype = check_dtype(dtype)
         self.seed = check_int(seed, "seed", 0, 2**64 - 1)
@@ -80,6 +87,11 @@ class MLP:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.backend = backend
         self.grad_at_zero = check_real(grad_at_zero, "grad_at_zero", 0.0, 1.0)
+        # activation and grad_at_zero as one spec, which both engines receive
+        self._spec = resolve_with_grad_at_zero(activation, self.grad_at_zero)
+        if self._spec.param_names:
+            raise ValueError(f"activation {self._spec.name!r} learns parameters, which "
+                             f"MLP does not train yet")
         self._n_threads = (0 if n_threads is None
                            else check_int(n_threads, "n_threads", 1, MAX_THREADS))
         self._engine = self._make_engine()
@@ -88,7 +100,8 @@ class MLP:
         if n_bytes > MAX_PARAMETER_BYTES:
             raise MemoryError(f"layer_sizes {sizes} need {n_bytes:.3g} bytes of parameters")
         rng = np.random.default_rng(self.seed)
-        self.coefs_, self.intercepts_ = init_params(self.layer_sizes, activation, rng, self.dtype)
+        # He for the ReLU family, LeCun normal for SELU, Glorot otherwise (deltaprop.init)
+        self.coefs_, self.intercepts_ = init_network(self.layer_sizes, self._spec, rng, self.dtype)
         self.epochs_trained_ = 0  # counts epochs across fit calls: epoch e shuffles with (seed, e)
 
     # -- engine -------------------------------------------------------------------------
@@ -97,8 +110,7 @@ class MLP:
             engine_type = reference.Engine
         else:
             engine_type = getattr(_core, f"Engine_{self.dtype.name}")
-        return engine_type(self.layer_sizes, self.activation, self.grad_at_zero, self.output,
-                           self._n_threads)
+        return engine_type(self.layer_sizes, self._spec, 0.0, self.output, self._n_threads)
 
     @property
     def n_threads(self) -> int | None:

@@ -3,11 +3,13 @@ A file is checked whole before anything is built from it."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import zipfile
 
 import numpy as np
 
+from .activations import Activation
 from .validation import check_int
 
 FORMAT = "deltaprop-mlp"
@@ -19,7 +21,8 @@ def save_mlp(net, path) -> None:
         "format": FORMAT,
         "version": VERSION,
         "layer_sizes": net.layer_sizes,
-        "activation": net.activation,
+        "activation": (net.activation if isinstance(net.activation, str)
+                       else dataclasses.asdict(net.activation)),
         "output": net.output,
         "dtype": net.dtype.name,
         "seed": net.seed,
@@ -73,7 +76,10 @@ def load_mlp(cls, path, *, backend="cpp", n_threads=None):
                          f"version {VERSION}")
     try:
         epochs = check_int(header["epochs_trained"], "epochs_trained", 0)
-        net = cls(header["layer_sizes"], header["activation"], header["output"],
+        activation = header["activation"]
+        if isinstance(activation, dict):
+            activation = Activation(**activation)
+        net = cls(header["layer_sizes"], activation, header["output"],
                   dtype=header["dtype"], seed=header["seed"], backend=backend,
                   n_threads=n_threads, grad_at_zero=header["grad_at_zero"])
     except (KeyError, TypeError, ValueError, MemoryError) as error:

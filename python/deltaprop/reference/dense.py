@@ -7,14 +7,13 @@
 
 from __future__ import annotations
 
-from .activations import _pair
+from .activations import activation_derivative, activation_forward
 
 
 def dense_forward(X, W, b, activation="relu", grad_at_zero=0.0, *, n_threads=0,
                   check_finite=True):
-    forward, _ = _pair(activation)
     Z = X @ W + b
-    return Z, forward(Z)
+    return Z, activation_forward(Z, activation)
 
 
 def dense_backward(dZ, X, *, n_threads=0, check_finite=True):
@@ -23,5 +22,4 @@ def dense_backward(dZ, X, *, n_threads=0, check_finite=True):
 
 def delta_propagate(dZ, W, Z_prev, activation="relu", grad_at_zero=0.0, *, n_threads=0,
                     check_finite=True):
-    forward, derivative = _pair(activation)
-    return (dZ @ W.T) * derivative(Z_prev, forward(Z_prev), grad_at_zero)
+    return (dZ @ W.T) * activation_derivative(Z_prev, activation, grad_at_zero)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .activations import _pair
+from ..activations import resolve_with_grad_at_zero
 from .loss import OUTPUTS, output_forward
 from .mlp import mlp_forward, mlp_loss_and_gradients
 from .train import train_epoch
@@ -14,7 +14,7 @@ from .train import train_epoch
 class Engine:
     def __init__(self, layer_sizes, activation="relu", grad_at_zero=0.0, output="softmax",
                  n_threads=0):
-        _pair(activation)
+        resolve_with_grad_at_zero(activation, grad_at_zero)  # rejects what the engine would
         if output not in OUTPUTS:
             raise ValueError(f"unknown output {output!r}; expected one of "
                              f"{', '.join(map(repr, OUTPUTS))}")
