@@ -1,6 +1,9 @@
 // Parameter updates.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
+
 #include "common.hpp"
 
 namespace dp {
@@ -17,6 +20,70 @@ void sgd_momentum_step(T* p, T* v, const T* g, idx count, T lr, T momentum, int 
         v[e] = momentum * v[e] - lr * g[e];
         p[e] += v[e];
     });
+}
+
+// Nesterov's accelerated gradient in scikit-learn's form (SGDOptimizer, nesterov=True;
+// Sutskever et al. 2013, eq. 3-4 rewritten for the look-ahead parameters), g taken at p:
+//   v <- momentum . v - lr . g
+//   p <- p + momentum . v - lr . g        (with the new v)
+template <typename T>
+void nesterov_step(T* p, T* v, const T* g, idx count, T lr, T momentum, int n_threads) {
+    parallel_for(count, threads_for(count, n_threads), [&](idx e) {
+        v[e] = momentum * v[e] - lr * g[e];
+        p[e] += momentum * v[e] - lr * g[e];
+    });
+}
+
+// Adam (Kingma & Ba 2015, Algorithm 1 with section 2's efficiency note) in scikit-learn's form
+// (AdamOptimizer): the bias corrections are folded into the step size lr_t, which the caller
+// computes once per step as lr . sqrt(1 - beta_2^t) / (1 - beta_1^t), t counting batches from 1;
+// epsilon is added after the square root (not the paper's epsilon-hat):
+//   m <- beta_1 . m + (1 - beta_1) . g
+//   v <- beta_2 . v + (1 - beta_2) . g^2
+//   p <- p - lr_t . m / (sqrt(v) + epsilon)
+template <typename T>
+void adam_step(T* p, T* m, T* v, const T* g, idx count, T lr_t, T beta_1, T beta_2, T epsilon,
+               int n_threads) {
+    const T keep_1 = beta_1, add_1 = T(1 - double(beta_1)), keep_2 = beta_2, add_2 = T(1 - double(beta_2));
+    parallel_for(count, threads_for(count, n_threads), [&](idx e) {
+        m[e] = keep_1 * m[e] + add_1 * g[e];
+        v[e] = keep_2 * v[e] + add_2 * (g[e] * g[e]);
+        p[e] += (-lr_t * m[e]) / (std::sqrt(v[e]) + epsilon);
+    });
+}
+
+// L2 weight decay folded into a weight gradient already divided by the batch's n:
+// g <- g + (alpha / n) . W, scikit-learn's (a^T delta + alpha W) / n.
+template <typename T>
+void add_l2(T* g, const T* W, idx count, double alpha, double n, int n_threads) {
+    const T c = T(alpha / n);
+    parallel_for(count, threads_for(count, n_threads), [&](idx e) { g[e] += c * W[e]; });
+}
+
+// Sum of squares in float64, in index order: the same sum for any thread count.
+template <typename T>
+double sum_of_squares(const T* g, idx count) {
+    double s = 0;
+    for (idx e = 0; e < count; ++e) s += double(g[e]) * double(g[e]);
+    return s;
+}
+
+// Gradient clipping by global norm (Pascanu et al. 2013, algorithm 1; TensorFlow's
+// clip_by_global_norm): scale = max_norm / max(norm, max_norm); g <- scale . g for every array
+// when scale < 1. Returns scale: the direction is kept, the length capped.
+template <typename T>
+double clip_by_global_norm(T* const* grads, const idx* counts, idx arrays, double max_norm,
+                           int n_threads) {
+    double squares = 0;
+    for (idx a = 0; a < arrays; ++a) squares += sum_of_squares(grads[a], counts[a]);
+    const double scale = max_norm / std::max(std::sqrt(squares), max_norm);
+    if (scale < 1.0)
+        for (idx a = 0; a < arrays; ++a) {
+            T* g = grads[a];
+            const T s = T(scale);
+            parallel_for(counts[a], threads_for(counts[a], n_threads), [&](idx e) { g[e] *= s; });
+        }
+    return scale;
 }
 
 }  // namespace dp

@@ -1064,6 +1064,11 @@ OPS = {
     "relu_step": (lambda Z, **kw: ops.relu_step(Z, 0.5, **kw), {"Z": (4, 3)}),
     "activation_derivative": (lambda Z, **kw: ops.activation_derivative(Z, "tanh", **kw),
                               {"Z": (4, 3)}),
+    "nesterov_step": (lambda p, v, g, **kw: ops.nesterov_step(p, v, g, 0.1, 0.9, **kw),
+                      {"p": (6,), "v": (6,), "g": (6,)}),
+    "adam_step": (lambda p, m, v, g, **kw: ops.adam_step(p, m, v, g, 1, 0.1, **kw),
+                  {"p": (6,), "m": (6,), "v": (6,), "g": (6,)}),
+    "add_l2": (lambda g, W, **kw: ops.add_l2(g, W, 0.1, 8, **kw), {"g": (4, 3), "W": (4, 3)}),
 }
 OP_ARGS = [(op, arg) for op, (_, shapes) in OPS.items() for arg in shapes]
 MULTI_ARGS = [(op, arg) for op, arg in OP_ARGS if len(OPS[op][1]) > 1]
@@ -1108,7 +1113,8 @@ def test_ops_reject_mixed_float_dtypes(op, arg):
 # Which argument a message blames when `arg` gets an extra axis (the first array of an
 # elementwise op sets the shape, so there the other one is blamed).
 NDIM_BLAME = {("activation_backward", "Z"): "dA", ("relu_backward", "Z"): "dA",
-              ("sgd_momentum_step", "p"): "v"}
+              ("sgd_momentum_step", "p"): "v", ("nesterov_step", "p"): "v",
+              ("adam_step", "p"): "m", ("add_l2", "g"): "W"}
 NDIM_ARGS = [(op, arg) for op, arg in OP_ARGS
              if op not in ("activation_forward", "activation_derivative", "relu_forward",
                            "relu_step")]  # elementwise on any shape
@@ -1313,7 +1319,30 @@ def test_fma_peak_gflops_rejects_bad_arguments():
 
 # Every public function of dp.ops, and the tests above that feed it bad input.
 COVERED_OPS = set(OPS) | {"shuffle_order", "get_isa", "set_isa", "available_isas", "gemm_tile",
-                          "fma_peak_gflops"}
+                          "fma_peak_gflops", "clip_by_global_norm"}
+
+
+def test_clip_by_global_norm_rejects_bad_arguments():
+    good = [np.ones((3, 2)), np.ones(4)]
+    with raises(TypeError, "grads"):
+        ops.clip_by_global_norm("g", 1.0)
+    with raises(TypeError, "grads[1]"):
+        ops.clip_by_global_norm([np.ones(3), [1.0, 2.0]], 1.0)
+    with raises(TypeError, "grads[1]"):
+        ops.clip_by_global_norm([np.ones(3), np.ones(3, np.float32)], 1.0)
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with raises(ValueError, "max_norm"):
+            ops.clip_by_global_norm(good, bad)
+    read_only = np.ones(3)
+    read_only.flags.writeable = False
+    with raises(ValueError, "grads[0]", match="read-only"):
+        ops.clip_by_global_norm([read_only], 1.0)
+    with raises(ValueError, "grads[1]", match="NaN or inf"):
+        ops.clip_by_global_norm([np.ones(2), np.array([np.nan])], 1.0)
+    shared = np.ones(4)
+    with raises(ValueError, "grads[1]"):
+        ops.clip_by_global_norm([shared, shared[1:]], 1.0)
+    assert ops.clip_by_global_norm([], 1.0) == 1.0
 
 
 def test_every_public_op_is_covered_here():

@@ -20,6 +20,10 @@ activation_backward = _ops.activation_backward
 activation_derivative = _ops.activation_derivative
 output_loss_delta = _ops.output_loss_delta
 sgd_momentum_step = _ops.sgd_momentum_step
+nesterov_step = _ops.nesterov_step
+adam_step = _ops.adam_step
+add_l2 = _ops.add_l2
+clip_by_global_norm = _ops.clip_by_global_norm
 shuffle_order = _ops.shuffle_order
 get_isa = _ops.get_isa
 set_isa = _ops.set_isa
@@ -49,7 +53,10 @@ __all__ = [
     "activation_backward",
     "activation_derivative",
     "activation_forward",
+    "adam_step",
+    "add_l2",
     "available_isas",
+    "clip_by_global_norm",
     "delta_propagate",
     "dense_backward",
     "dense_forward",
@@ -57,6 +64,7 @@ __all__ = [
     "gemm",
     "gemm_tile",
     "get_isa",
+    "nesterov_step",
     "output_loss_delta",
     "relu_backward",
     "relu_forward",
