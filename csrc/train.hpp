@@ -35,13 +35,20 @@ inline void shuffle_order(idx* order, std::uint64_t* key, idx n, std::uint64_t s
     std::sort(order, order + n, [&](idx a, idx b) { return key[a] != key[b] ? key[a] < key[b] : a < b; });
 }
 
-struct SgdSchedule {
+enum class Optimizer : int { sgd, nesterov, adam };
+
+// One epoch's settings. Learning-rate schedules are per epoch, so the caller passes this epoch's
+// lr; Adam's step counter t continues across epochs (`step` is t before this epoch's first batch).
+struct TrainConfig {
+    Optimizer optimizer = Optimizer::sgd;
     idx batch_size = 32;
     double lr = 0.01;
-    double momentum = 0.0;
+    double momentum = 0.0;                        // sgd, nesterov
+    double beta_1 = 0.9, beta_2 = 0.999, epsilon = 1e-8;  // adam
+    double alpha = 0.0;                           // L2: 1/2 alpha sum ||W||^2 / n per batch
+    double clip_norm = 0.0;                       // global-norm clipping; 0: none
     bool shuffle = true;
-    std::uint64_t seed = 0;
-    std::uint64_t epoch = 0;
+    std::uint64_t seed = 0, epoch = 0, step = 0;
 };
 
 // Copies rows order[0..rows) of src (cols wide) into dst.
@@ -51,46 +58,93 @@ void gather_rows(T* dst, const T* src, const idx* order, idx rows, idx cols) {
         std::memcpy(dst + r * cols, src + order[r] * cols, sizeof(T) * static_cast<size_t>(cols));
 }
 
-// One epoch of minibatch SGD over n samples. `velocity` has the parameters' shapes.
-// Returns the epoch's mean loss, each batch's loss (before its update) weighted by its rows,
-// as scikit-learn's loss_curve_ does.
+// L2 for one batch of `rows`: adds (alpha / rows) W to each weight gradient and returns the
+// penalty 1/2 alpha sum ||W||^2 / rows (scikit-learn's), summed in float64 in a fixed order.
 template <typename T>
-double train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const ParamViews<T*>& velocity,
-                   const T* X, const T* Y, idx n, const NetSpec& spec, const SgdSchedule& s,
-                   int n_threads) {
+double apply_l2(const ParamViews<T*>& params, const ParamViews<T*>& grad, const NetSpec& spec,
+                double alpha, idx rows, int n_threads) {
+    double squares = 0;
+    for (idx l = 0; l < spec.layers(); ++l) {
+        const idx count = spec.sizes[l] * spec.sizes[l + 1];
+        squares += sum_of_squares(params.W[l], count);
+        add_l2<T>(grad.W[l], params.W[l], count, alpha, double(rows), n_threads);
+    }
+    return 0.5 * alpha * squares / double(rows);
+}
+
+// One optimizer step on every parameter array. state1 is the velocity (sgd, nesterov) or Adam's
+// first moment, state2 Adam's second moment; t counts Adam's steps from 1.
+template <typename T>
+void update(const ParamViews<T*>& params, const ParamViews<T*>& grad, const ParamViews<T*>& state1,
+            const ParamViews<T*>& state2, const NetSpec& spec, const TrainConfig& c, std::uint64_t t,
+            int n_threads) {
+    const double lr_t = c.optimizer == Optimizer::adam
+                            ? c.lr * std::sqrt(1 - std::pow(c.beta_2, double(t))) / (1 - std::pow(c.beta_1, double(t)))
+                            : c.lr;
+    for (idx l = 0; l < spec.layers(); ++l) {
+        const idx counts[2] = {spec.sizes[l] * spec.sizes[l + 1], spec.sizes[l + 1]};
+        T* p[2] = {params.W[l], params.b[l]};
+        T* g[2] = {grad.W[l], grad.b[l]};
+        T* s1[2] = {state1.W[l], state1.b[l]};
+        for (int k = 0; k < 2; ++k) {
+            switch (c.optimizer) {
+                case Optimizer::sgd: sgd_momentum_step<T>(p[k], s1[k], g[k], counts[k], T(c.lr), T(c.momentum), n_threads); break;
+                case Optimizer::nesterov: nesterov_step<T>(p[k], s1[k], g[k], counts[k], T(c.lr), T(c.momentum), n_threads); break;
+                case Optimizer::adam: {
+                    T* s2 = k == 0 ? state2.W[l] : state2.b[l];
+                    adam_step<T>(p[k], s1[k], s2, g[k], counts[k], T(lr_t), T(c.beta_1), T(c.beta_2), T(c.epsilon), n_threads);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+// One epoch of minibatch training over n samples. Returns the epoch's mean loss: each batch's
+// loss (before its update, with its L2 penalty) weighted by its rows, as scikit-learn's
+// loss_curve_ does.
+template <typename T>
+double train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const ParamViews<T*>& state1,
+                   const ParamViews<T*>& state2, const T* X, const T* Y, idx n, const NetSpec& spec,
+                   const TrainConfig& c, int n_threads) {
     const idx L = spec.layers(), d = spec.sizes.front(), O = spec.sizes.back();
-    const idx batch = std::min(s.batch_size, n);
+    const idx batch = std::min(c.batch_size, n);
     ws.reserve(spec, batch);
-    if (s.shuffle) {
+    if (c.shuffle) {
         ws.order.resize(static_cast<size_t>(n));
         ws.keys.resize(static_cast<size_t>(n));
-        shuffle_order(ws.order.data(), ws.keys.data(), n, s.seed, s.epoch);
+        shuffle_order(ws.order.data(), ws.keys.data(), n, c.seed, c.epoch);
     }
     ParamViews<const T*> view;
     ParamViews<T*> grad;
+    std::vector<T*> all_grads;
+    std::vector<idx> counts;
     for (idx l = 0; l < L; ++l) {
         view.W.push_back(params.W[l]);
         view.b.push_back(params.b[l]);
         grad.W.push_back(ws.dW[l].data());
         grad.b.push_back(ws.db[l].data());
+        all_grads.insert(all_grads.end(), {ws.dW[l].data(), ws.db[l].data()});
+        counts.insert(counts.end(), {spec.sizes[l] * spec.sizes[l + 1], spec.sizes[l + 1]});
     }
     double total = 0.0;
+    std::uint64_t t = c.step;
     for (idx start = 0; start < n; start += batch) {
         const idx rows = std::min(batch, n - start);
         const T* Xb = X + start * d;  // unshuffled batches are read in place
         const T* Yb = Y + start * O;
-        if (s.shuffle) {
+        if (c.shuffle) {
             gather_rows(ws.X_batch.data(), X, ws.order.data() + start, rows, d);
             gather_rows(ws.Y_batch.data(), Y, ws.order.data() + start, rows, O);
             Xb = ws.X_batch.data();
             Yb = ws.Y_batch.data();
         }
-        total += double(rows) * mlp_loss_and_gradients(ws, view, grad, Xb, Yb, rows, spec, n_threads);
-        for (idx l = 0; l < L; ++l) {
-            const idx I = spec.sizes[l], Ol = spec.sizes[l + 1];
-            sgd_momentum_step<T>(params.W[l], velocity.W[l], grad.W[l], I * Ol, T(s.lr), T(s.momentum), n_threads);
-            sgd_momentum_step<T>(params.b[l], velocity.b[l], grad.b[l], Ol, T(s.lr), T(s.momentum), n_threads);
-        }
+        double loss = mlp_loss_and_gradients(ws, view, grad, Xb, Yb, rows, spec, n_threads);
+        if (c.alpha > 0) loss += apply_l2(params, grad, spec, c.alpha, rows, n_threads);
+        if (c.clip_norm > 0)
+            clip_by_global_norm<T>(all_grads.data(), counts.data(), idx(all_grads.size()), c.clip_norm, n_threads);
+        total += double(rows) * loss;
+        update(params, grad, state1, state2, spec, c, ++t, n_threads);
     }
     return total / double(n);
 }

@@ -95,7 +95,11 @@ class Engine {
                        const py::object& X_obj, const py::object& Y_obj, const py::object& batch_obj,
                        const py::object& lr_obj, const py::object& momentum_obj,
                        const py::object& shuffle_obj, const py::object& seed_obj,
-                       const py::object& epoch_obj) {
+                       const py::object& epoch_obj, const py::object& optimizer_obj,
+                       const py::object& beta_1_obj, const py::object& beta_2_obj,
+                       const py::object& epsilon_obj, const py::object& alpha_obj,
+                       const py::object& clip_obj, const py::object& step_obj,
+                       const py::object& scoefs, const py::object& sintercepts) {
         // Batches larger than the data are cut to it, so any size up to the index range is fine.
         const idx batch_size = idx(arg_int(batch_obj, "batch_size", 1, std::numeric_limits<idx>::max()));
         const double lr = arg_real(lr_obj, "lr"), momentum = arg_real(momentum_obj, "momentum");
@@ -103,17 +107,42 @@ class Engine {
         const std::uint64_t seed = arg_u64(seed_obj, "seed"), epoch = arg_u64(epoch_obj, "epoch");
         if (!(std::isfinite(lr) && lr >= 0)) throw py::value_error("lr must be finite and >= 0, got " + std::to_string(lr));
         if (!(momentum >= 0 && momentum <= 1)) throw py::value_error("momentum must be in [0, 1], got " + std::to_string(momentum));
+        TrainConfig c;
+        const std::string optimizer = arg_str(optimizer_obj, "optimizer");
+        if (optimizer == "sgd") c.optimizer = Optimizer::sgd;
+        else if (optimizer == "nesterov") c.optimizer = Optimizer::nesterov;
+        else if (optimizer == "adam") c.optimizer = Optimizer::adam;
+        else throw py::value_error("unknown optimizer '" + optimizer + "'; expected 'sgd', 'nesterov' or 'adam'");
+        c.beta_1 = arg_real(beta_1_obj, "beta_1");
+        c.beta_2 = arg_real(beta_2_obj, "beta_2");
+        c.epsilon = arg_real(epsilon_obj, "epsilon");
+        c.alpha = arg_real(alpha_obj, "alpha");
+        c.clip_norm = arg_real(clip_obj, "clip_norm");
+        c.step = arg_u64(step_obj, "step");
+        if (!(c.beta_1 >= 0 && c.beta_1 < 1)) throw py::value_error("beta_1 must be in [0, 1)");
+        if (!(c.beta_2 >= 0 && c.beta_2 < 1)) throw py::value_error("beta_2 must be in [0, 1)");
+        if (!(std::isfinite(c.epsilon) && c.epsilon > 0)) throw py::value_error("epsilon must be finite and > 0");
+        if (!(std::isfinite(c.alpha) && c.alpha >= 0)) throw py::value_error("alpha must be finite and >= 0");
+        if (!(std::isfinite(c.clip_norm) && c.clip_norm >= 0)) throw py::value_error("clip_norm must be finite and >= 0 (0: no clipping)");
+        c.batch_size = batch_size; c.lr = lr; c.momentum = momentum; c.shuffle = shuffle;
+        c.seed = seed; c.epoch = epoch;
         std::vector<Named> args;
         const auto p = params<T*>(coefs, intercepts, "coefs_", "intercepts_", Role::read_write, args);
-        const auto v = params<T*>(vcoefs, vintercepts, "velocity of coefs_", "velocity of intercepts_", Role::read_write, args);
+        const auto s1 = params<T*>(vcoefs, vintercepts, "optimizer state of coefs_", "optimizer state of intercepts_", Role::read_write, args);
+        ParamViews<T*> s2;
+        idx written = 4 * spec_.layers();
+        if (c.optimizer == Optimizer::adam) {  // Adam's second moment
+            if (scoefs.is_none() || sintercepts.is_none())
+                throw py::value_error("optimizer 'adam' needs its second-moment state (scoefs, sintercepts)");
+            s2 = params<T*>(py::reinterpret_borrow<py::sequence>(scoefs), py::reinterpret_borrow<py::sequence>(sintercepts),
+                            "second moment of coefs_", "second moment of intercepts_", Role::read_write, args);
+            written += 2 * spec_.layers();
+        }
         const auto [x, y, N] = data(X_obj, Y_obj, args);
-        require_disjoint(args, 0, 4 * spec_.layers());
-        SgdSchedule s;
-        s.batch_size = batch_size; s.lr = lr; s.momentum = momentum; s.shuffle = shuffle;
-        s.seed = seed; s.epoch = epoch;
+        require_disjoint(args, 0, size_t(written));
         py::gil_scoped_release nogil;
         std::lock_guard<std::mutex> lock(mutex_);
-        return dp::train_epoch(ws_, p, v, x, y, N, spec_, s, resolve_threads(n_threads_));
+        return dp::train_epoch(ws_, p, s1, s2, x, y, N, spec_, c, resolve_threads(n_threads_));
     }
 
   private:
@@ -189,7 +218,9 @@ void bind_engine_for(py::module_& m, const char* name) {
              "Y"_a, "dcoefs"_a, "dintercepts"_a)
         .def("train_epoch", &Engine<T>::train_epoch, "coefs"_a, "intercepts"_a, "vcoefs"_a,
              "vintercepts"_a, "X"_a, "Y"_a, "batch_size"_a, "lr"_a, "momentum"_a, "shuffle"_a,
-             "seed"_a, "epoch"_a);
+             "seed"_a, "epoch"_a, py::kw_only(), "optimizer"_a = "sgd", "beta_1"_a = 0.9,
+             "beta_2"_a = 0.999, "epsilon"_a = 1e-8, "alpha"_a = 0.0, "clip_norm"_a = 0.0,
+             "step"_a = 0, "scoefs"_a = py::none(), "sintercepts"_a = py::none());
 }
 
 }  // namespace

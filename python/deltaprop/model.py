@@ -165,13 +165,22 @@ class MLP:
         return loss, dcoefs, dintercepts
 
     def fit(self, X, Y, epochs=10, batch_size=32, lr=0.01, momentum=0.0, shuffle=True, *,
-            callback: Callable[[History], bool | None] | None = None,
+            optimizer="sgd", beta_1=0.9, beta_2=0.999, epsilon=1e-8, alpha=0.0,
+            clip_norm=None, callback: Callable[[History], bool | None] | None = None,
             verbose=False) -> History:
-        """Minibatch SGD with momentum (scikit-learn's convention: v ← μv − lr·g; p ← p + v).
+        """Minibatch training; parameters are updated in place.
+
+        optimizer : "sgd" (with ``momentum`` in scikit-learn's convention: v ← μv − lr·g;
+            p ← p + v), "nesterov" (scikit-learn's form), or "adam" (scikit-learn's form:
+            ``beta_1``, ``beta_2``, ``epsilon``; its step counts batches). The optimizer's state
+            starts at zero on every call.
+        alpha : L2 penalty ½·alpha·Σ‖W‖² per batch, divided by the batch's rows (scikit-learn's).
+        clip_norm : clip the gradients to this global norm before each step (None: no clipping),
+            the remedy for exploding gradients.
 
         ``batch_size=1`` is online training, ``batch_size=len(X)`` full-batch training. Each
         epoch runs in the engine without the GIL; between epochs, ``callback(history)`` is
-        called and may return True to stop. Parameters are updated in place.
+        called and may return True to stop.
         """
         X = self._inputs(X)
         Y = self._targets(Y, X.shape[0])
@@ -179,9 +188,21 @@ class MLP:
         batch_size = check_int(batch_size, "batch_size")
         lr = check_real(lr, "lr", 0.0)
         momentum = check_real(momentum, "momentum", 0.0, 1.0)
+        optimizer = check_name(optimizer, "optimizer", ("sgd", "nesterov", "adam"))
+        settings = dict(optimizer=optimizer,
+                        beta_1=check_real(beta_1, "beta_1", 0.0, np.nextafter(1.0, 0.0)),
+                        beta_2=check_real(beta_2, "beta_2", 0.0, np.nextafter(1.0, 0.0)),
+                        epsilon=check_real(epsilon, "epsilon", np.finfo(np.float64).tiny),
+                        alpha=check_real(alpha, "alpha", 0.0),
+                        clip_norm=0.0 if clip_norm is None else check_real(
+                            clip_norm, "clip_norm", np.finfo(np.float64).tiny))
         params = self.coefs_ + self.intercepts_
         vcoefs = [np.zeros_like(W) for W in self.coefs_]
         vintercepts = [np.zeros_like(b) for b in self.intercepts_]
+        if optimizer == "adam":  # its second moment
+            settings.update(scoefs=[np.zeros_like(W) for W in self.coefs_],
+                            sintercepts=[np.zeros_like(b) for b in self.intercepts_])
+        steps_per_epoch = -(-X.shape[0] // min(batch_size, X.shape[0]))
         last_good = [np.empty_like(p) for p in params]  # the state to fall back on, reused
         history = History()
         for _ in range(epochs):
@@ -191,7 +212,9 @@ class MLP:
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
                 loss = self._engine.train_epoch(self.coefs_, self.intercepts_, vcoefs,
                                                 vintercepts, X, Y, batch_size, lr, momentum,
-                                                bool(shuffle), self.seed, self.epochs_trained_)
+                                                bool(shuffle), self.seed, self.epochs_trained_,
+                                                step=history.epochs * steps_per_epoch,
+                                                **settings)
             elapsed = time.perf_counter() - start
             if not (np.isfinite(loss) and all(np.isfinite(p).all() for p in params)):
                 for saved, p in zip(last_good, params):

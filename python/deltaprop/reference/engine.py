@@ -34,7 +34,7 @@ class Engine:
         return loss
 
     def train_epoch(self, coefs, intercepts, vcoefs, vintercepts, X, Y, batch_size, lr,
-                    momentum, shuffle, seed, epoch):
+                    momentum, shuffle, seed, epoch, **optimizer):
         return train_epoch(coefs, intercepts, vcoefs, vintercepts, X, Y, batch_size, lr,
                            momentum, shuffle, seed, epoch, self.activation, self.grad_at_zero,
-                           self.output)
+                           self.output, **optimizer)
