@@ -82,3 +82,47 @@ def test_bad_optimizer_settings_are_named(rng):
                               ({"clip_norm": 0.0}, ValueError, "clip_norm")]:
         with pytest.raises(exc, match=name):
             net.fit(X, y, epochs=1, **kwargs)
+
+
+@pytest.mark.parametrize("schedule, options, expected", [
+    ("constant", {}, [0.1, 0.1, 0.1, 0.1]),
+    ("step", {"step_size": 2, "gamma": 0.5}, [0.1, 0.1, 0.05, 0.05]),
+    ("cosine", {"lr_min": 0.02}, [0.1, 0.1 - 0.08 * (1 - np.cos(np.pi / 4)) / 2, 0.06,
+                                  0.02 + 0.04 * (1 + np.cos(3 * np.pi / 4))]),
+    ("invscaling", {"power_t": 0.5}, [0.1 / np.sqrt(1 + e * 110) for e in range(4)]),
+])
+def test_schedules_set_each_epochs_learning_rate(rng, schedule, options, expected):
+    X, y = problem(rng)
+    history = dp.MLP([10, 8, 4]).fit(X, y, epochs=4, lr=0.1, lr_schedule=schedule,
+                                     schedule_options=options)
+    np.testing.assert_allclose(history.lr, expected, rtol=1e-12)
+
+
+def test_adaptive_schedule_divides_by_five_then_stops(rng):
+    X, y = problem(rng)
+    net = dp.MLP([10, 8, 4])
+    # tol so large that no epoch after the first (which improves on an infinite best loss)
+    # counts as an improvement: lr / 5 after every second bad epoch, as scikit-learn does
+    history = net.fit(X, y, epochs=200, lr=0.01, lr_schedule="adaptive",
+                      schedule_options={"tol": 1e9, "n_iter_no_change": 1})
+    assert history.lr[:6] == pytest.approx([0.01, 0.01, 0.01, 0.002, 0.002, 0.0004])
+    assert history.epochs < 200 and history.lr[-1] <= 1e-6  # it stopped by itself
+
+
+def test_sklearn_init_reproduces_scikit_learns_initial_weights():
+    neural = pytest.importorskip("sklearn.neural_network")
+    X = np.random.default_rng(0).standard_normal((30, 6))
+    y = np.arange(30) % 3
+    sk = neural.MLPClassifier(hidden_layer_sizes=(9,), random_state=42, max_iter=1,
+                              learning_rate_init=1e-300)
+    with pytest.warns(Warning):  # ConvergenceWarning: one iteration
+        sk.fit(X, y)
+    net = dp.MLP([6, 9, 3], init="sklearn", seed=42)
+    for ours, theirs in zip(net.coefs_ + net.intercepts_, sk.coefs_ + sk.intercepts_):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_bias_init_sets_every_bias():
+    net = dp.MLP([5, 7, 3], bias_init=0.01)
+    for b in net.intercepts_:
+        np.testing.assert_array_equal(b, 0.01)

@@ -12,6 +12,7 @@ import numpy as np
 from . import _core, reference
 from .activations import Activation, resolve_with_grad_at_zero
 from .init import init_network
+from .schedules import Schedule
 from .validation import (
     check_dtype,
     check_int,
@@ -34,6 +35,7 @@ class History:
 
     loss: list = field(default_factory=list)
     seconds: list = field(default_factory=list)
+    lr: list = field(default_factory=list)  # the learning rate each epoch ran at
 
     @property
     def epochs(self) -> int:
@@ -66,10 +68,19 @@ class MLP:
         OpenMP threads; None uses OpenMP's default (OMP_NUM_THREADS, or all cores).
     grad_at_zero : float
         ReLU'(0), a convention: 0 (the default, as PyTorch and scikit-learn), 0.5 or 1.
+    init : str or None
+        The initial weights' scheme (deltaprop.init.INIT_SCHEMES): he_uniform, he_normal,
+        lecun_normal, glorot_uniform, glorot_normal, or "sklearn" (scikit-learn's exact draws
+        for ``random_state=seed``). None: He for the ReLU family, LeCun normal for SELU, Glorot
+        otherwise; the output layer Glorot.
+    bias_init : float or None
+        A constant for every bias (a small positive one keeps ReLU units alive at the start,
+        seed 003); None: zeros (with "sklearn", its uniform draws).
     """
 
     def __init__(self, layer_sizes, activation="relu", output="softmax", *, dtype="float64",
-                 seed=0, backend="cpp", n_threads=None, grad_at_zero=0.0):
+                 seed=0, backend="cpp", n_threads=None, grad_at_zero=0.0, init=None,
+                 bias_init=None):
         sizes = list(layer_sizes) if np.ndim(layer_sizes) == 1 else None
         if not sizes or len(sizes) < 2:
             raise ValueError(f"layer_sizes must list at least 2 sizes (inputs, outputs), "
@@ -99,9 +110,11 @@ class MLP:
         n_bytes = sum((i + 1) * o for i, o in zip(sizes, sizes[1:])) * self.dtype.itemsize
         if n_bytes > MAX_PARAMETER_BYTES:
             raise MemoryError(f"layer_sizes {sizes} need {n_bytes:.3g} bytes of parameters")
-        rng = np.random.default_rng(self.seed)
-        # He for the ReLU family, LeCun normal for SELU, Glorot otherwise (deltaprop.init)
-        self.coefs_, self.intercepts_ = init_network(self.layer_sizes, self._spec, rng, self.dtype)
+        self.init, self.bias_init = init, bias_init
+        # "sklearn" draws from RandomState(seed), as its random_state; the others from a Generator
+        rng = self.seed if init == "sklearn" else np.random.default_rng(self.seed)
+        self.coefs_, self.intercepts_ = init_network(self.layer_sizes, self._spec, rng, self.dtype,
+                                                     scheme=init, bias_init=bias_init)
         self.epochs_trained_ = 0  # counts epochs across fit calls: epoch e shuffles with (seed, e)
 
     # -- engine -------------------------------------------------------------------------
@@ -166,7 +179,8 @@ class MLP:
 
     def fit(self, X, Y, epochs=10, batch_size=32, lr=0.01, momentum=0.0, shuffle=True, *,
             optimizer="sgd", beta_1=0.9, beta_2=0.999, epsilon=1e-8, alpha=0.0,
-            clip_norm=None, callback: Callable[[History], bool | None] | None = None,
+            clip_norm=None, lr_schedule="constant", schedule_options=None,
+            callback: Callable[[History], bool | None] | None = None,
             verbose=False) -> History:
         """Minibatch training; parameters are updated in place.
 
@@ -177,6 +191,10 @@ class MLP:
         alpha : L2 penalty ½·alpha·Σ‖W‖² per batch, divided by the batch's rows (scikit-learn's).
         clip_norm : clip the gradients to this global norm before each step (None: no clipping),
             the remedy for exploding gradients.
+        lr_schedule : "constant", "invscaling", "step", "cosine" or "adaptive" (see
+            deltaprop.schedules.Schedule), with ``schedule_options`` a dict of its settings
+            (power_t, step_size, gamma, lr_min, tol, n_iter_no_change). "adaptive" may end
+            training before ``epochs``.
 
         ``batch_size=1`` is online training, ``batch_size=len(X)`` full-batch training. Each
         epoch runs in the engine without the GIL; between epochs, ``callback(history)`` is
@@ -203,15 +221,18 @@ class MLP:
             settings.update(scoefs=[np.zeros_like(W) for W in self.coefs_],
                             sintercepts=[np.zeros_like(b) for b in self.intercepts_])
         steps_per_epoch = -(-X.shape[0] // min(batch_size, X.shape[0]))
+        schedule = Schedule(lr_schedule, lr, epochs=epochs, n_samples=X.shape[0],
+                            **(schedule_options or {}))
         last_good = [np.empty_like(p) for p in params]  # the state to fall back on, reused
         history = History()
-        for _ in range(epochs):
+        for epoch in range(epochs):
+            epoch_lr = schedule.lr(epoch)
             for saved, p in zip(last_good, params):
                 np.copyto(saved, p)
             start = time.perf_counter()
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
                 loss = self._engine.train_epoch(self.coefs_, self.intercepts_, vcoefs,
-                                                vintercepts, X, Y, batch_size, lr, momentum,
+                                                vintercepts, X, Y, batch_size, epoch_lr, momentum,
                                                 bool(shuffle), self.seed, self.epochs_trained_,
                                                 step=history.epochs * steps_per_epoch,
                                                 **settings)
@@ -226,9 +247,10 @@ class MLP:
             self.epochs_trained_ += 1
             history.loss.append(loss)
             history.seconds.append(elapsed)
+            history.lr.append(epoch_lr)
             if verbose:
                 print(f"epoch {history.epochs:4d}  loss {loss:.6f}  {elapsed * 1e3:8.2f} ms")
-            if callback is not None and callback(history):
+            if schedule.end_of_epoch(loss) or (callback is not None and callback(history)):
                 break
         return history
 

@@ -1,0 +1,55 @@
+"""Learning-rate schedules for MLP.fit: the learning rate of each epoch. The formulas are the
+reference's (reference/optim.py); this holds the one bit of state a schedule has, scikit-learn's
+adaptive counter of epochs without improvement."""
+
+from __future__ import annotations
+
+import math
+
+from .reference.optim import adaptive_lr, cosine_lr, invscaling_lr, step_lr
+from .validation import check_int, check_name, check_real
+
+SCHEDULES = ("constant", "invscaling", "step", "cosine", "adaptive")
+
+
+class Schedule:
+    """lr(epoch) for epoch = 0, 1, ... of one fit call, and end_of_epoch(loss) -> stop?
+
+    constant   lr0
+    invscaling lr0 / (t + 1)^power_t, t the samples seen before the epoch (scikit-learn's)
+    step       lr0 · gamma^⌊epoch / step_size⌋
+    cosine     from lr0 down to lr_min over the fit's epochs
+    adaptive   lr0 while the loss improves by at least tol; after more than n_iter_no_change
+               epochs without, lr / 5, and stop once lr ≤ 1e-6 (scikit-learn's)
+    """
+
+    def __init__(self, name, lr0, *, epochs, n_samples, power_t=0.5, step_size=10, gamma=0.1,
+                 lr_min=0.0, tol=1e-4, n_iter_no_change=10):
+        self.name = check_name(name, "lr_schedule", SCHEDULES)
+        self.lr0, self.epochs, self.n_samples = lr0, max(epochs, 1), n_samples
+        self.power_t = check_real(power_t, "power_t", 0.0)
+        self.step_size = check_int(step_size, "step_size")
+        self.gamma = check_real(gamma, "gamma", 0.0)
+        self.lr_min = check_real(lr_min, "lr_min", 0.0, lr0)
+        self.tol = check_real(tol, "tol", 0.0)
+        self.n_iter_no_change = check_int(n_iter_no_change, "n_iter_no_change")
+        self.current, self.best, self.bad_epochs = lr0, math.inf, 0
+
+    def lr(self, epoch: int) -> float:
+        if self.name == "invscaling":
+            return invscaling_lr(self.lr0, epoch * self.n_samples, self.power_t)
+        if self.name == "step":
+            return step_lr(self.lr0, epoch, self.step_size, self.gamma)
+        if self.name == "cosine":
+            return cosine_lr(self.lr0, epoch, self.epochs, self.lr_min)
+        return self.current  # constant, adaptive
+
+    def end_of_epoch(self, loss: float) -> bool:
+        """Records the epoch's loss; True when the adaptive schedule says stop."""
+        if self.name != "adaptive":
+            return False
+        self.bad_epochs = self.bad_epochs + 1 if loss > self.best - self.tol else 0
+        self.best = min(self.best, loss)
+        self.current, self.bad_epochs, stop = adaptive_lr(self.current, self.bad_epochs,
+                                                          self.n_iter_no_change)
+        return stop
