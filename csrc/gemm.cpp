@@ -97,6 +97,16 @@ void scale_rows(T* C, idx ldc, idx M, idx N, T beta, int n_threads) {
     });
 }
 
+// sums[j] = sum_k op(B)[k, j], k in order, as the packed path sums while it packs.
+template <typename T>
+void column_sums(T* sums, const T* B, idx ldb, idx N, idx K, bool trans_b) {
+    for (idx j = 0; j < N; ++j) {
+        T s = 0;
+        for (idx k = 0; k < K; ++k) s += trans_b ? B[j * ldb + k] : B[k * ldb + j];
+        sums[j] = s;
+    }
+}
+
 // Direct path for products too small to repay packing: C += alpha . op(A) . op(B), row by row
 // (each thread owns whole rows), k in order, then the extras. Serial below kParallelMinWork.
 template <typename T>
@@ -117,12 +127,7 @@ void gemm_direct(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M,
         }
         apply_epilogue(c, ldc, i, 0, 1, N, ep);
     });
-    if (col_sums_b)
-        for (idx j = 0; j < N; ++j) {  // k in order, as the packed path sums
-            T s = 0;
-            for (idx k = 0; k < K; ++k) s += trans_b ? B[j * ldb + k] : B[k * ldb + j];
-            col_sums_b[j] = s;
-        }
+    if (col_sums_b) column_sums(col_sums_b, B, ldb, N, K, trans_b);
 }
 
 // Bp (kc x NR, zero-padded past n columns) = alpha . op(B)[pc : pc+kc, j0 : j0+n];
@@ -318,7 +323,7 @@ void gemm(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M, idx N,
         // with the opposite transpose flag, and likewise for A.
         gemm_packed<T>(kern, C, ldc, B, ldb, A, lda, N, M, K, !trans_b, !trans_a, alpha,
                        beta != T(0), nt, ep, nullptr, true);
-        if (col_sums_b) gemm_direct<T>(nullptr, 0, A, lda, B, ldb, 0, N, K, trans_a, trans_b, alpha, 1, {}, col_sums_b);
+        if (col_sums_b) column_sums(col_sums_b, B, ldb, N, K, trans_b);
     } else {
         gemm_packed<T>(kern, C, ldc, A, lda, B, ldb, M, N, K, trans_a, trans_b, alpha,
                        beta != T(0), nt, ep, col_sums_b, false);

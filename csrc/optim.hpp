@@ -34,9 +34,14 @@ void nesterov_step(T* p, T* v, const T* g, idx count, T lr, T momentum, int n_th
     });
 }
 
+// Adam's step size for step t (counted from 1): the bias corrections folded into lr.
+inline double adam_step_size(double lr, double beta_1, double beta_2, double t) {
+    return lr * std::sqrt(1 - std::pow(beta_2, t)) / (1 - std::pow(beta_1, t));
+}
+
 // Adam (Kingma & Ba 2015, Algorithm 1 with section 2's efficiency note) in scikit-learn's form
 // (AdamOptimizer): the bias corrections are folded into the step size lr_t, which the caller
-// computes once per step as lr . sqrt(1 - beta_2^t) / (1 - beta_1^t), t counting batches from 1;
+// computes once per step with adam_step_size, t counting batches from 1;
 // epsilon is added after the square root (not the paper's epsilon-hat):
 //   m <- beta_1 . m + (1 - beta_1) . g
 //   v <- beta_2 . v + (1 - beta_2) . g^2

@@ -78,9 +78,8 @@ template <typename T>
 void update(const ParamViews<T*>& params, const ParamViews<T*>& grad, const ParamViews<T*>& state1,
             const ParamViews<T*>& state2, const NetSpec& spec, const TrainConfig& c, std::uint64_t t,
             int n_threads) {
-    const double lr_t = c.optimizer == Optimizer::adam
-                            ? c.lr * std::sqrt(1 - std::pow(c.beta_2, double(t))) / (1 - std::pow(c.beta_1, double(t)))
-                            : c.lr;
+    const double lr_t =
+        c.optimizer == Optimizer::adam ? adam_step_size(c.lr, c.beta_1, c.beta_2, double(t)) : c.lr;
     for (idx l = 0; l < spec.layers(); ++l) {
         const idx counts[2] = {spec.sizes[l] * spec.sizes[l + 1], spec.sizes[l + 1]};
         T* p[2] = {params.W[l], params.b[l]};

@@ -11,7 +11,7 @@ import pytest
 
 from deltaprop import reference as ref
 from deltaprop.activations import NAMES, Activation
-from deltaprop.init import INIT_SCHEMES, default_init, init_network, init_params
+from deltaprop.init import INIT_SCHEMES, default_init, init_network
 
 FAN_IN, FAN_OUT = 400, 300
 
@@ -67,10 +67,18 @@ def test_default_scheme_per_activation():
 
 @pytest.mark.parametrize("activation", ["relu", "tanh", "logistic", "identity"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_the_default_network_is_init_params_network(activation, dtype):
-    """init_params (what the model calls today) and init_network agree, draw for draw."""
+def test_the_default_network_draws_he_then_glorot_uniform_in_order(activation, dtype):
+    """The default network, draw for draw: He-uniform (bound √(6/fan_in)) for ReLU hidden
+    layers, Glorot-uniform (√(6/(fan_in+fan_out))) elsewhere and for the output layer, one draw
+    per layer in order from the generator, zero biases."""
     sizes = [6, 9, 4, 3]
-    old = init_params(sizes, activation, np.random.default_rng(5), np.dtype(dtype))
+    rng = np.random.default_rng(5)
+    old = ([], [])
+    for l, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:])):
+        he = activation == "relu" and l < len(sizes) - 2
+        bound = np.sqrt(6.0 / fan_in) if he else np.sqrt(6.0 / (fan_in + fan_out))
+        old[0].append(rng.uniform(-bound, bound, (fan_in, fan_out)).astype(dtype))
+        old[1].append(np.zeros(fan_out, dtype=dtype))
     new = init_network(sizes, activation, np.random.default_rng(5), dtype)
     for a, b in zip(old[0] + old[1], new[0] + new[1]):
         assert a.dtype == b.dtype == np.dtype(dtype)

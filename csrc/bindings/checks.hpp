@@ -238,6 +238,20 @@ inline ActivationSpec activation_spec(py::handle activation, double grad_at_zero
     return f;
 }
 
+// The optimizer settings' ranges, checked alike by the ops and the engine.
+inline void require_lr(double lr) {
+    if (!(std::isfinite(lr) && lr >= 0)) throw py::value_error("lr must be finite and >= 0, got " + std::to_string(lr));
+}
+inline void require_momentum(double momentum) {
+    if (!(momentum >= 0 && momentum <= 1))
+        throw py::value_error("momentum must be in [0, 1], got " + std::to_string(momentum));
+}
+inline void require_adam(double beta_1, double beta_2, double epsilon) {
+    if (!(beta_1 >= 0 && beta_1 < 1)) throw py::value_error("beta_1 must be in [0, 1)");
+    if (!(beta_2 >= 0 && beta_2 < 1)) throw py::value_error("beta_2 must be in [0, 1)");
+    if (!(std::isfinite(epsilon) && epsilon > 0)) throw py::value_error("epsilon must be finite and > 0");
+}
+
 // A new array of `shape`, or MemoryError naming `what` when it cannot exist.
 template <typename T>
 py::array_t<T> new_array(const std::vector<idx>& shape, const std::string& what) {

@@ -105,8 +105,8 @@ class Engine {
         const double lr = arg_real(lr_obj, "lr"), momentum = arg_real(momentum_obj, "momentum");
         const bool shuffle = arg_bool(shuffle_obj, "shuffle");
         const std::uint64_t seed = arg_u64(seed_obj, "seed"), epoch = arg_u64(epoch_obj, "epoch");
-        if (!(std::isfinite(lr) && lr >= 0)) throw py::value_error("lr must be finite and >= 0, got " + std::to_string(lr));
-        if (!(momentum >= 0 && momentum <= 1)) throw py::value_error("momentum must be in [0, 1], got " + std::to_string(momentum));
+        require_lr(lr);
+        require_momentum(momentum);
         TrainConfig c;
         const std::string optimizer = arg_str(optimizer_obj, "optimizer");
         if (optimizer == "sgd") c.optimizer = Optimizer::sgd;
@@ -119,9 +119,7 @@ class Engine {
         c.alpha = arg_real(alpha_obj, "alpha");
         c.clip_norm = arg_real(clip_obj, "clip_norm");
         c.step = arg_u64(step_obj, "step");
-        if (!(c.beta_1 >= 0 && c.beta_1 < 1)) throw py::value_error("beta_1 must be in [0, 1)");
-        if (!(c.beta_2 >= 0 && c.beta_2 < 1)) throw py::value_error("beta_2 must be in [0, 1)");
-        if (!(std::isfinite(c.epsilon) && c.epsilon > 0)) throw py::value_error("epsilon must be finite and > 0");
+        require_adam(c.beta_1, c.beta_2, c.epsilon);
         if (!(std::isfinite(c.alpha) && c.alpha >= 0)) throw py::value_error("alpha must be finite and >= 0");
         if (!(std::isfinite(c.clip_norm) && c.clip_norm >= 0)) throw py::value_error("clip_norm must be finite and >= 0 (0: no clipping)");
         c.batch_size = batch_size; c.lr = lr; c.momentum = momentum; c.shuffle = shuffle;

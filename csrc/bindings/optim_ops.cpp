@@ -23,8 +23,8 @@ void sgd_momentum_step_op(const py::array& p, const py::array& v, const py::arra
     require_no_overlap(v, "v", p, "p");
     require_no_overlap(p, "p", g, "g");
     require_no_overlap(v, "v", g, "g");
-    if (!(std::isfinite(lr) && lr >= 0)) throw py::value_error("lr must be finite and >= 0");
-    if (!(momentum >= 0 && momentum <= 1)) throw py::value_error("momentum must be in [0, 1]");
+    require_lr(lr);
+    require_momentum(momentum);
     py::gil_scoped_release nogil;
     sgd_momentum_step<T>(param, vel, grad, p.size(), T(lr), T(momentum), resolve_threads(n_threads));
 }
@@ -76,8 +76,8 @@ void bind_optim_ops(py::module_& m) {
           [arr](O p_obj, O v_obj, O g_obj, O lr_obj, O mom_obj, O nt, O cf) {
               const py::array p = arr(p_obj, "p"), v = arr(v_obj, "v"), g = arr(g_obj, "g");
               const double lr = arg_real(lr_obj, "lr"), momentum = arg_real(mom_obj, "momentum");
-              if (!(std::isfinite(lr) && lr >= 0)) throw py::value_error("lr must be finite and >= 0");
-              if (!(momentum >= 0 && momentum <= 1)) throw py::value_error("momentum must be in [0, 1]");
+              require_lr(lr);
+              require_momentum(momentum);
               const int n_threads = resolve_threads(arg_threads(nt));
               const bool check = arg_bool(cf, "check_finite");
               dispatch_dtype(p, "p", [&](auto t) {
@@ -97,13 +97,11 @@ void bind_optim_ops(py::module_& m) {
               const long long t = arg_int(t_obj, "t", 1, std::numeric_limits<long long>::max());
               const double lr = arg_real(lr_obj, "lr"), b1 = arg_real(b1_obj, "beta_1"),
                            b2 = arg_real(b2_obj, "beta_2"), eps = arg_real(eps_obj, "epsilon");
-              if (!(std::isfinite(lr) && lr >= 0)) throw py::value_error("lr must be finite and >= 0");
-              if (!(b1 >= 0 && b1 < 1)) throw py::value_error("beta_1 must be in [0, 1)");
-              if (!(b2 >= 0 && b2 < 1)) throw py::value_error("beta_2 must be in [0, 1)");
-              if (!(std::isfinite(eps) && eps > 0)) throw py::value_error("epsilon must be finite and > 0");
+              require_lr(lr);
+              require_adam(b1, b2, eps);
               const int n_threads = resolve_threads(arg_threads(nt));
               const bool check = arg_bool(cf, "check_finite");
-              const double lr_t = lr * std::sqrt(1 - std::pow(b2, double(t))) / (1 - std::pow(b1, double(t)));
+              const double lr_t = adam_step_size(lr, b1, b2, double(t));
               dispatch_dtype(p, "p", [&](auto tag) {
                   using T = decltype(tag);
                   const auto d = same_shape<T>({{p, "p"}, {m1, "m"}, {v, "v"}, {g, "g"}}, 3, check);

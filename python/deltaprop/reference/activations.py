@@ -25,15 +25,7 @@ from ..activations import (
 from ..activations import resolve_with_grad_at_zero as _spec
 from ..validation import check_dtype
 
-# -- the engine's original four: (forward, derivative(z, a, grad_at_zero)) ------------------------
-
-
-def identity(z):
-    return z.copy()
-
-
-def identity_derivative(z, a, grad_at_zero=0.0):
-    return np.ones_like(z)
+# -- the classic pairs, forward beside derivative(z, a, grad_at_zero); the table below uses them --
 
 
 def relu(z):
@@ -63,25 +55,6 @@ def tanh(z):
 
 def tanh_derivative(z, a, grad_at_zero=0.0):
     return 1 - a * a
-
-
-# The names the C++ engine implements today (tests/test_reference.py keeps the two sets equal);
-# ALL_ACTIVATIONS below is the whole table.
-ACTIVATIONS = {
-    "identity": (identity, identity_derivative),
-    "relu": (relu, relu_derivative),
-    "sigmoid": (sigmoid, sigmoid_derivative),
-    "logistic": (sigmoid, sigmoid_derivative),
-    "tanh": (tanh, tanh_derivative),
-}
-
-
-def _pair(activation):
-    try:
-        return ACTIVATIONS[activation]
-    except KeyError:
-        known = ", ".join(repr(name) for name in ACTIVATIONS)
-        raise ValueError(f"unknown activation {activation!r}; expected one of {known}") from None
 
 
 # -- numerically stable building blocks -----------------------------------------------------------
@@ -201,6 +174,11 @@ ALL_ACTIVATIONS = {
                        lambda z, s, P: _step(z, s.surrogate_slope, s.grad_at_zero),
                        lambda a, s, P: np.where(a > 0, 1, s.surrogate_slope).astype(a.dtype)),
 }
+
+# The names the engine and MLP train today: those whose activation learns no parameters (prelu
+# and acon always do; swish only when asked to), and the alias logistic.
+ACTIVATIONS = tuple(name for name in ALL_ACTIVATIONS if not Activation(name).param_names) + (
+    "logistic",)
 
 
 # -- arguments ------------------------------------------------------------------------------------
