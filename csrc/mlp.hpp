@@ -1,11 +1,23 @@
 // The network: L dense layers over parameter views, and the workspace they run in.
 //
-// Layer l (0-based) maps sizes[l] -> sizes[l+1]. Hidden layers share one activation; the last
-// layer's Z feeds the fused output + loss (loss.hpp). Parameters are views of NumPy arrays that
-// Python owns; the workspace (activations, deltas, gradients, batch copies) belongs to the engine
-// and is allocated once per (layer sizes, batch rows), then reused.
+// Layer l (0-based) maps sizes[l] -> sizes[l+1]. Hidden layer l has its own activation f_l and
+// may be a residual block (design.md; seed 001's cure for depth), whose output adds its input:
+//     Z_l = A_{l-1} W_l + b_l,   A_l = f_l(Z_l)  [+ A_{l-1} if residual]      (A_{-1} = X)
+// The last layer's Z feeds the fused output + loss (loss.hpp). Parameters are views of NumPy
+// arrays that Python owns, in one flat list: per layer W_l, b_l. The workspace (activations,
+// deltas, gradients, batch copies) belongs to the engine and is allocated once per (network,
+// batch rows), then reused.
+//
+// Backward, for hidden layer l with G_l = dC/dA_l:
+//     dZ_l = G_l . f_l'(S_l)       S_l: the stored operand of f_l' (A_l, or Z_l where f' needs Z,
+//                                  or f_l(Z_l) kept apart from A_l in a residual block)
+//     G_{l-1} = dZ_l W_l^T [+ G_l if residual]    (the skip passes G_l through unchanged)
+// When neither layer l nor l-1 is a residual block, the product and f'_{l-1} are one fused GEMM
+// (dense.hpp's delta_propagate); otherwise G_{l-1} is formed first, then masked.
 #pragma once
 
+#include <algorithm>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -16,18 +28,46 @@
 
 namespace dp {
 
-struct NetSpec {
-    std::vector<idx> sizes;  // d, h_1, ..., h_{L-1}, O
-    ActivationSpec hidden;
-    Output output = Output::softmax;
-    idx layers() const { return static_cast<idx>(sizes.size()) - 1; }
+struct LayerSpec {      // one hidden layer
+    ActivationSpec f;
+    bool residual = false;  // A_l = f(Z_l) + A_{l-1}; needs sizes[l] == sizes[l+1]
 };
 
-// W[l] is sizes[l] x sizes[l+1], b[l] is sizes[l+1]. P is T* or const T*.
+struct NetSpec {
+    std::vector<idx> sizes;         // d, h_1, ..., h_{L-1}, O
+    std::vector<LayerSpec> hidden;  // L - 1 entries
+    Output output = Output::softmax;
+
+    idx layers() const { return static_cast<idx>(sizes.size()) - 1; }
+    bool residual(idx l) const { return l < layers() - 1 && hidden[l].residual; }
+    // f_l' reads Z_l (else the value f_l(Z_l)).
+    bool keeps_z(idx l) const { return derivative_needs_z(hidden[l].f); }
+    // f_l(Z_l) needs a buffer of its own: f' reads it and A_l is something else.
+    bool keeps_f(idx l) const { return !keeps_z(l) && residual(l); }
+    // delta propagation into hidden layer l-1 can be one fused GEMM.
+    bool fused_delta(idx l) const { return !residual(l) && !residual(l - 1); }
+
+    // The flat parameter list: per layer W_l (sizes[l] x sizes[l+1]) then b_l.
+    idx arrays() const { return 2 * layers(); }
+    idx array_size(idx a) const {
+        const idx l = a / 2;
+        return a % 2 == 0 ? sizes[l] * sizes[l + 1] : sizes[l + 1];
+    }
+    static idx weight_index(idx l) { return 2 * l; }
+};
+
+// Parameter-shaped arrays in the flat order of NetSpec; P is T* or const T*.
 template <typename P>
 struct ParamViews {
-    std::vector<P> W, b;
+    std::vector<P> arrays;
+    P W(idx l) const { return arrays[2 * l]; }
+    P b(idx l) const { return arrays[2 * l + 1]; }
 };
+
+template <typename P>
+ParamViews<const std::remove_pointer_t<P>*> as_const(const ParamViews<P>& p) {
+    return {{p.arrays.begin(), p.arrays.end()}};
+}
 
 // rows * cols, or std::length_error (a ValueError in Python) when it cannot be a buffer size.
 inline idx checked_size(idx rows, idx cols, const char* what) {
@@ -40,10 +80,11 @@ template <typename T>
 struct Workspace {
     idx rows = 0;             // batch rows the buffers hold
     std::vector<idx> sizes;   // layer sizes they were made for
-    // Per layer, rows x sizes[l+1]. A hidden layer keeps A, and Z only when its derivative needs
-    // it; the output layer keeps Z (the logits) and A (the output function's values).
-    std::vector<std::vector<T>> Z, A, dZ;
-    std::vector<std::vector<T>> dW, db;    // gradient buffers for the training loop
+    // Per layer, rows x sizes[l+1]: A (the output), Z (kept where f' needs it; always for the
+    // output layer: the logits), F (f(Z) where a residual block needs it apart from A), dZ, and
+    // G (dC/dA, formed where the delta cannot be fused).
+    std::vector<std::vector<T>> Z, A, F, dZ, G;
+    std::vector<std::vector<T>> grads;     // one per parameter array, flat order
     std::vector<double> row_loss;
     std::vector<T> X_batch, Y_batch;       // gathered rows of a shuffled batch
     std::vector<idx> order;                // sample order of an epoch
@@ -54,14 +95,18 @@ struct Workspace {
         if (sizes == spec.sizes && n <= rows) return;
         const idx L = spec.layers();
         const idx n_rows = std::max(n, sizes == spec.sizes ? rows : idx(0));
-        Z.resize(L); A.resize(L); dZ.resize(L); dW.resize(L); db.resize(L);
+        for (auto* v : {&Z, &A, &F, &dZ, &G}) v->assign(static_cast<size_t>(L), {});
         for (idx l = 0; l < L; ++l) {
             const idx count = checked_size(n_rows, spec.sizes[l + 1], "activation buffer");
-            if (l == L - 1 || derivative_needs_z(spec.hidden)) Z[l].resize(count);
-            A[l].resize(count); dZ[l].resize(count);
-            dW[l].resize(checked_size(spec.sizes[l], spec.sizes[l + 1], "weight gradient"));
-            db[l].resize(spec.sizes[l + 1]);
+            const bool hidden = l < L - 1;
+            if (!hidden || spec.keeps_z(l)) Z[l].resize(count);
+            if (hidden && spec.keeps_f(l)) F[l].resize(count);
+            if (hidden && l + 1 < L && !spec.fused_delta(l + 1)) G[l].resize(count);
+            A[l].resize(count);
+            dZ[l].resize(count);
         }
+        grads.resize(static_cast<size_t>(spec.arrays()));
+        for (idx a = 0; a < spec.arrays(); ++a) grads[a].resize(static_cast<size_t>(spec.array_size(a)));
         row_loss.resize(n_rows);
         X_batch.resize(checked_size(n_rows, spec.sizes.front(), "batch"));
         Y_batch.resize(checked_size(n_rows, spec.sizes.back(), "batch targets"));
@@ -69,28 +114,58 @@ struct Workspace {
         rows = n_rows;
     }
 
-    // What backward reads for hidden layer l: Z if the derivative needs it, else A.
+    ParamViews<T*> grad_views() {
+        ParamViews<T*> v;
+        for (auto& g : grads) v.arrays.push_back(g.data());
+        return v;
+    }
+
+    // What f_l' reads for hidden layer l.
     const T* stored(const NetSpec& spec, idx l) const {
-        return derivative_needs_z(spec.hidden) ? Z[l].data() : A[l].data();
+        return spec.keeps_z(l) ? Z[l].data() : (spec.keeps_f(l) ? F[l].data() : A[l].data());
     }
 };
 
-// Fills ws.A (and ws.Z where needed) for every hidden layer and ws.Z for the output layer.
+// Fills A (and Z, F where kept) for every hidden layer and Z for the output layer.
 template <typename T>
 void mlp_forward(Workspace<T>& ws, const ParamViews<const T*>& p, const T* X, idx N,
                  const NetSpec& spec, int n_threads) {
     const idx L = spec.layers();
     const T* input = X;
     for (idx l = 0; l < L; ++l) {
-        const bool hidden = l < L - 1;
-        T* Z = hidden && !derivative_needs_z(spec.hidden) ? nullptr : ws.Z[l].data();
-        dense_forward<T>(Z, hidden ? ws.A[l].data() : nullptr, input, p.W[l], p.b[l], N,
-                         spec.sizes[l], spec.sizes[l + 1], spec.hidden, n_threads);
-        input = ws.A[l].data();
+        const idx I = spec.sizes[l], O = spec.sizes[l + 1];
+        if (l == L - 1) {  // the output layer: logits only
+            dense_forward<T>(ws.Z[l].data(), nullptr, input, p.W(l), p.b(l), N, I, O, {Activation::identity}, n_threads);
+            break;
+        }
+        const ActivationSpec& f = spec.hidden[l].f;
+        T* A = ws.A[l].data();
+        if (spec.keeps_z(l))  // Z kept for f'; f(Z) goes straight to A
+            dense_forward<T>(ws.Z[l].data(), A, input, p.W(l), p.b(l), N, I, O, f, n_threads);
+        else  // fused: Z is never stored
+            dense_forward<T>(nullptr, spec.keeps_f(l) ? ws.F[l].data() : A, input, p.W(l), p.b(l), N, I, O, f, n_threads);
+        if (spec.residual(l)) {
+            const T* F = spec.keeps_f(l) ? ws.F[l].data() : A;
+            const idx count = N * O;
+            parallel_for(count, threads_for(count, n_threads), [&](idx e) { A[e] = F[e] + input[e]; });
+        }
+        input = A;
     }
 }
 
-// Forward, loss, backward. Returns the mean loss; writes dW[l] and db[l].
+// G_{l-1} = dZ_l W_l^T [+ G_l], then dZ_{l-1} = G_{l-1} . f'(S_{l-1}): the unfused backward step.
+template <typename T>
+void residual_delta(Workspace<T>& ws, const ParamViews<const T*>& p, idx l, idx N,
+                    const NetSpec& spec, int n_threads) {
+    const idx I = spec.sizes[l], O = spec.sizes[l + 1];
+    T* G = ws.G[l - 1].data();
+    const bool skip = spec.residual(l);
+    if (skip) std::memcpy(G, ws.G[l].data(), sizeof(T) * static_cast<size_t>(N * I));  // I == O here
+    gemm<T>(G, I, ws.dZ[l].data(), O, p.W(l), O, N, I, O, false, true, T(1), T(skip ? 1 : 0), n_threads);
+    activation_backward<T>(ws.dZ[l - 1].data(), G, ws.stored(spec, l - 1), N * I, spec.hidden[l - 1].f, n_threads);
+}
+
+// Forward, loss, backward. Returns the mean loss; writes every gradient array.
 template <typename T>
 double mlp_loss_and_gradients(Workspace<T>& ws, const ParamViews<const T*>& p,
                               const ParamViews<T*>& grad, const T* X, const T* Y, idx N,
@@ -103,10 +178,13 @@ double mlp_loss_and_gradients(Workspace<T>& ws, const ParamViews<const T*>& p,
     for (idx l = L - 1; l >= 0; --l) {
         const idx I = spec.sizes[l], O = spec.sizes[l + 1];
         const T* input = l == 0 ? X : ws.A[l - 1].data();
-        dense_backward<T>(grad.W[l], grad.b[l], ws.dZ[l].data(), input, N, I, O, n_threads);
-        if (l > 0)
-            delta_propagate<T>(ws.dZ[l - 1].data(), ws.dZ[l].data(), p.W[l], ws.stored(spec, l - 1),
-                               N, I, O, spec.hidden, n_threads);
+        dense_backward<T>(grad.W(l), grad.b(l), ws.dZ[l].data(), input, N, I, O, n_threads);
+        if (l == 0) break;
+        if (spec.fused_delta(l))
+            delta_propagate<T>(ws.dZ[l - 1].data(), ws.dZ[l].data(), p.W(l), ws.stored(spec, l - 1),
+                               N, I, O, spec.hidden[l - 1].f, n_threads);
+        else
+            residual_delta(ws, p, l, N, spec, n_threads);
     }
     return loss;
 }

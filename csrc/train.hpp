@@ -3,6 +3,8 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
+#include <functional>
 #include <cstring>
 #include <vector>
 
@@ -35,6 +37,10 @@ inline void shuffle_order(idx* order, std::uint64_t* key, idx n, std::uint64_t s
     std::sort(order, order + n, [&](idx a, idx b) { return key[a] != key[b] ? key[a] < key[b] : a < b; });
 }
 
+// How often a long epoch asks whether to stop (Ctrl-C): often enough to feel prompt, rarely
+// enough that taking the GIL to ask costs nothing measurable.
+constexpr std::chrono::milliseconds kInterruptCheck{50};
+
 enum class Optimizer : int { sgd, nesterov, adam };
 
 // One epoch's settings. Learning-rate schedules are per epoch, so the caller passes this epoch's
@@ -58,18 +64,19 @@ void gather_rows(T* dst, const T* src, const idx* order, idx rows, idx cols) {
         std::memcpy(dst + r * cols, src + order[r] * cols, sizeof(T) * static_cast<size_t>(cols));
 }
 
-// L2 for one batch of `rows`: adds (alpha / rows) W to each weight gradient and returns the
-// penalty 1/2 alpha sum ||W||^2 / rows (scikit-learn's), summed in float64 in a fixed order.
+// L2 for one batch whose size is `n` (rows): adds (alpha / n) W to each weight gradient and
+// returns the penalty 1/2 alpha sum ||W||^2 / n (scikit-learn's), summed in float64 in a fixed
+// order. Biases (and learned activation parameters) are not decayed.
 template <typename T>
 double apply_l2(const ParamViews<T*>& params, const ParamViews<T*>& grad, const NetSpec& spec,
-                double alpha, idx rows, int n_threads) {
+                double alpha, double n, int n_threads) {
     double squares = 0;
     for (idx l = 0; l < spec.layers(); ++l) {
-        const idx count = spec.sizes[l] * spec.sizes[l + 1];
-        squares += sum_of_squares(params.W[l], count);
-        add_l2<T>(grad.W[l], params.W[l], count, alpha, double(rows), n_threads);
+        const idx count = spec.array_size(NetSpec::weight_index(l));
+        squares += sum_of_squares(params.W(l), count);
+        add_l2<T>(grad.W(l), params.W(l), count, alpha, n, n_threads);
     }
-    return 0.5 * alpha * squares / double(rows);
+    return 0.5 * alpha * squares / n;
 }
 
 // One optimizer step on every parameter array. state1 is the velocity (sgd, nesterov) or Adam's
@@ -80,33 +87,36 @@ void update(const ParamViews<T*>& params, const ParamViews<T*>& grad, const Para
             int n_threads) {
     const double lr_t =
         c.optimizer == Optimizer::adam ? adam_step_size(c.lr, c.beta_1, c.beta_2, double(t)) : c.lr;
-    for (idx l = 0; l < spec.layers(); ++l) {
-        const idx counts[2] = {spec.sizes[l] * spec.sizes[l + 1], spec.sizes[l + 1]};
-        T* p[2] = {params.W[l], params.b[l]};
-        T* g[2] = {grad.W[l], grad.b[l]};
-        T* s1[2] = {state1.W[l], state1.b[l]};
-        for (int k = 0; k < 2; ++k) {
-            switch (c.optimizer) {
-                case Optimizer::sgd: sgd_momentum_step<T>(p[k], s1[k], g[k], counts[k], T(c.lr), T(c.momentum), n_threads); break;
-                case Optimizer::nesterov: nesterov_step<T>(p[k], s1[k], g[k], counts[k], T(c.lr), T(c.momentum), n_threads); break;
-                case Optimizer::adam: {
-                    T* s2 = k == 0 ? state2.W[l] : state2.b[l];
-                    adam_step<T>(p[k], s1[k], s2, g[k], counts[k], T(lr_t), T(c.beta_1), T(c.beta_2), T(c.epsilon), n_threads);
-                    break;
-                }
-            }
+    for (idx a = 0; a < spec.arrays(); ++a) {
+        T *p = params.arrays[a], *g = grad.arrays[a], *s1 = state1.arrays[a];
+        const idx count = spec.array_size(a);
+        switch (c.optimizer) {
+            case Optimizer::sgd: sgd_momentum_step<T>(p, s1, g, count, T(c.lr), T(c.momentum), n_threads); break;
+            case Optimizer::nesterov: nesterov_step<T>(p, s1, g, count, T(c.lr), T(c.momentum), n_threads); break;
+            case Optimizer::adam:
+                adam_step<T>(p, s1, state2.arrays[a], g, count, T(lr_t), T(c.beta_1), T(c.beta_2), T(c.epsilon), n_threads);
+                break;
         }
     }
 }
 
-// One epoch of minibatch training over n samples. Returns the epoch's mean loss: each batch's
+// What one call of train_epoch did: the mean loss over the rows it trained on, and whether the
+// caller's `interrupted` check stopped it early (after a whole batch: parameters are consistent).
+struct EpochResult {
+    double loss = 0.0;
+    bool interrupted = false;
+};
+
+// One epoch of minibatch training over n samples. The loss is the epoch's mean: each batch's
 // loss (before its update, with its L2 penalty) weighted by its rows, as scikit-learn's
-// loss_curve_ does.
+// loss_curve_ does. `interrupted` (may be empty) is asked between batches, at most every
+// kInterruptCheck, so Ctrl-C can stop a long epoch.
 template <typename T>
-double train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const ParamViews<T*>& state1,
-                   const ParamViews<T*>& state2, const T* X, const T* Y, idx n, const NetSpec& spec,
-                   const TrainConfig& c, int n_threads) {
-    const idx L = spec.layers(), d = spec.sizes.front(), O = spec.sizes.back();
+EpochResult train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const ParamViews<T*>& state1,
+                        const ParamViews<T*>& state2, const T* X, const T* Y, idx n,
+                        const NetSpec& spec, const TrainConfig& c, int n_threads,
+                        const std::function<bool()>& interrupted = {}) {
+    const idx d = spec.sizes.front(), O = spec.sizes.back();
     const idx batch = std::min(c.batch_size, n);
     ws.reserve(spec, batch);
     if (c.shuffle) {
@@ -114,21 +124,23 @@ double train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const ParamVi
         ws.keys.resize(static_cast<size_t>(n));
         shuffle_order(ws.order.data(), ws.keys.data(), n, c.seed, c.epoch);
     }
-    ParamViews<const T*> view;
-    ParamViews<T*> grad;
-    std::vector<T*> all_grads;
+    const ParamViews<const T*> view = as_const(params);
+    const ParamViews<T*> grad = ws.grad_views();
     std::vector<idx> counts;
-    for (idx l = 0; l < L; ++l) {
-        view.W.push_back(params.W[l]);
-        view.b.push_back(params.b[l]);
-        grad.W.push_back(ws.dW[l].data());
-        grad.b.push_back(ws.db[l].data());
-        all_grads.insert(all_grads.end(), {ws.dW[l].data(), ws.db[l].data()});
-        counts.insert(counts.end(), {spec.sizes[l] * spec.sizes[l + 1], spec.sizes[l + 1]});
-    }
+    for (idx a = 0; a < spec.arrays(); ++a) counts.push_back(spec.array_size(a));
+    EpochResult result;
     double total = 0.0;
+    idx done = 0;
     std::uint64_t t = c.step;
+    auto last_check = std::chrono::steady_clock::now();
     for (idx start = 0; start < n; start += batch) {
+        if (interrupted && std::chrono::steady_clock::now() - last_check > kInterruptCheck) {
+            if (interrupted()) {
+                result.interrupted = true;
+                break;
+            }
+            last_check = std::chrono::steady_clock::now();
+        }
         const idx rows = std::min(batch, n - start);
         const T* Xb = X + start * d;  // unshuffled batches are read in place
         const T* Yb = Y + start * O;
@@ -139,13 +151,15 @@ double train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const ParamVi
             Yb = ws.Y_batch.data();
         }
         double loss = mlp_loss_and_gradients(ws, view, grad, Xb, Yb, rows, spec, n_threads);
-        if (c.alpha > 0) loss += apply_l2(params, grad, spec, c.alpha, rows, n_threads);
+        if (c.alpha > 0) loss += apply_l2(params, grad, spec, c.alpha, double(rows), n_threads);
         if (c.clip_norm > 0)
-            clip_by_global_norm<T>(all_grads.data(), counts.data(), idx(all_grads.size()), c.clip_norm, n_threads);
+            clip_by_global_norm<T>(grad.arrays.data(), counts.data(), spec.arrays(), c.clip_norm, n_threads);
         total += double(rows) * loss;
+        done += rows;
         update(params, grad, state1, state2, spec, c, ++t, n_threads);
     }
-    return total / double(n);
+    result.loss = done > 0 ? total / double(done) : 0.0;
+    return result;
 }
 
 }  // namespace dp

@@ -110,6 +110,13 @@ CONSTRUCTOR_CASES = [
     (([3, 2], "foo"), {}, ValueError, "activation"),
     (([3, 2], ""), {}, ValueError, "activation"),
     (([3, 2], "ReLU"), {}, ValueError, "activation"),
+    (([3, 4, 2], ["relu", "tanh"]), {}, ValueError, "activation"),
+    (([3, 4, 4, 2], ["relu"]), {}, ValueError, "activation"),
+    (([3, 4, 2],), {"residual": [True]}, ValueError, "residual"),
+    (([3, 4, 4, 2],), {"residual": [False]}, ValueError, "residual"),
+    (([3, 4, 4, 2],), {"residual": [False, 1]}, TypeError, "residual[1]"),
+    (([3, 4, 4, 2],), {"residual": "yes"}, TypeError, "residual"),
+    (([3, 4, 2],), {"residual": True}, ValueError, "residual"),
     (([3, 2], "relu", "relu"), {}, ValueError, "output"),
     (([3, 2], "relu", "Softmax"), {}, ValueError, "output"),
     (([3, 2],), {"dtype": "int32"}, TypeError, "dtype"),
@@ -144,7 +151,8 @@ def test_mlp_constructor_rejects_bad_arguments(args, kwargs, exc, name):
 
 @pytest.mark.parametrize("args, name", [
     (([3, 2], None), "activation"),
-    (([3, 2], ["relu"]), "activation"),
+    (([3, 2], {"relu"}), "activation"),
+    (([3, 4, 2], ["relu", 3]), "activation"),
     (([3, 2], "relu", None), "output"),
 ])
 def test_mlp_constructor_wrong_type_of_name_is_a_type_error_naming_it(args, name):
@@ -635,7 +643,7 @@ HEADER_CASES = [
     ("format", "other-format"),
     ("format", None),
     ("format", KeyError),
-    ("version", 2),
+    ("version", 3),
     ("version", 0),
     ("version", "1"),
     ("version", KeyError),

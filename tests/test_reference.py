@@ -41,21 +41,36 @@ def finite_difference_gradients(loss_of, params, h=1e-6):
     return grads
 
 
+def check_gradients_by_finite_differences(sizes, output, rng, **net):
+    X, Y, coefs, intercepts = make_problem(rng, sizes, output)
+    params = [p for W, b in zip(coefs, intercepts) for p in (W, b)]
+    spec = ref.NetSpec.build(sizes, output=output, **net)
+
+    def loss_of():
+        return ref.mlp_loss_and_gradients(params, X, Y, spec)[0]
+
+    _, grads = ref.mlp_loss_and_gradients(params, X, Y, spec)
+    expected = finite_difference_gradients(loss_of, params)
+    for a, (got, want) in enumerate(zip(grads, expected)):
+        rel = np.abs(got - want).max() / max(np.abs(want).max(), 1e-12)
+        assert rel < 1e-6, f"params[{a}]: relative error {rel:.2e}"
+
+
 @pytest.mark.parametrize("output", OUTPUTS)
 @pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "identity"])
 def test_reference_gradients_match_finite_differences(rng, output, activation):
-    sizes = [5, 7, 6, 4, 3]  # three hidden layers
-    X, Y, coefs, intercepts = make_problem(rng, sizes, output)
+    check_gradients_by_finite_differences([5, 7, 6, 4, 3], output, rng,  # three hidden layers
+                                          activations=activation)
 
-    def loss_of():
-        return ref.mlp_loss_and_gradients(coefs, intercepts, X, Y, activation, 0.0, output)[0]
 
-    _, dcoefs, dintercepts = ref.mlp_loss_and_gradients(coefs, intercepts, X, Y, activation,
-                                                        0.0, output)
-    expected = finite_difference_gradients(loss_of, coefs + intercepts)
-    for name, got, want in zip(["W"] * 4 + ["b"] * 4, dcoefs + dintercepts, expected):
-        rel = np.abs(got - want).max() / max(np.abs(want).max(), 1e-12)
-        assert rel < 1e-6, f"{name}: relative error {rel:.2e}"
+@pytest.mark.parametrize("net", [
+    dict(activations=["relu", "tanh", "elu"]),
+    dict(activations="tanh", residual=[False, True, True]),
+    dict(activations=["sigmoid", "relu", "softplus"], residual=[False, False, True]),
+    dict(activations=["relu", "selu", "tanh"], residual=[False, True, False]),
+], ids=["per-layer", "residual", "residual-top", "residual-middle"])
+def test_per_layer_and_residual_gradients_match_finite_differences(rng, net):
+    check_gradients_by_finite_differences([5, 6, 6, 6, 3], "softmax", rng, **net)
 
 
 @pytest.mark.parametrize("output", OUTPUTS)

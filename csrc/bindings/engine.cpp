@@ -1,7 +1,8 @@
-// The engine behind dp.MLP: one network shape and activation, its reusable workspace, and the
-// three calls the model makes (forward, loss_and_gradients, train_epoch). Parameters and optimizer
-// state stay NumPy arrays owned by Python; every call receives them, checks them, and works on
-// them in place with the GIL released.
+// The engine behind dp.MLP: one network (layer sizes, per-layer activations, residual blocks,
+// output and loss), its reusable workspace, and the three calls the model makes (forward,
+// loss_and_gradients, train_epoch). Parameters and optimizer state stay NumPy arrays owned by
+// Python, passed as flat lists in NetSpec's order; every call receives them, checks them, and
+// works on them in place with the GIL released.
 #include <limits>
 #include <mutex>
 #include <type_traits>
@@ -31,21 +32,72 @@ inline void require_disjoint(const std::vector<Named>& args, size_t first, size_
 // (writeable, checked finite), or only written (writeable; its old contents do not matter).
 enum class Role { read, read_write, write };
 
+// Each output's loss (loss.hpp): the canonical pairs.
+inline std::string default_loss_name(Output out) {
+    switch (out) {
+        case Output::identity: return "squared_error";
+        case Output::sigmoid: return "binary_log_loss";
+        case Output::softmax: return "log_loss";
+    }
+    return "";
+}
+
+// A sequence argument (not a str), or TypeError.
+inline py::sequence arg_sequence(py::handle h, const std::string& name) {
+    if (!py::isinstance<py::sequence>(h) || py::isinstance<py::str>(h))
+        throw py::type_error(name + " must be a list, got " + type_name(h));
+    return py::reinterpret_borrow<py::sequence>(h);
+}
+
+// The per-hidden-layer entries of an argument that is one value for all layers or a list of
+// one per layer: `per_layer(value, l)` is called for each hidden layer l.
+template <typename F>
+void for_each_hidden(py::handle arg, idx hidden, const std::string& name, bool is_single, F&& per_layer) {
+    if (is_single) {
+        for (idx l = 0; l < hidden; ++l) per_layer(arg, l);
+        return;
+    }
+    const py::sequence seq = arg_sequence(arg, name);
+    if (idx(py::len(seq)) != hidden)
+        throw py::value_error(name + " has " + std::to_string(py::len(seq)) + " entries, but the network has " +
+                              std::to_string(hidden) + " hidden layers");
+    for (idx l = 0; l < hidden; ++l) per_layer(seq[size_t(l)], l);
+}
+
 template <typename T>
 class Engine {
   public:
-    Engine(const py::object& layer_sizes, const py::object& activation, const py::object& grad_at_zero,
-           const py::object& output, const py::object& n_threads) {
-        if (!py::isinstance<py::sequence>(layer_sizes) || py::isinstance<py::str>(layer_sizes))
-            throw py::type_error("layer_sizes must be a sequence of integers, got " + type_name(layer_sizes));
-        const auto seq = py::reinterpret_borrow<py::sequence>(layer_sizes);
+    Engine(const py::object& layer_sizes, const py::object& activations, const py::object& output,
+           const py::object& loss, const py::object& residual, const py::object& n_threads) {
+        const py::sequence seq = arg_sequence(layer_sizes, "layer_sizes");
         if (py::len(seq) < 2)
             throw py::value_error("layer_sizes needs at least 2 entries (inputs and outputs), got " +
                                   std::to_string(py::len(seq)));
         for (size_t l = 0; l < py::len(seq); ++l)  // sizes up to 2**40: products stay in range
             spec_.sizes.push_back(idx(arg_int(seq[l], "layer_sizes[" + std::to_string(l) + "]", 1, 1LL << 40)));
-        spec_.hidden = activation_spec(activation, arg_real(grad_at_zero, "grad_at_zero"));
+        const idx hidden = spec_.layers() - 1;
+        spec_.hidden.resize(size_t(hidden));
+        const bool one_activation = py::isinstance<py::str>(activations) ||
+                                    is_instance_of(activations, "deltaprop.activations", "Activation");
+        for_each_hidden(activations, hidden, "activations", one_activation, [&](py::handle a, idx l) {
+            spec_.hidden[l].f = activation_spec(a, 0.0);
+        });
+        if (!residual.is_none())
+            for_each_hidden(residual, hidden, "residual", PyBool_Check(residual.ptr()), [&](py::handle r, idx l) {
+                const std::string name = "residual[" + std::to_string(l) + "]";
+                spec_.hidden[l].residual = arg_bool(r, name);
+                if (spec_.hidden[l].residual && spec_.sizes[l] != spec_.sizes[l + 1])
+                    throw py::value_error(name + ": a residual block adds its input to its output, so hidden layer " +
+                                          std::to_string(l) + " needs as many inputs as units, got " +
+                                          std::to_string(spec_.sizes[l]) + " -> " + std::to_string(spec_.sizes[l + 1]));
+            });
         spec_.output = parse_output(arg_str(output, "output"));
+        if (!loss.is_none()) {
+            const std::string name = arg_str(loss, "loss");
+            if (name != default_loss_name(spec_.output))
+                throw py::value_error("loss '" + name + "' is not available for output '" + arg_str(output, "output") +
+                                      "'; expected '" + default_loss_name(spec_.output) + "'");
+        }
         set_threads(n_threads);
     }
 
@@ -53,61 +105,101 @@ class Engine {
     int threads() const { return n_threads_; }
     std::vector<idx> sizes() const { return spec_.sizes; }
 
-    // Output activations for the rows of X, computed in row chunks so memory stays bounded.
-    py::array forward(const py::sequence& coefs, const py::sequence& intercepts, const py::object& X_obj) {
+    // Output activations for the rows of X, computed in row chunks so memory stays bounded and
+    // Ctrl-C is noticed between chunks.
+    py::array forward(const py::object& params_obj, const py::object& X_obj) {
         std::vector<Named> args;
-        const auto p = params<const T*>(coefs, intercepts, "coefs_", "intercepts_", Role::read, args);
+        const auto p = params<const T*>(params_obj, "params", Role::read, args);
         const py::array X = as_array(X_obj, "X");
         const idx N = rows_of(X, "X");
         const T* x = input<T>(X, "X", {N, spec_.sizes.front()}, true);
         const idx O = spec_.sizes.back(), L = spec_.layers();
-        py::array_t<T> out(std::vector<py::ssize_t>{N, O});
+        py::array_t<T> out = new_array<T>({N, O}, "the output");
         T* a = out.mutable_data();
-        py::gil_scoped_release nogil;
-        std::lock_guard<std::mutex> lock(mutex_);
-        const int nt = resolve_threads(n_threads_);
         constexpr idx kChunk = 1024;
-        ws_.reserve(spec_, std::min(N, kChunk));
         for (idx start = 0; start < N; start += kChunk) {
-            const idx rows = std::min(kChunk, N - start);
-            mlp_forward(ws_, p, x + start * spec_.sizes.front(), rows, spec_, nt);
-            output_forward<T>(a + start * O, ws_.Z[L - 1].data(), rows, O, spec_.output, nt);
+            {
+                py::gil_scoped_release nogil;
+                std::lock_guard<std::mutex> lock(mutex_);
+                const int nt = resolve_threads(n_threads_);
+                const idx rows = std::min(kChunk, N - start);
+                ws_.reserve(spec_, std::min(N, kChunk));
+                mlp_forward(ws_, p, x + start * spec_.sizes.front(), rows, spec_, nt);
+                output_forward<T>(a + start * O, ws_.Z[L - 1].data(), rows, O, spec_.output, nt);
+            }
+            if (PyErr_CheckSignals() != 0) throw py::error_already_set();
         }
         return std::move(out);
     }
 
-    double loss_and_gradients(const py::sequence& coefs, const py::sequence& intercepts,
-                              const py::object& X_obj, const py::object& Y_obj,
-                              const py::sequence& dcoefs, const py::sequence& dintercepts) {
+    double loss_and_gradients(const py::object& params_obj, const py::object& X_obj,
+                              const py::object& Y_obj, const py::object& grads_obj) {
         std::vector<Named> args;
-        const auto p = params<const T*>(coefs, intercepts, "coefs_", "intercepts_", Role::read, args);
-        const auto g = params<T*>(dcoefs, dintercepts, "dcoefs", "dintercepts", Role::write, args);
+        const auto p = params<const T*>(params_obj, "params", Role::read, args);
+        const auto g = params<T*>(grads_obj, "grads", Role::write, args);
         const auto [x, y, N] = data(X_obj, Y_obj, args);
-        require_disjoint(args, 2 * spec_.layers(), 4 * spec_.layers());
+        require_disjoint(args, size_t(spec_.arrays()), size_t(2 * spec_.arrays()));
         py::gil_scoped_release nogil;
         std::lock_guard<std::mutex> lock(mutex_);
         ws_.reserve(spec_, N);
         return mlp_loss_and_gradients(ws_, p, g, x, y, N, spec_, resolve_threads(n_threads_));
     }
 
-    double train_epoch(const py::sequence& coefs, const py::sequence& intercepts,
-                       const py::sequence& vcoefs, const py::sequence& vintercepts,
-                       const py::object& X_obj, const py::object& Y_obj, const py::object& batch_obj,
-                       const py::object& lr_obj, const py::object& momentum_obj,
-                       const py::object& shuffle_obj, const py::object& seed_obj,
-                       const py::object& epoch_obj, const py::object& optimizer_obj,
-                       const py::object& beta_1_obj, const py::object& beta_2_obj,
-                       const py::object& epsilon_obj, const py::object& alpha_obj,
-                       const py::object& clip_obj, const py::object& step_obj,
-                       const py::object& scoefs, const py::object& sintercepts) {
-        // Batches larger than the data are cut to it, so any size up to the index range is fine.
-        const idx batch_size = idx(arg_int(batch_obj, "batch_size", 1, std::numeric_limits<idx>::max()));
-        const double lr = arg_real(lr_obj, "lr"), momentum = arg_real(momentum_obj, "momentum");
-        const bool shuffle = arg_bool(shuffle_obj, "shuffle");
-        const std::uint64_t seed = arg_u64(seed_obj, "seed"), epoch = arg_u64(epoch_obj, "epoch");
-        require_lr(lr);
-        require_momentum(momentum);
+    double train_epoch(const py::object& params_obj, const py::object& state1_obj,
+                       const py::object& state2_obj, const py::object& X_obj, const py::object& Y_obj,
+                       const py::object& batch_obj, const py::object& lr_obj,
+                       const py::object& momentum_obj, const py::object& shuffle_obj,
+                       const py::object& seed_obj, const py::object& epoch_obj,
+                       const py::object& optimizer_obj, const py::object& beta_1_obj,
+                       const py::object& beta_2_obj, const py::object& epsilon_obj,
+                       const py::object& alpha_obj, const py::object& clip_obj, const py::object& step_obj) {
+        const TrainConfig c = config(batch_obj, lr_obj, momentum_obj, shuffle_obj, seed_obj, epoch_obj,
+                                     optimizer_obj, beta_1_obj, beta_2_obj, epsilon_obj, alpha_obj, clip_obj, step_obj);
+        std::vector<Named> args;
+        const auto p = params<T*>(params_obj, "params", Role::read_write, args);
+        const auto s1 = params<T*>(state1_obj, "state1", Role::read_write, args);
+        ParamViews<T*> s2;
+        size_t written = size_t(2 * spec_.arrays());
+        if (c.optimizer == Optimizer::adam) {  // Adam's second moment
+            if (state2_obj.is_none())
+                throw py::value_error("optimizer 'adam' needs its second-moment state (state2)");
+            s2 = params<T*>(state2_obj, "state2", Role::read_write, args);
+            written += size_t(spec_.arrays());
+        }
+        const auto [x, y, N] = data(X_obj, Y_obj, args);
+        require_disjoint(args, 0, written);
+        EpochResult result;
+        {
+            py::gil_scoped_release nogil;
+            std::lock_guard<std::mutex> lock(mutex_);
+            const auto interrupted = [] {
+                py::gil_scoped_acquire gil;
+                return PyErr_CheckSignals() != 0;  // the handler's exception stays set
+            };
+            result = dp::train_epoch(ws_, p, s1, s2, x, y, N, spec_, c, resolve_threads(n_threads_), interrupted);
+        }
+        if (result.interrupted) throw py::error_already_set();
+        return result.loss;
+    }
+
+  private:
+    static TrainConfig config(const py::object& batch_obj, const py::object& lr_obj,
+                              const py::object& momentum_obj, const py::object& shuffle_obj,
+                              const py::object& seed_obj, const py::object& epoch_obj,
+                              const py::object& optimizer_obj, const py::object& beta_1_obj,
+                              const py::object& beta_2_obj, const py::object& epsilon_obj,
+                              const py::object& alpha_obj, const py::object& clip_obj,
+                              const py::object& step_obj) {
         TrainConfig c;
+        // Batches larger than the data are cut to it, so any size up to the index range is fine.
+        c.batch_size = idx(arg_int(batch_obj, "batch_size", 1, std::numeric_limits<idx>::max()));
+        c.lr = arg_real(lr_obj, "lr");
+        c.momentum = arg_real(momentum_obj, "momentum");
+        c.shuffle = arg_bool(shuffle_obj, "shuffle");
+        c.seed = arg_u64(seed_obj, "seed");
+        c.epoch = arg_u64(epoch_obj, "epoch");
+        require_lr(c.lr);
+        require_momentum(c.momentum);
         const std::string optimizer = arg_str(optimizer_obj, "optimizer");
         if (optimizer == "sgd") c.optimizer = Optimizer::sgd;
         else if (optimizer == "nesterov") c.optimizer = Optimizer::nesterov;
@@ -122,28 +214,9 @@ class Engine {
         require_adam(c.beta_1, c.beta_2, c.epsilon);
         if (!(std::isfinite(c.alpha) && c.alpha >= 0)) throw py::value_error("alpha must be finite and >= 0");
         if (!(std::isfinite(c.clip_norm) && c.clip_norm >= 0)) throw py::value_error("clip_norm must be finite and >= 0 (0: no clipping)");
-        c.batch_size = batch_size; c.lr = lr; c.momentum = momentum; c.shuffle = shuffle;
-        c.seed = seed; c.epoch = epoch;
-        std::vector<Named> args;
-        const auto p = params<T*>(coefs, intercepts, "coefs_", "intercepts_", Role::read_write, args);
-        const auto s1 = params<T*>(vcoefs, vintercepts, "optimizer state of coefs_", "optimizer state of intercepts_", Role::read_write, args);
-        ParamViews<T*> s2;
-        idx written = 4 * spec_.layers();
-        if (c.optimizer == Optimizer::adam) {  // Adam's second moment
-            if (scoefs.is_none() || sintercepts.is_none())
-                throw py::value_error("optimizer 'adam' needs its second-moment state (scoefs, sintercepts)");
-            s2 = params<T*>(py::reinterpret_borrow<py::sequence>(scoefs), py::reinterpret_borrow<py::sequence>(sintercepts),
-                            "second moment of coefs_", "second moment of intercepts_", Role::read_write, args);
-            written += 2 * spec_.layers();
-        }
-        const auto [x, y, N] = data(X_obj, Y_obj, args);
-        require_disjoint(args, 0, size_t(written));
-        py::gil_scoped_release nogil;
-        std::lock_guard<std::mutex> lock(mutex_);
-        return dp::train_epoch(ws_, p, s1, s2, x, y, N, spec_, c, resolve_threads(n_threads_));
+        return c;
     }
 
-  private:
     idx rows_of(const py::array& a, const std::string& name) const {
         require_shape(a, name, {-1, -1});
         require_nonempty(a, name);
@@ -162,36 +235,37 @@ class Engine {
         return {x, y, N};
     }
 
-    // Views of one list of weights and one of biases, checked against the layer sizes and for
+    // The name of flat parameter array `a` in messages: what the model calls it.
+    std::string array_name(const std::string& list, idx a) const {
+        const std::string l = std::to_string(a / 2);
+        const std::string what = a % 2 == 0 ? "coefs_[" + l + "]" : "intercepts_[" + l + "]";
+        return list + "[" + std::to_string(a) + "] (" + what + ")";
+    }
+
+    // Views of one flat list of parameter-shaped arrays, checked against the network and for
     // `role` (P is T* for the written roles); the arrays are appended to `keep` so they outlive
     // the GIL-free section.
     template <typename P>
-    ParamViews<P> params(const py::sequence& coefs, const py::sequence& intercepts,
-                         const std::string& cname, const std::string& iname, Role role,
+    ParamViews<P> params(const py::object& list, const std::string& name, Role role,
                          std::vector<Named>& keep) const {
-        const idx L = spec_.layers();
-        for (const auto& [seq, name] : {std::pair{&coefs, cname}, std::pair{&intercepts, iname}})
-            if (static_cast<idx>(py::len(*seq)) != L)
-                throw py::value_error(name + " has " + std::to_string(py::len(*seq)) +
-                                      " arrays, but the network has " + std::to_string(L) + " layers");
+        const py::sequence seq = arg_sequence(list, name);
+        if (idx(py::len(seq)) != spec_.arrays())
+            throw py::value_error(name + " has " + std::to_string(py::len(seq)) + " arrays, but the network has " +
+                                  std::to_string(spec_.arrays()) + " (per layer: weights, biases)");
         ParamViews<P> v;
-        for (idx l = 0; l < L; ++l) {
-            const std::string wn = cname + "[" + std::to_string(l) + "]", bn = iname + "[" + std::to_string(l) + "]";
-            const py::array W = as_array(coefs[l], wn), b = as_array(intercepts[l], bn);
-            const std::vector<idx> ws{spec_.sizes[l], spec_.sizes[l + 1]}, bs{spec_.sizes[l + 1]};
+        for (idx a = 0; a < spec_.arrays(); ++a) {
+            const std::string an = array_name(name, a);
+            const py::array arr = as_array(seq[size_t(a)], an);
+            const idx l = a / 2;
+            const std::vector<idx> shape = a % 2 == 0 ? std::vector<idx>{spec_.sizes[l], spec_.sizes[l + 1]}
+                                                      : std::vector<idx>{spec_.sizes[l + 1]};
             if constexpr (!std::is_const_v<std::remove_pointer_t<P>>) {
-                v.W.push_back(output<T>(W, wn, ws));
-                v.b.push_back(output<T>(b, bn, bs));
-                if (role == Role::read_write) {
-                    require_finite(v.W.back(), W.size(), wn);
-                    require_finite(v.b.back(), b.size(), bn);
-                }
+                v.arrays.push_back(output<T>(arr, an, shape));
+                if (role == Role::read_write) require_finite(v.arrays.back(), arr.size(), an);
             } else {
-                v.W.push_back(input<T>(W, wn, ws, true));
-                v.b.push_back(input<T>(b, bn, bs, true));
+                v.arrays.push_back(input<T>(arr, an, shape, true));
             }
-            keep.push_back({W, wn});
-            keep.push_back({b, bn});
+            keep.push_back({arr, an});
         }
         return v;
     }
@@ -204,21 +278,19 @@ class Engine {
 
 template <typename T>
 void bind_engine_for(py::module_& m, const char* name) {
-    py::class_<Engine<T>>(m, name, "Workspace and kernels for one MLP shape (internal; use deltaprop.MLP).")
+    py::class_<Engine<T>>(m, name, "Workspace and kernels for one network (internal; use deltaprop.MLP).")
         .def(py::init<const py::object&, const py::object&, const py::object&, const py::object&,
-                      const py::object&>(),
-             "layer_sizes"_a, "activation"_a = "relu", "grad_at_zero"_a = 0.0, "output"_a = "softmax",
-             "n_threads"_a = 0)
+                      const py::object&, const py::object&>(),
+             "layer_sizes"_a, "activations"_a = "relu", "output"_a = "softmax", "loss"_a = py::none(),
+             py::kw_only(), "residual"_a = py::none(), "n_threads"_a = 0)
         .def_property("n_threads", &Engine<T>::threads, &Engine<T>::set_threads)
         .def_property_readonly("layer_sizes", &Engine<T>::sizes)
-        .def("forward", &Engine<T>::forward, "coefs"_a, "intercepts"_a, "X"_a)
-        .def("loss_and_gradients", &Engine<T>::loss_and_gradients, "coefs"_a, "intercepts"_a, "X"_a,
-             "Y"_a, "dcoefs"_a, "dintercepts"_a)
-        .def("train_epoch", &Engine<T>::train_epoch, "coefs"_a, "intercepts"_a, "vcoefs"_a,
-             "vintercepts"_a, "X"_a, "Y"_a, "batch_size"_a, "lr"_a, "momentum"_a, "shuffle"_a,
-             "seed"_a, "epoch"_a, py::kw_only(), "optimizer"_a = "sgd", "beta_1"_a = 0.9,
-             "beta_2"_a = 0.999, "epsilon"_a = 1e-8, "alpha"_a = 0.0, "clip_norm"_a = 0.0,
-             "step"_a = 0, "scoefs"_a = py::none(), "sintercepts"_a = py::none());
+        .def("forward", &Engine<T>::forward, "params"_a, "X"_a)
+        .def("loss_and_gradients", &Engine<T>::loss_and_gradients, "params"_a, "X"_a, "Y"_a, "grads"_a)
+        .def("train_epoch", &Engine<T>::train_epoch, "params"_a, "state1"_a, "state2"_a, "X"_a, "Y"_a,
+             py::kw_only(), "batch_size"_a, "lr"_a, "momentum"_a = 0.0, "shuffle"_a = true, "seed"_a = 0,
+             "epoch"_a = 0, "optimizer"_a = "sgd", "beta_1"_a = 0.9, "beta_2"_a = 0.999, "epsilon"_a = 1e-8,
+             "alpha"_a = 0.0, "clip_norm"_a = 0.0, "step"_a = 0);
 }
 
 }  // namespace

@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 
 from . import _core, reference
-from .activations import Activation, resolve_with_grad_at_zero
+from .activations import resolve_with_grad_at_zero
 from .init import init_network
 from .schedules import Schedule
 from .validation import (
@@ -20,6 +20,7 @@ from .validation import (
     check_name,
     check_real,
     check_targets,
+    per_layer,
 )
 
 BACKENDS = ("cpp", "numpy")
@@ -50,14 +51,21 @@ class MLP:
     layer_sizes : sequence of int
         Units per layer, inputs first and outputs last: ``[64, 128, 64, 10]`` is two hidden
         layers between 64 features and 10 outputs.
-    activation : str or deltaprop.Activation
+    activation : str, deltaprop.Activation, or a list of them
         The hidden layers' activation: "relu", "leaky_relu", "elu", "selu", "softplus", "swish",
         "silu", "mish", "abs", "necro_relu", "sigmoid" (alias "logistic"), "tanh", "identity", or
-        an ``Activation("leaky_relu", alpha=0.2)`` with its parameters. Activations with learned
-        parameters (prelu, acon, learnable swish) are not trained by the model yet.
+        an ``Activation("leaky_relu", alpha=0.2)`` with its parameters; a list gives one per
+        hidden layer. Activations with learned parameters (prelu, acon, learnable swish) are not
+        trained by the model yet.
     output : {"softmax", "sigmoid", "identity"}
         The output function and its loss: softmax + cross-entropy, sigmoid + binary
         cross-entropy, identity + ½ squared error.
+    residual : bool or list of bool
+        Residual blocks (seed 001's cure for depth): hidden layer l computes
+        ``A_l = A_{l-1} + f(A_{l-1} W_l + b_l)``, so the gradient reaches the layers below
+        through the identity path whatever f' does. True makes every hidden layer whose input
+        is as wide as its output a residual block; a list chooses per hidden layer (and each
+        chosen layer must be square).
     dtype : {"float64", "float32"}
         float64 is the validation dtype, float32 the fast one.
     seed : int
@@ -78,18 +86,15 @@ class MLP:
         seed 003); None: zeros (with "sklearn", its uniform draws).
     """
 
-    def __init__(self, layer_sizes, activation="relu", output="softmax", *, dtype="float64",
-                 seed=0, backend="cpp", n_threads=None, grad_at_zero=0.0, init=None,
-                 bias_init=None):
+    def __init__(self, layer_sizes, activation="relu", output="softmax", *, residual=False,
+                 dtype="float64", seed=0, backend="cpp", n_threads=None, grad_at_zero=0.0,
+                 init=None, bias_init=None):
         sizes = list(layer_sizes) if np.ndim(layer_sizes) == 1 else None
         if not sizes or len(sizes) < 2:
             raise ValueError(f"layer_sizes must list at least 2 sizes (inputs, outputs), "
                              f"got {layer_sizes!r}")
         self.layer_sizes = [check_int(s, f"layer_sizes[{i}]", 1, MAX_LAYER_SIZE)
                             for i, s in enumerate(sizes)]
-        if not isinstance(activation, (str, Activation)):
-            raise TypeError(f"activation must be a str or a deltaprop Activation, "
-                            f"got {type(activation).__name__}")
         self.activation = activation
         self.output = check_name(output, "output", reference.OUTPUTS)
         self.dtype = check_dtype(dtype)
@@ -98,11 +103,19 @@ class MLP:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.backend = backend
         self.grad_at_zero = check_real(grad_at_zero, "grad_at_zero", 0.0, 1.0)
-        # activation and grad_at_zero as one spec, which both engines receive
-        self._spec = resolve_with_grad_at_zero(activation, self.grad_at_zero)
-        if self._spec.param_names:
-            raise ValueError(f"activation {self._spec.name!r} learns parameters, which "
-                             f"MLP does not train yet")
+        n_hidden = len(self.layer_sizes) - 2
+        # activation and grad_at_zero as one spec per hidden layer, which both engines receive
+        one = not isinstance(activation, (list, tuple))
+        # resolved (so checked) even when there is no hidden layer to use it
+        specs = [resolve_with_grad_at_zero(a, self.grad_at_zero)
+                 for a in ([activation] if one else activation)]
+        self._specs = per_layer(specs[0] if one else specs, n_hidden, "activation")
+        for spec in self._specs:
+            if spec.param_names:
+                raise ValueError(f"activation {spec.name!r} learns parameters, which "
+                                 f"MLP does not train yet")
+        self.residual = residual
+        self._residual = self._residual_layers(residual)
         self._n_threads = (0 if n_threads is None
                            else check_int(n_threads, "n_threads", 1, MAX_THREADS))
         self._engine = self._make_engine()
@@ -113,8 +126,9 @@ class MLP:
         self.init, self.bias_init = init, bias_init
         # "sklearn" draws from RandomState(seed), as its random_state; the others from a Generator
         rng = self.seed if init == "sklearn" else np.random.default_rng(self.seed)
-        self.coefs_, self.intercepts_ = init_network(self.layer_sizes, self._spec, rng, self.dtype,
-                                                     scheme=init, bias_init=bias_init)
+        self.coefs_, self.intercepts_ = init_network(
+            self.layer_sizes, self._specs, rng, self.dtype, scheme=init, bias_init=bias_init,
+            residual=None if init == "sklearn" else self._residual)
         self.epochs_trained_ = 0  # counts epochs across fit calls: epoch e shuffles with (seed, e)
 
     # -- engine -------------------------------------------------------------------------
@@ -123,7 +137,34 @@ class MLP:
             engine_type = reference.Engine
         else:
             engine_type = getattr(_core, f"Engine_{self.dtype.name}")
-        return engine_type(self.layer_sizes, self._spec, 0.0, self.output, self._n_threads)
+        return engine_type(self.layer_sizes, self._specs, self.output, None,
+                           residual=self._residual, n_threads=self._n_threads)
+
+    def _residual_layers(self, residual) -> list:
+        """One bool per hidden layer. True alone means every square hidden layer."""
+        sizes = self.layer_sizes
+        if isinstance(residual, (bool, np.bool_)):
+            flags = [bool(residual) and sizes[l] == sizes[l + 1] for l in range(len(sizes) - 2)]
+            if residual and not any(flags):
+                raise ValueError(f"residual=True, but no hidden layer of {sizes} has as many "
+                                 f"inputs as units, which a residual block needs")
+            return flags
+        flags = per_layer(residual, len(sizes) - 2, "residual")
+        for l, flag in enumerate(flags):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise TypeError(f"residual[{l}] must be a bool, got {type(flag).__name__}")
+        return [bool(f) for f in flags]
+
+    def _params(self) -> list:
+        """The engine's flat parameter list: per layer W_l, b_l (the arrays themselves)."""
+        L = len(self.layer_sizes) - 1
+        for name in ("coefs_", "intercepts_"):
+            arrays = getattr(self, name)
+            if not isinstance(arrays, list) or len(arrays) != L:
+                got = (f"{len(arrays)} arrays" if isinstance(arrays, list)
+                       else type(arrays).__name__)
+                raise ValueError(f"{name} must be a list of {L} arrays (one per layer), got {got}")
+        return [p for W, b in zip(self.coefs_, self.intercepts_) for p in (W, b)]
 
     @property
     def n_threads(self) -> int | None:
@@ -153,7 +194,7 @@ class MLP:
 
     def forward(self, X) -> np.ndarray:
         """The output activations (softmax probabilities, sigmoid probabilities or values)."""
-        return self._engine.forward(self.coefs_, self.intercepts_, self._inputs(X))
+        return self._engine.forward(self._params(), self._inputs(X))
 
     def predict(self, X) -> np.ndarray:
         """Class labels (softmax), 0/1 labels (sigmoid) or values (identity); one output gives
@@ -171,11 +212,9 @@ class MLP:
         shaped like ``coefs_`` and ``intercepts_``."""
         X = self._inputs(X)
         Y = self._targets(Y, X.shape[0])
-        dcoefs = [np.empty_like(W) for W in self.coefs_]
-        dintercepts = [np.empty_like(b) for b in self.intercepts_]
-        loss = self._engine.loss_and_gradients(self.coefs_, self.intercepts_, X, Y, dcoefs,
-                                               dintercepts)
-        return loss, dcoefs, dintercepts
+        grads = [np.empty_like(p) for p in self._params()]
+        loss = self._engine.loss_and_gradients(self._params(), X, Y, grads)
+        return loss, grads[0::2], grads[1::2]
 
     def fit(self, X, Y, epochs=10, batch_size=32, lr=0.01, momentum=0.0, shuffle=True, *,
             optimizer="sgd", beta_1=0.9, beta_2=0.999, epsilon=1e-8, alpha=0.0,
@@ -214,12 +253,9 @@ class MLP:
                         alpha=check_real(alpha, "alpha", 0.0),
                         clip_norm=0.0 if clip_norm is None else check_real(
                             clip_norm, "clip_norm", np.finfo(np.float64).tiny))
-        params = self.coefs_ + self.intercepts_
-        vcoefs = [np.zeros_like(W) for W in self.coefs_]
-        vintercepts = [np.zeros_like(b) for b in self.intercepts_]
-        if optimizer == "adam":  # its second moment
-            settings.update(scoefs=[np.zeros_like(W) for W in self.coefs_],
-                            sintercepts=[np.zeros_like(b) for b in self.intercepts_])
+        params = self._params()
+        state1 = [np.zeros_like(p) for p in params]  # velocity, or Adam's first moment
+        state2 = [np.zeros_like(p) for p in params] if optimizer == "adam" else None
         steps_per_epoch = -(-X.shape[0] // min(batch_size, X.shape[0]))
         schedule = Schedule(lr_schedule, lr, epochs=epochs, n_samples=X.shape[0],
                             **(schedule_options or {}))
@@ -231,11 +267,10 @@ class MLP:
                 np.copyto(saved, p)
             start = time.perf_counter()
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
-                loss = self._engine.train_epoch(self.coefs_, self.intercepts_, vcoefs,
-                                                vintercepts, X, Y, batch_size, epoch_lr, momentum,
-                                                bool(shuffle), self.seed, self.epochs_trained_,
-                                                step=history.epochs * steps_per_epoch,
-                                                **settings)
+                loss = self._engine.train_epoch(
+                    params, state1, state2, X, Y, batch_size=batch_size, lr=epoch_lr,
+                    momentum=momentum, shuffle=bool(shuffle), seed=self.seed,
+                    epoch=self.epochs_trained_, step=history.epochs * steps_per_epoch, **settings)
             elapsed = time.perf_counter() - start
             if not (np.isfinite(loss) and all(np.isfinite(p).all() for p in params)):
                 for saved, p in zip(last_good, params):

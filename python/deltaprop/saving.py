@@ -13,7 +13,7 @@ from .activations import Activation
 from .validation import check_int
 
 FORMAT = "deltaprop-mlp"
-VERSION = 1
+VERSION = 2  # 2 added per-layer activations and residual blocks; 1 is still read
 
 
 def save_mlp(net, path) -> None:
@@ -21,9 +21,9 @@ def save_mlp(net, path) -> None:
         "format": FORMAT,
         "version": VERSION,
         "layer_sizes": net.layer_sizes,
-        "activation": (net.activation if isinstance(net.activation, str)
-                       else dataclasses.asdict(net.activation)),
+        "activation": _activation_to_json(net.activation),
         "output": net.output,
+        "residual": net.residual,
         "dtype": net.dtype.name,
         "seed": net.seed,
         "grad_at_zero": net.grad_at_zero,
@@ -35,6 +35,19 @@ def save_mlp(net, path) -> None:
         arrays[f"intercepts_{l}"] = b
     with open(path, "wb") as f:  # an open file: np.savez would otherwise append ".npz" to path
         np.savez(f, **arrays)
+
+
+def _activation_to_json(activation):
+    """A name stays a name; an Activation becomes the dict of its fields; a list, a list."""
+    if isinstance(activation, (list, tuple)):
+        return [_activation_to_json(a) for a in activation]
+    return activation if isinstance(activation, str) else dataclasses.asdict(activation)
+
+
+def _activation_from_json(activation):
+    if isinstance(activation, list):
+        return [_activation_from_json(a) for a in activation]
+    return Activation(**activation) if isinstance(activation, dict) else activation
 
 
 def _bad(path, why: str) -> ValueError:
@@ -71,15 +84,14 @@ def load_mlp(cls, path, *, backend="cpp", n_threads=None):
         raise _bad(path, "no header") from error
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise _bad(path, "the header does not name the deltaprop-mlp format")
-    if header.get("version") != VERSION:
+    if header.get("version") not in (1, VERSION):
         raise _bad(path, f"format version {header.get('version')!r}; this deltaprop reads "
                          f"version {VERSION}")
     try:
         epochs = check_int(header["epochs_trained"], "epochs_trained", 0)
-        activation = header["activation"]
-        if isinstance(activation, dict):
-            activation = Activation(**activation)
+        activation = _activation_from_json(header["activation"])
         net = cls(header["layer_sizes"], activation, header["output"],
+                  residual=header.get("residual", False),
                   dtype=header["dtype"], seed=header["seed"], backend=backend,
                   n_threads=n_threads, grad_at_zero=header["grad_at_zero"])
     except (KeyError, TypeError, ValueError, MemoryError) as error:

@@ -46,6 +46,16 @@ def check_name(value, name: str, known) -> str:
     return value
 
 
+def per_layer(value, n: int, name: str) -> list:
+    """One value per layer: a list or tuple must have n entries; anything else applies to all."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise ValueError(f"{name} must be one value or a list of {n} (one per layer), got "
+                             f"a list of {len(value)}")
+        return list(value)
+    return [value] * n
+
+
 def _numeric(X, name: str) -> np.ndarray:
     X = np.asarray(X)
     if X.dtype.kind == "c":

@@ -30,7 +30,7 @@ from .dropout import (
 from .engine import Engine
 from .gemm import gemm
 from .loss import LOSSES, OUTPUTS, output_forward, output_loss_delta
-from .mlp import mlp_forward, mlp_loss_and_gradients
+from .mlp import LayerSpec, NetSpec, mlp_forward, mlp_loss_and_gradients
 from .optim import (
     SCHEDULES,
     adam_step,
@@ -77,6 +77,8 @@ __all__ = [
     "init_activation_params",
     "invscaling_lr",
     "l2_penalty",
+    "LayerSpec",
+    "NetSpec",
     "mlp_forward",
     "mlp_loss_and_gradients",
     "nesterov_step",

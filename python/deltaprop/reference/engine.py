@@ -5,36 +5,27 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..activations import resolve_with_grad_at_zero
-from .loss import OUTPUTS, output_forward
-from .mlp import mlp_forward, mlp_loss_and_gradients
+from .loss import output_forward
+from .mlp import NetSpec, mlp_forward, mlp_loss_and_gradients
 from .train import train_epoch
 
 
 class Engine:
-    def __init__(self, layer_sizes, activation="relu", grad_at_zero=0.0, output="softmax",
-                 n_threads=0):
-        resolve_with_grad_at_zero(activation, grad_at_zero)  # rejects what the engine would
-        if output not in OUTPUTS:
-            raise ValueError(f"unknown output {output!r}; expected one of "
-                             f"{', '.join(map(repr, OUTPUTS))}")
-        self.layer_sizes = list(layer_sizes)
-        self.activation, self.grad_at_zero, self.output = activation, grad_at_zero, output
+    def __init__(self, layer_sizes, activations="relu", output="softmax", loss=None, *,
+                 residual=None, n_threads=0):
+        self.spec = NetSpec.build(layer_sizes, activations, output, loss, residual)
+        self.layer_sizes = list(self.spec.sizes)
         self.n_threads = n_threads
 
-    def forward(self, coefs, intercepts, X):
-        Zs, _ = mlp_forward(coefs, intercepts, X, self.activation)
-        return output_forward(Zs[-1], self.output)
+    def forward(self, params, X):
+        Zs, _ = mlp_forward(params, X, self.spec)
+        return output_forward(Zs[-1], self.spec.output)
 
-    def loss_and_gradients(self, coefs, intercepts, X, Y, dcoefs, dintercepts):
-        loss, dW, db = mlp_loss_and_gradients(coefs, intercepts, X, Y, self.activation,
-                                              self.grad_at_zero, self.output)
-        for out, g in zip(dcoefs + dintercepts, dW + db):
+    def loss_and_gradients(self, params, X, Y, grads):
+        loss, computed = mlp_loss_and_gradients(params, X, Y, self.spec)
+        for out, g in zip(grads, computed):
             np.copyto(out, g)
         return loss
 
-    def train_epoch(self, coefs, intercepts, vcoefs, vintercepts, X, Y, batch_size, lr,
-                    momentum, shuffle, seed, epoch, **optimizer):
-        return train_epoch(coefs, intercepts, vcoefs, vintercepts, X, Y, batch_size, lr,
-                           momentum, shuffle, seed, epoch, self.activation, self.grad_at_zero,
-                           self.output, **optimizer)
+    def train_epoch(self, params, state1, state2, X, Y, **settings):
+        return train_epoch(params, state1, state2, X, Y, self.spec, **settings)

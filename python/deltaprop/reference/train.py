@@ -40,39 +40,38 @@ def shuffle_order(n, seed, epoch):
     return np.argsort(keys, kind="stable")
 
 
-def train_epoch(coefs, intercepts, vcoefs, vintercepts, X, Y, batch_size, lr, momentum, shuffle,
-                seed, epoch, activation="relu", grad_at_zero=0.0, output="softmax", *,
-                optimizer="sgd", beta_1=0.9, beta_2=0.999, epsilon=1e-8, alpha=0.0,
-                clip_norm=0.0, step=0, scoefs=None, sintercepts=None):
-    """One epoch of minibatch training, updating parameters and optimizer state in place.
+def train_epoch(params, state1, state2, X, Y, spec, *, batch_size, lr, momentum=0.0,
+                shuffle=True, seed=0, epoch=0, optimizer="sgd", beta_1=0.9, beta_2=0.999,
+                epsilon=1e-8, alpha=0.0, clip_norm=0.0, step=0):
+    """One epoch of minibatch training of the network ``spec`` (mlp.NetSpec), updating the
+    flat lists ``params`` and the optimizer state in place.
 
     Per batch: forward and backward; with ``alpha`` the L2 term ½α‖W‖²/rows joins the loss and
     (α/rows)·W the weight gradients; with ``clip_norm`` the gradients are clipped by global norm;
     then one step of ``optimizer``: "sgd" (momentum in scikit-learn's form), "nesterov", or
-    "adam" (t counts batches from ``step`` + 1; its second moment is scoefs/sintercepts).
-    ``vcoefs``/``vintercepts`` are the velocity or Adam's first moment. Returns the epoch's mean
-    loss: each batch's loss before its update, weighted by its rows."""
+    "adam" (t counts batches from ``step`` + 1; its second moment is ``state2``). ``state1`` is
+    the velocity or Adam's first moment. Returns the epoch's mean loss: each batch's loss before
+    its update, weighted by its rows."""
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {OPTIMIZERS}")
     n = X.shape[0]
     batch = min(batch_size, n)
     order = shuffle_order(n, seed, epoch) if shuffle else np.arange(n)
-    params, state1 = coefs + intercepts, vcoefs + vintercepts
-    state2 = (scoefs + sintercepts) if optimizer == "adam" else [None] * len(params)
+    coefs = params[0::2]
+    state2 = state2 if optimizer == "adam" else [None] * len(params)
     total, t = 0.0, step
     for start in range(0, n, batch):
         rows = order[start:start + batch]
-        loss, dcoefs, dintercepts = mlp_loss_and_gradients(
-            coefs, intercepts, X[rows], Y[rows], activation, grad_at_zero, output)
+        loss, grads = mlp_loss_and_gradients(params, X[rows], Y[rows], spec)
         if alpha > 0:
             loss += l2_penalty(coefs, alpha, len(rows))
-            for g, W in zip(dcoefs, coefs):
+            for g, W in zip(grads[0::2], coefs):
                 add_l2(g, W, alpha, len(rows))
         if clip_norm > 0:
-            clip_by_global_norm(dcoefs + dintercepts, clip_norm)
+            clip_by_global_norm(grads, clip_norm)
         total += loss * len(rows)
         t += 1
-        for p, s1, s2, g in zip(params, state1, state2, dcoefs + dintercepts):
+        for p, s1, s2, g in zip(params, state1, state2, grads):
             if optimizer == "sgd":
                 sgd_momentum_step(p, s1, g, lr, momentum)
             elif optimizer == "nesterov":

@@ -1,0 +1,117 @@
+"""The network's shape beyond one activation: per-layer activations and residual blocks. The C++
+engine against the reference (gradients and whole training runs), and the facts the seeds state
+about depth: SELU's self-normalisation and residual paths that keep the gradient alive."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import DTYPES, THREADS, assert_close
+from test_model import TRAIN_RTOL, pair, problem
+
+import deltaprop as dp
+from deltaprop import reference as ref
+from deltaprop.init import init_network
+
+NETWORKS = {
+    # every kind of stored operand: A (relu, tanh), Z (swish, abs, relu with ReLU'(0) = 0.5)
+    "per-layer": dict(sizes=[12, 16, 16, 9, 4], activation=["relu", "swish", "tanh"]),
+    "residual-all": dict(sizes=[12, 16, 16, 16, 4], activation="tanh", residual=True),
+    "residual-mixed": dict(sizes=[12, 16, 16, 16, 16, 4],
+                           activation=["relu", "abs", "elu",
+                                       dp.Activation("relu", grad_at_zero=0.5)],
+                           residual=[False, True, False, True]),
+    "residual-top": dict(sizes=[12, 12, 9, 9, 4], activation=["sigmoid", "mish", "leaky_relu"],
+                         residual=[True, False, True]),
+}
+
+
+def make_pair(name, **kwargs):
+    net = dict(NETWORKS[name])
+    return pair(net.pop("sizes"), **net, **kwargs)
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("threads", THREADS)
+def test_gradients_match_reference(rng, name, dtype, threads):
+    X, Y = problem(rng, "softmax")
+    cpp, numpy = make_pair(name, dtype=dtype, seed=4, n_threads=threads)
+    assert_close(cpp.forward(X), numpy.forward(X), what="forward")
+    loss_c, dW_c, db_c = cpp.loss_and_gradients(X, Y)
+    loss_r, dW_r, db_r = numpy.loss_and_gradients(X, Y)
+    assert loss_c == pytest.approx(loss_r, rel=1e-10 if dtype == np.float64 else 1e-5)
+    for got, want in zip(dW_c + db_c, dW_r + db_r):
+        assert_close(got, want, what="gradient")
+
+
+@pytest.mark.parametrize("name", ["per-layer", "residual-mixed"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_training_runs_match_reference(rng, name, dtype, optimizer):
+    X, Y = problem(rng, "softmax", n=97)
+    cpp, numpy = make_pair(name, dtype=dtype, seed=8, n_threads=2)
+    kwargs = dict(epochs=4, batch_size=16, lr=0.01, momentum=0.9, optimizer=optimizer, alpha=1e-3)
+    h_cpp, h_ref = cpp.fit(X, Y, **kwargs), numpy.fit(X, Y, **kwargs)
+    rtol = TRAIN_RTOL[dtype]
+    assert_close(np.array(h_cpp.loss), np.array(h_ref.loss), rtol=rtol, what="loss curve")
+    for got, want in zip(cpp.coefs_ + cpp.intercepts_, numpy.coefs_ + numpy.intercepts_):
+        assert_close(got, want, rtol=rtol, what="parameters after training")
+    assert h_cpp.loss[-1] < h_cpp.loss[0]
+
+
+def test_a_residual_block_adds_its_input():
+    """With zero weights and biases, f(0) = 0 for tanh, so each residual block passes its
+    input through unchanged and the network reduces to its first and last layers."""
+    net = dp.MLP([3, 4, 4, 4, 2], "tanh", "identity", residual=True)
+    for W, b in zip(net.coefs_[1:-1], net.intercepts_[1:-1]):
+        W[:] = 0
+        b[:] = 0
+    plain = dp.MLP([3, 4, 2], "tanh", "identity")
+    plain.coefs_ = [net.coefs_[0], net.coefs_[-1]]
+    plain.intercepts_ = [net.intercepts_[0], net.intercepts_[-1]]
+    X = np.random.default_rng(0).standard_normal((5, 3))
+    assert_close(net.forward(X), plain.forward(X))
+
+
+def test_residual_true_picks_the_square_hidden_layers():
+    net = dp.MLP([3, 8, 8, 5, 5, 2], residual=True)
+    assert net._residual == [False, True, False, True]
+
+
+def gradient_norms(net, X, Y):
+    _, dcoefs, _ = net.loss_and_gradients(X, Y)
+    return [np.linalg.norm(g) for g in dcoefs]
+
+
+def test_residual_blocks_keep_the_first_layer_gradient_within_10x_of_the_last_at_depth_32():
+    """Seed 001: the identity path carries the gradient through depth (issue 4's test): over a
+    stack of 32 residual ReLU blocks, the first block's weight gradient stays within 10x of the
+    last block's at initialisation. The same depth of plain sigmoid layers loses it entirely."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((256, 32))
+    Y = rng.integers(0, 10, 256)
+    sizes = [32] * 33 + [10]
+    for seed in range(3):
+        residual = dp.MLP(sizes, "relu", residual=True, seed=seed)
+        assert all(residual._residual)
+        stack = gradient_norms(residual, X, Y)[:-1]  # the 32 blocks, not the output layer
+        assert max(stack) / min(stack) < 10, (min(stack), max(stack))
+    plain = gradient_norms(dp.MLP(sizes, "sigmoid", seed=0), X, Y)
+    assert plain[0] < 1e-12 * plain[-2]  # sigmoid's factor <= 1/4 per layer, 32 times
+
+
+def test_selu_with_lecun_init_keeps_mean_0_and_variance_1_through_32_layers():
+    """Seed 003 / Klambauer et al. 2017: SELU with LeCun-normal weights is self-normalising."""
+    rng = np.random.default_rng(2)
+    width, depth = 256, 32
+    sizes = [width] * (depth + 1) + [10]
+    coefs, intercepts = init_network(sizes, "selu", rng)  # SELU's default scheme: lecun_normal
+    params = [p for W, b in zip(coefs, intercepts) for p in (W, b)]
+    X = rng.standard_normal((2000, width))
+    _, As = ref.mlp_forward(params, X, ref.NetSpec.build(sizes, "selu"))
+    for l, A in enumerate(As[:-1]):
+        assert abs(A.mean()) < 0.1, f"layer {l}: mean {A.mean():.3f}"
+        assert abs(A.var() - 1) < 0.15, f"layer {l}: variance {A.var():.3f}"
+    _, As_relu = ref.mlp_forward(params, X, ref.NetSpec.build(sizes, "relu"))
+    assert As_relu[-2].var() < 1e-3  # the same weights without SELU's fixed point collapse
