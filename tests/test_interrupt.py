@@ -1,0 +1,53 @@
+"""Ctrl-C during a long fit or predict: control comes back promptly (the C++ loops ask for
+signals between batches and chunks), as KeyboardInterrupt, and the model is left usable with
+the parameters of its last whole batch. Run in a subprocess so a stray signal cannot reach
+the test runner."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+SCRIPT = textwrap.dedent("""
+    import os, signal, threading, time
+    import numpy as np
+    import deltaprop as dp
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20000, 256))
+    y = rng.integers(0, 10, 20000)
+    net = dp.MLP([256, 512, 512, 10], backend="{backend}")
+    work = {work}
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+    start = time.perf_counter()
+    try:
+        work(net)
+    except KeyboardInterrupt:
+        waited = time.perf_counter() - start - 0.5
+        finite = all(np.isfinite(p).all() for p in net.coefs_ + net.intercepts_)
+        usable = net.predict(X[:5]).shape == (5,)
+        print("interrupted", round(waited, 3), finite, usable)
+    else:
+        print("finished", time.perf_counter() - start)
+""")
+
+WORK = {
+    "fit": "lambda net: net.fit(X, y, epochs=1000, batch_size=64, lr=0.01)",
+    "predict": "lambda net: [net.forward(X) for _ in range(1000)]",
+}
+
+
+@pytest.mark.parametrize("work", WORK)
+@pytest.mark.parametrize("backend", ["cpp"])
+def test_ctrl_c_returns_promptly_and_leaves_a_usable_model(work, backend):
+    code = SCRIPT.format(backend=backend, work=WORK[work])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    status, waited, finite, usable = out.stdout.split()
+    assert status == "interrupted"
+    assert float(waited) < 1.0  # "promptly": a batch group, not the rest of the epoch
+    assert finite == "True" and usable == "True"
