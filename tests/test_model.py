@@ -41,8 +41,8 @@ def test_forward_loss_and_gradients_match_reference(rng, dtype, output, activati
     cpp, ref = pair([12, 33, 17, 4], activation=activation, output=output, dtype=dtype, seed=3,
                     n_threads=threads)
     assert_close(cpp.forward(X), ref.forward(X), what="forward")
-    loss_c, dW_c, db_c = cpp.loss_and_gradients(X, Y)
-    loss_r, dW_r, db_r = ref.loss_and_gradients(X, Y)
+    loss_c, dW_c, db_c, _ = cpp.loss_and_gradients(X, Y)
+    loss_r, dW_r, db_r, _ = ref.loss_and_gradients(X, Y)
     assert loss_c == pytest.approx(loss_r, rel=1e-10 if dtype == np.float64 else 1e-5)
     for got, want in zip(dW_c + db_c, dW_r + db_r):
         assert got.dtype == dtype
@@ -85,7 +85,7 @@ def test_same_seed_same_run_different_seed_different_run(rng):
 def test_full_batch_epoch_is_one_gradient_step(rng):
     X, Y = problem(rng, "identity")
     net = dp.MLP([12, 8, 4], output="identity", seed=0)
-    loss, dW, db = net.loss_and_gradients(X, Y)
+    loss, dW, db, _ = net.loss_and_gradients(X, Y)
     before = [p.copy() for p in net.coefs_ + net.intercepts_]
     history = net.fit(X, Y, epochs=1, batch_size=len(X), lr=0.3, shuffle=False)
     assert history.loss == [pytest.approx(loss, rel=1e-14)]
@@ -99,7 +99,7 @@ def test_online_training_updates_once_per_sample(rng):
     manual = dp.MLP([12, 8, 4], output="identity", seed=0)
     net.fit(X, Y, epochs=1, batch_size=1, lr=0.05, shuffle=False)
     for i in range(5):
-        _, dW, db = manual.loss_and_gradients(X[i:i + 1], Y[i:i + 1])
+        _, dW, db, _ = manual.loss_and_gradients(X[i:i + 1], Y[i:i + 1])
         for p, g in zip(manual.coefs_ + manual.intercepts_, dW + db):
             p -= 0.05 * g
     for a, b in zip(net.coefs_ + net.intercepts_, manual.coefs_ + manual.intercepts_):

@@ -38,8 +38,8 @@ def test_gradients_match_reference(rng, name, dtype, threads):
     X, Y = problem(rng, "softmax")
     cpp, numpy = make_pair(name, dtype=dtype, seed=4, n_threads=threads)
     assert_close(cpp.forward(X), numpy.forward(X), what="forward")
-    loss_c, dW_c, db_c = cpp.loss_and_gradients(X, Y)
-    loss_r, dW_r, db_r = numpy.loss_and_gradients(X, Y)
+    loss_c, dW_c, db_c, _ = cpp.loss_and_gradients(X, Y)
+    loss_r, dW_r, db_r, _ = numpy.loss_and_gradients(X, Y)
     assert loss_c == pytest.approx(loss_r, rel=1e-10 if dtype == np.float64 else 1e-5)
     for got, want in zip(dW_c + db_c, dW_r + db_r):
         assert_close(got, want, what="gradient")
@@ -80,7 +80,7 @@ def test_residual_true_picks_the_square_hidden_layers():
 
 
 def gradient_norms(net, X, Y):
-    _, dcoefs, _ = net.loss_and_gradients(X, Y)
+    _, dcoefs, _, _ = net.loss_and_gradients(X, Y)
     return [np.linalg.norm(g) for g in dcoefs]
 
 
@@ -115,3 +115,55 @@ def test_selu_with_lecun_init_keeps_mean_0_and_variance_1_through_32_layers():
         assert abs(A.var() - 1) < 0.15, f"layer {l}: variance {A.var():.3f}"
     _, As_relu = ref.mlp_forward(params, X, ref.NetSpec.build(sizes, "relu"))
     assert As_relu[-2].var() < 1e-3  # the same weights without SELU's fixed point collapse
+
+
+# -- learned activation parameters, losses and sample weights in the model ----------------------
+
+LEARNED = ["prelu", dp.Activation("swish", learnable=True), "acon"]
+MODEL_BACKENDS = ["numpy"]
+
+
+@pytest.mark.parametrize("backend", MODEL_BACKENDS)
+def test_learned_activation_parameters_are_trained_saved_and_loaded(rng, backend, tmp_path):
+    X, Y = problem(rng, "softmax")
+    net = dp.MLP([12, 10, 10, 10, 4], LEARNED, residual=[False, True, False], seed=1,
+                 backend=backend)
+    assert [sorted(p) for p in net.activation_params_] == [["slope"], ["beta"], ["beta", "p1", "p2"]]
+    before = [{k: v.copy() for k, v in p.items()} for p in net.activation_params_]
+    history = net.fit(X, Y, epochs=5, batch_size=20, lr=0.05, momentum=0.9)
+    assert history.loss[-1] < history.loss[0]
+    for old, new in zip(before, net.activation_params_):
+        for name in old:
+            assert not np.array_equal(old[name], new[name]), name  # every one was updated
+    net.save(tmp_path / "m.npz")
+    loaded = dp.MLP.load(tmp_path / "m.npz", backend=backend)
+    for a, b in zip(loaded.activation_params_, net.activation_params_):
+        for name in a:
+            np.testing.assert_array_equal(a[name], b[name])
+    np.testing.assert_array_equal(loaded.forward(X), net.forward(X))
+
+
+@pytest.mark.parametrize("backend", MODEL_BACKENDS)
+@pytest.mark.parametrize("output, loss", [("softmax", None), ("identity", "squared_error"),
+                                          ("identity", "huber"), ("identity", "absolute_error"),
+                                          ("sigmoid", None)])
+def test_integer_sample_weights_equal_repeated_rows(rng, backend, output, loss):
+    """A weight of k counts a row k times (scikit-learn's check_sample_weight_equivalence)."""
+    X, Y = problem(rng, output, n=30)
+    counts = rng.integers(0, 4, 30)
+    counts[0] = 1
+    net = dp.MLP([12, 9, 4], "tanh", output, loss=loss, huber_delta=0.5, backend=backend)
+    weighted = net.loss_and_gradients(X, Y, sample_weight=counts)
+    repeated = net.loss_and_gradients(np.repeat(X, counts, axis=0), np.repeat(Y, counts, axis=0))
+    assert weighted[0] == pytest.approx(repeated[0], rel=1e-12)
+    for got, want in zip(weighted[1] + weighted[2], repeated[1] + repeated[2]):
+        assert_close(got, want)
+    # full-batch training, where the batches are the same too
+    kwargs = dict(epochs=3, lr=0.1, shuffle=False, alpha=0.01)
+    a = dp.MLP([12, 9, 4], "tanh", output, loss=loss, backend=backend)
+    b = dp.MLP([12, 9, 4], "tanh", output, loss=loss, backend=backend)
+    a.fit(X, Y, batch_size=len(X), sample_weight=counts, **kwargs)
+    b.fit(np.repeat(X, counts, axis=0), np.repeat(Y, counts, axis=0), batch_size=counts.sum(),
+          **kwargs)
+    for got, want in zip(a.coefs_, b.coefs_):
+        assert_close(got, want)

@@ -43,8 +43,13 @@ def finite_difference_gradients(loss_of, params, h=1e-6):
 
 def check_gradients_by_finite_differences(sizes, output, rng, **net):
     X, Y, coefs, intercepts = make_problem(rng, sizes, output)
-    params = [p for W, b in zip(coefs, intercepts) for p in (W, b)]
     spec = ref.NetSpec.build(sizes, output=output, **net)
+    params = []
+    for l, (W, b) in enumerate(zip(coefs, intercepts)):
+        # learned activation parameters away from their initial values, so none is special
+        f = spec.hidden[l].f if l < len(spec.hidden) else "identity"
+        initial = ref.init_activation_params(f, b.size)
+        params += [W, b] + [rng.uniform(0.5, 1.5, v.shape) for v in initial.values()]
 
     def loss_of():
         return ref.mlp_loss_and_gradients(params, X, Y, spec)[0]
@@ -68,7 +73,9 @@ def test_reference_gradients_match_finite_differences(rng, output, activation):
     dict(activations="tanh", residual=[False, True, True]),
     dict(activations=["sigmoid", "relu", "softplus"], residual=[False, False, True]),
     dict(activations=["relu", "selu", "tanh"], residual=[False, True, False]),
-], ids=["per-layer", "residual", "residual-top", "residual-middle"])
+    dict(activations=["prelu", dp.Activation("swish", learnable=True), "acon"],
+         residual=[False, True, False]),
+], ids=["per-layer", "residual", "residual-top", "residual-middle", "learned"])
 def test_per_layer_and_residual_gradients_match_finite_differences(rng, net):
     check_gradients_by_finite_differences([5, 6, 6, 6, 3], "softmax", rng, **net)
 

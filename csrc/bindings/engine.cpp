@@ -68,7 +68,8 @@ template <typename T>
 class Engine {
   public:
     Engine(const py::object& layer_sizes, const py::object& activations, const py::object& output,
-           const py::object& loss, const py::object& residual, const py::object& n_threads) {
+           const py::object& loss, const py::object& residual, const py::object& huber_delta,
+           const py::object& n_threads) {
         const py::sequence seq = arg_sequence(layer_sizes, "layer_sizes");
         if (py::len(seq) < 2)
             throw py::value_error("layer_sizes needs at least 2 entries (inputs and outputs), got " +
@@ -98,6 +99,8 @@ class Engine {
                 throw py::value_error("loss '" + name + "' is not available for output '" + arg_str(output, "output") +
                                       "'; expected '" + default_loss_name(spec_.output) + "'");
         }
+        const double delta = arg_real(huber_delta, "huber_delta");
+        if (!(std::isfinite(delta) && delta > 0)) throw py::value_error("huber_delta must be finite and > 0");
         set_threads(n_threads);
     }
 
@@ -133,7 +136,9 @@ class Engine {
     }
 
     double loss_and_gradients(const py::object& params_obj, const py::object& X_obj,
-                              const py::object& Y_obj, const py::object& grads_obj) {
+                              const py::object& Y_obj, const py::object& grads_obj,
+                              const py::object& weight_obj) {
+        require_no_weights(weight_obj);
         std::vector<Named> args;
         const auto p = params<const T*>(params_obj, "params", Role::read, args);
         const auto g = params<T*>(grads_obj, "grads", Role::write, args);
@@ -147,12 +152,13 @@ class Engine {
 
     double train_epoch(const py::object& params_obj, const py::object& state1_obj,
                        const py::object& state2_obj, const py::object& X_obj, const py::object& Y_obj,
-                       const py::object& batch_obj, const py::object& lr_obj,
+                       const py::object& weight_obj, const py::object& batch_obj, const py::object& lr_obj,
                        const py::object& momentum_obj, const py::object& shuffle_obj,
                        const py::object& seed_obj, const py::object& epoch_obj,
                        const py::object& optimizer_obj, const py::object& beta_1_obj,
                        const py::object& beta_2_obj, const py::object& epsilon_obj,
                        const py::object& alpha_obj, const py::object& clip_obj, const py::object& step_obj) {
+        require_no_weights(weight_obj);
         const TrainConfig c = config(batch_obj, lr_obj, momentum_obj, shuffle_obj, seed_obj, epoch_obj,
                                      optimizer_obj, beta_1_obj, beta_2_obj, epsilon_obj, alpha_obj, clip_obj, step_obj);
         std::vector<Named> args;
@@ -183,6 +189,10 @@ class Engine {
     }
 
   private:
+    static void require_no_weights(const py::object& w) {
+        if (!w.is_none()) throw py::value_error("sample_weight: the C++ engine does not take sample weights yet");
+    }
+
     static TrainConfig config(const py::object& batch_obj, const py::object& lr_obj,
                               const py::object& momentum_obj, const py::object& shuffle_obj,
                               const py::object& seed_obj, const py::object& epoch_obj,
@@ -280,15 +290,16 @@ template <typename T>
 void bind_engine_for(py::module_& m, const char* name) {
     py::class_<Engine<T>>(m, name, "Workspace and kernels for one network (internal; use deltaprop.MLP).")
         .def(py::init<const py::object&, const py::object&, const py::object&, const py::object&,
-                      const py::object&, const py::object&>(),
+                      const py::object&, const py::object&, const py::object&>(),
              "layer_sizes"_a, "activations"_a = "relu", "output"_a = "softmax", "loss"_a = py::none(),
-             py::kw_only(), "residual"_a = py::none(), "n_threads"_a = 0)
+             py::kw_only(), "residual"_a = py::none(), "huber_delta"_a = 1.0, "n_threads"_a = 0)
         .def_property("n_threads", &Engine<T>::threads, &Engine<T>::set_threads)
         .def_property_readonly("layer_sizes", &Engine<T>::sizes)
         .def("forward", &Engine<T>::forward, "params"_a, "X"_a)
-        .def("loss_and_gradients", &Engine<T>::loss_and_gradients, "params"_a, "X"_a, "Y"_a, "grads"_a)
+        .def("loss_and_gradients", &Engine<T>::loss_and_gradients, "params"_a, "X"_a, "Y"_a, "grads"_a,
+             "sample_weight"_a = py::none())
         .def("train_epoch", &Engine<T>::train_epoch, "params"_a, "state1"_a, "state2"_a, "X"_a, "Y"_a,
-             py::kw_only(), "batch_size"_a, "lr"_a, "momentum"_a = 0.0, "shuffle"_a = true, "seed"_a = 0,
+             "sample_weight"_a = py::none(), py::kw_only(), "batch_size"_a, "lr"_a, "momentum"_a = 0.0, "shuffle"_a = true, "seed"_a = 0,
              "epoch"_a = 0, "optimizer"_a = "sgd", "beta_1"_a = 0.9, "beta_2"_a = 0.999, "epsilon"_a = 1e-8,
              "alpha"_a = 0.0, "clip_norm"_a = 0.0, "step"_a = 0);
 }

@@ -19,6 +19,7 @@ from .validation import (
     check_matrix,
     check_name,
     check_real,
+    check_sample_weight,
     check_targets,
     per_layer,
 )
@@ -55,11 +56,15 @@ class MLP:
         The hidden layers' activation: "relu", "leaky_relu", "elu", "selu", "softplus", "swish",
         "silu", "mish", "abs", "necro_relu", "sigmoid" (alias "logistic"), "tanh", "identity", or
         an ``Activation("leaky_relu", alpha=0.2)`` with its parameters; a list gives one per
-        hidden layer. Activations with learned parameters (prelu, acon, learnable swish) are not
-        trained by the model yet.
+        hidden layer. Activations with learned parameters (prelu, acon, ``Activation("swish",
+        learnable=True)``) keep them in ``activation_params_``, trained with the weights.
     output : {"softmax", "sigmoid", "identity"}
         The output function and its loss: softmax + cross-entropy, sigmoid + binary
         cross-entropy, identity + ½ squared error.
+    loss : str or None
+        The loss, where an output has more than one (deltaprop.reference.LOSSES): identity
+        takes "squared_error" (the default), "absolute_error" or "huber" (with
+        ``huber_delta``, the residual where it turns from squared to absolute).
     residual : bool or list of bool
         Residual blocks (seed 001's cure for depth): hidden layer l computes
         ``A_l = A_{l-1} + f(A_{l-1} W_l + b_l)``, so the gradient reaches the layers below
@@ -86,9 +91,9 @@ class MLP:
         seed 003); None: zeros (with "sklearn", its uniform draws).
     """
 
-    def __init__(self, layer_sizes, activation="relu", output="softmax", *, residual=False,
-                 dtype="float64", seed=0, backend="cpp", n_threads=None, grad_at_zero=0.0,
-                 init=None, bias_init=None):
+    def __init__(self, layer_sizes, activation="relu", output="softmax", *, loss=None,
+                 huber_delta=1.0, residual=False, dtype="float64", seed=0, backend="cpp",
+                 n_threads=None, grad_at_zero=0.0, init=None, bias_init=None):
         sizes = list(layer_sizes) if np.ndim(layer_sizes) == 1 else None
         if not sizes or len(sizes) < 2:
             raise ValueError(f"layer_sizes must list at least 2 sizes (inputs, outputs), "
@@ -97,6 +102,9 @@ class MLP:
                             for i, s in enumerate(sizes)]
         self.activation = activation
         self.output = check_name(output, "output", reference.OUTPUTS)
+        self.loss = None if loss is None else check_name(loss, "loss",
+                                                         reference.LOSSES[self.output])
+        self.huber_delta = check_real(huber_delta, "huber_delta", np.finfo(np.float64).tiny)
         self.dtype = check_dtype(dtype)
         self.seed = check_int(seed, "seed", 0, 2**64 - 1)
         if backend not in BACKENDS:
@@ -110,10 +118,6 @@ class MLP:
         specs = [resolve_with_grad_at_zero(a, self.grad_at_zero)
                  for a in ([activation] if one else activation)]
         self._specs = per_layer(specs[0] if one else specs, n_hidden, "activation")
-        for spec in self._specs:
-            if spec.param_names:
-                raise ValueError(f"activation {spec.name!r} learns parameters, which "
-                                 f"MLP does not train yet")
         self.residual = residual
         self._residual = self._residual_layers(residual)
         self._n_threads = (0 if n_threads is None
@@ -129,6 +133,9 @@ class MLP:
         self.coefs_, self.intercepts_ = init_network(
             self.layer_sizes, self._specs, rng, self.dtype, scheme=init, bias_init=bias_init,
             residual=None if init == "sklearn" else self._residual)
+        # prelu's slopes, swish's β, acon's p1, p2, β: one dict per hidden layer ({} for the rest)
+        self.activation_params_ = [reference.init_activation_params(f, n, self.dtype)
+                                   for f, n in zip(self._specs, self.layer_sizes[1:])]
         self.epochs_trained_ = 0  # counts epochs across fit calls: epoch e shuffles with (seed, e)
 
     # -- engine -------------------------------------------------------------------------
@@ -137,8 +144,9 @@ class MLP:
             engine_type = reference.Engine
         else:
             engine_type = getattr(_core, f"Engine_{self.dtype.name}")
-        return engine_type(self.layer_sizes, self._specs, self.output, None,
-                           residual=self._residual, n_threads=self._n_threads)
+        return engine_type(self.layer_sizes, self._specs, self.output, self.loss,
+                           residual=self._residual, huber_delta=self.huber_delta,
+                           n_threads=self._n_threads)
 
     def _residual_layers(self, residual) -> list:
         """One bool per hidden layer. True alone means every square hidden layer."""
@@ -164,7 +172,16 @@ class MLP:
                 got = (f"{len(arrays)} arrays" if isinstance(arrays, list)
                        else type(arrays).__name__)
                 raise ValueError(f"{name} must be a list of {L} arrays (one per layer), got {got}")
-        return [p for W, b in zip(self.coefs_, self.intercepts_) for p in (W, b)]
+        params = []
+        for l, (W, b) in enumerate(zip(self.coefs_, self.intercepts_)):
+            params += [W, b]
+            if l < len(self._specs) and self._specs[l].param_names:
+                names, learned = self._specs[l].param_names, self.activation_params_[l]
+                if not isinstance(learned, dict) or set(learned) != set(names):
+                    raise ValueError(f"activation_params_[{l}] must be a dict with keys "
+                                     f"{list(names)}, got {learned!r:.200}")
+                params += [learned[name] for name in names]
+        return params
 
     @property
     def n_threads(self) -> int | None:
@@ -207,17 +224,28 @@ class MLP:
         return A[:, 0] if A.shape[1] == 1 else A
 
     # -- training -----------------------------------------------------------------------
-    def loss_and_gradients(self, X, Y):
-        """(loss, dcoefs, dintercepts): the mean loss over the rows of X and its gradients,
-        shaped like ``coefs_`` and ``intercepts_``."""
+    def loss_and_gradients(self, X, Y, sample_weight=None):
+        """(loss, dcoefs, dintercepts, dactivation_params): the mean loss over the rows of X
+        (weighted by ``sample_weight``: Σ s_n ℓ_n / Σ s_n) and its gradients, shaped like
+        ``coefs_``, ``intercepts_`` and ``activation_params_`` (one dict per hidden layer,
+        empty for activations that learn nothing)."""
         X = self._inputs(X)
         Y = self._targets(Y, X.shape[0])
-        grads = [np.empty_like(p) for p in self._params()]
-        loss = self._engine.loss_and_gradients(self._params(), X, Y, grads)
-        return loss, grads[0::2], grads[1::2]
+        sample_weight = check_sample_weight(sample_weight, X.shape[0])
+        params = self._params()
+        grads = [np.empty_like(p) for p in params]
+        loss = self._engine.loss_and_gradients(params, X, Y, grads, sample_weight)
+        dcoefs, dintercepts, dlearned = [], [], []
+        flat = iter(grads)
+        for l in range(len(self.coefs_)):
+            dcoefs.append(next(flat))
+            dintercepts.append(next(flat))
+            if l < len(self._specs):
+                dlearned.append({name: next(flat) for name in self._specs[l].param_names})
+        return loss, dcoefs, dintercepts, dlearned
 
     def fit(self, X, Y, epochs=10, batch_size=32, lr=0.01, momentum=0.0, shuffle=True, *,
-            optimizer="sgd", beta_1=0.9, beta_2=0.999, epsilon=1e-8, alpha=0.0,
+            sample_weight=None, optimizer="sgd", beta_1=0.9, beta_2=0.999, epsilon=1e-8, alpha=0.0,
             clip_norm=None, lr_schedule="constant", schedule_options=None,
             callback: Callable[[History], bool | None] | None = None,
             verbose=False) -> History:
@@ -227,6 +255,9 @@ class MLP:
             p ← p + v), "nesterov" (scikit-learn's form), or "adam" (scikit-learn's form:
             ``beta_1``, ``beta_2``, ``epsilon``; its step counts batches). The optimizer's state
             starts at zero on every call.
+        sample_weight : per-row weights (scikit-learn 1.7+'s objective): a batch's loss is
+            Σ s_n ℓ_n / Σ s_n, and its L2 term is divided by Σ s_n instead of its rows; a batch
+            whose weights are all zero is skipped.
         alpha : L2 penalty ½·alpha·Σ‖W‖² per batch, divided by the batch's rows (scikit-learn's).
         clip_norm : clip the gradients to this global norm before each step (None: no clipping),
             the remedy for exploding gradients.
@@ -241,6 +272,7 @@ class MLP:
         """
         X = self._inputs(X)
         Y = self._targets(Y, X.shape[0])
+        sample_weight = check_sample_weight(sample_weight, X.shape[0])
         epochs = check_int(epochs, "epochs", minimum=0)
         batch_size = check_int(batch_size, "batch_size")
         lr = check_real(lr, "lr", 0.0)
@@ -268,7 +300,7 @@ class MLP:
             start = time.perf_counter()
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
                 loss = self._engine.train_epoch(
-                    params, state1, state2, X, Y, batch_size=batch_size, lr=epoch_lr,
+                    params, state1, state2, X, Y, sample_weight, batch_size=batch_size, lr=epoch_lr,
                     momentum=momentum, shuffle=bool(shuffle), seed=self.seed,
                     epoch=self.epochs_trained_, step=history.epochs * steps_per_epoch, **settings)
             elapsed = time.perf_counter() - start

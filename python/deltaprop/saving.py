@@ -23,6 +23,8 @@ def save_mlp(net, path) -> None:
         "layer_sizes": net.layer_sizes,
         "activation": _activation_to_json(net.activation),
         "output": net.output,
+        "loss": net.loss,
+        "huber_delta": net.huber_delta,
         "residual": net.residual,
         "dtype": net.dtype.name,
         "seed": net.seed,
@@ -30,9 +32,7 @@ def save_mlp(net, path) -> None:
         "epochs_trained": net.epochs_trained_,
     }
     arrays = {"header": np.array(json.dumps(header))}
-    for l, (W, b) in enumerate(zip(net.coefs_, net.intercepts_)):
-        arrays[f"coefs_{l}"] = W
-        arrays[f"intercepts_{l}"] = b
+    arrays.update(_parameters(net))
     with open(path, "wb") as f:  # an open file: np.savez would otherwise append ".npz" to path
         np.savez(f, **arrays)
 
@@ -48,6 +48,18 @@ def _activation_from_json(activation):
     if isinstance(activation, list):
         return [_activation_from_json(a) for a in activation]
     return Activation(**activation) if isinstance(activation, dict) else activation
+
+
+def _parameters(net) -> dict:
+    """The model's parameter arrays by their names in the file."""
+    arrays = {}
+    for l, (W, b) in enumerate(zip(net.coefs_, net.intercepts_)):
+        arrays[f"coefs_{l}"] = W
+        arrays[f"intercepts_{l}"] = b
+    for l, learned in enumerate(net.activation_params_):
+        for name, value in learned.items():
+            arrays[f"activation_params_{l}_{name}"] = value
+    return arrays
 
 
 def _bad(path, why: str) -> ValueError:
@@ -91,23 +103,23 @@ def load_mlp(cls, path, *, backend="cpp", n_threads=None):
         epochs = check_int(header["epochs_trained"], "epochs_trained", 0)
         activation = _activation_from_json(header["activation"])
         net = cls(header["layer_sizes"], activation, header["output"],
+                  loss=header.get("loss"), huber_delta=header.get("huber_delta", 1.0),
                   residual=header.get("residual", False),
                   dtype=header["dtype"], seed=header["seed"], backend=backend,
                   n_threads=n_threads, grad_at_zero=header["grad_at_zero"])
     except (KeyError, TypeError, ValueError, MemoryError) as error:
         raise _bad(path, f"bad header: {type(error).__name__}: {error}") from error
-    L = len(net.layer_sizes) - 1
-    for l in range(L):
-        for name, like in ((f"coefs_{l}", net.coefs_[l]), (f"intercepts_{l}", net.intercepts_[l])):
-            array = contents.get(name)
-            if array is None or array.shape != like.shape or array.dtype != like.dtype:
-                seen = "missing" if array is None else f"{array.dtype} {array.shape}"
-                raise _bad(path, f"{name} should be {like.dtype} {like.shape}, got {seen}")
-            if not np.isfinite(array).all():
-                raise _bad(path, f"{name} holds NaN or inf")
-    if len(contents) != 1 + 2 * L:
+    expected = _parameters(net)  # the freshly built model's arrays: names, shapes, dtypes
+    for name, like in expected.items():
+        array = contents.get(name)
+        if array is None or array.shape != like.shape or array.dtype != like.dtype:
+            seen = "missing" if array is None else f"{array.dtype} {array.shape}"
+            raise _bad(path, f"{name} should be {like.dtype} {like.shape}, got {seen}")
+        if not np.isfinite(array).all():
+            raise _bad(path, f"{name} holds NaN or inf")
+    if len(contents) != 1 + len(expected):
         raise _bad(path, "it holds arrays the header does not describe")
-    net.coefs_ = [np.ascontiguousarray(contents[f"coefs_{l}"]) for l in range(L)]
-    net.intercepts_ = [np.ascontiguousarray(contents[f"intercepts_{l}"]) for l in range(L)]
+    for name, like in expected.items():  # in place: the lists and dicts keep their identity
+        np.copyto(like, contents[name])
     net.epochs_trained_ = epochs
     return net

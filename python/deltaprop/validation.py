@@ -122,3 +122,22 @@ def check_targets(Y, name: str, dtype: np.dtype, n_rows: int, n_outputs: int,
     if not np.isfinite(Y).all():
         raise ValueError(f"{name} has values beyond the {dtype} range")
     return Y
+
+
+def check_sample_weight(sample_weight, n_rows: int) -> np.ndarray | None:
+    """Per-row weights as a C-contiguous float64 array of shape (n_rows,), or None. Weights
+    are finite and non-negative, and at least one is positive (else there is nothing to fit)."""
+    if sample_weight is None:
+        return None
+    s = _numeric(sample_weight, "sample_weight")
+    if s.dtype.kind == "b":
+        raise TypeError("sample_weight must hold real numbers, got dtype bool")
+    if s.shape != (n_rows,):
+        raise ValueError(f"sample_weight must have shape ({n_rows},), one weight per row of X, "
+                         f"got {s.shape}")
+    s = np.ascontiguousarray(s, dtype=np.float64)
+    if not np.isfinite(s).all() or (s < 0).any():
+        raise ValueError("sample_weight must be finite and non-negative")
+    if not s.sum() > 0:
+        raise ValueError("sample_weight sums to zero; at least one weight must be positive")
+    return s

@@ -12,8 +12,8 @@ from .train import train_epoch
 
 class Engine:
     def __init__(self, layer_sizes, activations="relu", output="softmax", loss=None, *,
-                 residual=None, n_threads=0):
-        self.spec = NetSpec.build(layer_sizes, activations, output, loss, residual)
+                 residual=None, huber_delta=1.0, n_threads=0):
+        self.spec = NetSpec.build(layer_sizes, activations, output, loss, residual, huber_delta)
         self.layer_sizes = list(self.spec.sizes)
         self.n_threads = n_threads
 
@@ -21,11 +21,11 @@ class Engine:
         Zs, _ = mlp_forward(params, X, self.spec)
         return output_forward(Zs[-1], self.spec.output)
 
-    def loss_and_gradients(self, params, X, Y, grads):
-        loss, computed = mlp_loss_and_gradients(params, X, Y, self.spec)
+    def loss_and_gradients(self, params, X, Y, grads, sample_weight=None):
+        loss, computed = mlp_loss_and_gradients(params, X, Y, self.spec, sample_weight)
         for out, g in zip(grads, computed):
             np.copyto(out, g)
         return loss
 
-    def train_epoch(self, params, state1, state2, X, Y, **settings):
-        return train_epoch(params, state1, state2, X, Y, self.spec, **settings)
+    def train_epoch(self, params, state1, state2, X, Y, sample_weight=None, **settings):
+        return train_epoch(params, state1, state2, X, Y, self.spec, sample_weight, **settings)

@@ -8,8 +8,9 @@ Backward, with G_l = ∂C/∂A_l:
     dZ_l = G_l ⊙ f_l'(Z_l),   ∂C/∂W_l = A_{l-1}ᵀ dZ_l,   ∂C/∂b_l = Σ_rows dZ_l,
     G_{l-1} = dZ_l W_lᵀ [+ G_l in a residual block: the skip passes the gradient unchanged]
 
-Parameters are one flat list, per layer W_l (fan_in × fan_out) then b_l: ``params[2l]`` is
-``coefs_[l]``, ``params[2l + 1]`` is ``intercepts_[l]``.
+Parameters are one flat list, per layer W_l (fan_in × fan_out), b_l, then the learned
+parameters of hidden layer l's activation (prelu's slope, swish's β, acon's p1, p2, β) in
+``Activation.param_names`` order; :meth:`NetSpec.unpack` splits it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 
 from ..activations import Activation, resolve
 from ..validation import per_layer
-from .activations import activation_derivative
+from .activations import activation_backward, activation_forward, activation_param_gradients
 from .dense import dense_backward, dense_forward
 from .loss import LOSSES, output_loss_delta
 
@@ -36,16 +37,18 @@ class LayerSpec:
 @dataclass(frozen=True)
 class NetSpec:
     """The network the C++ NetSpec describes: sizes (inputs, hidden..., outputs), one LayerSpec
-    per hidden layer, the output function and its loss."""
+    per hidden layer, the output function and its loss (None: the output's own; huber_delta
+    for "huber")."""
 
     sizes: tuple
     hidden: tuple
     output: str = "softmax"
     loss: str | None = None
+    huber_delta: float = 1.0
 
     @classmethod
     def build(cls, layer_sizes, activations="relu", output="softmax", loss=None,
-              residual=None) -> NetSpec:
+              residual=None, huber_delta=1.0) -> NetSpec:
         """Checks the arguments as the C++ engine does: ``activations`` and ``residual`` are one
         value for every hidden layer or a list of one per hidden layer."""
         sizes = tuple(int(s) for s in layer_sizes)
@@ -70,7 +73,7 @@ class NetSpec:
             if not isinstance(skip, (bool, np.bool_)):
                 raise TypeError(f"residual[{l}] must be a bool, got {type(skip).__name__}")
         hidden = tuple(LayerSpec(resolve(f), bool(s)) for f, s in zip(fs, skips))
-        return cls(sizes, hidden, output, loss)
+        return cls(sizes, hidden, output, loss, huber_delta)
 
     @property
     def layers(self) -> int:
@@ -79,16 +82,40 @@ class NetSpec:
     def residual(self, l) -> bool:
         return l < self.layers - 1 and self.hidden[l].residual
 
+    def param_names(self, l) -> tuple:
+        """The learned activation parameters of layer l (none for the output layer)."""
+        return self.hidden[l].f.param_names if l < self.layers - 1 else ()
+
+    def weight_indices(self) -> list:
+        """Where each W_l sits in the flat list (L2 decays these only)."""
+        indices, a = [], 0
+        for l in range(self.layers):
+            indices.append(a)
+            a += 2 + len(self.param_names(l))
+        return indices
+
+    def unpack(self, params) -> list:
+        """[(W_l, b_l, {name: θ}) per layer] from the flat list."""
+        layers, a = [], 0
+        for l in range(self.layers):
+            names = self.param_names(l)
+            layers.append((params[a], params[a + 1], dict(zip(names, params[a + 2:]))))
+            a += 2 + len(names)
+        if a != len(params):
+            raise ValueError(f"params has {len(params)} arrays, but the network has {a}")
+        return layers
+
 
 def mlp_forward(params, X, spec: NetSpec):
     """(Zs, As), one entry per layer. As[-1] is the output layer's Z: its output function
     belongs to the loss."""
     Zs, As = [], []
     inputs = X
-    for l in range(spec.layers):
-        W, b = params[2 * l], params[2 * l + 1]
+    for l, (W, b, P) in enumerate(spec.unpack(params)):
         hidden = l < spec.layers - 1
-        Z, A = dense_forward(inputs, W, b, spec.hidden[l].f if hidden else "identity")
+        Z, A = dense_forward(inputs, W, b, "identity")
+        if hidden:
+            A = activation_forward(Z, spec.hidden[l].f, P or None)
         if spec.residual(l):
             A = A + inputs
         Zs.append(Z)
@@ -97,21 +124,27 @@ def mlp_forward(params, X, spec: NetSpec):
     return Zs, As
 
 
-def mlp_loss_and_gradients(params, X, Y, spec: NetSpec):
-    """Forward, loss, backward: (loss, grads), grads shaped like params."""
-    L = spec.layers
+def mlp_loss_and_gradients(params, X, Y, spec: NetSpec, sample_weight=None):
+    """Forward, loss, backward: (loss, grads), grads a flat list shaped like params. With
+    ``sample_weight`` the loss is Σ s_n ℓ_n / Σ s_n (loss.py)."""
+    layers = spec.unpack(params)
     Zs, As = mlp_forward(params, X, spec)
-    loss, _, dZ = output_loss_delta(Zs[-1], Y, spec.output)
-    grads = [None] * len(params)
+    loss, _, dZ = output_loss_delta(Zs[-1], Y, spec.output, loss=spec.loss,
+                                    sample_weight=sample_weight, huber_delta=spec.huber_delta)
+    grads = []  # built from the last layer down, reversed at the end
     G = None  # ∂C/∂A_l of the hidden layer below the one being differentiated
-    for l in reversed(range(L)):
+    for l in reversed(range(spec.layers)):
+        W, _, _ = layers[l]
         inputs = X if l == 0 else As[l - 1]
-        grads[2 * l], grads[2 * l + 1] = dense_backward(dZ, inputs)
+        grads.extend(reversed(dense_backward(dZ, inputs)))
         if l == 0:
             break
-        G_below = dZ @ params[2 * l].T
+        G_below = dZ @ W.T
         if spec.residual(l):
             G_below = G_below + G
         G = G_below
-        dZ = G * activation_derivative(Zs[l - 1], spec.hidden[l - 1].f)
-    return loss, grads
+        f, P = spec.hidden[l - 1].f, layers[l - 1][2]
+        dZ = activation_backward(G, Zs[l - 1], f, params=P or None)
+        dP = activation_param_gradients(G, Zs[l - 1], f, P) if P else {}
+        grads.extend(reversed([dP[name] for name in f.param_names]))
+    return loss, grads[::-1]

@@ -40,9 +40,9 @@ def shuffle_order(n, seed, epoch):
     return np.argsort(keys, kind="stable")
 
 
-def train_epoch(params, state1, state2, X, Y, spec, *, batch_size, lr, momentum=0.0,
-                shuffle=True, seed=0, epoch=0, optimizer="sgd", beta_1=0.9, beta_2=0.999,
-                epsilon=1e-8, alpha=0.0, clip_norm=0.0, step=0):
+def train_epoch(params, state1, state2, X, Y, spec, sample_weight=None, *, batch_size, lr,
+                momentum=0.0, shuffle=True, seed=0, epoch=0, optimizer="sgd", beta_1=0.9,
+                beta_2=0.999, epsilon=1e-8, alpha=0.0, clip_norm=0.0, step=0):
     """One epoch of minibatch training of the network ``spec`` (mlp.NetSpec), updating the
     flat lists ``params`` and the optimizer state in place.
 
@@ -51,22 +51,32 @@ def train_epoch(params, state1, state2, X, Y, spec, *, batch_size, lr, momentum=
     then one step of ``optimizer``: "sgd" (momentum in scikit-learn's form), "nesterov", or
     "adam" (t counts batches from ``step`` + 1; its second moment is ``state2``). ``state1`` is
     the velocity or Adam's first moment. Returns the epoch's mean loss: each batch's loss before
-    its update, weighted by its rows."""
+    its update, weighted by its rows.
+
+    With ``sample_weight`` (scikit-learn 1.7+'s objective), a batch's loss is
+    Σ s_n ℓ_n / Σ s_n + ½α‖W‖² / Σ s_n, its rows' sum of weights taking the place of their
+    count; the epoch's mean still weights batches by rows, as scikit-learn's loss_curve_ does.
+    A batch whose weights are all zero carries nothing to learn from and is skipped (its L2
+    term alone would divide by zero)."""
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {OPTIMIZERS}")
     n = X.shape[0]
     batch = min(batch_size, n)
     order = shuffle_order(n, seed, epoch) if shuffle else np.arange(n)
-    coefs = params[0::2]
+    weights = spec.weight_indices()  # L2 decays the weights only
     state2 = state2 if optimizer == "adam" else [None] * len(params)
     total, t = 0.0, step
     for start in range(0, n, batch):
         rows = order[start:start + batch]
-        loss, grads = mlp_loss_and_gradients(params, X[rows], Y[rows], spec)
+        weight = None if sample_weight is None else sample_weight[rows]
+        size = len(rows) if weight is None else float(weight.sum())
+        if size == 0:
+            continue
+        loss, grads = mlp_loss_and_gradients(params, X[rows], Y[rows], spec, weight)
         if alpha > 0:
-            loss += l2_penalty(coefs, alpha, len(rows))
-            for g, W in zip(grads[0::2], coefs):
-                add_l2(g, W, alpha, len(rows))
+            loss += l2_penalty([params[a] for a in weights], alpha, size)
+            for a in weights:
+                add_l2(grads[a], params[a], alpha, size)
         if clip_norm > 0:
             clip_by_global_norm(grads, clip_norm)
         total += loss * len(rows)
