@@ -128,7 +128,8 @@ def test_learned_activation_parameters_are_trained_saved_and_loaded(rng, backend
     X, Y = problem(rng, "softmax")
     net = dp.MLP([12, 10, 10, 10, 4], LEARNED, residual=[False, True, False], seed=1,
                  backend=backend)
-    assert [sorted(p) for p in net.activation_params_] == [["slope"], ["beta"], ["beta", "p1", "p2"]]
+    names = [sorted(p) for p in net.activation_params_]
+    assert names == [["slope"], ["beta"], ["beta", "p1", "p2"]]
     before = [{k: v.copy() for k, v in p.items()} for p in net.activation_params_]
     history = net.fit(X, Y, epochs=5, batch_size=20, lr=0.05, momentum=0.9)
     assert history.loss[-1] < history.loss[0]
