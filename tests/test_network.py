@@ -168,3 +168,23 @@ def test_integer_sample_weights_equal_repeated_rows(rng, backend, output, loss):
           **kwargs)
     for got, want in zip(a.coefs_, b.coefs_):
         assert_close(got, want)
+
+
+@pytest.mark.parametrize("backend", MODEL_BACKENDS)
+@pytest.mark.parametrize("alpha_dropout", [False, True])
+def test_dropout_is_seeded_active_in_training_and_off_in_prediction(rng, backend, alpha_dropout):
+    X, Y = problem(rng, "softmax")
+    sizes = [12, 16, 16, 4]
+
+    def trained(dropout, seed=3):
+        net = dp.MLP(sizes, "selu", dropout=dropout, alpha_dropout=alpha_dropout, seed=seed,
+                     backend=backend)
+        net.fit(X, Y, epochs=2, batch_size=25, lr=0.05)
+        return net
+
+    a, b, plain = trained(0.3), trained(0.3), trained(0.0)
+    np.testing.assert_array_equal(a.coefs_[0], b.coefs_[0])  # same seed, same masks
+    assert not np.allclose(a.coefs_[0], plain.coefs_[0])  # the masks changed the training
+    twin = dp.MLP(sizes, "selu", seed=3, backend=backend)  # the same weights, no dropout
+    twin.coefs_, twin.intercepts_ = a.coefs_, a.intercepts_
+    np.testing.assert_array_equal(a.forward(X), twin.forward(X))  # prediction never drops

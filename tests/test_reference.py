@@ -41,7 +41,7 @@ def finite_difference_gradients(loss_of, params, h=1e-6):
     return grads
 
 
-def check_gradients_by_finite_differences(sizes, output, rng, **net):
+def check_gradients_by_finite_differences(sizes, output, rng, dropout_key=None, **net):
     X, Y, coefs, intercepts = make_problem(rng, sizes, output)
     spec = ref.NetSpec.build(sizes, output=output, **net)
     params = []
@@ -52,9 +52,9 @@ def check_gradients_by_finite_differences(sizes, output, rng, **net):
         params += [W, b] + [rng.uniform(0.5, 1.5, v.shape) for v in initial.values()]
 
     def loss_of():
-        return ref.mlp_loss_and_gradients(params, X, Y, spec)[0]
+        return ref.mlp_loss_and_gradients(params, X, Y, spec, dropout_key=dropout_key)[0]
 
-    _, grads = ref.mlp_loss_and_gradients(params, X, Y, spec)
+    _, grads = ref.mlp_loss_and_gradients(params, X, Y, spec, dropout_key=dropout_key)
     expected = finite_difference_gradients(loss_of, params)
     for a, (got, want) in enumerate(zip(grads, expected)):
         rel = np.abs(got - want).max() / max(np.abs(want).max(), 1e-12)
@@ -78,6 +78,15 @@ def test_reference_gradients_match_finite_differences(rng, output, activation):
 ], ids=["per-layer", "residual", "residual-top", "residual-middle", "learned"])
 def test_per_layer_and_residual_gradients_match_finite_differences(rng, net):
     check_gradients_by_finite_differences([5, 6, 6, 6, 3], "softmax", rng, **net)
+
+
+@pytest.mark.parametrize("alpha_dropout", [False, True])
+def test_dropout_gradients_match_finite_differences(rng, alpha_dropout):
+    """With its masks fixed by (seed, epoch, batch), a training step is a differentiable
+    function of the parameters like any other."""
+    check_gradients_by_finite_differences(
+        [5, 6, 6, 6, 3], "softmax", rng, dropout_key=(7, 2, 5), activations="selu",
+        residual=[False, True, False], dropout=[0.3, 0.5, 0.2], alpha_dropout=alpha_dropout)
 
 
 @pytest.mark.parametrize("output", OUTPUTS)

@@ -69,7 +69,7 @@ class Engine {
   public:
     Engine(const py::object& layer_sizes, const py::object& activations, const py::object& output,
            const py::object& loss, const py::object& residual, const py::object& huber_delta,
-           const py::object& n_threads) {
+           const py::object& dropout, const py::object& alpha_dropout, const py::object& n_threads) {
         const py::sequence seq = arg_sequence(layer_sizes, "layer_sizes");
         if (py::len(seq) < 2)
             throw py::value_error("layer_sizes needs at least 2 entries (inputs and outputs), got " +
@@ -99,6 +99,12 @@ class Engine {
                 throw py::value_error("loss '" + name + "' is not available for output '" + arg_str(output, "output") +
                                       "'; expected '" + default_loss_name(spec_.output) + "'");
         }
+        arg_bool(alpha_dropout, "alpha_dropout");
+        if (!dropout.is_none())
+            for_each_hidden(dropout, hidden, "dropout", !py::isinstance<py::sequence>(dropout), [&](py::handle r, idx l) {
+                if (arg_real(r, "dropout[" + std::to_string(l) + "]") != 0.0)
+                    throw py::value_error("dropout: the C++ engine does not drop units yet");
+            });
         const double delta = arg_real(huber_delta, "huber_delta");
         if (!(std::isfinite(delta) && delta > 0)) throw py::value_error("huber_delta must be finite and > 0");
         set_threads(n_threads);
@@ -290,9 +296,11 @@ template <typename T>
 void bind_engine_for(py::module_& m, const char* name) {
     py::class_<Engine<T>>(m, name, "Workspace and kernels for one network (internal; use deltaprop.MLP).")
         .def(py::init<const py::object&, const py::object&, const py::object&, const py::object&,
-                      const py::object&, const py::object&, const py::object&>(),
+                      const py::object&, const py::object&, const py::object&, const py::object&,
+                      const py::object&>(),
              "layer_sizes"_a, "activations"_a = "relu", "output"_a = "softmax", "loss"_a = py::none(),
-             py::kw_only(), "residual"_a = py::none(), "huber_delta"_a = 1.0, "n_threads"_a = 0)
+             py::kw_only(), "residual"_a = py::none(), "huber_delta"_a = 1.0,
+             "dropout"_a = py::none(), "alpha_dropout"_a = false, "n_threads"_a = 0)
         .def_property("n_threads", &Engine<T>::threads, &Engine<T>::set_threads)
         .def_property_readonly("layer_sizes", &Engine<T>::sizes)
         .def("forward", &Engine<T>::forward, "params"_a, "X"_a)

@@ -71,6 +71,15 @@ class MLP:
         through the identity path whatever f' does. True makes every hidden layer whose input
         is as wide as its output a residual block; a list chooses per hidden layer (and each
         chosen layer must be square).
+    dropout : float or list of float
+        The fraction of each hidden layer's units dropped in training (0: none), one rate for
+        all hidden layers or one per layer. Kept units are scaled by 1/(1 − rate), so
+        prediction uses the network as it is. In a residual block only the branch f(Z) is
+        dropped, never the identity path. Masks are drawn from (seed, epoch, batch, layer):
+        a run is reproducible and independent of the thread count.
+    alpha_dropout : bool
+        AlphaDropout instead (Klambauer et al. 2017, SELU's partner): dropped units take SELU's
+        saturation value and an affine map keeps mean 0 and variance 1.
     dtype : {"float64", "float32"}
         float64 is the validation dtype, float32 the fast one.
     seed : int
@@ -92,8 +101,9 @@ class MLP:
     """
 
     def __init__(self, layer_sizes, activation="relu", output="softmax", *, loss=None,
-                 huber_delta=1.0, residual=False, dtype="float64", seed=0, backend="cpp",
-                 n_threads=None, grad_at_zero=0.0, init=None, bias_init=None):
+                 huber_delta=1.0, residual=False, dropout=0.0, alpha_dropout=False,
+                 dtype="float64", seed=0, backend="cpp", n_threads=None, grad_at_zero=0.0,
+                 init=None, bias_init=None):
         sizes = list(layer_sizes) if np.ndim(layer_sizes) == 1 else None
         if not sizes or len(sizes) < 2:
             raise ValueError(f"layer_sizes must list at least 2 sizes (inputs, outputs), "
@@ -120,6 +130,12 @@ class MLP:
         self._specs = per_layer(specs[0] if one else specs, n_hidden, "activation")
         self.residual = residual
         self._residual = self._residual_layers(residual)
+        self.dropout = dropout
+        self._dropout = [check_real(r, f"dropout[{l}]", 0.0, np.nextafter(1.0, 0.0))
+                         for l, r in enumerate(per_layer(dropout, n_hidden, "dropout"))]
+        if not isinstance(alpha_dropout, (bool, np.bool_)):
+            raise TypeError(f"alpha_dropout must be a bool, got {type(alpha_dropout).__name__}")
+        self.alpha_dropout = bool(alpha_dropout)
         self._n_threads = (0 if n_threads is None
                            else check_int(n_threads, "n_threads", 1, MAX_THREADS))
         self._engine = self._make_engine()
@@ -146,6 +162,7 @@ class MLP:
             engine_type = getattr(_core, f"Engine_{self.dtype.name}")
         return engine_type(self.layer_sizes, self._specs, self.output, self.loss,
                            residual=self._residual, huber_delta=self.huber_delta,
+                           dropout=self._dropout, alpha_dropout=self.alpha_dropout,
                            n_threads=self._n_threads)
 
     def _residual_layers(self, residual) -> list:

@@ -13,7 +13,8 @@ from .activations import Activation
 from .validation import check_int
 
 FORMAT = "deltaprop-mlp"
-VERSION = 2  # 2 added per-layer activations and residual blocks; 1 is still read
+VERSION = 2  # 2 added per-layer activations, residual blocks, losses, dropout, learned
+# activation parameters; version 1 files are still read
 
 
 def save_mlp(net, path) -> None:
@@ -26,6 +27,8 @@ def save_mlp(net, path) -> None:
         "loss": net.loss,
         "huber_delta": net.huber_delta,
         "residual": net.residual,
+        "dropout": net.dropout,
+        "alpha_dropout": net.alpha_dropout,
         "dtype": net.dtype.name,
         "seed": net.seed,
         "grad_at_zero": net.grad_at_zero,
@@ -104,7 +107,8 @@ def load_mlp(cls, path, *, backend="cpp", n_threads=None):
         activation = _activation_from_json(header["activation"])
         net = cls(header["layer_sizes"], activation, header["output"],
                   loss=header.get("loss"), huber_delta=header.get("huber_delta", 1.0),
-                  residual=header.get("residual", False),
+                  residual=header.get("residual", False), dropout=header.get("dropout", 0.0),
+                  alpha_dropout=header.get("alpha_dropout", False),
                   dtype=header["dtype"], seed=header["seed"], backend=backend,
                   n_threads=n_threads, grad_at_zero=header["grad_at_zero"])
     except (KeyError, TypeError, ValueError, MemoryError) as error:

@@ -3,7 +3,7 @@
 The mask is counter-based: each element's keep/drop is a pure function of (seed, epoch, batch,
 layer, element index), so it needs no generator state, does not depend on the thread count, and
 the backward pass can recompute it instead of storing it. With γ = 0x9E3779B97F4A7C15 (splitmix64's
-increment) and mix64 splitmix64's output function (reference/train.py), all arithmetic mod 2^64:
+increment) and mix64 splitmix64's output function (reference/mix64.py), all arithmetic mod 2^64:
 
     h = mix64(seed ⊕ 0x44524F504F555421)     the tag spells "DROPOUT!": a stream apart from
                                              shuffle_order's keys
@@ -26,8 +26,8 @@ import math
 import numpy as np
 
 from ..activations import SELU_ALPHA, SELU_LAMBDA
-from .train import _C1 as GAMMA
-from .train import _MASK64, mix64
+from .mix64 import C1 as GAMMA
+from .mix64 import MASK64, mix64
 
 DROPOUT_TAG = 0x44524F504F555421  # b"DROPOUT!"
 
@@ -37,13 +37,13 @@ __all__ = ["DROPOUT_TAG", "alpha_dropout_backward", "alpha_dropout_coefficients"
 
 
 def _mix(x: int) -> int:
-    return int(mix64(np.array([x & _MASK64], dtype=np.uint64))[0])
+    return int(mix64(np.array([x & MASK64], dtype=np.uint64))[0])
 
 
 def _check_counter(value, name):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if not 0 <= value <= _MASK64:
+    if not 0 <= value <= MASK64:
         raise ValueError(f"{name} must be in [0, 2**64 - 1], got {value}")
     return int(value)
 

@@ -12,8 +12,9 @@ from .train import train_epoch
 
 class Engine:
     def __init__(self, layer_sizes, activations="relu", output="softmax", loss=None, *,
-                 residual=None, huber_delta=1.0, n_threads=0):
-        self.spec = NetSpec.build(layer_sizes, activations, output, loss, residual, huber_delta)
+                 residual=None, huber_delta=1.0, dropout=None, alpha_dropout=False, n_threads=0):
+        self.spec = NetSpec.build(layer_sizes, activations, output, loss, residual, huber_delta,
+                                  dropout, alpha_dropout)
         self.layer_sizes = list(self.spec.sizes)
         self.n_threads = n_threads
 

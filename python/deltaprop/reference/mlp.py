@@ -1,11 +1,12 @@
 """The network (csrc/mlp.hpp): L dense layers, hidden layer l with its own activation f_l and,
 optionally, a residual block around it; the last layer's Z feeds the fused output + loss.
 
-    Z_l = A_{l-1} W_l + b_l,   A_l = f_l(Z_l)  [+ A_{l-1} in a residual block]     (A_{-1} = X)
+    Z_l = A_{l-1} W_l + b_l,   A_l = D_l(f_l(Z_l))  [+ A_{l-1} in a residual block]   (A_{-1} = X)
 
-Backward, with G_l = ∂C/∂A_l:
+D_l is dropout (or AlphaDropout) in training and the identity otherwise: it drops units of the
+branch, so a residual block's identity path is never dropped. Backward, with G_l = ∂C/∂A_l:
 
-    dZ_l = G_l ⊙ f_l'(Z_l),   ∂C/∂W_l = A_{l-1}ᵀ dZ_l,   ∂C/∂b_l = Σ_rows dZ_l,
+    dZ_l = D_l'(G_l) ⊙ f_l'(Z_l),   ∂C/∂W_l = A_{l-1}ᵀ dZ_l,   ∂C/∂b_l = Σ_rows dZ_l,
     G_{l-1} = dZ_l W_lᵀ [+ G_l in a residual block: the skip passes the gradient unchanged]
 
 Parameters are one flat list, per layer W_l (fan_in × fan_out), b_l, then the learned
@@ -23,15 +24,25 @@ from ..activations import Activation, resolve
 from ..validation import per_layer
 from .activations import activation_backward, activation_forward, activation_param_gradients
 from .dense import dense_backward, dense_forward
+from .dropout import (
+    alpha_dropout_backward,
+    alpha_dropout_forward,
+    dropout_backward,
+    dropout_forward,
+    dropout_mask,
+)
 from .loss import LOSSES, output_loss_delta
 
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One hidden layer: its activation, and whether it is a residual block."""
+    """One hidden layer: its activation, whether it is a residual block, and the dropout rate
+    of its branch f(Z) in training (AlphaDropout, SELU's partner, when ``alpha_dropout``)."""
 
     f: Activation
     residual: bool = False
+    dropout: float = 0.0
+    alpha_dropout: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,9 +59,10 @@ class NetSpec:
 
     @classmethod
     def build(cls, layer_sizes, activations="relu", output="softmax", loss=None,
-              residual=None, huber_delta=1.0) -> NetSpec:
-        """Checks the arguments as the C++ engine does: ``activations`` and ``residual`` are one
-        value for every hidden layer or a list of one per hidden layer."""
+              residual=None, huber_delta=1.0, dropout=None, alpha_dropout=False) -> NetSpec:
+        """Checks the arguments as the C++ engine does: ``activations``, ``residual`` and
+        ``dropout`` (rates in [0, 1)) are one value for every hidden layer or a list of one per
+        hidden layer."""
         sizes = tuple(int(s) for s in layer_sizes)
         if len(sizes) < 2:
             raise ValueError(f"layer_sizes needs at least 2 entries (inputs and outputs), "
@@ -72,7 +84,16 @@ class NetSpec:
         for l, skip in enumerate(skips):
             if not isinstance(skip, (bool, np.bool_)):
                 raise TypeError(f"residual[{l}] must be a bool, got {type(skip).__name__}")
-        hidden = tuple(LayerSpec(resolve(f), bool(s)) for f, s in zip(fs, skips))
+        rates = per_layer(0.0 if dropout is None else dropout, n_hidden, "dropout")
+        for l, rate in enumerate(rates):
+            if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating)):
+                raise TypeError(f"dropout[{l}] must be a real number, got {type(rate).__name__}")
+            if not 0 <= rate < 1:
+                raise ValueError(f"dropout[{l}] must be in [0, 1), got {rate}")
+        if not isinstance(alpha_dropout, (bool, np.bool_)):
+            raise TypeError(f"alpha_dropout must be a bool, got {type(alpha_dropout).__name__}")
+        hidden = tuple(LayerSpec(resolve(f), bool(s), float(r), bool(alpha_dropout))
+                       for f, s, r in zip(fs, skips, rates))
         return cls(sizes, hidden, output, loss, huber_delta)
 
     @property
@@ -106,16 +127,39 @@ class NetSpec:
         return layers
 
 
-def mlp_forward(params, X, spec: NetSpec):
+def dropout_masks(spec: NetSpec, rows, key):
+    """The keep-masks of one training batch, {hidden layer: mask} for the layers that drop;
+    ``key`` is (seed, epoch, batch) (dropout.py's counters). None outside training."""
+    if key is None:
+        return {}
+    return {l: dropout_mask((rows, spec.sizes[l + 1]), layer.dropout, *key, l)
+            for l, layer in enumerate(spec.hidden) if layer.dropout > 0}
+
+
+def _drop(F, layer: LayerSpec, mask):
+    forward = alpha_dropout_forward if layer.alpha_dropout else dropout_forward
+    return forward(F, mask, layer.dropout)
+
+
+def _drop_backward(G, layer: LayerSpec, mask):
+    backward = alpha_dropout_backward if layer.alpha_dropout else dropout_backward
+    return backward(G, mask, layer.dropout)
+
+
+def mlp_forward(params, X, spec: NetSpec, masks=None):
     """(Zs, As), one entry per layer. As[-1] is the output layer's Z: its output function
-    belongs to the loss."""
+    belongs to the loss. ``masks`` (from :func:`dropout_masks`) drops units of each hidden
+    layer's branch f(Z) before the residual sum, in training only."""
     Zs, As = [], []
+    masks = masks or {}
     inputs = X
     for l, (W, b, P) in enumerate(spec.unpack(params)):
         hidden = l < spec.layers - 1
         Z, A = dense_forward(inputs, W, b, "identity")
         if hidden:
             A = activation_forward(Z, spec.hidden[l].f, P or None)
+        if l in masks:
+            A = _drop(A, spec.hidden[l], masks[l])
         if spec.residual(l):
             A = A + inputs
         Zs.append(Z)
@@ -124,11 +168,13 @@ def mlp_forward(params, X, spec: NetSpec):
     return Zs, As
 
 
-def mlp_loss_and_gradients(params, X, Y, spec: NetSpec, sample_weight=None):
+def mlp_loss_and_gradients(params, X, Y, spec: NetSpec, sample_weight=None, dropout_key=None):
     """Forward, loss, backward: (loss, grads), grads a flat list shaped like params. With
-    ``sample_weight`` the loss is Σ s_n ℓ_n / Σ s_n (loss.py)."""
+    ``sample_weight`` the loss is Σ s_n ℓ_n / Σ s_n (loss.py); with ``dropout_key``
+    (seed, epoch, batch) the hidden layers drop units as in training."""
     layers = spec.unpack(params)
-    Zs, As = mlp_forward(params, X, spec)
+    masks = dropout_masks(spec, X.shape[0], dropout_key)
+    Zs, As = mlp_forward(params, X, spec, masks)
     loss, _, dZ = output_loss_delta(Zs[-1], Y, spec.output, loss=spec.loss,
                                     sample_weight=sample_weight, huber_delta=spec.huber_delta)
     grads = []  # built from the last layer down, reversed at the end
@@ -144,7 +190,8 @@ def mlp_loss_and_gradients(params, X, Y, spec: NetSpec, sample_weight=None):
             G_below = G_below + G
         G = G_below
         f, P = spec.hidden[l - 1].f, layers[l - 1][2]
-        dZ = activation_backward(G, Zs[l - 1], f, params=P or None)
-        dP = activation_param_gradients(G, Zs[l - 1], f, P) if P else {}
+        dF = _drop_backward(G, spec.hidden[l - 1], masks[l - 1]) if l - 1 in masks else G
+        dZ = activation_backward(dF, Zs[l - 1], f, params=P or None)
+        dP = activation_param_gradients(dF, Zs[l - 1], f, P) if P else {}
         grads.extend(reversed([dP[name] for name in f.param_names]))
     return loss, grads[::-1]

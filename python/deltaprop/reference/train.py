@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .mix64 import C1, C2, MASK64, mix64
 from .mlp import mlp_loss_and_gradients
 from .optim import (
     adam_step,
@@ -18,24 +19,10 @@ from .optim import (
 
 OPTIMIZERS = ("sgd", "nesterov", "adam")
 
-_MASK64 = (1 << 64) - 1
-_C1 = 0x9E3779B97F4A7C15
-_C2 = 0xC2B2AE3D27D4EB4F
-
-
-def mix64(x):
-    """splitmix64's output function on a uint64 array (wrapping arithmetic, as in C++)."""
-    x = x ^ (x >> np.uint64(30))
-    x = x * np.uint64(0xBF58476D1CE4E5B9)
-    x = x ^ (x >> np.uint64(27))
-    x = x * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
 def shuffle_order(n, seed, epoch):
     """The sample order of epoch ``epoch``: argsort of key_i = mix64(seed·C1 + epoch·C2 + i),
     ties broken by index. The C++ engine computes exactly the same order."""
-    base = np.uint64((seed * _C1 + epoch * _C2) & _MASK64)
+    base = np.uint64((seed * C1 + epoch * C2) & MASK64)
     keys = mix64(base + np.arange(n, dtype=np.uint64))
     return np.argsort(keys, kind="stable")
 
@@ -57,7 +44,7 @@ def train_epoch(params, state1, state2, X, Y, spec, sample_weight=None, *, batch
     Σ s_n ℓ_n / Σ s_n + ½α‖W‖² / Σ s_n, its rows' sum of weights taking the place of their
     count; the epoch's mean still weights batches by rows, as scikit-learn's loss_curve_ does.
     A batch whose weights are all zero carries nothing to learn from and is skipped (its L2
-    term alone would divide by zero)."""
+    term alone would divide by zero). Dropout masks are drawn from (seed, epoch, batch index)."""
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {OPTIMIZERS}")
     n = X.shape[0]
@@ -66,13 +53,14 @@ def train_epoch(params, state1, state2, X, Y, spec, sample_weight=None, *, batch
     weights = spec.weight_indices()  # L2 decays the weights only
     state2 = state2 if optimizer == "adam" else [None] * len(params)
     total, t = 0.0, step
-    for start in range(0, n, batch):
+    for index, start in enumerate(range(0, n, batch)):
         rows = order[start:start + batch]
         weight = None if sample_weight is None else sample_weight[rows]
         size = len(rows) if weight is None else float(weight.sum())
         if size == 0:
             continue
-        loss, grads = mlp_loss_and_gradients(params, X[rows], Y[rows], spec, weight)
+        loss, grads = mlp_loss_and_gradients(params, X[rows], Y[rows], spec, weight,
+                                             dropout_key=(seed, epoch, index))
         if alpha > 0:
             loss += l2_penalty([params[a] for a in weights], alpha, size)
             for a in weights:
