@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "health.hpp"
 #include "mlp.hpp"
 #include "optim.hpp"
 
@@ -100,6 +101,36 @@ void update(const ParamViews<T*>& params, const ParamViews<T*>& grad, const Para
     }
 }
 
+// Sum of squares of the step update() just took on weight array W_l, from the optimizer's state
+// after it (optim.hpp): sgd p += v; nesterov p += mu v - lr g; adam p += -lr_t m / (sqrt(v) + eps).
+template <typename T>
+double step_squares(const ParamViews<T*>& grad, const ParamViews<T*>& state1, const ParamViews<T*>& state2,
+                    idx l, idx count, const TrainConfig& c, std::uint64_t t) {
+    const T* g = grad.W(l);
+    const T* v = state1.W(l);
+    double s = 0;
+    switch (c.optimizer) {
+        case Optimizer::sgd: return sum_of_squares(v, count);
+        case Optimizer::nesterov:
+            for (idx e = 0; e < count; ++e) {
+                const double step = c.momentum * double(v[e]) - c.lr * double(g[e]);
+                s += step * step;
+            }
+            return s;
+        case Optimizer::adam: {
+            const double lr_t = adam_step_size(c.lr, c.beta_1, c.beta_2, double(t));
+            const T* m = state1.W(l);
+            const T* v2 = state2.W(l);
+            for (idx e = 0; e < count; ++e) {
+                const double step = lr_t * double(m[e]) / (std::sqrt(double(v2[e])) + c.epsilon);
+                s += step * step;
+            }
+            return s;
+        }
+    }
+    return s;
+}
+
 // What one call of train_epoch did: the mean loss over the rows it trained on, and whether the
 // caller's `interrupted` check stopped it early (after a whole batch: parameters are consistent).
 struct EpochResult {
@@ -110,12 +141,14 @@ struct EpochResult {
 // One epoch of minibatch training over n samples. The loss is the epoch's mean: each batch's
 // loss (before its update, with its L2 penalty) weighted by its rows, as scikit-learn's
 // loss_curve_ does. `interrupted` (may be empty) is asked between batches, at most every
-// kInterruptCheck, so Ctrl-C can stop a long epoch.
+// kInterruptCheck, so Ctrl-C can stop a long epoch. With `health`, each batch's gradient health
+// (health.hpp) is gathered into it.
 template <typename T>
 EpochResult train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const ParamViews<T*>& state1,
                         const ParamViews<T*>& state2, const T* X, const T* Y, idx n,
                         const NetSpec& spec, const TrainConfig& c, int n_threads,
-                        const std::function<bool()>& interrupted = {}) {
+                        const std::function<bool()>& interrupted = {},
+                        HealthAccumulator* health = nullptr) {
     const idx d = spec.sizes.front(), O = spec.sizes.back();
     const idx batch = std::min(c.batch_size, n);
     ws.reserve(spec, batch);
@@ -156,7 +189,13 @@ EpochResult train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const Pa
             clip_by_global_norm<T>(grad.arrays.data(), counts.data(), spec.arrays(), c.clip_norm, n_threads);
         total += double(rows) * loss;
         done += rows;
+        if (health) health->add_batch(ws, grad, rows, spec, n_threads);
         update(params, grad, state1, state2, spec, c, ++t, n_threads);
+        if (health)
+            for (idx l = 0; l < spec.layers(); ++l) {
+                const idx count = spec.array_size(NetSpec::weight_index(l));
+                health->add_update(l, step_squares(grad, state1, state2, l, count, c, t), params.W(l), count);
+            }
     }
     result.loss = done > 0 ? total / double(done) : 0.0;
     return result;

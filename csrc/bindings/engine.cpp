@@ -163,7 +163,8 @@ class Engine {
                        const py::object& seed_obj, const py::object& epoch_obj,
                        const py::object& optimizer_obj, const py::object& beta_1_obj,
                        const py::object& beta_2_obj, const py::object& epsilon_obj,
-                       const py::object& alpha_obj, const py::object& clip_obj, const py::object& step_obj) {
+                       const py::object& alpha_obj, const py::object& clip_obj, const py::object& step_obj,
+                       const py::object& health_obj) {
         require_no_weights(weight_obj);
         const TrainConfig c = config(batch_obj, lr_obj, momentum_obj, shuffle_obj, seed_obj, epoch_obj,
                                      optimizer_obj, beta_1_obj, beta_2_obj, epsilon_obj, alpha_obj, clip_obj, step_obj);
@@ -180,6 +181,7 @@ class Engine {
         }
         const auto [x, y, N] = data(X_obj, Y_obj, args);
         require_disjoint(args, 0, written);
+        double* health_out = health_obj.is_none() ? nullptr : health_array(health_obj, args);
         EpochResult result;
         {
             py::gil_scoped_release nogil;
@@ -188,13 +190,54 @@ class Engine {
                 py::gil_scoped_acquire gil;
                 return PyErr_CheckSignals() != 0;  // the handler's exception stays set
             };
-            result = dp::train_epoch(ws_, p, s1, s2, x, y, N, spec_, c, resolve_threads(n_threads_), interrupted);
+            if (health_out) health_.reset(spec_);
+            result = dp::train_epoch(ws_, p, s1, s2, x, y, N, spec_, c, resolve_threads(n_threads_), interrupted,
+                                     health_out ? &health_ : nullptr);
+            if (health_out) health_.write(health_out, spec_);
         }
         if (result.interrupted) throw py::error_already_set();
         return result.loss;
     }
 
+    // Gradient health (health.hpp) of one step on all of X: kHealthRows x layers, with the
+    // update ratio of a plain SGD step of learning rate lr.
+    py::array health(const py::object& params_obj, const py::object& X_obj, const py::object& Y_obj,
+                     const py::object& weight_obj, const py::object& lr_obj) {
+        require_no_weights(weight_obj);
+        const double lr = arg_real(lr_obj, "lr");
+        require_lr(lr);
+        std::vector<Named> args;
+        const auto p = params<const T*>(params_obj, "params", Role::read, args);
+        const auto [x, y, N] = data(X_obj, Y_obj, args);
+        py::array_t<double> out = new_array<double>({kHealthRows, spec_.layers()}, "health");
+        double* o = out.mutable_data();
+        {
+            py::gil_scoped_release nogil;
+            std::lock_guard<std::mutex> lock(mutex_);
+            const int nt = resolve_threads(n_threads_);
+            ws_.reserve(spec_, N);
+            const ParamViews<T*> grad = ws_.grad_views();
+            mlp_loss_and_gradients(ws_, p, grad, x, y, N, spec_, nt);
+            health_.reset(spec_);
+            health_.add_batch(ws_, grad, N, spec_, nt);
+            for (idx l = 0; l < spec_.layers(); ++l) {
+                const idx count = spec_.array_size(NetSpec::weight_index(l));
+                health_.add_update(l, lr * lr * sum_of_squares(grad.W(l), count), p.W(l), count);
+            }
+            health_.write(o, spec_);
+        }
+        return std::move(out);
+    }
+
   private:
+    // The caller's (kHealthRows x layers) float64 array for an epoch's health.
+    double* health_array(const py::object& obj, const std::vector<Named>& others) const {
+        const py::array a = as_array(obj, "health");
+        double* out = output<double>(a, "health", {kHealthRows, spec_.layers()});
+        for (const auto& other : others) require_no_overlap(a, "health", other.array, other.name);
+        return out;
+    }
+
     static void require_no_weights(const py::object& w) {
         if (!w.is_none()) throw py::value_error("sample_weight: the C++ engine does not take sample weights yet");
     }
@@ -288,6 +331,7 @@ class Engine {
 
     NetSpec spec_;
     Workspace<T> ws_;
+    HealthAccumulator health_;
     int n_threads_ = 0;
     std::mutex mutex_;  // one call at a time per engine: the workspace is shared state
 };
@@ -309,7 +353,9 @@ void bind_engine_for(py::module_& m, const char* name) {
         .def("train_epoch", &Engine<T>::train_epoch, "params"_a, "state1"_a, "state2"_a, "X"_a, "Y"_a,
              "sample_weight"_a = py::none(), py::kw_only(), "batch_size"_a, "lr"_a, "momentum"_a = 0.0, "shuffle"_a = true, "seed"_a = 0,
              "epoch"_a = 0, "optimizer"_a = "sgd", "beta_1"_a = 0.9, "beta_2"_a = 0.999, "epsilon"_a = 1e-8,
-             "alpha"_a = 0.0, "clip_norm"_a = 0.0, "step"_a = 0);
+             "alpha"_a = 0.0, "clip_norm"_a = 0.0, "step"_a = 0, "health"_a = py::none())
+        .def("health", &Engine<T>::health, "params"_a, "X"_a, "Y"_a, "sample_weight"_a = py::none(),
+             "lr"_a = 0.01);
 }
 
 }  // namespace
