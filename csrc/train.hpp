@@ -189,9 +189,10 @@ EpochResult train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const Pa
             clip_by_global_norm<T>(grad.arrays.data(), counts.data(), spec.arrays(), c.clip_norm, n_threads);
         total += double(rows) * loss;
         done += rows;
-        if (health) health->add_batch(ws, grad, rows, spec, n_threads);
+        const bool norms = health && HealthAccumulator::samples_norms(start / batch, (n + batch - 1) / batch);
+        if (health) health->add_batch(ws, grad, rows, spec, norms, n_threads);
         update(params, grad, state1, state2, spec, c, ++t, n_threads);
-        if (health)
+        if (norms)
             for (idx l = 0; l < spec.layers(); ++l) {
                 const idx count = spec.array_size(NetSpec::weight_index(l));
                 health->add_update(l, step_squares(grad, state1, state2, l, count, c, t), params.W(l), count);

@@ -219,7 +219,7 @@ class Engine {
             const ParamViews<T*> grad = ws_.grad_views();
             mlp_loss_and_gradients(ws_, p, grad, x, y, N, spec_, nt);
             health_.reset(spec_);
-            health_.add_batch(ws_, grad, N, spec_, nt);
+            health_.add_batch(ws_, grad, N, spec_, true, nt);
             for (idx l = 0; l < spec_.layers(); ++l) {
                 const idx count = spec_.array_size(NetSpec::weight_index(l));
                 health_.add_update(l, lr * lr * sum_of_squares(grad.W(l), count), p.W(l), count);
