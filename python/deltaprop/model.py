@@ -31,6 +31,11 @@ MAX_THREADS = 1024      # the engine's limit (it never runs more threads than pr
 MAX_PARAMETER_BYTES = 2**48
 
 
+# The rows of a health record (csrc/health.hpp), one value per layer each.
+HEALTH_ROWS = ("grad_norm", "delta_norm", "update_ratio", "zero_fraction", "dead_fraction",
+               "saturated_fraction")
+
+
 @dataclass
 class History:
     """What ``fit`` returns: per epoch, the mean training loss and the seconds it took."""
@@ -265,7 +270,7 @@ class MLP:
             sample_weight=None, optimizer="sgd", beta_1=0.9, beta_2=0.999, epsilon=1e-8, alpha=0.0,
             clip_norm=None, lr_schedule="constant", schedule_options=None,
             callback: Callable[[History], bool | None] | None = None,
-            verbose=False) -> History:
+            record_health=False, verbose=False) -> History:
         """Minibatch training; parameters are updated in place.
 
         optimizer : "sgd" (with ``momentum`` in scikit-learn's convention: v ← μv − lr·g;
@@ -282,6 +287,11 @@ class MLP:
             deltaprop.schedules.Schedule), with ``schedule_options`` a dict of its settings
             (power_t, step_size, gamma, lr_min, tol, n_iter_no_change). "adaptive" may end
             training before ``epochs``.
+
+        record_health : gather each epoch's gradient health inside the engine's loop (see
+            deltaprop.diagnostics) into ``health_``: a dict of (epochs × layers) arrays,
+            grad_norm, delta_norm, update_ratio (means over up to 8 batches spread through the
+            epoch), zero_fraction, dead_fraction and saturated_fraction (over every sample).
 
         ``batch_size=1`` is online training, ``batch_size=len(X)`` full-batch training. Each
         epoch runs in the engine without the GIL; between epochs, ``callback(history)`` is
@@ -310,6 +320,9 @@ class MLP:
                             **(schedule_options or {}))
         last_good = [np.empty_like(p) for p in params]  # the state to fall back on, reused
         history = History()
+        health = np.empty((len(HEALTH_ROWS), len(self.coefs_))) if record_health else None
+        if record_health:
+            self.health_ = {name: np.empty((0, len(self.coefs_))) for name in HEALTH_ROWS}
         for epoch in range(epochs):
             epoch_lr = schedule.lr(epoch)
             for saved, p in zip(last_good, params):
@@ -319,7 +332,8 @@ class MLP:
                 loss = self._engine.train_epoch(
                     params, state1, state2, X, Y, sample_weight, batch_size=batch_size, lr=epoch_lr,
                     momentum=momentum, shuffle=bool(shuffle), seed=self.seed,
-                    epoch=self.epochs_trained_, step=history.epochs * steps_per_epoch, **settings)
+                    epoch=self.epochs_trained_, step=history.epochs * steps_per_epoch,
+                    health=health, **settings)
             elapsed = time.perf_counter() - start
             if not (np.isfinite(loss) and all(np.isfinite(p).all() for p in params)):
                 for saved, p in zip(last_good, params):
@@ -329,6 +343,9 @@ class MLP:
                     f"became NaN or infinite (loss {loss}); the model keeps its weights from "
                     f"before that epoch. Lower the learning rate (lr={lr}) or scale the inputs.")
             self.epochs_trained_ += 1
+            if record_health:
+                for name, row in zip(HEALTH_ROWS, health):
+                    self.health_[name] = np.vstack([self.health_[name], row])
             history.loss.append(loss)
             history.seconds.append(elapsed)
             history.lr.append(epoch_lr)

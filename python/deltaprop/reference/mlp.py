@@ -168,19 +168,25 @@ def mlp_forward(params, X, spec: NetSpec, masks=None):
     return Zs, As
 
 
-def mlp_loss_and_gradients(params, X, Y, spec: NetSpec, sample_weight=None, dropout_key=None):
+def mlp_loss_and_gradients(params, X, Y, spec: NetSpec, sample_weight=None, dropout_key=None,
+                           trace=None):
     """Forward, loss, backward: (loss, grads), grads a flat list shaped like params. With
     ``sample_weight`` the loss is Σ s_n ℓ_n / Σ s_n (loss.py); with ``dropout_key``
-    (seed, epoch, batch) the hidden layers drop units as in training."""
+    (seed, epoch, batch) the hidden layers drop units as in training. A dict ``trace`` receives
+    the per-layer lists "Z" and "dZ" (what the health statistics read)."""
     layers = spec.unpack(params)
     masks = dropout_masks(spec, X.shape[0], dropout_key)
     Zs, As = mlp_forward(params, X, spec, masks)
+    dZs = [None] * spec.layers
+    if trace is not None:
+        trace.update(Z=Zs, dZ=dZs)
     loss, _, dZ = output_loss_delta(Zs[-1], Y, spec.output, loss=spec.loss,
                                     sample_weight=sample_weight, huber_delta=spec.huber_delta)
     grads = []  # built from the last layer down, reversed at the end
     G = None  # ∂C/∂A_l of the hidden layer below the one being differentiated
     for l in reversed(range(spec.layers)):
         W, _, _ = layers[l]
+        dZs[l] = dZ
         inputs = X if l == 0 else As[l - 1]
         grads.extend(reversed(dense_backward(dZ, inputs)))
         if l == 0:

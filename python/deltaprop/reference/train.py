@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .health import HealthAccumulator, samples_norms
 from .mix64 import C1, C2, MASK64, mix64
 from .mlp import mlp_loss_and_gradients
 from .optim import (
@@ -29,7 +30,7 @@ def shuffle_order(n, seed, epoch):
 
 def train_epoch(params, state1, state2, X, Y, spec, sample_weight=None, *, batch_size, lr,
                 momentum=0.0, shuffle=True, seed=0, epoch=0, optimizer="sgd", beta_1=0.9,
-                beta_2=0.999, epsilon=1e-8, alpha=0.0, clip_norm=0.0, step=0):
+                beta_2=0.999, epsilon=1e-8, alpha=0.0, clip_norm=0.0, step=0, health=None):
     """One epoch of minibatch training of the network ``spec`` (mlp.NetSpec), updating the
     flat lists ``params`` and the optimizer state in place.
 
@@ -44,7 +45,8 @@ def train_epoch(params, state1, state2, X, Y, spec, sample_weight=None, *, batch
     Σ s_n ℓ_n / Σ s_n + ½α‖W‖² / Σ s_n, its rows' sum of weights taking the place of their
     count; the epoch's mean still weights batches by rows, as scikit-learn's loss_curve_ does.
     A batch whose weights are all zero carries nothing to learn from and is skipped (its L2
-    term alone would divide by zero). Dropout masks are drawn from (seed, epoch, batch index)."""
+    term alone would divide by zero). Dropout masks are drawn from (seed, epoch, batch index).
+    ``health``, a (6, layers) array, receives the epoch's gradient health (health.py)."""
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {OPTIMIZERS}")
     n = X.shape[0]
@@ -53,14 +55,17 @@ def train_epoch(params, state1, state2, X, Y, spec, sample_weight=None, *, batch
     weights = spec.weight_indices()  # L2 decays the weights only
     state2 = state2 if optimizer == "adam" else [None] * len(params)
     total, t = 0.0, step
+    record = None if health is None else HealthAccumulator(spec)
+    batches = -(-n // batch)
     for index, start in enumerate(range(0, n, batch)):
         rows = order[start:start + batch]
         weight = None if sample_weight is None else sample_weight[rows]
         size = len(rows) if weight is None else float(weight.sum())
         if size == 0:
             continue
+        trace = {}
         loss, grads = mlp_loss_and_gradients(params, X[rows], Y[rows], spec, weight,
-                                             dropout_key=(seed, epoch, index))
+                                             dropout_key=(seed, epoch, index), trace=trace)
         if alpha > 0:
             loss += l2_penalty([params[a] for a in weights], alpha, size)
             for a in weights:
@@ -69,6 +74,10 @@ def train_epoch(params, state1, state2, X, Y, spec, sample_weight=None, *, batch
             clip_by_global_norm(grads, clip_norm)
         total += loss * len(rows)
         t += 1
+        norms = record is not None and samples_norms(index, batches)
+        if record is not None:
+            record.add_batch(trace, [grads[a] for a in weights], spec.unpack(params), norms)
+        before = [params[a].copy() for a in weights] if norms else None
         for p, s1, s2, g in zip(params, state1, state2, grads):
             if optimizer == "sgd":
                 sgd_momentum_step(p, s1, g, lr, momentum)
@@ -76,4 +85,9 @@ def train_epoch(params, state1, state2, X, Y, spec, sample_weight=None, *, batch
                 nesterov_step(p, s1, g, lr, momentum)
             else:
                 adam_step(p, s1, s2, g, t, lr, beta_1, beta_2, epsilon)
+        if norms:
+            for l, (a, W_old) in enumerate(zip(weights, before)):
+                record.add_update(l, params[a].astype(np.float64) - W_old, params[a])
+    if record is not None:
+        record.write(health)
     return total / n

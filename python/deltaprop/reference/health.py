@@ -1,0 +1,74 @@
+"""Gradient health gathered during training (csrc/health.hpp), the readable twin.
+
+Per layer l (the output layer last): grad_norm ‖∂C/∂W_l‖, delta_norm ‖dZ_l‖ and update_ratio
+‖ΔW_l‖/‖W_l‖, averaged over at most HEALTH_NORM_BATCHES batches spread evenly through the
+epoch; zero_fraction (activations f(Z) exactly 0), dead_fraction (units whose f' was 0 for
+every sample of the epoch) and saturated_fraction (units whose |f'| stayed below 1% of f's
+largest derivative), over every sample. The output layer's three fractions are NaN: its
+function belongs to the loss.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..activations import SELU_ALPHA, SELU_LAMBDA
+from .activations import activation_derivative, activation_forward
+
+HEALTH_ROWS = ("grad_norm", "delta_norm", "update_ratio", "zero_fraction", "dead_fraction",
+               "saturated_fraction")
+HEALTH_NORM_BATCHES = 8
+
+
+def derivative_max(f) -> float:
+    """sup |f'|: "saturated" is below 1% of it. Unbounded or learned slopes: 1."""
+    return {"sigmoid": 0.25, "selu": SELU_LAMBDA * SELU_ALPHA}.get(f.name, 1.0)
+
+
+def samples_norms(index, batches) -> bool:
+    """Whether batch ``index`` of an epoch of ``batches`` is one whose norms are taken."""
+    stride = -(-batches // HEALTH_NORM_BATCHES)
+    return index % stride == 0
+
+
+def _norm(a) -> float:
+    return float(np.sqrt(np.sum(np.asarray(a, dtype=np.float64) ** 2)))
+
+
+class HealthAccumulator:
+    def __init__(self, spec):
+        self.spec = spec
+        L = spec.layers
+        self.grad, self.delta, self.update = np.zeros(L), np.zeros(L), np.zeros(L)
+        self.zeros, self.elements = np.zeros(L), np.zeros(L)
+        self.top = [np.zeros(n) for n in spec.sizes[1:-1]]  # per unit: the largest |f'| seen
+        self.batches = 0
+
+    def add_batch(self, trace, weight_grads, layers, norms):
+        """One batch: ``trace`` from mlp_loss_and_gradients, the weight gradients, and the
+        unpacked parameters (for learned activations)."""
+        for l in range(self.spec.layers):
+            if norms:
+                self.grad[l] += _norm(weight_grads[l])
+                self.delta[l] += _norm(trace["dZ"][l])
+            if l < self.spec.layers - 1:
+                f, P, Z = self.spec.hidden[l].f, layers[l][2] or None, trace["Z"][l]
+                d = np.abs(activation_derivative(Z, f, params=P))
+                self.top[l] = np.maximum(self.top[l], d.max(axis=0))
+                self.zeros[l] += np.count_nonzero(activation_forward(Z, f, P) == 0)
+                self.elements[l] += Z.size
+        self.batches += norms
+
+    def add_update(self, l, step, W):
+        w = _norm(W)
+        self.update[l] += _norm(step) / w if w > 0 else 0.0
+
+    def write(self, out):
+        b = max(self.batches, 1)
+        out[0], out[1], out[2] = self.grad / b, self.delta / b, self.update / b
+        out[3:, :] = np.nan
+        for l, top in enumerate(self.top):
+            out[3, l] = self.zeros[l] / self.elements[l] if self.elements[l] else np.nan
+            out[4, l] = np.mean(top == 0) if top.size else 0.0
+            threshold = 0.01 * derivative_max(self.spec.hidden[l].f)
+            out[5, l] = np.mean(top < threshold) if top.size else 0.0

@@ -1,0 +1,86 @@
+"""fit(record_health=True): the gradient health gathered inside the C++ epoch loop, against the
+reference twin, and the facts it must show."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import DTYPES, assert_close
+from test_model import problem
+
+import deltaprop as dp
+from deltaprop.model import HEALTH_ROWS
+
+NETS = {
+    "plain": dict(sizes=[12, 16, 16, 4], activation=["relu", "sigmoid"]),
+    "residual": dict(sizes=[12, 16, 16, 16, 4], activation=["tanh", "swish", "elu"],
+                     residual=[False, True, True]),
+}
+
+
+def recorded(backend, name, dtype, optimizer="sgd", **fit):
+    net_args = dict(NETS[name])
+    net = dp.MLP(net_args.pop("sizes"), **net_args, dtype=dtype, seed=1, backend=backend)
+    X, Y = problem(np.random.default_rng(0), "softmax", n=300)
+    net.fit(X, Y, epochs=3, batch_size=16, lr=0.05, momentum=0.9, optimizer=optimizer,
+            record_health=True, **fit)
+    return net
+
+
+@pytest.mark.parametrize("name", NETS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("optimizer", ["sgd", "nesterov", "adam"])
+def test_recorded_health_matches_reference(name, dtype, optimizer):
+    cpp = recorded("cpp", name, dtype, optimizer)
+    ref = recorded("numpy", name, dtype, optimizer)
+    L = len(cpp.coefs_)
+    for row in HEALTH_ROWS:
+        got, want = cpp.health_[row], ref.health_[row]
+        assert got.shape == (3, L)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        assert_close(np.nan_to_num(got), np.nan_to_num(want), rtol=1e-4, what=row)
+    assert np.isnan(cpp.health_["dead_fraction"][:, -1]).all()  # the output layer has no f'
+    assert (cpp.health_["grad_norm"] > 0).all()
+
+
+def test_recording_health_does_not_change_the_trained_weights():
+    X, Y = problem(np.random.default_rng(0), "softmax", n=200)
+    nets = [dp.MLP([12, 20, 20, 4], seed=2) for _ in range(2)]
+    for net, record in zip(nets, [False, True]):
+        net.fit(X, Y, epochs=3, batch_size=8, lr=0.05, record_health=record)
+    for a, b in zip(nets[0].coefs_ + nets[0].intercepts_, nets[1].coefs_ + nets[1].intercepts_):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_large_negative_bias_shows_as_dead_units():
+    X, Y = problem(np.random.default_rng(0), "softmax", n=200)
+    net = dp.MLP([12, 32, 32, 4], "relu", bias_init=[-10.0, -10.0, 0.0])
+    net.fit(X, Y, epochs=2, lr=0.01, record_health=True)
+    assert (net.health_["dead_fraction"][:, :2] > 0.9).all()
+    assert (net.health_["zero_fraction"][:, :2] > 0.9).all()
+    healthy = dp.MLP([12, 32, 32, 4], "relu")
+    healthy.fit(X, Y, epochs=2, lr=0.01, record_health=True)
+    assert (healthy.health_["dead_fraction"][:, :2] < 0.2).all()
+    assert (abs(healthy.health_["zero_fraction"][:, :2] - 0.5) < 0.2).all()  # He init: ~half
+
+
+def test_saturated_sigmoid_units_are_counted():
+    """Seed 002's "network paralysis": a large input pins sigmoid units at 1, where their
+    derivative (at most 1/4) all but vanishes."""
+    X, Y = problem(np.random.default_rng(0), "softmax", n=200)
+    net = dp.MLP([12, 16, 4], "sigmoid", seed=3)
+    net.intercepts_[0][:12] = 15.0  # f' near e^-15: tiny, yet not 0 in float64
+    net.fit(X, Y, epochs=1, lr=0.0, record_health=True)
+    assert net.health_["saturated_fraction"][0, 0] == 12 / 16
+    assert net.health_["dead_fraction"][0, 0] == 0  # a tiny derivative is not a zero one
+
+
+def test_health_array_is_checked():
+    net = dp.MLP([3, 4, 2])
+    X, Y = np.ones((5, 3)), np.eye(2)[[0, 1, 0, 1, 0]]
+    params = net._params()
+    state = [np.zeros_like(p) for p in params]
+    for bad, exc in [(np.empty((6, 3)), ValueError), (np.empty((6, 2), np.float32), TypeError),
+                     (np.empty((6, 2))[:, ::1].T.copy().T, ValueError), ([0.0] * 12, TypeError)]:
+        with pytest.raises(exc, match="health"):
+            net._engine.train_epoch(params, state, None, X, Y, batch_size=2, lr=0.1, health=bad)
