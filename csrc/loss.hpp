@@ -1,10 +1,20 @@
-// Output layers fused with their losses. Each pair has the canonical link, so the delta is
-//   dZ = (A - Y) / N
-// for all three (design.md section 1). Losses are averaged over the N rows and summed over outputs:
-//   identity + squared error:   C = 1/(2N) sum (A - Y)^2
-//   sigmoid  + binary x-entropy: C = 1/N sum [softplus(z) - y z]          (stable form of -y log p - (1-y) log(1-p))
-//   softmax  + cross-entropy:    C = 1/N sum_n [lse(z_n) sum_k y_nk - sum_k y_nk z_nk]   (lse: log-sum-exp)
-// Per-row losses go to `row_loss` and are summed in row order, so the total does not depend on threads.
+// Output layers fused with their losses (python/deltaprop/reference/loss.py is the readable twin).
+//
+// The loss is a weighted mean over the N rows of each row's loss, summed over the O outputs:
+//     C = sum_n w_n sum_k l(z_nk, y_nk),     w_n = 1/N, or s_n / sum_m s_m with sample weights s
+// (scikit-learn 1.7+'s objective with sample_weight), and the output delta is dZ_nk = w_n dl/dz_nk.
+// Per output, its losses (the first is the output's own):
+//   identity  squared_error    l = 1/2 r^2, r = a - y                 dl/dz = r
+//             absolute_error   l = |r|                                dl/dz = sign(r), 0 at r = 0
+//             huber            l = 1/2 r^2 if |r| <= delta, else delta (|r| - delta/2)
+//                                                                     dl/dz = clip(r, -delta, delta)
+//   sigmoid   binary_log_loss  l = softplus(z) - y z  (= -y log p - (1-y) log(1-p), stable)
+//                                                                     dl/dz = p - y
+//   softmax   log_loss         row: lse(z) sum_k y_k - sum_k y_k z_k  dl/dz = a - y  (sum_k y_k = 1)
+//   exp       poisson          l = e^z - y z  (the negative log-likelihood less log y!)
+//                                                                     dl/dz = e^z - y
+// The canonical pairs (each output's first loss) have dZ = (A - Y) w_n. Per-row losses go to
+// `row_loss` and are summed in row order, so the total does not depend on threads.
 #pragma once
 
 #include <algorithm>
@@ -15,7 +25,27 @@
 
 namespace dp {
 
-enum class Output : int { identity = 0, sigmoid = 1, softmax = 2 };
+enum class Output : int { identity = 0, sigmoid = 1, softmax = 2, exp = 3 };
+enum class Loss : int { squared_error, absolute_error, huber, binary_log_loss, log_loss, poisson };
+
+struct LossSpec {
+    Output output = Output::softmax;
+    Loss loss = Loss::log_loss;
+    double huber_delta = 1.0;
+    // The reported value only is divided by O: scikit-learn's squared error averages over the
+    // outputs while its gradient does not, and its drop-in must report the same loss curve.
+    bool mean_over_outputs = false;
+};
+
+inline Loss default_loss(Output out) {
+    switch (out) {
+        case Output::identity: return Loss::squared_error;
+        case Output::sigmoid: return Loss::binary_log_loss;
+        case Output::softmax: return Loss::log_loss;
+        case Output::exp: return Loss::poisson;
+    }
+    return Loss::squared_error;
+}
 
 // log(1 + e^z) without overflow.
 template <typename T>
@@ -23,21 +53,33 @@ inline T softplus(T z) {
     return std::max(z, T(0)) + std::log1p(std::exp(-std::fabs(z)));
 }
 
-// One row: a = out(z), returns the row's loss when y != nullptr.
+// One row: a = out(z); returns the row's loss (summed over outputs) when y != nullptr.
 template <typename T>
-double output_row(T* a, const T* z, const T* y, idx O, Output out) {
+double output_row(T* a, const T* z, const T* y, idx O, const LossSpec& spec) {
     double loss = 0.0;
-    switch (out) {
+    switch (spec.output) {
         case Output::identity:
             for (idx k = 0; k < O; ++k) {
                 a[k] = z[k];
-                if (y) loss += 0.5 * double(z[k] - y[k]) * double(z[k] - y[k]);
+                if (!y) continue;
+                const double r = double(z[k]) - double(y[k]), size = std::fabs(r), d = spec.huber_delta;
+                switch (spec.loss) {
+                    case Loss::absolute_error: loss += size; break;
+                    case Loss::huber: loss += size <= d ? 0.5 * r * r : d * (size - 0.5 * d); break;
+                    default: loss += 0.5 * r * r;
+                }
             }
             break;
         case Output::sigmoid:
             for (idx k = 0; k < O; ++k) {
                 a[k] = sigmoid(z[k]);
                 if (y) loss += double(softplus(z[k])) - double(y[k]) * double(z[k]);
+            }
+            break;
+        case Output::exp:
+            for (idx k = 0; k < O; ++k) {
+                a[k] = std::exp(z[k]);
+                if (y) loss += std::exp(double(z[k])) - double(y[k]) * double(z[k]);
             }
             break;
         case Output::softmax: {
@@ -52,30 +94,59 @@ double output_row(T* a, const T* z, const T* y, idx O, Output out) {
             break;
         }
     }
-    return loss;
+    return spec.mean_over_outputs ? loss / double(O) : loss;
+}
+
+// One row's delta: dz = w dl/dz (a = out(z) already computed).
+template <typename T>
+void output_row_delta(T* dz, const T* a, const T* z, const T* y, idx O, const LossSpec& spec, T w) {
+    const double d = spec.huber_delta;
+    switch (spec.loss) {
+        case Loss::absolute_error:
+            for (idx k = 0; k < O; ++k) {
+                const double r = double(z[k]) - double(y[k]);
+                dz[k] = T(r > 0 ? 1 : (r < 0 ? -1 : 0)) * w;
+            }
+            break;
+        case Loss::huber:
+            for (idx k = 0; k < O; ++k)
+                dz[k] = T(std::clamp(double(z[k]) - double(y[k]), -d, d)) * w;
+            break;
+        default:  // the canonical pairs
+            for (idx k = 0; k < O; ++k) dz[k] = (a[k] - y[k]) * w;
+    }
 }
 
 // A = out(Z) row by row (prediction).
 template <typename T>
 void output_forward(T* A, const T* Z, idx N, idx O, Output out, int n_threads) {
     const int nt = threads_for(N * O, n_threads);
-    parallel_for(N, nt, [&](idx n) { output_row<T>(A + n * O, Z + n * O, nullptr, O, out); });  // split over rows
+    LossSpec spec;
+    spec.output = out;
+    parallel_for(N, nt, [&](idx n) { output_row<T>(A + n * O, Z + n * O, nullptr, O, spec); });  // split over rows
 }
 
-// A = out(Z); dZ = (A - Y) / N (skipped when dZ is null); returns the mean loss.
+// A = out(Z); dZ = w_n dl/dz (skipped when dZ is null); returns sum_n w_n row_loss[n].
+// sample_weight: null, or N weights the caller checked (finite, >= 0, positive sum).
 template <typename T>
 double output_loss_delta(T* dZ, T* A, double* row_loss, const T* Z, const T* Y, idx N, idx O,
-                         Output out, int n_threads) {
+                         const LossSpec& spec, const double* sample_weight, int n_threads) {
+    double weight_sum = double(N);
+    if (sample_weight) {
+        weight_sum = 0;
+        for (idx n = 0; n < N; ++n) weight_sum += sample_weight[n];
+    }
     const int nt = threads_for(N * O, n_threads);
-    const T inv_n = T(1) / T(N);
+    const T inv_n = T(1.0 / double(N));
     parallel_for(N, nt, [&](idx n) {  // split over rows: each thread owns whole rows
-        row_loss[n] = output_row<T>(A + n * O, Z + n * O, Y + n * O, O, out);
-        if (dZ)
-            for (idx k = 0; k < O; ++k) dZ[n * O + k] = (A[n * O + k] - Y[n * O + k]) * inv_n;
+        row_loss[n] = output_row<T>(A + n * O, Z + n * O, Y + n * O, O, spec);
+        const T w = sample_weight ? T(sample_weight[n] / weight_sum) : inv_n;
+        if (dZ) output_row_delta<T>(dZ + n * O, A + n * O, Z + n * O, Y + n * O, O, spec, w);
     });
     double total = 0.0;
-    for (idx n = 0; n < N; ++n) total += row_loss[n];
-    return total / double(N);
+    for (idx n = 0; n < N; ++n)
+        total += sample_weight ? sample_weight[n] / weight_sum * row_loss[n] : row_loss[n];
+    return sample_weight ? total : total / double(N);
 }
 
 }  // namespace dp

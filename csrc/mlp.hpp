@@ -36,7 +36,7 @@ struct LayerSpec {      // one hidden layer
 struct NetSpec {
     std::vector<idx> sizes;         // d, h_1, ..., h_{L-1}, O
     std::vector<LayerSpec> hidden;  // L - 1 entries
-    Output output = Output::softmax;
+    LossSpec loss;                  // the output function and its loss
 
     idx layers() const { return static_cast<idx>(sizes.size()) - 1; }
     bool residual(idx l) const { return l < layers() - 1 && hidden[l].residual; }
@@ -87,6 +87,7 @@ struct Workspace {
     std::vector<std::vector<T>> grads;     // one per parameter array, flat order
     std::vector<double> row_loss;
     std::vector<T> X_batch, Y_batch;       // gathered rows of a shuffled batch
+    std::vector<double> weight_batch;      // and their sample weights
     std::vector<idx> order;                // sample order of an epoch
     std::vector<std::uint64_t> keys;       // its shuffle keys
 
@@ -110,6 +111,7 @@ struct Workspace {
         row_loss.resize(n_rows);
         X_batch.resize(checked_size(n_rows, spec.sizes.front(), "batch"));
         Y_batch.resize(checked_size(n_rows, spec.sizes.back(), "batch targets"));
+        weight_batch.resize(n_rows);
         sizes = spec.sizes;
         rows = n_rows;
     }
@@ -165,16 +167,17 @@ void residual_delta(Workspace<T>& ws, const ParamViews<const T*>& p, idx l, idx 
     activation_backward<T>(ws.dZ[l - 1].data(), G, ws.stored(spec, l - 1), N * I, spec.hidden[l - 1].f, n_threads);
 }
 
-// Forward, loss, backward. Returns the mean loss; writes every gradient array.
+// Forward, loss, backward. Returns the (weighted) mean loss; writes every gradient array.
+// sample_weight: null, or N checked weights (loss.hpp).
 template <typename T>
 double mlp_loss_and_gradients(Workspace<T>& ws, const ParamViews<const T*>& p,
-                              const ParamViews<T*>& grad, const T* X, const T* Y, idx N,
-                              const NetSpec& spec, int n_threads) {
+                              const ParamViews<T*>& grad, const T* X, const T* Y,
+                              const double* sample_weight, idx N, const NetSpec& spec, int n_threads) {
     const idx L = spec.layers();
     mlp_forward(ws, p, X, N, spec, n_threads);
     const double loss =
         output_loss_delta<T>(ws.dZ[L - 1].data(), ws.A[L - 1].data(), ws.row_loss.data(),
-                             ws.Z[L - 1].data(), Y, N, spec.sizes[L], spec.output, n_threads);
+                             ws.Z[L - 1].data(), Y, N, spec.sizes[L], spec.loss, sample_weight, n_threads);
     for (idx l = L - 1; l >= 0; --l) {
         const idx I = spec.sizes[l], O = spec.sizes[l + 1];
         const T* input = l == 0 ? X : ws.A[l - 1].data();

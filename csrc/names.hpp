@@ -1,6 +1,7 @@
 // The names users write for activations and outputs, in one table each.
 #pragma once
 
+#include <cmath>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -25,8 +26,22 @@ inline const std::vector<std::pair<std::string, Activation>>& activation_names()
 
 inline const std::vector<std::pair<std::string, Output>>& output_names() {
     static const std::vector<std::pair<std::string, Output>> table = {
-        {"identity", Output::identity}, {"sigmoid", Output::sigmoid}, {"softmax", Output::softmax}};
+        {"identity", Output::identity}, {"sigmoid", Output::sigmoid}, {"softmax", Output::softmax},
+        {"exp", Output::exp}};
     return table;
+}
+
+// Each output's losses, its own first (scikit-learn's names where it has the loss).
+inline std::vector<std::pair<std::string, Loss>> loss_names(Output out) {
+    switch (out) {
+        case Output::identity:
+            return {{"squared_error", Loss::squared_error}, {"absolute_error", Loss::absolute_error},
+                    {"huber", Loss::huber}};
+        case Output::sigmoid: return {{"binary_log_loss", Loss::binary_log_loss}};
+        case Output::softmax: return {{"log_loss", Loss::log_loss}};
+        case Output::exp: return {{"poisson", Loss::poisson}};
+    }
+    return {};
 }
 
 template <typename E>
@@ -42,6 +57,18 @@ E parse_name(const std::vector<std::pair<std::string, E>>& table, const std::str
 
 inline Output parse_output(const std::string& name) {
     return parse_name(output_names(), name, "output");
+}
+
+// The loss spec for an output name and a loss name ("" for the output's own).
+inline LossSpec parse_loss(const std::string& output, const std::string& loss, double huber_delta) {
+    LossSpec spec;
+    spec.output = parse_output(output);
+    spec.loss = loss.empty() ? default_loss(spec.output)
+                             : parse_name(loss_names(spec.output), loss, ("loss for output '" + output + "'").c_str());
+    if (!(std::isfinite(huber_delta) && huber_delta > 0))
+        throw std::invalid_argument("huber_delta must be finite and > 0, got " + std::to_string(huber_delta));
+    spec.huber_delta = huber_delta;
+    return spec;
 }
 
 }  // namespace dp

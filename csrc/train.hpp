@@ -140,12 +140,14 @@ struct EpochResult {
 
 // One epoch of minibatch training over n samples. The loss is the epoch's mean: each batch's
 // loss (before its update, with its L2 penalty) weighted by its rows, as scikit-learn's
-// loss_curve_ does. `interrupted` (may be empty) is asked between batches, at most every
+// loss_curve_ does. With sample weights, a batch's weight sum takes the place of its row count
+// in the L2 term (scikit-learn), and a batch whose weights are all zero is skipped. `interrupted` (may be empty) is asked between batches, at most every
 // kInterruptCheck, so Ctrl-C can stop a long epoch. With `health`, each batch's gradient health
 // (health.hpp) is gathered into it.
 template <typename T>
 EpochResult train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const ParamViews<T*>& state1,
-                        const ParamViews<T*>& state2, const T* X, const T* Y, idx n,
+                        const ParamViews<T*>& state2, const T* X, const T* Y,
+                        const double* sample_weight, idx n,
                         const NetSpec& spec, const TrainConfig& c, int n_threads,
                         const std::function<bool()>& interrupted = {},
                         HealthAccumulator* health = nullptr) {
@@ -177,14 +179,25 @@ EpochResult train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const Pa
         const idx rows = std::min(batch, n - start);
         const T* Xb = X + start * d;  // unshuffled batches are read in place
         const T* Yb = Y + start * O;
+        const double* Wb = sample_weight ? sample_weight + start : nullptr;
         if (c.shuffle) {
             gather_rows(ws.X_batch.data(), X, ws.order.data() + start, rows, d);
             gather_rows(ws.Y_batch.data(), Y, ws.order.data() + start, rows, O);
             Xb = ws.X_batch.data();
             Yb = ws.Y_batch.data();
+            if (sample_weight) {
+                gather_rows(ws.weight_batch.data(), sample_weight, ws.order.data() + start, rows, 1);
+                Wb = ws.weight_batch.data();
+            }
         }
-        double loss = mlp_loss_and_gradients(ws, view, grad, Xb, Yb, rows, spec, n_threads);
-        if (c.alpha > 0) loss += apply_l2(params, grad, spec, c.alpha, double(rows), n_threads);
+        double size = double(rows);  // what the L2 term is divided by
+        if (Wb) {
+            size = 0;
+            for (idx r = 0; r < rows; ++r) size += Wb[r];
+            if (size == 0) continue;  // nothing to learn from these rows
+        }
+        double loss = mlp_loss_and_gradients(ws, view, grad, Xb, Yb, Wb, rows, spec, n_threads);
+        if (c.alpha > 0) loss += apply_l2(params, grad, spec, c.alpha, size, n_threads);
         if (c.clip_norm > 0)
             clip_by_global_norm<T>(grad.arrays.data(), counts.data(), spec.arrays(), c.clip_norm, n_threads);
         total += double(rows) * loss;

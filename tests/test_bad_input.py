@@ -1064,6 +1064,7 @@ OPS = {
                             {"dA": (4, 3), "Z": (4, 3)}),
     "output_loss_delta": (lambda Z, Y, **kw: ops.output_loss_delta(Z, Y, "softmax", **kw),
                           {"Z": (4, 3), "Y": (4, 3)}),
+    "output_forward": (lambda Z, **kw: ops.output_forward(Z, "softmax", **kw), {"Z": (4, 3)}),
     "sgd_momentum_step": (lambda p, v, g, **kw: ops.sgd_momentum_step(p, v, g, 0.1, 0.9, **kw),
                           {"p": (6,), "v": (6,), "g": (6,)}),
     "relu_forward": (lambda Z, **kw: ops.relu_forward(Z, **kw), {"Z": (4, 3)}),
@@ -1205,7 +1206,7 @@ def test_ops_reject_negative_n_threads():
 @pytest.mark.parametrize("op, name", [
     ("dense_forward", "activation"), ("delta_propagate", "activation"),
     ("activation_forward", "activation"), ("activation_backward", "activation"),
-    ("output_loss_delta", "output"),
+    ("output_loss_delta", "output"), ("output_forward", "output"),
 ])
 def test_ops_reject_unknown_names(op, name):
     checks = Checks()
@@ -1261,6 +1262,32 @@ def test_sgd_rejects_overlapping_arguments(first, second):
         with checks.expect(how, ValueError, first, second, match="share memory"):
             call("sgd_momentum_step", **args)
     checks.done()
+
+
+@pytest.mark.parametrize("kwargs, exc, name", [
+    (dict(loss="hinge"), ValueError, "loss"),
+    (dict(loss="squared_error"), ValueError, "loss"),  # not softmax's
+    (dict(loss=1), TypeError, "loss"),
+    (dict(output="identity", loss="huber", huber_delta=0.0), ValueError, "huber_delta"),
+    (dict(output="identity", huber_delta=float("nan")), ValueError, "huber_delta"),
+    (dict(huber_delta="1"), TypeError, "huber_delta"),
+    (dict(mean_over_outputs=1), TypeError, "mean_over_outputs"),
+    (dict(sample_weight=np.ones(3)), ValueError, "sample_weight"),
+    (dict(sample_weight=np.ones((4, 1))), ValueError, "sample_weight"),
+    (dict(sample_weight=[1, 1, -1, 1]), ValueError, "sample_weight"),
+    (dict(sample_weight=[1, 1, np.nan, 1]), ValueError, "sample_weight"),
+    (dict(sample_weight=[1, 1, np.inf, 1]), ValueError, "sample_weight"),
+    (dict(sample_weight=np.zeros(4)), ValueError, "sample_weight"),
+    (dict(sample_weight=np.ones(4, bool)), TypeError, "sample_weight"),
+    (dict(sample_weight=np.ones(4, complex)), TypeError, "sample_weight"),
+    (dict(sample_weight=["a"] * 4), TypeError, "sample_weight"),
+    (dict(output="exp", Y=-np.ones((4, 3))), ValueError, "Y"),
+])
+def test_output_loss_delta_rejects_bad_loss_arguments(kernels, kwargs, exc, name):
+    kwargs = dict(kwargs)
+    Z, Y = np.zeros((4, 3)), kwargs.pop("Y", np.full((4, 3), 1 / 3))
+    with raises(exc, name):
+        kernels.output_loss_delta(Z, Y, kwargs.pop("output", "softmax"), **kwargs)
 
 
 @pytest.mark.parametrize("shape", [(0, 3), (4, 0), (0, 0)])

@@ -23,6 +23,8 @@ def problem(rng, output, n=100, d=12, o=4):
         Y = rng.integers(0, o, n)
     elif output == "sigmoid":
         Y = rng.integers(0, 2, (n, o))
+    elif output == "exp":
+        Y = rng.poisson(1.5, (n, o))
     else:
         Y = rng.standard_normal((n, o))
     return X, Y

@@ -25,6 +25,7 @@
 namespace dp::bind {
 
 namespace py = pybind11;
+using namespace pybind11::literals;
 
 template <typename T>
 const char* dtype_name() {
@@ -236,6 +237,27 @@ inline ActivationSpec activation_spec(py::handle activation, double grad_at_zero
     f.beta = real_or("beta", 1.0);
     f.surrogate_slope = real_or("surrogate_slope", 0.0);
     return f;
+}
+
+// Per-row sample weights: any real 1-D array-like of N entries (not bool, not complex), as a
+// C-contiguous float64 array (a copy when it is not one already; weights are only read), finite
+// and non-negative, with a positive sum.
+inline py::array sample_weights(const py::handle& obj, idx N) {
+    const py::module_ np = py::module_::import("numpy");
+    const py::array a = np.attr("asarray")(obj);
+    const char kind = a.dtype().kind();
+    if (kind != 'i' && kind != 'u' && kind != 'f')
+        throw py::type_error("sample_weight must hold real numbers, got dtype " + std::string(py::str(a.dtype())));
+    require_shape(a, "sample_weight", {N});
+    const py::array w = np.attr("ascontiguousarray")(a, "dtype"_a = "float64");
+    const double* p = static_cast<const double*>(w.data());
+    double sum = 0;
+    for (idx n = 0; n < N; ++n) {
+        if (!std::isfinite(p[n]) || p[n] < 0) throw py::value_error("sample_weight must be finite and non-negative");
+        sum += p[n];
+    }
+    if (!(sum > 0)) throw py::value_error("sample_weight sums to zero; at least one weight must be positive");
+    return w;
 }
 
 // The optimizer settings' ranges, checked alike by the ops and the engine.

@@ -32,16 +32,6 @@ inline void require_disjoint(const std::vector<Named>& args, size_t first, size_
 // (writeable, checked finite), or only written (writeable; its old contents do not matter).
 enum class Role { read, read_write, write };
 
-// Each output's loss (loss.hpp): the canonical pairs.
-inline std::string default_loss_name(Output out) {
-    switch (out) {
-        case Output::identity: return "squared_error";
-        case Output::sigmoid: return "binary_log_loss";
-        case Output::softmax: return "log_loss";
-    }
-    return "";
-}
-
 // A sequence argument (not a str), or TypeError.
 inline py::sequence arg_sequence(py::handle h, const std::string& name) {
     if (!py::isinstance<py::sequence>(h) || py::isinstance<py::str>(h))
@@ -69,7 +59,8 @@ class Engine {
   public:
     Engine(const py::object& layer_sizes, const py::object& activations, const py::object& output,
            const py::object& loss, const py::object& residual, const py::object& huber_delta,
-           const py::object& dropout, const py::object& alpha_dropout, const py::object& n_threads) {
+           const py::object& mean_over_outputs, const py::object& dropout,
+           const py::object& alpha_dropout, const py::object& n_threads) {
         const py::sequence seq = arg_sequence(layer_sizes, "layer_sizes");
         if (py::len(seq) < 2)
             throw py::value_error("layer_sizes needs at least 2 entries (inputs and outputs), got " +
@@ -92,21 +83,15 @@ class Engine {
                                           std::to_string(l) + " needs as many inputs as units, got " +
                                           std::to_string(spec_.sizes[l]) + " -> " + std::to_string(spec_.sizes[l + 1]));
             });
-        spec_.output = parse_output(arg_str(output, "output"));
-        if (!loss.is_none()) {
-            const std::string name = arg_str(loss, "loss");
-            if (name != default_loss_name(spec_.output))
-                throw py::value_error("loss '" + name + "' is not available for output '" + arg_str(output, "output") +
-                                      "'; expected '" + default_loss_name(spec_.output) + "'");
-        }
+        spec_.loss = parse_loss(arg_str(output, "output"), loss.is_none() ? "" : arg_str(loss, "loss"),
+                                arg_real(huber_delta, "huber_delta"));
+        spec_.loss.mean_over_outputs = arg_bool(mean_over_outputs, "loss_mean_over_outputs");
         arg_bool(alpha_dropout, "alpha_dropout");
         if (!dropout.is_none())
             for_each_hidden(dropout, hidden, "dropout", !py::isinstance<py::sequence>(dropout), [&](py::handle r, idx l) {
                 if (arg_real(r, "dropout[" + std::to_string(l) + "]") != 0.0)
                     throw py::value_error("dropout: the C++ engine does not drop units yet");
             });
-        const double delta = arg_real(huber_delta, "huber_delta");
-        if (!(std::isfinite(delta) && delta > 0)) throw py::value_error("huber_delta must be finite and > 0");
         set_threads(n_threads);
     }
 
@@ -134,7 +119,7 @@ class Engine {
                 const idx rows = std::min(kChunk, N - start);
                 ws_.reserve(spec_, std::min(N, kChunk));
                 mlp_forward(ws_, p, x + start * spec_.sizes.front(), rows, spec_, nt);
-                output_forward<T>(a + start * O, ws_.Z[L - 1].data(), rows, O, spec_.output, nt);
+                output_forward<T>(a + start * O, ws_.Z[L - 1].data(), rows, O, spec_.loss.output, nt);
             }
             if (PyErr_CheckSignals() != 0) throw py::error_already_set();
         }
@@ -144,16 +129,16 @@ class Engine {
     double loss_and_gradients(const py::object& params_obj, const py::object& X_obj,
                               const py::object& Y_obj, const py::object& grads_obj,
                               const py::object& weight_obj) {
-        require_no_weights(weight_obj);
         std::vector<Named> args;
         const auto p = params<const T*>(params_obj, "params", Role::read, args);
         const auto g = params<T*>(grads_obj, "grads", Role::write, args);
         const auto [x, y, N] = data(X_obj, Y_obj, args);
+        const double* w = weights(weight_obj, N, args);
         require_disjoint(args, size_t(spec_.arrays()), size_t(2 * spec_.arrays()));
         py::gil_scoped_release nogil;
         std::lock_guard<std::mutex> lock(mutex_);
         ws_.reserve(spec_, N);
-        return mlp_loss_and_gradients(ws_, p, g, x, y, N, spec_, resolve_threads(n_threads_));
+        return mlp_loss_and_gradients(ws_, p, g, x, y, w, N, spec_, resolve_threads(n_threads_));
     }
 
     double train_epoch(const py::object& params_obj, const py::object& state1_obj,
@@ -165,7 +150,6 @@ class Engine {
                        const py::object& beta_2_obj, const py::object& epsilon_obj,
                        const py::object& alpha_obj, const py::object& clip_obj, const py::object& step_obj,
                        const py::object& health_obj) {
-        require_no_weights(weight_obj);
         const TrainConfig c = config(batch_obj, lr_obj, momentum_obj, shuffle_obj, seed_obj, epoch_obj,
                                      optimizer_obj, beta_1_obj, beta_2_obj, epsilon_obj, alpha_obj, clip_obj, step_obj);
         std::vector<Named> args;
@@ -180,6 +164,7 @@ class Engine {
             written += size_t(spec_.arrays());
         }
         const auto [x, y, N] = data(X_obj, Y_obj, args);
+        const double* w = weights(weight_obj, N, args);
         require_disjoint(args, 0, written);
         double* health_out = health_obj.is_none() ? nullptr : health_array(health_obj, args);
         EpochResult result;
@@ -191,7 +176,7 @@ class Engine {
                 return PyErr_CheckSignals() != 0;  // the handler's exception stays set
             };
             if (health_out) health_.reset(spec_);
-            result = dp::train_epoch(ws_, p, s1, s2, x, y, N, spec_, c, resolve_threads(n_threads_), interrupted,
+            result = dp::train_epoch(ws_, p, s1, s2, x, y, w, N, spec_, c, resolve_threads(n_threads_), interrupted,
                                      health_out ? &health_ : nullptr);
             if (health_out) health_.write(health_out, spec_);
         }
@@ -203,12 +188,12 @@ class Engine {
     // update ratio of a plain SGD step of learning rate lr.
     py::array health(const py::object& params_obj, const py::object& X_obj, const py::object& Y_obj,
                      const py::object& weight_obj, const py::object& lr_obj) {
-        require_no_weights(weight_obj);
         const double lr = arg_real(lr_obj, "lr");
         require_lr(lr);
         std::vector<Named> args;
         const auto p = params<const T*>(params_obj, "params", Role::read, args);
         const auto [x, y, N] = data(X_obj, Y_obj, args);
+        const double* w = weights(weight_obj, N, args);
         py::array_t<double> out = new_array<double>({kHealthRows, spec_.layers()}, "health");
         double* o = out.mutable_data();
         {
@@ -217,7 +202,7 @@ class Engine {
             const int nt = resolve_threads(n_threads_);
             ws_.reserve(spec_, N);
             const ParamViews<T*> grad = ws_.grad_views();
-            mlp_loss_and_gradients(ws_, p, grad, x, y, N, spec_, nt);
+            mlp_loss_and_gradients(ws_, p, grad, x, y, w, N, spec_, nt);
             health_.reset(spec_);
             health_.add_batch(ws_, grad, N, spec_, true, nt);
             for (idx l = 0; l < spec_.layers(); ++l) {
@@ -238,8 +223,11 @@ class Engine {
         return out;
     }
 
-    static void require_no_weights(const py::object& w) {
-        if (!w.is_none()) throw py::value_error("sample_weight: the C++ engine does not take sample weights yet");
+    // sample_weight: None, or N weights (checks.hpp), kept alive in `args`.
+    static const double* weights(const py::object& obj, idx N, std::vector<Named>& args) {
+        if (obj.is_none()) return nullptr;
+        args.push_back({sample_weights(obj, N), "sample_weight"});
+        return static_cast<const double*>(args.back().array.data());
     }
 
     static TrainConfig config(const py::object& batch_obj, const py::object& lr_obj,
@@ -341,9 +329,10 @@ void bind_engine_for(py::module_& m, const char* name) {
     py::class_<Engine<T>>(m, name, "Workspace and kernels for one network (internal; use deltaprop.MLP).")
         .def(py::init<const py::object&, const py::object&, const py::object&, const py::object&,
                       const py::object&, const py::object&, const py::object&, const py::object&,
-                      const py::object&>(),
+                      const py::object&, const py::object&>(),
              "layer_sizes"_a, "activations"_a = "relu", "output"_a = "softmax", "loss"_a = py::none(),
              py::kw_only(), "residual"_a = py::none(), "huber_delta"_a = 1.0,
+             "loss_mean_over_outputs"_a = false,
              "dropout"_a = py::none(), "alpha_dropout"_a = false, "n_threads"_a = 0)
         .def_property("n_threads", &Engine<T>::threads, &Engine<T>::set_threads)
         .def_property_readonly("layer_sizes", &Engine<T>::sizes)

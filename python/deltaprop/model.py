@@ -63,9 +63,9 @@ class MLP:
         an ``Activation("leaky_relu", alpha=0.2)`` with its parameters; a list gives one per
         hidden layer. Activations with learned parameters (prelu, acon, ``Activation("swish",
         learnable=True)``) keep them in ``activation_params_``, trained with the weights.
-    output : {"softmax", "sigmoid", "identity"}
+    output : {"softmax", "sigmoid", "identity", "exp"}
         The output function and its loss: softmax + cross-entropy, sigmoid + binary
-        cross-entropy, identity + ½ squared error.
+        cross-entropy, identity + ½ squared error, exp + Poisson (counts and rates).
     loss : str or None
         The loss, where an output has more than one (deltaprop.reference.LOSSES): identity
         takes "squared_error" (the default), "absolute_error" or "huber" (with
@@ -236,8 +236,8 @@ class MLP:
         return self._engine.forward(self._params(), self._inputs(X))
 
     def predict(self, X) -> np.ndarray:
-        """Class labels (softmax), 0/1 labels (sigmoid) or values (identity); one output gives
-        a 1-D result."""
+        """Class labels (softmax), 0/1 labels (sigmoid) or values (identity, exp); one output
+        gives a 1-D result."""
         A = self.forward(X)
         if self.output == "softmax":
             return A.argmax(axis=1)

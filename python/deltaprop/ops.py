@@ -19,6 +19,7 @@ activation_forward = _ops.activation_forward
 activation_backward = _ops.activation_backward
 activation_derivative = _ops.activation_derivative
 output_loss_delta = _ops.output_loss_delta
+output_forward = _ops.output_forward
 sgd_momentum_step = _ops.sgd_momentum_step
 nesterov_step = _ops.nesterov_step
 adam_step = _ops.adam_step
@@ -65,6 +66,7 @@ __all__ = [
     "gemm_tile",
     "get_isa",
     "nesterov_step",
+    "output_forward",
     "output_loss_delta",
     "relu_backward",
     "relu_forward",

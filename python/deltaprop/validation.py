@@ -117,6 +117,8 @@ def check_targets(Y, name: str, dtype: np.dtype, n_rows: int, n_outputs: int,
                          f"got {Y.shape}")
     if output == "sigmoid" and ((Y < 0) | (Y > 1)).any():
         raise ValueError(f"{name} must hold values in [0, 1] for a sigmoid output")
+    if output == "exp" and (Y < 0).any():
+        raise ValueError(f"{name} must be non-negative for an exp output (Poisson counts or rates)")
     with np.errstate(over="ignore", invalid="ignore"):
         Y = np.ascontiguousarray(Y, dtype=dtype)
     if not np.isfinite(Y).all():

@@ -26,15 +26,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..validation import check_sample_weight
 from .activations import sigmoid, softplus
 
-OUTPUTS = ("identity", "sigmoid", "softmax")  # the engine's today; LOSSES has the whole table
 LOSSES = {
     "identity": ("squared_error", "absolute_error", "huber"),
     "sigmoid": ("binary_log_loss",),
     "softmax": ("log_loss",),
     "exp": ("poisson",),
 }
+
+OUTPUTS = tuple(LOSSES)
 
 __all__ = ["LOSSES", "OUTPUTS", "output_forward", "output_loss_delta", "softmax", "softplus"]
 
@@ -51,7 +53,7 @@ def _check_output(output):
                          f"{', '.join(map(repr, LOSSES))}")
 
 
-def output_forward(Z, output="softmax", *, n_threads=0):
+def output_forward(Z, output="softmax", *, n_threads=0, check_finite=True):
     _check_output(output)
     if output == "identity":
         return Z.copy()
@@ -63,22 +65,9 @@ def output_forward(Z, output="softmax", *, n_threads=0):
 
 
 def _row_weights(sample_weight, n):
-    """w_n (float64): 1/N, or s_n / Σ s."""
-    if sample_weight is None:
-        return None
-    s = np.asarray(sample_weight)
-    if s.dtype.kind not in "biuf":
-        raise TypeError(f"sample_weight must hold real numbers, got dtype {s.dtype}")
-    s = s.astype(np.float64)
-    if s.shape != (n,):
-        raise ValueError(f"sample_weight must have shape ({n},), one weight per row, "
-                         f"got {s.shape}")
-    if not np.isfinite(s).all() or (s < 0).any():
-        raise ValueError("sample_weight must be finite and non-negative")
-    total = s.sum()
-    if not total > 0:
-        raise ValueError("sample_weight sums to zero; at least one weight must be positive")
-    return s / total
+    """w_n (float64): None (that is, 1/N), or s_n / Σ s."""
+    s = check_sample_weight(sample_weight, n)
+    return None if s is None else s / s.sum()
 
 
 def _elementwise(z, y, loss, huber_delta):
@@ -99,15 +88,24 @@ def _elementwise(z, y, loss, huber_delta):
 
 
 def output_loss_delta(Z, Y, output="softmax", *, loss=None, sample_weight=None, huber_delta=1.0,
-                      n_threads=0, check_finite=True):
+                      mean_over_outputs=False, n_threads=0, check_finite=True):
     """(loss, A, dZ): A = out(Z), the weighted mean loss over rows (a Python float), and
-    dZ = w_n ∂ℓ/∂z (= (A − Y)/N for each output's canonical loss without weights)."""
+    dZ = w_n ∂ℓ/∂z (= (A − Y)/N for each output's canonical loss without weights).
+    ``mean_over_outputs`` divides each row's loss value, not its gradient, by the number of
+    outputs: scikit-learn's squared error reports that value while stepping along the sum's
+    gradient, and its drop-in must report the same loss curve."""
     _check_output(output)
+    if loss is not None and not isinstance(loss, str):
+        raise TypeError(f"loss must be a str, got {type(loss).__name__}")
+    if isinstance(huber_delta, bool) or not isinstance(huber_delta, (int, float, np.floating)):
+        raise TypeError(f"huber_delta must be a real number, got {type(huber_delta).__name__}")
+    if not isinstance(mean_over_outputs, (bool, np.bool_)):
+        raise TypeError(f"mean_over_outputs must be a bool, got {type(mean_over_outputs).__name__}")
     loss = LOSSES[output][0] if loss is None else loss
     if loss not in LOSSES[output]:
         raise ValueError(f"loss {loss!r} does not go with output {output!r}; expected one of "
                          f"{', '.join(map(repr, LOSSES[output]))}")
-    if loss == "huber" and not (np.isfinite(huber_delta) and huber_delta > 0):
+    if not (np.isfinite(huber_delta) and huber_delta > 0):
         raise ValueError(f"huber_delta must be finite and > 0, got {huber_delta!r}")
     if loss == "poisson" and (np.asarray(Y) < 0).any():
         raise ValueError("Y must be non-negative for the poisson loss")
@@ -124,6 +122,8 @@ def output_loss_delta(Z, Y, output="softmax", *, loss=None, sample_weight=None, 
         value, grad = _elementwise(z, y, loss, huber_delta)
         row_loss = value.sum(axis=1)
         grad = A - Y if grad is None else grad.astype(Z.dtype)
+    if mean_over_outputs:
+        row_loss = row_loss / Z.shape[1]
     if w is None:
         dZ = grad * Z.dtype.type(1 / n)
         return float(row_loss.sum() / n), A, dZ

@@ -39,7 +39,7 @@ def train_epoch(params, state1, state2, X, Y, spec, sample_weight=None, *, batch
     then one step of ``optimizer``: "sgd" (momentum in scikit-learn's form), "nesterov", or
     "adam" (t counts batches from ``step`` + 1; its second moment is ``state2``). ``state1`` is
     the velocity or Adam's first moment. Returns the epoch's mean loss: each batch's loss before
-    its update, weighted by its rows.
+    its update, weighted by its rows (the rows trained on: skipped batches do not count).
 
     With ``sample_weight`` (scikit-learn 1.7+'s objective), a batch's loss is
     Σ s_n ℓ_n / Σ s_n + ½α‖W‖² / Σ s_n, its rows' sum of weights taking the place of their
@@ -54,7 +54,7 @@ def train_epoch(params, state1, state2, X, Y, spec, sample_weight=None, *, batch
     order = shuffle_order(n, seed, epoch) if shuffle else np.arange(n)
     weights = spec.weight_indices()  # L2 decays the weights only
     state2 = state2 if optimizer == "adam" else [None] * len(params)
-    total, t = 0.0, step
+    total, trained, t = 0.0, 0, step
     record = None if health is None else HealthAccumulator(spec)
     batches = -(-n // batch)
     for index, start in enumerate(range(0, n, batch)):
@@ -73,6 +73,7 @@ def train_epoch(params, state1, state2, X, Y, spec, sample_weight=None, *, batch
         if clip_norm > 0:
             clip_by_global_norm(grads, clip_norm)
         total += loss * len(rows)
+        trained += len(rows)
         t += 1
         norms = record is not None and samples_norms(index, batches)
         if record is not None:
@@ -90,4 +91,4 @@ def train_epoch(params, state1, state2, X, Y, spec, sample_weight=None, *, batch
                 record.add_update(l, params[a].astype(np.float64) - W_old, params[a])
     if record is not None:
         record.write(health)
-    return total / n
+    return total / trained if trained else 0.0

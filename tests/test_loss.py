@@ -1,0 +1,88 @@
+"""The output layers and their losses in C++ (csrc/loss.hpp) against the reference, which
+test_reference_losses.py checks against finite differences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import DTYPES, THREADS, assert_close
+
+import deltaprop as dp
+from deltaprop import reference as ref
+
+PAIRS = [(output, loss) for output, losses in ref.LOSSES.items() for loss in losses]
+
+
+def targets(rng, output, shape):
+    if output == "softmax":
+        return np.eye(shape[1])[rng.integers(0, shape[1], shape[0])]
+    if output == "sigmoid":
+        return rng.integers(0, 2, shape).astype(float)
+    if output == "exp":
+        return rng.poisson(2.0, shape).astype(float)
+    return rng.standard_normal(shape)
+
+
+@pytest.mark.parametrize("output, loss", PAIRS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("shape", [(1, 1), (7, 3), (600, 5)])
+def test_loss_matches_reference(rng, output, loss, dtype, threads, weighted, shape):
+    Z = (rng.standard_normal(shape) * 2).astype(dtype)
+    Y = targets(rng, output, shape).astype(dtype)
+    weights = rng.uniform(0, 3, shape[0]) if weighted else None
+    if weighted:
+        weights[0] = 1.0  # never all zero
+    for mean in (False, True):
+        kwargs = dict(loss=loss, sample_weight=weights, huber_delta=0.7, mean_over_outputs=mean)
+        got = dp.ops.output_loss_delta(Z, Y, output, n_threads=threads, **kwargs)
+        want = ref.output_loss_delta(Z, Y, output, **kwargs)
+        assert got[0] == pytest.approx(want[0], rel=1e-10 if dtype == np.float64 else 1e-5)
+        for a, b, what in zip(got[1:], want[1:], ["A", "dZ"]):
+            assert a.dtype == dtype
+            assert_close(a, b, what=what)
+    assert_close(dp.ops.output_forward(Z, output), ref.output_forward(Z, output), what="output")
+
+
+@pytest.mark.parametrize("output, loss", PAIRS)
+def test_loss_is_bitwise_the_same_for_any_thread_count(rng, output, loss):
+    Z, Y = rng.standard_normal((5000, 4)), targets(rng, output, (5000, 4))
+    w = rng.uniform(0.5, 2, 5000)
+    one, two = (dp.ops.output_loss_delta(Z, Y, output, loss=loss, sample_weight=w, n_threads=t)
+                for t in (1, 2))
+    assert one[0] == two[0]
+    np.testing.assert_array_equal(one[2], two[2])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("output", ["softmax", "sigmoid"])
+def test_extreme_logits_give_finite_losses(dtype, output):
+    big = 1e4 if dtype == np.float32 else 1e6
+    Z = np.array([[big, -big, 0.0], [-big, big, 1.0]], dtype=dtype)
+    Y = np.array([[0, 1, 0], [1, 0, 0]], dtype=dtype)
+    loss, A, dZ = dp.ops.output_loss_delta(Z, Y, output)
+    assert np.isfinite(loss) and loss > big / 2  # confidently wrong: about big per row
+    assert np.isfinite(A).all() and np.isfinite(dZ).all()
+
+
+def test_huber_and_absolute_error_at_their_kinks():
+    Z = np.array([[1.0, 2.0, 0.5]])
+    Y = np.array([[0.0, 2.0, 1.0]])  # residuals 1, 0, -0.5
+    loss, _, dZ = dp.ops.output_loss_delta(Z, Y, "identity", loss="huber", huber_delta=1.0)
+    assert loss == pytest.approx(0.5 + 0 + 0.125)  # |r| = delta exactly: the squared branch
+    np.testing.assert_array_equal(dZ, [[1.0, 0.0, -0.5]])
+    loss, _, dZ = dp.ops.output_loss_delta(Z, Y, "identity", loss="absolute_error")
+    assert loss == pytest.approx(1.5)
+    np.testing.assert_array_equal(dZ, [[1.0, 0.0, -1.0]])  # sign(0) = 0
+
+
+def test_zero_weight_rows_do_not_count(rng):
+    Z, Y = rng.standard_normal((6, 3)), np.eye(3)[[0, 1, 2, 0, 1, 2]]
+    w = np.array([1.0, 2.0, 0.0, 1.0, 0.0, 3.0])
+    loss, _, dZ = dp.ops.output_loss_delta(Z, Y, sample_weight=w)
+    kept = w > 0
+    sub_loss, _, sub_dZ = dp.ops.output_loss_delta(Z[kept], Y[kept], sample_weight=w[kept])
+    assert loss == pytest.approx(sub_loss, rel=1e-14)
+    np.testing.assert_array_equal(dZ[~kept], 0)
+    assert_close(dZ[kept], sub_dZ)
