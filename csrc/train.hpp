@@ -9,28 +9,18 @@
 #include <vector>
 
 #include "health.hpp"
+#include "mix64.hpp"
 #include "mlp.hpp"
 #include "optim.hpp"
 
 namespace dp {
-
-// splitmix64's output function (Steele, Lea & Flood 2014): a bijection on 64-bit words
-// whose outputs look independent for consecutive inputs.
-inline std::uint64_t mix64(std::uint64_t x) {
-    x ^= x >> 30;
-    x *= 0xBF58476D1CE4E5B9ULL;
-    x ^= x >> 27;
-    x *= 0x94D049BB133111EBULL;
-    x ^= x >> 31;
-    return x;
-}
 
 // The order of epoch `epoch`: argsort of key_i = mix64(seed.C1 + epoch.C2 + i), ties by index.
 // The NumPy reference computes the same keys vectorised, so both backends see the same batches.
 // `key` is scratch of n entries.
 inline void shuffle_order(idx* order, std::uint64_t* key, idx n, std::uint64_t seed,
                           std::uint64_t epoch) {
-    const std::uint64_t base = seed * 0x9E3779B97F4A7C15ULL + epoch * 0xC2B2AE3D27D4EB4FULL;
+    const std::uint64_t base = seed * kGolden + epoch * 0xC2B2AE3D27D4EB4FULL;
     for (idx i = 0; i < n; ++i) {
         key[i] = mix64(base + static_cast<std::uint64_t>(i));
         order[i] = i;

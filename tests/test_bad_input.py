@@ -1353,8 +1353,67 @@ def test_fma_peak_gflops_rejects_bad_arguments():
 
 
 # Every public function of dp.ops, and the tests above that feed it bad input.
-COVERED_OPS = set(OPS) | {"shuffle_order", "get_isa", "set_isa", "available_isas", "gemm_tile",
-                          "fma_peak_gflops", "clip_by_global_norm"}
+
+DROPOUT_MAPS = ["dropout_forward", "dropout_backward", "alpha_dropout_forward",
+                "alpha_dropout_backward"]
+
+
+@pytest.mark.parametrize("op", DROPOUT_MAPS)
+def test_dropout_maps_reject_bad_arguments(kernels, op):
+    f = getattr(kernels, op)
+    A, mask = np.ones((4, 3)), np.ones((4, 3), bool)
+    name = "A" if "forward" in op else "dA"
+    checks = Checks()
+    cases = [
+        ((A.astype(np.int64), mask, 0.5), TypeError, name),
+        ((A.astype(np.complex128), mask, 0.5), TypeError, name),
+        ((A.astype(np.float16), mask, 0.5), TypeError, name),
+        ((A.tolist(), mask, 0.5), TypeError, name),
+        ((A, mask.astype(np.int8), 0.5), TypeError, "mask"),
+        ((A, mask.astype(np.float64), 0.5), TypeError, "mask"),
+        ((A, mask[:3], 0.5), ValueError, "mask"),
+        ((A, mask.T, 0.5), ValueError, "mask"),
+        ((A, mask, 1.0), ValueError, "rate"),
+        ((A, mask, -0.1), ValueError, "rate"),
+        ((A, mask, float("nan")), ValueError, "rate"),
+        ((A, mask, "0.5"), TypeError, "rate"),
+        ((A, mask, None), TypeError, "rate"),
+    ]
+    for args, exc, arg in cases:
+        with checks.expect(repr(args[-1]) + arg, exc, arg):
+            f(*args)
+    if kernels is ops:  # the engine's layout rules: C-contiguous arrays only
+        with checks.expect("strided", ValueError, name):
+            f(np.ones((4, 6))[:, ::2], mask, 0.5)
+        with checks.expect("threads", ValueError, "n_threads"):
+            f(A, mask, 0.5, n_threads=-1)
+    checks.done()
+
+
+@pytest.mark.parametrize("args, exc, name", [
+    (((2, 2), 0.5, -1, 0, 0, 0), ValueError, "seed"),
+    (((2, 2), 0.5, 0, 2**64, 0, 0), ValueError, "epoch"),
+    (((2, 2), 0.5, 0, 0, 1.5, 0), TypeError, "batch"),
+    (((2, 2), 0.5, 0, 0, 0, "1"), TypeError, "layer"),
+    (((2, 2), 1.0, 0, 0, 0, 0), ValueError, "rate"),
+    (((2, 2), "x", 0, 0, 0, 0), TypeError, "rate"),
+    (((2, -1), 0.5, 0, 0, 0, 0), ValueError, "shape"),
+    (((2, 2.0), 0.5, 0, 0, 0, 0), TypeError, "shape"),
+    (("22", 0.5, 0, 0, 0, 0), TypeError, "shape"),
+    (((2**40, 2**40), 0.5, 0, 0, 0, 0), MemoryError, "too large"),
+])
+def test_dropout_mask_rejects_bad_arguments(args, exc, name):
+    with pytest.raises(exc, match=name):
+        ops.dropout_mask(*args)
+
+
+def test_dropout_coefficients_and_stream_reject_bad_arguments():
+    with raises(ValueError, "rate"):
+        ops.alpha_dropout_coefficients(1.0)
+    with raises(TypeError, "rate"):
+        ops.alpha_dropout_coefficients(True)
+    with raises(ValueError, "seed"):
+        ops.dropout_stream(-1, 0, 0, 0)
 
 
 def test_clip_by_global_norm_rejects_bad_arguments():
@@ -1378,6 +1437,11 @@ def test_clip_by_global_norm_rejects_bad_arguments():
     with raises(ValueError, "grads[1]"):
         ops.clip_by_global_norm([shared, shared[1:]], 1.0)
     assert ops.clip_by_global_norm([], 1.0) == 1.0
+
+
+COVERED_OPS = set(OPS) | set(DROPOUT_MAPS) | {
+    "shuffle_order", "get_isa", "set_isa", "available_isas", "gemm_tile", "fma_peak_gflops",
+    "clip_by_global_norm", "dropout_mask", "dropout_stream", "alpha_dropout_coefficients"}
 
 
 def test_every_public_op_is_covered_here():

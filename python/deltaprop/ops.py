@@ -26,6 +26,13 @@ adam_step = _ops.adam_step
 add_l2 = _ops.add_l2
 clip_by_global_norm = _ops.clip_by_global_norm
 shuffle_order = _ops.shuffle_order
+dropout_stream = _ops.dropout_stream
+dropout_mask = _ops.dropout_mask
+dropout_forward = _ops.dropout_forward
+dropout_backward = _ops.dropout_backward
+alpha_dropout_forward = _ops.alpha_dropout_forward
+alpha_dropout_backward = _ops.alpha_dropout_backward
+alpha_dropout_coefficients = _ops.alpha_dropout_coefficients
 get_isa = _ops.get_isa
 set_isa = _ops.set_isa
 available_isas = _ops.available_isas
@@ -51,6 +58,13 @@ def relu_step(Z, grad_at_zero=0.0, *, n_threads=0, check_finite=True):
 
 
 __all__ = [
+    "alpha_dropout_backward",
+    "alpha_dropout_coefficients",
+    "alpha_dropout_forward",
+    "dropout_backward",
+    "dropout_forward",
+    "dropout_mask",
+    "dropout_stream",
     "activation_backward",
     "activation_derivative",
     "activation_forward",

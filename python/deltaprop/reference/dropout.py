@@ -1,4 +1,4 @@
-"""Dropout and AlphaDropout (a csrc twin to come): seeded masks both backends draw alike.
+"""Dropout and AlphaDropout (csrc/dropout.hpp): seeded masks both backends draw alike.
 
 The mask is counter-based: each element's keep/drop is a pure function of (seed, epoch, batch,
 layer, element index), so it needs no generator state, does not depend on the thread count, and
@@ -49,8 +49,10 @@ def _check_counter(value, name):
 
 
 def _check_rate(rate):
-    if not (isinstance(rate, (int, float, np.floating)) and 0.0 <= rate < 1.0):
-        raise ValueError(f"rate must be a number in [0, 1), got {rate!r}")
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)):
+        raise TypeError(f"rate must be a real number, got {type(rate).__name__}")
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"rate must be in [0, 1), got {rate!r}")
     return float(rate)
 
 
@@ -62,7 +64,7 @@ def dropout_stream(seed, epoch, batch, layer) -> int:
     return h
 
 
-def dropout_mask(shape, rate, seed, epoch, batch, layer):
+def dropout_mask(shape, rate, seed, epoch, batch, layer, *, n_threads=0):
     """The boolean keep-mask of the given shape: True where the element is kept. Each element is
     kept with probability 1 − rate, independently."""
     rate = _check_rate(rate)
@@ -79,17 +81,32 @@ def dropout_mask(shape, rate, seed, epoch, batch, layer):
 # dtype, so E[output] = input and prediction needs no change.
 
 
+def _check(x, name, mask, rate):
+    """The engine's argument rules: a float32/float64 ndarray, a bool mask of its shape."""
+    if not isinstance(x, np.ndarray) or x.dtype not in (np.float32, np.float64):
+        got = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
+        raise TypeError(f"{name} must be a float32 or float64 numpy.ndarray, got {got}")
+    if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_:
+        got = mask.dtype if isinstance(mask, np.ndarray) else type(mask).__name__
+        raise TypeError(f"mask must be a numpy.ndarray of dtype bool, got {got}")
+    if mask.shape != x.shape:
+        raise ValueError(f"mask must have the shape of {name}, {x.shape}, got {mask.shape}")
+    return _check_rate(rate)
+
+
 def _scale(rate, dtype):
     return np.dtype(dtype).type(1.0 / (1.0 - _check_rate(rate)))
 
 
 def dropout_forward(A, mask, rate, *, n_threads=0):
     """A ⊙ mask / (1 − rate)."""
+    _check(A, "A", mask, rate)
     return np.where(mask, A * _scale(rate, A.dtype), A.dtype.type(0))
 
 
 def dropout_backward(dA, mask, rate, *, n_threads=0):
     """dZ = dA ⊙ mask / (1 − rate): the forward is linear in A."""
+    _check(dA, "dA", mask, rate)
     return np.where(mask, dA * _scale(rate, dA.dtype), dA.dtype.type(0))
 
 
@@ -112,6 +129,7 @@ def alpha_dropout_coefficients(rate):
 
 def alpha_dropout_forward(A, mask, rate, *, n_threads=0):
     """a·A + b where kept, a·α' + b where dropped (coefficients rounded once to A's dtype)."""
+    _check(A, "A", mask, rate)
     a, b, alpha_p = alpha_dropout_coefficients(rate)
     t = A.dtype.type
     return np.where(mask, t(a) * A + t(b), t(a * alpha_p + b))
@@ -119,5 +137,6 @@ def alpha_dropout_forward(A, mask, rate, *, n_threads=0):
 
 def alpha_dropout_backward(dA, mask, rate, *, n_threads=0):
     """dZ = a·dA where kept, 0 where dropped (the dropped value is a constant)."""
+    _check(dA, "dA", mask, rate)
     a, _, _ = alpha_dropout_coefficients(rate)
     return np.where(mask, dA.dtype.type(a) * dA, dA.dtype.type(0))
