@@ -113,8 +113,9 @@ class HealthAccumulator {
     void add_activations(const Workspace<T>& ws, idx l, idx N, const NetSpec& spec, int n_threads) {
         const idx O = spec.sizes[l + 1];
         const T* S = ws.stored(spec, l);  // what f' reads
-        // f(Z) itself: A unless a residual block added its input to it (then F, or from Z)
-        const T* V = spec.keeps_f(l) ? ws.F[l].data() : (spec.residual(l) ? nullptr : ws.A[l].data());
+        // f(Z) itself: A unless a skip or a dropout changed it (then F, or from Z)
+        const T* V = spec.keeps_f(l) ? ws.F[l].data()
+                                     : (spec.residual(l) || spec.drops(l) ? nullptr : ws.A[l].data());
         const T* Z = spec.keeps_z(l) ? ws.Z[l].data() : nullptr;
         const int nt = threads_for(N * O, n_threads);
         std::vector<idx> zeros(size_t(nt), 0);

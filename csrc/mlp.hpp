@@ -1,19 +1,22 @@
 // The network: L dense layers over parameter views, and the workspace they run in.
 //
-// Layer l (0-based) maps sizes[l] -> sizes[l+1]. Hidden layer l has its own activation f_l and
-// may be a residual block (design.md; seed 001's cure for depth), whose output adds its input:
-//     Z_l = A_{l-1} W_l + b_l,   A_l = f_l(Z_l)  [+ A_{l-1} if residual]      (A_{-1} = X)
+// Layer l (0-based) maps sizes[l] -> sizes[l+1]. Hidden layer l has its own activation f_l, may
+// drop units in training (D_l: dropout or AlphaDropout, dropout.hpp) and may be a residual block
+// (design.md; seed 001's cure for depth), whose output adds its input:
+//     Z_l = A_{l-1} W_l + b_l,   A_l = D_l(f_l(Z_l))  [+ A_{l-1} if residual]      (A_{-1} = X)
+// D_l drops units of the branch only, never the identity path.
 // The last layer's Z feeds the fused output + loss (loss.hpp). Parameters are views of NumPy
 // arrays that Python owns, in one flat list: per layer W_l, b_l. The workspace (activations,
 // deltas, gradients, batch copies) belongs to the engine and is allocated once per (network,
 // batch rows), then reused.
 //
 // Backward, for hidden layer l with G_l = dC/dA_l:
-//     dZ_l = G_l . f_l'(S_l)       S_l: the stored operand of f_l' (A_l, or Z_l where f' needs Z,
-//                                  or f_l(Z_l) kept apart from A_l in a residual block)
+//     dZ_l = D_l'(G_l) . f_l'(S_l)  S_l: the stored operand of f_l' (A_l, or Z_l where f' needs Z,
+//                                  or f_l(Z_l) kept apart from A_l by a skip or a dropout)
 //     G_{l-1} = dZ_l W_l^T [+ G_l if residual]    (the skip passes G_l through unchanged)
-// When neither layer l nor l-1 is a residual block, the product and f'_{l-1} are one fused GEMM
-// (dense.hpp's delta_propagate); otherwise G_{l-1} is formed first, then masked.
+// When neither layer l nor l-1 is a residual block and l-1 drops nothing, the product and
+// f'_{l-1} are one fused GEMM (dense.hpp's delta_propagate); otherwise G_{l-1} is formed first,
+// then masked.
 #pragma once
 
 #include <algorithm>
@@ -24,6 +27,7 @@
 #include <vector>
 
 #include "dense.hpp"
+#include "dropout.hpp"
 #include "loss.hpp"
 
 namespace dp {
@@ -31,6 +35,13 @@ namespace dp {
 struct LayerSpec {      // one hidden layer
     ActivationSpec f;
     bool residual = false;  // A_l = f(Z_l) + A_{l-1}; needs sizes[l] == sizes[l+1]
+    double dropout = 0.0;   // the rate at which training drops units of f(Z_l)
+    bool alpha_dropout = false;
+};
+
+// What draws a training step's dropout masks (dropout.hpp): null outside training.
+struct DropoutKey {
+    std::uint64_t seed, epoch, batch;
 };
 
 struct NetSpec {
@@ -40,12 +51,13 @@ struct NetSpec {
 
     idx layers() const { return static_cast<idx>(sizes.size()) - 1; }
     bool residual(idx l) const { return l < layers() - 1 && hidden[l].residual; }
+    bool drops(idx l) const { return l < layers() - 1 && hidden[l].dropout > 0; }
     // f_l' reads Z_l (else the value f_l(Z_l)).
     bool keeps_z(idx l) const { return derivative_needs_z(hidden[l].f); }
     // f_l(Z_l) needs a buffer of its own: f' reads it and A_l is something else.
-    bool keeps_f(idx l) const { return !keeps_z(l) && residual(l); }
+    bool keeps_f(idx l) const { return !keeps_z(l) && (residual(l) || drops(l)); }
     // delta propagation into hidden layer l-1 can be one fused GEMM.
-    bool fused_delta(idx l) const { return !residual(l) && !residual(l - 1); }
+    bool fused_delta(idx l) const { return !residual(l) && !residual(l - 1) && !drops(l - 1); }
 
     // The flat parameter list: per layer W_l (sizes[l] x sizes[l+1]) then b_l.
     idx arrays() const { return 2 * layers(); }
@@ -84,6 +96,7 @@ struct Workspace {
     // output layer: the logits), F (f(Z) where a residual block needs it apart from A), dZ, and
     // G (dC/dA, formed where the delta cannot be fused).
     std::vector<std::vector<T>> Z, A, F, dZ, G;
+    std::vector<std::vector<std::uint8_t>> keep;  // dropout masks, for layers that drop
     std::vector<std::vector<T>> grads;     // one per parameter array, flat order
     std::vector<double> row_loss;
     std::vector<T> X_batch, Y_batch;       // gathered rows of a shuffled batch
@@ -97,11 +110,13 @@ struct Workspace {
         const idx L = spec.layers();
         const idx n_rows = std::max(n, sizes == spec.sizes ? rows : idx(0));
         for (auto* v : {&Z, &A, &F, &dZ, &G}) v->assign(static_cast<size_t>(L), {});
+        keep.assign(static_cast<size_t>(L), {});
         for (idx l = 0; l < L; ++l) {
             const idx count = checked_size(n_rows, spec.sizes[l + 1], "activation buffer");
             const bool hidden = l < L - 1;
             if (!hidden || spec.keeps_z(l)) Z[l].resize(count);
             if (hidden && spec.keeps_f(l)) F[l].resize(count);
+            if (spec.drops(l)) keep[l].resize(count);
             if (hidden && l + 1 < L && !spec.fused_delta(l + 1)) G[l].resize(count);
             A[l].resize(count);
             dZ[l].resize(count);
@@ -128,10 +143,22 @@ struct Workspace {
     }
 };
 
-// Fills A (and Z, F where kept) for every hidden layer and Z for the output layer.
+// Hidden layer l's dropout in training: A = D(F) over `count` values, the mask drawn from key.
+template <typename T>
+void drop_forward(Workspace<T>& ws, T* A, const T* F, idx l, idx count, const NetSpec& spec,
+                  const DropoutKey& key, int n_threads) {
+    const LayerSpec& layer = spec.hidden[l];
+    std::uint8_t* keep = ws.keep[l].data();
+    dropout_mask(keep, count, layer.dropout, dropout_stream(key.seed, key.epoch, key.batch, std::uint64_t(l)), n_threads);
+    if (layer.alpha_dropout) alpha_dropout_forward<T>(A, F, keep, count, layer.dropout, n_threads);
+    else dropout_forward<T>(A, F, keep, count, layer.dropout, n_threads);
+}
+
+// Fills A (and Z, F where kept) for every hidden layer and Z for the output layer. `key` (null
+// outside training) draws the dropout masks.
 template <typename T>
 void mlp_forward(Workspace<T>& ws, const ParamViews<const T*>& p, const T* X, idx N,
-                 const NetSpec& spec, int n_threads) {
+                 const NetSpec& spec, int n_threads, const DropoutKey* key = nullptr) {
     const idx L = spec.layers();
     const T* input = X;
     for (idx l = 0; l < L; ++l) {
@@ -146,35 +173,51 @@ void mlp_forward(Workspace<T>& ws, const ParamViews<const T*>& p, const T* X, id
             dense_forward<T>(ws.Z[l].data(), A, input, p.W(l), p.b(l), N, I, O, f, n_threads);
         else  // fused: Z is never stored
             dense_forward<T>(nullptr, spec.keeps_f(l) ? ws.F[l].data() : A, input, p.W(l), p.b(l), N, I, O, f, n_threads);
-        if (spec.residual(l)) {
-            const T* F = spec.keeps_f(l) ? ws.F[l].data() : A;
-            const idx count = N * O;
-            parallel_for(count, threads_for(count, n_threads), [&](idx e) { A[e] = F[e] + input[e]; });
+        const idx count = N * O;
+        const T* F = spec.keeps_f(l) ? ws.F[l].data() : A;  // f(Z), wherever it went
+        if (key && spec.drops(l)) {
+            drop_forward(ws, A, F, l, count, spec, *key, n_threads);
+            F = A;
         }
+        if (spec.residual(l))
+            parallel_for(count, threads_for(count, n_threads), [&](idx e) { A[e] = F[e] + input[e]; });
+        else if (F != A)
+            std::memcpy(A, F, sizeof(T) * static_cast<size_t>(count));  // a dropout layer predicting
         input = A;
     }
 }
 
-// G_{l-1} = dZ_l W_l^T [+ G_l], then dZ_{l-1} = G_{l-1} . f'(S_{l-1}): the unfused backward step.
+// G_{l-1} = dZ_l W_l^T [+ G_l], then dZ_{l-1} = D'(G_{l-1}) . f'(S_{l-1}): the unfused step.
 template <typename T>
 void residual_delta(Workspace<T>& ws, const ParamViews<const T*>& p, idx l, idx N,
-                    const NetSpec& spec, int n_threads) {
-    const idx I = spec.sizes[l], O = spec.sizes[l + 1];
+                    const NetSpec& spec, int n_threads, bool dropped) {
+    const idx I = spec.sizes[l], O = spec.sizes[l + 1], count = N * I;
     T* G = ws.G[l - 1].data();
+    T* dZ = ws.dZ[l - 1].data();
     const bool skip = spec.residual(l);
-    if (skip) std::memcpy(G, ws.G[l].data(), sizeof(T) * static_cast<size_t>(N * I));  // I == O here
+    if (skip) std::memcpy(G, ws.G[l].data(), sizeof(T) * static_cast<size_t>(count));  // I == O here
     gemm<T>(G, I, ws.dZ[l].data(), O, p.W(l), O, N, I, O, false, true, T(1), T(skip ? 1 : 0), n_threads);
-    activation_backward<T>(ws.dZ[l - 1].data(), G, ws.stored(spec, l - 1), N * I, spec.hidden[l - 1].f, n_threads);
+    const T* dF = G;  // dC/df(Z): G through the dropout's backward, where the layer dropped
+    if (dropped) {
+        const LayerSpec& layer = spec.hidden[l - 1];
+        const std::uint8_t* keep = ws.keep[l - 1].data();
+        if (layer.alpha_dropout) alpha_dropout_backward<T>(dZ, G, keep, count, layer.dropout, n_threads);
+        else dropout_backward<T>(dZ, G, keep, count, layer.dropout, n_threads);
+        dF = dZ;
+    }
+    activation_backward<T>(dZ, dF, ws.stored(spec, l - 1), count, spec.hidden[l - 1].f, n_threads);
 }
 
 // Forward, loss, backward. Returns the (weighted) mean loss; writes every gradient array.
 // sample_weight: null, or N checked weights (loss.hpp).
+// With `key`, hidden layers drop units as in training.
 template <typename T>
 double mlp_loss_and_gradients(Workspace<T>& ws, const ParamViews<const T*>& p,
                               const ParamViews<T*>& grad, const T* X, const T* Y,
-                              const double* sample_weight, idx N, const NetSpec& spec, int n_threads) {
+                              const double* sample_weight, idx N, const NetSpec& spec, int n_threads,
+                              const DropoutKey* key = nullptr) {
     const idx L = spec.layers();
-    mlp_forward(ws, p, X, N, spec, n_threads);
+    mlp_forward(ws, p, X, N, spec, n_threads, key);
     const double loss =
         output_loss_delta<T>(ws.dZ[L - 1].data(), ws.A[L - 1].data(), ws.row_loss.data(),
                              ws.Z[L - 1].data(), Y, N, spec.sizes[L], spec.loss, sample_weight, n_threads);
@@ -187,7 +230,7 @@ double mlp_loss_and_gradients(Workspace<T>& ws, const ParamViews<const T*>& p,
             delta_propagate<T>(ws.dZ[l - 1].data(), ws.dZ[l].data(), p.W(l), ws.stored(spec, l - 1),
                                N, I, O, spec.hidden[l - 1].f, n_threads);
         else
-            residual_delta(ws, p, l, N, spec, n_threads);
+            residual_delta(ws, p, l, N, spec, n_threads, key && spec.drops(l - 1));
     }
     return loss;
 }

@@ -186,7 +186,8 @@ EpochResult train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const Pa
             for (idx r = 0; r < rows; ++r) size += Wb[r];
             if (size == 0) continue;  // nothing to learn from these rows
         }
-        double loss = mlp_loss_and_gradients(ws, view, grad, Xb, Yb, Wb, rows, spec, n_threads);
+        const DropoutKey key{c.seed, c.epoch, std::uint64_t(start / batch)};
+        double loss = mlp_loss_and_gradients(ws, view, grad, Xb, Yb, Wb, rows, spec, n_threads, &key);
         if (c.alpha > 0) loss += apply_l2(params, grad, spec, c.alpha, size, n_threads);
         if (c.clip_norm > 0)
             clip_by_global_norm<T>(grad.arrays.data(), counts.data(), spec.arrays(), c.clip_norm, n_threads);

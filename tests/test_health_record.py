@@ -15,6 +15,8 @@ NETS = {
     "plain": dict(sizes=[12, 16, 16, 4], activation=["relu", "sigmoid"]),
     "residual": dict(sizes=[12, 16, 16, 16, 4], activation=["tanh", "swish", "elu"],
                      residual=[False, True, True]),
+    "dropout": dict(sizes=[12, 16, 16, 16, 4], activation=["relu", "mish", "selu"],
+                    residual=[False, False, True], dropout=0.3),
 }
 
 

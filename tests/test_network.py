@@ -171,7 +171,7 @@ def test_integer_sample_weights_equal_repeated_rows(rng, backend, output, loss):
         assert_close(got, want)
 
 
-@pytest.mark.parametrize("backend", PENDING_BACKENDS)
+@pytest.mark.parametrize("backend", MODEL_BACKENDS)
 @pytest.mark.parametrize("alpha_dropout", [False, True])
 def test_dropout_is_seeded_active_in_training_and_off_in_prediction(rng, backend, alpha_dropout):
     X, Y = problem(rng, "softmax")
@@ -208,3 +208,22 @@ def test_weighted_training_runs_match_reference(rng, output, loss, dtype):
         assert_close(np.array(h_cpp.loss), np.array(h_ref.loss), rtol=rtol, what="loss curve")
         for got, want in zip(cpp.coefs_ + cpp.intercepts_, numpy.coefs_ + numpy.intercepts_):
             assert_close(got, want, rtol=rtol, what="parameters after training")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("net", [
+    dict(sizes=[12, 16, 16, 4], activation=["relu", "tanh"], dropout=[0.3, 0.5]),
+    dict(sizes=[12, 16, 16, 16, 4], activation=["swish", "selu", "selu"], dropout=0.2,
+         alpha_dropout=True, residual=[False, True, True]),
+    dict(sizes=[12, 16, 16, 4], activation=["elu", "mish"], dropout=[0.0, 0.4]),
+], ids=["dropout", "alpha-residual", "one-layer"])
+def test_dropout_training_runs_match_reference(rng, dtype, net):
+    X, Y = problem(rng, "softmax", n=97)
+    net = dict(net)
+    cpp, numpy = pair(net.pop("sizes"), **net, dtype=dtype, seed=5, n_threads=2)
+    kwargs = dict(epochs=3, batch_size=16, lr=0.02, momentum=0.9)
+    h_cpp, h_ref = cpp.fit(X, Y, record_health=True, **kwargs), numpy.fit(X, Y, **kwargs)
+    rtol = TRAIN_RTOL[dtype]
+    assert_close(np.array(h_cpp.loss), np.array(h_ref.loss), rtol=rtol, what="loss curve")
+    for got, want in zip(cpp.coefs_ + cpp.intercepts_, numpy.coefs_ + numpy.intercepts_):
+        assert_close(got, want, rtol=rtol, what="parameters after training")

@@ -86,11 +86,14 @@ class Engine {
         spec_.loss = parse_loss(arg_str(output, "output"), loss.is_none() ? "" : arg_str(loss, "loss"),
                                 arg_real(huber_delta, "huber_delta"));
         spec_.loss.mean_over_outputs = arg_bool(mean_over_outputs, "loss_mean_over_outputs");
-        arg_bool(alpha_dropout, "alpha_dropout");
+        const bool alpha = arg_bool(alpha_dropout, "alpha_dropout");
         if (!dropout.is_none())
             for_each_hidden(dropout, hidden, "dropout", !py::isinstance<py::sequence>(dropout), [&](py::handle r, idx l) {
-                if (arg_real(r, "dropout[" + std::to_string(l) + "]") != 0.0)
-                    throw py::value_error("dropout: the C++ engine does not drop units yet");
+                const std::string name = "dropout[" + std::to_string(l) + "]";
+                const double rate = arg_real(r, name);
+                if (!(rate >= 0 && rate < 1)) throw py::value_error(name + " must be in [0, 1), got " + std::to_string(rate));
+                spec_.hidden[l].dropout = rate;
+                spec_.hidden[l].alpha_dropout = alpha;
             });
         set_threads(n_threads);
     }
