@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 #include "common.hpp"
 
@@ -17,7 +18,8 @@ namespace dp {
 // validation of parameters live in python/deltaprop/activations.py (one table for both
 // backends); the bindings hand the engine a resolved spec.
 enum class Activation : int {
-    identity, relu, leaky_relu, elu, selu, softplus, sigmoid, tanh, abs, swish, silu, mish, necro_relu
+    identity, relu, leaky_relu, elu, selu, softplus, sigmoid, tanh, abs, swish, silu, mish, necro_relu,
+    prelu, acon  // learned parameters only (learned.hpp)
 };
 
 struct ActivationSpec {
@@ -26,7 +28,15 @@ struct ActivationSpec {
     double alpha = 0.0;            // leaky_relu's slope below 0; elu's alpha
     double beta = 1.0;             // swish's beta (fixed)
     double surrogate_slope = 0.0;  // necro_relu's backward slope below 0
+    bool learnable = false;        // swish: beta is a learned parameter
 };
+
+// prelu's slopes, acon's p1, p2, beta and a learnable swish's beta are parameters passed with
+// each call (learned.hpp), so these never go through the fused, parameter-free paths below.
+inline bool is_learned(const ActivationSpec& f) {
+    return f.kind == Activation::prelu || f.kind == Activation::acon ||
+           (f.kind == Activation::swish && f.learnable);
+}
 
 // SELU's constants (Klambauer et al. 2017, eq. 14; seed 003 misprints alpha).
 constexpr double kSeluLambda = 1.0507009873554805;
@@ -40,6 +50,7 @@ inline bool derivative_needs_z(const ActivationSpec& f) {
         case Activation::relu: return f.grad_at_zero != 0.0;  // A is 0 for z = 0 and z < 0 alike
         case Activation::necro_relu: return f.grad_at_zero != f.surrogate_slope;
         case Activation::swish: case Activation::silu: case Activation::mish: case Activation::abs:
+        case Activation::prelu: case Activation::acon:
             return true;
         default: return false;
     }
@@ -150,9 +161,12 @@ struct NecroReluFn {  // seed 002: ReLU forward, a leaky surrogate backward so n
     T derivative(T s) const { return s > T(0) ? T(1) : (s < T(0) ? slope : grad_at_zero); }
 };
 
-// Calls body(fn) with the struct of f's kind: one switch per call, not per element.
+// Calls body(fn) with the struct of f's kind: one switch per call, not per element. Learned
+// activations have no such struct (their parameters vary per unit): std::invalid_argument,
+// thrown before any parallel region, and the bindings never let one get this far.
 template <typename T, typename Body>
 void visit(const ActivationSpec& f, Body&& body) {
+    if (is_learned(f)) throw std::invalid_argument("a learned activation needs its parameters (learned.hpp)");
     switch (f.kind) {
         case Activation::identity: body(IdentityFn<T>{}); return;
         case Activation::relu: body(ReluFn<T>{T(f.grad_at_zero)}); return;
@@ -167,6 +181,7 @@ void visit(const ActivationSpec& f, Body&& body) {
         case Activation::silu: body(SwishFn<T>{T(1)}); return;
         case Activation::mish: body(MishFn<T>{}); return;
         case Activation::necro_relu: body(NecroReluFn<T>{T(f.surrogate_slope), T(f.grad_at_zero)}); return;
+        case Activation::prelu: case Activation::acon: return;  // is_learned: thrown above
     }
 }
 

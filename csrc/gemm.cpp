@@ -305,6 +305,8 @@ template <typename T>
 void gemm(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M, idx N, idx K,
           bool trans_a, bool trans_b, T alpha, T beta, int n_threads, const Epilogue<T>& ep,
           T* col_sums_b) {
+    for (const ActivationSpec* f : {ep.activation, ep.derivative})  // before any parallel region
+        if (f && is_learned(*f)) throw std::invalid_argument("a learned activation cannot be fused into a product");
     const int nt = threads_for(M * N * std::max<idx>(K, 1), resolve_threads(n_threads),
                                kParallelMinMultiplyAdds);
     const GemmKernel<T>& kern = kernel_for<T>(active_isa());

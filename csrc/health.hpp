@@ -17,6 +17,7 @@
 
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "mlp.hpp"
@@ -61,8 +62,8 @@ class HealthAccumulator {
 
     // One batch's activation statistics, and its norms when `norms`, after its backward pass.
     template <typename T>
-    void add_batch(const Workspace<T>& ws, const ParamViews<T*>& grad, idx N, const NetSpec& spec,
-                   bool norms, int n_threads) {
+    void add_batch(const Workspace<T>& ws, const ParamViews<const T*>& p, const ParamViews<T*>& grad,
+                   idx N, const NetSpec& spec, bool norms, int n_threads) {
         const idx L = spec.layers();
         for (idx l = 0; l < L; ++l) {
             const idx O = spec.sizes[l + 1];
@@ -70,7 +71,7 @@ class HealthAccumulator {
                 grad_[l] += std::sqrt(sum_of_squares(grad.W(l), spec.sizes[l] * O));
                 delta_[l] += std::sqrt(sum_of_squares(ws.dZ[l].data(), N * O));
             }
-            if (l + 1 < L) add_activations(ws, l, N, spec, n_threads);
+            if (l + 1 < L) add_activations(ws, p, l, N, spec, n_threads);
         }
         batches_ += norms;
     }
@@ -107,39 +108,54 @@ class HealthAccumulator {
     }
 
     // Hidden layer l: zeros of f(Z), and per unit the largest |f'| seen (alive: above 0; lively:
-    // at least 1% of f's maximum). The units are split into one contiguous range per thread,
-    // each walked row by row (contiguous in memory), so no two threads share a maximum.
+    // at least 1% of f's maximum).
     template <typename T>
-    void add_activations(const Workspace<T>& ws, idx l, idx N, const NetSpec& spec, int n_threads) {
+    void add_activations(const Workspace<T>& ws, const ParamViews<const T*>& p, idx l, idx N,
+                         const NetSpec& spec, int n_threads) {
         const idx O = spec.sizes[l + 1];
         const T* S = ws.stored(spec, l);  // what f' reads
         // f(Z) itself: A unless a skip or a dropout changed it (then F, or from Z)
         const T* V = spec.keeps_f(l) ? ws.F[l].data()
                                      : (spec.residual(l) || spec.drops(l) ? nullptr : ws.A[l].data());
         const T* Z = spec.keeps_z(l) ? ws.Z[l].data() : nullptr;
+        if (spec.learned(l)) {  // f and f' need the parameters: computed here, into scratch
+            const ActivationSpec& f = spec.hidden[l].f;
+            std::vector<T> values(size_t(N * O)), derivatives(size_t(N * O));
+            learned_forward<T>(values.data(), Z, N, O, f, p.learned(l), n_threads);
+            learned_derivative<T>(derivatives.data(), Z, N, O, f, p.learned(l), n_threads);
+            const T* value = values.data();
+            const T* derivative = derivatives.data();
+            add_statistics(l, N, O, n_threads, [&](idx e) { return value[e]; }, [&](idx e) { return derivative[e]; });
+            return;
+        }
+        visit<T>(spec.hidden[l].f, [&](auto fn) {
+            add_statistics(l, N, O, n_threads,
+                           [&, fn](idx e) { return V ? V[e] : fn.forward(Z[e]); },
+                           [&, fn](idx e) { return fn.derivative(S[e]); });
+        });
+    }
+
+    // value(e) and derivative(e) over the N x O elements of hidden layer l. The units are split
+    // into one contiguous range per thread, each walked row by row (contiguous in memory), so no
+    // two threads share a maximum.
+    template <typename Value, typename Derivative>
+    void add_statistics(idx l, idx N, idx O, int n_threads, Value&& value, Derivative&& derivative) {
+        using T = std::decay_t<decltype(value(0))>;
         const int nt = threads_for(N * O, n_threads);
         std::vector<idx> zeros(size_t(nt), 0);
         double* top = top_[l].data();
-        visit<T>(spec.hidden[l].f, [&](auto fn) {
-            parallel_for(nt, nt, [&, fn](idx part) {
-                const idx j0 = O * part / nt, j1 = O * (part + 1) / nt, width = j1 - j0;
-                std::vector<T> largest(size_t(width), T(0));
-                T* DP_RESTRICT m = largest.data();
-                idx z = 0;
-                for (idx n = 0; n < N; ++n) {
-                    const T* DP_RESTRICT s = S + n * O + j0;
-                    for (idx j = 0; j < width; ++j) m[j] = std::max(m[j], std::fabs(fn.derivative(s[j])));
-                    if (V) {
-                        const T* DP_RESTRICT v = V + n * O + j0;
-                        for (idx j = 0; j < width; ++j) z += v[j] == T(0);
-                    } else {
-                        const T* DP_RESTRICT zr = Z + n * O + j0;
-                        for (idx j = 0; j < width; ++j) z += fn.forward(zr[j]) == T(0);
-                    }
-                }
-                for (idx j = 0; j < width; ++j) top[j0 + j] = std::max(top[j0 + j], double(m[j]));
-                zeros[size_t(part)] = z;
-            });
+        parallel_for(nt, nt, [&](idx part) {
+            const idx j0 = O * part / nt, j1 = O * (part + 1) / nt, width = j1 - j0;
+            std::vector<T> largest(size_t(width), T(0));
+            T* DP_RESTRICT m = largest.data();
+            idx z = 0;
+            for (idx n = 0; n < N; ++n) {
+                const idx row = n * O + j0;
+                for (idx j = 0; j < width; ++j) m[j] = std::max(m[j], std::fabs(derivative(row + j)));
+                for (idx j = 0; j < width; ++j) z += value(row + j) == T(0);
+            }
+            for (idx j = 0; j < width; ++j) top[j0 + j] = std::max(top[j0 + j], double(m[j]));
+            zeros[size_t(part)] = z;
         });
         for (idx z : zeros) zeros_[l] += double(z);
         elements_[l] += double(N * O);

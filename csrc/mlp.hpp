@@ -28,6 +28,7 @@
 
 #include "dense.hpp"
 #include "dropout.hpp"
+#include "learned.hpp"
 #include "loss.hpp"
 
 namespace dp {
@@ -52,33 +53,51 @@ struct NetSpec {
     idx layers() const { return static_cast<idx>(sizes.size()) - 1; }
     bool residual(idx l) const { return l < layers() - 1 && hidden[l].residual; }
     bool drops(idx l) const { return l < layers() - 1 && hidden[l].dropout > 0; }
+    bool learned(idx l) const { return l < layers() - 1 && is_learned(hidden[l].f); }
     // f_l' reads Z_l (else the value f_l(Z_l)).
     bool keeps_z(idx l) const { return derivative_needs_z(hidden[l].f); }
     // f_l(Z_l) needs a buffer of its own: f' reads it and A_l is something else.
     bool keeps_f(idx l) const { return !keeps_z(l) && (residual(l) || drops(l)); }
     // delta propagation into hidden layer l-1 can be one fused GEMM.
-    bool fused_delta(idx l) const { return !residual(l) && !residual(l - 1) && !drops(l - 1); }
-
-    // The flat parameter list: per layer W_l (sizes[l] x sizes[l+1]) then b_l.
-    idx arrays() const { return 2 * layers(); }
-    idx array_size(idx a) const {
-        const idx l = a / 2;
-        return a % 2 == 0 ? sizes[l] * sizes[l + 1] : sizes[l + 1];
+    bool fused_delta(idx l) const {
+        return !residual(l) && !residual(l - 1) && !drops(l - 1) && !learned(l - 1);
     }
-    static idx weight_index(idx l) { return 2 * l; }
+
+    // The flat parameter list: per layer W_l (sizes[l] x sizes[l+1]), b_l, then the learned
+    // parameters of hidden layer l's activation (learned.hpp). layout() fills it in once the
+    // layers are set.
+    std::vector<idx> first_array;  // per layer: the index of W_l
+    std::vector<idx> array_sizes;
+    void layout() {
+        first_array.clear();
+        array_sizes.clear();
+        for (idx l = 0; l < layers(); ++l) {
+            first_array.push_back(idx(array_sizes.size()));
+            array_sizes.push_back(sizes[l] * sizes[l + 1]);
+            array_sizes.push_back(sizes[l + 1]);
+            if (learned(l))
+                for (int k = 0; k < learned_param_count(hidden[l].f); ++k)
+                    array_sizes.push_back(learned_param_size(hidden[l].f, sizes[l + 1]));
+        }
+    }
+    idx arrays() const { return idx(array_sizes.size()); }
+    idx array_size(idx a) const { return array_sizes[a]; }
+    idx weight_index(idx l) const { return first_array[l]; }
 };
 
 // Parameter-shaped arrays in the flat order of NetSpec; P is T* or const T*.
 template <typename P>
 struct ParamViews {
     std::vector<P> arrays;
-    P W(idx l) const { return arrays[2 * l]; }
-    P b(idx l) const { return arrays[2 * l + 1]; }
+    std::vector<idx> first;  // NetSpec::first_array
+    P W(idx l) const { return arrays[first[l]]; }
+    P b(idx l) const { return arrays[first[l] + 1]; }
+    const P* learned(idx l) const { return arrays.data() + first[l] + 2; }  // the activation's
 };
 
 template <typename P>
 ParamViews<const std::remove_pointer_t<P>*> as_const(const ParamViews<P>& p) {
-    return {{p.arrays.begin(), p.arrays.end()}};
+    return {{p.arrays.begin(), p.arrays.end()}, p.first};
 }
 
 // rows * cols, or std::length_error (a ValueError in Python) when it cannot be a buffer size.
@@ -123,6 +142,7 @@ struct Workspace {
         }
         grads.resize(static_cast<size_t>(spec.arrays()));
         for (idx a = 0; a < spec.arrays(); ++a) grads[a].resize(static_cast<size_t>(spec.array_size(a)));
+        first = spec.first_array;
         row_loss.resize(n_rows);
         X_batch.resize(checked_size(n_rows, spec.sizes.front(), "batch"));
         Y_batch.resize(checked_size(n_rows, spec.sizes.back(), "batch targets"));
@@ -134,8 +154,10 @@ struct Workspace {
     ParamViews<T*> grad_views() {
         ParamViews<T*> v;
         for (auto& g : grads) v.arrays.push_back(g.data());
+        v.first = first;
         return v;
     }
+    std::vector<idx> first;  // the network's NetSpec::first_array
 
     // What f_l' reads for hidden layer l.
     const T* stored(const NetSpec& spec, idx l) const {
@@ -169,7 +191,10 @@ void mlp_forward(Workspace<T>& ws, const ParamViews<const T*>& p, const T* X, id
         }
         const ActivationSpec& f = spec.hidden[l].f;
         T* A = ws.A[l].data();
-        if (spec.keeps_z(l))  // Z kept for f'; f(Z) goes straight to A
+        if (spec.learned(l)) {  // Z, then f with its parameters
+            dense_forward<T>(ws.Z[l].data(), nullptr, input, p.W(l), p.b(l), N, I, O, f, n_threads);
+            learned_forward<T>(A, ws.Z[l].data(), N, O, f, p.learned(l), n_threads);
+        } else if (spec.keeps_z(l))  // Z kept for f'; f(Z) goes straight to A
             dense_forward<T>(ws.Z[l].data(), A, input, p.W(l), p.b(l), N, I, O, f, n_threads);
         else  // fused: Z is never stored
             dense_forward<T>(nullptr, spec.keeps_f(l) ? ws.F[l].data() : A, input, p.W(l), p.b(l), N, I, O, f, n_threads);
@@ -189,8 +214,8 @@ void mlp_forward(Workspace<T>& ws, const ParamViews<const T*>& p, const T* X, id
 
 // G_{l-1} = dZ_l W_l^T [+ G_l], then dZ_{l-1} = D'(G_{l-1}) . f'(S_{l-1}): the unfused step.
 template <typename T>
-void residual_delta(Workspace<T>& ws, const ParamViews<const T*>& p, idx l, idx N,
-                    const NetSpec& spec, int n_threads, bool dropped) {
+void residual_delta(Workspace<T>& ws, const ParamViews<const T*>& p, const ParamViews<T*>& grad,
+                    idx l, idx N, const NetSpec& spec, int n_threads, bool dropped) {
     const idx I = spec.sizes[l], O = spec.sizes[l + 1], count = N * I;
     T* G = ws.G[l - 1].data();
     T* dZ = ws.dZ[l - 1].data();
@@ -205,7 +230,11 @@ void residual_delta(Workspace<T>& ws, const ParamViews<const T*>& p, idx l, idx 
         else dropout_backward<T>(dZ, G, keep, count, layer.dropout, n_threads);
         dF = dZ;
     }
-    activation_backward<T>(dZ, dF, ws.stored(spec, l - 1), count, spec.hidden[l - 1].f, n_threads);
+    const ActivationSpec& f = spec.hidden[l - 1].f;
+    if (spec.learned(l - 1))  // f' and the gradients of f's parameters, from the same dF
+        learned_backward<T>(dZ, grad.learned(l - 1), dF, ws.Z[l - 1].data(), N, I, f, p.learned(l - 1), n_threads);
+    else
+        activation_backward<T>(dZ, dF, ws.stored(spec, l - 1), count, f, n_threads);
 }
 
 // Forward, loss, backward. Returns the (weighted) mean loss; writes every gradient array.
@@ -230,7 +259,7 @@ double mlp_loss_and_gradients(Workspace<T>& ws, const ParamViews<const T*>& p,
             delta_propagate<T>(ws.dZ[l - 1].data(), ws.dZ[l].data(), p.W(l), ws.stored(spec, l - 1),
                                N, I, O, spec.hidden[l - 1].f, n_threads);
         else
-            residual_delta(ws, p, l, N, spec, n_threads, key && spec.drops(l - 1));
+            residual_delta(ws, p, grad, l, N, spec, n_threads, key && spec.drops(l - 1));
     }
     return loss;
 }

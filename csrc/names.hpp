@@ -20,7 +20,8 @@ inline const std::vector<std::pair<std::string, Activation>>& activation_names()
         {"sigmoid", Activation::sigmoid},   {"logistic", Activation::sigmoid},
         {"tanh", Activation::tanh},         {"abs", Activation::abs},
         {"swish", Activation::swish},       {"silu", Activation::silu},
-        {"mish", Activation::mish},         {"necro_relu", Activation::necro_relu}};
+        {"mish", Activation::mish},         {"necro_relu", Activation::necro_relu},
+        {"prelu", Activation::prelu},       {"acon", Activation::acon}};
     return table;
 }
 

@@ -63,7 +63,7 @@ double apply_l2(const ParamViews<T*>& params, const ParamViews<T*>& grad, const 
                 double alpha, double n, int n_threads) {
     double squares = 0;
     for (idx l = 0; l < spec.layers(); ++l) {
-        const idx count = spec.array_size(NetSpec::weight_index(l));
+        const idx count = spec.array_size(spec.weight_index(l));
         squares += sum_of_squares(params.W(l), count);
         add_l2<T>(grad.W(l), params.W(l), count, alpha, n, n_threads);
     }
@@ -194,11 +194,11 @@ EpochResult train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const Pa
         total += double(rows) * loss;
         done += rows;
         const bool norms = health && HealthAccumulator::samples_norms(start / batch, (n + batch - 1) / batch);
-        if (health) health->add_batch(ws, grad, rows, spec, norms, n_threads);
+        if (health) health->add_batch(ws, view, grad, rows, spec, norms, n_threads);
         update(params, grad, state1, state2, spec, c, ++t, n_threads);
         if (norms)
             for (idx l = 0; l < spec.layers(); ++l) {
-                const idx count = spec.array_size(NetSpec::weight_index(l));
+                const idx count = spec.array_size(spec.weight_index(l));
                 health->add_update(l, step_squares(grad, state1, state2, l, count, c, t), params.W(l), count);
             }
     }

@@ -104,9 +104,13 @@ def test_an_activation_spec_survives_save_and_load(tmp_path, rng):
 
 
 @pytest.mark.parametrize("activation", ["prelu", "acon", Activation("swish", learnable=True)])
-def test_the_model_refuses_learned_activations_by_name(activation):
+def test_fused_ops_refuse_learned_activations_clearly(activation):
+    """A fused product has nowhere to take per-unit parameters from."""
+    X, W, b = np.ones((3, 4)), np.ones((4, 5)), np.ones(5)
     with pytest.raises(ValueError, match="learns parameters"):
-        dp.MLP([4, 5, 2], activation)
+        dp.ops.dense_forward(X, W, b, activation)
+    with pytest.raises(ValueError, match="learns parameters"):
+        dp.ops.delta_propagate(np.ones((3, 5)), W, X, activation)
 
 
 def test_selu_networks_start_from_lecun_normal_weights():

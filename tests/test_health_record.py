@@ -17,6 +17,9 @@ NETS = {
                      residual=[False, True, True]),
     "dropout": dict(sizes=[12, 16, 16, 16, 4], activation=["relu", "mish", "selu"],
                     residual=[False, False, True], dropout=0.3),
+    "learned": dict(sizes=[12, 16, 16, 16, 4],
+                    activation=["prelu", dp.Activation("swish", learnable=True), "acon"],
+                    residual=[False, True, False]),
 }
 
 

@@ -23,6 +23,10 @@ NETWORKS = {
                            residual=[False, True, False, True]),
     "residual-top": dict(sizes=[12, 12, 9, 9, 4], activation=["sigmoid", "mish", "leaky_relu"],
                          residual=[True, False, True]),
+    "learned": dict(sizes=[12, 16, 16, 16, 4],
+                    activation=["prelu", dp.Activation("swish", learnable=True, beta=1.5),
+                                dp.Activation("acon", alpha=0.1)],
+                    residual=[False, True, True]),
 }
 
 
@@ -38,14 +42,22 @@ def test_gradients_match_reference(rng, name, dtype, threads):
     X, Y = problem(rng, "softmax")
     cpp, numpy = make_pair(name, dtype=dtype, seed=4, n_threads=threads)
     assert_close(cpp.forward(X), numpy.forward(X), what="forward")
-    loss_c, dW_c, db_c, _ = cpp.loss_and_gradients(X, Y)
-    loss_r, dW_r, db_r, _ = numpy.loss_and_gradients(X, Y)
+    for a, b in zip(cpp.activation_params_, numpy.activation_params_):  # away from their start
+        for name in a:
+            a[name][:] = b[name][:] = rng.uniform(0.2, 1.5, a[name].shape)
+    loss_c, dW_c, db_c, dP_c = cpp.loss_and_gradients(X, Y)
+    loss_r, dW_r, db_r, dP_r = numpy.loss_and_gradients(X, Y)
     assert loss_c == pytest.approx(loss_r, rel=1e-10 if dtype == np.float64 else 1e-5)
     for got, want in zip(dW_c + db_c, dW_r + db_r):
         assert_close(got, want, what="gradient")
+    for got, want in zip(dP_c, dP_r):
+        assert got.keys() == want.keys()
+        for name in got:
+            assert got[name].dtype == dtype
+            assert_close(got[name], want[name], what=f"gradient of {name}")
 
 
-@pytest.mark.parametrize("name", ["per-layer", "residual-mixed"])
+@pytest.mark.parametrize("name", ["per-layer", "residual-mixed", "learned"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_training_runs_match_reference(rng, name, dtype, optimizer):
@@ -55,7 +67,7 @@ def test_training_runs_match_reference(rng, name, dtype, optimizer):
     h_cpp, h_ref = cpp.fit(X, Y, **kwargs), numpy.fit(X, Y, **kwargs)
     rtol = TRAIN_RTOL[dtype]
     assert_close(np.array(h_cpp.loss), np.array(h_ref.loss), rtol=rtol, what="loss curve")
-    for got, want in zip(cpp.coefs_ + cpp.intercepts_, numpy.coefs_ + numpy.intercepts_):
+    for got, want in zip(cpp._params(), numpy._params()):
         assert_close(got, want, rtol=rtol, what="parameters after training")
     assert h_cpp.loss[-1] < h_cpp.loss[0]
 
@@ -121,10 +133,9 @@ def test_selu_with_lecun_init_keeps_mean_0_and_variance_1_through_32_layers():
 
 LEARNED = ["prelu", dp.Activation("swish", learnable=True), "acon"]
 MODEL_BACKENDS = ["numpy", "cpp"]
-PENDING_BACKENDS = ["numpy"]
 
 
-@pytest.mark.parametrize("backend", PENDING_BACKENDS)
+@pytest.mark.parametrize("backend", MODEL_BACKENDS)
 def test_learned_activation_parameters_are_trained_saved_and_loaded(rng, backend, tmp_path):
     X, Y = problem(rng, "softmax")
     net = dp.MLP([12, 10, 10, 10, 4], LEARNED, residual=[False, True, False], seed=1,
@@ -227,3 +238,14 @@ def test_dropout_training_runs_match_reference(rng, dtype, net):
     assert_close(np.array(h_cpp.loss), np.array(h_ref.loss), rtol=rtol, what="loss curve")
     for got, want in zip(cpp.coefs_ + cpp.intercepts_, numpy.coefs_ + numpy.intercepts_):
         assert_close(got, want, rtol=rtol, what="parameters after training")
+
+
+def test_learned_parameter_gradients_are_bitwise_the_same_for_any_thread_count(rng):
+    X, Y = problem(rng, "softmax", n=600, d=64)
+    grads = []
+    for threads in (1, 2):
+        net = dp.MLP([64, 512, 512, 4], ["prelu", "acon"], seed=1, n_threads=threads)
+        grads.append(net.loss_and_gradients(X, Y)[3])
+    for a, b in zip(*grads):
+        for name in a:
+            np.testing.assert_array_equal(a[name], b[name])

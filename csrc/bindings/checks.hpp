@@ -213,8 +213,9 @@ inline int arg_threads(py::handle h) { return int(arg_int(h, "n_threads", 0, kMa
 
 // The engine's spec of an activation given as a name or a deltaprop.Activation. Names,
 // defaults and parameter checks are python/deltaprop/activations.py's (one table for both
-// backends): this resolves through it and maps the result onto the engine's kinds.
-inline ActivationSpec activation_spec(py::handle activation, double grad_at_zero) {
+// backends): this resolves through it and maps the result onto the engine's kinds. Activations
+// with learned parameters are refused unless the caller passes them (`learned`).
+inline ActivationSpec activation_spec(py::handle activation, double grad_at_zero, bool learned = false) {
     if (!py::isinstance<py::str>(activation) &&
         !is_instance_of(activation, "deltaprop.activations", "Activation"))
         throw py::type_error("activation must be a str or a deltaprop Activation, got " +
@@ -222,10 +223,11 @@ inline ActivationSpec activation_spec(py::handle activation, double grad_at_zero
     const py::object spec = py::module_::import("deltaprop.activations")
                                 .attr("resolve_with_grad_at_zero")(activation, grad_at_zero);
     const std::string name = spec.attr("name").cast<std::string>();
-    if (spec.attr("learnable").cast<bool>() || name == "prelu" || name == "acon")
-        throw py::value_error("activation '" + name + "' learns parameters, which the C++ engine "
-                              "does not train yet; the NumPy reference has it "
-                              "(deltaprop.reference.activation_forward)");
+    const bool learnable = spec.attr("learnable").cast<bool>();
+    if (learnable && !learned)
+        throw py::value_error("activation '" + name + "' learns parameters, which this function does not "
+                              "take; use activation_forward, activation_backward or activation_param_gradients "
+                              "with params");
     const auto real_or = [&](const char* field, double fallback) {
         const py::object v = spec.attr(field);
         return v.is_none() ? fallback : v.cast<double>();
@@ -236,6 +238,7 @@ inline ActivationSpec activation_spec(py::handle activation, double grad_at_zero
     f.alpha = real_or("alpha", 0.0);
     f.beta = real_or("beta", 1.0);
     f.surrogate_slope = real_or("surrogate_slope", 0.0);
+    f.learnable = learnable;
     return f;
 }
 

@@ -72,7 +72,7 @@ class Engine {
         const bool one_activation = py::isinstance<py::str>(activations) ||
                                     is_instance_of(activations, "deltaprop.activations", "Activation");
         for_each_hidden(activations, hidden, "activations", one_activation, [&](py::handle a, idx l) {
-            spec_.hidden[l].f = activation_spec(a, 0.0);
+            spec_.hidden[l].f = activation_spec(a, 0.0, true);
         });
         if (!residual.is_none())
             for_each_hidden(residual, hidden, "residual", PyBool_Check(residual.ptr()), [&](py::handle r, idx l) {
@@ -86,6 +86,7 @@ class Engine {
         spec_.loss = parse_loss(arg_str(output, "output"), loss.is_none() ? "" : arg_str(loss, "loss"),
                                 arg_real(huber_delta, "huber_delta"));
         spec_.loss.mean_over_outputs = arg_bool(mean_over_outputs, "loss_mean_over_outputs");
+        spec_.layout();
         const bool alpha = arg_bool(alpha_dropout, "alpha_dropout");
         if (!dropout.is_none())
             for_each_hidden(dropout, hidden, "dropout", !py::isinstance<py::sequence>(dropout), [&](py::handle r, idx l) {
@@ -207,9 +208,9 @@ class Engine {
             const ParamViews<T*> grad = ws_.grad_views();
             mlp_loss_and_gradients(ws_, p, grad, x, y, w, N, spec_, nt);
             health_.reset(spec_);
-            health_.add_batch(ws_, grad, N, spec_, true, nt);
+            health_.add_batch(ws_, p, grad, N, spec_, true, nt);
             for (idx l = 0; l < spec_.layers(); ++l) {
-                const idx count = spec_.array_size(NetSpec::weight_index(l));
+                const idx count = spec_.array_size(spec_.weight_index(l));
                 health_.add_update(l, lr * lr * sum_of_squares(grad.W(l), count), p.W(l), count);
             }
             health_.write(o, spec_);
@@ -285,11 +286,29 @@ class Engine {
         return {x, y, N};
     }
 
+    // Flat parameter array `a`: its layer, and its place there (0: W, 1: b, 2 + k: the k-th
+    // learned parameter of the activation).
+    std::pair<idx, idx> locate(idx a) const {
+        idx l = spec_.layers() - 1;
+        while (spec_.first_array[l] > a) --l;
+        return {l, a - spec_.first_array[l]};
+    }
+
     // The name of flat parameter array `a` in messages: what the model calls it.
     std::string array_name(const std::string& list, idx a) const {
-        const std::string l = std::to_string(a / 2);
-        const std::string what = a % 2 == 0 ? "coefs_[" + l + "]" : "intercepts_[" + l + "]";
+        const auto [l, k] = locate(a);
+        const std::string layer = std::to_string(l);
+        const std::string what =
+            k == 0 ? "coefs_[" + layer + "]"
+                   : k == 1 ? "intercepts_[" + layer + "]"
+                            : "activation_params_[" + layer + "]['" + learned_param_name(spec_.hidden[l].f, int(k - 2)) + "']";
         return list + "[" + std::to_string(a) + "] (" + what + ")";
+    }
+
+    std::vector<idx> array_shape(idx a) const {
+        const auto [l, k] = locate(a);
+        if (k == 0) return {spec_.sizes[l], spec_.sizes[l + 1]};
+        return {spec_.array_size(a)};
     }
 
     // Views of one flat list of parameter-shaped arrays, checked against the network and for
@@ -301,14 +320,14 @@ class Engine {
         const py::sequence seq = arg_sequence(list, name);
         if (idx(py::len(seq)) != spec_.arrays())
             throw py::value_error(name + " has " + std::to_string(py::len(seq)) + " arrays, but the network has " +
-                                  std::to_string(spec_.arrays()) + " (per layer: weights, biases)");
+                                  std::to_string(spec_.arrays()) +
+                                  " (per layer: weights, biases, then its activation's learned parameters)");
         ParamViews<P> v;
+        v.first = spec_.first_array;
         for (idx a = 0; a < spec_.arrays(); ++a) {
             const std::string an = array_name(name, a);
             const py::array arr = as_array(seq[size_t(a)], an);
-            const idx l = a / 2;
-            const std::vector<idx> shape = a % 2 == 0 ? std::vector<idx>{spec_.sizes[l], spec_.sizes[l + 1]}
-                                                      : std::vector<idx>{spec_.sizes[l + 1]};
+            const std::vector<idx> shape = array_shape(a);
             if constexpr (!std::is_const_v<std::remove_pointer_t<P>>) {
                 v.arrays.push_back(output<T>(arr, an, shape));
                 if (role == Role::read_write) require_finite(v.arrays.back(), arr.size(), an);
