@@ -1354,6 +1354,48 @@ def test_fma_peak_gflops_rejects_bad_arguments():
 
 # Every public function of dp.ops, and the tests above that feed it bad input.
 
+@pytest.mark.parametrize("params, exc, name", [
+    ({"alpha": np.ones(3)}, ValueError, "params"),
+    ({"slope": np.ones(4)}, ValueError, "slope"),
+    ({"slope": np.ones((1, 3))}, ValueError, "slope"),
+    ({"slope": np.array([1.0, np.nan, 1.0])}, ValueError, "slope"),
+    ({"slope": np.array([1.0, np.inf, 1.0])}, ValueError, "slope"),
+    ({"slope": np.array(["a", "b", "c"])}, ValueError, "slope"),
+    ({"slope": np.ones(3, complex)}, ValueError, "slope"),
+    ([np.ones(3)], ValueError, "params"),
+])
+def test_learned_activation_ops_reject_bad_params(kernels, params, exc, name):
+    Z = np.ones((4, 3))
+    checks = Checks()
+    for op, args in [("activation_forward", (Z, "prelu")),
+                     ("activation_derivative", (Z, "prelu", 0.0)),
+                     ("activation_backward", (Z, Z, "prelu", 0.0)),
+                     ("activation_param_gradients", (Z, Z, "prelu"))]:
+        with checks.expect(op, exc, name):
+            getattr(kernels, op)(*args, params=params)
+    checks.done()
+
+
+def test_learned_activation_ops_reject_bad_arrays_and_stray_params():
+    Z, P = np.ones((4, 3)), {"slope": np.ones(3)}
+    with raises(ValueError, "params"):
+        ops.activation_forward(Z, "relu", {"slope": np.ones(3)})
+    with raises(TypeError, "Z"):
+        ops.activation_forward(Z.tolist(), "prelu", P)
+    with raises(TypeError, "Z"):
+        ops.activation_forward(Z.astype(np.int64), "prelu", P)
+    with raises(ValueError, "Z"):
+        ops.activation_forward(np.ones((4, 6))[:, ::2], "prelu", P)
+    with raises(ValueError, "Z"):
+        ops.activation_forward(np.full((4, 3), np.nan), "prelu", P)
+    with raises(ValueError, "dA"):
+        ops.activation_backward(np.ones((4, 2)), Z, "prelu", params=P)
+    with raises(TypeError, "dA"):
+        ops.activation_param_gradients(Z.astype(np.float32), Z, "prelu", P)
+    with raises(ValueError, "n_threads"):
+        ops.activation_param_gradients(Z, Z, "acon", n_threads=-1)
+
+
 DROPOUT_MAPS = ["dropout_forward", "dropout_backward", "alpha_dropout_forward",
                 "alpha_dropout_backward"]
 
@@ -1441,7 +1483,8 @@ def test_clip_by_global_norm_rejects_bad_arguments():
 
 COVERED_OPS = set(OPS) | set(DROPOUT_MAPS) | {
     "shuffle_order", "get_isa", "set_isa", "available_isas", "gemm_tile", "fma_peak_gflops",
-    "clip_by_global_norm", "dropout_mask", "dropout_stream", "alpha_dropout_coefficients"}
+    "clip_by_global_norm", "dropout_mask", "dropout_stream", "alpha_dropout_coefficients",
+    "activation_param_gradients"}
 
 
 def test_every_public_op_is_covered_here():

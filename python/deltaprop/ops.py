@@ -9,15 +9,16 @@ The matrix products run on the best instruction-set path this CPU supports (``ge
 forces another, so every path can be tested on one machine.
 """
 
+import numpy as np
+
 from ._core import ops as _ops
+from .activations import resolve_with_grad_at_zero
+from .reference.activations import _params as _reference_params
 
 gemm = _ops.gemm
 dense_forward = _ops.dense_forward
 dense_backward = _ops.dense_backward
 delta_propagate = _ops.delta_propagate
-activation_forward = _ops.activation_forward
-activation_backward = _ops.activation_backward
-activation_derivative = _ops.activation_derivative
 output_loss_delta = _ops.output_loss_delta
 output_forward = _ops.output_forward
 sgd_momentum_step = _ops.sgd_momentum_step
@@ -38,6 +39,70 @@ set_isa = _ops.set_isa
 available_isas = _ops.available_isas
 gemm_tile = _ops.gemm_tile
 fma_peak_gflops = _ops.fma_peak_gflops
+
+
+# -- activations: the parameter-free ones go straight to C++; prelu, acon and a learnable swish
+# take their parameters (a dict of arrays, or None for the initial values) through
+# learned_activation, after the reference's own resolution of names, shapes and dtypes.
+
+
+def _learned(activation, grad_at_zero, params, Z):
+    """[arrays in param_names order] for an activation that learns parameters, else None (and
+    then ``params`` must be empty, as in the reference)."""
+    spec = resolve_with_grad_at_zero(activation, grad_at_zero)
+    if not spec.param_names:
+        if params:
+            raise ValueError(f"params: activation {spec.name!r} has no learned parameters, "
+                             f"got {sorted(params)}")
+        return None
+    if not isinstance(Z, np.ndarray):
+        raise TypeError(f"Z must be a numpy.ndarray, got {type(Z).__name__}")
+    resolved = _reference_params(spec, params, Z.shape[-1] if Z.ndim else 1, Z.dtype)
+    return [resolved[name] for name in spec.param_names]
+
+
+def activation_forward(Z, activation="relu", params=None, *, n_threads=0, check_finite=True):
+    """A = f(Z), elementwise; ``params`` the learned parameters of prelu, acon or a learnable
+    swish (None: their initial values)."""
+    learned = _learned(activation, 0.0, params, Z)
+    if learned is None:
+        return _ops.activation_forward(Z, activation, n_threads=n_threads,
+                                       check_finite=check_finite)
+    return _ops.learned_activation("forward", Z, None, activation, learned, n_threads=n_threads,
+                                   check_finite=check_finite)
+
+
+def activation_derivative(Z, activation="relu", grad_at_zero=0.0, params=None, *, n_threads=0,
+                          check_finite=True):
+    """f'(Z), elementwise (for ReLU the unit step, with ReLU'(0) = grad_at_zero)."""
+    learned = _learned(activation, grad_at_zero, params, Z)
+    if learned is None:
+        return _ops.activation_derivative(Z, activation, grad_at_zero, n_threads=n_threads,
+                                          check_finite=check_finite)
+    return _ops.learned_activation("derivative", Z, None, activation, learned,
+                                   n_threads=n_threads, check_finite=check_finite)
+
+
+def activation_backward(dA, Z, activation="relu", grad_at_zero=0.0, params=None, *, n_threads=0,
+                        check_finite=True):
+    """dZ = dA * f'(Z), elementwise."""
+    learned = _learned(activation, grad_at_zero, params, Z)
+    if learned is None:
+        return _ops.activation_backward(dA, Z, activation, grad_at_zero, n_threads=n_threads,
+                                        check_finite=check_finite)
+    return _ops.learned_activation("backward", Z, dA, activation, learned, n_threads=n_threads,
+                                   check_finite=check_finite)
+
+
+def activation_param_gradients(dA, Z, activation, params=None, *, n_threads=0,
+                               check_finite=True):
+    """{name: ∂C/∂θ} for each learned parameter, given dA = ∂C/∂A: per unit, or one total for a
+    learnable swish's β; {} for activations that learn nothing."""
+    learned = _learned(activation, 0.0, params, Z)
+    if learned is None:
+        return {}
+    return _ops.learned_activation("param_gradients", Z, dA, activation, learned,
+                                   n_threads=n_threads, check_finite=check_finite)
 
 
 def relu_forward(Z, *, n_threads=0, check_finite=True):
@@ -68,6 +133,7 @@ __all__ = [
     "activation_backward",
     "activation_derivative",
     "activation_forward",
+    "activation_param_gradients",
     "adam_step",
     "add_l2",
     "available_isas",

@@ -210,6 +210,8 @@ def _params(spec: Activation, params, fan_out: int, dtype) -> dict:
             raise ValueError(f"params[{name!r}] must be a real array of shape {shape}, got "
                              f"shape {value.shape} and dtype {value.dtype}")
         out[name] = value.astype(dtype, copy=False)
+        if not np.isfinite(out[name]).all():
+            raise ValueError(f"params[{name!r}] contains NaN or inf")
     return out
 
 
