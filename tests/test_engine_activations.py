@@ -61,14 +61,6 @@ def test_fused_epilogues_on_every_path(isa, rng, dtype, activation):
                  what="delta with the derivative epilogue")
 
 
-@pytest.mark.parametrize("activation", [Activation("prelu"), Activation("acon"),
-                                        Activation("swish", learnable=True)],
-                         ids=["prelu", "acon", "learnable swish"])
-def test_learned_activations_are_refused_by_name_until_the_engine_trains_them(activation):
-    with pytest.raises(ValueError, match=activation.name):
-        dp.ops.activation_forward(np.ones((2, 3)), activation)
-
-
 def test_names_resolve_with_their_defaults():
     Z = np.linspace(-3, 3, 13).reshape(1, -1)
     leaky = Activation("leaky_relu", alpha=0.01)

@@ -31,7 +31,8 @@ def test_learned_activations_match_reference(rng, name, dtype, threads, shape):
     dA = rng.standard_normal(shape).astype(dtype)
     for P in (None, random_params(rng, f, shape[-1], dtype)):
         kw = dict(params=P, n_threads=threads)
-        assert_close(dp.ops.activation_forward(Z, f, **kw), ref.activation_forward(Z, f, P), what="f")
+        assert_close(dp.ops.activation_forward(Z, f, **kw), ref.activation_forward(Z, f, P),
+                     what="f")
         assert_close(dp.ops.activation_derivative(Z, f, **kw),
                      ref.activation_derivative(Z, f, params=P), what="f'")
         assert_close(dp.ops.activation_backward(dA, Z, f, **kw),
