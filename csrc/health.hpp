@@ -4,7 +4,8 @@
 //   grad_norm      ||dC/dW_l||                 delta_norm  ||dZ_l||, the error signal at layer l
 //   update_ratio   ||dW_l|| / ||W_l|| of the step the optimizer took
 //   zero_fraction  the fraction of the layer's activations f(Z) that are exactly 0
-//   dead_fraction  the fraction of units whose derivative f'(z) is 0 for every sample seen
+//   dead_fraction  the fraction of units whose activation f(z) is 0 for every sample seen (a
+//                  dead ReLU unit, seed 002; necro_relu's can die too: its forward is ReLU's)
 //   saturated_fraction  ... whose |f'(z)| stays below 1% of f's largest derivative (seed 002's
 //                  "network paralysis": a sigmoid or tanh unit pinned at 0 or 1)
 // The fractions count every sample of the epoch. The norms are averaged over at most
@@ -46,9 +47,11 @@ class HealthAccumulator {
         const idx L = spec.layers();
         for (auto* v : {&grad_, &delta_, &update_, &zeros_, &elements_}) v->assign(size_t(L), 0.0);
         top_.assign(size_t(L), {});
+        live_.assign(size_t(L), {});
         thresholds_.assign(size_t(L), 0.0);
         for (idx l = 0; l + 1 < L; ++l) {
             top_[l].assign(size_t(spec.sizes[l + 1]), 0.0);
+            live_[l].assign(size_t(spec.sizes[l + 1]), 0.0);
             thresholds_[l] = 0.01 * derivative_max(spec.hidden[l].f);
         }
         batches_ = 0;
@@ -94,7 +97,7 @@ class HealthAccumulator {
             out[kDeltaNorm * L + l] = delta_[l] / b;
             out[kUpdateRatio * L + l] = update_[l] / b;
             out[kZeroFraction * L + l] = hidden && elements_[l] > 0 ? zeros_[l] / elements_[l] : nan;
-            out[kDeadFraction * L + l] = hidden ? fraction_below(top_[l], 0.0) : nan;
+            out[kDeadFraction * L + l] = hidden ? fraction_below(live_[l], 0.0) : nan;
             out[kSaturatedFraction * L + l] = hidden ? fraction_below(top_[l], thresholds_[l]) : nan;
         }
     }
@@ -107,8 +110,8 @@ class HealthAccumulator {
         return top.empty() ? 0.0 : double(below) / double(top.size());
     }
 
-    // Hidden layer l: zeros of f(Z), and per unit the largest |f'| seen (alive: above 0; lively:
-    // at least 1% of f's maximum).
+    // Hidden layer l: zeros of f(Z), and per unit the largest |f(z)| (alive: above 0) and the
+    // largest |f'| seen (lively: at least 1% of f's maximum).
     template <typename T>
     void add_activations(const Workspace<T>& ws, const ParamViews<const T*>& p, idx l, idx N,
                          const NetSpec& spec, int n_threads) {
@@ -144,17 +147,26 @@ class HealthAccumulator {
         const int nt = threads_for(N * O, n_threads);
         std::vector<idx> zeros(size_t(nt), 0);
         double* top = top_[l].data();
+        double* live = live_[l].data();
         parallel_for(nt, nt, [&](idx part) {
             const idx j0 = O * part / nt, j1 = O * (part + 1) / nt, width = j1 - j0;
-            std::vector<T> largest(size_t(width), T(0));
-            T* DP_RESTRICT m = largest.data();
+            std::vector<T> largest(size_t(2 * width), T(0));
+            T* DP_RESTRICT m = largest.data();  // |f'|, then |f| from m + width
+            T* DP_RESTRICT v = m + width;
             idx z = 0;
             for (idx n = 0; n < N; ++n) {
                 const idx row = n * O + j0;
                 for (idx j = 0; j < width; ++j) m[j] = std::max(m[j], std::fabs(derivative(row + j)));
-                for (idx j = 0; j < width; ++j) z += value(row + j) == T(0);
+                for (idx j = 0; j < width; ++j) {
+                    const T a = value(row + j);
+                    z += a == T(0);
+                    v[j] = std::max(v[j], std::fabs(a));
+                }
             }
-            for (idx j = 0; j < width; ++j) top[j0 + j] = std::max(top[j0 + j], double(m[j]));
+            for (idx j = 0; j < width; ++j) {
+                top[j0 + j] = std::max(top[j0 + j], double(m[j]));
+                live[j0 + j] = std::max(live[j0 + j], double(v[j]));
+            }
             zeros[size_t(part)] = z;
         });
         for (idx z : zeros) zeros_[l] += double(z);
@@ -162,7 +174,8 @@ class HealthAccumulator {
     }
 
     std::vector<double> grad_, delta_, update_, zeros_, elements_;
-    std::vector<std::vector<double>> top_;  // per hidden layer and unit: the largest |f'| seen
+    std::vector<std::vector<double>> top_;   // per hidden layer and unit: the largest |f'| seen
+    std::vector<std::vector<double>> live_;  // ... and the largest |f(z)|
     std::vector<double> thresholds_;        // per hidden layer: 1% of f's largest derivative
     idx batches_ = 0;
 };

@@ -9,6 +9,7 @@ from helpers import DTYPES, assert_close
 from test_model import problem
 
 import deltaprop as dp
+from deltaprop.diagnostics import HealthWarning
 from deltaprop.model import HEALTH_ROWS
 
 NETS = {
@@ -60,7 +61,8 @@ def test_recording_health_does_not_change_the_trained_weights():
 def test_a_large_negative_bias_shows_as_dead_units():
     X, Y = problem(np.random.default_rng(0), "softmax", n=200)
     net = dp.MLP([12, 32, 32, 4], "relu", bias_init=[-10.0, -10.0, 0.0])
-    net.fit(X, Y, epochs=2, lr=0.01, record_health=True)
+    with pytest.warns(HealthWarning, match="layers 0, 1: up to 100% of the units are dead"):
+        net.fit(X, Y, epochs=2, lr=0.01, record_health=True)
     assert (net.health_["dead_fraction"][:, :2] > 0.9).all()
     assert (net.health_["zero_fraction"][:, :2] > 0.9).all()
     healthy = dp.MLP([12, 32, 32, 4], "relu")

@@ -4,6 +4,7 @@ owns and whose loops run in the C++ engine (or, with ``backend="numpy"``, the re
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -12,6 +13,7 @@ import numpy as np
 from . import _core, reference
 from .activations import resolve_with_grad_at_zero
 from .init import init_network
+from .reference.health import HEALTH_ROWS
 from .schedules import Schedule
 from .validation import (
     check_dtype,
@@ -31,11 +33,6 @@ MAX_THREADS = 1024      # the engine's limit (it never runs more threads than pr
 MAX_PARAMETER_BYTES = 2**48
 
 
-# The rows of a health record (csrc/health.hpp), one value per layer each.
-HEALTH_ROWS = ("grad_norm", "delta_norm", "update_ratio", "zero_fraction", "dead_fraction",
-               "saturated_fraction")
-
-
 @dataclass
 class History:
     """What ``fit`` returns: per epoch, the mean training loss and the seconds it took."""
@@ -43,6 +40,7 @@ class History:
     loss: list = field(default_factory=list)
     seconds: list = field(default_factory=list)
     lr: list = field(default_factory=list)  # the learning rate each epoch ran at
+    health: dict | None = None  # with record_health: the model's health_ for this fit
 
     @property
     def epochs(self) -> int:
@@ -323,6 +321,7 @@ class MLP:
         health = np.empty((len(HEALTH_ROWS), len(self.coefs_))) if record_health else None
         if record_health:
             self.health_ = {name: np.empty((0, len(self.coefs_))) for name in HEALTH_ROWS}
+            history.health = self.health_
         for epoch in range(epochs):
             epoch_lr = schedule.lr(epoch)
             for saved, p in zip(last_good, params):
@@ -335,13 +334,16 @@ class MLP:
                     epoch=self.epochs_trained_, step=history.epochs * steps_per_epoch,
                     health=health, **settings)
             elapsed = time.perf_counter() - start
-            if not (np.isfinite(loss) and all(np.isfinite(p).all() for p in params)):
+            bad_layer = self._first_nonfinite_layer()
+            if not np.isfinite(loss) or bad_layer is not None:
                 for saved, p in zip(last_good, params):
                     np.copyto(p, saved)
+                where = "" if bad_layer is None else f", first in layer {bad_layer}"
                 raise FloatingPointError(
                     f"training diverged at epoch {history.epochs + 1}: the loss or the weights "
-                    f"became NaN or infinite (loss {loss}); the model keeps its weights from "
-                    f"before that epoch. Lower the learning rate (lr={lr}) or scale the inputs.")
+                    f"became NaN or infinite (loss {loss}{where}); the model keeps its weights "
+                    f"from before that epoch. Lower the learning rate (lr={lr}), scale the "
+                    f"inputs, or clip the gradients (clip_norm).")
             self.epochs_trained_ += 1
             if record_health:
                 for name, row in zip(HEALTH_ROWS, health):
@@ -353,7 +355,20 @@ class MLP:
                 print(f"epoch {history.epochs:4d}  loss {loss:.6f}  {elapsed * 1e3:8.2f} ms")
             if schedule.end_of_epoch(loss) or (callback is not None and callback(history)):
                 break
+        if record_health and history.epochs:
+            from .diagnostics import HealthWarning, check_health
+
+            for problem in check_health(self.health_):
+                warnings.warn(problem, HealthWarning, stacklevel=2)
         return history
+
+    def _first_nonfinite_layer(self) -> int | None:
+        """The first layer holding a NaN or infinite parameter, or None."""
+        for l, (W, b) in enumerate(zip(self.coefs_, self.intercepts_)):
+            learned = self.activation_params_[l].values() if l < len(self._specs) else ()
+            if not all(np.isfinite(p).all() for p in (W, b, *learned)):
+                return l
+        return None
 
     # -- persistence --------------------------------------------------------------------
     def save(self, path) -> None:

@@ -2,8 +2,8 @@
 
 Per layer l (the output layer last): grad_norm ‖∂C/∂W_l‖, delta_norm ‖dZ_l‖ and update_ratio
 ‖ΔW_l‖/‖W_l‖, averaged over at most HEALTH_NORM_BATCHES batches spread evenly through the
-epoch; zero_fraction (activations f(Z) exactly 0), dead_fraction (units whose f' was 0 for
-every sample of the epoch) and saturated_fraction (units whose |f'| stayed below 1% of f's
+epoch; zero_fraction (activations f(Z) exactly 0), dead_fraction (units whose activation was 0
+for every sample of the epoch) and saturated_fraction (units whose |f'| stayed below 1% of f's
 largest derivative), over every sample. The output layer's three fractions are NaN: its
 function belongs to the loss.
 """
@@ -14,6 +14,7 @@ import numpy as np
 
 from ..activations import SELU_ALPHA, SELU_LAMBDA
 from .activations import activation_derivative, activation_forward
+from .mlp import mlp_loss_and_gradients
 
 HEALTH_ROWS = ("grad_norm", "delta_norm", "update_ratio", "zero_fraction", "dead_fraction",
                "saturated_fraction")
@@ -42,6 +43,7 @@ class HealthAccumulator:
         self.grad, self.delta, self.update = np.zeros(L), np.zeros(L), np.zeros(L)
         self.zeros, self.elements = np.zeros(L), np.zeros(L)
         self.top = [np.zeros(n) for n in spec.sizes[1:-1]]  # per unit: the largest |f'| seen
+        self.live = [np.zeros(n) for n in spec.sizes[1:-1]]  # ... and the largest |f(z)|
         self.batches = 0
 
     def add_batch(self, trace, weight_grads, layers, norms):
@@ -54,8 +56,10 @@ class HealthAccumulator:
             if l < self.spec.layers - 1:
                 f, P, Z = self.spec.hidden[l].f, layers[l][2] or None, trace["Z"][l]
                 d = np.abs(activation_derivative(Z, f, params=P))
+                A = activation_forward(Z, f, P)
                 self.top[l] = np.maximum(self.top[l], d.max(axis=0))
-                self.zeros[l] += np.count_nonzero(activation_forward(Z, f, P) == 0)
+                self.live[l] = np.maximum(self.live[l], np.abs(A).max(axis=0))
+                self.zeros[l] += np.count_nonzero(A == 0)
                 self.elements[l] += Z.size
         self.batches += norms
 
@@ -69,6 +73,22 @@ class HealthAccumulator:
         out[3:, :] = np.nan
         for l, top in enumerate(self.top):
             out[3, l] = self.zeros[l] / self.elements[l] if self.elements[l] else np.nan
-            out[4, l] = np.mean(top == 0) if top.size else 0.0
+            out[4, l] = np.mean(self.live[l] == 0) if top.size else 0.0
             threshold = 0.01 * derivative_max(self.spec.hidden[l].f)
             out[5, l] = np.mean(top < threshold) if top.size else 0.0
+
+
+def health(params, X, Y, spec, sample_weight=None, lr=0.01):
+    """The health of one step on all of X (the twin of the engine's Engine.health): a
+    (6, layers) array in HEALTH_ROWS order, with the update ratio of a plain SGD step of
+    learning rate ``lr``."""
+    trace = {}
+    _, grads = mlp_loss_and_gradients(params, X, Y, spec, sample_weight, trace=trace)
+    weights = spec.weight_indices()
+    record = HealthAccumulator(spec)
+    record.add_batch(trace, [grads[a] for a in weights], spec.unpack(params), True)
+    for l, a in enumerate(weights):
+        record.add_update(l, lr * grads[a].astype(np.float64), params[a])
+    out = np.empty((len(HEALTH_ROWS), spec.layers))
+    record.write(out)
+    return out

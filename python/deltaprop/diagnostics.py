@@ -1,0 +1,93 @@
+"""Gradient health: does the error signal reach the first layers, and are units alive?
+
+The seeds' question, measured per layer (first layer first, the output layer last):
+
+    grad_norm           ‖∂C/∂W_l‖                  grad_norm_ratio   ÷ the last layer's
+    delta_norm          ‖Δ_l‖ = ‖∂C/∂Z_l‖, the error signal reaching layer l; delta_norm_ratio
+    update_ratio        ‖ΔW_l‖ / ‖W_l‖ of one plain SGD step of learning rate ``lr``
+    zero_fraction       activations exactly 0 (sparsity: about half at a He-initialised ReLU layer)
+    dead_fraction       units whose activation is 0 for every sample given (dying ReLU, seed 002)
+    saturated_fraction  units whose |f'| stays below 1% of its largest value for every sample
+                        (sigmoid or tanh pinned at its ends: seed 002's "network paralysis")
+
+Sigmoid's derivative is at most 1/4, so each sigmoid layer shrinks Δ by 4× or more: twenty of
+them leave the first layer a 4^-20 share of the signal. ReLU's derivative is 0 or 1, so Δ keeps
+its size through live units, while the product of the weight matrices can still shrink or grow
+it, and dead units pass nothing. ``fit(record_health=True)`` gathers the same numbers each epoch
+inside the C++ loop (``net.health_``).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .reference.health import HEALTH_ROWS
+
+VANISHING = 1e-6   # a layer whose gradient is below this share of the last layer's
+DEAD = 0.5         # a layer with more than this share of dead units
+
+
+class HealthWarning(UserWarning):
+    """A layer's gradient vanished, or too many of its units died."""
+
+
+def with_ratios(health: dict) -> dict:
+    """Adds grad_norm_ratio and delta_norm_ratio: each layer's norm over the last layer's
+    (along the last axis, so per epoch for a record of epochs × layers)."""
+    out = dict(health)
+    for name in ("grad_norm", "delta_norm"):
+        values = np.asarray(health[name], dtype=np.float64)
+        last = values[..., -1:]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[f"{name}_ratio"] = np.where(last > 0, values / last, np.nan)
+    return out
+
+
+def gradient_health(net, X, Y, *, lr=0.01, sample_weight=None, warn=True) -> dict:
+    """The health of ``net`` (a deltaprop.MLP) on (X, Y), from one forward and backward pass in
+    its own engine: a dict of per-layer float64 arrays (see the module docstring). With
+    ``warn``, emits a :class:`HealthWarning` for each problem :func:`check_health` finds."""
+    X = net._inputs(X)
+    Y = net._targets(Y, X.shape[0])
+    from .validation import check_real, check_sample_weight
+
+    lr = check_real(lr, "lr", 0.0)
+    sample_weight = check_sample_weight(sample_weight, X.shape[0])
+    rows = net._engine.health(net._params(), X, Y, sample_weight, lr)
+    health = with_ratios(dict(zip(HEALTH_ROWS, rows)))
+    if warn:
+        for message in check_health(health):
+            warnings.warn(message, HealthWarning, stacklevel=2)
+    return health
+
+
+def _layers(indices) -> str:
+    return f"layer {indices[0]}" if len(indices) == 1 else "layers " + ", ".join(map(str, indices))
+
+
+def check_health(health: dict) -> list:
+    """Problems a user can act on, one sentence per kind naming the layers: non-finite norms,
+    vanishing gradients, dead layers. A record of epochs × layers is judged by its last epoch."""
+    health = with_ratios({name: np.atleast_2d(health[name])[-1] for name in HEALTH_ROWS})
+    grad, ratio, dead = health["grad_norm"], health["grad_norm_ratio"], health["dead_fraction"]
+    problems = []
+    broken = [l for l in range(len(grad)) if not np.isfinite(grad[l])]
+    if broken:
+        problems.append(f"{_layers(broken)}: the gradient norm is NaN or inf: lower the learning "
+                        f"rate, scale the inputs, or clip the gradients (clip_norm)")
+    vanished = [l for l in range(len(grad)) if np.isfinite(grad[l]) and ratio[l] < VANISHING]
+    if vanished:
+        problems.append(
+            f"{_layers(vanished)}: the gradient vanished (down to {np.nanmin(ratio[vanished]):.1e} "
+            f"of the last layer's): use a ReLU-family activation with He init, SELU with LeCun "
+            f"init, or residual blocks")
+    dying = [l for l in range(len(dead)) if dead[l] > DEAD]
+    if dying:
+        worst = max(dead[l] for l in dying)
+        problems.append(
+            f"{_layers(dying)}: up to {worst:.0%} of the units are dead (zero for every "
+            f"sample): lower the learning rate, use a small positive bias_init, or leaky_relu / "
+            f"necro_relu")
+    return problems

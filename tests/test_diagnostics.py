@@ -1,0 +1,122 @@
+"""dp.diagnostics.gradient_health: the numbers against direct computations, and the facts the
+seeds state about depth, dying units and residual paths, each asserted."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from helpers import assert_close
+from sklearn.datasets import load_digits
+
+import deltaprop as dp
+from deltaprop import reference as ref
+from deltaprop.diagnostics import HealthWarning, check_health, gradient_health
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X / 16.0, y
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numpy"])
+def test_health_agrees_with_a_direct_computation(digits, backend):
+    X, y = digits[0][:300], digits[1][:300]
+    net = dp.MLP([64, 32, 16, 10], ["relu", "tanh"], backend=backend, seed=3)
+    health = gradient_health(net, X, y, lr=0.1)
+    _, dcoefs, _, _ = net.loss_and_gradients(X, y)
+    assert_close(health["grad_norm"], [np.linalg.norm(g) for g in dcoefs])
+    assert_close(health["update_ratio"],
+                 [0.1 * np.linalg.norm(g) / np.linalg.norm(W) for g, W in zip(dcoefs, net.coefs_)])
+    Zs, As = ref.mlp_forward(net._params(), X, ref.NetSpec.build(net.layer_sizes, net._specs))
+    Y = np.eye(10)[y]
+    assert health["delta_norm"][-1] == pytest.approx(
+        np.linalg.norm((ref.output_forward(Zs[-1]) - Y) / len(X)), rel=1e-10)
+    assert health["zero_fraction"][0] == pytest.approx(np.mean(As[0] == 0))
+    assert health["dead_fraction"][0] == pytest.approx(np.mean((As[0] == 0).all(axis=0)))
+    assert health["grad_norm_ratio"][-1] == 1.0
+    assert np.isnan(health["dead_fraction"][-1])  # the output layer has no activation of its own
+
+
+def test_both_backends_report_the_same_health(digits):
+    X, y = digits[0][:200], digits[1][:200]
+    nets = [dp.MLP([64, 24, 24, 10], ["prelu", "sigmoid"], residual=[False, True], seed=1,
+                   backend=b) for b in ("cpp", "numpy")]
+    a, b = (gradient_health(net, X, y, warn=False) for net in nets)
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-10, equal_nan=True, err_msg=name)
+
+
+def first_to_last(activation, depth, X, y, **kwargs):
+    net = dp.MLP([64] + [32] * depth + [10], activation, seed=0, **kwargs)
+    return gradient_health(net, X, y, warn=False)["grad_norm_ratio"][0]
+
+
+def test_sigmoid_loses_the_gradient_with_depth_where_relu_keeps_it(digits):
+    """Seed 001: sigmoid's derivative is at most 1/4 per layer; ReLU's is 0 or 1 (with He init
+    keeping the weights' product near 1)."""
+    X, y = digits[0][:500], digits[1][:500]
+    sigmoid, relu = first_to_last("sigmoid", 20, X, y), first_to_last("relu", 20, X, y)
+    assert sigmoid * 100 < relu
+    assert sigmoid < 1e-6 < relu
+    with pytest.warns(HealthWarning, match=r"layers 0, 1, .*: the gradient vanished"):
+        gradient_health(dp.MLP([64] + [32] * 20 + [10], "sigmoid", seed=0), X, y)
+
+
+def test_residual_blocks_keep_the_first_layer_gradient_within_10x_at_depth_32(digits):
+    X, y = digits[0][:500], digits[1][:500]
+    ratio = first_to_last("relu", 32, X, y, residual=True)
+    assert 0.1 < ratio < 10
+
+
+def test_a_negative_bias_kills_relu_units_and_necro_relu_revives_them(digits):
+    """Seed 002 and seed 003: a unit whose inputs all fall below zero outputs 0 and receives no
+    gradient, so plain ReLU never comes back; necro_relu's surrogate slope lets it."""
+    X, y = digits
+    results = {}
+    for activation in ("relu", "necro_relu", "leaky_relu"):
+        net = dp.MLP([64, 64, 64, 10], activation, bias_init=[-1.5, -1.5, 0.0], seed=0)
+        before = gradient_health(net, X, y, warn=False)["dead_fraction"]
+        with warnings.catch_warnings():  # dead layers warn; tested elsewhere
+            warnings.simplefilter("ignore", HealthWarning)
+            net.fit(X, y, epochs=20, lr=0.1, momentum=0.9, record_health=True)
+        results[activation] = before, net.health_["dead_fraction"][-1], (net.predict(X) == y).mean()
+    before, after, accuracy = results["relu"]
+    assert before[1] > 0.9 and after[1] > 0.9 and accuracy < 0.2  # dead, and it stays dead
+    before, after, accuracy = results["necro_relu"]
+    assert before[1] > 0.9 and after[1] < 0.5 and accuracy > 0.9  # revived, and it learned
+    before, after, accuracy = results["leaky_relu"]
+    assert before[1] == 0 and accuracy > 0.8  # a leaky unit is never exactly zero
+
+
+def test_check_health_names_the_layer_and_reads_the_last_epoch():
+    record = {"grad_norm": np.array([[1.0, 1.0, 1.0], [1e-9, 1.0, 1.0]]),
+              "delta_norm": np.ones((2, 3)), "update_ratio": np.ones((2, 3)),
+              "zero_fraction": np.zeros((2, 3)), "saturated_fraction": np.zeros((2, 3)),
+              "dead_fraction": np.array([[0.0, 0.9, np.nan], [0.0, 0.1, np.nan]])}
+    problems = check_health(record)
+    assert problems == [problems[0]] and problems[0].startswith("layer 0: the gradient vanished")
+    record["grad_norm"][-1, 1] = np.nan
+    assert check_health(record)[0].startswith("layer 1: the gradient norm is NaN or inf")
+    record["dead_fraction"][-1] = [0.8, 0.6, np.nan]
+    assert check_health(record)[-1].startswith("layers 0, 1: up to 80% of the units are dead")
+
+
+def test_the_divergence_guard_names_the_epoch(digits):
+    X, y = digits
+    net = dp.MLP([64, 32, 1], "relu", "identity", seed=0)
+    with pytest.raises(FloatingPointError, match=r"diverged at epoch \d+: "):
+        net.fit(X, y * 1e3, epochs=5, lr=10.0)
+    assert net._first_nonfinite_layer() is None  # the weights from before that epoch
+    net.predict(X)
+
+
+def test_the_divergence_guard_names_the_first_non_finite_layer(digits):
+    X, y = digits
+    net = dp.MLP([64, 32, 32, 1], "relu", "identity", seed=0)
+    net.intercepts_[1][:] = 1e305  # finite, but the first update overflows it
+    with pytest.raises(FloatingPointError, match=r"at epoch 1: .*first in layer \d"):
+        net.fit(X, y, epochs=1, lr=1e10, shuffle=False)
+    assert (net.intercepts_[1] == 1e305).all()
