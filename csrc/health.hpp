@@ -8,10 +8,10 @@
 //                  dead ReLU unit, seed 002; necro_relu's can die too: its forward is ReLU's)
 //   saturated_fraction  ... whose |f'(z)| stays below 1% of f's largest derivative (seed 002's
 //                  "network paralysis": a sigmoid or tanh unit pinned at 0 or 1)
-// The fractions count every sample of the epoch. The norms are averaged over at most
-// kHealthNormBatches batches spread evenly through the epoch: reading every weight three times
-// per batch (gradient, step, weights) cost 12% of a 784-512-512-10 epoch at batch 128, and a
-// mean over 8 batches tells as much as one over all of them.
+// The fractions count every sample of the epoch. The norms are averaged over every
+// kHealthNormStride-th batch (the first always): reading every weight three times per batch
+// (gradient, step, weights) cost 12% of a 784-512-512-10 epoch at batch 128, an eighth of that
+// is lost in the noise, and a mean over a spread sample of batches tells as much.
 // The output layer has no activation of its own (its function belongs to the loss), so its
 // three fractions are NaN.
 #pragma once
@@ -26,7 +26,7 @@
 
 namespace dp {
 
-constexpr idx kHealthNormBatches = 8;
+constexpr idx kHealthNormStride = 8;
 
 enum HealthRow : int {
     kGradNorm, kDeltaNorm, kUpdateRatio, kZeroFraction, kDeadFraction, kSaturatedFraction, kHealthRows
@@ -57,11 +57,8 @@ class HealthAccumulator {
         batches_ = 0;
     }
 
-    // Whether batch `index` of an epoch of `batches` is one whose norms are taken.
-    static bool samples_norms(idx index, idx batches) {
-        const idx stride = (batches + kHealthNormBatches - 1) / kHealthNormBatches;
-        return index % stride == 0;
-    }
+    // Whether batch `index` of an epoch is one whose norms are taken.
+    static bool samples_norms(idx index) { return index % kHealthNormStride == 0; }
 
     // One batch's activation statistics, and its norms when `norms`, after its backward pass.
     template <typename T>

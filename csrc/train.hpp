@@ -193,7 +193,7 @@ EpochResult train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const Pa
             clip_by_global_norm<T>(grad.arrays.data(), counts.data(), spec.arrays(), c.clip_norm, n_threads);
         total += double(rows) * loss;
         done += rows;
-        const bool norms = health && HealthAccumulator::samples_norms(start / batch, (n + batch - 1) / batch);
+        const bool norms = health && HealthAccumulator::samples_norms(start / batch);
         if (health) health->add_batch(ws, view, grad, rows, spec, norms, n_threads);
         update(params, grad, state1, state2, spec, c, ++t, n_threads);
         if (norms)

@@ -120,3 +120,33 @@ def test_the_divergence_guard_names_the_first_non_finite_layer(digits):
     with pytest.raises(FloatingPointError, match=r"at epoch 1: .*first in layer \d"):
         net.fit(X, y, epochs=1, lr=1e10, shuffle=False)
     assert (net.intercepts_[1] == 1e305).all()
+
+
+def test_plots_draw_a_health_record_and_a_profile(digits):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    X, y = digits[0][:300], digits[1][:300]
+    net = dp.MLP([64, 16, 16, 10], "tanh", seed=0)
+    history = net.fit(X, y, epochs=3, lr=0.05, record_health=True)
+    fig = dp.plot.health(history)
+    norms, dead, saturated = fig.axes
+    assert len(norms.get_lines()) == 3 and len(dead.get_lines()) == 2  # 2 hidden, 3 layers
+    assert norms.get_yscale() == "log"
+    fig = dp.plot.gradient_profile(net, X, y)
+    assert [len(line.get_xdata()) for line in fig.axes[0].get_lines()] == [3, 3]
+    with pytest.raises(ValueError, match="record_health"):
+        dp.plot.health(dp.History())
+
+
+def test_the_study_runs_quickly(tmp_path):
+    pytest.importorskip("matplotlib")
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "deltaprop.examples.vanishing", "--quick",
+                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "depth_init.png", "depth_trained.png", "accuracy.png", "dead_units.png", "results.md"}
+    table = (tmp_path / "results.md").read_text()
+    assert "| sigmoid | 10 |" in table and "| relu + residual | 2 |" in table

@@ -5,10 +5,11 @@
     history = net.fit(X, y, epochs=20, batch_size=32, lr=0.1, momentum=0.9)
 """
 
-from . import ops, reference
+from . import diagnostics, ops, plot, reference
 from .activations import Activation
 from .model import MLP, History
 
 __version__ = "0.1.0"
 
-__all__ = ["MLP", "Activation", "History", "ops", "reference", "__version__"]
+__all__ = ["MLP", "Activation", "History", "diagnostics", "ops", "plot", "reference", "__version__"]
+

@@ -288,8 +288,8 @@ class MLP:
 
         record_health : gather each epoch's gradient health inside the engine's loop (see
             deltaprop.diagnostics) into ``health_``: a dict of (epochs × layers) arrays,
-            grad_norm, delta_norm, update_ratio (means over up to 8 batches spread through the
-            epoch), zero_fraction, dead_fraction and saturated_fraction (over every sample).
+            grad_norm, delta_norm, update_ratio (means over every 8th batch, from the first),
+            zero_fraction, dead_fraction and saturated_fraction (over every sample).
 
         ``batch_size=1`` is online training, ``batch_size=len(X)`` full-batch training. Each
         epoch runs in the engine without the GIL; between epochs, ``callback(history)`` is

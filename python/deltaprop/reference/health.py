@@ -1,9 +1,9 @@
 """Gradient health gathered during training (csrc/health.hpp), the readable twin.
 
 Per layer l (the output layer last): grad_norm ‖∂C/∂W_l‖, delta_norm ‖dZ_l‖ and update_ratio
-‖ΔW_l‖/‖W_l‖, averaged over at most HEALTH_NORM_BATCHES batches spread evenly through the
-epoch; zero_fraction (activations f(Z) exactly 0), dead_fraction (units whose activation was 0
-for every sample of the epoch) and saturated_fraction (units whose |f'| stayed below 1% of f's
+‖ΔW_l‖/‖W_l‖, averaged over every HEALTH_NORM_STRIDE-th batch of the epoch (the first always);
+zero_fraction (activations f(Z) exactly 0), dead_fraction (units whose activation was 0 for
+every sample of the epoch) and saturated_fraction (units whose |f'| stayed below 1% of f's
 largest derivative), over every sample. The output layer's three fractions are NaN: its
 function belongs to the loss.
 """
@@ -18,7 +18,7 @@ from .mlp import mlp_loss_and_gradients
 
 HEALTH_ROWS = ("grad_norm", "delta_norm", "update_ratio", "zero_fraction", "dead_fraction",
                "saturated_fraction")
-HEALTH_NORM_BATCHES = 8
+HEALTH_NORM_STRIDE = 8
 
 
 def derivative_max(f) -> float:
@@ -26,10 +26,9 @@ def derivative_max(f) -> float:
     return {"sigmoid": 0.25, "selu": SELU_LAMBDA * SELU_ALPHA}.get(f.name, 1.0)
 
 
-def samples_norms(index, batches) -> bool:
-    """Whether batch ``index`` of an epoch of ``batches`` is one whose norms are taken."""
-    stride = -(-batches // HEALTH_NORM_BATCHES)
-    return index % stride == 0
+def samples_norms(index) -> bool:
+    """Whether batch ``index`` of an epoch is one whose norms are taken."""
+    return index % HEALTH_NORM_STRIDE == 0
 
 
 def _norm(a) -> float:

@@ -56,7 +56,6 @@ def train_epoch(params, state1, state2, X, Y, spec, sample_weight=None, *, batch
     state2 = state2 if optimizer == "adam" else [None] * len(params)
     total, trained, t = 0.0, 0, step
     record = None if health is None else HealthAccumulator(spec)
-    batches = -(-n // batch)
     for index, start in enumerate(range(0, n, batch)):
         rows = order[start:start + batch]
         weight = None if sample_weight is None else sample_weight[rows]
@@ -75,7 +74,7 @@ def train_epoch(params, state1, state2, X, Y, spec, sample_weight=None, *, batch
         total += loss * len(rows)
         trained += len(rows)
         t += 1
-        norms = record is not None and samples_norms(index, batches)
+        norms = record is not None and samples_norms(index)
         if record is not None:
             record.add_batch(trace, [grads[a] for a in weights], spec.unpack(params), norms)
         before = [params[a].copy() for a in weights] if norms else None
