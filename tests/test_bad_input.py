@@ -1396,6 +1396,23 @@ def test_learned_activation_ops_reject_bad_arrays_and_stray_params():
         ops.activation_param_gradients(Z, Z, "acon", n_threads=-1)
 
 
+def test_learned_activations_need_an_axis_of_units(kernels):
+    """Their parameters run along Z's last axis: a 0-d Z has none (a fixed activation is fine)."""
+    with raises(ValueError, "Z", match="at least 1 dimension"):
+        kernels.activation_forward(np.array(0.5), "prelu")
+    with raises(ValueError, "Z", match="at least 1 dimension"):
+        kernels.activation_param_gradients(np.array(0.5), np.array(0.5), "acon")
+    assert kernels.activation_forward(np.array(0.5), "tanh") is not None
+
+
+def test_learned_params_too_large_for_float32_are_named_not_a_warning(kernels):
+    """A float64 parameter cast to a float32 Z's dtype overflows to inf: a ValueError naming the
+    parameter (with warnings as errors, never numpy's RuntimeWarning from the cast)."""
+    Z = np.ones((4, 3), np.float32)
+    with raises(ValueError, "params['slope']", match="NaN or inf"):
+        kernels.activation_forward(Z, "prelu", {"slope": np.array([1e300, 0.0, 0.0])})
+
+
 DROPOUT_MAPS = ["dropout_forward", "dropout_backward", "alpha_dropout_forward",
                 "alpha_dropout_backward"]
 
@@ -1507,6 +1524,7 @@ rng = np.random.default_rng(seed)
 DTYPES = [np.float32, np.float64, np.float64, np.float32, np.int32, np.int64, np.complex128,
           np.bool_, np.float16, object, ">f8", np.longdouble]
 NAMES = ["relu", "tanh", "sigmoid", "logistic", "identity", "softmax", "", "RELU", "bogus"]
+LEARNED = ["prelu", "acon", dp.Activation("swish", learnable=True), "tanh"]
 EXPECTED = (TypeError, ValueError, MemoryError, FloatingPointError)
 
 def dim():
@@ -1574,7 +1592,18 @@ def one_call():
         N, I, O = dim(), dim(), dim()
         return ops.delta_propagate(arr((N, O)), arr((I, O)), arr((N, I)), name(), scalar(), **kw)
     if f == 4:
-        return ops.activation_forward(arr(), name(), **kw)
+        if rng.integers(2):
+            return ops.activation_forward(arr(), name(), **kw)
+        # a learned activation, with parameters good, bad or missing
+        Z = arr()
+        units = Z.shape[-1] if getattr(Z, "ndim", 0) else 1
+        act = LEARNED[rng.integers(len(LEARNED))]
+        params = [None, {}, arr(), {"slope": arr((units,))}, {"beta": arr((1,))},
+                  {k: arr((units,)) for k in ("p1", "p2", "beta")}][rng.integers(6)]
+        if rng.integers(2):
+            return ops.activation_forward(Z, act, params, **kw)
+        dA = arr(shape_of(Z, (2,))) if rng.integers(3) else arr()
+        return ops.activation_param_gradients(dA, Z, act, params, **kw)
     if f == 5:
         Z = arr()
         dA = arr(shape_of(Z, (2,))) if rng.integers(3) else arr()

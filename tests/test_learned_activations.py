@@ -82,3 +82,60 @@ def test_parameter_gradients_match_finite_differences_of_the_engine(rng, name):
 def test_activations_without_parameters_have_no_parameter_gradients(rng):
     Z = rng.standard_normal((3, 4))
     assert dp.ops.activation_param_gradients(Z, Z, "relu") == {}
+
+
+# -- edges: single rows or units, odd sizes, other ranks, empty layers ---------------------------
+
+
+def non_default_params(name, units, rng):
+    """Chosen, not drawn near the start: negative slopes, a negative β, p1 < p2 everywhere."""
+    if name == "prelu":
+        return {"slope": rng.uniform(-1.0, 1.0, units)}
+    if name == "swish":
+        return {"beta": np.array([-1.3])}
+    p1 = rng.uniform(-1.0, 0.5, units)
+    return {"p1": p1, "p2": p1 + rng.uniform(0.1, 1.0, units), "beta": rng.uniform(-2, 2, units)}
+
+
+def all_four(kernels, dA, Z, f, P, **kw):
+    return {"f": kernels.activation_forward(Z, f, P, **kw),
+            "f'": kernels.activation_derivative(Z, f, 0.0, P, **kw),
+            "dZ": kernels.activation_backward(dA, Z, f, 0.0, P, **kw),
+            **kernels.activation_param_gradients(dA, Z, f, P, **kw)}
+
+
+@pytest.mark.parametrize("name", LEARNED)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 7), (6, 1), (129, 5), (9,), (0, 4), (4, 0), (0,)], ids=str)
+def test_edge_shapes_match_the_reference(rng, name, dtype, shape):
+    f = LEARNED[name]
+    Z = (rng.standard_normal(shape) * 3).astype(dtype)
+    Z.flat[::3] = 0  # prelu's kink: f'(0) is the slope
+    dA = rng.standard_normal(shape).astype(dtype)
+    P = {k: v.astype(dtype) for k, v in non_default_params(name, shape[-1], rng).items()}
+    got, want = all_four(dp.ops, dA, Z, f, P), all_four(ref, dA, Z, f, P)
+    assert got.keys() == want.keys()
+    for key in want:
+        assert got[key].shape == want[key].shape and got[key].dtype == dtype
+        assert_close(got[key], want[key], rtol=None if dtype == np.float64 else 1e-4, what=key)
+
+
+@pytest.mark.parametrize("name", LEARNED)
+def test_every_output_is_bitwise_the_same_for_one_and_two_threads(rng, name):
+    f, shape = LEARNED[name], (2100, 125)  # 2**18 elements and more: two threads; odd units
+    Z, dA = rng.standard_normal(shape) * 3, rng.standard_normal(shape)
+    P = non_default_params(name, shape[1], rng)
+    one, two = (all_four(dp.ops, dA, Z, f, P, n_threads=t) for t in (1, 2))
+    for key in one:
+        np.testing.assert_array_equal(one[key], two[key], err_msg=key)
+
+
+@pytest.mark.parametrize("name", LEARNED)
+def test_the_derivative_matches_finite_differences_of_the_engine(rng, name):
+    f = LEARNED[name]
+    Z = rng.uniform(-4, 4, (6, 5))
+    Z[np.abs(Z) < 0.05] = 0.5  # away from prelu's kink
+    P, h = non_default_params(name, 5, rng), 1e-6
+    fd = (dp.ops.activation_forward(Z + h, f, P) - dp.ops.activation_forward(Z - h, f, P)) / (2 * h)
+    np.testing.assert_allclose(dp.ops.activation_derivative(Z, f, params=P), fd, rtol=1e-7,
+                               atol=1e-9)

@@ -13,6 +13,7 @@ import numpy as np
 
 from ._core import ops as _ops
 from .activations import resolve_with_grad_at_zero
+from .reference.activations import _fan_out as _reference_units
 from .reference.activations import _params as _reference_params
 
 gemm = _ops.gemm
@@ -57,7 +58,7 @@ def _learned(activation, grad_at_zero, params, Z):
         return None
     if not isinstance(Z, np.ndarray):
         raise TypeError(f"Z must be a numpy.ndarray, got {type(Z).__name__}")
-    resolved = _reference_params(spec, params, Z.shape[-1] if Z.ndim else 1, Z.dtype)
+    resolved = _reference_params(spec, params, _reference_units(Z, spec), Z.dtype)
     return [resolved[name] for name in spec.param_names]
 
 

@@ -209,14 +209,21 @@ def _params(spec: Activation, params, fan_out: int, dtype) -> dict:
         if value.shape != shape or value.dtype.kind not in "biuf":
             raise ValueError(f"params[{name!r}] must be a real array of shape {shape}, got "
                              f"shape {value.shape} and dtype {value.dtype}")
-        out[name] = value.astype(dtype, copy=False)
+        with np.errstate(over="ignore"):  # a float64 beyond float32's range: inf, named below
+            out[name] = value.astype(dtype, copy=False)
         if not np.isfinite(out[name]).all():
             raise ValueError(f"params[{name!r}] contains NaN or inf")
     return out
 
 
-def _fan_out(Z) -> int:
-    return Z.shape[-1] if Z.ndim else 1
+def _fan_out(Z, spec: Activation | None = None) -> int:
+    """The units along Z's last axis, over which learned parameters run (so Z needs one)."""
+    if Z.ndim:
+        return Z.shape[-1]
+    if spec is not None and spec.param_names:
+        raise ValueError(f"Z must have at least 1 dimension for activation {spec.name!r} (its "
+                         "parameters are per unit, along the last axis), got shape ()")
+    return 1
 
 
 # -- the public functions (the C++ twins take the same arguments) ---------------------------------
@@ -235,7 +242,7 @@ def init_activation_params(activation, fan_out, dtype="float64") -> dict:
 def activation_forward(Z, activation="relu", params=None, *, n_threads=0, check_finite=True):
     """A = f(Z), elementwise."""
     spec = _spec(activation)
-    P = _params(spec, params, _fan_out(Z), Z.dtype)
+    P = _params(spec, params, _fan_out(Z, spec), Z.dtype)
     return ALL_ACTIVATIONS[spec.name]["forward"](Z, spec, P).astype(Z.dtype, copy=False)
 
 
@@ -243,7 +250,7 @@ def activation_derivative(Z, activation="relu", grad_at_zero=0.0, params=None, *
                           check_finite=True):
     """f'(Z), elementwise: from A = f(Z) where that is exact (as the engine does), else from Z."""
     spec = _spec(activation, grad_at_zero)
-    P = _params(spec, params, _fan_out(Z), Z.dtype)
+    P = _params(spec, params, _fan_out(Z, spec), Z.dtype)
     row = ALL_ACTIVATIONS[spec.name]
     if spec.derivative_needs_z:
         d = row["from_z"](Z, spec, P)
@@ -259,7 +266,7 @@ def activation_derivative_from_output(A, activation="relu", grad_at_zero=0.0, pa
     spec = _spec(activation, grad_at_zero)
     if spec.derivative_needs_z:
         raise ValueError(f"activation {spec!r} needs Z for its derivative; A is not enough")
-    P = _params(spec, params, _fan_out(A), A.dtype)
+    P = _params(spec, params, _fan_out(A, spec), A.dtype)
     return ALL_ACTIVATIONS[spec.name]["from_a"](A, spec, P).astype(A.dtype, copy=False)
 
 
@@ -280,14 +287,14 @@ def activation_param_gradients(dA, Z, activation, params=None, *, n_threads=0,
                with d = p1 − p2, σ = σ(βdz)
     """
     spec = _spec(activation)
-    P = _params(spec, params, _fan_out(Z), Z.dtype)
+    P = _params(spec, params, _fan_out(Z, spec), Z.dtype)
     if not P:
         return {}
     partials = ALL_ACTIVATIONS[spec.name]["partials"](Z, spec, P)
     grads = {}
     for name, partial in partials.items():
         g = dA * partial
-        g = g.reshape(-1, g.shape[-1]).sum(axis=0) if g.ndim else g.reshape(1)
+        g = g.sum(axis=tuple(range(g.ndim - 1)))  # over rows: every axis but the units'
         grads[name] = (g.sum(keepdims=True) if spec.name == "swish" else g).astype(Z.dtype)
     return grads
 
