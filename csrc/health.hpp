@@ -18,7 +18,6 @@
 
 #include <cmath>
 #include <limits>
-#include <type_traits>
 #include <vector>
 
 #include "mlp.hpp"
@@ -123,24 +122,25 @@ class HealthAccumulator {
             std::vector<T> values(size_t(N * O)), derivatives(size_t(N * O));
             learned_forward<T>(values.data(), Z, N, O, f, p.learned(l), n_threads);
             learned_derivative<T>(derivatives.data(), Z, N, O, f, p.learned(l), n_threads);
-            const T* value = values.data();
-            const T* derivative = derivatives.data();
-            add_statistics(l, N, O, n_threads, [&](idx e) { return value[e]; }, [&](idx e) { return derivative[e]; });
+            add_statistics(l, N, O, n_threads, values.data(), Z, derivatives.data(), Given<T>{});
             return;
         }
-        visit<T>(spec.hidden[l].f, [&](auto fn) {
-            add_statistics(l, N, O, n_threads,
-                           [&, fn](idx e) { return V ? V[e] : fn.forward(Z[e]); },
-                           [&, fn](idx e) { return fn.derivative(S[e]); });
-        });
+        visit<T>(spec.hidden[l].f, [&](auto fn) { add_statistics(l, N, O, n_threads, V, Z, S, fn); });
     }
 
-    // value(e) and derivative(e) over the N x O elements of hidden layer l. The units are split
-    // into one contiguous range per thread, each walked row by row (contiguous in memory), so no
-    // two threads share a maximum.
-    template <typename Value, typename Derivative>
-    void add_statistics(idx l, idx N, idx O, int n_threads, Value&& value, Derivative&& derivative) {
-        using T = std::decay_t<decltype(value(0))>;
+    // S already holding f' (a learned layer's, computed with its parameters).
+    template <typename T>
+    struct Given {
+        T forward(T z) const { return z; }
+        T derivative(T d) const { return d; }
+    };
+
+    // Over the N x O elements of hidden layer l: f(z) from V (or fn.forward(Z) when V is null)
+    // and f'(z) = fn.derivative(S) (Given: S holds f' already). The units are split into
+    // one contiguous range per thread, each walked row by row in plain loops over pointers that
+    // the compiler vectorises, so no two threads share a maximum.
+    template <typename T, typename Fn>
+    void add_statistics(idx l, idx N, idx O, int n_threads, const T* V, const T* Z, const T* S, Fn fn) {
         const int nt = threads_for(N * O, n_threads);
         std::vector<idx> zeros(size_t(nt), 0);
         double* top = top_[l].data();
@@ -152,12 +152,21 @@ class HealthAccumulator {
             T* DP_RESTRICT v = m + width;
             idx z = 0;
             for (idx n = 0; n < N; ++n) {
-                const idx row = n * O + j0;
-                for (idx j = 0; j < width; ++j) m[j] = std::max(m[j], std::fabs(derivative(row + j)));
-                for (idx j = 0; j < width; ++j) {
-                    const T a = value(row + j);
-                    z += a == T(0);
-                    v[j] = std::max(v[j], std::fabs(a));
+                const T* DP_RESTRICT s = S + n * O + j0;
+                for (idx j = 0; j < width; ++j) m[j] = std::max(m[j], std::fabs(fn.derivative(s[j])));
+                if (V) {
+                    const T* DP_RESTRICT a = V + n * O + j0;
+                    for (idx j = 0; j < width; ++j) {
+                        z += a[j] == T(0);
+                        v[j] = std::max(v[j], std::fabs(a[j]));
+                    }
+                } else {
+                    const T* DP_RESTRICT zr = Z + n * O + j0;
+                    for (idx j = 0; j < width; ++j) {
+                        const T a = fn.forward(zr[j]);
+                        z += a == T(0);
+                        v[j] = std::max(v[j], std::fabs(a));
+                    }
                 }
             }
             for (idx j = 0; j < width; ++j) {
