@@ -145,29 +145,31 @@ class HealthAccumulator {
         std::vector<idx> zeros(size_t(nt), 0);
         double* top = top_[l].data();
         double* live = live_[l].data();
-        parallel_for(nt, nt, [&](idx part) {
+        parallel_for(nt, nt, [=, &zeros](idx part) {  // by value: nothing the loops write aliases
             const idx j0 = O * part / nt, j1 = O * (part + 1) / nt, width = j1 - j0;
             std::vector<T> largest(size_t(2 * width), T(0));
             T* DP_RESTRICT m = largest.data();  // |f'|, then |f| from m + width
             T* DP_RESTRICT v = m + width;
+            const Fn f = fn;
             idx z = 0;
             for (idx n = 0; n < N; ++n) {
                 const T* DP_RESTRICT s = S + n * O + j0;
-                for (idx j = 0; j < width; ++j) m[j] = std::max(m[j], std::fabs(fn.derivative(s[j])));
-                if (V) {
-                    const T* DP_RESTRICT a = V + n * O + j0;
+                for (idx j = 0; j < width; ++j) m[j] = std::max(m[j], std::fabs(f.derivative(s[j])));
+                const T* DP_RESTRICT a = V ? V + n * O + j0 : nullptr;
+                const T* DP_RESTRICT zr = V ? nullptr : Z + n * O + j0;
+                T zero_count = 0;  // in T: the comparisons then vectorise with the maxima
+                if (a)
                     for (idx j = 0; j < width; ++j) {
-                        z += a[j] == T(0);
+                        zero_count += T(a[j] == T(0));
                         v[j] = std::max(v[j], std::fabs(a[j]));
                     }
-                } else {
-                    const T* DP_RESTRICT zr = Z + n * O + j0;
+                else
                     for (idx j = 0; j < width; ++j) {
-                        const T a = fn.forward(zr[j]);
-                        z += a == T(0);
-                        v[j] = std::max(v[j], std::fabs(a));
+                        const T value = f.forward(zr[j]);
+                        zero_count += T(value == T(0));
+                        v[j] = std::max(v[j], std::fabs(value));
                     }
-                }
+                z += idx(zero_count);  // exact: at most `width` counts, far below 2^24
             }
             for (idx j = 0; j < width; ++j) {
                 top[j0 + j] = std::max(top[j0 + j], double(m[j]));
