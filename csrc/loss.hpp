@@ -138,14 +138,19 @@ double output_loss_delta(T* dZ, T* A, double* row_loss, const T* Z, const T* Y, 
     }
     const int nt = threads_for(N * O, n_threads);
     const T inv_n = T(1.0 / double(N));
+    // A row of weight 0 is absent: it adds nothing to the loss and its delta is 0, even where
+    // its own loss is infinite (0 times inf would be NaN).
     parallel_for(N, nt, [&](idx n) {  // split over rows: each thread owns whole rows
         row_loss[n] = output_row<T>(A + n * O, Z + n * O, Y + n * O, O, spec);
         const T w = sample_weight ? T(sample_weight[n] / weight_sum) : inv_n;
-        if (dZ) output_row_delta<T>(dZ + n * O, A + n * O, Z + n * O, Y + n * O, O, spec, w);
+        if (!dZ) return;
+        if (sample_weight && sample_weight[n] == 0) std::fill(dZ + n * O, dZ + (n + 1) * O, T(0));
+        else output_row_delta<T>(dZ + n * O, A + n * O, Z + n * O, Y + n * O, O, spec, w);
     });
     double total = 0.0;
     for (idx n = 0; n < N; ++n)
-        total += sample_weight ? sample_weight[n] / weight_sum * row_loss[n] : row_loss[n];
+        if (!sample_weight) total += row_loss[n];
+        else if (sample_weight[n] != 0) total += sample_weight[n] / weight_sum * row_loss[n];
     return sample_weight ? total : total / double(N);
 }
 

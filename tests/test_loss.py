@@ -86,3 +86,15 @@ def test_zero_weight_rows_do_not_count(rng):
     assert loss == pytest.approx(sub_loss, rel=1e-14)
     np.testing.assert_array_equal(dZ[~kept], 0)
     assert_close(dZ[kept], sub_dZ)
+
+
+@pytest.mark.parametrize("kernels_", ["cpp", "numpy"])
+def test_a_zero_weight_row_with_an_infinite_loss_is_absent(kernels_):
+    """exp(800) overflows to inf in the Poisson loss of the row weighted 0: no NaN leaks."""
+    f = dp.ops.output_loss_delta if kernels_ == "cpp" else ref.output_loss_delta
+    Z, Y = np.array([[800.0], [0.5]]), np.array([[1.0], [2.0]])
+    with np.errstate(over="ignore"):
+        loss, _, dZ = f(Z, Y, "exp", sample_weight=[0.0, 1.0])
+    assert loss == pytest.approx(np.exp(0.5) - 2 * 0.5)
+    np.testing.assert_array_equal(dZ[0], 0)
+    assert np.isfinite(dZ).all()

@@ -10,6 +10,7 @@ namespace dp::bind {
 void bind_ops(py::module_& m);
 void bind_optim_ops(py::module_& m);
 void bind_dropout_ops(py::module_& m);
+void bind_loss_ops(py::module_& m);
 void bind_learned_ops(py::module_& m);
 void bind_engine(py::module_& m);
 }  // namespace dp::bind
@@ -31,6 +32,7 @@ PYBIND11_MODULE(_core, m) {
     auto ops = m.def_submodule("ops");
     dp::bind::bind_ops(ops);
     dp::bind::bind_optim_ops(ops);
+    dp::bind::bind_loss_ops(ops);
     dp::bind::bind_dropout_ops(ops);
     dp::bind::bind_learned_ops(ops);
     dp::bind::bind_engine(m);

@@ -190,34 +190,6 @@ py::array activation_backward_op(const py::array& dA, const py::array& Z, const 
     return dZ;
 }
 
-template <typename T>
-py::tuple output_loss_delta_op(const py::array& Z, const py::array& Y, const LossSpec& spec,
-                               const py::object& weight_obj, int n_threads, bool check_finite) {
-    require_shape(Z, "Z", {-1, -1});
-    const idx N = Z.shape(0), O = Z.shape(1);
-    require_nonempty(Z, "Z");
-    const T* z = input<T>(Z, "Z", {N, O}, check_finite);
-    const T* y = input<T>(Y, "Y", {N, O}, check_finite);
-    const double* w = nullptr;
-    py::array weights;
-    if (!weight_obj.is_none()) {
-        weights = sample_weights(weight_obj, N);
-        w = static_cast<const double*>(weights.data());
-    }
-    if (spec.output == Output::exp)
-        for (idx e = 0; e < N * O; ++e)
-            if (y[e] < 0) throw py::value_error("Y must be non-negative for the poisson loss");
-    auto A = new_array<T>({N, O}, "A"), dZ = new_array<T>({N, O}, "dZ");
-    T *a = A.mutable_data(), *dz = dZ.mutable_data();
-    std::vector<double> row_loss(static_cast<size_t>(N));
-    double loss;
-    {
-        py::gil_scoped_release nogil;
-        loss = output_loss_delta<T>(dz, a, row_loss.data(), z, y, N, O, spec, w, resolve_threads(n_threads));
-    }
-    return py::make_tuple(loss, A, dZ);
-}
-
 py::array shuffle_order_op(idx n, std::uint64_t seed, std::uint64_t epoch) {
     py::array_t<std::int64_t> order = new_array<std::int64_t>({n}, "the order");
     std::vector<idx> tmp(static_cast<size_t>(n));
@@ -343,42 +315,6 @@ void bind_ops(py::module_& m) {
           },
           "Z"_a, "activation"_a = "relu", "grad_at_zero"_a = 0.0, py::kw_only(), threads, finite,
           "f'(Z), elementwise (for ReLU the unit step, with ReLU'(0) = grad_at_zero).");
-    m.def("output_loss_delta",
-          [arr](O Z, O Y, O output, O loss, O sample_weight, O huber_delta, O mean_over_outputs, O nt, O cf) {
-              const py::array z = arr(Z, "Z"), y = arr(Y, "Y");
-              LossSpec spec = parse_loss(arg_str(output, "output"), loss.is_none() ? "" : arg_str(loss, "loss"),
-                                         arg_real(huber_delta, "huber_delta"));
-              spec.mean_over_outputs = arg_bool(mean_over_outputs, "mean_over_outputs");
-              const int n_threads = arg_threads(nt);
-              const bool check = arg_bool(cf, "check_finite");
-              return dispatch_dtype(z, "Z", [&](auto t) {
-                  return output_loss_delta_op<decltype(t)>(z, y, spec, sample_weight, n_threads, check);
-              });
-          },
-          "Z"_a, "Y"_a, "output"_a = "softmax", py::kw_only(), "loss"_a = py::none(),
-          "sample_weight"_a = py::none(), "huber_delta"_a = 1.0, "mean_over_outputs"_a = false, threads, finite,
-          "(loss, A, dZ): A = out(Z), the loss (a weighted mean over rows of each row's loss summed\n"
-          "over outputs) and dZ = w_n dl/dz, = (A - Y) / N for each output's own loss.");
-    m.def("output_forward",
-          [arr](O Z, O output, O nt, O cf) {
-              const py::array z = arr(Z, "Z");
-              const Output out = parse_output(arg_str(output, "output"));
-              const int n_threads = arg_threads(nt);
-              const bool check = arg_bool(cf, "check_finite");
-              return dispatch_dtype(z, "Z", [&](auto t) -> py::array {
-                  using T = decltype(t);
-                  require_shape(z, "Z", {-1, -1});
-                  const idx N = z.shape(0), O = z.shape(1);
-                  require_nonempty(z, "Z");
-                  const T* zp = input<T>(z, "Z", {N, O}, check);
-                  auto A = new_array<T>({N, O}, "A");
-                  T* a = A.mutable_data();
-                  py::gil_scoped_release nogil;
-                  output_forward<T>(a, zp, N, O, out, resolve_threads(n_threads));
-                  return A;
-              });
-          },
-          "Z"_a, "output"_a = "softmax", py::kw_only(), threads, finite, "A = out(Z), row by row.");
     m.def("get_isa", [] { return std::string(isa_name(active_isa())); },
           "The instruction-set path the GEMM uses now: 'generic', 'avx2' or 'avx512'.");
     m.def("set_isa", [](O name) { set_isa(parse_isa(arg_str(name, "isa"))); }, "isa"_a,

@@ -127,5 +127,9 @@ def output_loss_delta(Z, Y, output="softmax", *, loss=None, sample_weight=None, 
     if w is None:
         dZ = grad * Z.dtype.type(1 / n)
         return float(row_loss.sum() / n), A, dZ
-    dZ = grad * w.astype(Z.dtype)[:, None]
-    return float((w * row_loss).sum()), A, dZ
+    # a row of weight 0 is absent: no loss and no delta, even where its loss is infinite
+    absent = w == 0
+    with np.errstate(invalid="ignore"):  # inf x 0 in an absent row, zeroed next
+        dZ = grad * w.astype(Z.dtype)[:, None]
+    dZ[absent] = 0
+    return float((w * np.where(absent, 0.0, row_loss)).sum()), A, dZ
