@@ -288,7 +288,7 @@ class MLP:
 
         record_health : gather each epoch's gradient health inside the engine's loop (see
             deltaprop.diagnostics) into ``health_``: a dict of (epochs × layers) arrays,
-            grad_norm, delta_norm, update_ratio (means over every 8th batch, from the first),
+            grad_norm, delta_norm, update_ratio (means over every 16th batch, from the first),
             zero_fraction, dead_fraction and saturated_fraction (over every sample).
 
         ``batch_size=1`` is online training, ``batch_size=len(X)`` full-batch training. Each

@@ -18,7 +18,7 @@ from .mlp import mlp_loss_and_gradients
 
 HEALTH_ROWS = ("grad_norm", "delta_norm", "update_ratio", "zero_fraction", "dead_fraction",
                "saturated_fraction")
-HEALTH_NORM_STRIDE = 8
+HEALTH_NORM_STRIDE = 16
 
 
 def derivative_max(f) -> float:
