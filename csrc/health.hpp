@@ -19,6 +19,7 @@
 
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "mlp.hpp"
@@ -142,6 +143,9 @@ class HealthAccumulator {
     // the compiler vectorises, so no two threads share a maximum.
     template <typename T, typename Fn>
     void add_statistics(idx l, idx N, idx O, int n_threads, const T* V, const T* Z, const T* S, Fn fn) {
+        // A float sum would be a chain of dependent additions (the compiler may not reorder
+        // them); an integer count of T's width vectorises alongside the comparisons.
+        using Count = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;
         const int nt = threads_for(N * O, n_threads);
         std::vector<idx> zeros(size_t(nt), 0);
         double* top = top_[l].data();
@@ -158,19 +162,19 @@ class HealthAccumulator {
                 for (idx j = 0; j < width; ++j) m[j] = std::max(m[j], std::fabs(f.derivative(s[j])));
                 const T* DP_RESTRICT a = V ? V + n * O + j0 : nullptr;
                 const T* DP_RESTRICT zr = V ? nullptr : Z + n * O + j0;
-                T zero_count = 0;  // in T: the comparisons then vectorise with the maxima
+                Count zero_count = 0;  // an integer as wide as T: vectorises with the maxima
                 if (a)
                     for (idx j = 0; j < width; ++j) {
-                        zero_count += T(a[j] == T(0));
+                        zero_count += Count(a[j] == T(0));
                         v[j] = std::max(v[j], std::fabs(a[j]));
                     }
                 else
                     for (idx j = 0; j < width; ++j) {
                         const T value = f.forward(zr[j]);
-                        zero_count += T(value == T(0));
+                        zero_count += Count(value == T(0));
                         v[j] = std::max(v[j], std::fabs(value));
                     }
-                z += idx(zero_count);  // exact: at most `width` counts, far below 2^24
+                z += idx(zero_count);
             }
             for (idx j = 0; j < width; ++j) {
                 top[j0 + j] = std::max(top[j0 + j], double(m[j]));
