@@ -10,6 +10,7 @@ namespace dp::bind {
 void bind_ops(py::module_& m);
 void bind_optim_ops(py::module_& m);
 void bind_engine(py::module_& m);
+void bind_config(py::module_& m);
 }  // namespace dp::bind
 
 namespace {
@@ -30,6 +31,7 @@ PYBIND11_MODULE(_core, m) {
     dp::bind::bind_ops(ops);
     dp::bind::bind_optim_ops(ops);
     dp::bind::bind_engine(m);
+    dp::bind::bind_config(m);
     m.attr("ACTIVATIONS") = names_of(dp::activation_names());
     m.attr("OUTPUTS") = names_of(dp::output_names());
 #ifdef _OPENMP

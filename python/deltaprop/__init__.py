@@ -7,8 +7,10 @@
 
 from . import ops, reference
 from .activations import Activation
+from .config import config_info, show_config
 from .model import MLP, History
 
 __version__ = "0.1.0"
 
-__all__ = ["MLP", "Activation", "History", "ops", "reference", "__version__"]
+__all__ = ["MLP", "Activation", "History", "config_info", "ops", "reference", "show_config",
+           "__version__"]
