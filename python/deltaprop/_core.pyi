@@ -8,7 +8,7 @@
 
 from collections.abc import Sequence
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -97,9 +97,10 @@ class _Ops(ModuleType):
 
 ops: _Ops
 
-# The engine behind deltaprop.MLP, one class per dtype with the same members. Parameters and
-# optimizer state are lists of arrays of the engine's dtype, updated in place.
-class Engine_float32:
+# The engine behind deltaprop.MLP, one class per dtype with the same members (typed once, in
+# _Engine, which does not exist at run time). Parameters and optimizer state are lists of
+# arrays of the engine's dtype, updated in place.
+class _Engine(Generic[_F]):
     def __init__(self, layer_sizes: Sequence[int], activation: _ActivationArg = "relu",
                  grad_at_zero: float = 0.0, output: str = "softmax",
                  n_threads: int = 0) -> None: ...
@@ -109,50 +110,24 @@ class Engine_float32:
     def n_threads(self, value: int) -> None: ...
     @property
     def layer_sizes(self) -> list[int]: ...
-    def forward(self, coefs: Sequence[npt.NDArray[np.float32]],
-                intercepts: Sequence[npt.NDArray[np.float32]],
-                X: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
-    def loss_and_gradients(self, coefs: Sequence[npt.NDArray[np.float32]],
-                           intercepts: Sequence[npt.NDArray[np.float32]],
-                           X: npt.NDArray[np.float32], Y: npt.NDArray[np.float32],
-                           dcoefs: Sequence[npt.NDArray[np.float32]],
-                           dintercepts: Sequence[npt.NDArray[np.float32]]) -> float: ...
-    def train_epoch(self, coefs: Sequence[npt.NDArray[np.float32]],
-                    intercepts: Sequence[npt.NDArray[np.float32]],
-                    vcoefs: Sequence[npt.NDArray[np.float32]],
-                    vintercepts: Sequence[npt.NDArray[np.float32]],
-                    X: npt.NDArray[np.float32], Y: npt.NDArray[np.float32], batch_size: int,
+    def forward(self, coefs: Sequence[npt.NDArray[_F]],
+                intercepts: Sequence[npt.NDArray[_F]],
+                X: npt.NDArray[_F]) -> npt.NDArray[_F]: ...
+    def loss_and_gradients(self, coefs: Sequence[npt.NDArray[_F]],
+                           intercepts: Sequence[npt.NDArray[_F]],
+                           X: npt.NDArray[_F], Y: npt.NDArray[_F],
+                           dcoefs: Sequence[npt.NDArray[_F]],
+                           dintercepts: Sequence[npt.NDArray[_F]]) -> float: ...
+    def train_epoch(self, coefs: Sequence[npt.NDArray[_F]],
+                    intercepts: Sequence[npt.NDArray[_F]],
+                    vcoefs: Sequence[npt.NDArray[_F]],
+                    vintercepts: Sequence[npt.NDArray[_F]],
+                    X: npt.NDArray[_F], Y: npt.NDArray[_F], batch_size: int,
                     lr: float, momentum: float, shuffle: bool, seed: int, epoch: int, *,
                     optimizer: str = "sgd", beta_1: float = 0.9, beta_2: float = 0.999,
                     epsilon: float = 1e-8, alpha: float = 0.0, clip_norm: float = 0.0,
-                    step: int = 0, scoefs: Sequence[npt.NDArray[np.float32]] | None = None,
-                    sintercepts: Sequence[npt.NDArray[np.float32]] | None = None) -> float: ...
+                    step: int = 0, scoefs: Sequence[npt.NDArray[_F]] | None = None,
+                    sintercepts: Sequence[npt.NDArray[_F]] | None = None) -> float: ...
 
-class Engine_float64:
-    def __init__(self, layer_sizes: Sequence[int], activation: _ActivationArg = "relu",
-                 grad_at_zero: float = 0.0, output: str = "softmax",
-                 n_threads: int = 0) -> None: ...
-    @property
-    def n_threads(self) -> int: ...
-    @n_threads.setter
-    def n_threads(self, value: int) -> None: ...
-    @property
-    def layer_sizes(self) -> list[int]: ...
-    def forward(self, coefs: Sequence[npt.NDArray[np.float64]],
-                intercepts: Sequence[npt.NDArray[np.float64]],
-                X: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]: ...
-    def loss_and_gradients(self, coefs: Sequence[npt.NDArray[np.float64]],
-                           intercepts: Sequence[npt.NDArray[np.float64]],
-                           X: npt.NDArray[np.float64], Y: npt.NDArray[np.float64],
-                           dcoefs: Sequence[npt.NDArray[np.float64]],
-                           dintercepts: Sequence[npt.NDArray[np.float64]]) -> float: ...
-    def train_epoch(self, coefs: Sequence[npt.NDArray[np.float64]],
-                    intercepts: Sequence[npt.NDArray[np.float64]],
-                    vcoefs: Sequence[npt.NDArray[np.float64]],
-                    vintercepts: Sequence[npt.NDArray[np.float64]],
-                    X: npt.NDArray[np.float64], Y: npt.NDArray[np.float64], batch_size: int,
-                    lr: float, momentum: float, shuffle: bool, seed: int, epoch: int, *,
-                    optimizer: str = "sgd", beta_1: float = 0.9, beta_2: float = 0.999,
-                    epsilon: float = 1e-8, alpha: float = 0.0, clip_norm: float = 0.0,
-                    step: int = 0, scoefs: Sequence[npt.NDArray[np.float64]] | None = None,
-                    sintercepts: Sequence[npt.NDArray[np.float64]] | None = None) -> float: ...
+class Engine_float32(_Engine[np.float32]): ...
+class Engine_float64(_Engine[np.float64]): ...
