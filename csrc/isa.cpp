@@ -61,7 +61,7 @@ namespace {
 
 // The best usable path, or the one DELTAPROP_ISA names if it is usable. An unusable or unknown
 // name falls back to the best path: a library must not fail to import over an env variable
-// (deltaprop.show_isa() reports the path actually chosen).
+// (deltaprop.show_config() reports the path actually chosen).
 Isa initial_isa() {
     const Isa best = usable_isas().back();
     if (const char* env = std::getenv("DELTAPROP_ISA")) {

@@ -13,6 +13,7 @@ void bind_dropout_ops(py::module_& m);
 void bind_loss_ops(py::module_& m);
 void bind_learned_ops(py::module_& m);
 void bind_engine(py::module_& m);
+void bind_config(py::module_& m);
 }  // namespace dp::bind
 
 namespace {
@@ -36,6 +37,7 @@ PYBIND11_MODULE(_core, m) {
     dp::bind::bind_dropout_ops(ops);
     dp::bind::bind_learned_ops(ops);
     dp::bind::bind_engine(m);
+    dp::bind::bind_config(m);
     m.attr("ACTIVATIONS") = names_of(dp::activation_names());
     m.attr("OUTPUTS") = names_of(dp::output_names());
 #ifdef _OPENMP

@@ -1,0 +1,101 @@
+"""dp.config_info() / dp.show_config(): every fact is the extension's or the runtime's own,
+and agrees with what the rest of the package reports."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import deltaprop as dp
+from deltaprop import _core
+
+SECTIONS = {
+    "deltaprop": {"version", "extension", "build_type", "sanitizers"},
+    "compiler": {"id", "version", "cxx_standard"},
+    "openmp": {"version", "_OPENMP", "library", "max_threads", "processors", "threads_used"},
+    "isa": {"built", "supported", "active"},
+    "python": {"version", "implementation", "platform", "machine", "numpy"},
+}
+
+
+def test_the_sections_and_their_keys():
+    info = dp.config_info()
+    assert {k: set(v) for k, v in info.items()} == SECTIONS
+
+
+def test_the_build_facts():
+    info = dp.config_info()
+    assert info["deltaprop"]["version"] == dp.__version__
+    assert info["deltaprop"]["extension"] == _core.__file__
+    build_types = {"Release", "RelWithDebInfo", "Debug", "MinSizeRel", ""}
+    assert info["deltaprop"]["build_type"] in build_types
+    assert set(info["deltaprop"]["sanitizers"]) <= {"address", "undefined", "thread", "leak"}
+    compiler = info["compiler"]
+    assert compiler["id"] in {"GCC", "Clang", "IntelLLVM", "MSVC"}
+    assert compiler["version"].split(".")[0].isdigit()
+    assert compiler["version"] in _core.compiler or compiler["id"] != "GCC"
+    assert compiler["cxx_standard"] == "C++17"  # CMakeLists.txt asks for exactly C++17
+
+
+def test_the_openmp_facts():
+    omp = dp.config_info()["openmp"]
+    assert omp["_OPENMP"] == _core.openmp >= 201307
+    major, minor = map(int, omp["version"].split("."))
+    assert (major, minor) >= (4, 0)
+    assert omp["max_threads"] == _core.default_threads() >= 1
+    assert omp["processors"] >= 1
+    assert omp["threads_used"] == min(omp["max_threads"], omp["processors"])
+    if sys.platform.startswith("linux"):
+        assert os.path.exists(omp["library"]) and "omp" in os.path.basename(omp["library"])
+
+
+def test_the_instruction_set_paths():
+    isa = dp.config_info()["isa"]
+    assert isa["built"][0] == "generic" and set(isa["built"]) <= {"generic", "avx2", "avx512"}
+    usable = [name for name in isa["built"] if name in isa["supported"]]
+    assert usable == dp.ops.available_isas()
+    assert isa["active"] == dp.ops.get_isa()
+
+
+def test_the_active_path_follows_set_isa(isa):
+    assert dp.config_info()["isa"]["active"] == isa
+
+
+def test_the_python_facts():
+    py = dp.config_info()["python"]
+    assert py["numpy"] == np.__version__
+    assert py["version"] == ".".join(map(str, sys.version_info[:3]))
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 1024])
+def test_threads_used_is_the_team_a_call_gets(n_threads):
+    processors = _core.build_info()["openmp"]["processors"]
+    assert _core.threads_used(n_threads) == min(n_threads, processors)
+
+
+@pytest.mark.parametrize("bad, error", [(-1, ValueError), (1025, ValueError), (1.5, TypeError),
+                                        ("2", TypeError), (None, TypeError)])
+def test_threads_used_checks_its_argument(bad, error):
+    with pytest.raises(error, match="n_threads"):
+        _core.threads_used(bad)
+
+
+def test_show_config_prints_every_value(capsys):
+    dp.show_config()
+    printed = capsys.readouterr().out
+    for section, values in dp.config_info().items():
+        assert f"{section}:\n" in printed
+        for key, value in values.items():
+            if isinstance(value, list):
+                value = ", ".join(value) or "none"
+            assert f"  {key + ':':<15} {value}\n" in printed
+
+
+def test_show_config_writes_to_a_file():
+    buffer = io.StringIO()
+    assert dp.show_config(file=buffer) is None
+    assert buffer.getvalue().startswith("deltaprop:\n")
