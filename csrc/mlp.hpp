@@ -214,7 +214,7 @@ void mlp_forward(Workspace<T>& ws, const ParamViews<const T*>& p, const T* X, id
 
 // G_{l-1} = dZ_l W_l^T [+ G_l], then dZ_{l-1} = D'(G_{l-1}) . f'(S_{l-1}): the unfused step.
 template <typename T>
-void residual_delta(Workspace<T>& ws, const ParamViews<const T*>& p, const ParamViews<T*>& grad,
+void unfused_delta(Workspace<T>& ws, const ParamViews<const T*>& p, const ParamViews<T*>& grad,
                     idx l, idx N, const NetSpec& spec, int n_threads, bool dropped) {
     const idx I = spec.sizes[l], O = spec.sizes[l + 1], count = N * I;
     T* G = ws.G[l - 1].data();
@@ -259,7 +259,7 @@ double mlp_loss_and_gradients(Workspace<T>& ws, const ParamViews<const T*>& p,
             delta_propagate<T>(ws.dZ[l - 1].data(), ws.dZ[l].data(), p.W(l), ws.stored(spec, l - 1),
                                N, I, O, spec.hidden[l - 1].f, n_threads);
         else
-            residual_delta(ws, p, grad, l, N, spec, n_threads, key && spec.drops(l - 1));
+            unfused_delta(ws, p, grad, l, N, spec, n_threads, key && spec.drops(l - 1));
     }
     return loss;
 }
