@@ -15,6 +15,7 @@ against the bias init and the learning rate. Writes PNG figures and results.md i
 from __future__ import annotations
 
 import argparse
+import re
 import time
 import warnings
 from pathlib import Path
@@ -241,7 +242,7 @@ def markdown(depth_rows, dead_rows) -> str:
     for r in dead_rows:
         lines.append(f"| {r['activation']} | {r['bias']:+.2f} | {r['lr']} | {r['before']:.2f} | "
                      f"{r['off']:.2f} | {r['dead']:.2f} | {r['accuracy']:.3f} |")
-    return "\n".join(lines).replace("| nan |", "| diverged |") + "\n"
+    return re.sub(r"(?<=\| )nan(?= \|)", "diverged", "\n".join(lines)) + "\n"
 
 
 def main(argv=None):
