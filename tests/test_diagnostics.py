@@ -40,6 +40,64 @@ def test_health_agrees_with_a_direct_computation(digits, backend):
     assert np.isnan(health["dead_fraction"][-1])  # the output layer has no activation of its own
 
 
+DERIVATIVES = {  # f'(z) from the layer's output a, written out here, apart from the library
+    "sigmoid": lambda z, a: a * (1 - a), "tanh": lambda z, a: 1 - a**2,
+    "relu": lambda z, a: (z > 0).astype(float)}
+FORWARD = {"sigmoid": lambda z: 1 / (1 + np.exp(-z)), "tanh": np.tanh,
+           "relu": lambda z: np.maximum(z, 0)}
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numpy"])
+def test_hidden_deltas_and_saturation_agree_with_backprop_written_out(digits, backend):
+    """Δ_L = (softmax(Z_L) − Y)/n, Δ_{l−1} = (Δ_l W_lᵀ) ⊙ f′(Z_{l−1}), in plain NumPy; a unit
+    is saturated when |f′| < 1% of f′'s largest value (sigmoid: ¼) on every sample."""
+    X, y = digits[0][:200], digits[1][:200]
+    activations = ["sigmoid", "tanh", "relu"]
+    net = dp.MLP([64, 16, 12, 8, 10], activations, backend=backend, seed=5, n_threads=1)
+    net.intercepts_[0][:5] = 12.0  # five sigmoid units pinned near 1: f' ≈ e^-12 < 0.0025
+    net.intercepts_[1][:3] = -9.0  # three tanh units pinned near -1
+    Zs, As, A = [], [], X
+    for l, (W, b) in enumerate(zip(net.coefs_, net.intercepts_)):
+        Zs.append(A @ W + b)
+        A = FORWARD[activations[l]](Zs[-1]) if l < 3 else Zs[-1]
+        As.append(A)
+    P = np.exp(Zs[-1] - Zs[-1].max(axis=1, keepdims=True))
+    deltas = [(P / P.sum(axis=1, keepdims=True) - np.eye(10)[y]) / len(X)]
+    for l in (3, 2, 1):
+        f_prime = DERIVATIVES[activations[l - 1]](Zs[l - 1], As[l - 1])
+        deltas.insert(0, (deltas[0] @ net.coefs_[l].T) * f_prime)
+    health = gradient_health(net, X, y, warn=False)
+    np.testing.assert_allclose(health["delta_norm"], [np.linalg.norm(d) for d in deltas],
+                               rtol=1e-10)
+    np.testing.assert_allclose(health["grad_norm"],
+                               [np.linalg.norm(a.T @ d) for a, d in zip([X] + As[:-1], deltas)],
+                               rtol=1e-10)
+    top = {"sigmoid": 0.25, "tanh": 1.0, "relu": 1.0}
+    saturated = [np.mean((DERIVATIVES[f](Z, A) < 0.01 * top[f]).all(axis=0))
+                 for f, Z, A in zip(activations, Zs, As)]
+    np.testing.assert_allclose(health["saturated_fraction"][:3], saturated)
+    assert health["saturated_fraction"][0] == 5 / 16 and health["saturated_fraction"][1] >= 3 / 12
+    assert health["dead_fraction"][0] == health["dead_fraction"][1] == 0  # pinned is not dead
+
+
+def test_units_dead_by_construction_are_counted(digits):
+    """A hand-made network: inputs are ≥ 0, so units with only negative weights and bias output
+    0 for every sample (dead), and units with only positive ones never do."""
+    X, y = digits[0][:100], digits[1][:100]
+    net = dp.MLP([64, 10, 8, 10], "relu", seed=0, n_threads=1)
+    net.coefs_[0][:] = 0.05
+    net.coefs_[0][:, :7] = -0.05  # 7 of 10 dead in layer 0
+    net.intercepts_[0][:] = 0.1
+    net.intercepts_[0][:7] = -0.1
+    net.coefs_[1][:] = 0.1
+    net.intercepts_[1][:] = [-1.0] * 2 + [0.5] * 6  # layer 1 sees ≥ 0 inputs: 2 of 8 dead
+    net.coefs_[1][:, :2] = -0.1
+    with pytest.warns(HealthWarning, match=r"^layer 0: up to 70% of the units are dead"):
+        health = gradient_health(net, X, y)
+    np.testing.assert_array_equal(health["dead_fraction"][:2], [0.7, 0.25])
+    np.testing.assert_array_equal(health["zero_fraction"][:2], [0.7, 0.25])
+
+
 def test_both_backends_report_the_same_health(digits):
     X, y = digits[0][:200], digits[1][:200]
     nets = [dp.MLP([64, 24, 24, 10], ["prelu", "sigmoid"], residual=[False, True], seed=1,
@@ -71,24 +129,33 @@ def test_residual_blocks_keep_the_first_layer_gradient_within_10x_at_depth_32(di
     assert 0.1 < ratio < 10
 
 
-def test_a_negative_bias_kills_relu_units_and_necro_relu_revives_them(digits):
+def test_a_negative_bias_kills_relu_units_and_necro_or_leaky_relu_revive_them(digits):
     """Seed 002 and seed 003: a unit whose inputs all fall below zero outputs 0 and receives no
-    gradient, so plain ReLU never comes back; necro_relu's surrogate slope lets it."""
+    gradient, so plain ReLU never comes back; necro_relu's surrogate slope and leaky_relu's
+    negative slope let it. A leaky unit is never exactly zero, so it is counted as switched
+    off (z ≤ 0 for every sample) rather than dead; for ReLU the two are the same."""
+    from deltaprop.examples.vanishing import units_off
+
     X, y = digits
     results = {}
     for activation in ("relu", "necro_relu", "leaky_relu"):
-        net = dp.MLP([64, 64, 64, 10], activation, bias_init=[-1.5, -1.5, 0.0], seed=0)
+        net = dp.MLP([64, 64, 64, 10], activation, bias_init=[-1.5, -1.5, 0.0], seed=0,
+                     n_threads=1)
         before = gradient_health(net, X, y, warn=False)["dead_fraction"]
+        off_before = units_off(net, X, activation)
         with warnings.catch_warnings():  # dead layers warn; tested elsewhere
             warnings.simplefilter("ignore", HealthWarning)
             net.fit(X, y, epochs=20, lr=0.1, momentum=0.9, record_health=True)
-        results[activation] = before, net.health_["dead_fraction"][-1], (net.predict(X) == y).mean()
-    before, after, accuracy = results["relu"]
+        results[activation] = (before, net.health_["dead_fraction"][-1], off_before,
+                               units_off(net, X, activation), (net.predict(X) == y).mean())
+    before, after, off_before, off_after, accuracy = results["relu"]
     assert before[1] > 0.9 and after[1] > 0.9 and accuracy < 0.2  # dead, and it stays dead
-    before, after, accuracy = results["necro_relu"]
+    np.testing.assert_array_equal(off_before, before[:2])
+    before, after, off_before, off_after, accuracy = results["necro_relu"]
     assert before[1] > 0.9 and after[1] < 0.5 and accuracy > 0.9  # revived, and it learned
-    before, after, accuracy = results["leaky_relu"]
-    assert before[1] == 0 and accuracy > 0.8  # a leaky unit is never exactly zero
+    before, after, off_before, off_after, accuracy = results["leaky_relu"]
+    assert before[1] == 0  # a leaky unit is never exactly zero ...
+    assert off_before[1] > 0.9 and off_after[1] < 0.5 and accuracy > 0.8  # ... but was off
 
 
 def test_check_health_names_the_layer_and_reads_the_last_epoch():
@@ -147,6 +214,8 @@ def test_the_study_runs_quickly(tmp_path):
                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert {p.name for p in tmp_path.iterdir()} == {
-        "depth_init.png", "depth_trained.png", "accuracy.png", "dead_units.png", "results.md"}
+        "depth_init.png", "depth_trained.png", "accuracy.png", "training.png", "dead_units.png",
+        "results.md"}
     table = (tmp_path / "results.md").read_text()
     assert "| sigmoid | 10 |" in table and "| relu + residual | 2 |" in table
+    assert "| leaky_relu | -1.00 | 0.1 |" in table  # the dead-unit study, with leaky_relu
