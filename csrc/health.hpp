@@ -33,11 +33,16 @@ enum HealthRow : int {
     kGradNorm, kDeltaNorm, kUpdateRatio, kZeroFraction, kDeadFraction, kSaturatedFraction, kHealthRows
 };
 
-// sup |f'| of each activation: "saturated" is below 1% of it. Unbounded or learned slopes: 1.
+// sup |f'| of each activation: "saturated" is below 1% of it. Learned slopes: 1.
 inline double derivative_max(const ActivationSpec& f) {
     switch (f.kind) {
         case Activation::sigmoid: return 0.25;
         case Activation::selu: return kSeluLambda * kSeluAlpha;  // its left limit, above lambda
+        // sigma(u)(1 + u(1 - sigma(u))) peaks at u = 2.40 whatever beta scales u by
+        case Activation::swish: case Activation::silu: return 1.0998393;
+        case Activation::mish: return 1.0884982;  // at z = 1.19
+        case Activation::leaky_relu: case Activation::elu: return std::max(1.0, f.alpha);
+        case Activation::necro_relu: return std::max(1.0, f.surrogate_slope);
         default: return 1.0;
     }
 }

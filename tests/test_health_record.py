@@ -91,3 +91,14 @@ def test_health_array_is_checked():
                      (np.empty((6, 2))[:, ::1].T.copy().T, ValueError), ([0.0] * 12, TypeError)]:
         with pytest.raises(exc, match="health"):
             net._engine.train_epoch(params, state, None, X, Y, batch_size=2, lr=0.1, health=bad)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "swish", "silu", "mish", "selu", "elu",
+                                  "softplus"])
+def test_derivative_max_is_the_largest_derivative(name):
+    from deltaprop.reference.health import derivative_max
+
+    z = np.linspace(-30, 30, 600001)
+    f = dp.Activation(name)
+    assert np.abs(dp.reference.activation_derivative(z, f)).max() == pytest.approx(
+        derivative_max(f), rel=1e-6)

@@ -22,8 +22,14 @@ HEALTH_NORM_STRIDE = 16
 
 
 def derivative_max(f) -> float:
-    """sup |f'|: "saturated" is below 1% of it. Unbounded or learned slopes: 1."""
-    return {"sigmoid": 0.25, "selu": SELU_LAMBDA * SELU_ALPHA}.get(f.name, 1.0)
+    """sup |f'|: "saturated" is below 1% of it. Learned slopes: 1."""
+    if f.name in ("leaky_relu", "elu"):
+        return max(1.0, f.alpha)
+    if f.name == "necro_relu":
+        return max(1.0, f.surrogate_slope)
+    # swish/silu: σ(u)(1 + u(1 − σ(u))) peaks at u = 2.40 whatever β scales u by; mish at 1.19
+    return {"sigmoid": 0.25, "selu": SELU_LAMBDA * SELU_ALPHA, "swish": 1.0998393,
+            "silu": 1.0998393, "mish": 1.0884982}.get(f.name, 1.0)
 
 
 def samples_norms(index) -> bool:
