@@ -2,12 +2,12 @@
 interface, so the estimators stay free of engine details and a new engine API is one file's port:
 
     net = make_network(layer_sizes, activation, output, dtype, n_threads)
-    net.forward(coefs, intercepts, X)                                  -> output activations
+    net.forward(coefs, intercepts, X)                           -> output activations
     net.loss_and_gradients(coefs, intercepts, X, Y, sample_weight, alpha)
-                                                                       -> (loss, dcoefs, dintercepts)
+                                                                -> (loss, dcoefs, dintercepts)
     state = new_optimizer_state(coefs, intercepts, optimizer)
     net.train_epoch(coefs, intercepts, state, X, Y, sample_weight, order, settings)
-                                                                       -> the epoch's mean loss
+                                                                -> the epoch's mean loss
 
 Everything computes scikit-learn's objective (sklearn/neural_network/_multilayer_perceptron.py,
 1.9, ``_backprop``):
@@ -112,9 +112,11 @@ class Network:
         independent of the others."""
         if sp.issparse(X):
             X = X.tocsr()
-            return np.concatenate([self.forward(coefs, intercepts, X[i:i + CHUNK_ROWS])
-                                   for i in range(0, X.shape[0], CHUNK_ROWS)])
-        A = self._engine.forward(coefs, intercepts, self._dense(X))
+            A = np.concatenate([self._engine.forward(coefs, intercepts,
+                                                     self._dense(X[i:i + CHUNK_ROWS]))
+                                for i in range(0, X.shape[0], CHUNK_ROWS)])
+        else:
+            A = self._engine.forward(coefs, intercepts, self._dense(X))
         return np.exp(A) if self.output == "exp" else A
 
     # -- the whole data set at once (lbfgs) ----------------------------------------------------

@@ -223,7 +223,7 @@ class BaseMLP(BaseEstimator):
                 self.t_ += n_samples
                 self.loss_curve_.append(self.loss_)
                 if self.verbose:
-                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                    print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
                 if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
                     break  # diverged: the guard in _fit reports it
                 self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val, net)
@@ -231,19 +231,19 @@ class BaseMLP(BaseEstimator):
                 stop = hooks.epoch_end()
                 if self._no_improvement_count > self.n_iter_no_change:
                     if early_stopping:
-                        msg = ("Validation score did not improve more than tol=%f for %d "
-                               "consecutive epochs." % (self.tol, self.n_iter_no_change))
+                        msg = (f"Validation score did not improve more than tol={self.tol:f} "
+                               f"for {self.n_iter_no_change} consecutive epochs.")
                     else:
-                        msg = ("Training loss did not improve more than tol=%f for %d "
-                               "consecutive epochs." % (self.tol, self.n_iter_no_change))
+                        msg = (f"Training loss did not improve more than tol={self.tol:f} "
+                               f"for {self.n_iter_no_change} consecutive epochs.")
                     if self._optimizer.trigger_stopping(msg, self.verbose):
                         break
                     self._no_improvement_count = 0
                 if incremental or stop:
                     break
                 if self.n_iter_ == self.max_iter:
-                    warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and "
-                                  "the optimization hasn't converged yet." % self.max_iter,
+                    warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                                  f"reached and the optimization hasn't converged yet.",
                                   ConvergenceWarning, stacklevel=3)
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.", stacklevel=3)
@@ -263,7 +263,7 @@ class BaseMLP(BaseEstimator):
             val_score = self._score(X_val, self._decode_targets(y_val), sample_weight=sw_val)
             self.validation_scores_.append(val_score)
             if self.verbose:
-                print("Validation score: %f" % self.validation_scores_[-1])
+                print(f"Validation score: {self.validation_scores_[-1]:f}")
             if val_score < self.best_validation_score_ + self.tol:
                 self._no_improvement_count += 1
             else:
@@ -294,8 +294,8 @@ class BaseMLP(BaseEstimator):
 
     def _check_solver(self):
         if self.solver not in _STOCHASTIC_SOLVERS:
-            raise AttributeError("partial_fit is only available for stochastic optimizers. "
-                                 "%s is not stochastic." % self.solver)
+            raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
+                                 f"{self.solver} is not stochastic.")
         return True
 
     def _score_with_function(self, X, y, sample_weight, score_function):
