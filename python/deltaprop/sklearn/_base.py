@@ -216,9 +216,9 @@ class BaseMLP(BaseEstimator):
                 if self.shuffle:
                     sample_idx = shuffle(sample_idx, random_state=self._random_state)
                 settings = self._optimizer.settings(batch_size, self.alpha, clip_norm)
-                self.loss_ = net.train_epoch(self.coefs_, self.intercepts_,
+                self.loss_ = np.float64(net.train_epoch(self.coefs_, self.intercepts_,
                                              self._optimizer.state, X, y, sample_weight,
-                                             sample_idx if self.shuffle else None, settings)
+                                             sample_idx if self.shuffle else None, settings))
                 self.n_iter_ += 1
                 self.t_ += n_samples
                 self.loss_curve_.append(self.loss_)
