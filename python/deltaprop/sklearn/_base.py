@@ -120,7 +120,7 @@ class BaseMLP(BaseEstimator):
         self._best_intercepts = [i.copy() for i in self.intercepts_]
         if self.solver in _STOCHASTIC_SOLVERS:
             self.loss_curve_ = []
-            self.validation_loss_curve_ = []
+            self.validation_loss_curve_ = [] if self.early_stopping else None
             self._no_improvement_count = 0
             if self.early_stopping:
                 self.validation_scores_ = []
@@ -256,9 +256,8 @@ class BaseMLP(BaseEstimator):
     def _update_no_improvement_count(self, early_stopping, X_val, y_val, sw_val, net):
         if early_stopping:
             coefs, intercepts = self._params_of_dtype(self.coefs_[0].dtype)
-            y_target = self._encode_validation_targets(y_val).astype(X_val.dtype)
-            val_loss = net.loss_and_gradients(coefs, intercepts, X_val, y_target, sw_val,
-                                              self.alpha)[0]
+            # the data term of the objective (without the L2 penalty) on the held-out rows
+            val_loss = net.loss_and_gradients(coefs, intercepts, X_val, y_val, sw_val)[0]
             self.validation_loss_curve_.append(val_loss)
             val_score = self._score(X_val, self._decode_targets(y_val), sample_weight=sw_val)
             self.validation_scores_.append(val_score)
@@ -280,10 +279,8 @@ class BaseMLP(BaseEstimator):
             if self.loss_curve_[-1] < self.best_loss_:
                 self.best_loss_ = self.loss_curve_[-1]
 
-    def _encode_validation_targets(self, y_val):
-        return y_val  # targets stay in the training encoding
-
     def _decode_targets(self, y):
+        """Targets as the scorer reads them (class labels for the classifier)."""
         return y
 
     def fit(self, X, y, sample_weight=None):

@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from ._base import BaseMLP
 from ._persist import PersistMixin
+from ._plot import PlotMixin
 
 _COMMON_DOC = """
     Parameters
@@ -56,7 +57,7 @@ _COMMON_DOC = """
 """
 
 
-class MLPClassifier(ClassifierMixin, PersistMixin, BaseMLP):
+class MLPClassifier(ClassifierMixin, PersistMixin, PlotMixin, BaseMLP):
     __doc__ = ("Multi-layer perceptron classifier, a drop-in for "
                "sklearn.neural_network.MLPClassifier.\n" + _COMMON_DOC.format(name="MLPClassifier"))
 
@@ -171,7 +172,7 @@ class MLPClassifier(ClassifierMixin, PersistMixin, BaseMLP):
         return tags
 
 
-class MLPRegressor(RegressorMixin, PersistMixin, BaseMLP):
+class MLPRegressor(RegressorMixin, PersistMixin, PlotMixin, BaseMLP):
     __doc__ = ("Multi-layer perceptron regressor, a drop-in for "
                "sklearn.neural_network.MLPRegressor.\n" + _COMMON_DOC.format(name="MLPRegressor")
                + """
