@@ -304,3 +304,47 @@ def test_plot_loss_curve(wine):
     np.testing.assert_array_equal(ax.get_lines()[0].get_ydata(), clf.loss_curve_)
     with pytest.raises(AttributeError, match="no loss curve"):
         small(MLPClassifier, solver="lbfgs").fit(X, y).plot_loss_curve()
+
+
+class StopAtThirdEpoch:
+    """A scikit-learn 1.9 FitCallback (SLEP023): stops the fit at the end of its third epoch."""
+
+    def setup(self, estimator, context):
+        self.events = []
+
+    def on_fit_task_begin(self, estimator, context, *, fitted_estimator=None):
+        self.events.append(("begin", context.task_name))
+
+    def on_fit_task_end(self, estimator, context, *, fitted_estimator=None, y=None):
+        self.events.append(("end", context.task_name))
+        if context.task_name == "epoch":
+            self.scores.append(fitted_estimator.score(self.X, y))
+            return len(self.scores) == 3
+        return False
+
+    def teardown(self, estimator, context):
+        self.events.append(("teardown", context.task_name))
+
+
+def test_sklearn_callbacks_see_each_epoch_and_can_stop(wine):
+    pytest.importorskip("sklearn.callback")
+    X, y = wine
+    callback = StopAtThirdEpoch()
+    callback.X, callback.scores = X, []
+    clf = small(MLPClassifier, max_iter=50).set_callbacks(callback)
+    clf.fit(X, y)
+    assert clf.n_iter_ == 3 and len(callback.scores) == 3
+    assert callback.scores[-1] == clf.score(X, y)  # the epoch's fitted_estimator is the model
+    assert callback.events[0] == ("begin", "fit") and callback.events[-1] == ("teardown", "fit")
+    assert callback.events.count(("end", "epoch")) == 3
+
+
+def test_sklearn_scoring_monitor(wine):
+    callback = pytest.importorskip("sklearn.callback")
+    X, y = wine
+    monitor = callback.ScoringMonitor(scoring="accuracy")
+    clf = small(MLPClassifier, max_iter=4).set_callbacks(monitor)
+    clf.fit(X, y)
+    rows = vars(monitor.get_logs())["data"]
+    epochs = [r for r in rows if r["task_name"] == "epoch"]
+    assert len(epochs) == 4 and epochs[-1]["accuracy"] == clf.score(X, y)

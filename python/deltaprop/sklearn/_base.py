@@ -19,7 +19,7 @@ from sklearn.utils.validation import _check_sample_weight, validate_data
 from ..activations import ALIASES, NAMES, Activation, resolve
 from ..init import INIT_SCHEMES, init_network
 from . import _backend, _lbfgs
-from ._hooks import EpochHooks
+from ._hooks import CallbackSupportMixin, EpochHooks, callback_management_context
 from ._optimizer import AdamOptimizer, SGDOptimizer
 
 _STOCHASTIC_SOLVERS = ["sgd", "adam"]
@@ -37,7 +37,7 @@ def _shuffle(sample_idx, random_state):
     return sample_idx[permutation]
 
 
-class BaseMLP(BaseEstimator):
+class BaseMLP(CallbackSupportMixin, BaseEstimator):
     """Shared by the two estimators; not for direct use."""
 
     _parameter_constraints: dict = {
@@ -165,10 +165,14 @@ class BaseMLP(BaseEstimator):
         if first_pass:
             self._initialize(y, layer_units, X.dtype)
         y = np.ascontiguousarray(y, dtype=X.dtype)
-        if self.solver in _STOCHASTIC_SOLVERS:
-            self._fit_stochastic(X, y, sample_weight, incremental)
-        else:
-            _lbfgs.fit_lbfgs(self, X, y, sample_weight)
+        hooks = EpochHooks(self, X, y, sample_weight, incremental)
+        try:
+            if self.solver in _STOCHASTIC_SOLVERS:
+                self._fit_stochastic(X, y, sample_weight, incremental, hooks)
+            else:
+                _lbfgs.fit_lbfgs(self, X, y, sample_weight)
+        finally:
+            hooks.fit_end()
         if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
             raise ValueError("Solver produced non-finite parameter weights. The input data may"
                              " contain large values and need to be preprocessed.")
@@ -202,7 +206,7 @@ class BaseMLP(BaseEstimator):
                           "sample size. It is going to be clipped", stacklevel=3)
         return int(np.clip(self.batch_size, 1, n_samples))
 
-    def _fit_stochastic(self, X, y, sample_weight, incremental):
+    def _fit_stochastic(self, X, y, sample_weight, incremental, hooks):
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = self._new_optimizer()
         if self.early_stopping and incremental:
@@ -218,13 +222,13 @@ class BaseMLP(BaseEstimator):
         batch_size = self._batch_size(n_samples)
         net = self._network(X.dtype)
         clip_norm = 0.0 if self.clip_norm is None else float(self.clip_norm)
-        hooks = EpochHooks(self, incremental)
         try:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
                 if self.shuffle:
                     sample_idx = _shuffle(sample_idx, self._random_state)
                 settings = self._optimizer.settings(batch_size, self.alpha, clip_norm)
+                hooks.epoch_begin()
                 self.loss_ = np.float64(net.train_epoch(self.coefs_, self.intercepts_,
                                              self._optimizer.state, X, y, sample_weight,
                                              sample_idx if self.shuffle else None, settings))
@@ -256,8 +260,6 @@ class BaseMLP(BaseEstimator):
                                   ConvergenceWarning, stacklevel=3)
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.", stacklevel=3)
-        finally:
-            hooks.fit_end()
         if early_stopping:
             self.coefs_ = self._best_coefs
             self.intercepts_ = self._best_intercepts
@@ -296,7 +298,8 @@ class BaseMLP(BaseEstimator):
         """Fit the model to data matrix X and target(s) y (dense or CSR/CSC sparse X;
         ``sample_weight`` of shape (n_samples,)). Returns self."""
         self._validate_params()
-        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+        with callback_management_context(self):
+            return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
     def _check_solver(self):
         if self.solver not in _STOCHASTIC_SOLVERS:

@@ -20,6 +20,7 @@ from sklearn.utils.multiclass import (
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from ._base import BaseMLP
+from ._hooks import callback_management_context
 from ._persist import PersistMixin
 from ._plot import PlotMixin
 
@@ -149,7 +150,8 @@ class MLPClassifier(ClassifierMixin, PersistMixin, PlotMixin, BaseMLP):
                 self._label_binarizer.fit(y)
             else:
                 self._label_binarizer.fit(classes)
-        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+        with callback_management_context(self):
+            return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def predict_log_proba(self, X):
         """Log of :meth:`predict_proba`."""
@@ -250,4 +252,5 @@ class MLPRegressor(RegressorMixin, PersistMixin, PlotMixin, BaseMLP):
         """One epoch over (X, y)."""
         if not hasattr(self, "coefs_"):
             self._validate_params()
-        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+        with callback_management_context(self):
+            return self._fit(X, y, sample_weight=sample_weight, incremental=True)
