@@ -52,6 +52,10 @@ _COMMON_DOC = """
     progress : bool, default=False
         Show a tqdm progress bar over the epochs (needs tqdm).
 
+    scikit-learn 1.9's callbacks (``est.set_callbacks(ScoringMonitor(...))``) see the fit as a
+    task and each epoch as a subtask; an epoch's ``on_fit_task_end`` returning True stops it.
+    ``save(path)`` / ``load(path)`` keep a fitted estimator without pickle, in MLP.save's format.
+
     Beyond scikit-learn's attributes, the stochastic solvers with ``early_stopping=True`` set
     ``validation_loss_curve_``: the validation set's loss per epoch (the data term, without the
     L2 penalty); None otherwise.
