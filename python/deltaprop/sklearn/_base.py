@@ -9,6 +9,7 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
@@ -153,6 +154,8 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
                              f"which the engine does not train yet")
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        if sp.issparse(X):
+            X = X.tocsr()  # rows are what batches and chunks slice (still sparse: no densifying)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
             if np.all(sample_weight == 1):
