@@ -17,7 +17,9 @@ VERSION = 2  # 2 added per-layer activations, residual blocks, losses, dropout, 
 # activation parameters; version 1 files are still read
 
 
-def save_mlp(net, path) -> None:
+def save_mlp(net, path, extra=None) -> None:
+    """``extra``: more JSON-able header entries (the scikit-learn estimators' settings), which
+    MLP.load ignores."""
     header = {
         "format": FORMAT,
         "version": VERSION,
@@ -33,6 +35,7 @@ def save_mlp(net, path) -> None:
         "seed": net.seed,
         "grad_at_zero": net.grad_at_zero,
         "epochs_trained": net.epochs_trained_,
+        **(extra or {}),
     }
     arrays = {"header": np.array(json.dumps(header))}
     arrays.update(_parameters(net))
@@ -86,12 +89,9 @@ def _read_archive(path) -> dict:
         raise _bad(path, f"{type(error).__name__}: {error}") from error
 
 
-def load_mlp(cls, path, *, backend="cpp", n_threads=None):
-    # The caller's own arguments first: a bad one is their mistake, not the file's.
-    if backend not in ("cpp", "numpy"):
-        raise ValueError(f"backend must be 'cpp' or 'numpy', got {backend!r}")
-    if n_threads is not None:
-        check_int(n_threads, "n_threads", 1, 1024)
+def read_model_file(path):
+    """(header, arrays) of a model file, its format and version checked; ValueError if it is
+    not one this deltaprop reads."""
     contents = _read_archive(path)
     try:
         header = json.loads(str(contents["header"]))
@@ -102,6 +102,30 @@ def load_mlp(cls, path, *, backend="cpp", n_threads=None):
     if header.get("version") not in (1, VERSION):
         raise _bad(path, f"format version {header.get('version')!r}; this deltaprop reads "
                          f"version {VERSION}")
+    return header, contents
+
+
+def check_parameter_arrays(path, contents, expected: dict) -> None:
+    """Every array named in ``expected`` is there, shaped and typed like it, and finite; and the
+    archive holds nothing else but the header."""
+    for name, like in expected.items():
+        array = contents.get(name)
+        if array is None or array.shape != like.shape or array.dtype != like.dtype:
+            seen = "missing" if array is None else f"{array.dtype} {array.shape}"
+            raise _bad(path, f"{name} should be {like.dtype} {like.shape}, got {seen}")
+        if not np.isfinite(array).all():
+            raise _bad(path, f"{name} holds NaN or inf")
+    if len(contents) != 1 + len(expected):
+        raise _bad(path, "it holds arrays the header does not describe")
+
+
+def load_mlp(cls, path, *, backend="cpp", n_threads=None):
+    # The caller's own arguments first: a bad one is their mistake, not the file's.
+    if backend not in ("cpp", "numpy"):
+        raise ValueError(f"backend must be 'cpp' or 'numpy', got {backend!r}")
+    if n_threads is not None:
+        check_int(n_threads, "n_threads", 1, 1024)
+    header, contents = read_model_file(path)
     try:
         epochs = check_int(header["epochs_trained"], "epochs_trained", 0)
         activation = _activation_from_json(header["activation"])
@@ -114,15 +138,7 @@ def load_mlp(cls, path, *, backend="cpp", n_threads=None):
     except (KeyError, TypeError, ValueError, MemoryError) as error:
         raise _bad(path, f"bad header: {type(error).__name__}: {error}") from error
     expected = _parameters(net)  # the freshly built model's arrays: names, shapes, dtypes
-    for name, like in expected.items():
-        array = contents.get(name)
-        if array is None or array.shape != like.shape or array.dtype != like.dtype:
-            seen = "missing" if array is None else f"{array.dtype} {array.shape}"
-            raise _bad(path, f"{name} should be {like.dtype} {like.shape}, got {seen}")
-        if not np.isfinite(array).all():
-            raise _bad(path, f"{name} holds NaN or inf")
-    if len(contents) != 1 + len(expected):
-        raise _bad(path, "it holds arrays the header does not describe")
+    check_parameter_arrays(path, contents, expected)
     for name, like in expected.items():  # in place: the lists and dicts keep their identity
         np.copyto(like, contents[name])
     net.epochs_trained_ = epochs

@@ -1,0 +1,159 @@
+"""deltaprop.sklearn against scikit-learn's MLP: whole fits, side by side in one process.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_sklearn.py [--quick]
+
+Each row fits scikit-learn's estimator and deltaprop's with the same parameters (scikit-learn's
+defaults, random_state=0), the same dtype and the same thread count (deltaprop's n_threads,
+NumPy's BLAS threads held by threadpoolctl), one fit each, and prints both fit times, their
+ratio (scikit-learn's time over deltaprop's: above 1, deltaprop is faster) and both test
+scores, which must agree within 1 percentage point of accuracy or 0.02 R² (a disagreement
+makes the script exit with status 1):
+
+- digits, breast_cancer, wine (classification) and diabetes (regression, standardised target):
+  standardised features, a 75/25 split, scikit-learn's defaults (adam, hidden (100,), up to 200
+  epochs with its tol stopping), float64, 1 thread;
+- the compute-bound problem: 20 000 x 784 synthetic rows (N(0, 1) features, 10 classes from a
+  random linear teacher; 5 000 more to test on), hidden (512, 512), batch 128, adam, a fixed
+  number of epochs (``--epochs``, default 3), float64 and float32, 1 and 2 threads.
+
+``--markdown`` prints the table as Markdown. The machine must be otherwise idle: each row says
+whether others used the CPU while it ran. Timings are never judged, only scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # for workloads.py
+
+import workloads  # noqa: E402
+
+SCORE_BOUND = {"accuracy": 0.01, "R2": 0.02}
+
+
+def bundled(name):
+    from sklearn import datasets
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = getattr(datasets, f"load_{name}")(return_X_y=True)
+    if name == "diabetes":
+        y = (y - y.mean()) / y.std()
+    X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+    scaler = StandardScaler().fit(X_train)
+    return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
+
+
+def compute_bound(dtype):
+    rng = np.random.default_rng(784)
+    X = rng.standard_normal((25_000, 784))
+    teacher = rng.standard_normal((784, 10))
+    y = (X @ teacher).argmax(axis=1)
+    X = X.astype(dtype)
+    return X[:20_000], X[20_000:], y[:20_000], y[20_000:]
+
+
+def cases(args):
+    """(label, kind, data loader, parameters, dtype, threads) per row."""
+    rows = []
+    for name in ("digits", "breast_cancer", "wine", "diabetes"):
+        kind = "MLPRegressor" if name == "diabetes" else "MLPClassifier"
+        rows.append((name, kind, lambda n=name: bundled(n), {}, "float64", 1))
+    big = dict(hidden_layer_sizes=(512, 512), batch_size=128, max_iter=args.epochs)
+    for dtype in ("float64", "float32"):
+        for threads in args.threads:
+            rows.append(("20000x784 (512,512)", "MLPClassifier",
+                         lambda d=dtype: compute_bound(d), big, dtype, threads))
+    return rows
+
+
+def fit_timed(est, X, y, blas):
+    workloads.settle()
+    with workloads.blas_threads(blas), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning at the fixed epoch counts
+        start = time.perf_counter()
+        est.fit(X, y)
+        return time.perf_counter() - start
+
+
+def run_row(label, kind, load, params, dtype, threads):
+    import sklearn.neural_network as skl
+
+    import deltaprop.sklearn as dps
+
+    X_train, X_test, y_train, y_test = load()
+    X_train, X_test = X_train.astype(dtype), X_test.astype(dtype)
+    theirs = getattr(skl, kind)(random_state=0, **params)
+    ours = getattr(dps, kind)(random_state=0, n_threads=threads, **params)
+    monitor = workloads.CpuMonitor()
+    t_theirs = fit_timed(theirs, X_train, y_train, threads)
+    t_ours = fit_timed(ours, X_train, y_train, threads)
+    s_theirs, s_ours = theirs.score(X_test, y_test), ours.score(X_test, y_test)
+    metric = "R2" if kind == "MLPRegressor" else "accuracy"
+    return dict(label=label, dtype=dtype, threads=threads,
+                epochs=f"{theirs.n_iter_}/{ours.n_iter_}", sklearn=t_theirs, deltaprop=t_ours,
+                ratio=t_theirs / t_ours, metric=metric,
+                s_theirs=s_theirs, s_ours=s_ours,
+                agree=abs(s_theirs - s_ours) <= SCORE_BOUND[metric],
+                machine="noisy" if workloads.is_noisy(monitor) else "quiet")
+
+
+def seconds(t):
+    return f"{t * 1e3:.0f} ms" if t < 1 else f"{t:.2f} s"
+
+
+def print_table(results, markdown):
+    head = ["data", "dtype", "thr", "epochs sk/dp", "scikit-learn", "deltaprop", "speed-up",
+            "test score sk / dp", "agree", "machine"]
+    rows = [[r["label"], r["dtype"], str(r["threads"]), r["epochs"], seconds(r["sklearn"]),
+             seconds(r["deltaprop"]), f"{r['ratio']:.1f}x",
+             f"{r['metric']} {r['s_theirs']:.4f} / {r['s_ours']:.4f}",
+             "yes" if r["agree"] else "NO", r["machine"]] for r in results]
+    if markdown:
+        print("| " + " | ".join(head) + " |")
+        print("|" + "---|" * len(head))
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+        return
+    widths = [max(len(x) for x in col) for col in zip(head, *rows)]
+    for row in [head] + rows:
+        print("  ".join(x.ljust(w) for x, w in zip(row, widths)))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=3, help="epochs of the compute-bound fit")
+    parser.add_argument("--threads", default="1,2", help="thread counts of the compute-bound rows")
+    parser.add_argument("--quick", action="store_true", help="1 epoch, 1 thread")
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    args = parser.parse_args(argv)
+    args.threads = [int(t) for t in args.threads.split(",")]
+    if args.quick:
+        args.epochs, args.threads = 1, [1]
+    import sklearn
+
+    print("deltaprop.sklearn against scikit-learn", sklearn.__version__)
+    for label, value in workloads.machine_facts():
+        print(f"  {label:<20}  {value}")
+    if not workloads.have_threadpoolctl():
+        print("  note: threadpoolctl is missing, so NumPy's BLAS threads are not held")
+    monitor = workloads.CpuMonitor()
+    results = []
+    for row in cases(args):
+        results.append(run_row(*row))
+        print(".", end="", flush=True)
+    print()
+    print_table(results, args.markdown)
+    print(f"machine during the run: {monitor.summary()}")
+    print(f"OpenBLAS variables at the end: {workloads.openblas_env_line()}")
+    return 0 if all(r["agree"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""Every call the scikit-learn estimators make into deltaprop's engine, behind one narrow
+interface, so the estimators stay free of engine details:
+
+    net = make_network(layer_sizes, activation, output, dtype, n_threads)
+    net.forward(coefs, intercepts, X)                           -> output activations
+    net.loss_and_gradients(coefs, intercepts, X, Y, sample_weight, alpha)
+                                                                -> (loss, dcoefs, dintercepts)
+    state = new_optimizer_state(coefs, intercepts, optimizer)
+    net.train_epoch(coefs, intercepts, state, X, Y, sample_weight, order, settings)
+                                                                -> the epoch's mean loss
+
+Everything computes scikit-learn's objective (sklearn/neural_network/_multilayer_perceptron.py,
+1.9, ``_backprop``):
+
+    loss = Σ_n w_n ℓ_n + ½ α Σ‖W‖² / S,    w_n = s_n / S,  S = Σ s_n  (s_n = 1 without weights)
+
+The engine computes it directly: sample weights, the exp output with the Poisson loss, and
+scikit-learn's squared error, whose *value* averages over the outputs while its *gradient*
+(``delta = a − y``) does not (``loss_mean_over_outputs``). One difference is added here: the
+engine's Poisson loss is e^z − y z, scikit-learn's the half deviance y log(y/a) − y + a, which is
+larger by Σ_k (y log y − y) per row, a constant of the data that does not change a gradient.
+X may be a dense array or a scipy CSR matrix: sparse rows are densified one batch (or one chunk
+of ``CHUNK_ROWS``) at a time, never the whole matrix at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from .. import _core, reference
+from ..activations import resolve
+
+CHUNK_ROWS = 4096  # sparse input is densified this many rows at a time outside training
+
+
+@dataclass
+class OptimizerState:
+    """The optimizer's arrays, shaped like the parameters: ``state1`` the velocity (sgd,
+    nesterov) or Adam's first moment, ``state2`` Adam's second moment; ``t`` counts Adam's steps
+    (batches) so far."""
+
+    kind: str
+    state1: list
+    state2: list | None
+    t: int = 0
+
+
+@dataclass
+class EpochSettings:
+    """One epoch's optimizer settings (``lr`` is this epoch's learning rate)."""
+
+    batch_size: int
+    lr: float
+    momentum: float = 0.0
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-8
+    alpha: float = 0.0
+    clip_norm: float = 0.0  # 0: no clipping
+    extra: dict = field(default_factory=dict)
+
+
+def _flat(coefs, intercepts) -> list:
+    """The engine's parameter order: per layer W_l, then b_l."""
+    return [p for W, b in zip(coefs, intercepts) for p in (W, b)]
+
+
+def new_optimizer_state(coefs, intercepts, kind) -> OptimizerState:
+    """Zeroed state for optimizer ``kind``: "sgd", "nesterov" or "adam"."""
+    params = _flat(coefs, intercepts)
+    state2 = [np.zeros_like(p) for p in params] if kind == "adam" else None
+    return OptimizerState(kind, [np.zeros_like(p) for p in params], state2)
+
+
+def make_network(layer_sizes, activation, output, dtype, n_threads=None) -> Network:
+    """A network of these sizes; ``output`` is "softmax", "sigmoid", "identity" or "exp"."""
+    return Network(layer_sizes, activation, output, np.dtype(dtype), n_threads)
+
+
+def _poisson_offset(Y) -> np.ndarray:
+    """Per row, scikit-learn's half Poisson deviance less the engine's loss: Σ_k y log y − y."""
+    from scipy.special import xlogy
+
+    Y = np.asarray(Y, dtype=np.float64)
+    return (xlogy(Y, Y) - Y).sum(axis=1)
+
+
+class Network:
+    def __init__(self, layer_sizes, activation, output, dtype, n_threads):
+        self.layer_sizes = [int(s) for s in layer_sizes]
+        self.activation = resolve(activation)
+        self.output = output
+        self.dtype = dtype
+        engine_type = getattr(_core, f"Engine_{dtype.name}")
+        self._engine = engine_type(self.layer_sizes, self.activation, output,
+                                   "poisson" if output == "exp" else None,
+                                   loss_mean_over_outputs=output == "identity",
+                                   n_threads=0 if n_threads is None else int(n_threads))
+
+    @property
+    def n_outputs(self) -> int:
+        return self.layer_sizes[-1]
+
+    def _dense(self, X) -> np.ndarray:
+        X = X.toarray() if sp.issparse(X) else X
+        return np.ascontiguousarray(X, dtype=self.dtype)
+
+    # -- inference -----------------------------------------------------------------------------
+    def forward(self, coefs, intercepts, X) -> np.ndarray:
+        """Output activations (probabilities, values), row by row: any row's result is
+        independent of the others."""
+        params = _flat(coefs, intercepts)
+        if sp.issparse(X):
+            X = X.tocsr()
+            return np.concatenate([self._engine.forward(params, self._dense(X[i:i + CHUNK_ROWS]))
+                                   for i in range(0, X.shape[0], CHUNK_ROWS)])
+        return self._engine.forward(params, self._dense(X))
+
+    # -- the whole data set at once (lbfgs, validation loss) -----------------------------------
+    def loss_and_gradients(self, coefs, intercepts, X, Y, sample_weight=None, alpha=0.0):
+        """scikit-learn's objective over all rows of X and its gradients (fresh arrays)."""
+        n = X.shape[0]
+        params = _flat(coefs, intercepts)
+        s = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        total = float(s.sum())
+        grads = [np.zeros_like(p) for p in params]
+        chunk_grads = [np.empty_like(p) for p in params]
+        loss = 0.0
+        for start in range(0, n, CHUNK_ROWS) if sp.issparse(X) else [0]:
+            stop = min(n, start + CHUNK_ROWS) if sp.issparse(X) else n
+            share = float(s[start:stop].sum()) / total  # the engine's means are over the chunk
+            if share == 0:
+                continue
+            Xc = self._dense(X[start:stop])
+            Yc = np.ascontiguousarray(Y[start:stop], dtype=self.dtype)
+            weights = None if sample_weight is None else s[start:stop]
+            loss += share * self._engine.loss_and_gradients(params, Xc, Yc, chunk_grads, weights)
+            for g, c in zip(grads, chunk_grads):
+                g += c if share == 1.0 else c * c.dtype.type(share)
+        if self.output == "exp":
+            loss += float((s * _poisson_offset(Y)).sum() / total)
+        dcoefs, dintercepts = grads[0::2], grads[1::2]
+        if alpha > 0:
+            loss += reference.l2_penalty(coefs, alpha, total)
+            for g, W in zip(dcoefs, coefs):
+                reference.add_l2(g, W, alpha, total)
+        return loss, dcoefs, dintercepts
+
+    # -- one epoch (sgd, adam) -----------------------------------------------------------------
+    def train_epoch(self, coefs, intercepts, state, X, Y, sample_weight, order, settings):
+        """One epoch over the rows ``order`` of X (None: in stored order), in batches of
+        ``settings.batch_size``, updating parameters and ``state`` in place. Returns
+        scikit-learn's loss_curve_ entry: the batches' losses (each before its step) weighted
+        by their rows."""
+        n = X.shape[0]
+        if sp.issparse(X):
+            return self._train_batches(coefs, intercepts, state, X, Y, sample_weight, order,
+                                       settings)
+        if order is not None:  # the engine reads batches in stored order: gather the epoch's
+            X, Y = np.take(X, order, axis=0), np.take(Y, order, axis=0)
+            if sample_weight is not None:
+                sample_weight = np.take(sample_weight, order)
+        Y = np.ascontiguousarray(Y, dtype=self.dtype)
+        loss = self._engine_epoch(coefs, intercepts, state, self._dense(X), Y, sample_weight,
+                                  settings)
+        if self.output == "exp":
+            loss += self._batch_offsets(Y, sample_weight, settings.batch_size) / n
+        return loss
+
+    def _batch_offsets(self, Y, sample_weight, batch_size) -> float:
+        """Σ over batches of rows × the batch's weighted mean Poisson offset (stored order)."""
+        offset = _poisson_offset(Y)
+        total = 0.0
+        for start in range(0, len(offset), batch_size):
+            rows = slice(start, start + batch_size)
+            if sample_weight is None:
+                total += float(offset[rows].sum())
+            else:
+                w = sample_weight[rows]
+                if w.sum() > 0:  # the engine skips a batch without weight
+                    total += len(w) * float((w * offset[rows]).sum() / w.sum())
+        return total
+
+    def _engine_epoch(self, coefs, intercepts, state, X, Y, sample_weight, settings):
+        steps = -(-X.shape[0] // min(settings.batch_size, X.shape[0]))
+        loss = self._engine.train_epoch(
+            _flat(coefs, intercepts), state.state1, state.state2, X, Y, sample_weight,
+            batch_size=settings.batch_size, lr=settings.lr, momentum=settings.momentum,
+            shuffle=False, optimizer=state.kind, beta_1=settings.beta_1, beta_2=settings.beta_2,
+            epsilon=settings.epsilon, alpha=settings.alpha, clip_norm=settings.clip_norm,
+            step=state.t)
+        state.t += steps
+        return loss
+
+    def _train_batches(self, coefs, intercepts, state, X, Y, sample_weight, order, settings):
+        """One engine call per batch, each densified alone: sparse X is never densified whole."""
+        n = X.shape[0]
+        order = np.arange(n) if order is None else order
+        X = X.tocsr()
+        total = 0.0
+        for start in range(0, n, settings.batch_size):
+            rows = order[start:start + settings.batch_size]
+            weights = None if sample_weight is None else sample_weight[rows]
+            if weights is not None and weights.sum() == 0:
+                continue
+            Yb = np.ascontiguousarray(Y[rows], dtype=self.dtype)
+            loss = self._engine_epoch(coefs, intercepts, state, self._dense(X[rows]), Yb, weights,
+                                      settings)
+            if self.output == "exp":
+                loss += self._batch_offsets(Yb, weights, len(rows)) / len(rows)
+            total += len(rows) * loss
+        return total / n

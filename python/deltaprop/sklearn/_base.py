@@ -1,0 +1,322 @@
+"""What MLPClassifier and MLPRegressor share: parameters, initialisation, the solvers' loops and
+the forward pass, following scikit-learn 1.9's BaseMultilayerPerceptron rule for rule
+(sklearn/neural_network/_multilayer_perceptron.py) with the arithmetic in deltaprop's engine.
+"""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, is_classifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.validation import _check_sample_weight, validate_data
+
+from ..activations import ALIASES, NAMES, Activation, resolve
+from ..init import INIT_SCHEMES, init_network
+from . import _backend, _lbfgs
+from ._hooks import CallbackSupportMixin, EpochHooks, callback_management_context
+from ._optimizer import AdamOptimizer, SGDOptimizer
+
+_STOCHASTIC_SOLVERS = ["sgd", "adam"]
+
+# The activations the engine trains (those with learned parameters are not trained yet).
+HIDDEN_ACTIVATIONS = tuple(n for n in NAMES if n not in ("prelu", "acon")) + tuple(ALIASES)
+
+
+def _shuffle(sample_idx, random_state):
+    """sklearn.utils.shuffle(sample_idx, random_state=random_state): the same draw (a
+    RandomState.shuffle of arange(n), then indexing), without its per-call argument validation,
+    which costs more than a small network's whole epoch."""
+    permutation = np.arange(len(sample_idx))
+    random_state.shuffle(permutation)
+    return sample_idx[permutation]
+
+
+class BaseMLP(CallbackSupportMixin, BaseEstimator):
+    """Shared by the two estimators; not for direct use."""
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(HIDDEN_ACTIVATIONS)), Activation],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+        # deltaprop's own
+        "n_threads": [Interval(Integral, 1, 1024, closed="both"), None],
+        "clip_norm": [Interval(Real, 0, None, closed="neither"), None],
+        "init": [StrOptions(set(INIT_SCHEMES))],
+        "callback": [callable, None],
+        "progress": ["boolean"],
+    }
+
+    # -- the network -------------------------------------------------------------------------
+    def _output_kind(self) -> str:
+        return {"softmax": "softmax", "logistic": "sigmoid", "identity": "identity",
+                "exp": "exp"}[self.out_activation_]
+
+    def _network(self, dtype):
+        """The engine for the fitted shape, cached (it is rebuilt after unpickling)."""
+        sizes = [self.coefs_[0].shape[0]] + [W.shape[1] for W in self.coefs_]
+        key = (tuple(sizes), resolve(self.activation), self.out_activation_, np.dtype(dtype).name,
+               self.n_threads)
+        cached = self.__dict__.get("_network_cache")
+        if cached is None or cached[0] != key:
+            net = _backend.make_network(sizes, self.activation, self._output_kind(), dtype,
+                                        self.n_threads)
+            self.__dict__["_network_cache"] = cached = (key, net)
+        return cached[1]
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_network_cache", None)  # an engine object: rebuilt on demand
+        return state
+
+    def _params_of_dtype(self, dtype):
+        """coefs_ and intercepts_ as C-contiguous arrays of ``dtype`` (the engine's input)."""
+        cast = [np.ascontiguousarray(p, dtype=dtype) for p in self.coefs_ + self.intercepts_]
+        return cast[:len(self.coefs_)], cast[len(self.coefs_):]
+
+    def _forward_pass_fast(self, X, check_input=True):
+        if check_input:
+            X = validate_data(self, X, accept_sparse=["csr", "csc"],
+                              dtype=(np.float64, np.float32), reset=False)
+        dtype = self.coefs_[0].dtype
+        coefs, intercepts = self._params_of_dtype(dtype)
+        return self._network(dtype).forward(coefs, intercepts, X)
+
+    # -- initialisation ----------------------------------------------------------------------
+    def _initialize(self, y, layer_units, dtype):
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = y.shape[1]
+        self.n_layers_ = len(layer_units)
+        if not is_classifier(self):
+            self.out_activation_ = "exp" if self.loss == "poisson" else "identity"
+        elif self._label_binarizer.y_type_ == "multiclass":
+            self.out_activation_ = "softmax"
+        else:
+            self.out_activation_ = "logistic"
+        # scikit-learn's draws (for init="sklearn") from the estimator's RandomState, so the
+        # draws that follow (validation split, shuffling) continue the same stream
+        rng = (self._random_state if self.init == "sklearn"
+               else np.random.default_rng(self._random_state.randint(np.iinfo(np.int32).max)))
+        self.coefs_, self.intercepts_ = init_network(layer_units, self.activation, rng, dtype,
+                                                     scheme=self.init)
+        self._best_coefs = [c.copy() for c in self.coefs_]
+        self._best_intercepts = [i.copy() for i in self.intercepts_]
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self.loss_curve_ = []
+            self.validation_loss_curve_ = [] if self.early_stopping else None
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+
+    # -- fit ---------------------------------------------------------------------------------
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        hidden_layer_sizes = self.hidden_layer_sizes
+        if not hasattr(hidden_layer_sizes, "__iter__"):
+            hidden_layer_sizes = [hidden_layer_sizes]
+        hidden_layer_sizes = list(hidden_layer_sizes)
+        if np.any(np.array(hidden_layer_sizes) <= 0):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden_layer_sizes}.")
+        if resolve(self.activation).param_names:
+            raise ValueError(f"activation {resolve(self.activation).name!r} learns parameters, "
+                             f"which the engine does not train yet")
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        if sp.issparse(X):
+            X = X.tocsr()  # rows are what batches and chunks slice (still sparse: no densifying)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X)
+            if np.all(sample_weight == 1):
+                sample_weight = None  # the same objective, on the engine's unweighted path
+        if y.ndim == 1:
+            y = y.reshape((-1, 1))
+        self.n_outputs_ = y.shape[1]
+        layer_units = [X.shape[1]] + hidden_layer_sizes + [self.n_outputs_]
+        self._random_state = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(y, layer_units, X.dtype)
+        y = np.ascontiguousarray(y, dtype=X.dtype)
+        hooks = EpochHooks(self, X, y, sample_weight, incremental)
+        try:
+            if self.solver in _STOCHASTIC_SOLVERS:
+                self._fit_stochastic(X, y, sample_weight, incremental, hooks)
+            else:
+                _lbfgs.fit_lbfgs(self, X, y, sample_weight)
+        finally:
+            hooks.fit_end()
+        if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
+            raise ValueError("Solver produced non-finite parameter weights. The input data may"
+                             " contain large values and need to be preprocessed.")
+        return self
+
+    def _new_optimizer(self):
+        if self.solver == "sgd":
+            return SGDOptimizer(self.coefs_, self.intercepts_, self.learning_rate_init,
+                                self.learning_rate, self.momentum, self.nesterovs_momentum,
+                                self.power_t)
+        return AdamOptimizer(self.coefs_, self.intercepts_, self.learning_rate_init,
+                             self.beta_1, self.beta_2, self.epsilon)
+
+    def _validation_split(self, X, y, sample_weight):
+        stratify = y if is_classifier(self) and self.n_outputs_ == 1 else None
+        arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
+        parts = train_test_split(*arrays, random_state=self._random_state,
+                                 test_size=self.validation_fraction, stratify=stratify)
+        X_train, X_val, y_train, y_val = parts[:4]
+        sw_train, sw_val = parts[4:] if sample_weight is not None else (None, None)
+        if X_val.shape[0] < 2:
+            raise ValueError("The validation set is too small. Increase 'validation_fraction' "
+                             "or the size of your dataset.")
+        return X_train, X_val, y_train, y_val, sw_train, sw_val
+
+    def _batch_size(self, n_samples) -> int:
+        if self.batch_size == "auto":
+            return min(200, n_samples)
+        if self.batch_size > n_samples:
+            warnings.warn("Got `batch_size` less than 1 or larger than "
+                          "sample size. It is going to be clipped", stacklevel=3)
+        return int(np.clip(self.batch_size, 1, n_samples))
+
+    def _fit_stochastic(self, X, y, sample_weight, incremental, hooks):
+        if not incremental or not hasattr(self, "_optimizer"):
+            self._optimizer = self._new_optimizer()
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        early_stopping = self.early_stopping
+        if early_stopping:
+            X, X_val, y, y_val, sample_weight, sw_val = self._validation_split(
+                X, y, sample_weight)
+        else:
+            X_val = y_val = sw_val = None
+        n_samples = X.shape[0]
+        sample_idx = np.arange(n_samples, dtype=int)
+        batch_size = self._batch_size(n_samples)
+        net = self._network(X.dtype)
+        clip_norm = 0.0 if self.clip_norm is None else float(self.clip_norm)
+        try:
+            self.n_iter_ = 0
+            for _ in range(self.max_iter):
+                if self.shuffle:
+                    sample_idx = _shuffle(sample_idx, self._random_state)
+                settings = self._optimizer.settings(batch_size, self.alpha, clip_norm)
+                hooks.epoch_begin()
+                self.loss_ = np.float64(net.train_epoch(self.coefs_, self.intercepts_,
+                                             self._optimizer.state, X, y, sample_weight,
+                                             sample_idx if self.shuffle else None, settings))
+                self.n_iter_ += 1
+                self.t_ += n_samples
+                self.loss_curve_.append(self.loss_)
+                if self.verbose:
+                    print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+                if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
+                    break  # diverged: the guard in _fit reports it
+                self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val, net)
+                self._optimizer.iteration_ends(self.t_)
+                stop = hooks.epoch_end()
+                if self._no_improvement_count > self.n_iter_no_change:
+                    if early_stopping:
+                        msg = (f"Validation score did not improve more than tol={self.tol:f} "
+                               f"for {self.n_iter_no_change} consecutive epochs.")
+                    else:
+                        msg = (f"Training loss did not improve more than tol={self.tol:f} "
+                               f"for {self.n_iter_no_change} consecutive epochs.")
+                    if self._optimizer.trigger_stopping(msg, self.verbose):
+                        break
+                    self._no_improvement_count = 0
+                if incremental or stop:
+                    break
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                                  f"reached and the optimization hasn't converged yet.",
+                                  ConvergenceWarning, stacklevel=3)
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.", stacklevel=3)
+        if early_stopping:
+            self.coefs_ = self._best_coefs
+            self.intercepts_ = self._best_intercepts
+
+    def _update_no_improvement_count(self, early_stopping, X_val, y_val, sw_val, net):
+        if early_stopping:
+            coefs, intercepts = self._params_of_dtype(self.coefs_[0].dtype)
+            # the data term of the objective (without the L2 penalty) on the held-out rows
+            val_loss = net.loss_and_gradients(coefs, intercepts, X_val, y_val, sw_val)[0]
+            self.validation_loss_curve_.append(val_loss)
+            val_score = self._score(X_val, self._decode_targets(y_val), sample_weight=sw_val)
+            self.validation_scores_.append(val_score)
+            if self.verbose:
+                print(f"Validation score: {self.validation_scores_[-1]:f}")
+            if val_score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if val_score > self.best_validation_score_:
+                self.best_validation_score_ = val_score
+                self._best_coefs = [c.copy() for c in self.coefs_]
+                self._best_intercepts = [i.copy() for i in self.intercepts_]
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    def _decode_targets(self, y):
+        """Targets as the scorer reads them (class labels for the classifier)."""
+        return y
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to data matrix X and target(s) y (dense or CSR/CSC sparse X;
+        ``sample_weight`` of shape (n_samples,)). Returns self."""
+        self._validate_params()
+        with callback_management_context(self):
+            return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    def _check_solver(self):
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
+                                 f"{self.solver} is not stochastic.")
+        return True
+
+    def _score_with_function(self, X, y, sample_weight, score_function):
+        y_pred = self._predict(X, check_input=False)
+        if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
+            return np.nan
+        return score_function(y, y_pred, sample_weight=sample_weight)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags

@@ -1,0 +1,260 @@
+"""MLPClassifier and MLPRegressor: scikit-learn 1.9's estimators of the same names, trained by
+deltaprop's engine. Changing the import is the whole migration: the constructor's parameters,
+their order, defaults and positional/keyword split, the fitted attributes and the training rules
+are scikit-learn's; deltaprop's own options follow them as keywords.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import (
+    _check_partial_fit_first_call,
+    type_of_target,
+    unique_labels,
+)
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from ._base import BaseMLP
+from ._hooks import callback_management_context
+from ._persist import PersistMixin
+from ._plot import PlotMixin
+
+_COMMON_DOC = """
+    Parameters
+    ----------
+    The parameters of scikit-learn's estimator, with the same meaning and defaults
+    (https://scikit-learn.org/stable/modules/generated/sklearn.neural_network.{name}.html),
+    with these differences:
+
+    activation : str or deltaprop.Activation, default='relu'
+        scikit-learn's 'identity', 'logistic', 'tanh', 'relu', and deltaprop's 'leaky_relu',
+        'elu', 'selu', 'softplus', 'swish', 'silu', 'mish', 'abs', 'necro_relu', 'sigmoid', or
+        an ``Activation`` with parameters (``Activation("leaky_relu", alpha=0.2)``).
+
+    deltaprop's own (keyword-only, after scikit-learn's):
+
+    n_threads : int or None, default=None
+        OpenMP threads of the engine (None: OMP_NUM_THREADS, else all cores). Results are
+        bitwise identical for any thread count.
+    clip_norm : float or None, default=None
+        Clip the gradients of each step to this global norm (stochastic solvers).
+    init : str, default='sklearn'
+        The initial weights: 'sklearn' (scikit-learn's exact draws for ``random_state``),
+        'he_uniform', 'he_normal', 'lecun_normal', 'glorot_uniform', 'glorot_normal'.
+    callback : callable or None, default=None
+        ``callback(estimator)`` after each epoch of the stochastic solvers; returning True
+        stops training.
+    progress : bool, default=False
+        Show a tqdm progress bar over the epochs (needs tqdm).
+
+    scikit-learn 1.9's callbacks (``est.set_callbacks(ScoringMonitor(...))``) see the fit as a
+    task and each epoch as a subtask; an epoch's ``on_fit_task_end`` returning True stops it.
+    ``save(path)`` / ``load(path)`` keep a fitted estimator without pickle, in MLP.save's format.
+
+    Beyond scikit-learn's attributes, the stochastic solvers with ``early_stopping=True`` set
+    ``validation_loss_curve_``: the validation set's loss per epoch (the data term, without the
+    L2 penalty); None otherwise.
+"""
+
+
+class MLPClassifier(ClassifierMixin, PersistMixin, PlotMixin, BaseMLP):
+    __doc__ = ("Multi-layer perceptron classifier, a drop-in for "
+               "sklearn.neural_network.MLPClassifier.\n" + _COMMON_DOC.format(name="MLPClassifier"))
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 n_threads=None, clip_norm=None, init="sklearn", callback=None, progress=False):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.n_threads = n_threads
+        self.clip_norm = clip_norm
+        self.init = init
+        self.callback = callback
+        self.progress = progress
+
+    loss = "log_loss"  # scikit-learn's classifier has no loss parameter, only this value
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        f"warm_start can only be used where `y` has the same classes as in "
+                        f"the previous call to fit. Previously got {self.classes_}, `y` has "
+                        f"{classes}")
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                                 f"{self.classes_}. 'y' has {classes}.")
+        return X, self._label_binarizer.transform(y).astype(X.dtype)
+
+    def _decode_targets(self, y):
+        return self._label_binarizer.inverse_transform(y)
+
+    def predict(self, X):
+        """Class labels for the rows of X."""
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def _predict(self, X, check_input=True):
+        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        return self._label_binarizer.inverse_transform(y_pred)
+
+    def _score(self, X, y, sample_weight=None):
+        return self._score_with_function(X, y, sample_weight, accuracy_score)
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over (X, y); ``classes`` (every class y may hold) on the first call."""
+        if not hasattr(self, "coefs_"):
+            self._validate_params()
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+        with callback_management_context(self):
+            return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def predict_log_proba(self, X):
+        """Log of :meth:`predict_proba`."""
+        y_prob = self.predict_proba(X)
+        return np.log(y_prob, out=y_prob)
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (n_samples, n_classes); the data's dtype."""
+        check_is_fitted(self)
+        y_pred = self._forward_pass_fast(X)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        if y_pred.ndim == 1:
+            return np.vstack([1 - y_pred, y_pred]).T
+        return y_pred
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, PersistMixin, PlotMixin, BaseMLP):
+    __doc__ = ("Multi-layer perceptron regressor, a drop-in for "
+               "sklearn.neural_network.MLPRegressor.\n" + _COMMON_DOC.format(name="MLPRegressor")
+               + """
+    Unlike scikit-learn 1.9, ``partial_fit`` does not exist for ``solver='lbfgs'`` (there a
+    missing call parenthesis makes it run a full L-BFGS fit); as for the classifier, it is
+    available for the stochastic solvers only.
+""")
+
+    _parameter_constraints: dict = {
+        **BaseMLP._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "poisson"})],
+    }
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 n_threads=None, clip_norm=None, init="sklearn", callback=None, progress=False):
+        self.loss = loss
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.n_threads = n_threads
+        self.clip_norm = clip_norm
+        self.init = init
+        self.callback = callback
+        self.progress = progress
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError("Some value(s) of y are negative which is not allowed for "
+                             "the poisson loss.")
+        return X, y
+
+    def predict(self, X):
+        """Predicted values: shape (n_samples,) for one output, else (n_samples, n_outputs)."""
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def _predict(self, X, check_input=True):
+        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        return y_pred.ravel() if y_pred.shape[1] == 1 else y_pred
+
+    def _score(self, X, y, sample_weight=None):
+        return self._score_with_function(X, y, sample_weight, r2_score)
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over (X, y)."""
+        if not hasattr(self, "coefs_"):
+            self._validate_params()
+        with callback_management_context(self):
+            return self._fit(X, y, sample_weight=sample_weight, incremental=True)

@@ -1,0 +1,84 @@
+"""What runs between epochs besides scikit-learn's own rules: the user's per-epoch callback
+(which may stop training), scikit-learn 1.9's callbacks (sklearn.callback, SLEP023: the fit is
+the root task, each epoch a subtask) and a tqdm progress bar (tqdm is an optional dependency)."""
+
+from __future__ import annotations
+
+import contextlib
+
+try:  # scikit-learn >= 1.9
+    from sklearn.callback import CallbackSupportMixin
+    from sklearn.callback._callback_support import callback_management_context
+except ImportError:  # older scikit-learn: no callback framework to take part in
+    class CallbackSupportMixin:  # type: ignore[no-redef]
+        pass
+
+    def callback_management_context(estimator):
+        return contextlib.nullcontext()
+
+
+class EpochHooks:
+    """``callback(estimator)`` after each epoch, with the fitted attributes up to date
+    (``n_iter_``, ``loss_curve_``, ``validation_scores_``, ...); a True return stops training
+    as convergence would. Callbacks set with ``set_callbacks`` get ``on_fit_task_begin`` and
+    ``on_fit_task_end`` for the fit and for each epoch; an epoch's end hook returning True stops
+    training too. ``progress=True`` shows a bar over ``max_iter`` epochs."""
+
+    def __init__(self, estimator, X, y, sample_weight, incremental):
+        self.estimator = estimator
+        self.bar = self.context = self.epoch_context = None
+        if getattr(estimator, "_skl_callbacks", None):
+            # the targets as the user gave them (labels, not the network's encoding), for
+            # callbacks that score
+            y = estimator._decode_targets(y)
+            self.data = dict(X=X, y=y.ravel() if y.ndim == 2 and y.shape[1] == 1 else y,
+                             metadata=(None if sample_weight is None
+                                       else {"sample_weight": sample_weight}))
+            self.context = estimator._init_callback_context(
+                max_subtasks=1 if incremental else estimator.max_iter)
+            self.context.call_on_fit_task_begin(estimator=estimator, **self.data)
+        if estimator.progress and not incremental and estimator.solver != "lbfgs":
+            try:
+                from tqdm.auto import tqdm
+            except ImportError as error:
+                raise ImportError("progress=True needs tqdm: pip install tqdm "
+                                  "(or deltaprop[progress])") from error
+            self.bar = tqdm(total=estimator.max_iter, desc=type(estimator).__name__,
+                            unit="epoch", leave=False)
+
+    def _fitted(self):
+        est = self.estimator
+        return {"coefs_": [W.copy() for W in est.coefs_],
+                "intercepts_": [b.copy() for b in est.intercepts_]}
+
+    def epoch_begin(self) -> None:
+        if self.context is not None:
+            self.epoch_context = self.context.subcontext(task_name="epoch")
+            self.epoch_context.call_on_fit_task_begin(
+                estimator=self.estimator, reconstruction_attributes=self._fitted, **self.data)
+
+    def epoch_end(self) -> bool:
+        est = self.estimator
+        stop = False
+        if self.epoch_context is not None:
+            stop = self.epoch_context.call_on_fit_task_end(
+                estimator=est, reconstruction_attributes=self._fitted, **self.data)
+            self.epoch_context = None
+        if self.bar is not None:
+            postfix = {"loss": f"{est.loss_:.4g}"}
+            if est.validation_scores_:
+                postfix["val"] = f"{est.validation_scores_[-1]:.4g}"
+            self.bar.set_postfix(postfix, refresh=False)
+            self.bar.update(1)
+        if est.callback is not None and est.callback(est):
+            stop = True
+        return bool(stop)
+
+    def fit_end(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.epoch_context is not None:  # interrupted inside an epoch
+            self.epoch_context.call_on_fit_task_end(estimator=self.estimator)
+        if self.context is not None:
+            self.context.call_on_fit_task_end(estimator=self.estimator,
+                                              reconstruction_attributes=self._fitted, **self.data)

@@ -1,0 +1,83 @@
+"""The stochastic solvers' state between epochs, with scikit-learn's surface (an estimator's
+``_optimizer`` with ``learning_rate``; sklearn/neural_network/_stochastic_optimizers.py, 1.9):
+the learning-rate schedule, which moves once per epoch, and what happens when training stops
+improving. The steps themselves run in the engine (``_backend``), on ``state``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from . import _backend
+
+
+class SGDOptimizer:
+    """SGD with momentum, Nesterov's by default, in scikit-learn's convention (the learning
+    rate inside the velocity). Schedules: "constant"; "invscaling", lr = lr0 / (t + 1)^power_t
+    with t the training samples seen, set after each epoch; "adaptive", lr ÷ 5 whenever
+    training stops improving, until lr ≤ 1e-6."""
+
+    def __init__(self, coefs, intercepts, learning_rate_init=0.1, lr_schedule="constant",
+                 momentum=0.9, nesterov=True, power_t=0.5):
+        self.learning_rate_init = learning_rate_init
+        self.learning_rate = float(learning_rate_init)
+        self.lr_schedule = lr_schedule
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.power_t = power_t
+        kind = "nesterov" if nesterov else "sgd"
+        self.state = _backend.new_optimizer_state(coefs, intercepts, kind)
+
+    def settings(self, batch_size, alpha, clip_norm) -> _backend.EpochSettings:
+        return _backend.EpochSettings(batch_size=batch_size, lr=self.learning_rate,
+                                      momentum=self.momentum, alpha=alpha, clip_norm=clip_norm)
+
+    def iteration_ends(self, time_step) -> None:
+        if self.lr_schedule == "invscaling":
+            self.learning_rate = float(self.learning_rate_init) / (time_step + 1) ** self.power_t
+
+    def trigger_stopping(self, msg, verbose) -> bool:
+        if self.lr_schedule != "adaptive":
+            if verbose:
+                print(msg + " Stopping.")
+            return True
+        if self.learning_rate <= 1e-6:
+            if verbose:
+                print(msg + " Learning rate too small. Stopping.")
+            return True
+        self.learning_rate /= 5.0
+        if verbose:
+            print(f"{msg} Setting learning rate to {self.learning_rate:f}")
+        return False
+
+
+class AdamOptimizer:
+    """Adam in scikit-learn's form: step size lr0·√(1 − β2^t)/(1 − β1^t) with t counted in
+    batches, ε added after the bias corrections. ``learning_rate`` is the last step's size."""
+
+    def __init__(self, coefs, intercepts, learning_rate_init=0.001, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8):
+        self.learning_rate_init = learning_rate_init
+        self.learning_rate = float(learning_rate_init)
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+        self.state = _backend.new_optimizer_state(coefs, intercepts, "adam")
+
+    @property
+    def t(self) -> int:
+        return self.state.t
+
+    def settings(self, batch_size, alpha, clip_norm) -> _backend.EpochSettings:
+        return _backend.EpochSettings(batch_size=batch_size, lr=self.learning_rate_init,
+                                      beta_1=self.beta_1, beta_2=self.beta_2,
+                                      epsilon=self.epsilon, alpha=alpha, clip_norm=clip_norm)
+
+    def iteration_ends(self, time_step) -> None:
+        t = self.state.t
+        if t > 0:
+            self.learning_rate = (self.learning_rate_init * math.sqrt(1 - self.beta_2**t)
+                                  / (1 - self.beta_1**t))
+
+    def trigger_stopping(self, msg, verbose) -> bool:
+        if verbose:
+            print(msg + " Stopping.")
+        return True

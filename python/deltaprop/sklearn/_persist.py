@@ -1,0 +1,111 @@
+"""Save and load fitted estimators without pickle, in MLP.save's file format: an .npz archive of
+the parameters and a JSON header. The header also carries the estimator's parameters and fitted
+attributes under "sklearn", so ``deltaprop.MLP.load(path)`` reads the network in a process
+without scikit-learn (it predicts class indices 0..K-1, in the order of the header's classes),
+and ``MLPClassifier.load(path)`` gives back the whole estimator."""
+
+from __future__ import annotations
+
+import dataclasses
+from types import SimpleNamespace
+
+import numpy as np
+
+from ..activations import Activation, resolve
+from ..saving import _bad, check_parameter_arrays, read_model_file, save_mlp
+
+# What predict, score and the attributes need; the optimizer's state is not kept (a warm start
+# after loading starts a fresh optimizer, as fit does).
+_ATTRIBUTES = ("n_features_in_", "n_iter_", "t_", "n_layers_", "n_outputs_", "out_activation_",
+               "loss_", "best_loss_", "loss_curve_", "validation_scores_",
+               "best_validation_score_", "validation_loss_curve_")
+
+
+def _jsonable(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _params(est) -> dict:
+    params = est.get_params(deep=False)
+    params.pop("callback")  # code, not data
+    if isinstance(params["activation"], Activation):
+        params["activation"] = dataclasses.asdict(params["activation"])
+    if not (params["random_state"] is None or isinstance(params["random_state"], int)):
+        params["random_state"] = None  # a RandomState object is not saved
+    params["hidden_layer_sizes"] = _jsonable(np.atleast_1d(params["hidden_layer_sizes"]))
+    return params
+
+
+class PersistMixin:
+    def save(self, path) -> None:
+        """Writes the fitted estimator to ``path`` (no pickle); see :meth:`load`."""
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self)
+        spec = resolve(self.activation)
+        sizes = [self.coefs_[0].shape[0]] + [W.shape[1] for W in self.coefs_]
+        net = SimpleNamespace(layer_sizes=sizes, dtype=self.coefs_[0].dtype,
+                              activation=self.activation if isinstance(self.activation, str)
+                              else spec, output=self._output_kind(),
+                              seed=self.random_state if isinstance(self.random_state, int) else 0,
+                              grad_at_zero=spec.grad_at_zero, epochs_trained_=self.n_iter_,
+                              coefs_=self.coefs_, intercepts_=self.intercepts_,
+                              loss=None, huber_delta=1.0, residual=False, dropout=0.0,
+                              alpha_dropout=False,
+                              activation_params_=[{} for _ in self.coefs_[:-1]])
+        sk = {"estimator": type(self).__name__, "params": _params(self),
+              "attributes": {a: _jsonable(getattr(self, a)) for a in _ATTRIBUTES
+                             if hasattr(self, a)}}
+        if hasattr(self, "feature_names_in_"):
+            sk["feature_names_in_"] = self.feature_names_in_.tolist()
+        if hasattr(self, "classes_"):
+            sk["classes"] = {"values": self.classes_.tolist(), "dtype": self.classes_.dtype.str,
+                             "y_type": self._label_binarizer.y_type_}
+        save_mlp(net, path, extra={"sklearn": sk})
+
+    @classmethod
+    def load(cls, path):
+        """An estimator saved by :meth:`save`; ready to predict (and to fit again)."""
+        from sklearn.preprocessing import LabelBinarizer
+
+        header, contents = read_model_file(path)
+        sk = header.get("sklearn")
+        if not isinstance(sk, dict) or sk.get("estimator") != cls.__name__:
+            found = sk.get("estimator") if isinstance(sk, dict) else "a plain deltaprop.MLP"
+            raise _bad(path, f"it holds {found}, not a {cls.__name__}")
+        try:
+            params = dict(sk["params"])
+            if isinstance(params["activation"], dict):
+                params["activation"] = Activation(**params["activation"])
+            params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+            est = cls(**params)
+            for name, value in sk["attributes"].items():
+                setattr(est, name, value)
+            sizes, dtype = header["layer_sizes"], np.dtype(header["dtype"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise _bad(path, f"bad header: {type(error).__name__}: {error}") from error
+        L = len(sizes) - 1
+        expected = {}
+        for l, (i, o) in enumerate(zip(sizes, sizes[1:])):
+            expected[f"coefs_{l}"] = np.empty((i, o), dtype)
+            expected[f"intercepts_{l}"] = np.empty(o, dtype)
+        check_parameter_arrays(path, contents, expected)
+        est.coefs_ = [np.ascontiguousarray(contents[f"coefs_{l}"]) for l in range(L)]
+        est.intercepts_ = [np.ascontiguousarray(contents[f"intercepts_{l}"]) for l in range(L)]
+        if "feature_names_in_" in sk:
+            est.feature_names_in_ = np.asarray(sk["feature_names_in_"], dtype=object)
+        if "classes" in sk:
+            classes = np.asarray(sk["classes"]["values"], dtype=np.dtype(sk["classes"]["dtype"]))
+            est._label_binarizer = LabelBinarizer()
+            if sk["classes"]["y_type"].startswith("multilabel"):
+                est._label_binarizer.fit(np.eye(len(classes), dtype=int))
+            else:
+                est._label_binarizer.fit(classes)
+            est.classes_ = est._label_binarizer.classes_
+        return est

@@ -1,0 +1,377 @@
+"""deltaprop.sklearn's behaviour, each with assertions on the result: the constructor contract,
+partial_fit, warm_start, early stopping, sample weights, multilabel and multi-output targets,
+sparse input in batches, callbacks that stop training, verbose output, KeyboardInterrupt, the
+non-finite guard, float32, threads, save/load, pickle, clone, GridSearchCV, Pipeline, progress
+bar and loss-curve plot."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import io
+import os
+import pickle
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+pytest.importorskip("scipy")
+
+import scipy.sparse as sp  # noqa: E402
+import sklearn.neural_network as skl  # noqa: E402
+from sklearn.base import clone  # noqa: E402
+from sklearn.datasets import load_diabetes, load_wine, make_multilabel_classification  # noqa: E402
+from sklearn.model_selection import GridSearchCV  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.utils._param_validation import InvalidParameterError  # noqa: E402
+
+import deltaprop as dp  # noqa: E402
+from deltaprop.sklearn import MLPClassifier, MLPRegressor, _backend  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+@pytest.fixture(scope="module")
+def wine():
+    X, y = load_wine(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+@pytest.fixture(scope="module")
+def diabetes():
+    X, y = load_diabetes(return_X_y=True)
+    return StandardScaler().fit_transform(X), (y - y.mean()) / y.std()
+
+
+def small(cls, **params):
+    return cls(**{"hidden_layer_sizes": (8,), "max_iter": 10, "random_state": 0,
+                  "learning_rate_init": 0.01, **params})
+
+
+@pytest.mark.parametrize("ours,theirs", [(MLPClassifier, skl.MLPClassifier),
+                                         (MLPRegressor, skl.MLPRegressor)])
+def test_constructor_extends_sklearns_exactly(ours, theirs):
+    mine = list(inspect.signature(ours).parameters.values())
+    sk = list(inspect.signature(theirs).parameters.values())
+    assert [(p.name, p.kind, p.default) for p in mine[:len(sk)]] == \
+           [(p.name, p.kind, p.default) for p in sk]
+    assert all(p.kind is p.KEYWORD_ONLY for p in mine[len(sk):])
+    assert MLPRegressor((50,)).loss == (50,)  # the leading positional loss, as in 1.9
+    with pytest.raises(InvalidParameterError, match="activation"):
+        ours(activation="sine").fit([[0.0], [1.0]], [0, 1])
+
+
+def test_partial_fit(wine):
+    X, y = wine
+    clf = small(MLPClassifier)
+    with pytest.raises(ValueError, match="classes must be passed"):
+        clf.partial_fit(X, y)
+    for i in range(3):
+        clf.partial_fit(X, y, classes=np.unique(y))
+        assert clf.n_iter_ == 1 and clf.t_ == (i + 1) * len(y)
+    assert clf.score(X, y) > 0.5
+    assert not hasattr(MLPClassifier(solver="lbfgs"), "partial_fit")
+    assert not hasattr(MLPRegressor(solver="lbfgs"), "partial_fit")
+    with pytest.raises(ValueError, match="does not support early_stopping"):
+        small(MLPClassifier, early_stopping=True).partial_fit(X, y, classes=np.unique(y))
+
+
+def test_warm_start_continues(wine):
+    X, y = wine
+    warm = small(MLPClassifier, warm_start=True).fit(X, y)
+    first = [W.copy() for W in warm.coefs_]
+    warm.fit(X, y)
+    once_more = small(MLPClassifier, max_iter=20).fit(X, y)
+    assert not np.array_equal(warm.coefs_[0], first[0])
+    assert warm.score(X, y) >= small(MLPClassifier).fit(X, y).score(X, y)
+    assert once_more.n_iter_ == 20 and warm.n_iter_ == 10
+    with pytest.raises(ValueError, match="same classes"):
+        warm.fit(X[y < 2], y[y < 2])
+
+
+def test_early_stopping_restores_the_best_weights(wine):
+    X, y = wine
+    clf = small(MLPClassifier, early_stopping=True, max_iter=100, n_iter_no_change=3,
+                learning_rate_init=0.05).fit(X, y)
+    assert clf.best_loss_ is None and clf.n_iter_ < 100
+    assert len(clf.validation_scores_) == len(clf.validation_loss_curve_) == clf.n_iter_
+    best = int(np.argmax(clf.validation_scores_))
+    assert clf.best_validation_score_ == clf.validation_scores_[best]
+    assert all(v > 0 for v in clf.validation_loss_curve_)
+    assert small(MLPClassifier).fit(X, y).validation_loss_curve_ is None
+    with pytest.raises(ValueError, match="validation set is too small"):
+        small(MLPClassifier, early_stopping=True).fit(X[::20], y[::20])  # 9 rows: 1 held out
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_sample_weight(wine, solver):
+    X, y = wine
+    ones = small(MLPClassifier, solver=solver).fit(X, y, sample_weight=np.ones(len(y)))
+    none = small(MLPClassifier, solver=solver).fit(X, y)
+    for a, b in zip(ones.coefs_, none.coefs_):
+        np.testing.assert_array_equal(a, b)
+    # with one full batch, an integer weight is a repeated row
+    w = np.random.default_rng(0).integers(0, 3, len(y))
+    weighted = small(MLPClassifier, solver=solver, batch_size=len(y)).fit(X, y, sample_weight=w)
+    repeated = small(MLPClassifier, solver=solver, batch_size=int(w.sum())).fit(
+        np.repeat(X, w, axis=0), np.repeat(y, w))
+    for a, b in zip(weighted.coefs_, repeated.coefs_):
+        np.testing.assert_allclose(a, b, atol=1e-8)
+
+
+def test_multilabel_and_multioutput(diabetes):
+    X, Y = make_multilabel_classification(n_samples=120, n_classes=5, random_state=0)
+    clf = small(MLPClassifier).fit(X, Y)
+    assert clf.out_activation_ == "logistic" and clf.n_outputs_ == 5
+    assert clf.predict(X).shape == Y.shape and clf.predict_proba(X).shape == Y.shape
+    Xr, yr = diabetes
+    reg = small(MLPRegressor).fit(Xr, np.c_[yr, 2 * yr])
+    assert reg.predict(Xr).shape == (len(yr), 2) and reg.n_outputs_ == 2
+    assert small(MLPRegressor).fit(Xr, yr).predict(Xr).shape == (len(yr),)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+@pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
+def test_sparse_input_is_densified_in_batches(wine, fmt, solver, monkeypatch):
+    X, y = wine
+    X = np.where(np.abs(X) < 0.5, 0.0, X)
+    dense = small(MLPClassifier, solver=solver, batch_size=32).fit(X, y)
+    rows_densified = []
+    original = _backend.Network._dense
+
+    def recording(self, block):
+        if sp.issparse(block):
+            rows_densified.append(block.shape[0])
+        return original(self, block)
+
+    monkeypatch.setattr(_backend.Network, "_dense", recording)
+    monkeypatch.setattr(_backend, "CHUNK_ROWS", 50)
+    sparse = small(MLPClassifier, solver=solver, batch_size=32).fit(sp.csr_matrix(X).asformat(fmt),
+                                                                    y)
+    assert rows_densified and max(rows_densified) <= 50 < X.shape[0]
+    for a, b in zip(sparse.coefs_, dense.coefs_):
+        np.testing.assert_allclose(a, b, atol=1e-12)
+    np.testing.assert_allclose(sparse.predict_proba(sp.csr_matrix(X)), dense.predict_proba(X),
+                               atol=1e-12)
+
+
+def test_callback_stops_training(wine):
+    X, y = wine
+    seen = []
+
+    def stop_after_three(est):
+        seen.append(len(est.loss_curve_))
+        return est.n_iter_ == 3
+
+    clf = small(MLPClassifier, max_iter=50, callback=stop_after_three).fit(X, y)
+    assert seen == [1, 2, 3] and clf.n_iter_ == 3 and len(clf.loss_curve_) == 3
+
+
+def capture(est, X, y):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        est.fit(X, y)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("params", [dict(), dict(early_stopping=True, n_iter_no_change=2),
+                                    dict(solver="sgd", learning_rate="adaptive", tol=0.5,
+                                         n_iter_no_change=1)])
+def test_verbose_output_is_sklearns(wine, params):
+    X, y = wine
+    params = dict(hidden_layer_sizes=(6,), max_iter=8, random_state=0, verbose=True, **params)
+    ours = capture(MLPClassifier(**params), X, y)
+    assert ours.startswith("Iteration 1, loss = ")
+    assert ours == capture(skl.MLPClassifier(**params), X, y)
+
+
+def test_keyboard_interrupt_becomes_a_warning(wine):
+    X, y = wine
+
+    def interrupt(est):
+        if est.n_iter_ == 2:
+            raise KeyboardInterrupt
+
+    clf = small(MLPClassifier, callback=interrupt)
+    with pytest.warns(UserWarning, match="Training interrupted by user."):
+        clf.fit(X, y)
+    assert clf.n_iter_ == 2 and clf.predict(X).shape == y.shape
+
+
+def test_non_finite_weights_raise(diabetes):
+    X, y = diabetes
+    reg = small(MLPRegressor, solver="sgd", learning_rate_init=1e6, max_iter=50)
+    with pytest.raises(ValueError, match="Solver produced non-finite parameter weights"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            reg.fit(X * 1e3, y * 1e3)
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_float32_stays_float32(wine, solver):
+    X, y = wine
+    clf = small(MLPClassifier, solver=solver).fit(X.astype(np.float32), y)
+    assert all(W.dtype == np.float32 for W in clf.coefs_ + clf.intercepts_)
+    assert clf.predict_proba(X.astype(np.float32)).dtype == np.float32
+    assert clf.predict_proba(X).dtype == np.float32  # the weights' dtype decides
+
+
+def test_threads_give_bitwise_equal_results(wine):
+    X, y = wine
+    one = small(MLPClassifier, n_threads=1, hidden_layer_sizes=(64, 64)).fit(X, y)
+    two = small(MLPClassifier, n_threads=2, hidden_layer_sizes=(64, 64)).fit(X, y)
+    for a, b in zip(one.coefs_, two.coefs_):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("activation", ["leaky_relu", "elu", dp.Activation("leaky_relu",
+                                                                             alpha=0.2)])
+def test_new_activations_train(wine, activation):
+    X, y = wine
+    assert small(MLPClassifier, activation=activation, max_iter=30).fit(X, y).score(X, y) > 0.9
+
+
+@pytest.mark.parametrize("cls,target", [(MLPClassifier, "labels"), (MLPRegressor, "values")])
+def test_save_load_round_trip(wine, cls, target, tmp_path):
+    X, y = wine
+    y = np.array(["a", "b", "c"])[y] if target == "labels" else y.astype(float)
+    est = small(cls, early_stopping=True, activation=dp.Activation("leaky_relu", alpha=0.1))
+    est.fit(X.astype(np.float32), y)
+    path = tmp_path / "model.dp"
+    est.save(path)
+    back = cls.load(path)
+    np.testing.assert_array_equal(back.predict(X), est.predict(X))
+    assert back.get_params() == {**est.get_params()}
+    for name in ("n_iter_", "t_", "n_layers_", "n_outputs_", "out_activation_", "loss_curve_",
+                 "validation_scores_", "best_validation_score_", "n_features_in_"):
+        assert getattr(back, name) == getattr(est, name)
+    if target == "labels":
+        np.testing.assert_array_equal(back.classes_, est.classes_)
+        np.testing.assert_array_equal(back.predict_proba(X), est.predict_proba(X))
+    other = MLPRegressor if cls is MLPClassifier else MLPClassifier
+    with pytest.raises(ValueError, match=f"not a {other.__name__}"):
+        other.load(path)
+
+
+def test_saved_file_loads_without_sklearn(wine, tmp_path):
+    X, y = wine
+    clf = small(MLPClassifier).fit(X, y)
+    path, data = tmp_path / "wine.dp", tmp_path / "X.npy"
+    clf.save(path)
+    np.save(data, X)
+    script = ("import sys; sys.modules['sklearn'] = None; sys.modules['scipy'] = None\n"
+              "import numpy as np, deltaprop as dp\n"
+              f"net = dp.MLP.load({str(path)!r})\n"
+              f"np.save({str(tmp_path / 'p.npy')!r}, net.forward(np.load({str(data)!r})))\n")
+    subprocess.run([sys.executable, "-c", script], check=True, env={**os.environ})
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), clf.predict_proba(X), atol=1e-12)
+
+
+def test_pickle_clone_pipeline_gridsearch(wine):
+    X, y = wine
+    clf = small(MLPClassifier).fit(X, y)
+    back = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(back.predict_proba(X), clf.predict_proba(X))
+    assert clone(clf).get_params() == clf.get_params() and not hasattr(clone(clf), "coefs_")
+    search = GridSearchCV(make_pipeline(StandardScaler(), small(MLPClassifier)),
+                          {"mlpclassifier__alpha": [1e-4, 1e-1]}, cv=2).fit(X, y)
+    assert search.best_score_ > 0.5 and search.predict(X).shape == y.shape
+
+
+def test_progress_bar(wine):
+    pytest.importorskip("tqdm")
+    X, y = wine
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        clf = small(MLPClassifier, progress=True, max_iter=5).fit(X, y)
+    assert clf.n_iter_ == 5 and "MLPClassifier" in err.getvalue()
+
+
+def test_plot_loss_curve(wine):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    X, y = wine
+    clf = small(MLPClassifier, early_stopping=True).fit(X, y)
+    ax = clf.plot_loss_curve()
+    assert [line.get_label() for line in ax.get_lines()] == ["training loss", "validation loss"]
+    np.testing.assert_array_equal(ax.get_lines()[0].get_ydata(), clf.loss_curve_)
+    with pytest.raises(AttributeError, match="no loss curve"):
+        small(MLPClassifier, solver="lbfgs").fit(X, y).plot_loss_curve()
+
+
+class StopAtThirdEpoch:
+    """A scikit-learn 1.9 FitCallback (SLEP023): stops the fit at the end of its third epoch."""
+
+    def setup(self, estimator, context):
+        self.events = []
+
+    def on_fit_task_begin(self, estimator, context, *, fitted_estimator=None):
+        self.events.append(("begin", context.task_name))
+
+    def on_fit_task_end(self, estimator, context, *, fitted_estimator=None, y=None):
+        self.events.append(("end", context.task_name))
+        if context.task_name == "epoch":
+            self.scores.append(fitted_estimator.score(self.X, y))
+            return len(self.scores) == 3
+        return False
+
+    def teardown(self, estimator, context):
+        self.events.append(("teardown", context.task_name))
+
+
+def test_sklearn_callbacks_see_each_epoch_and_can_stop(wine):
+    pytest.importorskip("sklearn.callback")
+    X, y = wine
+    callback = StopAtThirdEpoch()
+    callback.X, callback.scores = X, []
+    clf = small(MLPClassifier, max_iter=50).set_callbacks(callback)
+    clf.fit(X, y)
+    assert clf.n_iter_ == 3 and len(callback.scores) == 3
+    assert callback.scores[-1] == clf.score(X, y)  # the epoch's fitted_estimator is the model
+    assert callback.events[0] == ("begin", "fit") and callback.events[-1] == ("teardown", "fit")
+    assert callback.events.count(("end", "epoch")) == 3
+
+
+def test_sklearn_scoring_monitor(wine):
+    callback = pytest.importorskip("sklearn.callback")
+    X, y = wine
+    monitor = callback.ScoringMonitor(scoring="accuracy")
+    clf = small(MLPClassifier, max_iter=4).set_callbacks(monitor)
+    clf.fit(X, y)
+    rows = vars(monitor.get_logs())["data"]
+    epochs = [r for r in rows if r["task_name"] == "epoch"]
+    assert len(epochs) == 4 and epochs[-1]["accuracy"] == clf.score(X, y)
+
+
+def test_only_the_backend_touches_the_engine():
+    """Every call into deltaprop's engine goes through sklearn/_backend.py, so a new engine API
+    is one file's port."""
+    import pathlib
+
+    import deltaprop.sklearn as package
+
+    folder = pathlib.Path(package.__file__).parent
+    for path in folder.glob("*.py"):
+        if path.name != "_backend.py":
+            text = path.read_text()
+            assert "_core" not in text and "reference" not in text, path.name
+
+
+def test_poisson_save_load(diabetes, tmp_path):
+    X, y = diabetes
+    reg = small(MLPRegressor, loss="poisson").fit(X, np.exp(y))
+    reg.save(tmp_path / "p.dp")
+    back = MLPRegressor.load(tmp_path / "p.dp")
+    assert back.out_activation_ == "exp"
+    np.testing.assert_array_equal(back.predict(X), reg.predict(X))
+    plain = dp.MLP.load(tmp_path / "p.dp")  # a process without scikit-learn can use it too
+    assert plain.output == "exp"
+    np.testing.assert_allclose(plain.predict(np.asarray(X, np.float64)), reg.predict(X),
+                               rtol=1e-12)
