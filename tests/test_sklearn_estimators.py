@@ -375,3 +375,24 @@ def test_poisson_save_load(diabetes, tmp_path):
     assert plain.output == "exp"
     np.testing.assert_allclose(plain.predict(np.asarray(X, np.float64)), reg.predict(X),
                                rtol=1e-12)
+
+
+def test_record_health_in_the_estimators():
+    from sklearn.datasets import load_digits
+
+    from deltaprop.model import HEALTH_ROWS
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    clf = MLPClassifier(hidden_layer_sizes=(32, 32), max_iter=5, random_state=0,
+                        record_health=True).fit(X, y)
+    assert set(clf.health_) == set(HEALTH_ROWS)
+    assert clf.health_["grad_norm"].shape == (5, 3)
+    assert (clf.health_["grad_norm"] > 0).all()
+    plain = MLPClassifier(hidden_layer_sizes=(32, 32), max_iter=5, random_state=0).fit(X, y)
+    for a, b in zip(clf.coefs_, plain.coefs_):  # recording changes nothing
+        np.testing.assert_array_equal(a, b)
+    clf.partial_fit(X, y)
+    assert clf.health_["grad_norm"].shape == (6, 3)  # partial_fit continues the record
+    with pytest.raises(ValueError, match="dense X"):
+        MLPClassifier(max_iter=1, record_health=True).fit(sp.csr_matrix(X), y)

@@ -32,6 +32,10 @@ import scipy.sparse as sp
 
 from .. import _core, reference
 from ..activations import resolve
+from ..reference.health import HEALTH_ROWS  # the rows of the engine's health record
+
+__all__ = ["CHUNK_ROWS", "HEALTH_ROWS", "EpochSettings", "Network", "OptimizerState",
+           "make_network", "new_optimizer_state"]
 
 CHUNK_ROWS = 4096  # sparse input is densified this many rows at a time outside training
 
@@ -150,11 +154,12 @@ class Network:
         return loss, dcoefs, dintercepts
 
     # -- one epoch (sgd, adam) -----------------------------------------------------------------
-    def train_epoch(self, coefs, intercepts, state, X, Y, sample_weight, order, settings):
+    def train_epoch(self, coefs, intercepts, state, X, Y, sample_weight, order, settings,
+                    health=None):
         """One epoch over the rows ``order`` of X (None: in stored order), in batches of
         ``settings.batch_size``, updating parameters and ``state`` in place. Returns
         scikit-learn's loss_curve_ entry: the batches' losses (each before its step) weighted
-        by their rows."""
+        by their rows. ``health`` (dense X only) receives the epoch's gradient health."""
         n = X.shape[0]
         if sp.issparse(X):
             return self._train_batches(coefs, intercepts, state, X, Y, sample_weight, order,
@@ -165,7 +170,7 @@ class Network:
                 sample_weight = np.take(sample_weight, order)
         Y = np.ascontiguousarray(Y, dtype=self.dtype)
         loss = self._engine_epoch(coefs, intercepts, state, self._dense(X), Y, sample_weight,
-                                  settings)
+                                  settings, health)
         if self.output == "exp":
             loss += self._batch_offsets(Y, sample_weight, settings.batch_size) / n
         return loss
@@ -184,14 +189,15 @@ class Network:
                     total += len(w) * float((w * offset[rows]).sum() / w.sum())
         return total
 
-    def _engine_epoch(self, coefs, intercepts, state, X, Y, sample_weight, settings):
+    def _engine_epoch(self, coefs, intercepts, state, X, Y, sample_weight, settings,
+                      health=None):
         steps = -(-X.shape[0] // min(settings.batch_size, X.shape[0]))
         loss = self._engine.train_epoch(
             _flat(coefs, intercepts), state.state1, state.state2, X, Y, sample_weight,
             batch_size=settings.batch_size, lr=settings.lr, momentum=settings.momentum,
             shuffle=False, optimizer=state.kind, beta_1=settings.beta_1, beta_2=settings.beta_2,
             epsilon=settings.epsilon, alpha=settings.alpha, clip_norm=settings.clip_norm,
-            step=state.t)
+            step=state.t, health=health)
         state.t += steps
         return loss
 

@@ -71,6 +71,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
         "init": [StrOptions(set(INIT_SCHEMES))],
         "callback": [callable, None],
         "progress": ["boolean"],
+        "record_health": ["boolean"],
     }
 
     # -- the network -------------------------------------------------------------------------
@@ -209,6 +210,20 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
                           "sample size. It is going to be clipped", stacklevel=3)
         return int(np.clip(self.batch_size, 1, n_samples))
 
+    def _health_record(self, X, incremental):
+        """The engine's (rows x layers) health array for one epoch, or None; starts health_
+        (continued by partial_fit)."""
+        if not self.record_health:
+            return None
+        if sp.issparse(X):
+            raise ValueError("record_health=True needs dense X: the engine gathers health over "
+                             "a whole epoch, and sparse X is trained one densified batch at a "
+                             "time")
+        layers = len(self.coefs_)
+        if not (incremental and hasattr(self, "health_")):
+            self.health_ = {name: np.empty((0, layers)) for name in _backend.HEALTH_ROWS}
+        return np.empty((len(_backend.HEALTH_ROWS), layers))
+
     def _fit_stochastic(self, X, y, sample_weight, incremental, hooks):
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = self._new_optimizer()
@@ -225,6 +240,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
         batch_size = self._batch_size(n_samples)
         net = self._network(X.dtype)
         clip_norm = 0.0 if self.clip_norm is None else float(self.clip_norm)
+        health = self._health_record(X, incremental)
         try:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
@@ -234,7 +250,11 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
                 hooks.epoch_begin()
                 self.loss_ = np.float64(net.train_epoch(self.coefs_, self.intercepts_,
                                              self._optimizer.state, X, y, sample_weight,
-                                             sample_idx if self.shuffle else None, settings))
+                                             sample_idx if self.shuffle else None, settings,
+                                             health=health))
+                if health is not None:
+                    for name, row in zip(_backend.HEALTH_ROWS, health):
+                        self.health_[name] = np.vstack([self.health_[name], row])
                 self.n_iter_ += 1
                 self.t_ += n_samples
                 self.loss_curve_.append(self.loss_)

@@ -51,6 +51,10 @@ _COMMON_DOC = """
         stops training.
     progress : bool, default=False
         Show a tqdm progress bar over the epochs (needs tqdm).
+    record_health : bool, default=False
+        Record each epoch's gradient health inside the engine's loop (stochastic solvers, dense
+        X) into ``health_``: per layer, grad_norm, delta_norm, update_ratio, zero_fraction,
+        dead_fraction and saturated_fraction, arrays of epochs x layers (deltaprop.diagnostics).
 
     scikit-learn 1.9's callbacks (``est.set_callbacks(ScoringMonitor(...))``) see the fit as a
     task and each epoch as a subtask; an epoch's ``on_fit_task_end`` returning True stops it.
@@ -72,7 +76,8 @@ class MLPClassifier(ClassifierMixin, PersistMixin, PlotMixin, BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 n_threads=None, clip_norm=None, init="sklearn", callback=None, progress=False):
+                 n_threads=None, clip_norm=None, init="sklearn", callback=None, progress=False,
+                 record_health=False):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -101,6 +106,7 @@ class MLPClassifier(ClassifierMixin, PersistMixin, PlotMixin, BaseMLP):
         self.init = init
         self.callback = callback
         self.progress = progress
+        self.record_health = record_health
 
     loss = "log_loss"  # scikit-learn's classifier has no loss parameter, only this value
 
@@ -198,7 +204,8 @@ class MLPRegressor(RegressorMixin, PersistMixin, PlotMixin, BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 n_threads=None, clip_norm=None, init="sklearn", callback=None, progress=False):
+                 n_threads=None, clip_norm=None, init="sklearn", callback=None, progress=False,
+                 record_health=False):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -228,6 +235,7 @@ class MLPRegressor(RegressorMixin, PersistMixin, PlotMixin, BaseMLP):
         self.init = init
         self.callback = callback
         self.progress = progress
+        self.record_health = record_health
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
