@@ -312,8 +312,11 @@ void gemm(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M, idx N,
     const GemmKernel<T>& kern = kernel_for<T>(active_isa());
     // Packing costs O(MK + KN) copies for O(MNK) work: it pays once every dimension spans a few
     // tiles. Below that (and for an empty product), the direct loop.
-    const bool direct = M < kern.mr || N < 8 || K < 8 || M * N * K < idx(16) * 16 * 16 ||
-                        alpha == T(0);
+    // A narrow C with many rows (an output layer's few columns over a batch) is not small: the
+    // packed path computes it as C^T below, its few columns along MR and its rows along NR.
+    const bool transposable = N < kern.nr && M >= kern.nr;
+    const bool direct = alpha == T(0) || K < 8 || M * N * K < idx(16) * 16 * 16 ||
+                        (!transposable && (M < kern.mr || N < 8));
     // The direct loop accumulates, so C starts as beta . C; the packed path folds beta = 0 or 1
     // into its first slice and needs this pass only for other values.
     if (direct || (beta != T(0) && beta != T(1))) scale_rows(C, ldc, M, N, beta, nt);
