@@ -107,7 +107,9 @@ class MLP:
                  huber_delta=1.0, residual=False, dropout=0.0, alpha_dropout=False,
                  dtype="float64", seed=0, backend="cpp", n_threads=None, grad_at_zero=0.0,
                  init=None, bias_init=None):
-        sizes = list(layer_sizes) if np.ndim(layer_sizes) == 1 else None
+        # a sequence of entries, each checked below (np.ndim would trip over a ragged list)
+        sizes = (list(layer_sizes) if isinstance(layer_sizes, (list, tuple, np.ndarray))
+                 and np.asarray(layer_sizes, dtype=object).ndim >= 1 else None)
         if not sizes or len(sizes) < 2:
             raise ValueError(f"layer_sizes must list at least 2 sizes (inputs, outputs), "
                              f"got {layer_sizes!r}")

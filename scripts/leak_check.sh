@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Leak check of the engine under valgrind: many fit/predict cycles of a small model (and the
+# ops, and calls that raise), run twice with different cycle counts. A leak in our code grows
+# with the cycles; the interpreter's own end-of-process allocations do not. Fails if
+#   - any valgrind record (a leak "definitely" or "indirectly" lost, an invalid read or write,
+#     a use of an uninitialised value) has a frame in deltaprop's extension, or
+#   - the bytes definitely + indirectly lost grow between the short and the long run.
+# (The interpreter itself has a few dozen records of its own, none of them ours.)
+#
+#   scripts/leak_check.sh [cycles]        (default 1000; uses the deltaprop python imports)
+#   PYTHON=/path/to/venv/bin/python scripts/leak_check.sh
+#
+# PYTHONMALLOC=malloc makes Python's allocations visible to valgrind one by one (so a leaked
+# array or object is a record of its own); one OpenMP thread with passive waiting keeps
+# valgrind (which runs threads one at a time) fast; valgrind's CPU has no AVX-512, and the
+# engine's dispatch sees that and picks another path.
+set -euo pipefail
+CYCLES="${1:-1000}"
+PYTHON="${PYTHON:-python3}"
+OUT="${LEAK_OUT:-/tmp/deltaprop-leak-check}"
+mkdir -p "$OUT"
+cat > "$OUT/workload.py" <<'PY'
+import sys
+import numpy as np
+import deltaprop as dp
+
+cycles = int(sys.argv[1])
+rng = np.random.default_rng(0)
+X, y = rng.standard_normal((64, 8)), rng.integers(0, 3, 64)
+for i in range(cycles):
+    net = dp.MLP([8, 16, 3], activation=["relu", "tanh", "elu"][i % 3], seed=i,
+                 dtype=["float64", "float32"][i % 2], n_threads=1)
+    net.fit(X, y, epochs=1, batch_size=16, optimizer=["sgd", "adam", "nesterov"][i % 3])
+    net.predict(X)
+    net.loss_and_gradients(X, y)
+    dp.ops.dense_forward(X, net.coefs_[0].astype(np.float64), np.zeros(16), "swish")
+    dp.ops.shuffle_order(100, i, 1)
+    for bad in (lambda: net.forward(X[:, :5]), lambda: dp.ops.gemm(X, X),
+                lambda: dp.ops.activation_forward(X, "nonsense")):
+        try:
+            bad()
+        except (TypeError, ValueError):
+            pass
+print("cycles", cycles, dp.ops.get_isa())
+PY
+
+run() {  # run <cycles>: prints "definitely indirectly" lost bytes
+    local log="$OUT/valgrind-$1.log"
+    PYTHONMALLOC=malloc OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive \
+        valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite,indirect \
+        --num-callers=40 --log-file="$log" "$PYTHON" "$OUT/workload.py" "$1" >/dev/null
+    local definite indirect
+    definite=$(grep -oP 'definitely lost: \K[0-9,]+' "$log" | tr -d , || echo 0)
+    indirect=$(grep -oP 'indirectly lost: \K[0-9,]+' "$log" | tr -d , || echo 0)
+    echo "${definite:-0} ${indirect:-0}"
+}
+
+short=$(run 10)
+long=$(run "$CYCLES")
+echo "definitely / indirectly lost bytes after 10 cycles:        $short"
+echo "definitely / indirectly lost bytes after $CYCLES cycles: $long"
+ours=$(awk '/^==[0-9]+== [A-Z0-9]/ {record = ""; keep = 1}
+            keep {record = record $0 "\n"}
+            /^==[0-9]+== $/ && keep {if (record ~ /_core\.cpython|dp::|pybind11::/) printf "%s", record
+                                     keep = 0}' "$OUT/valgrind-$CYCLES.log")
+status=0
+if [ -n "$ours" ]; then
+    echo "FAIL: valgrind records with a frame in deltaprop's extension:"; echo "$ours"; status=1
+fi
+read -r d1 i1 <<<"$short"; read -r d2 i2 <<<"$long"
+if [ $((d2 + i2)) -gt $((d1 + i1)) ]; then
+    echo "FAIL: lost bytes grow with the cycles ($((d1 + i1)) -> $((d2 + i2)))"; status=1
+fi
+[ $status -eq 0 ] && echo "OK: no leak in deltaprop's code (logs in $OUT)"
+exit $status

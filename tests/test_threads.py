@@ -1,0 +1,175 @@
+"""Threads: the engine's OpenMP runtime obeys threadpoolctl and OMP_NUM_THREADS, and several
+Python threads may use the engine at once (different models, or one model's predictions),
+getting exactly the serial results.
+
+`_core.threads_used(n)` measures the team a kernel called with `n_threads=n` gets: it runs a
+parallel region the way the kernels do and reports omp_get_num_threads() from inside it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import deltaprop as dp
+from deltaprop import _core
+
+threadpoolctl = pytest.importorskip("threadpoolctl")
+
+PROCESSORS = _core.build_info()["openmp"]["processors"]
+multicore = pytest.mark.skipif(PROCESSORS < 2, reason="needs 2 processors")
+
+
+def our_openmp_library() -> str:
+    return os.path.realpath(_core.build_info()["openmp"]["library"])
+
+
+def test_threadpoolctl_finds_our_openmp_runtime():
+    found = [os.path.realpath(lib["filepath"]) for lib in threadpoolctl.threadpool_info()
+             if lib["user_api"] == "openmp"]
+    assert our_openmp_library() in found, found
+
+
+@multicore
+def test_threadpool_limits_limits_our_kernels():
+    assert _core.threads_used(0) == min(_core.default_threads(), PROCESSORS)
+    with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
+        assert _core.threads_used(0) == 1
+        assert dp.config_info()["openmp"]["max_threads"] == 1
+        assert _core.threads_used(2) == 2  # an explicit n_threads is the caller's to choose
+    assert _core.threads_used(0) == min(_core.default_threads(), PROCESSORS)
+
+
+@multicore
+def test_threadpool_limits_applies_to_the_thread_that_sets_it():
+    """OpenMP's thread count is per calling thread: a worker thread sets its own limit."""
+    def in_worker():
+        with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
+            return _core.threads_used(0)
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(in_worker).result() == 1
+
+
+@multicore
+def test_a_limited_fit_gives_the_same_model(rng):
+    X, y = rng.standard_normal((300, 20)), rng.integers(0, 3, 300)
+    nets = [dp.MLP([20, 64, 3], seed=4) for _ in range(2)]
+    nets[0].fit(X, y, epochs=2, batch_size=300)
+    with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
+        nets[1].fit(X, y, epochs=2, batch_size=300)
+    for a, b in zip(nets[0].coefs_, nets[1].coefs_):
+        np.testing.assert_array_equal(a, b)
+
+
+CHILD = "from deltaprop import _core; print(_core.threads_used(0), _core.threads_used(2))"
+
+
+@multicore
+@pytest.mark.parametrize("value, expected", [("1", 1), ("2", 2), ("64", PROCESSORS)])
+def test_omp_num_threads_is_respected(value, expected):
+    env = dict(os.environ, OMP_NUM_THREADS=value)
+    out = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == [str(expected), "2"]  # n_threads=2 overrides the environment
+
+
+# -- several Python threads at once --------------------------------------------------------
+
+MODELS = [  # different shapes, dtypes, activations, outputs and optimizers
+    dict(sizes=[12, 40, 3], activation="relu", output="softmax", dtype="float64",
+         fit=dict(optimizer="sgd", momentum=0.9, lr=0.05)),
+    dict(sizes=[12, 24, 24, 1], activation="tanh", output="identity", dtype="float32",
+         fit=dict(optimizer="adam", lr=0.003)),
+    dict(sizes=[12, 64, 2], activation="elu", output="sigmoid", dtype="float64",
+         fit=dict(optimizer="nesterov", momentum=0.5, lr=0.05, clip_norm=1.0)),
+    dict(sizes=[12, 16, 3], activation="swish", output="softmax", dtype="float32",
+         fit=dict(optimizer="sgd", lr=0.1, alpha=0.01)),
+]
+
+
+def data(spec, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((257, spec["sizes"][0]))
+    outputs = spec["sizes"][-1]
+    if spec["output"] == "softmax":
+        Y = rng.integers(0, outputs, len(X))
+    elif spec["output"] == "sigmoid":
+        Y = rng.integers(0, 2, (len(X), outputs))
+    else:
+        Y = rng.standard_normal((len(X), outputs))
+    return X, Y
+
+
+def run(spec, seed, n_threads):
+    """Fits a fresh model and returns everything it produced."""
+    net = dp.MLP(spec["sizes"], spec["activation"], spec["output"], dtype=spec["dtype"],
+                 seed=seed, n_threads=n_threads)
+    X, Y = data(spec, seed)
+    history = net.fit(X, Y, epochs=4, batch_size=16, **spec["fit"])
+    return history.loss, [p.copy() for p in net.coefs_ + net.intercepts_], net.forward(X)
+
+
+def assert_same(a, b):
+    loss_a, params_a, out_a = a
+    loss_b, params_b, out_b = b
+    assert loss_a == loss_b
+    for p, q in zip(params_a + [out_a], params_b + [out_b]):
+        np.testing.assert_array_equal(p, q)
+
+
+@pytest.mark.parametrize("n_threads", [1, None])
+def test_different_models_in_parallel_match_serial_runs(n_threads):
+    jobs = [(spec, seed) for seed in range(3) for spec in MODELS]  # 12 fits
+    serial = [run(spec, seed, n_threads) for spec, seed in jobs]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        parallel = list(pool.map(lambda job: run(*job, n_threads), jobs))
+    for a, b in zip(serial, parallel):
+        assert_same(a, b)
+
+
+def test_one_model_predicts_from_many_threads():
+    """The engine's workspace is shared state; its mutex makes concurrent calls queue."""
+    spec = MODELS[0]
+    net = dp.MLP(spec["sizes"], seed=0)
+    X, _ = data(spec, 0)
+    batches = [X[i::5] for i in range(5)] * 8
+    serial = [net.predict(B) for B in batches]
+    outputs = [net.forward(B) for B in batches]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        labels = list(pool.map(net.predict, batches))
+        activations = list(pool.map(net.forward, batches))
+    for a, b in zip(serial + outputs, labels + activations):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_one_model_gradients_from_many_threads(rng):
+    net = dp.MLP([12, 30, 3], seed=2, dtype="float32")
+    X, y = rng.standard_normal((200, 12)), rng.integers(0, 3, 200)
+    parts = [(X[i::4], y[i::4]) for i in range(4)] * 5
+    serial = [net.loss_and_gradients(*p) for p in parts]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        parallel = list(pool.map(lambda p: net.loss_and_gradients(*p), parts))
+    for (la, dwa, dba, _), (lb, dwb, dbb, _) in zip(serial, parallel):
+        assert la == lb
+        for p, q in zip(dwa + dba, dwb + dbb):
+            np.testing.assert_array_equal(p, q)
+
+
+def test_predicting_while_the_same_model_trains_is_safe(rng):
+    """Concurrent fit and predict on one model: no crash, and every prediction is a valid one
+    (of the weights before or after some epoch, which the mutex keeps whole per call)."""
+    net = dp.MLP([12, 40, 3], seed=1)
+    X, y = rng.standard_normal((400, 12)), rng.integers(0, 3, 400)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        fit = pool.submit(net.fit, X, y, epochs=30, batch_size=8, lr=0.01)
+        predictions = [pool.submit(net.forward, X) for _ in range(40)]
+        fit.result()
+        for p in predictions:
+            A = p.result()
+            assert A.shape == (400, 3) and np.isfinite(A).all()
+            np.testing.assert_allclose(A.sum(axis=1), 1.0, rtol=1e-12)
