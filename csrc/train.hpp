@@ -151,8 +151,6 @@ EpochResult train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const Pa
     }
     const ParamViews<const T*> view = as_const(params);
     const ParamViews<T*> grad = ws.grad_views();
-    std::vector<idx> counts;
-    for (idx a = 0; a < spec.arrays(); ++a) counts.push_back(spec.array_size(a));
     EpochResult result;
     double total = 0.0;
     idx done = 0;
@@ -190,7 +188,7 @@ EpochResult train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const Pa
         double loss = mlp_loss_and_gradients(ws, view, grad, Xb, Yb, Wb, rows, spec, n_threads, &key);
         if (c.alpha > 0) loss += apply_l2(params, grad, spec, c.alpha, size, n_threads);
         if (c.clip_norm > 0)
-            clip_by_global_norm<T>(grad.arrays.data(), counts.data(), spec.arrays(), c.clip_norm, n_threads);
+            clip_by_global_norm<T>(grad.arrays.data(), spec.array_sizes.data(), spec.arrays(), c.clip_norm, n_threads);
         total += double(rows) * loss;
         done += rows;
         const bool norms = health && HealthAccumulator::samples_norms(start / batch);
