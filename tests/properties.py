@@ -83,7 +83,8 @@ def make(values: np.ndarray, layout: str) -> np.ndarray:
 
 
 def accepted_input(a: np.ndarray) -> bool:
-    return a.flags.c_contiguous
+    """Inputs of the elementwise and dense ops: C-contiguous and aligned (when not empty)."""
+    return a.flags.c_contiguous and (a.flags.aligned or a.size == 0)
 
 
 def normal(seed: int, shape, dtype, scale: float = 1.0) -> np.ndarray:

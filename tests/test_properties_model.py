@@ -38,7 +38,7 @@ def targets(rng, n: int, sizes: list, output: str):
 @given(net=networks(), n=st.integers(1, 30), batch_size=st.integers(1, 40),
        epochs=st.integers(0, 2),
        optimizer=st.sampled_from(["sgd", "nesterov", "adam"]), shuffle=st.booleans(),
-       layout=st.sampled_from(["C", "F", "read-only", "memmap", "list"]), seed=seeds)
+       layout=st.sampled_from(["C", "F", "read-only", "memmap", "misaligned", "list"]), seed=seeds)
 def test_the_engine_trains_and_predicts_as_the_reference(net, n, batch_size, epochs, optimizer,
                                                          shuffle, layout, seed):
     rng = np.random.default_rng(seed)

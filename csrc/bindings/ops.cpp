@@ -31,6 +31,7 @@ Operand<T> operand(const py::array& a, const std::string& name, bool check_finit
     const T* p = static_cast<const T*>(a.data());
     Operand<T> op{p, std::max<idx>(cols, 1), false};
     if (rows == 0 || cols == 0) return op;  // nothing is read: any strides will do
+    require_aligned<T>(a, name);
     if ((cols <= 1 || s1 == item) && (rows <= 1 || (s0 > 0 && s0 % item == 0 && s0 / item >= cols))) {
         if (rows > 1) op.ld = s0 / item;
     } else if ((rows <= 1 || s0 == item) && s1 > 0 && s1 % item == 0 && s1 / item >= rows) {
@@ -72,6 +73,7 @@ py::array gemm_op(const py::array& A, const py::array& B, bool trans_a, bool tra
         require_dtype<T>(C, "out");
         require_shape(C, "out", {M, N});
         require_writeable(C, "out");
+        require_aligned<T>(C, "out");
         const bool empty = M == 0 || N == 0;  // nothing is written: any strides will do
         if (!empty && N > 1 && C.strides(1) != C.itemsize())
             throw py::value_error("out must have unit stride along its last axis");

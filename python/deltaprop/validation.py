@@ -81,7 +81,8 @@ def check_matrix(X, name: str, dtype: np.dtype, n_cols: int) -> np.ndarray:
     if X.shape[1] != n_cols:
         raise ValueError(f"{name} has {X.shape[1]} features, but the network expects {n_cols}")
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported just below
-        X = np.ascontiguousarray(X, dtype=dtype)
+        # C-contiguous and aligned (the engine refuses views at odd byte offsets): copied if not
+        X = np.require(np.asarray(X, dtype=dtype), requirements=["C", "A"])
     if not np.isfinite(X).all():
         raise ValueError(f"{name} contains NaN or inf (or values beyond the {dtype} range)")
     return X
@@ -120,7 +121,7 @@ def check_targets(Y, name: str, dtype: np.dtype, n_rows: int, n_outputs: int,
     if output == "exp" and (Y < 0).any():
         raise ValueError(f"{name} must be non-negative for an exp output (Poisson counts or rates)")
     with np.errstate(over="ignore", invalid="ignore"):
-        Y = np.ascontiguousarray(Y, dtype=dtype)
+        Y = np.require(np.asarray(Y, dtype=dtype), requirements=["C", "A"])
     if not np.isfinite(Y).all():
         raise ValueError(f"{name} has values beyond the {dtype} range")
     return Y
