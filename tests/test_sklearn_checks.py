@@ -38,3 +38,12 @@ def expected_failed_checks(estimator):
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+def test_the_checks_cover_both_estimators_every_solver_and_a_new_activation():
+    """scikit-learn's checks raise on failure themselves; this guards what they are run on."""
+    assert {type(e) for e in ESTIMATORS} == {MLPClassifier, MLPRegressor}
+    for cls in (MLPClassifier, MLPRegressor):
+        configs = [e for e in ESTIMATORS if type(e) is cls]
+        assert {e.solver for e in configs} == {"adam", "sgd", "lbfgs"}
+        assert {e.activation for e in configs} >= {"relu", "leaky_relu"}
