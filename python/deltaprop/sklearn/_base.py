@@ -75,6 +75,15 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
     }
 
     # -- the network -------------------------------------------------------------------------
+    def _store_parameters(self, values: dict) -> None:
+        """The body of both estimators' __init__: every constructor argument stored unchanged
+        under its own name, as scikit-learn requires (no validation until fit). ``values`` is
+        the caller's locals(); the signatures themselves stay explicit, since get_params reads
+        them."""
+        for name, value in values.items():
+            if name not in ("self", "__class__"):
+                setattr(self, name, value)
+
     def _output_kind(self) -> str:
         return {"softmax": "softmax", "logistic": "sigmoid", "identity": "identity",
                 "exp": "exp"}[self.out_activation_]
