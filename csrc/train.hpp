@@ -4,8 +4,9 @@
 
 #include <algorithm>
 #include <chrono>
-#include <functional>
 #include <cstring>
+#include <functional>
+#include <limits>
 #include <vector>
 
 #include "health.hpp"
@@ -128,7 +129,8 @@ struct EpochResult {
     bool interrupted = false;
 };
 
-// One epoch of minibatch training over n samples. The loss is the epoch's mean: each batch's
+// One epoch of minibatch training over n samples, read in the order `order` (n row indices,
+// each < n, checked by the caller) when it is given, else shuffled when c.shuffle. The loss is the epoch's mean: each batch's
 // loss (before its update, with its L2 penalty) weighted by its rows, as scikit-learn's
 // loss_curve_ does. With sample weights, a batch's weight sum takes the place of its row count
 // in the L2 term (scikit-learn), and a batch whose weights are all zero is skipped. `interrupted` (may be empty) is asked between batches, at most every
@@ -137,17 +139,18 @@ struct EpochResult {
 template <typename T>
 EpochResult train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const ParamViews<T*>& state1,
                         const ParamViews<T*>& state2, const T* X, const T* Y,
-                        const double* sample_weight, idx n,
+                        const double* sample_weight, idx n, const idx* order,
                         const NetSpec& spec, const TrainConfig& c, int n_threads,
                         const std::function<bool()>& interrupted = {},
                         HealthAccumulator* health = nullptr) {
     const idx d = spec.sizes.front(), O = spec.sizes.back();
     const idx batch = std::min(c.batch_size, n);
     ws.reserve(spec, batch);
-    if (c.shuffle) {
+    if (!order && c.shuffle) {
         ws.order.resize(static_cast<size_t>(n));
         ws.keys.resize(static_cast<size_t>(n));
         shuffle_order(ws.order.data(), ws.keys.data(), n, c.seed, c.epoch);
+        order = ws.order.data();
     }
     const ParamViews<const T*> view = as_const(params);
     const ParamViews<T*> grad = ws.grad_views();
@@ -168,13 +171,13 @@ EpochResult train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const Pa
         const T* Xb = X + start * d;  // unshuffled batches are read in place
         const T* Yb = Y + start * O;
         const double* Wb = sample_weight ? sample_weight + start : nullptr;
-        if (c.shuffle) {
-            gather_rows(ws.X_batch.data(), X, ws.order.data() + start, rows, d);
-            gather_rows(ws.Y_batch.data(), Y, ws.order.data() + start, rows, O);
+        if (order) {
+            gather_rows(ws.X_batch.data(), X, order + start, rows, d);
+            gather_rows(ws.Y_batch.data(), Y, order + start, rows, O);
             Xb = ws.X_batch.data();
             Yb = ws.Y_batch.data();
             if (sample_weight) {
-                gather_rows(ws.weight_batch.data(), sample_weight, ws.order.data() + start, rows, 1);
+                gather_rows(ws.weight_batch.data(), sample_weight, order + start, rows, 1);
                 Wb = ws.weight_batch.data();
             }
         }
@@ -201,6 +204,73 @@ EpochResult train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const Pa
             }
     }
     result.loss = done > 0 ? total / double(done) : 0.0;
+    return result;
+}
+
+// scikit-learn's stopping rule on the training loss (BaseMultilayerPerceptron.
+// _update_no_improvement_count): an epoch whose loss is not below best - tol adds to the count,
+// any other resets it; training stops once the count exceeds `patience` (n_iter_no_change,
+// which may be infinite). A NaN loss compares false both ways, as in scikit-learn.
+struct Plateau {
+    double tol = 0.0, patience = 0.0;
+    double best = std::numeric_limits<double>::infinity();
+    idx count = 0;
+
+    // Records one epoch's loss; true when training should stop.
+    bool record(double loss) {
+        if (loss > best - tol) ++count;
+        else count = 0;
+        if (loss < best) best = loss;
+        return double(count) > patience;
+    }
+};
+
+enum class Stop : int { done, plateau, diverged, interrupted };
+
+struct EpochsResult {
+    idx epochs = 0;  // epochs completed
+    Stop stop = Stop::done;
+};
+
+// Up to `epochs` epochs in one call, for callers with nothing to do between epochs (the
+// scikit-learn estimators without early stopping, callbacks or verbose output): epoch e reads
+// its rows in orders[e * n ...] (or stored order when orders is null), at learning rate lrs[e],
+// and its mean loss goes to losses[e]. Adam's t and the dropout epoch continue from c.step and
+// c.epoch. Stops early after an epoch that leaves a parameter NaN or inf (`diverged`), or whose
+// loss makes `plateau` say stop, or when `interrupted` (that epoch is not counted).
+template <typename T>
+EpochsResult train_epochs(Workspace<T>& ws, const ParamViews<T*>& params, const ParamViews<T*>& state1,
+                          const ParamViews<T*>& state2, const T* X, const T* Y,
+                          const double* sample_weight, idx n, const idx* orders, const double* lrs,
+                          double* losses, idx epochs, Plateau& plateau, const NetSpec& spec,
+                          const TrainConfig& c, int n_threads, const std::function<bool()>& interrupted) {
+    EpochsResult result;
+    const idx batches = (n + std::min(c.batch_size, n) - 1) / std::min(c.batch_size, n);
+    TrainConfig epoch_config = c;
+    for (idx e = 0; e < epochs; ++e) {
+        epoch_config.lr = lrs[e];
+        epoch_config.epoch = c.epoch + std::uint64_t(e);
+        epoch_config.step = c.step + std::uint64_t(e * batches);
+        const EpochResult r = train_epoch(ws, params, state1, state2, X, Y, sample_weight, n,
+                                          orders ? orders + e * n : nullptr, spec, epoch_config,
+                                          n_threads, interrupted);
+        if (r.interrupted) {
+            result.stop = Stop::interrupted;
+            break;
+        }
+        losses[e] = r.loss;
+        ++result.epochs;
+        bool finite = true;
+        for (idx a = 0; a < spec.arrays(); ++a) finite = finite && all_finite(params.arrays[a], spec.array_size(a));
+        if (!finite) {
+            result.stop = Stop::diverged;
+            break;
+        }
+        if (plateau.record(r.loss)) {
+            result.stop = Stop::plateau;
+            break;
+        }
+    }
     return result;
 }
 

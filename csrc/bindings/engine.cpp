@@ -5,6 +5,7 @@
 // works on them in place with the GIL released.
 #include <limits>
 #include <mutex>
+#include <tuple>
 #include <type_traits>
 
 #include "../names.hpp"
@@ -53,6 +54,33 @@ void for_each_hidden(py::handle arg, idx hidden, const std::string& name, bool i
                               std::to_string(hidden) + " hidden layers");
     for (idx l = 0; l < hidden; ++l) per_layer(seq[size_t(l)], l);
 }
+
+// Arrays to scan for NaN and inf while the engine's mutex is held. A model's parameters may be
+// being written by a training call in another thread, which holds the mutex while it writes:
+// scanning them before taking the mutex would race those writes. The scan runs without the GIL
+// (the trainer takes the GIL, holding the mutex, to check for Ctrl-C).
+template <typename T>
+class FiniteChecks {
+  public:
+    void add(const T* p, idx count, std::string name) { items_.push_back({p, count, std::move(name)}); }
+
+    // The message for the first array with a NaN or inf, or "" when all are finite.
+    std::string failure() const {
+        for (const Item& item : items_) {
+            std::string message = non_finite_message(item.p, item.count, item.name);
+            if (!message.empty()) return message;
+        }
+        return {};
+    }
+
+  private:
+    struct Item {
+        const T* p;
+        idx count;
+        std::string name;
+    };
+    std::vector<Item> items_;
+};
 
 template <typename T>
 class Engine {
@@ -107,24 +135,24 @@ class Engine {
     // Ctrl-C is noticed between chunks.
     py::array forward(const py::object& params_obj, const py::object& X_obj) {
         std::vector<Named> args;
-        const auto p = params<const T*>(params_obj, "params", Role::read, args);
+        FiniteChecks<T> finite;
+        const auto p = params<const T*>(params_obj, "params", Role::read, args, finite);
         const py::array X = as_array(X_obj, "X");
         const idx N = rows_of(X, "X");
-        const T* x = input<T>(X, "X", {N, spec_.sizes.front()}, true);
+        const T* x = input<T>(X, "X", {N, spec_.sizes.front()}, false);
+        finite.add(x, X.size(), "X");
         const idx O = spec_.sizes.back(), L = spec_.layers();
         py::array_t<T> out = new_array<T>({N, O}, "the output");
         T* a = out.mutable_data();
         constexpr idx kChunk = 1024;
         for (idx start = 0; start < N; start += kChunk) {
-            {
-                py::gil_scoped_release nogil;
-                std::lock_guard<std::mutex> lock(mutex_);
+            locked(start == 0 ? finite : FiniteChecks<T>{}, [&] {
                 const int nt = resolve_threads(n_threads_);
                 const idx rows = std::min(kChunk, N - start);
                 ws_.reserve(spec_, std::min(N, kChunk));
                 mlp_forward(ws_, p, x + start * spec_.sizes.front(), rows, spec_, nt);
                 output_forward<T>(a + start * O, ws_.Z[L - 1].data(), rows, O, spec_.loss.output, nt);
-            }
+            });
             if (PyErr_CheckSignals() != 0) throw py::error_already_set();
         }
         return std::move(out);
@@ -134,58 +162,102 @@ class Engine {
                               const py::object& Y_obj, const py::object& grads_obj,
                               const py::object& weight_obj) {
         std::vector<Named> args;
-        const auto p = params<const T*>(params_obj, "params", Role::read, args);
-        const auto g = params<T*>(grads_obj, "grads", Role::write, args);
-        const auto [x, y, N] = data(X_obj, Y_obj, args);
+        FiniteChecks<T> finite;
+        const auto p = params<const T*>(params_obj, "params", Role::read, args, finite);
+        const auto g = params<T*>(grads_obj, "grads", Role::write, args, finite);
+        const auto [x, y, N] = data(X_obj, Y_obj, args, finite);
         const double* w = weights(weight_obj, N, args);
         require_disjoint(args, size_t(spec_.arrays()), size_t(2 * spec_.arrays()));
-        py::gil_scoped_release nogil;
-        std::lock_guard<std::mutex> lock(mutex_);
-        ws_.reserve(spec_, N);
-        return mlp_loss_and_gradients(ws_, p, g, x, y, w, N, spec_, resolve_threads(n_threads_));
+        double loss = 0;
+        locked(finite, [&] {
+            ws_.reserve(spec_, N);
+            loss = mlp_loss_and_gradients(ws_, p, g, x, y, w, N, spec_, resolve_threads(n_threads_));
+        });
+        return loss;
     }
 
     double train_epoch(const py::object& params_obj, const py::object& state1_obj,
                        const py::object& state2_obj, const py::object& X_obj, const py::object& Y_obj,
-                       const py::object& weight_obj, const py::object& batch_obj, const py::object& lr_obj,
+                       const py::object& weight_obj, const py::object& order_obj,
+                       const py::object& batch_obj, const py::object& lr_obj,
                        const py::object& momentum_obj, const py::object& shuffle_obj,
                        const py::object& seed_obj, const py::object& epoch_obj,
                        const py::object& optimizer_obj, const py::object& beta_1_obj,
                        const py::object& beta_2_obj, const py::object& epsilon_obj,
                        const py::object& alpha_obj, const py::object& clip_obj, const py::object& step_obj,
                        const py::object& health_obj) {
-        const TrainConfig c = config(batch_obj, lr_obj, momentum_obj, shuffle_obj, seed_obj, epoch_obj,
-                                     optimizer_obj, beta_1_obj, beta_2_obj, epsilon_obj, alpha_obj, clip_obj, step_obj);
+        TrainConfig c = config(batch_obj, momentum_obj, shuffle_obj, seed_obj, epoch_obj, optimizer_obj,
+                               beta_1_obj, beta_2_obj, epsilon_obj, alpha_obj, clip_obj, step_obj);
+        c.lr = arg_real(lr_obj, "lr");
+        require_lr(c.lr);
         std::vector<Named> args;
-        const auto p = params<T*>(params_obj, "params", Role::read_write, args);
-        const auto s1 = params<T*>(state1_obj, "state1", Role::read_write, args);
-        ParamViews<T*> s2;
-        size_t written = size_t(2 * spec_.arrays());
-        if (c.optimizer == Optimizer::adam) {  // Adam's second moment
-            if (state2_obj.is_none())
-                throw py::value_error("optimizer 'adam' needs its second-moment state (state2)");
-            s2 = params<T*>(state2_obj, "state2", Role::read_write, args);
-            written += size_t(spec_.arrays());
-        }
-        const auto [x, y, N] = data(X_obj, Y_obj, args);
-        const double* w = weights(weight_obj, N, args);
-        require_disjoint(args, 0, written);
+        FiniteChecks<T> finite;
+        const Trainable t = trainable(params_obj, state1_obj, state2_obj, X_obj, Y_obj, weight_obj, c, args, finite);
+        const idx* order = row_orders(order_obj, "order", {t.N}, t.N, args);
+        require_disjoint(args, 0, t.written);
         double* health_out = health_obj.is_none() ? nullptr : health_array(health_obj, args);
         EpochResult result;
-        {
-            py::gil_scoped_release nogil;
-            std::lock_guard<std::mutex> lock(mutex_);
-            const auto interrupted = [] {
-                py::gil_scoped_acquire gil;
-                return PyErr_CheckSignals() != 0;  // the handler's exception stays set
-            };
+        locked(finite, [&] {
             if (health_out) health_.reset(spec_);
-            result = dp::train_epoch(ws_, p, s1, s2, x, y, w, N, spec_, c, resolve_threads(n_threads_), interrupted,
-                                     health_out ? &health_ : nullptr);
+            result = dp::train_epoch(ws_, t.p, t.s1, t.s2, t.x, t.y, t.w, t.N, order, spec_, c,
+                                     resolve_threads(n_threads_), interrupted, health_out ? &health_ : nullptr);
             if (health_out) health_.write(health_out, spec_);
-        }
+        });
         if (result.interrupted) throw py::error_already_set();
         return result.loss;
+    }
+
+    // Up to len(lrs) epochs in one call (train.hpp: train_epochs): epoch e reads the rows
+    // orders[e] (None: stored order) at learning rate lrs[e] and writes its loss to losses[e];
+    // tol, n_iter_no_change, best_loss and no_improvement_count are scikit-learn's stopping
+    // rule and its state before the call. Returns (epochs completed, why it stopped: "done",
+    // "plateau" or "diverged", best_loss and no_improvement_count after them, the exception
+    // that interrupted it or None): the caller records the completed epochs, then raises it.
+    py::tuple train_epochs(const py::object& params_obj, const py::object& state1_obj,
+                           const py::object& state2_obj, const py::object& X_obj, const py::object& Y_obj,
+                           const py::object& weight_obj, const py::object& orders_obj,
+                           const py::object& lrs_obj, const py::object& losses_obj,
+                           const py::object& batch_obj, const py::object& momentum_obj,
+                           const py::object& seed_obj, const py::object& epoch_obj,
+                           const py::object& optimizer_obj, const py::object& beta_1_obj,
+                           const py::object& beta_2_obj, const py::object& epsilon_obj,
+                           const py::object& alpha_obj, const py::object& clip_obj, const py::object& step_obj,
+                           const py::object& tol_obj, const py::object& patience_obj,
+                           const py::object& best_obj, const py::object& count_obj) {
+        const TrainConfig c = config(batch_obj, momentum_obj, py::bool_(false), seed_obj, epoch_obj, optimizer_obj,
+                                     beta_1_obj, beta_2_obj, epsilon_obj, alpha_obj, clip_obj, step_obj);
+        Plateau plateau;
+        plateau.tol = arg_real(tol_obj, "tol");
+        plateau.patience = arg_real(patience_obj, "n_iter_no_change");
+        plateau.best = arg_real(best_obj, "best_loss");
+        plateau.count = idx(arg_int(count_obj, "no_improvement_count", 0, std::numeric_limits<idx>::max()));
+        if (!(std::isfinite(plateau.tol) && plateau.tol >= 0)) throw py::value_error("tol must be finite and >= 0");
+        if (!(plateau.patience >= 1)) throw py::value_error("n_iter_no_change must be >= 1 (inf: never stop)");
+        if (std::isnan(plateau.best)) throw py::value_error("best_loss must not be NaN");
+        std::vector<Named> args;
+        FiniteChecks<T> finite;
+        const Trainable t = trainable(params_obj, state1_obj, state2_obj, X_obj, Y_obj, weight_obj, c, args, finite);
+        const py::array lrs_array = as_array(lrs_obj, "lrs");
+        require_shape(lrs_array, "lrs", {-1});
+        const idx epochs = lrs_array.shape(0);
+        const double* lrs = input<double>(lrs_array, "lrs", {epochs}, false);
+        for (idx e = 0; e < epochs; ++e) require_lr(lrs[e]);
+        args.push_back({lrs_array, "lrs"});
+        const idx* orders = row_orders(orders_obj, "orders", {epochs, t.N}, t.N, args);
+        const py::array losses_array = as_array(losses_obj, "losses");
+        double* losses = output<double>(losses_array, "losses", {epochs});
+        args.push_back({losses_array, "losses"});
+        require_disjoint(args, 0, t.written);
+        require_disjoint(args, args.size() - 1, args.size());
+        EpochsResult result;
+        locked(finite, [&] {
+            result = dp::train_epochs(ws_, t.p, t.s1, t.s2, t.x, t.y, t.w, t.N, orders, lrs, losses, epochs,
+                                      plateau, spec_, c, resolve_threads(n_threads_), interrupted);
+        });
+        py::object error = py::none();
+        if (result.stop == Stop::interrupted) error = py::error_already_set().value();
+        static const char* const kStops[] = {"done", "plateau", "diverged", "interrupted"};
+        return py::make_tuple(result.epochs, kStops[int(result.stop)], plateau.best, plateau.count, error);
     }
 
     // Gradient health (health.hpp) of one step on all of X: kHealthRows x layers, with the
@@ -195,14 +267,13 @@ class Engine {
         const double lr = arg_real(lr_obj, "lr");
         require_lr(lr);
         std::vector<Named> args;
-        const auto p = params<const T*>(params_obj, "params", Role::read, args);
-        const auto [x, y, N] = data(X_obj, Y_obj, args);
+        FiniteChecks<T> finite;
+        const auto p = params<const T*>(params_obj, "params", Role::read, args, finite);
+        const auto [x, y, N] = data(X_obj, Y_obj, args, finite);
         const double* w = weights(weight_obj, N, args);
         py::array_t<double> out = new_array<double>({kHealthRows, spec_.layers()}, "health");
         double* o = out.mutable_data();
-        {
-            py::gil_scoped_release nogil;
-            std::lock_guard<std::mutex> lock(mutex_);
+        locked(finite, [&] {
             const int nt = resolve_threads(n_threads_);
             ws_.reserve(spec_, N);
             const ParamViews<T*> grad = ws_.grad_views();
@@ -214,7 +285,7 @@ class Engine {
                 health_.add_update(l, lr * lr * sum_of_squares(grad.W(l), count), p.W(l), count);
             }
             health_.write(o, spec_);
-        }
+        });
         return std::move(out);
     }
 
@@ -234,22 +305,21 @@ class Engine {
         return static_cast<const double*>(args.back().array.data());
     }
 
-    static TrainConfig config(const py::object& batch_obj, const py::object& lr_obj,
-                              const py::object& momentum_obj, const py::object& shuffle_obj,
-                              const py::object& seed_obj, const py::object& epoch_obj,
-                              const py::object& optimizer_obj, const py::object& beta_1_obj,
-                              const py::object& beta_2_obj, const py::object& epsilon_obj,
-                              const py::object& alpha_obj, const py::object& clip_obj,
-                              const py::object& step_obj) {
+    // The optimizer settings shared by train_epoch and train_epochs (the learning rate is each
+    // one's own).
+    static TrainConfig config(const py::object& batch_obj, const py::object& momentum_obj,
+                              const py::object& shuffle_obj, const py::object& seed_obj,
+                              const py::object& epoch_obj, const py::object& optimizer_obj,
+                              const py::object& beta_1_obj, const py::object& beta_2_obj,
+                              const py::object& epsilon_obj, const py::object& alpha_obj,
+                              const py::object& clip_obj, const py::object& step_obj) {
         TrainConfig c;
         // Batches larger than the data are cut to it, so any size up to the index range is fine.
         c.batch_size = idx(arg_int(batch_obj, "batch_size", 1, std::numeric_limits<idx>::max()));
-        c.lr = arg_real(lr_obj, "lr");
         c.momentum = arg_real(momentum_obj, "momentum");
         c.shuffle = arg_bool(shuffle_obj, "shuffle");
         c.seed = arg_u64(seed_obj, "seed");
         c.epoch = arg_u64(epoch_obj, "epoch");
-        require_lr(c.lr);
         require_momentum(c.momentum);
         const std::string optimizer = arg_str(optimizer_obj, "optimizer");
         if (optimizer == "sgd") c.optimizer = Optimizer::sgd;
@@ -268,6 +338,70 @@ class Engine {
         return c;
     }
 
+    // What a training call works on: parameters and optimizer state (written in place: they
+    // are args[0, written)), data and sample weights.
+    struct Trainable {
+        ParamViews<T*> p, s1, s2;
+        const T *x, *y;
+        idx N;
+        const double* w;
+        size_t written;
+    };
+
+    Trainable trainable(const py::object& params_obj, const py::object& state1_obj, const py::object& state2_obj,
+                        const py::object& X_obj, const py::object& Y_obj, const py::object& weight_obj,
+                        const TrainConfig& c, std::vector<Named>& args, FiniteChecks<T>& finite) const {
+        Trainable t;
+        t.p = params<T*>(params_obj, "params", Role::read_write, args, finite);
+        t.s1 = params<T*>(state1_obj, "state1", Role::read_write, args, finite);
+        if (c.optimizer == Optimizer::adam) {  // Adam's second moment
+            if (state2_obj.is_none())
+                throw py::value_error("optimizer 'adam' needs its second-moment state (state2)");
+            t.s2 = params<T*>(state2_obj, "state2", Role::read_write, args, finite);
+        }
+        t.written = args.size();
+        std::tie(t.x, t.y, t.N) = data(X_obj, Y_obj, args, finite);
+        t.w = weights(weight_obj, t.N, args);
+        return t;
+    }
+
+    // An order of rows: None, or an int64 array of `shape` whose entries are row indices in
+    // [0, N) (repeats allowed: any index array is a valid sampling of the rows).
+    static const idx* row_orders(const py::object& obj, const std::string& name, const std::vector<idx>& shape,
+                                 idx N, std::vector<Named>& args) {
+        if (obj.is_none()) return nullptr;
+        const py::array a = as_array(obj, name);
+        const idx* o = input<idx>(a, name, shape, false);
+        for (idx i = 0; i < idx(a.size()); ++i)
+            if (o[i] < 0 || o[i] >= N)
+                throw py::value_error(name + " holds row index " + std::to_string(o[i]) + " at flat index " +
+                                      std::to_string(i) + "; rows are 0 to " + std::to_string(N - 1));
+        args.push_back({a, name});
+        return o;
+    }
+
+    // Between batches of a long training call: whether Ctrl-C (or another signal's handler)
+    // asks to stop. Called without the GIL, holding the engine's mutex; the handler's
+    // exception stays set for the caller.
+    static bool interrupted() {
+        py::gil_scoped_acquire gil;
+        return PyErr_CheckSignals() != 0;
+    }
+
+    // Runs work() holding the engine's mutex, without the GIL, after the scan for NaN and inf
+    // in `finite`; a failed scan becomes a ValueError once the GIL is back.
+    template <typename Work>
+    void locked(const FiniteChecks<T>& finite, Work&& work) {
+        std::string bad;
+        {
+            py::gil_scoped_release nogil;
+            std::lock_guard<std::mutex> lock(mutex_);
+            bad = finite.failure();
+            if (bad.empty()) work();
+        }
+        if (!bad.empty()) throw py::value_error(bad);
+    }
+
     idx rows_of(const py::array& a, const std::string& name) const {
         require_shape(a, name, {-1, -1});
         require_nonempty(a, name);
@@ -276,11 +410,13 @@ class Engine {
 
     // X (N x d) and Y (N x O), checked and finite.
     std::tuple<const T*, const T*, idx> data(const py::object& X_obj, const py::object& Y_obj,
-                                             std::vector<Named>& args) const {
+                                             std::vector<Named>& args, FiniteChecks<T>& finite) const {
         const py::array X = as_array(X_obj, "X"), Y = as_array(Y_obj, "Y");
         const idx N = rows_of(X, "X");
-        const T* x = input<T>(X, "X", {N, spec_.sizes.front()}, true);
-        const T* y = input<T>(Y, "Y", {N, spec_.sizes.back()}, true);
+        const T* x = input<T>(X, "X", {N, spec_.sizes.front()}, false);
+        const T* y = input<T>(Y, "Y", {N, spec_.sizes.back()}, false);
+        finite.add(x, X.size(), "X");
+        finite.add(y, Y.size(), "Y");
         args.push_back({X, "X"});
         args.push_back({Y, "Y"});
         return {x, y, N};
@@ -316,7 +452,7 @@ class Engine {
     // the GIL-free section.
     template <typename P>
     ParamViews<P> params(const py::object& list, const std::string& name, Role role,
-                         std::vector<Named>& keep) const {
+                         std::vector<Named>& keep, FiniteChecks<T>& finite) const {
         const py::sequence seq = arg_sequence(list, name);
         if (idx(py::len(seq)) != spec_.arrays())
             throw py::value_error(name + " has " + std::to_string(py::len(seq)) + " arrays, but the network has " +
@@ -330,9 +466,10 @@ class Engine {
             const std::vector<idx> shape = array_shape(a);
             if constexpr (!std::is_const_v<std::remove_pointer_t<P>>) {
                 v.arrays.push_back(output<T>(arr, an, shape));
-                if (role == Role::read_write) require_finite(v.arrays.back(), arr.size(), an);
+                if (role == Role::read_write) finite.add(v.arrays.back(), arr.size(), an);
             } else {
-                v.arrays.push_back(input<T>(arr, an, shape, true));
+                v.arrays.push_back(input<T>(arr, an, shape, false));
+                finite.add(v.arrays.back(), arr.size(), an);
             }
             keep.push_back({arr, an});
         }
@@ -362,9 +499,15 @@ void bind_engine_for(py::module_& m, const char* name) {
         .def("loss_and_gradients", &Engine<T>::loss_and_gradients, "params"_a, "X"_a, "Y"_a, "grads"_a,
              "sample_weight"_a = py::none())
         .def("train_epoch", &Engine<T>::train_epoch, "params"_a, "state1"_a, "state2"_a, "X"_a, "Y"_a,
-             "sample_weight"_a = py::none(), py::kw_only(), "batch_size"_a, "lr"_a, "momentum"_a = 0.0, "shuffle"_a = true, "seed"_a = 0,
+             "sample_weight"_a = py::none(), py::kw_only(), "order"_a = py::none(), "batch_size"_a, "lr"_a, "momentum"_a = 0.0, "shuffle"_a = true, "seed"_a = 0,
              "epoch"_a = 0, "optimizer"_a = "sgd", "beta_1"_a = 0.9, "beta_2"_a = 0.999, "epsilon"_a = 1e-8,
              "alpha"_a = 0.0, "clip_norm"_a = 0.0, "step"_a = 0, "health"_a = py::none())
+        .def("train_epochs", &Engine<T>::train_epochs, "params"_a, "state1"_a, "state2"_a, "X"_a, "Y"_a,
+             "sample_weight"_a = py::none(), py::kw_only(), "orders"_a = py::none(), "lrs"_a, "losses"_a,
+             "batch_size"_a, "momentum"_a = 0.0, "seed"_a = 0, "epoch"_a = 0, "optimizer"_a = "sgd",
+             "beta_1"_a = 0.9, "beta_2"_a = 0.999, "epsilon"_a = 1e-8, "alpha"_a = 0.0, "clip_norm"_a = 0.0,
+             "step"_a = 0, "tol"_a = 0.0, "n_iter_no_change"_a = std::numeric_limits<double>::infinity(),
+             "best_loss"_a = std::numeric_limits<double>::infinity(), "no_improvement_count"_a = 0)
         .def("health", &Engine<T>::health, "params"_a, "X"_a, "Y"_a, "sample_weight"_a = py::none(),
              "lr"_a = 0.01);
 }

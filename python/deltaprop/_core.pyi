@@ -152,11 +152,23 @@ class _Engine(Generic[_F]):
                            sample_weight: npt.ArrayLike | None = None) -> float: ...
     def train_epoch(self, params: _Params[_F], state1: _Params[_F], state2: _Params[_F] | None,
                     X: npt.NDArray[_F], Y: npt.NDArray[_F],
-                    sample_weight: npt.ArrayLike | None = None, *, batch_size: int, lr: float,
+                    sample_weight: npt.ArrayLike | None = None, *,
+                    order: npt.NDArray[np.int64] | None = None, batch_size: int, lr: float,
                     momentum: float = 0.0, shuffle: bool = True, seed: int = 0, epoch: int = 0,
                     optimizer: str = "sgd", beta_1: float = 0.9, beta_2: float = 0.999,
                     epsilon: float = 1e-8, alpha: float = 0.0, clip_norm: float = 0.0,
                     step: int = 0, health: npt.NDArray[np.float64] | None = None) -> float: ...
+    def train_epochs(self, params: _Params[_F], state1: _Params[_F], state2: _Params[_F] | None,
+                     X: npt.NDArray[_F], Y: npt.NDArray[_F],
+                     sample_weight: npt.ArrayLike | None = None, *,
+                     orders: npt.NDArray[np.int64] | None = None,
+                     lrs: npt.NDArray[np.float64], losses: npt.NDArray[np.float64],
+                     batch_size: int, momentum: float = 0.0, seed: int = 0, epoch: int = 0,
+                     optimizer: str = "sgd", beta_1: float = 0.9, beta_2: float = 0.999,
+                     epsilon: float = 1e-8, alpha: float = 0.0, clip_norm: float = 0.0,
+                     step: int = 0, tol: float = 0.0, n_iter_no_change: float = ...,
+                     best_loss: float = ..., no_improvement_count: int = 0,
+                     ) -> tuple[int, str, float, int, BaseException | None]: ...
     def health(self, params: _Params[_F], X: npt.NDArray[_F], Y: npt.NDArray[_F],
                sample_weight: npt.ArrayLike | None = None,
                lr: float = 0.01) -> npt.NDArray[np.float64]: ...

@@ -44,7 +44,7 @@ from .optim import (
     sgd_momentum_step,
     step_lr,
 )
-from .train import shuffle_order, train_epoch
+from .train import Plateau, shuffle_order, train_epoch, train_epochs
 
 __all__ = [
     "ACTIVATIONS",
@@ -79,6 +79,7 @@ __all__ = [
     "l2_penalty",
     "LayerSpec",
     "NetSpec",
+    "Plateau",
     "mlp_forward",
     "mlp_loss_and_gradients",
     "nesterov_step",
@@ -91,4 +92,5 @@ __all__ = [
     "shuffle_order",
     "step_lr",
     "train_epoch",
+    "train_epochs",
 ]

@@ -8,7 +8,7 @@ import numpy as np
 from .health import health
 from .loss import output_forward
 from .mlp import NetSpec, mlp_forward, mlp_loss_and_gradients
-from .train import train_epoch
+from .train import train_epoch, train_epochs
 
 
 class Engine:
@@ -31,6 +31,9 @@ class Engine:
 
     def train_epoch(self, params, state1, state2, X, Y, sample_weight=None, **settings):
         return train_epoch(params, state1, state2, X, Y, self.spec, sample_weight, **settings)
+
+    def train_epochs(self, params, state1, state2, X, Y, sample_weight=None, **settings):
+        return train_epochs(params, state1, state2, X, Y, self.spec, sample_weight, **settings)
 
     def health(self, params, X, Y, sample_weight=None, lr=0.01):
         return health(params, X, Y, self.spec, sample_weight, lr)

@@ -28,9 +28,10 @@ def shuffle_order(n, seed, epoch):
     return np.argsort(keys, kind="stable")
 
 
-def train_epoch(params, state1, state2, X, Y, spec, sample_weight=None, *, batch_size, lr,
-                momentum=0.0, shuffle=True, seed=0, epoch=0, optimizer="sgd", beta_1=0.9,
-                beta_2=0.999, epsilon=1e-8, alpha=0.0, clip_norm=0.0, step=0, health=None):
+def train_epoch(params, state1, state2, X, Y, spec, sample_weight=None, *, order=None,
+                batch_size, lr, momentum=0.0, shuffle=True, seed=0, epoch=0, optimizer="sgd",
+                beta_1=0.9, beta_2=0.999, epsilon=1e-8, alpha=0.0, clip_norm=0.0, step=0,
+                health=None):
     """One epoch of minibatch training of the network ``spec`` (mlp.NetSpec), updating the
     flat lists ``params`` and the optimizer state in place.
 
@@ -46,12 +47,15 @@ def train_epoch(params, state1, state2, X, Y, spec, sample_weight=None, *, batch
     count; the epoch's mean still weights batches by rows, as scikit-learn's loss_curve_ does.
     A batch whose weights are all zero carries nothing to learn from and is skipped (its L2
     term alone would divide by zero). Dropout masks are drawn from (seed, epoch, batch index).
+    ``order`` (n row indices) sets the order the rows are read in; without it, ``shuffle``
+    decides between shuffle_order and stored order.
     ``health``, a (6, layers) array, receives the epoch's gradient health (health.py)."""
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {OPTIMIZERS}")
     n = X.shape[0]
     batch = min(batch_size, n)
-    order = shuffle_order(n, seed, epoch) if shuffle else np.arange(n)
+    if order is None:
+        order = shuffle_order(n, seed, epoch) if shuffle else np.arange(n)
     weights = spec.weight_indices()  # L2 decays the weights only
     state2 = state2 if optimizer == "adam" else [None] * len(params)
     total, trained, t = 0.0, 0, step
@@ -91,3 +95,47 @@ def train_epoch(params, state1, state2, X, Y, spec, sample_weight=None, *, batch
     if record is not None:
         record.write(health)
     return total / trained if trained else 0.0
+
+
+class Plateau:
+    """scikit-learn's stopping rule on the training loss (BaseMultilayerPerceptron.
+    _update_no_improvement_count): an epoch whose loss is not below ``best - tol`` adds to
+    ``count``, any other resets it; stop once ``count`` exceeds ``patience``."""
+
+    def __init__(self, tol, patience, best=np.inf, count=0):
+        self.tol, self.patience, self.best, self.count = tol, patience, best, count
+
+    def record(self, loss):
+        """Records one epoch's loss; True when training should stop."""
+        self.count = self.count + 1 if loss > self.best - self.tol else 0
+        if loss < self.best:
+            self.best = loss
+        return self.count > self.patience
+
+
+def train_epochs(params, state1, state2, X, Y, spec, sample_weight=None, *, orders=None, lrs,
+                 losses, batch_size, seed=0, epoch=0, step=0, tol=0.0, n_iter_no_change=np.inf,
+                 best_loss=np.inf, no_improvement_count=0, **settings):
+    """Up to ``len(lrs)`` epochs of train_epoch: epoch e reads the rows ``orders[e]`` (None:
+    stored order) at learning rate ``lrs[e]`` and writes its loss to ``losses[e]``; Adam's t
+    and the dropout epoch continue from ``step`` and ``epoch``. Stops after an epoch that leaves
+    a parameter NaN or inf ("diverged") or whose loss makes the Plateau rule stop ("plateau").
+    Returns (epochs, stop, best_loss, no_improvement_count, None), as the C++ engine does (its
+    last entry is the exception that interrupted it)."""
+    n = X.shape[0]
+    batches = -(-n // min(batch_size, n))
+    plateau = Plateau(tol, n_iter_no_change, best_loss, no_improvement_count)
+    stop, epochs = "done", 0
+    for e, lr in enumerate(lrs):
+        losses[e] = train_epoch(params, state1, state2, X, Y, spec, sample_weight,
+                                order=None if orders is None else orders[e],
+                                batch_size=batch_size, lr=lr, shuffle=False, seed=seed,
+                                epoch=epoch + e, step=step + e * batches, **settings)
+        epochs += 1
+        if not all(np.isfinite(p).all() for p in params):
+            stop = "diverged"
+            break
+        if plateau.record(losses[e]):
+            stop = "plateau"
+            break
+    return epochs, stop, plateau.best, plateau.count, None
