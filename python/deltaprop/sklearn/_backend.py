@@ -8,6 +8,8 @@ interface, so the estimators stay free of engine details:
     state = new_optimizer_state(coefs, intercepts, optimizer)
     net.train_epoch(coefs, intercepts, state, X, Y, sample_weight, order, settings)
                                                                 -> the epoch's mean loss
+    net.train_epochs(coefs, intercepts, state, X, Y, sample_weight, orders, lrs, settings,
+                     plateau)                                   -> many epochs in one call
 
 Everything computes scikit-learn's objective (sklearn/neural_network/_multilayer_perceptron.py,
 1.9, ``_backprop``):
@@ -164,16 +166,39 @@ class Network:
         if sp.issparse(X):
             return self._train_batches(coefs, intercepts, state, X, Y, sample_weight, order,
                                        settings)
-        if order is not None:  # the engine reads batches in stored order: gather the epoch's
-            X, Y = np.take(X, order, axis=0), np.take(Y, order, axis=0)
-            if sample_weight is not None:
-                sample_weight = np.take(sample_weight, order)
         Y = np.ascontiguousarray(Y, dtype=self.dtype)
         loss = self._engine_epoch(coefs, intercepts, state, self._dense(X), Y, sample_weight,
-                                  settings, health)
+                                  settings, order, health)
         if self.output == "exp":
+            if order is not None:  # the offsets follow the batches the engine cut
+                Y = Y[order]
+                sample_weight = None if sample_weight is None else sample_weight[order]
             loss += self._batch_offsets(Y, sample_weight, settings.batch_size) / n
         return loss
+
+    def train_epochs(self, coefs, intercepts, state, X, Y, sample_weight, orders, lrs, settings,
+                     plateau):
+        """Up to ``len(lrs)`` epochs in one engine call, for a fit with nothing to do between
+        epochs (dense X, not the exp output, whose loss needs its offsets): epoch e reads the
+        rows ``orders[e]`` (None: stored order) at learning rate ``lrs[e]``. ``plateau`` is
+        scikit-learn's stopping rule as (tol, n_iter_no_change, best_loss,
+        no_improvement_count); the engine stops after an epoch it ends, or one that leaves a
+        weight NaN or inf. Returns (the losses of the epochs run, why it stopped: "done",
+        "plateau" or "diverged", best_loss, no_improvement_count, the exception that interrupted
+        it or None)."""
+        n = X.shape[0]
+        tol, patience, best, count = plateau
+        losses = np.empty(len(lrs))
+        epochs, stop, best, count, error = self._engine.train_epochs(
+            _flat(coefs, intercepts), state.state1, state.state2, self._dense(X),
+            np.ascontiguousarray(Y, dtype=self.dtype), sample_weight, orders=orders,
+            lrs=np.asarray(lrs, dtype=np.float64), losses=losses,
+            batch_size=settings.batch_size, momentum=settings.momentum, optimizer=state.kind,
+            beta_1=settings.beta_1, beta_2=settings.beta_2, epsilon=settings.epsilon,
+            alpha=settings.alpha, clip_norm=settings.clip_norm, step=state.t, tol=tol,
+            n_iter_no_change=patience, best_loss=best, no_improvement_count=count)
+        state.t += epochs * -(-n // min(settings.batch_size, n))
+        return losses[:epochs], stop, best, count, error
 
     def _batch_offsets(self, Y, sample_weight, batch_size) -> float:
         """Σ over batches of rows × the batch's weighted mean Poisson offset (stored order)."""
@@ -190,10 +215,11 @@ class Network:
         return total
 
     def _engine_epoch(self, coefs, intercepts, state, X, Y, sample_weight, settings,
-                      health=None):
+                      order=None, health=None):
         steps = -(-X.shape[0] // min(settings.batch_size, X.shape[0]))
         loss = self._engine.train_epoch(
             _flat(coefs, intercepts), state.state1, state.state2, X, Y, sample_weight,
+            order=None if order is None else np.ascontiguousarray(order, dtype=np.int64),
             batch_size=settings.batch_size, lr=settings.lr, momentum=settings.momentum,
             shuffle=False, optimizer=state.kind, beta_1=settings.beta_1, beta_2=settings.beta_2,
             epsilon=settings.epsilon, alpha=settings.alpha, clip_norm=settings.clip_norm,

@@ -24,6 +24,9 @@ from ._hooks import CallbackSupportMixin, EpochHooks, callback_management_contex
 from ._optimizer import AdamOptimizer, SGDOptimizer
 
 _STOCHASTIC_SOLVERS = ["sgd", "adam"]
+# Row orders drawn ahead for a chunk of epochs run in one engine call: at most this many
+# entries (8 MiB of int64).
+ORDER_ENTRIES = 1 << 20
 
 # The activations the engine trains (those with learned parameters are not trained yet).
 HIDDEN_ACTIVATIONS = tuple(n for n in NAMES if n not in ("prelu", "acon")) + tuple(ALIASES)
@@ -250,9 +253,16 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
         net = self._network(X.dtype)
         clip_norm = 0.0 if self.clip_norm is None else float(self.clip_norm)
         health = self._health_record(X, incremental)
+        # With nothing to run between epochs, many run in one engine call, to the same result.
+        in_engine = (not (early_stopping or incremental or self.verbose) and health is None
+                     and hooks.idle and not sp.issparse(X) and net.output != "exp"
+                     and self.best_loss_ is not None)
         try:
             self.n_iter_ = 0
-            for _ in range(self.max_iter):
+            if in_engine:
+                self._fit_epochs_in_engine(net, X, y, sample_weight, sample_idx, batch_size,
+                                           clip_norm)
+            for _ in range(0 if in_engine else self.max_iter):
                 if self.shuffle:
                     sample_idx = _shuffle(sample_idx, self._random_state)
                 settings = self._optimizer.settings(batch_size, self.alpha, clip_norm)
@@ -275,26 +285,79 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
                 self._optimizer.iteration_ends(self.t_)
                 stop = hooks.epoch_end()
                 if self._no_improvement_count > self.n_iter_no_change:
-                    if early_stopping:
-                        msg = (f"Validation score did not improve more than tol={self.tol:f} "
-                               f"for {self.n_iter_no_change} consecutive epochs.")
-                    else:
-                        msg = (f"Training loss did not improve more than tol={self.tol:f} "
-                               f"for {self.n_iter_no_change} consecutive epochs.")
-                    if self._optimizer.trigger_stopping(msg, self.verbose):
+                    if self._optimizer.trigger_stopping(self._plateau_message(early_stopping),
+                                                        self.verbose):
                         break
                     self._no_improvement_count = 0
                 if incremental or stop:
                     break
                 if self.n_iter_ == self.max_iter:
-                    warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
-                                  f"reached and the optimization hasn't converged yet.",
-                                  ConvergenceWarning, stacklevel=3)
+                    self._warn_max_iter()
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.", stacklevel=3)
         if early_stopping:
             self.coefs_ = self._best_coefs
             self.intercepts_ = self._best_intercepts
+
+    def _fit_epochs_in_engine(self, net, X, y, sample_weight, sample_idx, batch_size,
+                              clip_norm):
+        """The per-epoch loop of _fit_stochastic, for a fit with nothing to do between epochs,
+        in chunks of epochs that each run in one engine call: the same shuffles (drawn ahead
+        from the same random state, which is left as the loop would leave it), learning rates
+        and stopping rule, so the same result, without Python's cost per epoch."""
+        n_samples = X.shape[0]
+        chunk = 8  # doubling: few calls for long fits, little drawn ahead for short ones
+        while self.n_iter_ < self.max_iter:
+            epochs = min(chunk, self.max_iter - self.n_iter_, max(1, ORDER_ENTRIES // n_samples))
+            chunk *= 2
+            orders = None
+            if self.shuffle:
+                start_state, start_idx = self._random_state.get_state(), sample_idx
+                orders = np.empty((epochs, n_samples), dtype=np.int64)
+                for e in range(epochs):
+                    sample_idx = orders[e] = _shuffle(sample_idx, self._random_state)
+            settings = self._optimizer.settings(batch_size, self.alpha, clip_norm)
+            lrs = self._optimizer.learning_rates(epochs, n_samples, self.t_)
+            plateau = (self.tol, self.n_iter_no_change, self.best_loss_,
+                       self._no_improvement_count)
+            losses, stop, self.best_loss_, self._no_improvement_count, error = net.train_epochs(
+                self.coefs_, self.intercepts_, self._optimizer.state, X, y, sample_weight,
+                orders, lrs, settings, plateau)
+            done = len(losses)
+            drawn = done + (error is not None)  # the loop shuffles before an epoch it stops in
+            if self.shuffle and drawn < epochs:
+                self._random_state.set_state(start_state)
+                sample_idx = start_idx
+                for _ in range(drawn):
+                    sample_idx = _shuffle(sample_idx, self._random_state)
+            self.n_iter_ += done
+            self.t_ += done * n_samples
+            self.loss_curve_.extend(losses)
+            if done:
+                self.loss_ = losses[-1]
+            # the loop moves the schedule after each epoch but one that diverged
+            ended = done - (stop == "diverged")
+            if ended:
+                self._optimizer.iteration_ends(self.t_ - (done - ended) * n_samples)
+            if error is not None:
+                raise error
+            if stop == "diverged":
+                return  # the guard in _fit reports it
+            if stop == "plateau":
+                if self._optimizer.trigger_stopping(self._plateau_message(False), self.verbose):
+                    return
+                self._no_improvement_count = 0
+            if self.n_iter_ == self.max_iter:
+                self._warn_max_iter()
+
+    def _plateau_message(self, early_stopping) -> str:
+        what = "Validation score" if early_stopping else "Training loss"
+        return (f"{what} did not improve more than tol={self.tol:f} "
+                f"for {self.n_iter_no_change} consecutive epochs.")
+
+    def _warn_max_iter(self) -> None:
+        warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and "
+                      f"the optimization hasn't converged yet.", ConvergenceWarning, stacklevel=4)
 
     def _update_no_improvement_count(self, early_stopping, X_val, y_val, sw_val, net):
         if early_stopping:

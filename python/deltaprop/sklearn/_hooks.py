@@ -46,6 +46,11 @@ class EpochHooks:
             self.bar = tqdm(total=estimator.max_iter, desc=type(estimator).__name__,
                             unit="epoch", leave=False)
 
+    @property
+    def idle(self) -> bool:
+        """True when nothing runs between epochs: no callback, no progress bar."""
+        return self.context is None and self.bar is None and self.estimator.callback is None
+
     def _fitted(self):
         est = self.estimator
         return {"coefs_": [W.copy() for W in est.coefs_],

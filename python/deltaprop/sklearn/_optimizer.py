@@ -32,9 +32,20 @@ class SGDOptimizer:
         return _backend.EpochSettings(batch_size=batch_size, lr=self.learning_rate,
                                       momentum=self.momentum, alpha=alpha, clip_norm=clip_norm)
 
+    def learning_rates(self, epochs, n_samples, time_step) -> list:
+        """The learning rates of the next ``epochs`` epochs of ``n_samples`` rows each, as
+        iteration_ends would set them between epochs (``time_step`` rows seen so far)."""
+        if self.lr_schedule != "invscaling":  # adaptive moves only when training stalls
+            return [self.learning_rate] * epochs
+        return [self.learning_rate] + [self._invscaling(time_step + e * n_samples)
+                                       for e in range(1, epochs)]
+
+    def _invscaling(self, time_step) -> float:
+        return float(self.learning_rate_init) / (time_step + 1) ** self.power_t
+
     def iteration_ends(self, time_step) -> None:
         if self.lr_schedule == "invscaling":
-            self.learning_rate = float(self.learning_rate_init) / (time_step + 1) ** self.power_t
+            self.learning_rate = self._invscaling(time_step)
 
     def trigger_stopping(self, msg, verbose) -> bool:
         if self.lr_schedule != "adaptive":
@@ -70,6 +81,10 @@ class AdamOptimizer:
         return _backend.EpochSettings(batch_size=batch_size, lr=self.learning_rate_init,
                                       beta_1=self.beta_1, beta_2=self.beta_2,
                                       epsilon=self.epsilon, alpha=alpha, clip_norm=clip_norm)
+
+    def learning_rates(self, epochs, n_samples, time_step) -> list:
+        """Adam's base rate for each of the next ``epochs`` epochs (its steps scale it)."""
+        return [float(self.learning_rate_init)] * epochs
 
     def iteration_ends(self, time_step) -> None:
         t = self.state.t

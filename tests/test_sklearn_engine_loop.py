@@ -1,0 +1,130 @@
+"""The estimators' two epoch loops give one result. With nothing to run between epochs (no
+callback, verbose output, early stopping, progress bar or health record), a fit runs its epochs
+in chunks inside the engine; with any of those, one engine call per epoch. A callback that
+never stops training forces the second, so every fitted attribute, the warnings and the random
+state left behind must be identical either way."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_diabetes, load_wine
+from sklearn.preprocessing import StandardScaler
+
+from deltaprop.sklearn import MLPClassifier, MLPRegressor, _backend
+
+ATTRIBUTES = ["n_iter_", "t_", "loss_", "best_loss_", "_no_improvement_count"]
+
+
+def wine(dtype=np.float64):
+    X, y = load_wine(return_X_y=True)
+    return StandardScaler().fit_transform(X).astype(dtype), y
+
+
+@pytest.fixture(autouse=True)
+def engine_calls(monkeypatch):
+    """Counts the fits' calls of Network.train_epochs (a spy: the real method runs)."""
+    calls = []
+    real = _backend.Network.train_epochs
+
+    def spy(self, *args):
+        calls.append(len(args[7]))  # the epochs asked for
+        return real(self, *args)
+
+    monkeypatch.setattr(_backend.Network, "train_epochs", spy)
+    return calls
+
+
+def fit_both(make, X, y, **fit):
+    """(engine loop, Python loop): each estimator with its random state and caught warnings."""
+    runs = []
+    for callback in (None, lambda est: False):
+        state = np.random.RandomState(7)
+        est = make(random_state=state, callback=callback)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            est.fit(X, y, **fit)
+        runs.append((est, state.get_state()[1].copy(), [str(w.message) for w in caught]))
+    return runs
+
+
+def assert_same_fit(engine_run, python_run):
+    (a, state_a, warned_a), (b, state_b, warned_b) = engine_run, python_run
+    for name in ATTRIBUTES:
+        assert getattr(a, name) == getattr(b, name), name
+    assert a.loss_curve_ == b.loss_curve_
+    assert a._optimizer.learning_rate == b._optimizer.learning_rate
+    for p, q in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        np.testing.assert_array_equal(p, q)
+    np.testing.assert_array_equal(state_a, state_b)  # the shuffles drawn ahead were put back
+    assert warned_a == warned_b
+
+
+CLASSIFIERS = {
+    "adam, stops on tol": dict(max_iter=300),
+    "adam, max_iter": dict(max_iter=30),
+    "sgd invscaling": dict(solver="sgd", learning_rate="invscaling", learning_rate_init=0.5,
+                           max_iter=60),
+    "sgd adaptive": dict(solver="sgd", learning_rate="adaptive", tol=0.05, n_iter_no_change=2,
+                         max_iter=80),
+    "sgd constant, no shuffle": dict(solver="sgd", shuffle=False, momentum=0.5,
+                                     nesterovs_momentum=False, max_iter=40),
+    "adam, L2, clipping, small batches": dict(alpha=0.1, clip_norm=1.0, batch_size=16,
+                                              max_iter=25),
+    "never stops on tol": dict(n_iter_no_change=np.inf, max_iter=20),
+}
+
+
+@pytest.mark.parametrize("config", CLASSIFIERS.values(), ids=CLASSIFIERS.keys())
+def test_classifier_fits_alike_either_way(config, engine_calls):
+    X, y = wine()
+    runs = fit_both(lambda **kw: MLPClassifier(hidden_layer_sizes=(12,), **config, **kw), X, y)
+    assert_same_fit(*runs)
+    assert engine_calls and engine_calls[0] == min(8, config["max_iter"])  # the first chunk
+
+
+def test_the_engine_loop_stops_mid_chunk_like_the_python_loop():
+    X, y = wine()
+    # tol stops it at an epoch that is not a chunk boundary (chunks: 8, 16, 32, ...)
+    runs = fit_both(lambda **kw: MLPClassifier(hidden_layer_sizes=(12,), max_iter=300,
+                                               tol=1e-2, **kw), X, y)
+    assert runs[0][0].n_iter_ not in (8, 24, 56, 120, 248)
+    assert runs[0][0].n_iter_ < 300
+    assert_same_fit(*runs)
+
+
+def test_float32_sample_weights_and_warm_start_fit_alike():
+    X, y = wine(np.float32)
+    weights = np.random.default_rng(0).uniform(0.2, 2.0, len(y))
+    make = lambda **kw: MLPClassifier(hidden_layer_sizes=(10,), max_iter=15,  # noqa: E731
+                                      warm_start=True, **kw)
+    runs = fit_both(make, X, y, sample_weight=weights)
+    assert_same_fit(*runs)
+    for est, *_ in runs:  # a second fit continues from the first
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(X, y, sample_weight=weights)
+    assert runs[0][0].n_iter_ == 15 and runs[0][0].t_ == 30 * len(y)
+    assert_same_fit((runs[0][0], runs[0][1], []), (runs[1][0], runs[1][1], []))
+
+
+def test_regressor_fits_alike_either_way():
+    X, y = load_diabetes(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    y = (y - y.mean()) / y.std()
+    runs = fit_both(lambda **kw: MLPRegressor(hidden_layer_sizes=(16,), max_iter=40, **kw), X, y)
+    assert_same_fit(*runs)
+
+
+def test_a_diverging_fit_fails_alike_either_way():
+    X, y = wine()
+    errors = []
+    for callback in (None, lambda est: False):
+        est = MLPClassifier(solver="sgd", learning_rate_init=1e6, momentum=0.0, max_iter=50,
+                            random_state=0, callback=callback)
+        with pytest.raises(ValueError, match="non-finite parameter weights") as error:
+            est.fit(X * 1e30, y)
+        errors.append((str(error.value), est.n_iter_, len(est.loss_curve_)))
+    assert errors[0] == errors[1]
