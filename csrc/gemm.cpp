@@ -109,21 +109,29 @@ void column_sums(T* sums, const T* B, idx ldb, idx N, idx K, bool trans_b) {
 
 // Direct path for products too small to repay packing: C += alpha . op(A) . op(B), row by row
 // (each thread owns whole rows), k in order, then the extras. Serial below kParallelMinWork.
+// A transposed B is first copied row-major into `scratch` (K x N, sized by the caller), so the
+// inner loop runs along contiguous rows of both B and C and vectorises (read in place, each
+// element of B^T is a stride apart); the sums and their order are the same either way.
 template <typename T>
 void gemm_direct(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M, idx N, idx K,
                  bool trans_a, bool trans_b, T alpha, int n_threads, const Epilogue<T>& ep,
-                 T* col_sums_b) {
+                 T* col_sums_b, T* scratch) {
     const int nt = threads_for(M * N * K, n_threads);
+    const bool multiply = alpha != T(0);  // alpha = 0 reads neither A nor B
+    const T* Bk = B;  // op(B) row-major, ldbk apart
+    idx ldbk = ldb;
+    if (trans_b && multiply) {
+        for (idx j = 0; j < N; ++j)
+            for (idx k = 0; k < K; ++k) scratch[k * N + j] = B[j * ldb + k];
+        Bk = scratch;
+        ldbk = N;
+    }
     parallel_for(M, nt, [&](idx i) {
         T* DP_RESTRICT c = C + i * ldc;
-        for (idx k = 0; k < (alpha == T(0) ? 0 : K); ++k) {  // alpha = 0 reads neither A nor B
+        for (idx k = 0; k < (multiply ? K : 0); ++k) {
             const T a = alpha * (trans_a ? A[k * lda + i] : A[i * lda + k]);
-            if (!trans_b) {
-                const T* DP_RESTRICT b = B + k * ldb;
-                for (idx j = 0; j < N; ++j) c[j] += a * b[j];
-            } else {
-                for (idx j = 0; j < N; ++j) c[j] += a * B[j * ldb + k];
-            }
+            const T* DP_RESTRICT b = Bk + k * ldbk;
+            for (idx j = 0; j < N; ++j) c[j] += a * b[j];
         }
         apply_epilogue(c, ldc, i, 0, 1, N, ep);
     });
@@ -321,7 +329,11 @@ void gemm(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M, idx N,
     // into its first slice and needs this pass only for other values.
     if (direct || (beta != T(0) && beta != T(1))) scale_rows(C, ldc, M, N, beta, nt);
     if (direct) {
-        gemm_direct<T>(C, ldc, A, lda, B, ldb, M, N, K, trans_a, trans_b, alpha, nt, ep, col_sums_b);
+        // scratch for a transposed B, sized here so a failed allocation is std::bad_alloc in the
+        // calling thread (never inside OpenMP) and reused across calls
+        static thread_local std::vector<T> bt_buf;
+        T* bt = trans_b && alpha != T(0) ? scratch(bt_buf, N * K) : nullptr;
+        gemm_direct<T>(C, ldc, A, lda, B, ldb, M, N, K, trans_a, trans_b, alpha, nt, ep, col_sums_b, bt);
     } else if (N < kern.nr && M > N) {
         // A narrow C (an output layer's 10 columns) would leave most of an NR-wide tile idle:
         // compute C^T = op(B)^T op(A)^T instead, its narrow side now along MR. op(B)^T is B read
