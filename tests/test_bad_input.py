@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 import deltaprop as dp
-from deltaprop import ops
+from deltaprop import _core, ops
 from deltaprop import reference as ref
 
 # pybind11's own message when no overload accepts the arguments: it prints the signature and the
@@ -1731,3 +1731,12 @@ def test_absurd_thread_counts_do_not_crash(call_):
     """))
     assert proc.returncode == 0 and "survived" in proc.stdout, (
         f"exit code {proc.returncode}\n{proc.stderr[-2000:]}")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("sizes", [[2**40, 2**40], [2**40, 2**40, 2**40], [2**23] * 8])
+def test_engine_sizes_beyond_any_memory_are_a_memory_error(dtype, sizes):
+    """The engine counts a network's parameters before laying them out: 2**40 x 2**40 weights
+    overflowed its index type (undefined behaviour, found by UBSan)."""
+    with pytest.raises(MemoryError, match="layer_sizes"):
+        getattr(_core, f"Engine_{dtype}")(sizes)

@@ -82,6 +82,23 @@ class FiniteChecks {
     std::vector<Item> items_;
 };
 
+// The parameters of networks of these sizes, sum over layers of (I + 1) O, must be countable:
+// a layer of 2**40 x 2**40 weights would overflow the engine's index type (undefined behaviour
+// that UBSan caught in NetSpec::layout) long before any allocation could fail. Beyond 2**45
+// parameters (256 TiB of float64, as MLP's own limit) no machine holds them: MemoryError.
+inline void require_parameter_count(const std::vector<idx>& sizes) {
+    constexpr idx kMaxParameters = idx(1) << 45;
+    idx total = 0;
+    for (size_t l = 0; l + 1 < sizes.size(); ++l) {
+        const idx fan_in = sizes[l] + 1, fan_out = sizes[l + 1];  // each at most 2**40 + 1
+        if (fan_in > kMaxParameters / fan_out || total + fan_in * fan_out > kMaxParameters) {
+            PyErr_SetString(PyExc_MemoryError, ("layer_sizes " + shape_str(sizes) + " need more than 2**45 parameters").c_str());
+            throw py::error_already_set();
+        }
+        total += fan_in * fan_out;
+    }
+}
+
 template <typename T>
 class Engine {
   public:
@@ -93,8 +110,9 @@ class Engine {
         if (py::len(seq) < 2)
             throw py::value_error("layer_sizes needs at least 2 entries (inputs and outputs), got " +
                                   std::to_string(py::len(seq)));
-        for (size_t l = 0; l < py::len(seq); ++l)  // sizes up to 2**40: products stay in range
+        for (size_t l = 0; l < py::len(seq); ++l)
             spec_.sizes.push_back(idx(arg_int(seq[l], "layer_sizes[" + std::to_string(l) + "]", 1, 1LL << 40)));
+        require_parameter_count(spec_.sizes);
         const idx hidden = spec_.layers() - 1;
         spec_.hidden.resize(size_t(hidden));
         const bool one_activation = py::isinstance<py::str>(activations) ||

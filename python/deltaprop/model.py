@@ -143,11 +143,11 @@ class MLP:
         self.alpha_dropout = bool(alpha_dropout)
         self._n_threads = (0 if n_threads is None
                            else check_int(n_threads, "n_threads", 1, MAX_THREADS))
-        self._engine = self._make_engine()
         sizes = self.layer_sizes
         n_bytes = sum((i + 1) * o for i, o in zip(sizes, sizes[1:])) * self.dtype.itemsize
         if n_bytes > MAX_PARAMETER_BYTES:
             raise MemoryError(f"layer_sizes {sizes} need {n_bytes:.3g} bytes of parameters")
+        self._engine = self._make_engine()
         self.init, self.bias_init = init, bias_init
         # "sklearn" draws from RandomState(seed), as its random_state; the others from a Generator
         rng = self.seed if init == "sklearn" else np.random.default_rng(self.seed)
