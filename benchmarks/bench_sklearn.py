@@ -16,6 +16,13 @@ makes the script exit with status 1):
   random linear teacher; 5 000 more to test on), hidden (512, 512), batch 128, adam, a fixed
   number of epochs (``--epochs``, default 3), float64 and float32, 1 and 2 threads.
 
+The "BLAS floor" column is what the fit's matrix products alone take in NumPy's BLAS at the
+same thread count: per batch the forward products A W, the weight gradients A^T dZ and the
+back-propagated deltas dZ W^T (shapes from scikit-learn's fit: its batches and epochs), timed
+on their own, best of several. "max" is scikit-learn's time over that floor: the speed-up a
+trainer that ran those products exactly as fast as OpenBLAS and everything else for free would
+get. Where it is below 10, a 10x speed-up is not a matter of overhead.
+
 ``--markdown`` prints the table as Markdown. The machine must be otherwise idle: each row says
 whether others used the CPU while it ran. Timings are never judged, only scores.
 """
@@ -82,6 +89,36 @@ def fit_timed(est, X, y, blas):
         return time.perf_counter() - start
 
 
+def product_floor(n, sizes, batch, epochs, dtype, blas):
+    """Seconds that ``epochs`` epochs of n rows in batches of ``batch`` spend in their matrix
+    products (forward, weight gradients, back-propagated deltas) in NumPy's BLAS."""
+    rng = np.random.default_rng(0)
+    rows_per_batch = [min(batch, n - start) for start in range(0, n, batch)]
+    total = 0.0
+    with workloads.blas_threads(blas):
+        for rows in set(rows_per_batch):
+            products = []
+            for l, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:])):
+                A = rng.standard_normal((rows, fan_in)).astype(dtype)
+                W = rng.standard_normal((fan_in, fan_out)).astype(dtype)
+                dZ = rng.standard_normal((rows, fan_out)).astype(dtype)
+                products += [(A, W), (A.T, dZ)] + ([(dZ, W.T)] if l else [])
+            outs = [np.empty((a.shape[0], b.shape[1]), dtype) for a, b in products]
+
+            def one_batch(products=products, outs=outs):
+                for (a, b), out in zip(products, outs):
+                    np.matmul(a, b, out=out)
+
+            best = np.inf
+            for _ in range(7):
+                start = time.perf_counter()
+                for _ in range(20):
+                    one_batch()
+                best = min(best, (time.perf_counter() - start) / 20)
+            total += rows_per_batch.count(rows) * best
+    return total * epochs
+
+
 def run_row(label, kind, load, params, dtype, threads):
     import sklearn.neural_network as skl
 
@@ -95,24 +132,28 @@ def run_row(label, kind, load, params, dtype, threads):
     t_theirs = fit_timed(theirs, X_train, y_train, threads)
     t_ours = fit_timed(ours, X_train, y_train, threads)
     s_theirs, s_ours = theirs.score(X_test, y_test), ours.score(X_test, y_test)
+    sizes = [X_train.shape[1], *theirs.hidden_layer_sizes, theirs.n_outputs_]
+    batch = theirs.batch_size if theirs.batch_size != "auto" else 200
+    floor = product_floor(len(X_train), sizes, batch, theirs.n_iter_, dtype, threads)
     metric = "R2" if kind == "MLPRegressor" else "accuracy"
     return dict(label=label, dtype=dtype, threads=threads,
                 epochs=f"{theirs.n_iter_}/{ours.n_iter_}", sklearn=t_theirs, deltaprop=t_ours,
-                ratio=t_theirs / t_ours, metric=metric,
+                ratio=t_theirs / t_ours, floor=floor, metric=metric,
                 s_theirs=s_theirs, s_ours=s_ours,
                 agree=abs(s_theirs - s_ours) <= SCORE_BOUND[metric],
                 machine="noisy" if workloads.is_noisy(monitor) else "quiet")
 
 
 def seconds(t):
-    return f"{t * 1e3:.0f} ms" if t < 1 else f"{t:.2f} s"
+    return f"{t * 1e3:.1f} ms" if t < 0.1 else f"{t * 1e3:.0f} ms" if t < 1 else f"{t:.2f} s"
 
 
 def print_table(results, markdown):
     head = ["data", "dtype", "thr", "epochs sk/dp", "scikit-learn", "deltaprop", "speed-up",
-            "test score sk / dp", "agree", "machine"]
+            "BLAS floor", "max", "test score sk / dp", "agree", "machine"]
     rows = [[r["label"], r["dtype"], str(r["threads"]), r["epochs"], seconds(r["sklearn"]),
-             seconds(r["deltaprop"]), f"{r['ratio']:.1f}x",
+             seconds(r["deltaprop"]), f"{r['ratio']:.1f}x", seconds(r["floor"]),
+             f"{r['sklearn'] / r['floor']:.1f}x",
              f"{r['metric']} {r['s_theirs']:.4f} / {r['s_ours']:.4f}",
              "yes" if r["agree"] else "NO", r["machine"]] for r in results]
     if markdown:

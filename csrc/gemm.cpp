@@ -140,21 +140,39 @@ void gemm_direct(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M,
 
 // Bp (kc x NR, zero-padded past n columns) = alpha . op(B)[pc : pc+kc, j0 : j0+n];
 // sums[j] += op(B)[k, j0 + j] when sums is not null.
+// A transposed B is read along its rows (column j of op(B) is row j0 + j of B, contiguous),
+// eight rows at a time: each k then writes eight neighbouring values of the panel, where reading
+// k-major touched NR rows a stride apart for every k, and one row at a time wrote single values
+// NR apart. Each sums[j] still adds its k in order.
 template <typename T>
 void pack_b_panel(T* DP_RESTRICT Bp, const T* B, idx ldb, idx pc, idx j0, idx kc, idx n, int NR,
                   bool trans_b, T alpha, T* sums) {
+    if (trans_b) {
+        constexpr idx kRows = 8;  // NR is a multiple of 8 on every path
+        for (idx jb = 0; jb < NR; jb += kRows) {
+            const T* src[kRows];
+            for (idx jj = 0; jj < kRows; ++jj)  // rows past n read a valid row, then write zero
+                src[jj] = B + (j0 + std::min(jb + jj, n - 1)) * ldb + pc;
+            for (idx k = 0; k < kc; ++k) {
+                T* DP_RESTRICT dst = Bp + k * NR + jb;
+                for (idx jj = 0; jj < kRows; ++jj) dst[jj] = jb + jj < n ? alpha * src[jj][k] : T(0);
+            }
+        }
+        if (sums)
+            for (idx j = 0; j < n; ++j) {
+                const T* DP_RESTRICT src = B + (j0 + j) * ldb + pc;
+                T s = sums[j];
+                for (idx k = 0; k < kc; ++k) s += src[k];
+                sums[j] = s;
+            }
+        return;
+    }
     for (idx k = 0; k < kc; ++k) {
         T* dst = Bp + k * NR;
-        if (!trans_b) {
-            const T* src = B + (pc + k) * ldb + j0;
-            for (idx j = 0; j < n; ++j) dst[j] = alpha * src[j];
-            if (sums)
-                for (idx j = 0; j < n; ++j) sums[j] += src[j];
-        } else {
-            for (idx j = 0; j < n; ++j) dst[j] = alpha * B[(j0 + j) * ldb + pc + k];
-            if (sums)
-                for (idx j = 0; j < n; ++j) sums[j] += B[(j0 + j) * ldb + pc + k];
-        }
+        const T* src = B + (pc + k) * ldb + j0;
+        for (idx j = 0; j < n; ++j) dst[j] = alpha * src[j];
+        if (sums)
+            for (idx j = 0; j < n; ++j) sums[j] += src[j];
         for (idx j = n; j < NR; ++j) dst[j] = T(0);
     }
 }
