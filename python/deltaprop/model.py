@@ -23,11 +23,13 @@ from .validation import (
     check_real,
     check_sample_weight,
     check_targets,
+    dropout_rates,
     per_layer,
+    residual_flags,
 )
 
 BACKENDS = ("cpp", "numpy")
-MAX_LAYER_SIZE = 2**40  # the engine's limit: products of two sizes stay in its index range
+MAX_LAYER_SIZE = 2**40  # the engine's limit on one size (it also counts the parameters)
 MAX_THREADS = 1024      # the engine's limit (it never runs more threads than processors)
 # Larger parameter sets cannot be allocated anywhere; saying so beats NumPy's "array is too big".
 MAX_PARAMETER_BYTES = 2**48
@@ -134,10 +136,9 @@ class MLP:
                  for a in ([activation] if one else activation)]
         self._specs = per_layer(specs[0] if one else specs, n_hidden, "activation")
         self.residual = residual
-        self._residual = self._residual_layers(residual)
+        self._residual = residual_flags(residual, self.layer_sizes)
         self.dropout = dropout
-        self._dropout = [check_real(r, f"dropout[{l}]", 0.0, np.nextafter(1.0, 0.0))
-                         for l, r in enumerate(per_layer(dropout, n_hidden, "dropout"))]
+        self._dropout = dropout_rates(dropout, n_hidden)
         if not isinstance(alpha_dropout, (bool, np.bool_)):
             raise TypeError(f"alpha_dropout must be a bool, got {type(alpha_dropout).__name__}")
         self.alpha_dropout = bool(alpha_dropout)
@@ -169,21 +170,6 @@ class MLP:
                            residual=self._residual, huber_delta=self.huber_delta,
                            dropout=self._dropout, alpha_dropout=self.alpha_dropout,
                            n_threads=self._n_threads)
-
-    def _residual_layers(self, residual) -> list:
-        """One bool per hidden layer. True alone means every square hidden layer."""
-        sizes = self.layer_sizes
-        if isinstance(residual, (bool, np.bool_)):
-            flags = [bool(residual) and sizes[l] == sizes[l + 1] for l in range(len(sizes) - 2)]
-            if residual and not any(flags):
-                raise ValueError(f"residual=True, but no hidden layer of {sizes} has as many "
-                                 f"inputs as units, which a residual block needs")
-            return flags
-        flags = per_layer(residual, len(sizes) - 2, "residual")
-        for l, flag in enumerate(flags):
-            if not isinstance(flag, (bool, np.bool_)):
-                raise TypeError(f"residual[{l}] must be a bool, got {type(flag).__name__}")
-        return [bool(f) for f in flags]
 
     def _params(self) -> list:
         """The engine's flat parameter list: per layer W_l, b_l (the arrays themselves)."""

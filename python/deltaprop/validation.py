@@ -56,6 +56,30 @@ def per_layer(value, n: int, name: str) -> list:
     return [value] * n
 
 
+def residual_flags(residual, sizes) -> list:
+    """One bool per hidden layer of a network of these layer ``sizes``: which hidden layers are
+    residual blocks. True alone means every hidden layer as wide as its input (a block adds its
+    input to its output, so it needs that); a list chooses per hidden layer."""
+    n_hidden = len(sizes) - 2
+    if isinstance(residual, (bool, np.bool_)):
+        flags = [bool(residual) and sizes[l] == sizes[l + 1] for l in range(n_hidden)]
+        if residual and not any(flags):
+            raise ValueError(f"residual=True, but no hidden layer of {list(sizes)} has as many "
+                             f"inputs as units, which a residual block needs")
+        return flags
+    flags = per_layer(residual, n_hidden, "residual")
+    for l, flag in enumerate(flags):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"residual[{l}] must be a bool, got {type(flag).__name__}")
+    return [bool(f) for f in flags]
+
+
+def dropout_rates(dropout, n_hidden: int) -> list:
+    """One dropout rate in [0, 1) per hidden layer, from one rate for all or a list."""
+    return [check_real(r, f"dropout[{l}]", 0.0, np.nextafter(1.0, 0.0))
+            for l, r in enumerate(per_layer(dropout, n_hidden, "dropout"))]
+
+
 def _numeric(X, name: str) -> np.ndarray:
     X = np.asarray(X)
     if X.dtype.kind == "c":

@@ -27,7 +27,7 @@ of ``CHUNK_ROWS``) at a time, never the whole matrix at once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -66,6 +66,8 @@ class EpochSettings:
     epsilon: float = 1e-8
     alpha: float = 0.0
     clip_norm: float = 0.0  # 0: no clipping
+    seed: int = 0   # dropout masks are drawn from (seed, epoch, batch, layer)
+    epoch: int = 0  # the epoch's index (a call of several epochs: the first one's)
     extra: dict = field(default_factory=dict)
 
 
@@ -81,9 +83,12 @@ def new_optimizer_state(coefs, intercepts, kind) -> OptimizerState:
     return OptimizerState(kind, [np.zeros_like(p) for p in params], state2)
 
 
-def make_network(layer_sizes, activation, output, dtype, n_threads=None) -> Network:
-    """A network of these sizes; ``output`` is "softmax", "sigmoid", "identity" or "exp"."""
-    return Network(layer_sizes, activation, output, np.dtype(dtype), n_threads)
+def make_network(layer_sizes, activation, output, dtype, n_threads=None, *, residual=None,
+                 dropout=None, alpha_dropout=False) -> Network:
+    """A network of these sizes; ``output`` is "softmax", "sigmoid", "identity" or "exp";
+    ``residual`` and ``dropout`` one flag and one rate per hidden layer (None: none)."""
+    return Network(layer_sizes, activation, output, np.dtype(dtype), n_threads, residual,
+                   dropout, alpha_dropout)
 
 
 def _poisson_offset(Y) -> np.ndarray:
@@ -95,7 +100,8 @@ def _poisson_offset(Y) -> np.ndarray:
 
 
 class Network:
-    def __init__(self, layer_sizes, activation, output, dtype, n_threads):
+    def __init__(self, layer_sizes, activation, output, dtype, n_threads, residual=None,
+                 dropout=None, alpha_dropout=False):
         self.layer_sizes = [int(s) for s in layer_sizes]
         self.activation = resolve(activation)
         self.output = output
@@ -103,6 +109,8 @@ class Network:
         engine_type = getattr(_core, f"Engine_{dtype.name}")
         self._engine = engine_type(self.layer_sizes, self.activation, output,
                                    "poisson" if output == "exp" else None,
+                                   residual=residual, dropout=dropout,
+                                   alpha_dropout=alpha_dropout,
                                    loss_mean_over_outputs=output == "identity",
                                    n_threads=0 if n_threads is None else int(n_threads))
 
@@ -195,7 +203,8 @@ class Network:
             lrs=np.asarray(lrs, dtype=np.float64), losses=losses,
             batch_size=settings.batch_size, momentum=settings.momentum, optimizer=state.kind,
             beta_1=settings.beta_1, beta_2=settings.beta_2, epsilon=settings.epsilon,
-            alpha=settings.alpha, clip_norm=settings.clip_norm, step=state.t, tol=tol,
+            alpha=settings.alpha, clip_norm=settings.clip_norm, seed=settings.seed,
+            epoch=settings.epoch, step=state.t, tol=tol,
             n_iter_no_change=patience, best_loss=best, no_improvement_count=count)
         state.t += epochs * -(-n // min(settings.batch_size, n))
         return losses[:epochs], stop, best, count, error
@@ -221,26 +230,31 @@ class Network:
             _flat(coefs, intercepts), state.state1, state.state2, X, Y, sample_weight,
             order=None if order is None else np.ascontiguousarray(order, dtype=np.int64),
             batch_size=settings.batch_size, lr=settings.lr, momentum=settings.momentum,
-            shuffle=False, optimizer=state.kind, beta_1=settings.beta_1, beta_2=settings.beta_2,
+            shuffle=False, seed=settings.seed, epoch=settings.epoch, optimizer=state.kind,
+            beta_1=settings.beta_1, beta_2=settings.beta_2,
             epsilon=settings.epsilon, alpha=settings.alpha, clip_norm=settings.clip_norm,
             step=state.t, health=health)
         state.t += steps
         return loss
 
     def _train_batches(self, coefs, intercepts, state, X, Y, sample_weight, order, settings):
-        """One engine call per batch, each densified alone: sparse X is never densified whole."""
+        """One engine call per batch, each densified alone: sparse X is never densified whole.
+        Each call is an epoch of one batch to the engine, so batch b of epoch e passes epoch
+        e·batches + b: its dropout masks differ from every other batch's."""
         n = X.shape[0]
         order = np.arange(n) if order is None else order
         X = X.tocsr()
         total = 0.0
-        for start in range(0, n, settings.batch_size):
+        batches = -(-n // settings.batch_size)
+        for b, start in enumerate(range(0, n, settings.batch_size)):
+            batch_settings = replace(settings, epoch=settings.epoch * batches + b)
             rows = order[start:start + settings.batch_size]
             weights = None if sample_weight is None else sample_weight[rows]
             if weights is not None and weights.sum() == 0:
                 continue
             Yb = np.ascontiguousarray(Y[rows], dtype=self.dtype)
             loss = self._engine_epoch(coefs, intercepts, state, self._dense(X[rows]), Yb, weights,
-                                      settings)
+                                      batch_settings)
             if self.output == "exp":
                 loss += self._batch_offsets(Yb, weights, len(rows)) / len(rows)
             total += len(rows) * loss

@@ -19,6 +19,7 @@ from sklearn.utils.validation import _check_sample_weight, validate_data
 
 from ..activations import ALIASES, NAMES, Activation, resolve
 from ..init import INIT_SCHEMES, init_network
+from ..validation import dropout_rates, residual_flags
 from . import _backend, _lbfgs
 from ._hooks import CallbackSupportMixin, EpochHooks, callback_management_context
 from ._optimizer import AdamOptimizer, SGDOptimizer
@@ -71,6 +72,9 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
         # deltaprop's own
         "n_threads": [Interval(Integral, 1, 1024, closed="both"), None],
         "clip_norm": [Interval(Real, 0, None, closed="neither"), None],
+        "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
+        "alpha_dropout": ["boolean"],
+        "residual": ["boolean", "array-like"],
         "init": [StrOptions(set(INIT_SCHEMES))],
         "callback": [callable, None],
         "progress": ["boolean"],
@@ -91,15 +95,28 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
         return {"softmax": "softmax", "logistic": "sigmoid", "identity": "identity",
                 "exp": "exp"}[self.out_activation_]
 
+    def _blocks(self, sizes):
+        """(residual flags, dropout rates), one per hidden layer of a network of ``sizes``."""
+        hidden = len(sizes) - 2
+        dropout = self.dropout
+        if isinstance(dropout, (list, tuple, np.ndarray)):
+            dropout = list(np.asarray(dropout, dtype=np.float64).ravel())
+        residual = self.residual
+        if isinstance(residual, np.ndarray):
+            residual = residual.tolist()
+        return residual_flags(residual, sizes), dropout_rates(dropout, hidden)
+
     def _network(self, dtype):
         """The engine for the fitted shape, cached (it is rebuilt after unpickling)."""
         sizes = [self.coefs_[0].shape[0]] + [W.shape[1] for W in self.coefs_]
+        residual, dropout = self._blocks(sizes)
         key = (tuple(sizes), resolve(self.activation), self.out_activation_, np.dtype(dtype).name,
-               self.n_threads)
+               self.n_threads, tuple(residual), tuple(dropout), bool(self.alpha_dropout))
         cached = self.__dict__.get("_network_cache")
         if cached is None or cached[0] != key:
             net = _backend.make_network(sizes, self.activation, self._output_kind(), dtype,
-                                        self.n_threads)
+                                        self.n_threads, residual=residual, dropout=dropout,
+                                        alpha_dropout=bool(self.alpha_dropout))
             self.__dict__["_network_cache"] = cached = (key, net)
         return cached[1]
 
@@ -137,8 +154,15 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
         # draws that follow (validation split, shuffling) continue the same stream
         rng = (self._random_state if self.init == "sklearn"
                else np.random.default_rng(self._random_state.randint(np.iinfo(np.int32).max)))
-        self.coefs_, self.intercepts_ = init_network(layer_units, self.activation, rng, dtype,
-                                                     scheme=self.init)
+        residual, dropout = self._blocks(layer_units)
+        self.coefs_, self.intercepts_ = init_network(
+            layer_units, self.activation, rng, dtype, scheme=self.init,
+            residual=None if self.init == "sklearn" else residual)
+        # Dropout masks come from (seed, epoch): the seed is drawn only when dropout is used, so
+        # that the shuffles that follow stay scikit-learn's otherwise.
+        self._dropout_seed = (int(self._random_state.randint(np.iinfo(np.int32).max))
+                              if any(dropout) else 0)
+        self._epochs_trained = 0
         self._best_coefs = [c.copy() for c in self.coefs_]
         self._best_intercepts = [i.copy() for i in self.intercepts_]
         if self.solver in _STOCHASTIC_SOLVERS:
@@ -177,6 +201,10 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
             y = y.reshape((-1, 1))
         self.n_outputs_ = y.shape[1]
         layer_units = [X.shape[1]] + hidden_layer_sizes + [self.n_outputs_]
+        _, dropout = self._blocks(layer_units)  # checks residual and dropout against the sizes
+        if any(dropout) and self.solver not in _STOCHASTIC_SOLVERS:
+            raise ValueError(f"dropout needs a stochastic solver ('sgd' or 'adam'): "
+                             f"solver={self.solver!r} minimises one deterministic objective")
         self._random_state = check_random_state(self.random_state)
         if first_pass:
             self._initialize(y, layer_units, X.dtype)
@@ -265,7 +293,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
             for _ in range(0 if in_engine else self.max_iter):
                 if self.shuffle:
                     sample_idx = _shuffle(sample_idx, self._random_state)
-                settings = self._optimizer.settings(batch_size, self.alpha, clip_norm)
+                settings = self._epoch_settings(batch_size, clip_norm)
                 hooks.epoch_begin()
                 self.loss_ = np.float64(net.train_epoch(self.coefs_, self.intercepts_,
                                              self._optimizer.state, X, y, sample_weight,
@@ -276,6 +304,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
                         self.health_[name] = np.vstack([self.health_[name], row])
                 self.n_iter_ += 1
                 self.t_ += n_samples
+                self._epochs_trained = settings.epoch + 1
                 self.loss_curve_.append(self.loss_)
                 if self.verbose:
                     print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
@@ -316,7 +345,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
                 orders = np.empty((epochs, n_samples), dtype=np.int64)
                 for e in range(epochs):
                     sample_idx = orders[e] = _shuffle(sample_idx, self._random_state)
-            settings = self._optimizer.settings(batch_size, self.alpha, clip_norm)
+            settings = self._epoch_settings(batch_size, clip_norm)
             lrs = self._optimizer.learning_rates(epochs, n_samples, self.t_)
             plateau = (self.tol, self.n_iter_no_change, self.best_loss_,
                        self._no_improvement_count)
@@ -332,6 +361,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
                     sample_idx = _shuffle(sample_idx, self._random_state)
             self.n_iter_ += done
             self.t_ += done * n_samples
+            self._epochs_trained = settings.epoch + done
             self.loss_curve_.extend(losses)
             if done:
                 self.loss_ = losses[-1]
@@ -349,6 +379,14 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
                 self._no_improvement_count = 0
             if self.n_iter_ == self.max_iter:
                 self._warn_max_iter()
+
+    def _epoch_settings(self, batch_size, clip_norm):
+        """The optimizer's settings for the next epoch(s), with the dropout masks' seed and
+        epoch (counted across warm starts and partial_fit)."""
+        settings = self._optimizer.settings(batch_size, self.alpha, clip_norm)
+        settings.seed = getattr(self, "_dropout_seed", 0)
+        settings.epoch = getattr(self, "_epochs_trained", 0)
+        return settings
 
     def _plateau_message(self, early_stopping) -> str:
         what = "Validation score" if early_stopping else "Training loss"

@@ -43,6 +43,20 @@ _COMMON_DOC = """
         bitwise identical for any thread count.
     clip_norm : float or None, default=None
         Clip the gradients of each step to this global norm (stochastic solvers).
+    dropout : float or list of float, default=0.0
+        The fraction of each hidden layer's units dropped in training, one rate for all hidden
+        layers or one per layer (stochastic solvers; L-BFGS needs one deterministic objective).
+        Kept units are scaled by 1/(1 - rate), so prediction uses the network as it is. Masks
+        are drawn from a seed taken from ``random_state`` and the epoch, so a fit with an int
+        ``random_state`` is reproducible, on any thread count.
+    alpha_dropout : bool, default=False
+        AlphaDropout instead of dropout (SELU's partner: with activation='selu' and
+        init='lecun_normal' it keeps activations at mean 0 and variance 1).
+    residual : bool or list of bool, default=False
+        Residual blocks: hidden layer l computes A_l = A_(l-1) + f(A_(l-1) W_l + b_l), so the
+        gradient reaches lower layers through the identity whatever f' does. True makes every
+        hidden layer as wide as its input a block; a list chooses per hidden layer. With an
+        init other than 'sklearn', the blocks' weights start scaled down by their number.
     init : str, default='sklearn'
         The initial weights: 'sklearn' (scikit-learn's exact draws for ``random_state``),
         'he_uniform', 'he_normal', 'lecun_normal', 'glorot_uniform', 'glorot_normal'.
@@ -76,7 +90,8 @@ class MLPClassifier(ClassifierMixin, PersistMixin, PlotMixin, BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 n_threads=None, clip_norm=None, init="sklearn", callback=None, progress=False,
+                 n_threads=None, clip_norm=None, dropout=0.0, alpha_dropout=False,
+                 residual=False, init="sklearn", callback=None, progress=False,
                  record_health=False):
         self._store_parameters(locals())
 
@@ -176,7 +191,8 @@ class MLPRegressor(RegressorMixin, PersistMixin, PlotMixin, BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 n_threads=None, clip_norm=None, init="sklearn", callback=None, progress=False,
+                 n_threads=None, clip_norm=None, dropout=0.0, alpha_dropout=False,
+                 residual=False, init="sklearn", callback=None, progress=False,
                  record_health=False):
         self._store_parameters(locals())
 

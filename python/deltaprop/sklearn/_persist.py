@@ -50,14 +50,15 @@ class PersistMixin:
         check_is_fitted(self)
         spec = resolve(self.activation)
         sizes = [self.coefs_[0].shape[0]] + [W.shape[1] for W in self.coefs_]
+        residual, dropout = self._blocks(sizes)
         net = SimpleNamespace(layer_sizes=sizes, dtype=self.coefs_[0].dtype,
                               activation=self.activation if isinstance(self.activation, str)
                               else spec, output=self._output_kind(),
                               seed=self.random_state if isinstance(self.random_state, int) else 0,
                               grad_at_zero=spec.grad_at_zero, epochs_trained_=self.n_iter_,
                               coefs_=self.coefs_, intercepts_=self.intercepts_,
-                              loss=None, huber_delta=1.0, residual=False, dropout=0.0,
-                              alpha_dropout=False,
+                              loss=None, huber_delta=1.0, residual=residual, dropout=dropout,
+                              alpha_dropout=bool(self.alpha_dropout),
                               activation_params_=[{} for _ in self.coefs_[:-1]])
         sk = {"estimator": type(self).__name__, "params": _params(self),
               "attributes": {a: _jsonable(getattr(self, a)) for a in _ATTRIBUTES
