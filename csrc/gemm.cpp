@@ -138,6 +138,63 @@ void gemm_direct(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M,
     if (col_sums_b) column_sums(col_sums_b, B, ldb, N, K, trans_b);
 }
 
+// Narrow path for a C of at most kNarrowColumns columns and many rows (an output layer of one to
+// a few units over a batch: regression, binary classification): a few dot products per row, where
+// the packed path would copy all of op(A) to fill tiles mostly idle. op(B)'s columns are first
+// copied contiguous into `bt` (N x K). Each row of C is one thread's: for op(A) = A, row i of C
+// takes N dot products of A's row i, eight interleaved partial sums each (fixed order: the same
+// bits for any thread count); for op(A) = A^T, whose rows are A's strided columns, the sums run
+// along A's contiguous rows instead, k in order, into `acc` (N x M), each thread its own columns.
+constexpr idx kNarrowColumns = 4;
+
+template <typename T>
+void gemm_narrow(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M, idx N, idx K,
+                 bool trans_a, bool trans_b, T alpha, int n_threads, const Epilogue<T>& ep,
+                 T* col_sums_b, T* bt, T* acc) {
+    for (idx j = 0; j < N; ++j)
+        for (idx k = 0; k < K; ++k) bt[j * K + k] = trans_b ? B[j * ldb + k] : B[k * ldb + j];
+    const int nt = threads_for(M * N * K, n_threads, kParallelMinMultiplyAdds);
+    if (!trans_a) {
+        parallel_for(M, nt, [&](idx i) {
+            const T* DP_RESTRICT a = A + i * lda;
+            T* c = C + i * ldc;
+            for (idx j = 0; j < N; ++j) {
+                const T* DP_RESTRICT b = bt + j * K;
+                constexpr idx kLanes = 8;
+                T lane[kLanes] = {};
+                idx k = 0;
+                for (; k + kLanes <= K; k += kLanes)
+                    for (idx l = 0; l < kLanes; ++l) lane[l] += a[k + l] * b[k + l];
+                T s = 0;
+                for (; k < K; ++k) s += a[k] * b[k];
+                for (idx l = 0; l < kLanes; ++l) s += lane[l];
+                c[j] += alpha * s;
+            }
+            apply_epilogue(c, ldc, i, 0, 1, N, ep);
+        });
+    } else {
+        constexpr idx kChunk = 64;  // columns of acc per task: a thread's share stays in L1
+        parallel_for((M + kChunk - 1) / kChunk, nt, [&](idx chunk) {
+            const idx i0 = chunk * kChunk, m = std::min(kChunk, M - i0);
+            for (idx j = 0; j < N; ++j) std::fill(acc + j * M + i0, acc + j * M + i0 + m, T(0));
+            for (idx k = 0; k < K; ++k) {
+                const T* DP_RESTRICT a = A + k * lda + i0;
+                for (idx j = 0; j < N; ++j) {
+                    const T b = bt[j * K + k];
+                    T* DP_RESTRICT s = acc + j * M + i0;
+                    for (idx i = 0; i < m; ++i) s[i] += a[i] * b;
+                }
+            }
+            for (idx i = i0; i < i0 + m; ++i) {
+                T* c = C + i * ldc;
+                for (idx j = 0; j < N; ++j) c[j] += alpha * acc[j * M + i];
+                apply_epilogue(c, ldc, i, 0, 1, N, ep);
+            }
+        });
+    }
+    if (col_sums_b) column_sums(col_sums_b, B, ldb, N, K, trans_b);
+}
+
 // Bp (kc x NR, zero-padded past n columns) = alpha . op(B)[pc : pc+kc, j0 : j0+n];
 // sums[j] += op(B)[k, j0 + j] when sums is not null.
 // A transposed B is read along its rows (column j of op(B) is row j0 + j of B, contiguous),
@@ -338,15 +395,23 @@ void gemm(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M, idx N,
     const GemmKernel<T>& kern = kernel_for<T>(active_isa());
     // Packing costs O(MK + KN) copies for O(MNK) work: it pays once every dimension spans a few
     // tiles. Below that (and for an empty product), the direct loop.
-    // A narrow C with many rows (an output layer's few columns over a batch) is not small: the
-    // packed path computes it as C^T below, its few columns along MR and its rows along NR.
+    // A narrow C with many rows (an output layer's few columns over a batch) is not small: up to
+    // kNarrowColumns columns take dot products, wider ones the packed path as C^T below, its few
+    // columns along MR and its rows along NR.
     const bool transposable = N < kern.nr && M >= kern.nr;
     const bool direct = alpha == T(0) || K < 8 || M * N * K < idx(16) * 16 * 16 ||
                         (!transposable && (M < kern.mr || N < 8));
-    // The direct loop accumulates, so C starts as beta . C; the packed path folds beta = 0 or 1
-    // into its first slice and needs this pass only for other values.
-    if (direct || (beta != T(0) && beta != T(1))) scale_rows(C, ldc, M, N, beta, nt);
-    if (direct) {
+    // A C of at most kNarrowColumns columns over many rows: a few dot products per row.
+    const bool narrow = !direct && N <= kNarrowColumns && M >= kern.nr;
+    // The direct and narrow loops accumulate, so C starts as beta . C; the packed path folds
+    // beta = 0 or 1 into its first slice and needs this pass only for other values.
+    if (direct || narrow || (beta != T(0) && beta != T(1))) scale_rows(C, ldc, M, N, beta, nt);
+    if (narrow) {
+        // scratch sized before any parallel region, reused across calls (as gemm_direct's)
+        static thread_local std::vector<T> bt_buf, acc_buf;
+        gemm_narrow<T>(C, ldc, A, lda, B, ldb, M, N, K, trans_a, trans_b, alpha, nt, ep, col_sums_b,
+                       scratch(bt_buf, N * K), trans_a ? scratch(acc_buf, N * M) : nullptr);
+    } else if (direct) {
         // scratch for a transposed B, sized here so a failed allocation is std::bad_alloc in the
         // calling thread (never inside OpenMP) and reused across calls
         static thread_local std::vector<T> bt_buf;

@@ -28,6 +28,7 @@ def test_gemm_at_the_paths_own_tile_edges(isa, rng, dtype):
     shapes = [(m, n, k) for m in edge_sizes(mr) for n in edge_sizes(nr) for k in (7, KC + 1)]
     shapes += [(mr + 1, nr + 1, k) for k in (KC - 1, KC, 2 * KC + 3)]
     shapes += [(3 * mr + 5, 10, 97), (128, 10, 300), (10, 3 * nr + 1, 64)]  # narrow C
+    shapes += [(nr, 1, 9), (133, 3, 100), (200, 1, 2 * KC + 3), (300, 4, 61)]  # dot products
     for m, n, k in shapes:
         for trans_a in (False, True):
             for trans_b in (False, True):
@@ -45,7 +46,8 @@ def test_gemm_at_the_paths_own_tile_edges(isa, rng, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("activation, grad_at_zero", [("relu", 0.0), ("relu", 0.5), ("tanh", 0.0),
                                                       ("sigmoid", 0.0), ("identity", 0.0)])
-@pytest.mark.parametrize("n, i, o", [(32, 64, 128), (128, 257, 10), (5, 40, 33)])
+@pytest.mark.parametrize("n, i, o", [(32, 64, 128), (128, 257, 10), (5, 40, 33), (200, 30, 1),
+                                     (133, 100, 3)])
 def test_fused_epilogues_match_the_unfused_reference(isa, rng, dtype, activation, grad_at_zero,
                                                      n, i, o):
     X = rng.standard_normal((n, i)).astype(dtype)
