@@ -33,6 +33,13 @@ for i in range(cycles):
     net.fit(X, y, epochs=1, batch_size=16, optimizer=["sgd", "adam", "nesterov"][i % 3])
     net.predict(X)
     net.loss_and_gradients(X, y)
+    # several epochs in one engine call (the scikit-learn estimators' loop), Adam's state
+    params = net._params()
+    state = [[np.zeros_like(p) for p in params] for _ in range(2)]
+    Xd, Yd = X.astype(net.dtype), np.eye(3, dtype=net.dtype)[y]
+    net._engine.train_epochs(params, *state, Xd, Yd, orders=np.stack([np.arange(64)[::-1]] * 2),
+                             lrs=np.full(2, 0.01), losses=np.empty(2), batch_size=16,
+                             optimizer="adam", tol=0.1, n_iter_no_change=1)
     dp.ops.dense_forward(X, net.coefs_[0].astype(np.float64), np.zeros(16), "swish")
     dp.ops.shuffle_order(100, i, 1)
     for bad in (lambda: net.forward(X[:, :5]), lambda: dp.ops.gemm(X, X),
