@@ -121,3 +121,17 @@ def test_bad_dropout_settings_are_refused_at_fit(digits, params, error, words):
     X_train, _, y_train, _ = digits
     with pytest.raises(error, match=words):
         MLPClassifier((16,), max_iter=2, **params).fit(X_train[:50], y_train[:50])
+
+
+@pytest.mark.parametrize("activation", [dp.Activation("swish", learnable=True)])
+def test_activations_with_learned_parameters_point_to_mlp(digits, activation):
+    """Their parameters have no place among scikit-learn's attributes: a clear refusal that says
+    where they train, before anything is fitted."""
+    X_train, _, y_train, _ = digits
+    est = MLPClassifier((16,), activation=activation, max_iter=2)
+    with pytest.raises(ValueError, match="deltaprop.MLP"):
+        est.fit(X_train, y_train)
+    assert not hasattr(est, "coefs_")
+    for name in ("prelu", "acon"):  # not among the names the estimators accept
+        with pytest.raises(ValueError, match="activation"):
+            MLPClassifier((16,), activation=name, max_iter=2).fit(X_train, y_train)

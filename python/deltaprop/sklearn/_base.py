@@ -29,7 +29,9 @@ _STOCHASTIC_SOLVERS = ["sgd", "adam"]
 # entries (8 MiB of int64).
 ORDER_ENTRIES = 1 << 20
 
-# The activations the engine trains (those with learned parameters are not trained yet).
+# The hidden activations the estimators take. Those that learn parameters of their own (prelu,
+# acon, a learnable swish) train in deltaprop.MLP, which keeps them in activation_params_; the
+# estimators' attributes (coefs_, intercepts_, scikit-learn's) have no place for them.
 HIDDEN_ACTIVATIONS = tuple(n for n in NAMES if n not in ("prelu", "acon")) + tuple(ALIASES)
 
 
@@ -187,8 +189,9 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
         if np.any(np.array(hidden_layer_sizes) <= 0):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden_layer_sizes}.")
         if resolve(self.activation).param_names:
-            raise ValueError(f"activation {resolve(self.activation).name!r} learns parameters, "
-                             f"which the engine does not train yet")
+            raise ValueError(f"activation {resolve(self.activation).name!r} learns parameters of "
+                             f"its own, which scikit-learn's coefs_ and intercepts_ have no place "
+                             f"for: train it with deltaprop.MLP (activation_params_ holds them)")
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         if sp.issparse(X):
