@@ -51,3 +51,39 @@ def test_ctrl_c_returns_promptly_and_leaves_a_usable_model(work, backend):
     assert status == "interrupted"
     assert float(waited) < 1.0  # "promptly": a batch group, not the rest of the epoch
     assert finite == "True" and usable == "True"
+
+
+ESTIMATOR_SCRIPT = textwrap.dedent("""
+    import os, signal, threading, time, warnings
+    import numpy as np
+    from deltaprop.sklearn import MLPClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20000, 256))
+    y = rng.integers(0, 10, 20000)
+    est = MLPClassifier((512, 512), max_iter=1000, tol=0, random_state=0, callback={callback})
+    threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.fit(X, y)
+    waited = time.perf_counter() - start - 1.0
+    finite = all(np.isfinite(p).all() for p in est.coefs_ + est.intercepts_)
+    print(round(waited, 3), [str(w.message) for w in caught] == ["Training interrupted by user."],
+          est.n_iter_ == len(est.loss_curve_), est.t_ == est.n_iter_ * 20000, finite,
+          est.predict(X[:5]).shape == (5,))
+""")
+
+
+@pytest.mark.parametrize("loop", ["engine", "python"])
+def test_ctrl_c_stops_an_estimator_fit_with_a_warning_and_consistent_attributes(loop):
+    """scikit-learn turns Ctrl-C into a warning and keeps what was trained. Both epoch loops
+    (epochs in chunks inside the engine; one engine call per epoch when a callback runs) must
+    return promptly and count exactly the epochs they finished."""
+    callback = "None" if loop == "engine" else "lambda est: False"
+    out = subprocess.run([sys.executable, "-c", ESTIMATOR_SCRIPT.format(callback=callback)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    waited, *checks = out.stdout.split()
+    assert float(waited) < 1.0
+    assert checks == ["True"] * 5
