@@ -29,9 +29,29 @@ inline void shuffle_order(idx* order, std::uint64_t* key, idx n, std::uint64_t s
     std::sort(order, order + n, [&](idx a, idx b) { return key[a] != key[b] ? key[a] < key[b] : a < b; });
 }
 
-// How often a long epoch asks whether to stop (Ctrl-C): often enough to feel prompt, rarely
+// How often a long call asks whether to stop (Ctrl-C): often enough to feel prompt, rarely
 // enough that taking the GIL to ask costs nothing measurable.
 constexpr std::chrono::milliseconds kInterruptCheck{50};
+
+// Asks `ask` (may be empty) whether to stop, between batches, once kInterruptCheck has passed
+// since the call began or since it last asked. One check spans a whole call: a call of many
+// short epochs asks as often as one long epoch does (a clock restarted each epoch never would).
+class InterruptCheck {
+  public:
+    explicit InterruptCheck(std::function<bool()> ask = {}) : ask_(std::move(ask)), last_(now()) {}
+
+    bool operator()() {
+        if (!ask_ || now() - last_ <= kInterruptCheck) return false;
+        const bool stop = ask_();
+        last_ = now();
+        return stop;
+    }
+
+  private:
+    static std::chrono::steady_clock::time_point now() { return std::chrono::steady_clock::now(); }
+    std::function<bool()> ask_;
+    std::chrono::steady_clock::time_point last_;
+};
 
 enum class Optimizer : int { sgd, nesterov, adam };
 
@@ -123,26 +143,25 @@ double step_squares(const ParamViews<T*>& grad, const ParamViews<T*>& state1, co
 }
 
 // What one call of train_epoch did: the mean loss over the rows it trained on, and whether the
-// caller's `interrupted` check stopped it early (after a whole batch: parameters are consistent).
+// caller's InterruptCheck stopped it early (after a whole batch: parameters are consistent).
 struct EpochResult {
     double loss = 0.0;
     bool interrupted = false;
 };
 
 // One epoch of minibatch training over n samples, read in the order `order` (n row indices,
-// each < n, checked by the caller) when it is given, else shuffled when c.shuffle. The loss is the epoch's mean: each batch's
-// loss (before its update, with its L2 penalty) weighted by its rows, as scikit-learn's
-// loss_curve_ does. With sample weights, a batch's weight sum takes the place of its row count
-// in the L2 term (scikit-learn), and a batch whose weights are all zero is skipped. `interrupted` (may be empty) is asked between batches, at most every
-// kInterruptCheck, so Ctrl-C can stop a long epoch. With `health`, each batch's gradient health
-// (health.hpp) is gathered into it.
+// each < n, checked by the caller) when it is given, else shuffled when c.shuffle. The loss is
+// the epoch's mean: each batch's loss (before its update, with its L2 penalty) weighted by its
+// rows, as scikit-learn's loss_curve_ does. With sample weights, a batch's weight sum takes the
+// place of its row count in the L2 term (scikit-learn), and a batch whose weights are all zero
+// is skipped. `interrupted` is asked between batches, so Ctrl-C can stop a long epoch. With
+// `health`, each batch's gradient health (health.hpp) is gathered into it.
 template <typename T>
 EpochResult train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const ParamViews<T*>& state1,
                         const ParamViews<T*>& state2, const T* X, const T* Y,
                         const double* sample_weight, idx n, const idx* order,
                         const NetSpec& spec, const TrainConfig& c, int n_threads,
-                        const std::function<bool()>& interrupted = {},
-                        HealthAccumulator* health = nullptr) {
+                        InterruptCheck& interrupted, HealthAccumulator* health = nullptr) {
     const idx d = spec.sizes.front(), O = spec.sizes.back();
     const idx batch = std::min(c.batch_size, n);
     ws.reserve(spec, batch);
@@ -158,14 +177,10 @@ EpochResult train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const Pa
     double total = 0.0;
     idx done = 0;
     std::uint64_t t = c.step;
-    auto last_check = std::chrono::steady_clock::now();
     for (idx start = 0; start < n; start += batch) {
-        if (interrupted && std::chrono::steady_clock::now() - last_check > kInterruptCheck) {
-            if (interrupted()) {
-                result.interrupted = true;
-                break;
-            }
-            last_check = std::chrono::steady_clock::now();
+        if (interrupted()) {
+            result.interrupted = true;
+            break;
         }
         const idx rows = std::min(batch, n - start);
         const T* Xb = X + start * d;  // unshuffled batches are read in place
@@ -243,7 +258,7 @@ EpochsResult train_epochs(Workspace<T>& ws, const ParamViews<T*>& params, const 
                           const ParamViews<T*>& state2, const T* X, const T* Y,
                           const double* sample_weight, idx n, const idx* orders, const double* lrs,
                           double* losses, idx epochs, Plateau& plateau, const NetSpec& spec,
-                          const TrainConfig& c, int n_threads, const std::function<bool()>& interrupted) {
+                          const TrainConfig& c, int n_threads, InterruptCheck& interrupted) {
     EpochsResult result;
     const idx batches = (n + std::min(c.batch_size, n) - 1) / std::min(c.batch_size, n);
     TrainConfig epoch_config = c;

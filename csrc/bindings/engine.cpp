@@ -217,8 +217,9 @@ class Engine {
         EpochResult result;
         locked(finite, [&] {
             if (health_out) health_.reset(spec_);
+            InterruptCheck check(ask_signals);
             result = dp::train_epoch(ws_, t.p, t.s1, t.s2, t.x, t.y, t.w, t.N, order, spec_, c,
-                                     resolve_threads(n_threads_), interrupted, health_out ? &health_ : nullptr);
+                                     resolve_threads(n_threads_), check, health_out ? &health_ : nullptr);
             if (health_out) health_.write(health_out, spec_);
         });
         if (result.interrupted) throw py::error_already_set();
@@ -269,11 +270,14 @@ class Engine {
         require_disjoint(args, args.size() - 1, args.size());
         EpochsResult result;
         locked(finite, [&] {
+            InterruptCheck check(ask_signals);
             result = dp::train_epochs(ws_, t.p, t.s1, t.s2, t.x, t.y, t.w, t.N, orders, lrs, losses, epochs,
-                                      plateau, spec_, c, resolve_threads(n_threads_), interrupted);
+                                      plateau, spec_, c, resolve_threads(n_threads_), check);
         });
+        // A signal that came after the last check would otherwise surface in the caller before
+        // it records these epochs: ask once more, and hand it over with them.
         py::object error = py::none();
-        if (result.stop == Stop::interrupted) error = py::error_already_set().value();
+        if (result.stop == Stop::interrupted || PyErr_CheckSignals() != 0) error = py::error_already_set().value();
         static const char* const kStops[] = {"done", "plateau", "diverged", "interrupted"};
         return py::make_tuple(result.epochs, kStops[int(result.stop)], plateau.best, plateau.count, error);
     }
@@ -401,7 +405,7 @@ class Engine {
     // Between batches of a long training call: whether Ctrl-C (or another signal's handler)
     // asks to stop. Called without the GIL, holding the engine's mutex; the handler's
     // exception stays set for the caller.
-    static bool interrupted() {
+    static bool ask_signals() {
         py::gil_scoped_acquire gil;
         return PyErr_CheckSignals() != 0;
     }
