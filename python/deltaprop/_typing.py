@@ -1,0 +1,20 @@
+"""Type aliases for the package's annotations. The engine and the reference compute in float32
+or float64, one dtype per call; the reference's arrays are typed with the common base."""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+import numpy as np
+import numpy.typing as npt
+
+from .activations import Activation
+
+FloatArray = npt.NDArray[np.floating[Any]]
+BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
+ActivationArg = Union[str, Activation]  # a name, or a spec with parameters
+ActivationParams = dict[str, FloatArray]  # learned activation parameters by name
+
+__all__ = ["ActivationArg", "ActivationParams", "BoolArray", "FloatArray", "IntArray"]
+
