@@ -4,11 +4,16 @@ update. The C++ engine runs the same loop without the GIL; this one is the reada
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Sequence
+from typing import cast
 
+import numpy as np
+import numpy.typing as npt
+
+from .._typing import FloatArray
 from .health import HealthAccumulator, samples_norms
 from .mix64 import C1, C2, MASK64, mix64
-from .mlp import mlp_loss_and_gradients
+from .mlp import NetSpec, Trace, mlp_loss_and_gradients
 from .optim import (
     adam_step,
     add_l2,
@@ -20,7 +25,7 @@ from .optim import (
 
 OPTIMIZERS = ("sgd", "nesterov", "adam")
 
-def shuffle_order(n, seed, epoch):
+def shuffle_order(n: int, seed: int, epoch: int) -> npt.NDArray[np.intp]:
     """The sample order of epoch ``epoch``: argsort of key_i = mix64(seed·C1 + epoch·C2 + i),
     ties broken by index. The C++ engine computes exactly the same order."""
     base = np.uint64((seed * C1 + epoch * C2) & MASK64)
@@ -28,9 +33,14 @@ def shuffle_order(n, seed, epoch):
     return np.argsort(keys, kind="stable")
 
 
-def train_epoch(params, state1, state2, X, Y, spec, sample_weight=None, *, batch_size, lr,
-                momentum=0.0, shuffle=True, seed=0, epoch=0, optimizer="sgd", beta_1=0.9,
-                beta_2=0.999, epsilon=1e-8, alpha=0.0, clip_norm=0.0, step=0, health=None):
+def train_epoch(params: Sequence[FloatArray], state1: Sequence[FloatArray],
+                state2: Sequence[FloatArray] | None, X: FloatArray, Y: FloatArray,
+                spec: NetSpec, sample_weight: npt.NDArray[np.float64] | None = None, *,
+                batch_size: int, lr: float, momentum: float = 0.0, shuffle: bool = True,
+                seed: int = 0, epoch: int = 0, optimizer: str = "sgd", beta_1: float = 0.9,
+                beta_2: float = 0.999, epsilon: float = 1e-8, alpha: float = 0.0,
+                clip_norm: float = 0.0, step: int = 0,
+                health: npt.NDArray[np.float64] | None = None) -> float:
     """One epoch of minibatch training of the network ``spec`` (mlp.NetSpec), updating the
     flat lists ``params`` and the optimizer state in place.
 
@@ -53,7 +63,8 @@ def train_epoch(params, state1, state2, X, Y, spec, sample_weight=None, *, batch
     batch = min(batch_size, n)
     order = shuffle_order(n, seed, epoch) if shuffle else np.arange(n)
     weights = spec.weight_indices()  # L2 decays the weights only
-    state2 = state2 if optimizer == "adam" else [None] * len(params)
+    # only adam reads state2; the None placeholders the other optimizers zip over are never read
+    state2 = cast("Sequence[FloatArray]", state2 if optimizer == "adam" else [None] * len(params))
     total, trained, t = 0.0, 0, step
     record = None if health is None else HealthAccumulator(spec)
     for index, start in enumerate(range(0, n, batch)):
@@ -62,7 +73,8 @@ def train_epoch(params, state1, state2, X, Y, spec, sample_weight=None, *, batch
         size = len(rows) if weight is None else float(weight.sum())
         if size == 0:
             continue
-        trace = {}
+        trace: Trace = {}
+
         loss, grads = mlp_loss_and_gradients(params, X[rows], Y[rows], spec, weight,
                                              dropout_key=(seed, epoch, index), trace=trace)
         if alpha > 0:
@@ -85,9 +97,10 @@ def train_epoch(params, state1, state2, X, Y, spec, sample_weight=None, *, batch
                 nesterov_step(p, s1, g, lr, momentum)
             else:
                 adam_step(p, s1, s2, g, t, lr, beta_1, beta_2, epsilon)
-        if norms:
+        if record is not None and before is not None:  # that is, if norms
             for l, (a, W_old) in enumerate(zip(weights, before)):
                 record.add_update(l, params[a].astype(np.float64) - W_old, params[a])
-    if record is not None:
+    if record is not None and health is not None:  # the one is None when the other is
         record.write(health)
+
     return total / trained if trained else 0.0
