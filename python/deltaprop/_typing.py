@@ -3,6 +3,8 @@ or float64, one dtype per call; the reference's arrays are typed with the common
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from typing import Any, Union
 
 import numpy as np
@@ -15,6 +17,13 @@ BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 ActivationArg = Union[str, Activation]  # a name, or a spec with parameters
 ActivationParams = dict[str, FloatArray]  # learned activation parameters by name
+# one activation for every hidden layer, or a list or tuple of one per layer (per_layer)
+ActivationsArg = Union[ActivationArg, Sequence[ActivationArg]]
+Rng = Union[np.random.Generator, np.random.RandomState, int, None]  # a generator or a seed
 
-__all__ = ["ActivationArg", "ActivationParams", "BoolArray", "FloatArray", "IntArray"]
+PathArg = Union[str, os.PathLike[str]]  # a file's path
+
+__all__ = ["ActivationArg", "ActivationParams", "ActivationsArg", "BoolArray", "FloatArray",
+           "IntArray", "PathArg", "Rng"]
+
 

@@ -207,7 +207,7 @@ class Activation:
         return self.name in ("prelu", "swish", "silu", "mish", "abs", "acon")
 
 
-def resolve(spec: str | Activation, name: str = "activation") -> Activation:
+def resolve(spec: object, name: str = "activation") -> Activation:
     """``spec`` as an :class:`Activation`: a name becomes ``Activation(name)``."""
     if isinstance(spec, Activation):
         return spec
@@ -218,7 +218,8 @@ def resolve(spec: str | Activation, name: str = "activation") -> Activation:
 
 
 
-def resolve_with_grad_at_zero(activation: str | Activation,
+def resolve_with_grad_at_zero(activation: object,
+
                               grad_at_zero: float = 0.0) -> Activation:
 
     """The Activation for a name or spec, with the positional ``grad_at_zero`` folded in.
