@@ -8,7 +8,7 @@
 
 from collections.abc import Sequence
 from types import ModuleType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -59,11 +59,19 @@ class _Ops(ModuleType):
     def activation_derivative(Z: npt.NDArray[_F], activation: _ActivationArg = "relu",
                               grad_at_zero: float = 0.0, *, n_threads: int = 0,
                               check_finite: bool = True) -> npt.NDArray[_F]: ...
+    # op "param_gradients" returns {name: gradient}; the other ops an array like Z
+    @overload
     @staticmethod
-    def learned_activation(op: str, Z: npt.NDArray[_F], dA: npt.NDArray[_F] | None,
-                           activation: _ActivationArg, params: Sequence[npt.NDArray[_F]], *,
-                           n_threads: int = 0, check_finite: bool = True,
-                           ) -> npt.NDArray[_F] | dict[str, npt.NDArray[_F]]: ...
+    def learned_activation(op: Literal["forward", "derivative", "backward"], Z: npt.NDArray[_F],
+                           dA: npt.NDArray[_F] | None, activation: _ActivationArg,
+                           params: Sequence[npt.NDArray[_F]], *, n_threads: int = 0,
+                           check_finite: bool = True) -> npt.NDArray[_F]: ...
+    @overload
+    @staticmethod
+    def learned_activation(op: Literal["param_gradients"], Z: npt.NDArray[_F],
+                           dA: npt.NDArray[_F] | None, activation: _ActivationArg,
+                           params: Sequence[npt.NDArray[_F]], *, n_threads: int = 0,
+                           check_finite: bool = True) -> dict[str, npt.NDArray[_F]]: ...
     @staticmethod
     def output_loss_delta(Z: npt.NDArray[_F], Y: npt.NDArray[_F], output: str = "softmax", *,
                           loss: str | None = None, sample_weight: npt.ArrayLike | None = None,
@@ -131,6 +139,7 @@ ops: _Ops
 # lists of arrays of the engine's dtype, per layer W_l, b_l, then the learned parameters of hidden
 # layer l's activation; the written ones are updated in place.
 _Params = Sequence[npt.NDArray[_F]]
+
 
 class _Engine(Generic[_F]):
     def __init__(self, layer_sizes: Sequence[int],

@@ -72,8 +72,8 @@ ACON_P1_INIT = 1.0
 class _Kind:
     """One row of the table: the keyword parameters the name takes, with their defaults."""
 
-    defaults: dict
-    learned: tuple = ()  # names of learned parameter arrays; swish's depends on `learnable`
+    defaults: dict[str, object]
+    learned: tuple[str, ...] = ()  # names of learned parameter arrays; swish's: see `learnable`
 
 
 _TABLE = {
@@ -99,7 +99,8 @@ ALIASES = {"logistic": "sigmoid"}
 _PARAMETERS = ("alpha", "grad_at_zero", "beta", "learnable", "surrogate_slope")
 
 
-def _real(value, name: str, low: float, high: float = np.inf, low_open: bool = False) -> float:
+def _real(value: object, name: str, low: float, high: float = np.inf,
+          low_open: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     value = float(value)
@@ -110,7 +111,7 @@ def _real(value, name: str, low: float, high: float = np.inf, low_open: bool = F
     return value
 
 
-def _check(name: str, given: dict) -> dict:
+def _check(name: str, given: dict[str, object]) -> dict[str, object]:
     """The full set of parameter values for `name`: defaults filled in, each value validated."""
     kind = _TABLE[name]
     for param in _PARAMETERS:
@@ -121,7 +122,7 @@ def _check(name: str, given: dict) -> dict:
             takes = ", ".join(kind.defaults) or "no parameters"
             raise ValueError(f"activation {name!r} takes no {param} (it takes {takes}), "
                              f"got {param}={value!r}")
-    values = {p: None for p in _PARAMETERS}
+    values: dict[str, object] = {p: None for p in _PARAMETERS}
     values["grad_at_zero"], values["learnable"] = 0.0, False
     for param, default in kind.defaults.items():
         values[param] = default if given[param] is None else given[param]
@@ -174,8 +175,9 @@ class Activation:
     learnable: bool
     surrogate_slope: float | None
 
-    def __init__(self, name, *, alpha=None, grad_at_zero=0.0, beta=None, learnable=None,
-                 surrogate_slope=None):
+    def __init__(self, name: str, *, alpha: float | None = None, grad_at_zero: float = 0.0,
+                 beta: float | None = None, learnable: bool | None = None,
+                 surrogate_slope: float | None = None) -> None:
         if not isinstance(name, str):
             raise TypeError(f"activation name must be a str, got {type(name).__name__}")
         name = ALIASES.get(name, name)
@@ -184,14 +186,14 @@ class Activation:
             raise ValueError(f"unknown activation {name!r}; expected one of {known}")
         if name == "relu" and surrogate_slope is not None:
             name = "necro_relu"  # relu with a surrogate backward is exactly necro_relu
-        given = {"alpha": alpha, "grad_at_zero": grad_at_zero, "beta": beta,
+        given: dict[str, object] = {"alpha": alpha, "grad_at_zero": grad_at_zero, "beta": beta,
                  "learnable": learnable, "surrogate_slope": surrogate_slope}
         object.__setattr__(self, "name", name)
         for param, value in _check(name, given).items():
             object.__setattr__(self, param, value)
 
     @property
-    def param_names(self) -> tuple:
+    def param_names(self) -> tuple[str, ...]:
         """The learned parameter arrays this activation owns, e.g. ``("slope",)`` for prelu."""
         return _TABLE[self.name].learned if self.learnable else ()
 
@@ -205,7 +207,7 @@ class Activation:
         return self.name in ("prelu", "swish", "silu", "mish", "abs", "acon")
 
 
-def resolve(spec, name: str = "activation") -> Activation:
+def resolve(spec: object, name: str = "activation") -> Activation:
     """``spec`` as an :class:`Activation`: a name becomes ``Activation(name)``."""
     if isinstance(spec, Activation):
         return spec
@@ -216,7 +218,10 @@ def resolve(spec, name: str = "activation") -> Activation:
 
 
 
-def resolve_with_grad_at_zero(activation, grad_at_zero=0.0) -> Activation:
+def resolve_with_grad_at_zero(activation: object,
+
+                              grad_at_zero: float = 0.0) -> Activation:
+
     """The Activation for a name or spec, with the positional ``grad_at_zero`` folded in.
 
     With a name, grad_at_zero applies to relu and necro_relu and, as in the engine, is checked

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 import deltaprop as dp
 
 
-def load_digits_split(seed: int):
+def load_digits_split(seed: int) -> list[npt.NDArray[Any]]:
     try:
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split
@@ -22,10 +24,13 @@ def load_digits_split(seed: int):
         sys.exit("the demo needs scikit-learn for its bundled digits: "
                  "pip install 'deltaprop[demo]'")
     X, y = load_digits(return_X_y=True)
-    return train_test_split(X / 16.0, y, test_size=0.25, stratify=y, random_state=seed)
+    split: list[npt.NDArray[Any]] = train_test_split(X / 16.0, y, test_size=0.25, stratify=y,
+                                                     random_state=seed)
+    return split
 
 
-def train(backend: str, data, args):
+def train(backend: str, data: list[npt.NDArray[Any]],
+          args: argparse.Namespace) -> tuple[dp.History, float]:
     X_train, X_test, y_train, y_test = data
     net = dp.MLP([64, 128, 64, 10], activation="relu", output="softmax", dtype=args.dtype,
                  seed=args.seed, backend=backend, n_threads=args.threads)
@@ -33,7 +38,7 @@ def train(backend: str, data, args):
     print(f"\n{label}: {net}")
     elapsed = [0.0]
 
-    def report(history):
+    def report(history: dp.History) -> None:
         elapsed[0] += history.seconds[-1]
         print(f"  epoch {history.epochs:3d}   loss {history.loss[-1]:.6f}   "
               f"{history.seconds[-1] * 1e3:8.2f} ms   elapsed {elapsed[0]:7.3f} s")
@@ -45,7 +50,8 @@ def train(backend: str, data, args):
     return history, accuracy
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
+
     parser = argparse.ArgumentParser(prog="python -m deltaprop.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=30)

@@ -20,10 +20,16 @@ inside the C++ loop (``net.health_``).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .reference.health import HEALTH_ROWS
+
+if TYPE_CHECKING:
+    from .model import MLP
 
 VANISHING = 1e-6   # a layer whose gradient is below this share of the last layer's
 DEAD = 0.5         # a layer with more than this share of dead units
@@ -33,7 +39,7 @@ class HealthWarning(UserWarning):
     """A layer's gradient vanished, or too many of its units died."""
 
 
-def with_ratios(health: dict) -> dict:
+def with_ratios(health: Mapping[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
     """Adds grad_norm_ratio and delta_norm_ratio: each layer's norm over the last layer's
     (along the last axis, so per epoch for a record of epochs × layers)."""
     out = dict(health)
@@ -45,7 +51,9 @@ def with_ratios(health: dict) -> dict:
     return out
 
 
-def gradient_health(net, X, Y, *, lr=0.01, sample_weight=None, warn=True) -> dict:
+def gradient_health(net: MLP, X: npt.ArrayLike, Y: npt.ArrayLike, *, lr: float = 0.01,
+                    sample_weight: npt.ArrayLike | None = None, warn: bool = True,
+                    ) -> dict[str, npt.NDArray[Any]]:
     """The health of ``net`` (a deltaprop.MLP) on (X, Y), from one forward and backward pass in
     its own engine: a dict of per-layer float64 arrays (see the module docstring). With
     ``warn``, emits a :class:`HealthWarning` for each problem :func:`check_health` finds."""
@@ -63,11 +71,12 @@ def gradient_health(net, X, Y, *, lr=0.01, sample_weight=None, warn=True) -> dic
     return health
 
 
-def _layers(indices) -> str:
+def _layers(indices: Sequence[int]) -> str:
     return f"layer {indices[0]}" if len(indices) == 1 else "layers " + ", ".join(map(str, indices))
 
 
-def check_health(health: dict) -> list:
+def check_health(health: Mapping[str, npt.ArrayLike]) -> list[str]:
+
     """Problems a user can act on, one sentence per kind naming the layers: non-finite norms,
     vanishing gradients, dead layers. A record of epochs × layers is judged by its last epoch."""
     health = with_ratios({name: np.atleast_2d(health[name])[-1] for name in HEALTH_ROWS})

@@ -4,10 +4,15 @@ then biases), so a seed gives the same network on every backend and machine."""
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
+from typing import Union
 
 import numpy as np
+import numpy.typing as npt
 
-from .activations import resolve
+from ._typing import ActivationArg, ActivationsArg, FloatArray, Rng
+from .activations import Activation, resolve
+from .reference.activations import _given
 from .validation import check_dtype, check_int, check_name, check_real, per_layer
 
 # -- named schemes --------------------------------------------------------------------------------
@@ -35,7 +40,7 @@ INIT_SCHEMES = ("he_uniform", "he_normal", "lecun_normal", "glorot_uniform", "gl
 _HE_FAMILY = ("relu", "leaky_relu", "prelu", "necro_relu", "elu")  # linear for z > 0
 
 
-def default_init(activation) -> str:
+def default_init(activation: ActivationArg) -> str:
     """The scheme for a hidden layer of this activation: He (uniform) for the ReLU family, ELU
     included (it is the identity for z > 0); LeCun normal for SELU; Glorot uniform otherwise."""
     name = resolve(activation).name
@@ -44,27 +49,32 @@ def default_init(activation) -> str:
     return "lecun_normal" if name == "selu" else "glorot_uniform"
 
 
-def _negative_slope(spec) -> float:
+def _negative_slope(spec: Activation) -> float:
     """a in He's gain 2 / (1 + a²): the forward's slope for z < 0."""
-    return spec.alpha if spec.name in ("leaky_relu", "prelu") else 0.0
+    return _given(spec.alpha) if spec.name in ("leaky_relu", "prelu") else 0.0
 
 
-def _generator(rng):
+_Draws = Union[np.random.Generator, np.random.RandomState]
+
+
+def _generator(rng: object) -> _Draws:
     if isinstance(rng, (np.random.Generator, np.random.RandomState)):
         return rng
-    if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool)):
+    if rng is None:
         return np.random.default_rng(rng)
+    if not isinstance(rng, bool) and isinstance(rng, numbers.Integral):
+        return np.random.default_rng(int(rng))  # the same seed: int() of an Integral is exact
     raise TypeError(f"rng must be a numpy Generator, an int seed or None, got "
                     f"{type(rng).__name__}")
 
 
-def _random_state(rng) -> np.random.RandomState:
+def _random_state(rng: object) -> np.random.RandomState:
     """scikit-learn's check_random_state: None → NumPy's global RandomState, an int → a new
     RandomState(seed), a RandomState → itself."""
     if rng is None:
         return np.random.mtrand._rand
-    if isinstance(rng, numbers.Integral) and not isinstance(rng, bool):
-        return np.random.RandomState(rng)
+    if not isinstance(rng, bool) and isinstance(rng, numbers.Integral):
+        return np.random.RandomState(int(rng))  # the same seed: int() of an Integral is exact
     if isinstance(rng, np.random.RandomState):
         return rng
     raise TypeError(f"the 'sklearn' scheme draws from np.random.RandomState, as scikit-learn "
@@ -72,7 +82,8 @@ def _random_state(rng) -> np.random.RandomState:
                     f"{type(rng).__name__}")
 
 
-def _draw(rng, scheme, fan_in, fan_out, gain):
+def _draw(rng: _Draws, scheme: str, fan_in: int, fan_out: int,
+          gain: float) -> npt.NDArray[np.float64]:
     if scheme == "he_uniform":
         bound = np.sqrt(3.0 * gain / fan_in)
     elif scheme == "glorot_uniform":
@@ -84,8 +95,12 @@ def _draw(rng, scheme, fan_in, fan_out, gain):
     return rng.uniform(-bound, bound, (fan_in, fan_out))
 
 
-def init_network(layer_sizes, activation="relu", rng=None, dtype="float64", *, scheme=None,
-                 bias_init=None, residual=None):
+def init_network(layer_sizes: Sequence[int], activation: ActivationsArg = "relu",
+                 rng: Rng = None, dtype: npt.DTypeLike = "float64", *,
+                 scheme: str | None | Sequence[str | None] = None,
+                 bias_init: float | None | Sequence[float | None] = None,
+                 residual: Sequence[bool] | None = None,
+                 ) -> tuple[list[FloatArray], list[FloatArray]]:
     """(coefs, intercepts): initial weights and biases for a network of these layer sizes.
 
     activation : a name or Activation for every hidden layer, or a list of them (one per hidden
@@ -132,7 +147,9 @@ def init_network(layer_sizes, activation="relu", rng=None, dtype="float64", *, s
         network_activation = hidden[-1] if hidden else resolve("relu")
     blocks = [False] * (L - 1) if residual is None else per_layer(residual, L - 1, "residual")
     branch_scale = 1.0 / max(1, sum(blocks))
-    coefs, intercepts = [], []
+    coefs: list[FloatArray] = []
+    intercepts: list[FloatArray] = []
+
     for l in range(L):
         fan_in, fan_out = sizes[l], sizes[l + 1]
         if sklearn:

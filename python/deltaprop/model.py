@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _core, reference
-from .activations import resolve_with_grad_at_zero
+from ._typing import ActivationParams, ActivationsArg, FloatArray, PathArg
+from .activations import Activation, resolve_with_grad_at_zero
 from .init import init_network
 from .reference.health import HEALTH_ROWS
 from .schedules import Schedule
@@ -39,10 +42,11 @@ MAX_PARAMETER_BYTES = 2**48
 class History:
     """What ``fit`` returns: per epoch, the mean training loss and the seconds it took."""
 
-    loss: list = field(default_factory=list)
-    seconds: list = field(default_factory=list)
-    lr: list = field(default_factory=list)  # the learning rate each epoch ran at
-    health: dict | None = None  # with record_health: the model's health_ for this fit
+    loss: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)  # the learning rate each epoch ran at
+    # with record_health: the model's health_ for this fit
+    health: dict[str, npt.NDArray[np.float64]] | None = None
 
     @property
     def epochs(self) -> int:
@@ -105,10 +109,14 @@ class MLP:
         seed 003); None: zeros (with "sklearn", its uniform draws).
     """
 
-    def __init__(self, layer_sizes, activation="relu", output="softmax", *, loss=None,
-                 huber_delta=1.0, residual=False, dropout=0.0, alpha_dropout=False,
-                 dtype="float64", seed=0, backend="cpp", n_threads=None, grad_at_zero=0.0,
-                 init=None, bias_init=None):
+    def __init__(self, layer_sizes: Sequence[int], activation: ActivationsArg = "relu",
+                 output: str = "softmax", *, loss: str | None = None, huber_delta: float = 1.0,
+                 residual: bool | list[bool] | tuple[bool, ...] = False,
+                 dropout: float | Sequence[float] = 0.0, alpha_dropout: bool = False,
+                 dtype: npt.DTypeLike = "float64", seed: int = 0, backend: str = "cpp",
+                 n_threads: int | None = None, grad_at_zero: float = 0.0,
+                 init: str | None | Sequence[str | None] = None,
+                 bias_init: float | None | Sequence[float | None] = None) -> None:
         # a sequence of entries, each checked below (np.ndim would trip over a ragged list)
         sizes = (list(layer_sizes) if isinstance(layer_sizes, (list, tuple, np.ndarray))
                  and np.asarray(layer_sizes, dtype=object).ndim >= 1 else None)
@@ -133,8 +141,9 @@ class MLP:
         one = not isinstance(activation, (list, tuple))
         # resolved (so checked) even when there is no hidden layer to use it
         specs = [resolve_with_grad_at_zero(a, self.grad_at_zero)
-                 for a in ([activation] if one else activation)]
-        self._specs = per_layer(specs[0] if one else specs, n_hidden, "activation")
+                 for a in (activation if isinstance(activation, (list, tuple)) else [activation])]
+        self._specs: list[Activation] = per_layer(specs[0] if one else specs, n_hidden,
+                                                  "activation")
         self.residual = residual
         self._residual = residual_flags(residual, self.layer_sizes)
         self.dropout = dropout
@@ -161,7 +170,7 @@ class MLP:
         self.epochs_trained_ = 0  # counts epochs across fit calls: epoch e shuffles with (seed, e)
 
     # -- engine -------------------------------------------------------------------------
-    def _make_engine(self):
+    def _make_engine(self) -> _core._Engine[Any] | reference.Engine:
         if self.backend == "numpy":
             engine_type = reference.Engine
         else:
@@ -171,7 +180,7 @@ class MLP:
                            dropout=self._dropout, alpha_dropout=self.alpha_dropout,
                            n_threads=self._n_threads)
 
-    def _params(self) -> list:
+    def _params(self) -> list[FloatArray]:
         """The engine's flat parameter list: per layer W_l, b_l (the arrays themselves)."""
         L = len(self.layer_sizes) - 1
         for name in ("coefs_", "intercepts_"):
@@ -180,7 +189,7 @@ class MLP:
                 got = (f"{len(arrays)} arrays" if isinstance(arrays, list)
                        else type(arrays).__name__)
                 raise ValueError(f"{name} must be a list of {L} arrays (one per layer), got {got}")
-        params = []
+        params: list[FloatArray] = []
         for l, (W, b) in enumerate(zip(self.coefs_, self.intercepts_)):
             params += [W, b]
             if l < len(self._specs) and self._specs[l].param_names:
@@ -201,38 +210,42 @@ class MLP:
         self._engine.n_threads = n
         self._n_threads = n
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         del state["_engine"]  # rebuilt on unpickling; parameters are plain arrays
         return state
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._engine = self._make_engine()
 
     # -- inference ----------------------------------------------------------------------
-    def _inputs(self, X) -> np.ndarray:
+    def _inputs(self, X: npt.ArrayLike) -> FloatArray:
         return check_matrix(X, "X", self.dtype, self.layer_sizes[0])
 
-    def _targets(self, Y, n_rows: int) -> np.ndarray:
+    def _targets(self, Y: npt.ArrayLike, n_rows: int) -> FloatArray:
         return check_targets(Y, "Y", self.dtype, n_rows, self.layer_sizes[-1], self.output)
 
-    def forward(self, X) -> np.ndarray:
+    def forward(self, X: npt.ArrayLike) -> FloatArray:
         """The output activations (softmax probabilities, sigmoid probabilities or values)."""
         return self._engine.forward(self._params(), self._inputs(X))
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X: npt.ArrayLike) -> npt.NDArray[Any]:
         """Class labels (softmax), 0/1 labels (sigmoid) or values (identity, exp); one output
         gives a 1-D result."""
         A = self.forward(X)
         if self.output == "softmax":
-            return A.argmax(axis=1)
+            labels: npt.NDArray[np.intp] = A.argmax(axis=1)
+            return labels
         if self.output == "sigmoid":
             A = (A > 0.5).astype(np.int64)
         return A[:, 0] if A.shape[1] == 1 else A
 
     # -- training -----------------------------------------------------------------------
-    def loss_and_gradients(self, X, Y, sample_weight=None):
+    def loss_and_gradients(self, X: npt.ArrayLike, Y: npt.ArrayLike,
+                           sample_weight: npt.ArrayLike | None = None,
+                           ) -> tuple[float, list[FloatArray], list[FloatArray],
+                                      list[ActivationParams]]:
         """(loss, dcoefs, dintercepts, dactivation_params): the mean loss over the rows of X
         (weighted by ``sample_weight``: Σ s_n ℓ_n / Σ s_n) and its gradients, shaped like
         ``coefs_``, ``intercepts_`` and ``activation_params_`` (one dict per hidden layer,
@@ -243,7 +256,9 @@ class MLP:
         params = self._params()
         grads = [np.empty_like(p) for p in params]
         loss = self._engine.loss_and_gradients(params, X, Y, grads, sample_weight)
-        dcoefs, dintercepts, dlearned = [], [], []
+        dcoefs: list[FloatArray] = []
+        dintercepts: list[FloatArray] = []
+        dlearned: list[ActivationParams] = []
         flat = iter(grads)
         for l in range(len(self.coefs_)):
             dcoefs.append(next(flat))
@@ -252,11 +267,14 @@ class MLP:
                 dlearned.append({name: next(flat) for name in self._specs[l].param_names})
         return loss, dcoefs, dintercepts, dlearned
 
-    def fit(self, X, Y, epochs=10, batch_size=32, lr=0.01, momentum=0.0, shuffle=True, *,
-            sample_weight=None, optimizer="sgd", beta_1=0.9, beta_2=0.999, epsilon=1e-8, alpha=0.0,
-            clip_norm=None, lr_schedule="constant", schedule_options=None,
+    def fit(self, X: npt.ArrayLike, Y: npt.ArrayLike, epochs: int = 10, batch_size: int = 32,
+            lr: float = 0.01, momentum: float = 0.0, shuffle: bool = True, *,
+            sample_weight: npt.ArrayLike | None = None, optimizer: str = "sgd",
+            beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8,
+            alpha: float = 0.0, clip_norm: float | None = None, lr_schedule: str = "constant",
+            schedule_options: dict[str, Any] | None = None,
             callback: Callable[[History], bool | None] | None = None,
-            record_health=False, verbose=False) -> History:
+            record_health: bool = False, verbose: bool = False) -> History:
         """Minibatch training; parameters are updated in place.
 
         optimizer : "sgd" (with ``momentum`` in scikit-learn's convention: v ← μv − lr·g;
@@ -291,7 +309,7 @@ class MLP:
         lr = check_real(lr, "lr", 0.0)
         momentum = check_real(momentum, "momentum", 0.0, 1.0)
         optimizer = check_name(optimizer, "optimizer", ("sgd", "nesterov", "adam"))
-        settings = dict(optimizer=optimizer,
+        settings: dict[str, Any] = dict(optimizer=optimizer,  # train_epoch's keywords
                         beta_1=check_real(beta_1, "beta_1", 0.0, np.nextafter(1.0, 0.0)),
                         beta_2=check_real(beta_2, "beta_2", 0.0, np.nextafter(1.0, 0.0)),
                         epsilon=check_real(epsilon, "epsilon", np.finfo(np.float64).tiny),
@@ -333,7 +351,7 @@ class MLP:
                     f"from before that epoch. Lower the learning rate (lr={lr}), scale the "
                     f"inputs, or clip the gradients (clip_norm).")
             self.epochs_trained_ += 1
-            if record_health:
+            if health is not None:  # that is, if record_health
                 for name, row in zip(HEALTH_ROWS, health):
                     self.health_[name] = np.vstack([self.health_[name], row])
             history.loss.append(loss)
@@ -359,14 +377,16 @@ class MLP:
         return None
 
     # -- persistence --------------------------------------------------------------------
-    def save(self, path) -> None:
+    def save(self, path: PathArg) -> None:
         """Writes the model (architecture, options and parameters, bit for bit) to ``path``."""
         from .saving import save_mlp
 
         save_mlp(self, path)
 
     @classmethod
-    def load(cls, path, *, backend="cpp", n_threads=None) -> MLP:
+    def load(cls, path: PathArg, *, backend: str = "cpp",
+             n_threads: int | None = None) -> MLP:
+
         """Reads a model written by :meth:`save`."""
         from .saving import load_mlp
 

@@ -9,9 +9,16 @@ The matrix products run on the best instruction-set path this CPU supports (``ge
 forces another, so every path can be tested on one machine.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TypeVar, cast
+
 import numpy as np
+import numpy.typing as npt
 
 from ._core import ops as _ops
+from ._typing import ActivationArg
 from .activations import resolve_with_grad_at_zero
 from .reference.activations import _fan_out as _reference_units
 from .reference.activations import _params as _reference_params
@@ -41,13 +48,17 @@ available_isas = _ops.available_isas
 gemm_tile = _ops.gemm_tile
 fma_peak_gflops = _ops.fma_peak_gflops
 
+_F = TypeVar("_F", np.float32, np.float64)  # the one dtype of a call's arrays, as in _core.pyi
+_LearnedParams = Mapping[str, npt.ArrayLike]  # {name: values}, checked by the reference's rules
+
 
 # -- activations: the parameter-free ones go straight to C++; prelu, acon and a learnable swish
 # take their parameters (a dict of arrays, or None for the initial values) through
 # learned_activation, after the reference's own resolution of names, shapes and dtypes.
 
 
-def _learned(activation, grad_at_zero, params, Z):
+def _learned(activation: ActivationArg, grad_at_zero: float, params: _LearnedParams | None,
+             Z: npt.NDArray[_F]) -> list[npt.NDArray[_F]] | None:
     """[arrays in param_names order] for an activation that learns parameters, else None (and
     then ``params`` must be empty, as in the reference)."""
     spec = resolve_with_grad_at_zero(activation, grad_at_zero)
@@ -59,10 +70,14 @@ def _learned(activation, grad_at_zero, params, Z):
     if not isinstance(Z, np.ndarray):
         raise TypeError(f"Z must be a numpy.ndarray, got {type(Z).__name__}")
     resolved = _reference_params(spec, params, _reference_units(Z, spec), Z.dtype)
-    return [resolved[name] for name in spec.param_names]
+    # the reference's _params returns them in Z's dtype
+    return [cast("npt.NDArray[_F]", resolved[name]) for name in spec.param_names]
 
 
-def activation_forward(Z, activation="relu", params=None, *, n_threads=0, check_finite=True):
+
+def activation_forward(Z: npt.NDArray[_F], activation: ActivationArg = "relu",
+                       params: _LearnedParams | None = None, *, n_threads: int = 0,
+                       check_finite: bool = True) -> npt.NDArray[_F]:
     """A = f(Z), elementwise; ``params`` the learned parameters of prelu, acon or a learnable
     swish (None: their initial values)."""
     learned = _learned(activation, 0.0, params, Z)
@@ -73,8 +88,9 @@ def activation_forward(Z, activation="relu", params=None, *, n_threads=0, check_
                                    check_finite=check_finite)
 
 
-def activation_derivative(Z, activation="relu", grad_at_zero=0.0, params=None, *, n_threads=0,
-                          check_finite=True):
+def activation_derivative(Z: npt.NDArray[_F], activation: ActivationArg = "relu",
+                          grad_at_zero: float = 0.0, params: _LearnedParams | None = None, *,
+                          n_threads: int = 0, check_finite: bool = True) -> npt.NDArray[_F]:
     """f'(Z), elementwise (for ReLU the unit step, with ReLU'(0) = grad_at_zero)."""
     learned = _learned(activation, grad_at_zero, params, Z)
     if learned is None:
@@ -84,8 +100,9 @@ def activation_derivative(Z, activation="relu", grad_at_zero=0.0, params=None, *
                                    n_threads=n_threads, check_finite=check_finite)
 
 
-def activation_backward(dA, Z, activation="relu", grad_at_zero=0.0, params=None, *, n_threads=0,
-                        check_finite=True):
+def activation_backward(dA: npt.NDArray[_F], Z: npt.NDArray[_F], activation: ActivationArg = "relu",
+                        grad_at_zero: float = 0.0, params: _LearnedParams | None = None, *,
+                        n_threads: int = 0, check_finite: bool = True) -> npt.NDArray[_F]:
     """dZ = dA * f'(Z), elementwise."""
     learned = _learned(activation, grad_at_zero, params, Z)
     if learned is None:
@@ -95,8 +112,9 @@ def activation_backward(dA, Z, activation="relu", grad_at_zero=0.0, params=None,
                                    check_finite=check_finite)
 
 
-def activation_param_gradients(dA, Z, activation, params=None, *, n_threads=0,
-                               check_finite=True):
+def activation_param_gradients(dA: npt.NDArray[_F], Z: npt.NDArray[_F], activation: ActivationArg,
+                               params: _LearnedParams | None = None, *, n_threads: int = 0,
+                               check_finite: bool = True) -> dict[str, npt.NDArray[_F]]:
     """{name: ∂C/∂θ} for each learned parameter, given dA = ∂C/∂A: per unit, or one total for a
     learnable swish's β; {} for activations that learn nothing."""
     learned = _learned(activation, 0.0, params, Z)
@@ -106,18 +124,22 @@ def activation_param_gradients(dA, Z, activation, params=None, *, n_threads=0,
                                    n_threads=n_threads, check_finite=check_finite)
 
 
-def relu_forward(Z, *, n_threads=0, check_finite=True):
+def relu_forward(Z: npt.NDArray[_F], *, n_threads: int = 0,
+                 check_finite: bool = True) -> npt.NDArray[_F]:
     """ReLU(Z) = max(Z, 0)."""
     return activation_forward(Z, "relu", n_threads=n_threads, check_finite=check_finite)
 
 
-def relu_backward(dA, Z, grad_at_zero=0.0, *, n_threads=0, check_finite=True):
+def relu_backward(dA: npt.NDArray[_F], Z: npt.NDArray[_F], grad_at_zero: float = 0.0, *,
+                  n_threads: int = 0, check_finite: bool = True) -> npt.NDArray[_F]:
     """dZ = dA · step(Z): the ReLU mask, with ReLU'(0) = grad_at_zero."""
     return activation_backward(dA, Z, "relu", grad_at_zero, n_threads=n_threads,
                                check_finite=check_finite)
 
 
-def relu_step(Z, grad_at_zero=0.0, *, n_threads=0, check_finite=True):
+def relu_step(Z: npt.NDArray[_F], grad_at_zero: float = 0.0, *, n_threads: int = 0,
+              check_finite: bool = True) -> npt.NDArray[_F]:
+
     """ReLU'(Z), the unit step: 1 where Z > 0, 0 where Z < 0, grad_at_zero where Z == 0."""
     return activation_derivative(Z, "relu", grad_at_zero, n_threads=n_threads,
                                  check_finite=check_finite)

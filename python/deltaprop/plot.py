@@ -3,12 +3,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, cast
+
 import numpy as np
+import numpy.typing as npt
 
 from .diagnostics import gradient_health, with_ratios
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-def _pyplot():
+    from .model import MLP, History
+
+
+def _pyplot() -> ModuleType:
+    """matplotlib.pyplot, imported when a figure is drawn (typed loosely: a module object)."""
     try:
         import matplotlib.pyplot as plt
     except ImportError as error:
@@ -17,23 +28,25 @@ def _pyplot():
     return plt
 
 
-def health(record):
+def health(record: History | Mapping[str, npt.ArrayLike] | None) -> Figure:
     """Gradient norm per layer over the epochs (log scale), and the dead and saturated
     fractions per layer: ``record`` is ``net.health_`` or the History of a
     ``fit(..., record_health=True)``."""
-    record = getattr(record, "health", record)
-    if record is None:
+    # a History's (or any object's) .health, else the record itself
+    rows = cast("Mapping[str, npt.ArrayLike] | None", getattr(record, "health", record))
+    if rows is None:
         raise ValueError("no health record: fit with record_health=True")
     plt = _pyplot()
-    grad = np.atleast_2d(record["grad_norm"])
+    grad = np.atleast_2d(rows["grad_norm"])
     epochs = np.arange(1, grad.shape[0] + 1)
+    fig: Figure
     fig, (norms, dead, saturated) = plt.subplots(1, 3, figsize=(13, 3.8))
     for l in range(grad.shape[1]):
         norms.semilogy(epochs, grad[:, l], marker="o", ms=3, label=f"layer {l}")
     norms.set(title="gradient norm ‖∂C/∂W‖ per layer", xlabel="epoch")
     for axes, name, title in [(dead, "dead_fraction", "dead units (zero for every sample)"),
                               (saturated, "saturated_fraction", "saturated units (|f′| < 1% max)")]:
-        values = np.atleast_2d(record[name])
+        values = np.atleast_2d(rows[name])
         for l in range(values.shape[1] - 1):  # the output layer has no activation of its own
             axes.plot(epochs, values[:, l], marker="o", ms=3, label=f"layer {l}")
         axes.set(title=title, xlabel="epoch", ylim=(-0.05, 1.05))
@@ -42,13 +55,16 @@ def health(record):
     return fig
 
 
-def gradient_profile(net, X, Y, *, lr=0.01):
+def gradient_profile(net: MLP, X: npt.ArrayLike, Y: npt.ArrayLike, *, lr: float = 0.01) -> Figure:
     """Per-layer gradient and delta norms relative to the last layer at this moment (log
     scale): where the error signal fades, or grows, on its way to the first layer."""
     plt = _pyplot()
     h = with_ratios(gradient_health(net, X, Y, lr=lr, warn=False))
     layers = np.arange(len(h["grad_norm"]))
+    fig: Figure
+    axes: Any
     fig, axes = plt.subplots(figsize=(6, 3.8))
+
     axes.semilogy(layers, h["grad_norm_ratio"], marker="o", label="‖∂C/∂W_l‖ / last layer's")
     axes.semilogy(layers, h["delta_norm_ratio"], marker="s", label="‖Δ_l‖ / last layer's")
     axes.set(title="gradient profile", xlabel="layer (0 = first)", xticks=layers)

@@ -6,18 +6,27 @@ from __future__ import annotations
 import dataclasses
 import json
 import zipfile
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
+import numpy.typing as npt
 
+from ._typing import FloatArray, PathArg
 from .activations import Activation
 from .validation import check_int
+
+if TYPE_CHECKING:
+    from .model import MLP
+
+    _Net = TypeVar("_Net", bound=MLP)
 
 FORMAT = "deltaprop-mlp"
 VERSION = 2  # 2 added per-layer activations, residual blocks, losses, dropout, learned
 # activation parameters; version 1 files are still read
 
 
-def save_mlp(net, path, extra=None) -> None:
+def save_mlp(net: MLP, path: PathArg, extra: Mapping[str, object] | None = None) -> None:
     """``extra``: more JSON-able header entries (the scikit-learn estimators' settings), which
     MLP.load ignores."""
     header = {
@@ -37,28 +46,32 @@ def save_mlp(net, path, extra=None) -> None:
         "epochs_trained": net.epochs_trained_,
         **(extra or {}),
     }
-    arrays = {"header": np.array(json.dumps(header))}
+    arrays: dict[str, npt.NDArray[Any]] = {"header": np.array(json.dumps(header))}
     arrays.update(_parameters(net))
     with open(path, "wb") as f:  # an open file: np.savez would otherwise append ".npz" to path
-        np.savez(f, **arrays)
+        # numpy's stub fears **arrays could hold its allow_pickle; the names here never do
+        np.savez(f, **arrays)  # type: ignore[arg-type]
 
 
-def _activation_to_json(activation):
+def _activation_to_json(activation: object) -> object:
     """A name stays a name; an Activation becomes the dict of its fields; a list, a list."""
     if isinstance(activation, (list, tuple)):
         return [_activation_to_json(a) for a in activation]
-    return activation if isinstance(activation, str) else dataclasses.asdict(activation)
+    if isinstance(activation, str):
+        return activation
+    return dataclasses.asdict(cast(Activation, activation))  # MLP resolved it: an Activation
 
 
-def _activation_from_json(activation):
+def _activation_from_json(activation: Any) -> Any:
+    """The reverse, on the header's JSON value (anything: MLP checks what it gets)."""
     if isinstance(activation, list):
         return [_activation_from_json(a) for a in activation]
     return Activation(**activation) if isinstance(activation, dict) else activation
 
 
-def _parameters(net) -> dict:
+def _parameters(net: MLP) -> dict[str, FloatArray]:
     """The model's parameter arrays by their names in the file."""
-    arrays = {}
+    arrays: dict[str, FloatArray] = {}
     for l, (W, b) in enumerate(zip(net.coefs_, net.intercepts_)):
         arrays[f"coefs_{l}"] = W
         arrays[f"intercepts_{l}"] = b
@@ -68,11 +81,11 @@ def _parameters(net) -> dict:
     return arrays
 
 
-def _bad(path, why: str) -> ValueError:
+def _bad(path: PathArg, why: str) -> ValueError:
     return ValueError(f"{path} is not a readable deltaprop model file: {why}")
 
 
-def _read_archive(path) -> dict:
+def _read_archive(path: PathArg) -> dict[str, npt.NDArray[Any]]:
     """Every array of the archive at `path`, read whole; ValueError if it is not one of ours.
     The file is opened here so it is closed however reading fails."""
     try:
@@ -89,7 +102,7 @@ def _read_archive(path) -> dict:
         raise _bad(path, f"{type(error).__name__}: {error}") from error
 
 
-def read_model_file(path):
+def read_model_file(path: PathArg) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
     """(header, arrays) of a model file, its format and version checked; ValueError if it is
     not one this deltaprop reads."""
     contents = _read_archive(path)
@@ -105,7 +118,8 @@ def read_model_file(path):
     return header, contents
 
 
-def check_parameter_arrays(path, contents, expected: dict) -> None:
+def check_parameter_arrays(path: PathArg, contents: Mapping[str, npt.NDArray[Any]],
+                           expected: Mapping[str, npt.NDArray[Any]]) -> None:
     """Every array named in ``expected`` is there, shaped and typed like it, and finite; and the
     archive holds nothing else but the header."""
     for name, like in expected.items():
@@ -119,7 +133,9 @@ def check_parameter_arrays(path, contents, expected: dict) -> None:
         raise _bad(path, "it holds arrays the header does not describe")
 
 
-def load_mlp(cls, path, *, backend="cpp", n_threads=None):
+def load_mlp(cls: type[_Net], path: PathArg, *, backend: str = "cpp",
+             n_threads: int | None = None) -> _Net:
+
     # The caller's own arguments first: a bad one is their mistake, not the file's.
     if backend not in ("cpp", "numpy"):
         raise ValueError(f"backend must be 'cpp' or 'numpy', got {backend!r}")

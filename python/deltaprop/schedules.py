@@ -23,8 +23,10 @@ class Schedule:
                epochs without, lr / 5, and stop once lr ≤ 1e-6 (scikit-learn's)
     """
 
-    def __init__(self, name, lr0, *, epochs, n_samples, power_t=0.5, step_size=10, gamma=0.1,
-                 lr_min=0.0, tol=1e-4, n_iter_no_change=10):
+    def __init__(self, name: str, lr0: float, *, epochs: int, n_samples: int,
+                 power_t: float = 0.5, step_size: int = 10, gamma: float = 0.1,
+                 lr_min: float = 0.0, tol: float = 1e-4, n_iter_no_change: int = 10) -> None:
+
         self.name = check_name(name, "lr_schedule", SCHEDULES)
         self.lr0, self.epochs, self.n_samples = lr0, max(epochs, 1), n_samples
         self.power_t = check_real(power_t, "power_t", 0.0)

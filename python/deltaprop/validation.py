@@ -4,15 +4,20 @@ Every error names the argument and says what was expected and what was seen."""
 from __future__ import annotations
 
 import numbers
+from collections.abc import Collection, Sequence
+from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
+
+from ._typing import FloatArray
 
 DTYPES = ("float32", "float64")
 
 
-def check_dtype(dtype) -> np.dtype:
+def check_dtype(dtype: npt.DTypeLike) -> np.dtype[np.floating[Any]]:
     try:
-        dt = np.dtype(dtype)
+        dt: np.dtype[Any] = np.dtype(dtype)
     except TypeError:
         raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}") from None
     if dt.name not in DTYPES:
@@ -20,24 +25,25 @@ def check_dtype(dtype) -> np.dtype:
     return dt
 
 
-def check_int(value, name: str, minimum: int = 1, maximum: int = 2**63 - 1) -> int:
+def check_int(value: object, name: str, minimum: int = 1, maximum: int = 2**63 - 1) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if not minimum <= value <= maximum:
+    if not minimum <= int(value) <= maximum:  # int() of an Integral is exact
         raise ValueError(f"{name} must be in [{minimum}, {maximum}], got {value}")
     return int(value)
 
 
-def check_real(value, name: str, low: float, high: float = np.inf) -> float:
+def check_real(value: object, name: str, low: float, high: float = np.inf) -> float:
     """A finite real number in [low, high]."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    if not (np.isfinite(value) and low <= value <= high):
+    real = cast(float, value)  # typeshed's numbers.Real lacks the comparisons every Real has
+    if not (np.isfinite(real) and low <= real <= high):
         raise ValueError(f"{name} must be finite and in [{low}, {high}], got {value}")
     return float(value)
 
 
-def check_name(value, name: str, known) -> str:
+def check_name(value: str, name: str, known: Collection[str]) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, got {type(value).__name__}")
     if value not in known:
@@ -46,8 +52,9 @@ def check_name(value, name: str, known) -> str:
     return value
 
 
-def per_layer(value, n: int, name: str) -> list:
-    """One value per layer: a list or tuple must have n entries; anything else applies to all."""
+def per_layer(value: object, n: int, name: str) -> list[Any]:
+    """One value per layer: a list or tuple must have n entries; anything else applies to all.
+    The values are the caller's to check (so typed Any)."""
     if isinstance(value, (list, tuple)):
         if len(value) != n:
             raise ValueError(f"{name} must be one value or a list of {n} (one per layer), got "
@@ -56,7 +63,7 @@ def per_layer(value, n: int, name: str) -> list:
     return [value] * n
 
 
-def residual_flags(residual, sizes) -> list:
+def residual_flags(residual: object, sizes: Sequence[int]) -> list[bool]:
     """One bool per hidden layer of a network of these layer ``sizes``: which hidden layers are
     residual blocks. True alone means every hidden layer as wide as its input (a block adds its
     input to its output, so it needs that); a list chooses per hidden layer."""
@@ -74,13 +81,13 @@ def residual_flags(residual, sizes) -> list:
     return [bool(f) for f in flags]
 
 
-def dropout_rates(dropout, n_hidden: int) -> list:
+def dropout_rates(dropout: object, n_hidden: int) -> list[float]:
     """One dropout rate in [0, 1) per hidden layer, from one rate for all or a list."""
     return [check_real(r, f"dropout[{l}]", 0.0, np.nextafter(1.0, 0.0))
             for l, r in enumerate(per_layer(dropout, n_hidden, "dropout"))]
 
 
-def _numeric(X, name: str) -> np.ndarray:
+def _numeric(X: npt.ArrayLike, name: str) -> npt.NDArray[Any]:
     X = np.asarray(X)
     if X.dtype.kind == "c":
         raise TypeError(f"{name} is complex; complex data is not supported")
@@ -89,12 +96,13 @@ def _numeric(X, name: str) -> np.ndarray:
     return X
 
 
-def check_finite(X: np.ndarray, name: str) -> None:
+def check_finite(X: npt.NDArray[Any], name: str) -> None:
     if not np.isfinite(X).all():
         raise ValueError(f"{name} contains NaN or inf")
 
 
-def check_matrix(X, name: str, dtype: np.dtype, n_cols: int) -> np.ndarray:
+def check_matrix(X: npt.ArrayLike, name: str, dtype: np.dtype[np.floating[Any]],
+                 n_cols: int) -> FloatArray:
     """X as a C-contiguous (n, n_cols) array of `dtype`, non-empty and finite.
     A copy is made only when X is not already so."""
     X = _numeric(X, name)
@@ -106,14 +114,14 @@ def check_matrix(X, name: str, dtype: np.dtype, n_cols: int) -> np.ndarray:
         raise ValueError(f"{name} has {X.shape[1]} features, but the network expects {n_cols}")
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported just below
         # C-contiguous and aligned (the engine refuses views at odd byte offsets): copied if not
-        X = np.require(np.asarray(X, dtype=dtype), requirements=["C", "A"])
-    if not np.isfinite(X).all():
+        checked: FloatArray = np.require(np.asarray(X, dtype=dtype), requirements=["C", "A"])
+    if not np.isfinite(checked).all():
         raise ValueError(f"{name} contains NaN or inf (or values beyond the {dtype} range)")
-    return X
+    return checked
 
 
-def check_targets(Y, name: str, dtype: np.dtype, n_rows: int, n_outputs: int,
-                  output: str) -> np.ndarray:
+def check_targets(Y: npt.ArrayLike, name: str, dtype: np.dtype[np.floating[Any]], n_rows: int,
+                  n_outputs: int, output: str) -> FloatArray:
     """Targets as a C-contiguous (n_rows, n_outputs) array of `dtype`.
 
     softmax: class labels 0..n_outputs-1 (1-D) become one-hot rows; 2-D rows are taken as
@@ -145,13 +153,14 @@ def check_targets(Y, name: str, dtype: np.dtype, n_rows: int, n_outputs: int,
     if output == "exp" and (Y < 0).any():
         raise ValueError(f"{name} must be non-negative for an exp output (Poisson counts or rates)")
     with np.errstate(over="ignore", invalid="ignore"):
-        Y = np.require(np.asarray(Y, dtype=dtype), requirements=["C", "A"])
-    if not np.isfinite(Y).all():
+        checked: FloatArray = np.require(np.asarray(Y, dtype=dtype), requirements=["C", "A"])
+    if not np.isfinite(checked).all():
         raise ValueError(f"{name} has values beyond the {dtype} range")
-    return Y
+    return checked
 
 
-def check_sample_weight(sample_weight, n_rows: int) -> np.ndarray | None:
+def check_sample_weight(sample_weight: npt.ArrayLike | None,
+                        n_rows: int) -> npt.NDArray[np.float64] | None:
     """Per-row weights as a C-contiguous float64 array of shape (n_rows,), or None. Weights
     are finite and non-negative, and at least one is positive (else there is nothing to fit)."""
     if sample_weight is None:

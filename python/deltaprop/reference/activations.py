@@ -13,8 +13,13 @@ Arrays keep their dtype: float32 in, float32 out.
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Callable, Mapping
+from typing import TypedDict
 
+import numpy as np
+import numpy.typing as npt
+
+from .._typing import ActivationArg, ActivationParams, FloatArray
 from ..activations import (
     ACON_P1_INIT,
     SELU_ALPHA,
@@ -28,53 +33,55 @@ from ..validation import check_dtype
 # -- the classic pairs, forward beside derivative(z, a, grad_at_zero); the table below uses them --
 
 
-def relu(z):
+def relu(z: FloatArray) -> FloatArray:
     return np.maximum(z, 0)
 
 
-def relu_derivative(z, a, grad_at_zero=0.0):
+def relu_derivative(z: FloatArray, a: FloatArray | None, grad_at_zero: float = 0.0) -> FloatArray:
     """The unit step: 1 for z > 0, 0 for z < 0, ``grad_at_zero`` at z == 0."""
     step = (z > 0).astype(z.dtype)
     step[z == 0] = grad_at_zero
     return step
 
 
-def sigmoid(z):
+def sigmoid(z: FloatArray) -> FloatArray:
     """1 / (1 + e^-z), never exponentiating a large positive number."""
     e = np.exp(-np.abs(z))
     return np.where(z >= 0, 1 / (1 + e), e / (1 + e)).astype(z.dtype)
 
 
-def sigmoid_derivative(z, a, grad_at_zero=0.0):
+def sigmoid_derivative(z: FloatArray | None, a: FloatArray, grad_at_zero: float = 0.0,
+                       ) -> FloatArray:
     return a * (1 - a)  # at most 0.25: the vanishing factor of seed 001
 
 
-def tanh(z):
+def tanh(z: FloatArray) -> FloatArray:
     return np.tanh(z)
 
 
-def tanh_derivative(z, a, grad_at_zero=0.0):
+def tanh_derivative(z: FloatArray | None, a: FloatArray, grad_at_zero: float = 0.0) -> FloatArray:
     return 1 - a * a
 
 
 # -- numerically stable building blocks -----------------------------------------------------------
 
 
-def softplus(z):
+def softplus(z: FloatArray) -> FloatArray:
     """log(1 + e^z) without overflow."""
     return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
 
 
-def tanh_softplus(z):
+def tanh_softplus(z: FloatArray) -> FloatArray:
     """tanh(softplus(z)) without overflow: with n = e^z(e^z + 2) it is n / (n + 2); for z > 0,
     dividing through by e^2z, (1 + 2u) / (1 + 2u + 2u²) with u = e^-z."""
     e = np.exp(np.minimum(z, 0))  # used where z <= 0
     u = np.exp(-np.maximum(z, 0))  # used where z > 0
     n = e * (e + 2)
-    return np.where(z > 0, (1 + 2 * u) / (1 + 2 * u + 2 * u * u), n / (n + 2))
+    out: FloatArray = np.where(z > 0, (1 + 2 * u) / (1 + 2 * u + 2 * u * u), n / (n + 2))
+    return out
 
 
-def _elu(z, alpha):
+def _elu(z: FloatArray, alpha: float) -> FloatArray:
     return np.where(z > 0, z, alpha * np.expm1(np.minimum(z, 0)))
 
 
@@ -83,75 +90,97 @@ def _elu(z, alpha):
 # `P` the parameter arrays (already in Z's dtype), broadcast over the last axis.
 
 
-def _leaky(z, slope):
+def _given(value: float | None) -> float:
+    """A parameter that the activation's name always has (Activation fills in its default),
+    which its spec types as optional because other names lack it."""
+    assert value is not None
+    return value
+
+
+def _leaky(z: FloatArray, slope: float | FloatArray) -> FloatArray:
     return np.where(z > 0, z, slope * z)
 
 
-def _leaky_derivative(z, slope):  # f'(0) = the negative-side slope, as PyTorch
+def _leaky_derivative(z: FloatArray, slope: float | FloatArray) -> FloatArray:
+    # f'(0) = the negative-side slope, as PyTorch
     return np.where(z > 0, 1, slope).astype(z.dtype)
 
 
-def _step(z, below, at_zero):  # 1 above 0, `below` below, `at_zero` at ±0
+def _step(z: FloatArray, below: float, at_zero: float) -> FloatArray:
+    # 1 above 0, `below` below, `at_zero` at ±0
     d = np.where(z > 0, 1, below).astype(z.dtype)
     d[z == 0] = at_zero
     return d
 
 
-def _swish_beta(s, P):
-    return P["beta"] if s.learnable else s.beta
+def _swish_beta(s: Activation, P: ActivationParams) -> float | FloatArray:
+    return P["beta"] if s.learnable else _given(s.beta)
 
 
-def _swish_derivative(z, beta):
+def _swish_derivative(z: FloatArray, beta: float | FloatArray) -> FloatArray:
     sig = sigmoid(beta * z)
     return sig * (1 + beta * z * (1 - sig))
 
 
-def _acon_parts(z, P):
+def _acon_parts(z: FloatArray, P: ActivationParams) -> tuple[FloatArray, FloatArray]:
     d = P["p1"] - P["p2"]
     sig = sigmoid(P["beta"] * d * z)
     return d, sig
 
 
-def _acon_forward(z, s, P):
+def _acon_forward(z: FloatArray, s: Activation, P: ActivationParams) -> FloatArray:
     d, sig = _acon_parts(z, P)
     return d * z * sig + P["p2"] * z
 
 
-def _acon_derivative(z, s, P):
+def _acon_derivative(z: FloatArray, s: Activation, P: ActivationParams) -> FloatArray:
     # Ma et al. 2021, eq. for ACON-C: d/dz = d·σ(βdz)·(1 + βdz(1 − σ(βdz))) + p2, with d = p1 − p2
     d, sig = _acon_parts(z, P)
     return d * sig * (1 + P["beta"] * d * z * (1 - sig)) + P["p2"]
 
 
-def _acon_partials(z, s, P):
+def _acon_partials(z: FloatArray, s: Activation, P: ActivationParams) -> ActivationParams:
     d, sig = _acon_parts(z, P)
     dp1 = z * sig * (1 + P["beta"] * d * z * (1 - sig))
     return {"p1": dp1, "p2": z - dp1, "beta": (d * z) ** 2 * sig * (1 - sig)}
 
 
-def _mish_derivative(z, s, P):
+def _mish_derivative(z: FloatArray, s: Activation, P: ActivationParams) -> FloatArray:
     t = tanh_softplus(z)
     return t + z * (1 - t * t) * sigmoid(z)
 
 
-def _row(forward, from_z, from_a=None, partials=None):
+# f(z), f'(z) or f'(a), given the spec and the learned parameters
+_Elementwise = Callable[[FloatArray, Activation, ActivationParams], FloatArray]
+_Partials = Callable[[FloatArray, Activation, ActivationParams], ActivationParams]
+
+
+class _Row(TypedDict):
+    forward: _Elementwise
+    from_z: _Elementwise
+    from_a: _Elementwise | None
+    partials: _Partials | None
+
+
+def _row(forward: _Elementwise, from_z: _Elementwise, from_a: _Elementwise | None = None,
+         partials: _Partials | None = None) -> _Row:
     return {"forward": forward, "from_z": from_z, "from_a": from_a, "partials": partials}
 
 
-ALL_ACTIVATIONS = {
+ALL_ACTIVATIONS: dict[str, _Row] = {
     "identity": _row(lambda z, s, P: z.copy(), lambda z, s, P: np.ones_like(z),
                      lambda a, s, P: np.ones_like(a)),
     "relu": _row(lambda z, s, P: relu(z), lambda z, s, P: _step(z, 0, s.grad_at_zero),
                  lambda a, s, P: (a > 0).astype(a.dtype)),
-    "leaky_relu": _row(lambda z, s, P: _leaky(z, s.alpha),
-                       lambda z, s, P: _leaky_derivative(z, s.alpha),
-                       lambda a, s, P: _leaky_derivative(a, s.alpha)),
+    "leaky_relu": _row(lambda z, s, P: _leaky(z, _given(s.alpha)),
+                       lambda z, s, P: _leaky_derivative(z, _given(s.alpha)),
+                       lambda a, s, P: _leaky_derivative(a, _given(s.alpha))),
     "prelu": _row(lambda z, s, P: _leaky(z, P["slope"]),
                   lambda z, s, P: _leaky_derivative(z, P["slope"]),
                   partials=lambda z, s, P: {"slope": np.minimum(z, 0)}),
-    "elu": _row(lambda z, s, P: _elu(z, s.alpha),
-                lambda z, s, P: np.where(z > 0, 1, s.alpha * np.exp(np.minimum(z, 0))),
-                lambda a, s, P: np.where(a > 0, 1, a + s.alpha)),  # A + α for z ≤ 0 (seed 003)
+    "elu": _row(lambda z, s, P: _elu(z, _given(s.alpha)),
+                lambda z, s, P: np.where(z > 0, 1, _given(s.alpha) * np.exp(np.minimum(z, 0))),
+                lambda a, s, P: np.where(a > 0, 1, a + _given(s.alpha))),  # A + α for z ≤ 0
     "selu": _row(lambda z, s, P: SELU_LAMBDA * _elu(z, SELU_ALPHA),
                  lambda z, s, P: np.where(z > 0, SELU_LAMBDA,
                                           SELU_LAMBDA * SELU_ALPHA * np.exp(np.minimum(z, 0))),
@@ -171,8 +200,9 @@ ALL_ACTIVATIONS = {
     "abs": _row(lambda z, s, P: np.abs(z), lambda z, s, P: np.sign(z)),
     "acon": _row(_acon_forward, _acon_derivative, partials=_acon_partials),
     "necro_relu": _row(lambda z, s, P: relu(z),
-                       lambda z, s, P: _step(z, s.surrogate_slope, s.grad_at_zero),
-                       lambda a, s, P: np.where(a > 0, 1, s.surrogate_slope).astype(a.dtype)),
+                       lambda z, s, P: _step(z, _given(s.surrogate_slope), s.grad_at_zero),
+                       lambda a, s, P: np.where(a > 0, 1,
+                                                _given(s.surrogate_slope)).astype(a.dtype)),
 }
 
 # The names the engine and MLP train today: those whose activation learns no parameters (prelu
@@ -184,11 +214,12 @@ ACTIVATIONS = tuple(name for name in ALL_ACTIVATIONS if not Activation(name).par
 # -- arguments ------------------------------------------------------------------------------------
 
 
-def _param_shape(spec: Activation, param: str, fan_out: int) -> tuple:
+def _param_shape(spec: Activation, param: str, fan_out: int) -> tuple[int]:
     return (1,) if spec.name == "swish" else (fan_out,)  # swish learns one β per layer
 
 
-def _params(spec: Activation, params, fan_out: int, dtype) -> dict:
+def _params(spec: Activation, params: Mapping[str, npt.ArrayLike] | None, fan_out: int,
+            dtype: npt.DTypeLike) -> ActivationParams:
     """The learned parameters as arrays of `dtype`, checked against the activation's list."""
     names = spec.param_names
     if not names:
@@ -202,7 +233,7 @@ def _params(spec: Activation, params, fan_out: int, dtype) -> dict:
         got = sorted(params) if isinstance(params, dict) else type(params).__name__
         raise ValueError(f"params must be a dict with keys {list(names)} for activation "
                          f"{spec.name!r}, got {got}")
-    out = {}
+    out: ActivationParams = {}
     for name in names:
         value = np.asarray(params[name])
         shape = _param_shape(spec, name, fan_out)
@@ -216,10 +247,12 @@ def _params(spec: Activation, params, fan_out: int, dtype) -> dict:
     return out
 
 
-def _fan_out(Z, spec: Activation | None = None) -> int:
+def _fan_out(Z: FloatArray, spec: Activation | None = None) -> int:
     """The units along Z's last axis, over which learned parameters run (so Z needs one)."""
     if Z.ndim:
-        return Z.shape[-1]
+        units: int = Z.shape[-1]
+        return units
+
     if spec is not None and spec.param_names:
         raise ValueError(f"Z must have at least 1 dimension for activation {spec.name!r} (its "
                          "parameters are per unit, along the last axis), got shape ()")
@@ -229,7 +262,8 @@ def _fan_out(Z, spec: Activation | None = None) -> int:
 # -- the public functions (the C++ twins take the same arguments) ---------------------------------
 
 
-def init_activation_params(activation, fan_out, dtype="float64") -> dict:
+def init_activation_params(activation: ActivationArg, fan_out: int,
+                           dtype: npt.DTypeLike = "float64") -> ActivationParams:
     """The learned parameters' initial values: prelu {"slope": α (0.25)}, swish with
     learnable=True {"beta": [β]} (one per layer), acon {"p1": 1, "p2": α (0.25), "beta": β (1)}
     per unit; {} for every other activation."""
@@ -239,15 +273,18 @@ def init_activation_params(activation, fan_out, dtype="float64") -> dict:
             for name in spec.param_names}
 
 
-def activation_forward(Z, activation="relu", params=None, *, n_threads=0, check_finite=True):
+def activation_forward(Z: FloatArray, activation: ActivationArg = "relu",
+                       params: ActivationParams | None = None, *, n_threads: int = 0,
+                       check_finite: bool = True) -> FloatArray:
     """A = f(Z), elementwise."""
     spec = _spec(activation)
     P = _params(spec, params, _fan_out(Z, spec), Z.dtype)
     return ALL_ACTIVATIONS[spec.name]["forward"](Z, spec, P).astype(Z.dtype, copy=False)
 
 
-def activation_derivative(Z, activation="relu", grad_at_zero=0.0, params=None, *, n_threads=0,
-                          check_finite=True):
+def activation_derivative(Z: FloatArray, activation: ActivationArg = "relu",
+                          grad_at_zero: float = 0.0, params: ActivationParams | None = None, *,
+                          n_threads: int = 0, check_finite: bool = True) -> FloatArray:
     """f'(Z), elementwise: from A = f(Z) where that is exact (as the engine does), else from Z."""
     spec = _spec(activation, grad_at_zero)
     P = _params(spec, params, _fan_out(Z, spec), Z.dtype)
@@ -255,29 +292,38 @@ def activation_derivative(Z, activation="relu", grad_at_zero=0.0, params=None, *
     if spec.derivative_needs_z:
         d = row["from_z"](Z, spec, P)
     else:
-        d = row["from_a"](row["forward"](Z, spec, P).astype(Z.dtype, copy=False), spec, P)
+        from_a = row["from_a"]
+        assert from_a is not None  # derivative_needs_z is False only where the row has one
+        d = from_a(row["forward"](Z, spec, P).astype(Z.dtype, copy=False), spec, P)
     return d.astype(Z.dtype, copy=False)
 
 
-def activation_derivative_from_output(A, activation="relu", grad_at_zero=0.0, params=None, *,
-                                      n_threads=0, check_finite=True):
+def activation_derivative_from_output(A: FloatArray, activation: ActivationArg = "relu",
+                                      grad_at_zero: float = 0.0,
+                                      params: ActivationParams | None = None, *,
+                                      n_threads: int = 0, check_finite: bool = True,
+                                      ) -> FloatArray:
     """f' computed from the output A = f(Z) alone: the engine's path when it keeps only A.
     Raises ValueError for activations whose derivative needs Z (``derivative_needs_z``)."""
     spec = _spec(activation, grad_at_zero)
     if spec.derivative_needs_z:
         raise ValueError(f"activation {spec!r} needs Z for its derivative; A is not enough")
     P = _params(spec, params, _fan_out(A, spec), A.dtype)
-    return ALL_ACTIVATIONS[spec.name]["from_a"](A, spec, P).astype(A.dtype, copy=False)
+    from_a = ALL_ACTIVATIONS[spec.name]["from_a"]
+    assert from_a is not None  # derivative_needs_z is False only where the row has one
+    return from_a(A, spec, P).astype(A.dtype, copy=False)
 
 
-def activation_backward(dA, Z, activation="relu", grad_at_zero=0.0, params=None, *, n_threads=0,
-                        check_finite=True):
+def activation_backward(dA: FloatArray, Z: FloatArray, activation: ActivationArg = "relu",
+                        grad_at_zero: float = 0.0, params: ActivationParams | None = None, *,
+                        n_threads: int = 0, check_finite: bool = True) -> FloatArray:
     """dZ = dA * f'(Z), elementwise."""
     return dA * activation_derivative(Z, activation, grad_at_zero, params)
 
 
-def activation_param_gradients(dA, Z, activation, params=None, *, n_threads=0,
-                               check_finite=True) -> dict:
+def activation_param_gradients(dA: FloatArray, Z: FloatArray, activation: ActivationArg,
+                               params: ActivationParams | None = None, *, n_threads: int = 0,
+                               check_finite: bool = True) -> ActivationParams:
     """∂C/∂θ for each learned parameter θ, given dA = ∂C/∂A: Σ over rows of dA ⊙ ∂f/∂θ, per
     unit (shape (O,)), or over every element for swish's per-layer β (shape (1,)).
 
@@ -290,8 +336,10 @@ def activation_param_gradients(dA, Z, activation, params=None, *, n_threads=0,
     P = _params(spec, params, _fan_out(Z, spec), Z.dtype)
     if not P:
         return {}
-    partials = ALL_ACTIVATIONS[spec.name]["partials"](Z, spec, P)
-    grads = {}
+    partials_of = ALL_ACTIVATIONS[spec.name]["partials"]
+    assert partials_of is not None  # every activation that learns parameters has partials
+    partials = partials_of(Z, spec, P)
+    grads: ActivationParams = {}
     for name, partial in partials.items():
         g = dA * partial
         g = g.sum(axis=tuple(range(g.ndim - 1)))  # over rows: every axis but the units'
@@ -299,16 +347,19 @@ def activation_param_gradients(dA, Z, activation, params=None, *, n_threads=0,
     return grads
 
 
-def relu_forward(Z, *, n_threads=0, check_finite=True):
+def relu_forward(Z: FloatArray, *, n_threads: int = 0, check_finite: bool = True) -> FloatArray:
     """ReLU(Z) = max(Z, 0)."""
     return relu(Z)
 
 
-def relu_backward(dA, Z, grad_at_zero=0.0, *, n_threads=0, check_finite=True):
+def relu_backward(dA: FloatArray, Z: FloatArray, grad_at_zero: float = 0.0, *, n_threads: int = 0,
+                  check_finite: bool = True) -> FloatArray:
     """dZ = dA · step(Z): the ReLU mask, with ReLU'(0) = grad_at_zero."""
     return dA * relu_derivative(Z, None, grad_at_zero)
 
 
-def relu_step(Z, grad_at_zero=0.0, *, n_threads=0, check_finite=True):
+def relu_step(Z: FloatArray, grad_at_zero: float = 0.0, *, n_threads: int = 0,
+              check_finite: bool = True) -> FloatArray:
+
     """ReLU'(Z), the unit step: 1 where Z > 0, 0 where Z < 0, grad_at_zero where Z == 0."""
     return relu_derivative(Z, None, grad_at_zero)

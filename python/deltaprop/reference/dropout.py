@@ -22,9 +22,12 @@ expected training output equals it).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+from .._typing import BoolArray, FloatArray
 from ..activations import SELU_ALPHA, SELU_LAMBDA
 from .mix64 import C1 as GAMMA
 from .mix64 import MASK64, mix64
@@ -40,7 +43,7 @@ def _mix(x: int) -> int:
     return int(mix64(np.array([x & MASK64], dtype=np.uint64))[0])
 
 
-def _check_counter(value, name):
+def _check_counter(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
     if not 0 <= value <= MASK64:
@@ -48,7 +51,7 @@ def _check_counter(value, name):
     return int(value)
 
 
-def _check_rate(rate):
+def _check_rate(rate: object) -> float:
     if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)):
         raise TypeError(f"rate must be a real number, got {type(rate).__name__}")
     if not 0.0 <= rate < 1.0:
@@ -56,7 +59,7 @@ def _check_rate(rate):
     return float(rate)
 
 
-def dropout_stream(seed, epoch, batch, layer) -> int:
+def dropout_stream(seed: int, epoch: int, batch: int, layer: int) -> int:
     """h, the splitmix64 state of one (seed, epoch, batch, layer): see the module docstring."""
     h = _mix(_check_counter(seed, "seed") ^ DROPOUT_TAG)
     for value, name in ((epoch, "epoch"), (batch, "batch"), (layer, "layer")):
@@ -64,7 +67,8 @@ def dropout_stream(seed, epoch, batch, layer) -> int:
     return h
 
 
-def dropout_mask(shape, rate, seed, epoch, batch, layer, *, n_threads=0):
+def dropout_mask(shape: Sequence[int], rate: float, seed: int, epoch: int, batch: int,
+                 layer: int, *, n_threads: int = 0) -> BoolArray:
     """The boolean keep-mask of the given shape: True where the element is kept. Each element is
     kept with probability 1 − rate, independently."""
     rate = _check_rate(rate)
@@ -81,7 +85,7 @@ def dropout_mask(shape, rate, seed, epoch, batch, layer, *, n_threads=0):
 # dtype, so E[output] = input and prediction needs no change.
 
 
-def _check(x, name, mask, rate):
+def _check(x: object, name: str, mask: object, rate: object) -> float:
     """The engine's argument rules: a float32/float64 ndarray, a bool mask of its shape."""
     if not isinstance(x, np.ndarray) or x.dtype not in (np.float32, np.float64):
         got = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
@@ -94,17 +98,19 @@ def _check(x, name, mask, rate):
     return _check_rate(rate)
 
 
-def _scale(rate, dtype):
+def _scale(rate: float, dtype: np.dtype[np.floating[Any]]) -> np.floating[Any]:
     return np.dtype(dtype).type(1.0 / (1.0 - _check_rate(rate)))
 
 
-def dropout_forward(A, mask, rate, *, n_threads=0):
+def dropout_forward(A: FloatArray, mask: BoolArray, rate: float, *,
+                    n_threads: int = 0) -> FloatArray:
     """A ⊙ mask / (1 − rate)."""
     _check(A, "A", mask, rate)
     return np.where(mask, A * _scale(rate, A.dtype), A.dtype.type(0))
 
 
-def dropout_backward(dA, mask, rate, *, n_threads=0):
+def dropout_backward(dA: FloatArray, mask: BoolArray, rate: float, *,
+                     n_threads: int = 0) -> FloatArray:
     """dZ = dA ⊙ mask / (1 − rate): the forward is linear in A."""
     _check(dA, "dA", mask, rate)
     return np.where(mask, dA * _scale(rate, dA.dtype), dA.dtype.type(0))
@@ -118,7 +124,7 @@ def dropout_backward(dA, mask, rate, *, n_threads=0):
 # Forward: a·(mask ? x : α') + b.  Backward: a·mask·dy.
 
 
-def alpha_dropout_coefficients(rate):
+def alpha_dropout_coefficients(rate: float) -> tuple[float, float, float]:
     """(a, b, α') in float64 for dropout rate `rate`."""
     q = 1.0 - _check_rate(rate)
     alpha_p = -SELU_LAMBDA * SELU_ALPHA
@@ -127,7 +133,8 @@ def alpha_dropout_coefficients(rate):
     return a, b, alpha_p
 
 
-def alpha_dropout_forward(A, mask, rate, *, n_threads=0):
+def alpha_dropout_forward(A: FloatArray, mask: BoolArray, rate: float, *,
+                          n_threads: int = 0) -> FloatArray:
     """a·A + b where kept, a·α' + b where dropped (coefficients rounded once to A's dtype)."""
     _check(A, "A", mask, rate)
     a, b, alpha_p = alpha_dropout_coefficients(rate)
@@ -135,7 +142,9 @@ def alpha_dropout_forward(A, mask, rate, *, n_threads=0):
     return np.where(mask, t(a) * A + t(b), t(a * alpha_p + b))
 
 
-def alpha_dropout_backward(dA, mask, rate, *, n_threads=0):
+def alpha_dropout_backward(dA: FloatArray, mask: BoolArray, rate: float, *,
+                           n_threads: int = 0) -> FloatArray:
+
     """dZ = a·dA where kept, 0 where dropped (the dropped value is a constant)."""
     _check(dA, "dA", mask, rate)
     a, _, _ = alpha_dropout_coefficients(rate)

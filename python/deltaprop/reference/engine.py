@@ -3,8 +3,13 @@ and methods, so ``deltaprop.MLP(backend="numpy")`` swaps one for the other."""
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Sequence
+from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
+from .._typing import ActivationArg, FloatArray
 from .health import health
 from .loss import output_forward
 from .mlp import NetSpec, mlp_forward, mlp_loss_and_gradients
@@ -12,28 +17,44 @@ from .train import train_epoch, train_epochs
 
 
 class Engine:
-    def __init__(self, layer_sizes, activations="relu", output="softmax", loss=None, *,
-                 residual=None, huber_delta=1.0, dropout=None, alpha_dropout=False, n_threads=0):
+    def __init__(self, layer_sizes: Sequence[int],
+                 activations: ActivationArg | Sequence[ActivationArg] = "relu",
+                 output: str = "softmax", loss: str | None = None, *,
+                 residual: bool | Sequence[bool] | None = None, huber_delta: float = 1.0,
+                 dropout: float | Sequence[float] | None = None, alpha_dropout: bool = False,
+                 n_threads: int = 0) -> None:
         self.spec = NetSpec.build(layer_sizes, activations, output, loss, residual, huber_delta,
                                   dropout, alpha_dropout)
         self.layer_sizes = list(self.spec.sizes)
         self.n_threads = n_threads
 
-    def forward(self, params, X):
+    def forward(self, params: Sequence[FloatArray], X: FloatArray) -> FloatArray:
         Zs, _ = mlp_forward(params, X, self.spec)
         return output_forward(Zs[-1], self.spec.output)
 
-    def loss_and_gradients(self, params, X, Y, grads, sample_weight=None):
+    def loss_and_gradients(self, params: Sequence[FloatArray], X: FloatArray, Y: FloatArray,
+                           grads: Sequence[FloatArray],
+                           sample_weight: npt.ArrayLike | None = None) -> float:
         loss, computed = mlp_loss_and_gradients(params, X, Y, self.spec, sample_weight)
         for out, g in zip(grads, computed):
             np.copyto(out, g)
         return loss
 
-    def train_epoch(self, params, state1, state2, X, Y, sample_weight=None, **settings):
+    def train_epoch(self, params: Sequence[FloatArray], state1: Sequence[FloatArray],
+                    state2: Sequence[FloatArray] | None, X: FloatArray, Y: FloatArray,
+                    sample_weight: npt.NDArray[np.float64] | None = None,
+                    **settings: Any) -> float:
+        # settings: train_epoch's keywords (batch_size, lr, ...), passed through as they are
         return train_epoch(params, state1, state2, X, Y, self.spec, sample_weight, **settings)
 
-    def train_epochs(self, params, state1, state2, X, Y, sample_weight=None, **settings):
+    def train_epochs(self, params: Sequence[FloatArray], state1: Sequence[FloatArray],
+                     state2: Sequence[FloatArray] | None, X: FloatArray, Y: FloatArray,
+                     sample_weight: npt.NDArray[np.float64] | None = None,
+                     **settings: Any) -> tuple[int, str, float, int, None]:
+        # settings: train_epochs's keywords (orders, lrs, losses, batch_size, ...)
         return train_epochs(params, state1, state2, X, Y, self.spec, sample_weight, **settings)
 
-    def health(self, params, X, Y, sample_weight=None, lr=0.01):
+    def health(self, params: Sequence[FloatArray], X: FloatArray, Y: FloatArray,
+               sample_weight: npt.ArrayLike | None = None,
+               lr: float = 0.01) -> npt.NDArray[np.float64]:
         return health(params, X, Y, self.spec, sample_weight, lr)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from .._typing import FloatArray
 
-def gemm(A, B, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, out=None, *,
-         n_threads=0, check_finite=True):
+
+def gemm(A: FloatArray, B: FloatArray, trans_a: bool = False, trans_b: bool = False,
+         alpha: float = 1.0, beta: float = 0.0, out: FloatArray | None = None, *,
+         n_threads: int = 0, check_finite: bool = True) -> FloatArray:
+
     """``n_threads`` and ``check_finite`` mirror the engine's signature; NumPy ignores them."""
     op_a = A.T if trans_a else A
     op_b = B.T if trans_b else B

@@ -10,39 +10,43 @@ function belongs to the loss.
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Sequence
 
-from ..activations import SELU_ALPHA, SELU_LAMBDA
-from .activations import activation_derivative, activation_forward
-from .mlp import mlp_loss_and_gradients
+import numpy as np
+import numpy.typing as npt
+
+from .._typing import FloatArray
+from ..activations import SELU_ALPHA, SELU_LAMBDA, Activation
+from .activations import _given, activation_derivative, activation_forward
+from .mlp import Layer, NetSpec, Trace, mlp_loss_and_gradients
 
 HEALTH_ROWS = ("grad_norm", "delta_norm", "update_ratio", "zero_fraction", "dead_fraction",
                "saturated_fraction")
 HEALTH_NORM_STRIDE = 16
 
 
-def derivative_max(f) -> float:
+def derivative_max(f: Activation) -> float:
     """sup |f'|: "saturated" is below 1% of it. Learned slopes: 1."""
     if f.name in ("leaky_relu", "elu"):
-        return max(1.0, f.alpha)
+        return max(1.0, _given(f.alpha))
     if f.name == "necro_relu":
-        return max(1.0, f.surrogate_slope)
+        return max(1.0, _given(f.surrogate_slope))
     # swish/silu: σ(u)(1 + u(1 − σ(u))) peaks at u = 2.40 whatever β scales u by; mish at 1.19
     return {"sigmoid": 0.25, "selu": SELU_LAMBDA * SELU_ALPHA, "swish": 1.0998393,
             "silu": 1.0998393, "mish": 1.0884982}.get(f.name, 1.0)
 
 
-def samples_norms(index) -> bool:
+def samples_norms(index: int) -> bool:
     """Whether batch ``index`` of an epoch is one whose norms are taken."""
     return index % HEALTH_NORM_STRIDE == 0
 
 
-def _norm(a) -> float:
+def _norm(a: npt.ArrayLike) -> float:
     return float(np.sqrt(np.sum(np.asarray(a, dtype=np.float64) ** 2)))
 
 
 class HealthAccumulator:
-    def __init__(self, spec):
+    def __init__(self, spec: NetSpec) -> None:
         self.spec = spec
         L = spec.layers
         self.grad, self.delta, self.update = np.zeros(L), np.zeros(L), np.zeros(L)
@@ -51,7 +55,8 @@ class HealthAccumulator:
         self.live = [np.zeros(n) for n in spec.sizes[1:-1]]  # ... and the largest |f(z)|
         self.batches = 0
 
-    def add_batch(self, trace, weight_grads, layers, norms):
+    def add_batch(self, trace: Trace, weight_grads: Sequence[FloatArray], layers: Sequence[Layer],
+                  norms: bool) -> None:
         """One batch: ``trace`` from mlp_loss_and_gradients, the weight gradients, and the
         unpacked parameters (for learned activations)."""
         for l in range(self.spec.layers):
@@ -68,11 +73,11 @@ class HealthAccumulator:
                 self.elements[l] += Z.size
         self.batches += norms
 
-    def add_update(self, l, step, W):
+    def add_update(self, l: int, step: npt.ArrayLike, W: FloatArray) -> None:
         w = _norm(W)
         self.update[l] += _norm(step) / w if w > 0 else 0.0
 
-    def write(self, out):
+    def write(self, out: npt.NDArray[np.float64]) -> None:
         b = max(self.batches, 1)
         out[0], out[1], out[2] = self.grad / b, self.delta / b, self.update / b
         out[3:, :] = np.nan
@@ -83,11 +88,13 @@ class HealthAccumulator:
             out[5, l] = np.mean(top < threshold) if top.size else 0.0
 
 
-def health(params, X, Y, spec, sample_weight=None, lr=0.01):
+def health(params: Sequence[FloatArray], X: FloatArray, Y: FloatArray, spec: NetSpec,
+           sample_weight: npt.ArrayLike | None = None,
+           lr: float = 0.01) -> npt.NDArray[np.float64]:
     """The health of one step on all of X (the twin of the engine's Engine.health): a
     (6, layers) array in HEALTH_ROWS order, with the update ratio of a plain SGD step of
     learning rate ``lr``."""
-    trace = {}
+    trace: Trace = {}
     _, grads = mlp_loss_and_gradients(params, X, Y, spec, sample_weight, trace=trace)
     weights = spec.weight_indices()
     record = HealthAccumulator(spec)

@@ -25,7 +25,9 @@ The names are scikit-learn's (its ``_base.LOSS_FUNCTIONS``) where it has the los
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
+from .._typing import FloatArray
 from ..validation import check_sample_weight
 from .activations import sigmoid, softplus
 
@@ -41,19 +43,21 @@ OUTPUTS = tuple(LOSSES)
 __all__ = ["LOSSES", "OUTPUTS", "output_forward", "output_loss_delta", "softmax", "softplus"]
 
 
-def softmax(Z):
+def softmax(Z: FloatArray) -> FloatArray:
     """Row-wise softmax, shifted by the row maximum so exp never overflows."""
     E = np.exp(Z - Z.max(axis=1, keepdims=True))
-    return E / E.sum(axis=1, keepdims=True)
+    out: FloatArray = E / E.sum(axis=1, keepdims=True)
+    return out
 
 
-def _check_output(output):
+def _check_output(output: str) -> None:
     if output not in LOSSES:
         raise ValueError(f"unknown output {output!r}; expected one of "
                          f"{', '.join(map(repr, LOSSES))}")
 
 
-def output_forward(Z, output="softmax", *, n_threads=0, check_finite=True):
+def output_forward(Z: FloatArray, output: str = "softmax", *, n_threads: int = 0,
+                   check_finite: bool = True) -> FloatArray:
     _check_output(output)
     if output == "identity":
         return Z.copy()
@@ -64,13 +68,15 @@ def output_forward(Z, output="softmax", *, n_threads=0, check_finite=True):
     return softmax(Z)
 
 
-def _row_weights(sample_weight, n):
+def _row_weights(sample_weight: npt.ArrayLike | None, n: int) -> npt.NDArray[np.float64] | None:
     """w_n (float64): None (that is, 1/N), or s_n / Σ s."""
     s = check_sample_weight(sample_weight, n)
     return None if s is None else s / s.sum()
 
 
-def _elementwise(z, y, loss, huber_delta):
+def _elementwise(z: npt.NDArray[np.float64], y: npt.NDArray[np.float64], loss: str,
+                 huber_delta: float,
+                 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
     """(ℓ, ∂ℓ/∂z) per element, in float64, for the elementwise losses."""
     r = z - y
     if loss == "squared_error":
@@ -87,8 +93,12 @@ def _elementwise(z, y, loss, huber_delta):
     return ez - y * z, None
 
 
-def output_loss_delta(Z, Y, output="softmax", *, loss=None, sample_weight=None, huber_delta=1.0,
-                      mean_over_outputs=False, n_threads=0, check_finite=True):
+def output_loss_delta(Z: FloatArray, Y: FloatArray, output: str = "softmax", *,
+                      loss: str | None = None, sample_weight: npt.ArrayLike | None = None,
+                      huber_delta: float = 1.0, mean_over_outputs: bool = False,
+                      n_threads: int = 0, check_finite: bool = True,
+                      ) -> tuple[float, FloatArray, FloatArray]:
+
     """(loss, A, dZ): A = out(Z), the weighted mean loss over rows (a Python float), and
     dZ = w_n ∂ℓ/∂z (= (A − Y)/N for each output's canonical loss without weights).
     ``mean_over_outputs`` divides each row's loss value, not its gradient, by the number of
@@ -113,6 +123,8 @@ def output_loss_delta(Z, Y, output="softmax", *, loss=None, sample_weight=None, 
     w = _row_weights(sample_weight, n)
     A = output_forward(Z, output)
     z, y = Z.astype(np.float64), Y.astype(np.float64)  # losses are summed in float64, as in C++
+    grad: FloatArray | None
+
     if output == "softmax":
         zmax = z.max(axis=1)
         lse = zmax + np.log(np.exp(z - zmax[:, None]).sum(axis=1))

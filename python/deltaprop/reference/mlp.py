@@ -16,10 +16,14 @@ parameters of hidden layer l's activation (prelu's slope, swish's β, acon's p1,
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
+from .._typing import ActivationArg, ActivationParams, BoolArray, FloatArray
 from ..activations import Activation, resolve
 from ..validation import per_layer
 from .activations import activation_backward, activation_forward, activation_param_gradients
@@ -32,6 +36,13 @@ from .dropout import (
     dropout_mask,
 )
 from .loss import LOSSES, output_loss_delta
+
+# One layer's parameters from the flat list: W_l, b_l and its activation's learned ones by name.
+Layer = tuple[FloatArray, FloatArray, ActivationParams]
+# What mlp_loss_and_gradients records per layer for the health statistics: "Z" and "dZ".
+Trace = dict[str, list[Any]]
+# (seed, epoch, batch): the counters of one training batch's dropout masks
+DropoutKey = tuple[int, int, int]
 
 
 @dataclass(frozen=True)
@@ -51,15 +62,19 @@ class NetSpec:
     per hidden layer, the output function and its loss (None: the output's own; huber_delta
     for "huber")."""
 
-    sizes: tuple
-    hidden: tuple
+    sizes: tuple[int, ...]
+    hidden: tuple[LayerSpec, ...]
     output: str = "softmax"
     loss: str | None = None
     huber_delta: float = 1.0
 
     @classmethod
-    def build(cls, layer_sizes, activations="relu", output="softmax", loss=None,
-              residual=None, huber_delta=1.0, dropout=None, alpha_dropout=False) -> NetSpec:
+    def build(cls, layer_sizes: Sequence[int],
+              activations: ActivationArg | Sequence[ActivationArg] = "relu",
+              output: str = "softmax", loss: str | None = None,
+              residual: bool | Sequence[bool] | None = None, huber_delta: float = 1.0,
+              dropout: float | Sequence[float] | None = None,
+              alpha_dropout: bool = False) -> NetSpec:
         """Checks the arguments as the C++ engine does: ``activations``, ``residual`` and
         ``dropout`` (rates in [0, 1)) are one value for every hidden layer or a list of one per
         hidden layer."""
@@ -100,24 +115,26 @@ class NetSpec:
     def layers(self) -> int:
         return len(self.sizes) - 1
 
-    def residual(self, l) -> bool:
+    def residual(self, l: int) -> bool:
         return l < self.layers - 1 and self.hidden[l].residual
 
-    def param_names(self, l) -> tuple:
+    def param_names(self, l: int) -> tuple[str, ...]:
         """The learned activation parameters of layer l (none for the output layer)."""
         return self.hidden[l].f.param_names if l < self.layers - 1 else ()
 
-    def weight_indices(self) -> list:
+    def weight_indices(self) -> list[int]:
         """Where each W_l sits in the flat list (L2 decays these only)."""
-        indices, a = [], 0
+        indices: list[int] = []
+        a = 0
         for l in range(self.layers):
             indices.append(a)
             a += 2 + len(self.param_names(l))
         return indices
 
-    def unpack(self, params) -> list:
+    def unpack(self, params: Sequence[FloatArray]) -> list[Layer]:
         """[(W_l, b_l, {name: θ}) per layer] from the flat list."""
-        layers, a = [], 0
+        layers: list[Layer] = []
+        a = 0
         for l in range(self.layers):
             names = self.param_names(l)
             layers.append((params[a], params[a + 1], dict(zip(names, params[a + 2:]))))
@@ -127,7 +144,7 @@ class NetSpec:
         return layers
 
 
-def dropout_masks(spec: NetSpec, rows, key):
+def dropout_masks(spec: NetSpec, rows: int, key: DropoutKey | None) -> dict[int, BoolArray]:
     """The keep-masks of one training batch, {hidden layer: mask} for the layers that drop;
     ``key`` is (seed, epoch, batch) (dropout.py's counters). None outside training."""
     if key is None:
@@ -136,21 +153,24 @@ def dropout_masks(spec: NetSpec, rows, key):
             for l, layer in enumerate(spec.hidden) if layer.dropout > 0}
 
 
-def _drop(F, layer: LayerSpec, mask):
+def _drop(F: FloatArray, layer: LayerSpec, mask: BoolArray) -> FloatArray:
     forward = alpha_dropout_forward if layer.alpha_dropout else dropout_forward
     return forward(F, mask, layer.dropout)
 
 
-def _drop_backward(G, layer: LayerSpec, mask):
+def _drop_backward(G: FloatArray, layer: LayerSpec, mask: BoolArray) -> FloatArray:
     backward = alpha_dropout_backward if layer.alpha_dropout else dropout_backward
     return backward(G, mask, layer.dropout)
 
 
-def mlp_forward(params, X, spec: NetSpec, masks=None):
+def mlp_forward(params: Sequence[FloatArray], X: FloatArray, spec: NetSpec,
+                masks: Mapping[int, BoolArray] | None = None,
+                ) -> tuple[list[FloatArray], list[FloatArray]]:
     """(Zs, As), one entry per layer. As[-1] is the output layer's Z: its output function
     belongs to the loss. ``masks`` (from :func:`dropout_masks`) drops units of each hidden
     layer's branch f(Z) before the residual sum, in training only."""
-    Zs, As = [], []
+    Zs: list[FloatArray] = []
+    As: list[FloatArray] = []
     masks = masks or {}
     inputs = X
     for l, (W, b, P) in enumerate(spec.unpack(params)):
@@ -168,8 +188,10 @@ def mlp_forward(params, X, spec: NetSpec, masks=None):
     return Zs, As
 
 
-def mlp_loss_and_gradients(params, X, Y, spec: NetSpec, sample_weight=None, dropout_key=None,
-                           trace=None):
+def mlp_loss_and_gradients(params: Sequence[FloatArray], X: FloatArray, Y: FloatArray,
+                           spec: NetSpec, sample_weight: npt.ArrayLike | None = None,
+                           dropout_key: DropoutKey | None = None, trace: Trace | None = None,
+                           ) -> tuple[float, list[FloatArray]]:
     """Forward, loss, backward: (loss, grads), grads a flat list shaped like params. With
     ``sample_weight`` the loss is Σ s_n ℓ_n / Σ s_n (loss.py); with ``dropout_key``
     (seed, epoch, batch) the hidden layers drop units as in training. A dict ``trace`` receives
@@ -177,13 +199,14 @@ def mlp_loss_and_gradients(params, X, Y, spec: NetSpec, sample_weight=None, drop
     layers = spec.unpack(params)
     masks = dropout_masks(spec, X.shape[0], dropout_key)
     Zs, As = mlp_forward(params, X, spec, masks)
-    dZs = [None] * spec.layers
+    dZs: list[FloatArray | None] = [None] * spec.layers
     if trace is not None:
         trace.update(Z=Zs, dZ=dZs)
     loss, _, dZ = output_loss_delta(Zs[-1], Y, spec.output, loss=spec.loss,
                                     sample_weight=sample_weight, huber_delta=spec.huber_delta)
-    grads = []  # built from the last layer down, reversed at the end
-    G = None  # ∂C/∂A_l of the hidden layer below the one being differentiated
+    grads: list[FloatArray] = []  # built from the last layer down, reversed at the end
+    G: FloatArray | None = None  # ∂C/∂A_l of the hidden layer below the one being differentiated
+
     for l in reversed(range(spec.layers)):
         W, _, _ = layers[l]
         dZs[l] = dZ
@@ -193,7 +216,9 @@ def mlp_loss_and_gradients(params, X, Y, spec: NetSpec, sample_weight=None, drop
             break
         G_below = dZ @ W.T
         if spec.residual(l):
+            assert G is not None  # the output layer, differentiated first, is never residual
             G_below = G_below + G
+
         G = G_below
         f, P = spec.hidden[l - 1].f, layers[l - 1][2]
         dF = _drop_backward(G, spec.hidden[l - 1], masks[l - 1]) if l - 1 in masks else G

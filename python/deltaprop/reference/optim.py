@@ -10,13 +10,18 @@ batch's N, or by Σ sample weights).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 
 import numpy as np
+
+from .._typing import FloatArray
 
 SCHEDULES = ("constant", "invscaling", "adaptive", "step", "cosine")
 
 
-def sgd_momentum_step(p, v, g, lr, momentum=0.0, *, n_threads=0, check_finite=True):
+def sgd_momentum_step(p: FloatArray, v: FloatArray, g: FloatArray, lr: float,
+                      momentum: float = 0.0, *, n_threads: int = 0,
+                      check_finite: bool = True) -> None:
     """SGD with momentum, in place, in scikit-learn's convention (the learning rate inside the
     velocity; sklearn/neural_network/_stochastic_optimizers.py):
 
@@ -27,7 +32,8 @@ def sgd_momentum_step(p, v, g, lr, momentum=0.0, *, n_threads=0, check_finite=Tr
     p += v
 
 
-def nesterov_step(p, v, g, lr, momentum, *, n_threads=0, check_finite=True):
+def nesterov_step(p: FloatArray, v: FloatArray, g: FloatArray, lr: float, momentum: float, *,
+                  n_threads: int = 0, check_finite: bool = True) -> None:
     """Nesterov's accelerated gradient, in place, in scikit-learn's form (SGDOptimizer with
     nesterov=True; Sutskever et al. 2013, "On the importance of initialization and momentum in
     deep learning", eq. 3-4, rewritten for the look-ahead parameters):
@@ -41,8 +47,9 @@ def nesterov_step(p, v, g, lr, momentum, *, n_threads=0, check_finite=True):
     p += momentum * v - lr * g
 
 
-def adam_step(p, m, v, g, t, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8, *, n_threads=0,
-              check_finite=True):
+def adam_step(p: FloatArray, m: FloatArray, v: FloatArray, g: FloatArray, t: int, lr: float,
+              beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8, *,
+              n_threads: int = 0, check_finite: bool = True) -> float:
     """Adam (Kingma & Ba 2015, "Adam: A Method for Stochastic Optimization", Algorithm 1 with the
     efficiency note of section 2), in place, in scikit-learn's form (AdamOptimizer):
 
@@ -62,7 +69,8 @@ def adam_step(p, m, v, g, t, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8, *, n_th
     return lr_t
 
 
-def add_l2(g, W, alpha, n, *, n_threads=0, check_finite=True):
+def add_l2(g: FloatArray, W: FloatArray, alpha: float, n: float, *, n_threads: int = 0,
+           check_finite: bool = True) -> None:
     """L2 weight decay folded into a weight gradient, in place: g ← g + (α / n) · W.
 
     The objective's term is ½ α Σ‖W‖² / n (:func:`l2_penalty`) over the weights (not the biases),
@@ -72,12 +80,12 @@ def add_l2(g, W, alpha, n, *, n_threads=0, check_finite=True):
     g += (alpha / n) * W
 
 
-def l2_penalty(coefs, alpha, n) -> float:
+def l2_penalty(coefs: Iterable[FloatArray], alpha: float, n: float) -> float:
     """½ α Σ_l ‖W_l‖² / n, summed in float64: the term :func:`add_l2`'s gradient belongs to."""
     return 0.5 * alpha * sum(float(np.dot(W.ravel(), W.ravel())) for W in coefs) / n
 
 
-def clip_by_global_norm(grads, max_norm) -> float:
+def clip_by_global_norm(grads: Sequence[FloatArray], max_norm: float) -> float:
     """Gradient clipping by global norm (Pascanu et al. 2013, "On the difficulty of training
     recurrent neural networks", algorithm 1; TensorFlow's clip_by_global_norm), in place:
 
@@ -106,21 +114,23 @@ def clip_by_global_norm(grads, max_norm) -> float:
 # or, once the rate is ≤ 1e-6, says stop (SGDOptimizer.trigger_stopping).
 
 
-def invscaling_lr(lr0, t, power_t=0.5) -> float:
+def invscaling_lr(lr0: float, t: float, power_t: float = 0.5) -> float:
     """scikit-learn's invscaling: lr0 / (t + 1)^power_t, with t the training samples seen so far
     (its ``t_``), set at the end of each epoch (SGDOptimizer.iteration_ends). Its docs write
     lr0 / t^power_t; the code adds 1."""
-    return float(lr0) / (t + 1) ** power_t
+    decay: float = (t + 1) ** power_t
+    return float(lr0) / decay
 
 
-def step_lr(lr0, epoch, step_size, gamma=0.1) -> float:
+
+def step_lr(lr0: float, epoch: int, step_size: int, gamma: float = 0.1) -> float:
     """Step decay: lr0 · γ^⌊epoch / step_size⌋, epoch counted from 0 (PyTorch's StepLR)."""
     if step_size < 1:
         raise ValueError(f"step_size must be >= 1, got {step_size}")
     return lr0 * gamma ** (epoch // step_size)
 
 
-def cosine_lr(lr0, epoch, n_epochs, lr_min=0.0) -> float:
+def cosine_lr(lr0: float, epoch: int, n_epochs: int, lr_min: float = 0.0) -> float:
     """Cosine annealing: lr_min + ½(lr0 − lr_min)(1 + cos(π · epoch / n_epochs)), held at lr_min
     after n_epochs (Loshchilov & Hutter 2017, "SGDR", eq. 5, one cycle without restarts)."""
     if n_epochs < 1:
@@ -129,7 +139,9 @@ def cosine_lr(lr0, epoch, n_epochs, lr_min=0.0) -> float:
     return lr_min + 0.5 * (lr0 - lr_min) * (1 + math.cos(math.pi * e / n_epochs))
 
 
-def adaptive_lr(lr, no_improvement_count, n_iter_no_change=10):
+def adaptive_lr(lr: float, no_improvement_count: int,
+                n_iter_no_change: int = 10) -> tuple[float, int, bool]:
+
     """One end-of-epoch decision of scikit-learn's adaptive schedule:
     returns (lr, no_improvement_count, stop).
 

@@ -4,11 +4,16 @@ update. The C++ engine runs the same loop without the GIL; this one is the reada
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Sequence
+from typing import Any, cast
 
+import numpy as np
+import numpy.typing as npt
+
+from .._typing import FloatArray
 from .health import HealthAccumulator, samples_norms
 from .mix64 import C1, C2, MASK64, mix64
-from .mlp import mlp_loss_and_gradients
+from .mlp import NetSpec, Trace, mlp_loss_and_gradients
 from .optim import (
     adam_step,
     add_l2,
@@ -20,7 +25,7 @@ from .optim import (
 
 OPTIMIZERS = ("sgd", "nesterov", "adam")
 
-def shuffle_order(n, seed, epoch):
+def shuffle_order(n: int, seed: int, epoch: int) -> npt.NDArray[np.intp]:
     """The sample order of epoch ``epoch``: argsort of key_i = mix64(seed·C1 + epoch·C2 + i),
     ties broken by index. The C++ engine computes exactly the same order."""
     base = np.uint64((seed * C1 + epoch * C2) & MASK64)
@@ -28,10 +33,14 @@ def shuffle_order(n, seed, epoch):
     return np.argsort(keys, kind="stable")
 
 
-def train_epoch(params, state1, state2, X, Y, spec, sample_weight=None, *, order=None,
-                batch_size, lr, momentum=0.0, shuffle=True, seed=0, epoch=0, optimizer="sgd",
-                beta_1=0.9, beta_2=0.999, epsilon=1e-8, alpha=0.0, clip_norm=0.0, step=0,
-                health=None):
+def train_epoch(params: Sequence[FloatArray], state1: Sequence[FloatArray],
+                state2: Sequence[FloatArray] | None, X: FloatArray, Y: FloatArray,
+                spec: NetSpec, sample_weight: npt.NDArray[np.float64] | None = None, *,
+                order: npt.NDArray[np.intp] | None = None, batch_size: int, lr: float,
+                momentum: float = 0.0, shuffle: bool = True, seed: int = 0, epoch: int = 0,
+                optimizer: str = "sgd", beta_1: float = 0.9, beta_2: float = 0.999,
+                epsilon: float = 1e-8, alpha: float = 0.0, clip_norm: float = 0.0,
+                step: int = 0, health: npt.NDArray[np.float64] | None = None) -> float:
     """One epoch of minibatch training of the network ``spec`` (mlp.NetSpec), updating the
     flat lists ``params`` and the optimizer state in place.
 
@@ -57,7 +66,8 @@ def train_epoch(params, state1, state2, X, Y, spec, sample_weight=None, *, order
     if order is None:
         order = shuffle_order(n, seed, epoch) if shuffle else np.arange(n)
     weights = spec.weight_indices()  # L2 decays the weights only
-    state2 = state2 if optimizer == "adam" else [None] * len(params)
+    # only adam reads state2; the None placeholders the other optimizers zip over are never read
+    state2 = cast("Sequence[FloatArray]", state2 if optimizer == "adam" else [None] * len(params))
     total, trained, t = 0.0, 0, step
     record = None if health is None else HealthAccumulator(spec)
     for index, start in enumerate(range(0, n, batch)):
@@ -66,7 +76,8 @@ def train_epoch(params, state1, state2, X, Y, spec, sample_weight=None, *, order
         size = len(rows) if weight is None else float(weight.sum())
         if size == 0:
             continue
-        trace = {}
+        trace: Trace = {}
+
         loss, grads = mlp_loss_and_gradients(params, X[rows], Y[rows], spec, weight,
                                              dropout_key=(seed, epoch, index), trace=trace)
         if alpha > 0:
@@ -89,11 +100,12 @@ def train_epoch(params, state1, state2, X, Y, spec, sample_weight=None, *, order
                 nesterov_step(p, s1, g, lr, momentum)
             else:
                 adam_step(p, s1, s2, g, t, lr, beta_1, beta_2, epsilon)
-        if norms:
+        if record is not None and before is not None:  # that is, if norms
             for l, (a, W_old) in enumerate(zip(weights, before)):
                 record.add_update(l, params[a].astype(np.float64) - W_old, params[a])
-    if record is not None:
+    if record is not None and health is not None:  # the one is None when the other is
         record.write(health)
+
     return total / trained if trained else 0.0
 
 
@@ -102,10 +114,10 @@ class Plateau:
     _update_no_improvement_count): an epoch whose loss is not below ``best - tol`` adds to
     ``count``, any other resets it; stop once ``count`` exceeds ``patience``."""
 
-    def __init__(self, tol, patience, best=np.inf, count=0):
+    def __init__(self, tol: float, patience: float, best: float = np.inf, count: int = 0):
         self.tol, self.patience, self.best, self.count = tol, patience, best, count
 
-    def record(self, loss):
+    def record(self, loss: float) -> bool:
         """Records one epoch's loss; True when training should stop."""
         self.count = self.count + 1 if loss > self.best - self.tol else 0
         if loss < self.best:
@@ -113,9 +125,14 @@ class Plateau:
         return self.count > self.patience
 
 
-def train_epochs(params, state1, state2, X, Y, spec, sample_weight=None, *, orders=None, lrs,
-                 losses, batch_size, seed=0, epoch=0, step=0, tol=0.0, n_iter_no_change=np.inf,
-                 best_loss=np.inf, no_improvement_count=0, **settings):
+def train_epochs(params: Sequence[FloatArray], state1: Sequence[FloatArray],
+                 state2: Sequence[FloatArray] | None, X: FloatArray, Y: FloatArray,
+                 spec: NetSpec, sample_weight: npt.NDArray[np.float64] | None = None, *,
+                 orders: npt.NDArray[np.intp] | None = None, lrs: Sequence[float],
+                 losses: npt.NDArray[np.float64], batch_size: int, seed: int = 0, epoch: int = 0,
+                 step: int = 0, tol: float = 0.0, n_iter_no_change: float = np.inf,
+                 best_loss: float = np.inf, no_improvement_count: int = 0,
+                 **settings: Any) -> tuple[int, str, float, int, None]:
     """Up to ``len(lrs)`` epochs of train_epoch: epoch e reads the rows ``orders[e]`` (None:
     stored order) at learning rate ``lrs[e]`` and writes its loss to ``losses[e]``; Adam's t
     and the dropout epoch continue from ``step`` and ``epoch``. Stops after an epoch that leaves
@@ -135,7 +152,7 @@ def train_epochs(params, state1, state2, X, Y, spec, sample_weight=None, *, orde
         if not all(np.isfinite(p).all() for p in params):
             stop = "diverged"
             break
-        if plateau.record(losses[e]):
+        if plateau.record(float(losses[e])):
             stop = "plateau"
             break
     return epochs, stop, plateau.best, plateau.count, None

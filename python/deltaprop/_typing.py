@@ -1,0 +1,29 @@
+"""Type aliases for the package's annotations. The engine and the reference compute in float32
+or float64, one dtype per call; the reference's arrays are typed with the common base."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any, Union
+
+import numpy as np
+import numpy.typing as npt
+
+from .activations import Activation
+
+FloatArray = npt.NDArray[np.floating[Any]]
+BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
+ActivationArg = Union[str, Activation]  # a name, or a spec with parameters
+ActivationParams = dict[str, FloatArray]  # learned activation parameters by name
+# one activation for every hidden layer, or a list or tuple of one per layer (per_layer)
+ActivationsArg = Union[ActivationArg, Sequence[ActivationArg]]
+Rng = Union[np.random.Generator, np.random.RandomState, int, None]  # a generator or a seed
+
+PathArg = Union[str, os.PathLike[str]]  # a file's path
+
+__all__ = ["ActivationArg", "ActivationParams", "ActivationsArg", "BoolArray", "FloatArray",
+           "IntArray", "PathArg", "Rng"]
+
+
