@@ -6,8 +6,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import zipfile
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -26,7 +26,44 @@ VERSION = 2  # 2 added per-layer activations, residual blocks, losses, dropout, 
 # activation parameters; version 1 files are still read
 
 
-def save_mlp(net: MLP, path: PathArg, extra: Mapping[str, object] | None = None) -> None:
+class SavedNetwork(Protocol):
+    """What save_mlp reads from a network: an MLP, or a scikit-learn estimator's network
+    (deltaprop.sklearn writes its estimators in the same format)."""
+
+    @property
+    def layer_sizes(self) -> Sequence[int]: ...
+    @property
+    def activation(self) -> object: ...
+    @property
+    def output(self) -> str: ...
+    @property
+    def loss(self) -> str | None: ...
+    @property
+    def huber_delta(self) -> float: ...
+    @property
+    def residual(self) -> object: ...
+    @property
+    def dropout(self) -> object: ...
+    @property
+    def alpha_dropout(self) -> bool: ...
+    @property
+    def dtype(self) -> np.dtype[Any]: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def grad_at_zero(self) -> float: ...
+    @property
+    def epochs_trained_(self) -> int: ...
+    @property
+    def coefs_(self) -> Sequence[FloatArray]: ...
+    @property
+    def intercepts_(self) -> Sequence[FloatArray]: ...
+    @property
+    def activation_params_(self) -> Sequence[Mapping[str, FloatArray]]: ...
+
+
+def save_mlp(net: SavedNetwork, path: PathArg,
+             extra: Mapping[str, object] | None = None) -> None:
     """``extra``: more JSON-able header entries (the scikit-learn estimators' settings), which
     MLP.load ignores."""
     header = {
@@ -69,7 +106,7 @@ def _activation_from_json(activation: Any) -> Any:
     return Activation(**activation) if isinstance(activation, dict) else activation
 
 
-def _parameters(net: MLP) -> dict[str, FloatArray]:
+def _parameters(net: SavedNetwork) -> dict[str, FloatArray]:
     """The model's parameter arrays by their names in the file."""
     arrays: dict[str, FloatArray] = {}
     for l, (W, b) in enumerate(zip(net.coefs_, net.intercepts_)):

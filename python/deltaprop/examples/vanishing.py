@@ -18,14 +18,17 @@ import argparse
 import re
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 import deltaprop as dp
 from deltaprop.diagnostics import HealthWarning, gradient_health
 
-CONFIGS = {  # label: MLP keywords
+CONFIGS: dict[str, dict[str, Any]] = {  # label: MLP keywords
     "sigmoid": dict(activation="sigmoid"),
     "tanh": dict(activation="tanh"),
     "relu": dict(activation="relu"),
@@ -41,23 +44,31 @@ TRACE_DEPTH = 20  # the depth whose training is followed epoch by epoch
 DEAD_ACTIVATIONS = ("relu", "necro_relu", "leaky_relu")
 
 
-def load(seed=0):
+Data = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[Any],
+             npt.NDArray[Any]]  # X, X_test, y, y_test
+Row = dict[str, Any]  # one result: a table row, a point of a figure
+
+
+def load(seed: int = 0) -> Data:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
     X, y = load_digits(return_X_y=True)
-    return train_test_split(X / 16.0, y, test_size=0.25, random_state=seed, stratify=y)
+    parts: Data = tuple(train_test_split(X / 16.0, y, test_size=0.25, random_state=seed,
+                                         stratify=y))
+    return parts
 
 
-def hidden_mean(values) -> float:
+def hidden_mean(values: npt.NDArray[np.float64]) -> float:
     """The mean over the hidden layers (the output layer's fractions are NaN)."""
     return float(np.mean(values[:-1]))
 
 
-def train(net, X, y, **fit):
+def train(net: dp.MLP, X: npt.NDArray[np.float64], y: npt.NDArray[Any],
+          **fit: Any) -> tuple[list[float], bool]:
     """Fits with record_health; returns the loss per epoch, cut short where training
     diverged (fit then raises, and the model keeps its weights from before that epoch)."""
-    losses = []
+    losses: list[float] = []
     try:
         net.fit(X, y, batch_size=32, momentum=0.9, record_health=True,
                 callback=lambda history: losses.append(history.loss[-1]), **fit)
@@ -66,7 +77,8 @@ def train(net, X, y, **fit):
         return losses, True
 
 
-def depth_study(data, depths, rates, epochs):
+def depth_study(data: Data, depths: Sequence[int], rates: Sequence[float],
+                epochs: int) -> list[Row]:
     X, X_test, y, y_test = data
     rows = []
     for label, kwargs in CONFIGS.items():
@@ -96,11 +108,13 @@ def depth_study(data, depths, rates, epochs):
     return rows
 
 
-def units_off(net, X, activation) -> np.ndarray:
+def units_off(net: dp.MLP, X: npt.NDArray[np.float64],
+              activation: str) -> npt.NDArray[np.float64]:
     """Per hidden layer, the share of units whose input z is ≤ 0 for every sample: for relu and
     necro_relu these output 0 everywhere (dead_fraction); a leaky_relu unit there still passes
     0.01 of the gradient."""
-    A, off = X, []
+    A: npt.NDArray[np.floating[Any]] = X
+    off = []
     for W, b in zip(net.coefs_[:-1], net.intercepts_[:-1]):
         Z = A @ W + b
         off.append(np.mean((Z <= 0).all(axis=0)))
@@ -108,7 +122,8 @@ def units_off(net, X, activation) -> np.ndarray:
     return np.array(off)
 
 
-def dead_study(data, biases, rates, epochs):
+def dead_study(data: Data, biases: Sequence[float], rates: Sequence[float],
+               epochs: int) -> list[Row]:
     X, X_test, y, y_test = data
     rows = []
     for activation in DEAD_ACTIVATIONS:
@@ -130,7 +145,8 @@ def dead_study(data, biases, rates, epochs):
     return rows
 
 
-def _by_rate(rows, key, rates, title, name, out, plt, log=True):
+def _by_rate(rows: list[Row], key: str, rates: Sequence[float], title: str, name: str,
+             out: Path, plt: Any, log: bool = True) -> None:
     """One panel per learning rate, one line per network, against the depth."""
     fig, panels = plt.subplots(1, len(rates), figsize=(5.2 * len(rates), 4.2), sharey=True,
                                squeeze=False)
@@ -149,7 +165,7 @@ def _by_rate(rows, key, rates, title, name, out, plt, log=True):
     plt.close(fig)
 
 
-def _at_init(rows, out, plt):
+def _at_init(rows: list[Row], out: Path, plt: Any) -> None:
     """The first layer's share at initialisation, with sigmoid's bound of ¼ per layer."""
     fig, axes = plt.subplots(figsize=(6.4, 4.2))
     for label in CONFIGS:
@@ -168,7 +184,8 @@ def _at_init(rows, out, plt):
     plt.close(fig)
 
 
-def _training(rows, rates, depth, out, plt):
+def _training(rows: list[Row], rates: Sequence[float], depth: int, out: Path,
+              plt: Any) -> None:
     """At one depth: the first layer's share and the training loss, epoch by epoch."""
     from matplotlib.ticker import MaxNLocator
 
@@ -191,7 +208,8 @@ def _training(rows, rates, depth, out, plt):
     plt.close(fig)
 
 
-def _dead(rows, biases, rates, out, plt):
+def _dead(rows: list[Row], biases: Sequence[float], rates: Sequence[float], out: Path,
+          plt: Any) -> None:
     fig, panels = plt.subplots(1, len(DEAD_ACTIVATIONS), figsize=(4.6 * len(DEAD_ACTIVATIONS), 4),
                                layout="constrained")
     for axes, activation in zip(panels, DEAD_ACTIVATIONS):
@@ -213,7 +231,8 @@ def _dead(rows, biases, rates, out, plt):
     plt.close(fig)
 
 
-def figures(depth_rows, dead_rows, biases, rates, dead_rates, out: Path):
+def figures(depth_rows: list[Row], dead_rows: list[Row], biases: Sequence[float],
+            rates: Sequence[float], dead_rates: Sequence[float], out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -228,7 +247,7 @@ def figures(depth_rows, dead_rows, biases, rates, dead_rates, out: Path):
     _dead(dead_rows, biases, dead_rates, out, plt)
 
 
-def markdown(depth_rows, dead_rows) -> str:
+def markdown(depth_rows: list[Row], dead_rows: list[Row]) -> str:
     lines = ["| network | hidden layers | first/last gradient at init | learning rate | "
              "after training | dead units | saturated units | test accuracy |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -245,7 +264,7 @@ def markdown(depth_rows, dead_rows) -> str:
     return re.sub(r"(?<=\| )nan(?= \|)", "diverged", "\n".join(lines)) + "\n"
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run: 2 depths, 2 epochs")
     parser.add_argument("--out", type=Path, default=Path("vanishing"))

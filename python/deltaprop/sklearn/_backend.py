@@ -27,12 +27,16 @@ of ``CHUNK_ROWS``) at a time, never the whole matrix at once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 
 from .. import _core, reference
+from .._typing import ActivationArg, FloatArray
 from ..activations import resolve
 from ..reference.health import HEALTH_ROWS  # the rows of the engine's health record
 
@@ -49,8 +53,8 @@ class OptimizerState:
     (batches) so far."""
 
     kind: str
-    state1: list
-    state2: list | None
+    state1: list[FloatArray]
+    state2: list[FloatArray] | None
     t: int = 0
 
 
@@ -68,40 +72,46 @@ class EpochSettings:
     clip_norm: float = 0.0  # 0: no clipping
     seed: int = 0   # dropout masks are drawn from (seed, epoch, batch, layer)
     epoch: int = 0  # the epoch's index (a call of several epochs: the first one's)
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _flat(coefs, intercepts) -> list:
+def _flat(coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray]) -> list[FloatArray]:
     """The engine's parameter order: per layer W_l, then b_l."""
     return [p for W, b in zip(coefs, intercepts) for p in (W, b)]
 
 
-def new_optimizer_state(coefs, intercepts, kind) -> OptimizerState:
+def new_optimizer_state(coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray],
+                        kind: str) -> OptimizerState:
     """Zeroed state for optimizer ``kind``: "sgd", "nesterov" or "adam"."""
     params = _flat(coefs, intercepts)
     state2 = [np.zeros_like(p) for p in params] if kind == "adam" else None
     return OptimizerState(kind, [np.zeros_like(p) for p in params], state2)
 
 
-def make_network(layer_sizes, activation, output, dtype, n_threads=None, *, residual=None,
-                 dropout=None, alpha_dropout=False) -> Network:
+def make_network(layer_sizes: Sequence[int], activation: ActivationArg, output: str,
+                 dtype: npt.DTypeLike, n_threads: int | None = None, *,
+                 residual: list[bool] | None = None, dropout: list[float] | None = None,
+                 alpha_dropout: bool = False) -> Network:
     """A network of these sizes; ``output`` is "softmax", "sigmoid", "identity" or "exp";
     ``residual`` and ``dropout`` one flag and one rate per hidden layer (None: none)."""
     return Network(layer_sizes, activation, output, np.dtype(dtype), n_threads, residual,
                    dropout, alpha_dropout)
 
 
-def _poisson_offset(Y) -> np.ndarray:
+def _poisson_offset(Y: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """Per row, scikit-learn's half Poisson deviance less the engine's loss: Σ_k y log y − y."""
     from scipy.special import xlogy
 
     Y = np.asarray(Y, dtype=np.float64)
-    return (xlogy(Y, Y) - Y).sum(axis=1)
+    offset: npt.NDArray[np.float64] = (xlogy(Y, Y) - Y).sum(axis=1)
+    return offset
 
 
 class Network:
-    def __init__(self, layer_sizes, activation, output, dtype, n_threads, residual=None,
-                 dropout=None, alpha_dropout=False):
+    def __init__(self, layer_sizes: Sequence[int], activation: ActivationArg, output: str,
+                 dtype: np.dtype[Any], n_threads: int | None,
+                 residual: list[bool] | None = None, dropout: list[float] | None = None,
+                 alpha_dropout: bool = False) -> None:
         self.layer_sizes = [int(s) for s in layer_sizes]
         self.activation = resolve(activation)
         self.output = output
@@ -118,12 +128,13 @@ class Network:
     def n_outputs(self) -> int:
         return self.layer_sizes[-1]
 
-    def _dense(self, X) -> np.ndarray:
+    def _dense(self, X: Any) -> FloatArray:
         X = X.toarray() if sp.issparse(X) else X
         return np.ascontiguousarray(X, dtype=self.dtype)
 
     # -- inference -----------------------------------------------------------------------------
-    def forward(self, coefs, intercepts, X) -> np.ndarray:
+    def forward(self, coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray],
+                X: Any) -> FloatArray:
         """Output activations (probabilities, values), row by row: any row's result is
         independent of the others."""
         params = _flat(coefs, intercepts)
@@ -131,10 +142,14 @@ class Network:
             X = X.tocsr()
             return np.concatenate([self._engine.forward(params, self._dense(X[i:i + CHUNK_ROWS]))
                                    for i in range(0, X.shape[0], CHUNK_ROWS)])
-        return self._engine.forward(params, self._dense(X))
+        out: FloatArray = self._engine.forward(params, self._dense(X))
+        return out
 
     # -- the whole data set at once (lbfgs, validation loss) -----------------------------------
-    def loss_and_gradients(self, coefs, intercepts, X, Y, sample_weight=None, alpha=0.0):
+    def loss_and_gradients(self, coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray],
+                           X: Any, Y: FloatArray,
+                           sample_weight: npt.NDArray[np.float64] | None = None,
+                           alpha: float = 0.0) -> tuple[float, list[FloatArray], list[FloatArray]]:
         """scikit-learn's objective over all rows of X and its gradients (fresh arrays)."""
         n = X.shape[0]
         params = _flat(coefs, intercepts)
@@ -164,8 +179,11 @@ class Network:
         return loss, dcoefs, dintercepts
 
     # -- one epoch (sgd, adam) -----------------------------------------------------------------
-    def train_epoch(self, coefs, intercepts, state, X, Y, sample_weight, order, settings,
-                    health=None):
+    def train_epoch(self, coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray],
+                    state: OptimizerState, X: Any, Y: FloatArray,
+                    sample_weight: npt.NDArray[np.float64] | None,
+                    order: npt.NDArray[np.intp] | None, settings: EpochSettings,
+                    health: npt.NDArray[np.float64] | None = None) -> float:
         """One epoch over the rows ``order`` of X (None: in stored order), in batches of
         ``settings.batch_size``, updating parameters and ``state`` in place. Returns
         scikit-learn's loss_curve_ entry: the batches' losses (each before its step) weighted
@@ -184,8 +202,12 @@ class Network:
             loss += self._batch_offsets(Y, sample_weight, settings.batch_size) / n
         return loss
 
-    def train_epochs(self, coefs, intercepts, state, X, Y, sample_weight, orders, lrs, settings,
-                     plateau):
+    def train_epochs(self, coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray],
+                     state: OptimizerState, X: Any, Y: FloatArray,
+                     sample_weight: npt.NDArray[np.float64] | None,
+                     orders: npt.NDArray[np.int64] | None, lrs: Sequence[float],
+                     settings: EpochSettings, plateau: tuple[float, float, float, int],
+                     ) -> tuple[npt.NDArray[np.float64], str, float, int, BaseException | None]:
         """Up to ``len(lrs)`` epochs in one engine call, for a fit with nothing to do between
         epochs (dense X, not the exp output, whose loss needs its offsets): epoch e reads the
         rows ``orders[e]`` (None: stored order) at learning rate ``lrs[e]``. ``plateau`` is
@@ -209,7 +231,8 @@ class Network:
         state.t += epochs * -(-n // min(settings.batch_size, n))
         return losses[:epochs], stop, best, count, error
 
-    def _batch_offsets(self, Y, sample_weight, batch_size) -> float:
+    def _batch_offsets(self, Y: FloatArray, sample_weight: npt.NDArray[np.float64] | None,
+                       batch_size: int) -> float:
         """Σ over batches of rows × the batch's weighted mean Poisson offset (stored order)."""
         offset = _poisson_offset(Y)
         total = 0.0
@@ -223,10 +246,13 @@ class Network:
                     total += len(w) * float((w * offset[rows]).sum() / w.sum())
         return total
 
-    def _engine_epoch(self, coefs, intercepts, state, X, Y, sample_weight, settings,
-                      order=None, health=None):
+    def _engine_epoch(self, coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray],
+                      state: OptimizerState, X: FloatArray, Y: FloatArray,
+                      sample_weight: npt.NDArray[np.float64] | None, settings: EpochSettings,
+                      order: npt.NDArray[np.intp] | None = None,
+                      health: npt.NDArray[np.float64] | None = None) -> float:
         steps = -(-X.shape[0] // min(settings.batch_size, X.shape[0]))
-        loss = self._engine.train_epoch(
+        loss: float = self._engine.train_epoch(
             _flat(coefs, intercepts), state.state1, state.state2, X, Y, sample_weight,
             order=None if order is None else np.ascontiguousarray(order, dtype=np.int64),
             batch_size=settings.batch_size, lr=settings.lr, momentum=settings.momentum,
@@ -237,7 +263,10 @@ class Network:
         state.t += steps
         return loss
 
-    def _train_batches(self, coefs, intercepts, state, X, Y, sample_weight, order, settings):
+    def _train_batches(self, coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray],
+                       state: OptimizerState, X: Any, Y: FloatArray,
+                       sample_weight: npt.NDArray[np.float64] | None,
+                       order: npt.NDArray[np.intp] | None, settings: EpochSettings) -> float:
         """One engine call per batch, each densified alone: sparse X is never densified whole.
         Each call is an epoch of one batch to the engine, so batch b of epoch e passes epoch
         e·batches + b: its dropout masks differ from every other batch's."""
@@ -258,4 +287,4 @@ class Network:
             if self.output == "exp":
                 loss += self._batch_offsets(Yb, weights, len(rows)) / len(rows)
             total += len(rows) * loss
-        return total / n
+        return total / int(n)

@@ -6,9 +6,12 @@ the forward pass, following scikit-learn 1.9's BaseMultilayerPerceptron rule for
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Sequence
 from numbers import Integral, Real
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, is_classifier
 from sklearn.exceptions import ConvergenceWarning
@@ -17,6 +20,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
+from .._typing import FloatArray
 from ..activations import ALIASES, NAMES, Activation, resolve
 from ..init import INIT_SCHEMES, init_network
 from ..validation import dropout_rates, residual_flags
@@ -35,7 +39,8 @@ ORDER_ENTRIES = 1 << 20
 HIDDEN_ACTIVATIONS = tuple(n for n in NAMES if n not in ("prelu", "acon")) + tuple(ALIASES)
 
 
-def _shuffle(sample_idx, random_state):
+def _shuffle(sample_idx: npt.NDArray[np.intp],
+             random_state: np.random.RandomState) -> npt.NDArray[np.intp]:
     """sklearn.utils.shuffle(sample_idx, random_state=random_state): the same draw (a
     RandomState.shuffle of arange(n), then indexing), without its per-call argument validation,
     which costs more than a small network's whole epoch."""
@@ -44,10 +49,11 @@ def _shuffle(sample_idx, random_state):
     return sample_idx[permutation]
 
 
-class BaseMLP(CallbackSupportMixin, BaseEstimator):
+class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
+    # (ignore: scikit-learn ships no type information, so its classes are Any to mypy)
     """Shared by the two estimators; not for direct use."""
 
-    _parameter_constraints: dict = {
+    _parameter_constraints: dict[str, list[Any]] = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(HIDDEN_ACTIVATIONS)), Activation],
         "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
@@ -83,8 +89,20 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
         "record_health": ["boolean"],
     }
 
+    # Fitted attributes (scikit-learn's), set by fit; typed here for the code that reads them.
+    coefs_: list[FloatArray]
+    intercepts_: list[FloatArray]
+    n_iter_: int
+    t_: int
+    loss_: float
+    loss_curve_: list[float]
+    best_loss_: float | None
+    validation_loss_curve_: list[float] | None
+    validation_scores_: list[float] | None
+    best_validation_score_: float | None
+
     # -- the network -------------------------------------------------------------------------
-    def _store_parameters(self, values: dict) -> None:
+    def _store_parameters(self, values: dict[str, Any]) -> None:
         """The body of both estimators' __init__: every constructor argument stored unchanged
         under its own name, as scikit-learn requires (no validation until fit). ``values`` is
         the caller's locals(); the signatures themselves stay explicit, since get_params reads
@@ -97,7 +115,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
         return {"softmax": "softmax", "logistic": "sigmoid", "identity": "identity",
                 "exp": "exp"}[self.out_activation_]
 
-    def _blocks(self, sizes):
+    def _blocks(self, sizes: Sequence[int]) -> tuple[list[bool], list[float]]:
         """(residual flags, dropout rates), one per hidden layer of a network of ``sizes``."""
         hidden = len(sizes) - 2
         dropout = self.dropout
@@ -108,7 +126,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
             residual = residual.tolist()
         return residual_flags(residual, sizes), dropout_rates(dropout, hidden)
 
-    def _network(self, dtype):
+    def _network(self, dtype: npt.DTypeLike) -> _backend.Network:
         """The engine for the fitted shape, cached (it is rebuilt after unpickling)."""
         sizes = [self.coefs_[0].shape[0]] + [W.shape[1] for W in self.coefs_]
         residual, dropout = self._blocks(sizes)
@@ -122,17 +140,17 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
             self.__dict__["_network_cache"] = cached = (key, net)
         return cached[1]
 
-    def __getstate__(self):
-        state = super().__getstate__()
+    def __getstate__(self) -> dict[str, Any]:
+        state: dict[str, Any] = super().__getstate__()
         state.pop("_network_cache", None)  # an engine object: rebuilt on demand
         return state
 
-    def _params_of_dtype(self, dtype):
+    def _params_of_dtype(self, dtype: npt.DTypeLike) -> tuple[list[FloatArray], list[FloatArray]]:
         """coefs_ and intercepts_ as C-contiguous arrays of ``dtype`` (the engine's input)."""
         cast = [np.ascontiguousarray(p, dtype=dtype) for p in self.coefs_ + self.intercepts_]
         return cast[:len(self.coefs_)], cast[len(self.coefs_):]
 
-    def _forward_pass_fast(self, X, check_input=True):
+    def _forward_pass_fast(self, X: Any, check_input: bool = True) -> FloatArray:
         if check_input:
             X = validate_data(self, X, accept_sparse=["csr", "csc"],
                               dtype=(np.float64, np.float32), reset=False)
@@ -141,7 +159,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
         return self._network(dtype).forward(coefs, intercepts, X)
 
     # -- initialisation ----------------------------------------------------------------------
-    def _initialize(self, y, layer_units, dtype):
+    def _initialize(self, y: FloatArray, layer_units: list[int], dtype: np.dtype[Any]) -> None:
         self.n_iter_ = 0
         self.t_ = 0
         self.n_outputs_ = y.shape[1]
@@ -181,7 +199,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
                 self.best_validation_score_ = None
 
     # -- fit ---------------------------------------------------------------------------------
-    def _fit(self, X, y, sample_weight=None, incremental=False):
+    def _fit(self, X: Any, y: Any, sample_weight: Any = None, incremental: bool = False) -> Any:
         hidden_layer_sizes = self.hidden_layer_sizes
         if not hasattr(hidden_layer_sizes, "__iter__"):
             hidden_layer_sizes = [hidden_layer_sizes]
@@ -225,7 +243,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
                              " contain large values and need to be preprocessed.")
         return self
 
-    def _new_optimizer(self):
+    def _new_optimizer(self) -> SGDOptimizer | AdamOptimizer:
         if self.solver == "sgd":
             return SGDOptimizer(self.coefs_, self.intercepts_, self.learning_rate_init,
                                 self.learning_rate, self.momentum, self.nesterovs_momentum,
@@ -233,7 +251,8 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
         return AdamOptimizer(self.coefs_, self.intercepts_, self.learning_rate_init,
                              self.beta_1, self.beta_2, self.epsilon)
 
-    def _validation_split(self, X, y, sample_weight):
+    def _validation_split(self, X: Any, y: FloatArray,
+                          sample_weight: npt.NDArray[np.float64] | None) -> tuple[Any, ...]:
         stratify = y if is_classifier(self) and self.n_outputs_ == 1 else None
         arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
         parts = train_test_split(*arrays, random_state=self._random_state,
@@ -245,7 +264,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
                              "or the size of your dataset.")
         return X_train, X_val, y_train, y_val, sw_train, sw_val
 
-    def _batch_size(self, n_samples) -> int:
+    def _batch_size(self, n_samples: int) -> int:
         if self.batch_size == "auto":
             return min(200, n_samples)
         if self.batch_size > n_samples:
@@ -253,7 +272,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
                           "sample size. It is going to be clipped", stacklevel=3)
         return int(np.clip(self.batch_size, 1, n_samples))
 
-    def _health_record(self, X, incremental):
+    def _health_record(self, X: Any, incremental: bool) -> npt.NDArray[np.float64] | None:
         """The engine's (rows x layers) health array for one epoch, or None; starts health_
         (continued by partial_fit)."""
         if not self.record_health:
@@ -267,7 +286,9 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
             self.health_ = {name: np.empty((0, layers)) for name in _backend.HEALTH_ROWS}
         return np.empty((len(_backend.HEALTH_ROWS), layers))
 
-    def _fit_stochastic(self, X, y, sample_weight, incremental, hooks):
+    def _fit_stochastic(self, X: Any, y: FloatArray,
+                        sample_weight: npt.NDArray[np.float64] | None, incremental: bool,
+                        hooks: EpochHooks) -> None:
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = self._new_optimizer()
         if self.early_stopping and incremental:
@@ -331,8 +352,10 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
             self.coefs_ = self._best_coefs
             self.intercepts_ = self._best_intercepts
 
-    def _fit_epochs_in_engine(self, net, X, y, sample_weight, sample_idx, batch_size,
-                              clip_norm):
+    def _fit_epochs_in_engine(self, net: _backend.Network, X: Any, y: FloatArray,
+                              sample_weight: npt.NDArray[np.float64] | None,
+                              sample_idx: npt.NDArray[np.intp], batch_size: int,
+                              clip_norm: float) -> None:
         """The per-epoch loop of _fit_stochastic, for a fit with nothing to do between epochs,
         in chunks of epochs that each run in one engine call: the same shuffles (drawn ahead
         from the same random state, which is left as the loop would leave it), learning rates
@@ -350,7 +373,8 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
                     sample_idx = orders[e] = _shuffle(sample_idx, self._random_state)
             settings = self._epoch_settings(batch_size, clip_norm)
             lrs = self._optimizer.learning_rates(epochs, n_samples, self.t_)
-            plateau = (self.tol, self.n_iter_no_change, self.best_loss_,
+            assert self.best_loss_ is not None  # (None only with early stopping: not here)
+            plateau = (float(self.tol), float(self.n_iter_no_change), self.best_loss_,
                        self._no_improvement_count)
             losses, stop, self.best_loss_, self._no_improvement_count, error = net.train_epochs(
                 self.coefs_, self.intercepts_, self._optimizer.state, X, y, sample_weight,
@@ -383,7 +407,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
             if self.n_iter_ == self.max_iter:
                 self._warn_max_iter()
 
-    def _epoch_settings(self, batch_size, clip_norm):
+    def _epoch_settings(self, batch_size: int, clip_norm: float) -> _backend.EpochSettings:
         """The optimizer's settings for the next epoch(s), with the dropout masks' seed and
         epoch (counted across warm starts and partial_fit)."""
         settings = self._optimizer.settings(batch_size, self.alpha, clip_norm)
@@ -391,7 +415,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
         settings.epoch = getattr(self, "_epochs_trained", 0)
         return settings
 
-    def _plateau_message(self, early_stopping) -> str:
+    def _plateau_message(self, early_stopping: bool) -> str:
         what = "Validation score" if early_stopping else "Training loss"
         return (f"{what} did not improve more than tol={self.tol:f} "
                 f"for {self.n_iter_no_change} consecutive epochs.")
@@ -400,11 +424,14 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
         warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and "
                       f"the optimization hasn't converged yet.", ConvergenceWarning, stacklevel=4)
 
-    def _update_no_improvement_count(self, early_stopping, X_val, y_val, sw_val, net):
+    def _update_no_improvement_count(self, early_stopping: bool, X_val: Any, y_val: Any,
+                                     sw_val: Any, net: _backend.Network) -> None:
         if early_stopping:
             coefs, intercepts = self._params_of_dtype(self.coefs_[0].dtype)
             # the data term of the objective (without the L2 penalty) on the held-out rows
             val_loss = net.loss_and_gradients(coefs, intercepts, X_val, y_val, sw_val)[0]
+            assert self.validation_loss_curve_ is not None and self.validation_scores_ is not None
+            assert self.best_validation_score_ is not None  # all three set with early stopping
             self.validation_loss_curve_.append(val_loss)
             val_score = self._score(X_val, self._decode_targets(y_val), sample_weight=sw_val)
             self.validation_scores_.append(val_score)
@@ -419,6 +446,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
                 self._best_coefs = [c.copy() for c in self.coefs_]
                 self._best_intercepts = [i.copy() for i in self.intercepts_]
         else:
+            assert self.best_loss_ is not None  # None only with early stopping
             if self.loss_curve_[-1] > self.best_loss_ - self.tol:
                 self._no_improvement_count += 1
             else:
@@ -426,30 +454,31 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
             if self.loss_curve_[-1] < self.best_loss_:
                 self.best_loss_ = self.loss_curve_[-1]
 
-    def _decode_targets(self, y):
+    def _decode_targets(self, y: Any) -> Any:
         """Targets as the scorer reads them (class labels for the classifier)."""
         return y
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
         """Fit the model to data matrix X and target(s) y (dense or CSR/CSC sparse X;
         ``sample_weight`` of shape (n_samples,)). Returns self."""
         self._validate_params()
         with callback_management_context(self):
             return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
-    def _check_solver(self):
+    def _check_solver(self) -> bool:
         if self.solver not in _STOCHASTIC_SOLVERS:
             raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
                                  f"{self.solver} is not stochastic.")
         return True
 
-    def _score_with_function(self, X, y, sample_weight, score_function):
+    def _score_with_function(self, X: Any, y: Any, sample_weight: Any,
+                             score_function: Callable[..., Any]) -> Any:
         y_pred = self._predict(X, check_input=False)
         if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
             return np.nan
         return score_function(y, y_pred, sample_weight=sample_weight)
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags

@@ -6,7 +6,11 @@ are scikit-learn's; deltaprop's own options follow them as keywords.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
@@ -19,6 +23,8 @@ from sklearn.utils.multiclass import (
 )
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
+from .._typing import FloatArray
+from ..activations import Activation
 from ._base import BaseMLP
 from ._hooks import callback_management_context
 from ._persist import PersistMixin
@@ -80,24 +86,32 @@ _COMMON_DOC = """
 """
 
 
-class MLPClassifier(ClassifierMixin, PersistMixin, PlotMixin, BaseMLP):
+class MLPClassifier(ClassifierMixin, PersistMixin, PlotMixin, BaseMLP):  # type: ignore[misc]
+    # (ignore: scikit-learn ships no type information, so its mixins are Any to mypy)
     __doc__ = ("Multi-layer perceptron classifier, a drop-in for "
                "sklearn.neural_network.MLPClassifier.\n" + _COMMON_DOC.format(name="MLPClassifier"))
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
-                 alpha=0.0001, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
-                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
-                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 n_threads=None, clip_norm=None, dropout=0.0, alpha_dropout=False,
-                 residual=False, init="sklearn", callback=None, progress=False,
-                 record_health=False):
+    def __init__(self, hidden_layer_sizes: int | Sequence[int] = (100,),
+                 activation: str | Activation = "relu", *, solver: str = "adam",
+                 alpha: float = 0.0001, batch_size: int | str = "auto",
+                 learning_rate: str = "constant", learning_rate_init: float = 0.001,
+                 power_t: float = 0.5, max_iter: int = 200, shuffle: bool = True,
+                 random_state: int | np.random.RandomState | None = None, tol: float = 1e-4,
+                 verbose: bool | int = False, warm_start: bool = False, momentum: float = 0.9,
+                 nesterovs_momentum: bool = True, early_stopping: bool = False,
+                 validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-8, n_iter_no_change: float = 10, max_fun: int = 15000,
+                 n_threads: int | None = None, clip_norm: float | None = None,
+                 dropout: float | Sequence[float] = 0.0, alpha_dropout: bool = False,
+                 residual: bool | Sequence[bool] = False, init: str = "sklearn",
+                 callback: Callable[[Any], object] | None = None, progress: bool = False,
+                 record_health: bool = False) -> None:
         self._store_parameters(locals())
 
     loss = "log_loss"  # scikit-learn's classifier has no loss parameter, only this value
 
-    def _validate_input(self, X, y, incremental, reset):
+    def _validate_input(self, X: Any, y: Any, incremental: bool,
+                        reset: bool) -> tuple[Any, FloatArray]:
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
                              dtype=(np.float64, np.float32), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
@@ -119,25 +133,28 @@ class MLPClassifier(ClassifierMixin, PersistMixin, PlotMixin, BaseMLP):
                                  f"{self.classes_}. 'y' has {classes}.")
         return X, self._label_binarizer.transform(y).astype(X.dtype)
 
-    def _decode_targets(self, y):
+    def _decode_targets(self, y: Any) -> Any:
         return self._label_binarizer.inverse_transform(y)
 
-    def predict(self, X):
+    def predict(self, X: Any) -> npt.NDArray[Any]:
         """Class labels for the rows of X."""
         check_is_fitted(self)
         return self._predict(X)
 
-    def _predict(self, X, check_input=True):
+    def _predict(self, X: Any, check_input: bool = True) -> npt.NDArray[Any]:
         y_pred = self._forward_pass_fast(X, check_input=check_input)
         if self.n_outputs_ == 1:
             y_pred = y_pred.ravel()
-        return self._label_binarizer.inverse_transform(y_pred)
+        labels: npt.NDArray[Any] = self._label_binarizer.inverse_transform(y_pred)
+        return labels
 
-    def _score(self, X, y, sample_weight=None):
-        return self._score_with_function(X, y, sample_weight, accuracy_score)
+    def _score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        return float(self._score_with_function(X, y, sample_weight, accuracy_score))
 
-    @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X, y, sample_weight=None, classes=None):
+    # (ignore: scikit-learn's available_if is untyped)
+    @available_if(lambda est: est._check_solver())  # type: ignore[untyped-decorator]
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None,
+                    classes: Any = None) -> MLPClassifier:
         """One epoch over (X, y); ``classes`` (every class y may hold) on the first call."""
         if not hasattr(self, "coefs_"):
             self._validate_params()
@@ -148,14 +165,15 @@ class MLPClassifier(ClassifierMixin, PersistMixin, PlotMixin, BaseMLP):
             else:
                 self._label_binarizer.fit(classes)
         with callback_management_context(self):
-            return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+            self._fit(X, y, sample_weight=sample_weight, incremental=True)
+        return self
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: Any) -> FloatArray:
         """Log of :meth:`predict_proba`."""
         y_prob = self.predict_proba(X)
         return np.log(y_prob, out=y_prob)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: Any) -> FloatArray:
         """Class probabilities, shape (n_samples, n_classes); the data's dtype."""
         check_is_fitted(self)
         y_pred = self._forward_pass_fast(X)
@@ -165,13 +183,14 @@ class MLPClassifier(ClassifierMixin, PersistMixin, PlotMixin, BaseMLP):
             return np.vstack([1 - y_pred, y_pred]).T
         return y_pred
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
         return tags
 
 
-class MLPRegressor(RegressorMixin, PersistMixin, PlotMixin, BaseMLP):
+class MLPRegressor(RegressorMixin, PersistMixin, PlotMixin, BaseMLP):  # type: ignore[misc]
+    # (ignore: scikit-learn ships no type information, so its mixins are Any to mypy)
     __doc__ = ("Multi-layer perceptron regressor, a drop-in for "
                "sklearn.neural_network.MLPRegressor.\n" + _COMMON_DOC.format(name="MLPRegressor")
                + """
@@ -180,23 +199,31 @@ class MLPRegressor(RegressorMixin, PersistMixin, PlotMixin, BaseMLP):
     available for the stochastic solvers only.
 """)
 
-    _parameter_constraints: dict = {
+    _parameter_constraints: dict[str, list[Any]] = {
         **BaseMLP._parameter_constraints,
         "loss": [StrOptions({"squared_error", "poisson"})],
     }
 
-    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
-                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
-                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
-                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 n_threads=None, clip_norm=None, dropout=0.0, alpha_dropout=False,
-                 residual=False, init="sklearn", callback=None, progress=False,
-                 record_health=False):
+    def __init__(self, loss: str = "squared_error",
+                 hidden_layer_sizes: int | Sequence[int] = (100,),
+                 activation: str | Activation = "relu", *, solver: str = "adam",
+                 alpha: float = 0.0001, batch_size: int | str = "auto",
+                 learning_rate: str = "constant", learning_rate_init: float = 0.001,
+                 power_t: float = 0.5, max_iter: int = 200, shuffle: bool = True,
+                 random_state: int | np.random.RandomState | None = None, tol: float = 1e-4,
+                 verbose: bool | int = False, warm_start: bool = False, momentum: float = 0.9,
+                 nesterovs_momentum: bool = True, early_stopping: bool = False,
+                 validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-8, n_iter_no_change: float = 10, max_fun: int = 15000,
+                 n_threads: int | None = None, clip_norm: float | None = None,
+                 dropout: float | Sequence[float] = 0.0, alpha_dropout: bool = False,
+                 residual: bool | Sequence[bool] = False, init: str = "sklearn",
+                 callback: Callable[[Any], object] | None = None, progress: bool = False,
+                 record_health: bool = False) -> None:
         self._store_parameters(locals())
 
-    def _validate_input(self, X, y, incremental, reset):
+    def _validate_input(self, X: Any, y: Any, incremental: bool,
+                        reset: bool) -> tuple[Any, FloatArray]:
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
                              y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
@@ -206,22 +233,24 @@ class MLPRegressor(RegressorMixin, PersistMixin, PlotMixin, BaseMLP):
                              "the poisson loss.")
         return X, y
 
-    def predict(self, X):
+    def predict(self, X: Any) -> npt.NDArray[Any]:
         """Predicted values: shape (n_samples,) for one output, else (n_samples, n_outputs)."""
         check_is_fitted(self)
         return self._predict(X)
 
-    def _predict(self, X, check_input=True):
+    def _predict(self, X: Any, check_input: bool = True) -> npt.NDArray[Any]:
         y_pred = self._forward_pass_fast(X, check_input=check_input)
         return y_pred.ravel() if y_pred.shape[1] == 1 else y_pred
 
-    def _score(self, X, y, sample_weight=None):
-        return self._score_with_function(X, y, sample_weight, r2_score)
+    def _score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        return float(self._score_with_function(X, y, sample_weight, r2_score))
 
-    @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X, y, sample_weight=None):
+    # (ignore: scikit-learn's available_if is untyped)
+    @available_if(lambda est: est._check_solver())  # type: ignore[untyped-decorator]
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPRegressor:
         """One epoch over (X, y)."""
         if not hasattr(self, "coefs_"):
             self._validate_params()
         with callback_management_context(self):
-            return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+            self._fit(X, y, sample_weight=sample_weight, incremental=True)
+        return self

@@ -5,6 +5,7 @@ the root task, each epoch a subtask) and a tqdm progress bar (tqdm is an optiona
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 try:  # scikit-learn >= 1.9
     from sklearn.callback import CallbackSupportMixin
@@ -13,8 +14,10 @@ except ImportError:  # older scikit-learn: no callback framework to take part in
     class CallbackSupportMixin:  # type: ignore[no-redef]
         pass
 
-    def callback_management_context(estimator):
+    def callback_management_context(estimator: Any) -> contextlib.AbstractContextManager[None]:
         return contextlib.nullcontext()
+
+__all__ = ["CallbackSupportMixin", "EpochHooks", "callback_management_context"]
 
 
 class EpochHooks:
@@ -24,9 +27,13 @@ class EpochHooks:
     ``on_fit_task_end`` for the fit and for each epoch; an epoch's end hook returning True stops
     training too. ``progress=True`` shows a bar over ``max_iter`` epochs."""
 
-    def __init__(self, estimator, X, y, sample_weight, incremental):
+    # estimator: a BaseMLP (typed Any: it subclasses scikit-learn's untyped classes)
+    def __init__(self, estimator: Any, X: Any, y: Any, sample_weight: Any,
+                 incremental: bool) -> None:
         self.estimator = estimator
-        self.bar = self.context = self.epoch_context = None
+        self.bar: Any = None
+        self.context: Any = None
+        self.epoch_context: Any = None
         if getattr(estimator, "_skl_callbacks", None):
             # the targets as the user gave them (labels, not the network's encoding), for
             # callbacks that score
@@ -51,7 +58,7 @@ class EpochHooks:
         """True when nothing runs between epochs: no callback, no progress bar."""
         return self.context is None and self.bar is None and self.estimator.callback is None
 
-    def _fitted(self):
+    def _fitted(self) -> dict[str, list[Any]]:
         est = self.estimator
         return {"coefs_": [W.copy() for W in est.coefs_],
                 "intercepts_": [b.copy() for b in est.intercepts_]}

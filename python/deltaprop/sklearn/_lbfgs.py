@@ -6,28 +6,36 @@ float32)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 import scipy.optimize
 from sklearn.utils.optimize import _check_optimize_result
 
+from .._typing import FloatArray
 
-def _pack(arrays) -> np.ndarray:
+
+def _pack(arrays: Sequence[FloatArray]) -> npt.NDArray[np.float64]:
     return np.concatenate([a.ravel() for a in arrays]).astype(np.float64, copy=False)
 
 
-def fit_lbfgs(est, X, y, sample_weight) -> None:
+def fit_lbfgs(est: Any, X: Any, y: FloatArray,
+              sample_weight: npt.NDArray[np.float64] | None) -> None:
+    """est: the estimator (a BaseMLP); X dense or CSR."""
     shapes = [W.shape for W in est.coefs_] + [b.shape for b in est.intercepts_]
     bounds = np.cumsum([0] + [int(np.prod(s)) for s in shapes])
     L = len(est.coefs_)
     dtype = X.dtype
     net = est._network(dtype)
 
-    def unpack(packed):
+    def unpack(packed: npt.NDArray[np.float64]) -> tuple[list[FloatArray], list[FloatArray]]:
         arrays = [np.ascontiguousarray(packed[bounds[i]:bounds[i + 1]].reshape(s), dtype=dtype)
                   for i, s in enumerate(shapes)]
         return arrays[:L], arrays[L:]
 
-    def loss_grad(packed):
+    def loss_grad(packed: npt.NDArray[np.float64]) -> tuple[float, npt.NDArray[np.float64]]:
         coefs, intercepts = unpack(packed)
         loss, dcoefs, dintercepts = net.loss_and_gradients(coefs, intercepts, X, y,
                                                            sample_weight, est.alpha)

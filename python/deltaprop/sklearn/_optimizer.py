@@ -7,7 +7,9 @@ improving. The steps themselves run in the engine (``_backend``), on ``state``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
+from .._typing import FloatArray
 from . import _backend
 
 
@@ -17,8 +19,9 @@ class SGDOptimizer:
     with t the training samples seen, set after each epoch; "adaptive", lr ÷ 5 whenever
     training stops improving, until lr ≤ 1e-6."""
 
-    def __init__(self, coefs, intercepts, learning_rate_init=0.1, lr_schedule="constant",
-                 momentum=0.9, nesterov=True, power_t=0.5):
+    def __init__(self, coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray],
+                 learning_rate_init: float = 0.1, lr_schedule: str = "constant",
+                 momentum: float = 0.9, nesterov: bool = True, power_t: float = 0.5) -> None:
         self.learning_rate_init = learning_rate_init
         self.learning_rate = float(learning_rate_init)
         self.lr_schedule = lr_schedule
@@ -28,11 +31,12 @@ class SGDOptimizer:
         kind = "nesterov" if nesterov else "sgd"
         self.state = _backend.new_optimizer_state(coefs, intercepts, kind)
 
-    def settings(self, batch_size, alpha, clip_norm) -> _backend.EpochSettings:
+    def settings(self, batch_size: int, alpha: float,
+                 clip_norm: float) -> _backend.EpochSettings:
         return _backend.EpochSettings(batch_size=batch_size, lr=self.learning_rate,
                                       momentum=self.momentum, alpha=alpha, clip_norm=clip_norm)
 
-    def learning_rates(self, epochs, n_samples, time_step) -> list:
+    def learning_rates(self, epochs: int, n_samples: int, time_step: int) -> list[float]:
         """The learning rates of the next ``epochs`` epochs of ``n_samples`` rows each, as
         iteration_ends would set them between epochs (``time_step`` rows seen so far)."""
         if self.lr_schedule != "invscaling":  # adaptive moves only when training stalls
@@ -40,14 +44,14 @@ class SGDOptimizer:
         return [self.learning_rate] + [self._invscaling(time_step + e * n_samples)
                                        for e in range(1, epochs)]
 
-    def _invscaling(self, time_step) -> float:
-        return float(self.learning_rate_init) / (time_step + 1) ** self.power_t
+    def _invscaling(self, time_step: int) -> float:
+        return float(self.learning_rate_init) / float((time_step + 1) ** self.power_t)
 
-    def iteration_ends(self, time_step) -> None:
+    def iteration_ends(self, time_step: int) -> None:
         if self.lr_schedule == "invscaling":
             self.learning_rate = self._invscaling(time_step)
 
-    def trigger_stopping(self, msg, verbose) -> bool:
+    def trigger_stopping(self, msg: str, verbose: object) -> bool:
         if self.lr_schedule != "adaptive":
             if verbose:
                 print(msg + " Stopping.")
@@ -66,8 +70,9 @@ class AdamOptimizer:
     """Adam in scikit-learn's form: step size lr0·√(1 − β2^t)/(1 − β1^t) with t counted in
     batches, ε added after the bias corrections. ``learning_rate`` is the last step's size."""
 
-    def __init__(self, coefs, intercepts, learning_rate_init=0.001, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-8):
+    def __init__(self, coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray],
+                 learning_rate_init: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-8) -> None:
         self.learning_rate_init = learning_rate_init
         self.learning_rate = float(learning_rate_init)
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
@@ -77,22 +82,23 @@ class AdamOptimizer:
     def t(self) -> int:
         return self.state.t
 
-    def settings(self, batch_size, alpha, clip_norm) -> _backend.EpochSettings:
+    def settings(self, batch_size: int, alpha: float,
+                 clip_norm: float) -> _backend.EpochSettings:
         return _backend.EpochSettings(batch_size=batch_size, lr=self.learning_rate_init,
                                       beta_1=self.beta_1, beta_2=self.beta_2,
                                       epsilon=self.epsilon, alpha=alpha, clip_norm=clip_norm)
 
-    def learning_rates(self, epochs, n_samples, time_step) -> list:
+    def learning_rates(self, epochs: int, n_samples: int, time_step: int) -> list[float]:
         """Adam's base rate for each of the next ``epochs`` epochs (its steps scale it)."""
         return [float(self.learning_rate_init)] * epochs
 
-    def iteration_ends(self, time_step) -> None:
+    def iteration_ends(self, time_step: int) -> None:
         t = self.state.t
         if t > 0:
             self.learning_rate = (self.learning_rate_init * math.sqrt(1 - self.beta_2**t)
                                   / (1 - self.beta_1**t))
 
-    def trigger_stopping(self, msg, verbose) -> bool:
+    def trigger_stopping(self, msg: str, verbose: object) -> bool:
         if verbose:
             print(msg + " Stopping.")
         return True

@@ -7,10 +7,13 @@ and ``MLPClassifier.load(path)`` gives back the whole estimator."""
 from __future__ import annotations
 
 import dataclasses
-from types import SimpleNamespace
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
+from .._typing import FloatArray, PathArg
 from ..activations import Activation, resolve
 from ..saving import _bad, check_parameter_arrays, read_model_file, save_mlp
 
@@ -21,7 +24,28 @@ _ATTRIBUTES = ("n_features_in_", "n_iter_", "t_", "n_layers_", "n_outputs_", "ou
                "best_validation_score_", "validation_loss_curve_")
 
 
-def _jsonable(value):
+@dataclasses.dataclass(frozen=True)
+class _EstimatorNetwork:
+    """A fitted estimator's network as save_mlp reads it (saving.SavedNetwork)."""
+
+    layer_sizes: Sequence[int]
+    activation: object
+    output: str
+    loss: str | None
+    huber_delta: float
+    residual: object
+    dropout: object
+    alpha_dropout: bool
+    dtype: np.dtype[Any]
+    seed: int
+    grad_at_zero: float
+    epochs_trained_: int
+    coefs_: Sequence[FloatArray]
+    intercepts_: Sequence[FloatArray]
+    activation_params_: Sequence[Mapping[str, FloatArray]]
+
+
+def _jsonable(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, (np.floating, np.integer)):
@@ -31,8 +55,8 @@ def _jsonable(value):
     return value
 
 
-def _params(est) -> dict:
-    params = est.get_params(deep=False)
+def _params(est: Any) -> dict[str, Any]:
+    params: dict[str, Any] = est.get_params(deep=False)
     params.pop("callback")  # code, not data
     if isinstance(params["activation"], Activation):
         params["activation"] = dataclasses.asdict(params["activation"])
@@ -43,35 +67,37 @@ def _params(est) -> dict:
 
 
 class PersistMixin:
-    def save(self, path) -> None:
+    def save(self, path: PathArg) -> None:
         """Writes the fitted estimator to ``path`` (no pickle); see :meth:`load`."""
         from sklearn.utils.validation import check_is_fitted
 
         check_is_fitted(self)
-        spec = resolve(self.activation)
-        sizes = [self.coefs_[0].shape[0]] + [W.shape[1] for W in self.coefs_]
-        residual, dropout = self._blocks(sizes)
-        net = SimpleNamespace(layer_sizes=sizes, dtype=self.coefs_[0].dtype,
-                              activation=self.activation if isinstance(self.activation, str)
-                              else spec, output=self._output_kind(),
-                              seed=self.random_state if isinstance(self.random_state, int) else 0,
-                              grad_at_zero=spec.grad_at_zero, epochs_trained_=self.n_iter_,
-                              coefs_=self.coefs_, intercepts_=self.intercepts_,
-                              loss=None, huber_delta=1.0, residual=residual, dropout=dropout,
-                              alpha_dropout=bool(self.alpha_dropout),
-                              activation_params_=[{} for _ in self.coefs_[:-1]])
-        sk = {"estimator": type(self).__name__, "params": _params(self),
-              "attributes": {a: _jsonable(getattr(self, a)) for a in _ATTRIBUTES
-                             if hasattr(self, a)}}
+        est: Any = self  # a BaseMLP: its attributes come from scikit-learn's untyped classes
+        spec = resolve(est.activation)
+        sizes = [est.coefs_[0].shape[0]] + [W.shape[1] for W in est.coefs_]
+        residual, dropout = est._blocks(sizes)
+        net = _EstimatorNetwork(layer_sizes=sizes, dtype=est.coefs_[0].dtype,
+                                activation=est.activation if isinstance(est.activation, str)
+                                else spec, output=est._output_kind(),
+                                seed=est.random_state if isinstance(est.random_state, int) else 0,
+                                grad_at_zero=spec.grad_at_zero, epochs_trained_=est.n_iter_,
+                                coefs_=est.coefs_, intercepts_=est.intercepts_,
+                                loss=None, huber_delta=1.0, residual=residual, dropout=dropout,
+                                alpha_dropout=bool(est.alpha_dropout),
+                                activation_params_=[{} for _ in est.coefs_[:-1]])
+        sk: dict[str, Any] = {
+            "estimator": type(self).__name__, "params": _params(self),
+            "attributes": {a: _jsonable(getattr(self, a)) for a in _ATTRIBUTES
+                           if hasattr(self, a)}}
         if hasattr(self, "feature_names_in_"):
-            sk["feature_names_in_"] = self.feature_names_in_.tolist()
+            sk["feature_names_in_"] = est.feature_names_in_.tolist()
         if hasattr(self, "classes_"):
-            sk["classes"] = {"values": self.classes_.tolist(), "dtype": self.classes_.dtype.str,
-                             "y_type": self._label_binarizer.y_type_}
+            sk["classes"] = {"values": est.classes_.tolist(), "dtype": est.classes_.dtype.str,
+                             "y_type": est._label_binarizer.y_type_}
         save_mlp(net, path, extra={"sklearn": sk})
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: PathArg) -> Any:
         """An estimator saved by :meth:`save`; ready to predict (and to fit again)."""
         from sklearn.preprocessing import LabelBinarizer
 
@@ -85,14 +111,14 @@ class PersistMixin:
             if isinstance(params["activation"], dict):
                 params["activation"] = Activation(**params["activation"])
             params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
-            est = cls(**params)
+            est: Any = cls(**params)  # an estimator (scikit-learn's classes are untyped)
             for name, value in sk["attributes"].items():
                 setattr(est, name, value)
             sizes, dtype = header["layer_sizes"], np.dtype(header["dtype"])
         except (KeyError, TypeError, ValueError) as error:
             raise _bad(path, f"bad header: {type(error).__name__}: {error}") from error
         L = len(sizes) - 1
-        expected = {}
+        expected: dict[str, npt.NDArray[Any]] = {}
         for l, (i, o) in enumerate(zip(sizes, sizes[1:])):
             expected[f"coefs_{l}"] = np.empty((i, o), dtype)
             expected[f"intercepts_{l}"] = np.empty(o, dtype)

@@ -3,11 +3,18 @@ stopping held a validation set out (matplotlib is an optional dependency)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class PlotMixin:
-    def plot_loss_curve(self, ax=None):
+    # set by the estimator this is mixed into
+    solver: str
+    loss_curve_: list[float]
+    validation_loss_curve_: list[float] | None
+
+    def plot_loss_curve(self, ax: Any = None) -> Any:
         """Draws ``loss_curve_`` (and ``validation_loss_curve_``) against the epoch on ``ax``
-        (None: a new figure's axes) and returns the axes."""
+        (None: a new figure's axes: matplotlib's Axes) and returns the axes."""
         from sklearn.utils.validation import check_is_fitted
 
         check_is_fitted(self)
