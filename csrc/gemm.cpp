@@ -406,15 +406,14 @@ void gemm(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M, idx N,
     // The direct and narrow loops accumulate, so C starts as beta . C; the packed path folds
     // beta = 0 or 1 into its first slice and needs this pass only for other values.
     if (direct || narrow || (beta != T(0) && beta != T(1))) scale_rows(C, ldc, M, N, beta, nt);
+    // Both loops' scratch (op(B) copied column-contiguous or row-major; the narrow path's sums),
+    // sized here so a failed allocation is std::bad_alloc in the calling thread, never inside
+    // OpenMP, and reused across calls.
+    static thread_local std::vector<T> bt_buf, acc_buf;
     if (narrow) {
-        // scratch sized before any parallel region, reused across calls (as gemm_direct's)
-        static thread_local std::vector<T> bt_buf, acc_buf;
         gemm_narrow<T>(C, ldc, A, lda, B, ldb, M, N, K, trans_a, trans_b, alpha, nt, ep, col_sums_b,
                        scratch(bt_buf, N * K), trans_a ? scratch(acc_buf, N * M) : nullptr);
     } else if (direct) {
-        // scratch for a transposed B, sized here so a failed allocation is std::bad_alloc in the
-        // calling thread (never inside OpenMP) and reused across calls
-        static thread_local std::vector<T> bt_buf;
         T* bt = trans_b && alpha != T(0) ? scratch(bt_buf, N * K) : nullptr;
         gemm_direct<T>(C, ldc, A, lda, B, ldb, M, N, K, trans_a, trans_b, alpha, nt, ep, col_sums_b, bt);
     } else if (N < kern.nr && M > N) {

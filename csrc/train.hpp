@@ -260,7 +260,7 @@ EpochsResult train_epochs(Workspace<T>& ws, const ParamViews<T*>& params, const 
                           double* losses, idx epochs, Plateau& plateau, const NetSpec& spec,
                           const TrainConfig& c, int n_threads, InterruptCheck& interrupted) {
     EpochsResult result;
-    const idx batches = (n + std::min(c.batch_size, n) - 1) / std::min(c.batch_size, n);
+    const idx batch = std::min(c.batch_size, n), batches = (n + batch - 1) / batch;
     TrainConfig epoch_config = c;
     for (idx e = 0; e < epochs; ++e) {
         epoch_config.lr = lrs[e];

@@ -28,7 +28,7 @@ of ``CHUNK_ROWS``) at a time, never the whole matrix at once.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -72,7 +72,11 @@ class EpochSettings:
     clip_norm: float = 0.0  # 0: no clipping
     seed: int = 0   # dropout masks are drawn from (seed, epoch, batch, layer)
     epoch: int = 0  # the epoch's index (a call of several epochs: the first one's)
-    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def batches_per_epoch(n: int, batch_size: int) -> int:
+    """How many batches (Adam steps) an epoch of n rows takes."""
+    return -(-n // min(batch_size, n))
 
 
 def _flat(coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray]) -> list[FloatArray]:
@@ -228,7 +232,7 @@ class Network:
             alpha=settings.alpha, clip_norm=settings.clip_norm, seed=settings.seed,
             epoch=settings.epoch, step=state.t, tol=tol,
             n_iter_no_change=patience, best_loss=best, no_improvement_count=count)
-        state.t += epochs * -(-n // min(settings.batch_size, n))
+        state.t += epochs * batches_per_epoch(n, settings.batch_size)
         return losses[:epochs], stop, best, count, error
 
     def _batch_offsets(self, Y: FloatArray, sample_weight: npt.NDArray[np.float64] | None,
@@ -251,7 +255,7 @@ class Network:
                       sample_weight: npt.NDArray[np.float64] | None, settings: EpochSettings,
                       order: npt.NDArray[np.intp] | None = None,
                       health: npt.NDArray[np.float64] | None = None) -> float:
-        steps = -(-X.shape[0] // min(settings.batch_size, X.shape[0]))
+        steps = batches_per_epoch(X.shape[0], settings.batch_size)
         loss: float = self._engine.train_epoch(
             _flat(coefs, intercepts), state.state1, state.state2, X, Y, sample_weight,
             order=None if order is None else np.ascontiguousarray(order, dtype=np.int64),
@@ -274,7 +278,7 @@ class Network:
         order = np.arange(n) if order is None else order
         X = X.tocsr()
         total = 0.0
-        batches = -(-n // settings.batch_size)
+        batches = batches_per_epoch(n, settings.batch_size)
         for b, start in enumerate(range(0, n, settings.batch_size)):
             batch_settings = replace(settings, epoch=settings.epoch * batches + b)
             rows = order[start:start + settings.batch_size]
