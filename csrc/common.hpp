@@ -93,6 +93,21 @@ void parallel_for(idx count, int n_threads, Body&& body) {
     for (idx i = 0; i < count; ++i) body(i);
 }
 
+// body(begin, end) once per thread over contiguous ranges splitting [0, count) (one call with the
+// whole range when serial). For elementwise loops over several arrays: a per-element lambda hides
+// from the compiler that the arrays do not overlap, so it runs them one element at a time, while
+// a range can be handed to a function whose pointers are DP_RESTRICT, and vectorises.
+template <typename Body>
+void parallel_ranges(idx count, int n_threads, Body&& body) {
+    if (n_threads <= 1) {
+        body(idx(0), count);
+        return;
+    }
+    parallel_for(n_threads, n_threads, [&](idx part) {
+        body(count * part / n_threads, count * (part + 1) / n_threads);
+    });
+}
+
 // True when no value is NaN or inf: those, and only those, have every exponent bit set. A max
 // over the masked bits has no branch and no floating-point reduction, so it vectorises (a scan
 // that stops at the first bad value does not, and cost a fifth of a mid-sized product).

@@ -14,12 +14,18 @@ namespace dp {
 //   p <- p + v
 // With momentum = 0 this is plain SGD, p <- p - lr . g (online training when batches are one row).
 template <typename T>
-void sgd_momentum_step(T* p, T* v, const T* g, idx count, T lr, T momentum, int n_threads) {
-    const int nt = threads_for(count, n_threads);
-    parallel_for(count, nt, [&](idx e) {  // split over elements
+void sgd_momentum_range(T* DP_RESTRICT p, T* DP_RESTRICT v, const T* DP_RESTRICT g, idx begin, idx end,
+                        T lr, T momentum) {
+    for (idx e = begin; e < end; ++e) {
         v[e] = momentum * v[e] - lr * g[e];
         p[e] += v[e];
-    });
+    }
+}
+
+template <typename T>
+void sgd_momentum_step(T* p, T* v, const T* g, idx count, T lr, T momentum, int n_threads) {
+    parallel_ranges(count, threads_for(count, n_threads),
+                    [&](idx begin, idx end) { sgd_momentum_range(p, v, g, begin, end, lr, momentum); });
 }
 
 // Nesterov's accelerated gradient in scikit-learn's form (SGDOptimizer, nesterov=True;
@@ -27,11 +33,18 @@ void sgd_momentum_step(T* p, T* v, const T* g, idx count, T lr, T momentum, int 
 //   v <- momentum . v - lr . g
 //   p <- p + momentum . v - lr . g        (with the new v)
 template <typename T>
-void nesterov_step(T* p, T* v, const T* g, idx count, T lr, T momentum, int n_threads) {
-    parallel_for(count, threads_for(count, n_threads), [&](idx e) {
+void nesterov_range(T* DP_RESTRICT p, T* DP_RESTRICT v, const T* DP_RESTRICT g, idx begin, idx end, T lr,
+                    T momentum) {
+    for (idx e = begin; e < end; ++e) {
         v[e] = momentum * v[e] - lr * g[e];
         p[e] += momentum * v[e] - lr * g[e];
-    });
+    }
+}
+
+template <typename T>
+void nesterov_step(T* p, T* v, const T* g, idx count, T lr, T momentum, int n_threads) {
+    parallel_ranges(count, threads_for(count, n_threads),
+                    [&](idx begin, idx end) { nesterov_range(p, v, g, begin, end, lr, momentum); });
 }
 
 // Adam's step size for step t (counted from 1): the bias corrections folded into lr.
@@ -47,13 +60,23 @@ inline double adam_step_size(double lr, double beta_1, double beta_2, double t) 
 //   v <- beta_2 . v + (1 - beta_2) . g^2
 //   p <- p - lr_t . m / (sqrt(v) + epsilon)
 template <typename T>
-void adam_step(T* p, T* m, T* v, const T* g, idx count, T lr_t, T beta_1, T beta_2, T epsilon,
-               int n_threads) {
-    const T keep_1 = beta_1, add_1 = T(1 - double(beta_1)), keep_2 = beta_2, add_2 = T(1 - double(beta_2));
-    parallel_for(count, threads_for(count, n_threads), [&](idx e) {
+void adam_range(T* DP_RESTRICT p, T* DP_RESTRICT m, T* DP_RESTRICT v, const T* DP_RESTRICT g, idx begin,
+                idx end, T lr_t, T keep_1, T add_1, T keep_2, T add_2, T epsilon) {
+    for (idx e = begin; e < end; ++e) {
         m[e] = keep_1 * m[e] + add_1 * g[e];
         v[e] = keep_2 * v[e] + add_2 * (g[e] * g[e]);
         p[e] += (-lr_t * m[e]) / (std::sqrt(v[e]) + epsilon);
+    }
+}
+
+// The betas come in double so 1 - beta is taken in double and then rounded to T, as NumPy and
+// scikit-learn do with Python floats: in float32, 1 - float(0.9) is 0.100000024, not float(0.1).
+template <typename T>
+void adam_step(T* p, T* m, T* v, const T* g, idx count, T lr_t, double beta_1, double beta_2, T epsilon,
+               int n_threads) {
+    const T keep_1 = T(beta_1), add_1 = T(1 - beta_1), keep_2 = T(beta_2), add_2 = T(1 - beta_2);
+    parallel_ranges(count, threads_for(count, n_threads), [&](idx begin, idx end) {
+        adam_range(p, m, v, g, begin, end, lr_t, keep_1, add_1, keep_2, add_2, epsilon);
     });
 }
 
@@ -62,7 +85,11 @@ void adam_step(T* p, T* m, T* v, const T* g, idx count, T lr_t, T beta_1, T beta
 template <typename T>
 void add_l2(T* g, const T* W, idx count, double alpha, double n, int n_threads) {
     const T c = T(alpha / n);
-    parallel_for(count, threads_for(count, n_threads), [&](idx e) { g[e] += c * W[e]; });
+    parallel_ranges(count, threads_for(count, n_threads), [&](idx begin, idx end) {
+        T* DP_RESTRICT gr = g;
+        const T* DP_RESTRICT w = W;
+        for (idx e = begin; e < end; ++e) gr[e] += c * w[e];
+    });
 }
 
 // Sum of squares in float64, in a fixed order: the same sum for any thread count. Eight running

@@ -106,7 +106,7 @@ void update(const ParamViews<T*>& params, const ParamViews<T*>& grad, const Para
             case Optimizer::sgd: sgd_momentum_step<T>(p, s1, g, count, T(c.lr), T(c.momentum), n_threads); break;
             case Optimizer::nesterov: nesterov_step<T>(p, s1, g, count, T(c.lr), T(c.momentum), n_threads); break;
             case Optimizer::adam:
-                adam_step<T>(p, s1, state2.arrays[a], g, count, T(lr_t), T(c.beta_1), T(c.beta_2), T(c.epsilon), n_threads);
+                adam_step<T>(p, s1, state2.arrays[a], g, count, T(lr_t), c.beta_1, c.beta_2, T(c.epsilon), n_threads);
                 break;
         }
     }

@@ -62,3 +62,28 @@ def test_clip_by_global_norm(rng, dtype, max_norm):
         assert_close(g, c)
     norm = np.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in grads))
     assert norm <= max_norm * (1 + 1e-5) or scale == 1.0
+
+
+# Past kParallelMinElements (2**18) the steps split the array into one contiguous range per
+# thread, each range a vectorised loop with a scalar tail; an odd length puts a tail in both.
+# Elementwise, so any split must give bitwise the reference's values.
+STEPS = {
+    "sgd_momentum": lambda mod, p, s1, s2, g, **kw: mod.sgd_momentum_step(p, s1, g, 0.01, 0.9, **kw),
+    "nesterov": lambda mod, p, s1, s2, g, **kw: mod.nesterov_step(p, s1, g, 0.01, 0.9, **kw),
+    "adam": lambda mod, p, s1, s2, g, **kw: mod.adam_step(p, s1, s2, g, 3, 0.001, **kw),
+    "add_l2": lambda mod, p, s1, s2, g, **kw: mod.add_l2(g, p, 0.3, 32, **kw),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("step", sorted(STEPS))
+def test_steps_split_over_threads_match_reference_exactly(rng, dtype, step):
+    p, s1, s2, g = state(rng, dtype, (2**18 + 2**10 + 7,))
+    s2 = np.abs(s2)
+    expected = [a.copy() for a in (p, s1, s2, g)]
+    STEPS[step](ref, *expected)
+    for n_threads in (1, 2):
+        got = [a.copy() for a in (p, s1, s2, g)]
+        STEPS[step](dp.ops, *got, n_threads=n_threads)
+        for a, b in zip(got, expected):
+            np.testing.assert_array_equal(a, b)

@@ -106,7 +106,7 @@ void bind_optim_ops(py::module_& m) {
                   using T = decltype(tag);
                   const auto d = same_shape<T>({{p, "p"}, {m1, "m"}, {v, "v"}, {g, "g"}}, 3, check);
                   py::gil_scoped_release nogil;
-                  adam_step<T>(d[0], d[1], d[2], d[3], p.size(), T(lr_t), T(b1), T(b2), T(eps), n_threads);
+                  adam_step<T>(d[0], d[1], d[2], d[3], p.size(), T(lr_t), b1, b2, T(eps), n_threads);
               });
               return lr_t;
           },
