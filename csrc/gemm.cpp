@@ -398,9 +398,13 @@ void gemm(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M, idx N,
     // A narrow C with many rows (an output layer's few columns over a batch) is not small: up to
     // kNarrowColumns columns take dot products, wider ones the packed path as C^T below, its few
     // columns along MR and its rows along NR.
+    // A short C (a weight gradient of a layer with a few inputs: 10 x 200 x 100 for diabetes) is
+    // not small either: the direct loop reads and writes each row of C once per k, while the
+    // packed path's edge kernel for m < MR rows keeps the rows in registers (5x faster there). A
+    // single row stays direct: a vector-matrix product has nothing for packing to share.
     const bool transposable = N < kern.nr && M >= kern.nr;
     const bool direct = alpha == T(0) || K < 8 || M * N * K < idx(16) * 16 * 16 ||
-                        (!transposable && (M < kern.mr || N < 8));
+                        (!transposable && (M < 2 || N < 8));
     // A C of at most kNarrowColumns columns over many rows: a few dot products per row.
     const bool narrow = !direct && N <= kNarrowColumns && M >= kern.nr;
     // The direct and narrow loops accumulate, so C starts as beta . C; the packed path folds
