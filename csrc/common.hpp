@@ -27,6 +27,20 @@ using idx = std::ptrdiff_t;
 #define DP_RESTRICT
 #endif
 
+// Function multiversioning for the elementwise and small-product loops outside the GEMM's
+// micro-kernels (which have their own translation units per instruction set): the compiler builds
+// each marked function for baseline x86-64, x86-64-v3 (AVX2) and x86-64-v4 (AVX-512), and the
+// loader picks the best this CPU runs. The wheel stays portable; the loops run 4 to 8 values per
+// instruction instead of SSE2's 2 to 4. Callees a clone inlines are compiled for its target; any
+// it calls out of line stay baseline, so no AVX-512 copy of a shared inline function can be the
+// one the linker keeps. With -ffp-contract=off (CMakeLists.txt) every clone rounds exactly as the
+// baseline does, so results do not depend on which one runs (DELTAPROP_ISA picks only the GEMM's).
+#if defined(DELTAPROP_HAVE_AVX512) && defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define DP_ISA_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+#else
+#define DP_ISA_CLONES
+#endif
+
 // Below this much work a parallel region costs more than it saves (waking the team and its
 // barriers take microseconds), so small layers stay on one thread. Measured on 2 cores: an
 // elementwise pass gains from a second thread from about 256k elements, a matrix product from

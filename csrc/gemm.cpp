@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <vector>
 
 #include "gemm_kernel.hpp"
@@ -58,30 +59,42 @@ T* scratch(std::vector<T>& buf, idx size) {
     return buf.data();
 }
 
+// The epilogue's three loops over an m x n block of C (row stride ldc), each built per
+// instruction set (DP_ISA_CLONES); Fn is an activation's struct (activations.hpp).
+template <typename T>
+DP_ISA_CLONES void add_bias_rows(T* c, idx ldc, idx m, idx n, const T* DP_RESTRICT bias) {
+    for (idx r = 0; r < m; ++r) {
+        T* DP_RESTRICT row = c + r * ldc;
+        for (idx j = 0; j < n; ++j) row[j] += bias[j];
+    }
+}
+
+template <typename T, typename Fn>
+DP_ISA_CLONES void forward_rows(T* c, idx ldc, idx m, idx n, Fn fn) {
+    for (idx r = 0; r < m; ++r) {
+        T* DP_RESTRICT row = c + r * ldc;
+        for (idx j = 0; j < n; ++j) row[j] = fn.forward(row[j]);
+    }
+}
+
+template <typename T, typename Fn>
+DP_ISA_CLONES void derivative_rows(T* c, idx ldc, idx m, idx n, const T* s, idx lds, Fn fn) {
+    for (idx r = 0; r < m; ++r) {
+        T* DP_RESTRICT row = c + r * ldc;
+        const T* DP_RESTRICT stored = s + r * lds;
+        for (idx j = 0; j < n; ++j) row[j] *= fn.derivative(stored[j]);
+    }
+}
+
 // The epilogue on rows [i0, i0+m) x columns [j0, j0+n) of C (c points at C[i0, j0]).
 // The activation's kind is resolved once per call, so each row loop vectorises.
 template <typename T>
 void apply_epilogue(T* c, idx ldc, idx i0, idx j0, idx m, idx n, const Epilogue<T>& ep) {
-    if (ep.bias)
-        for (idx r = 0; r < m; ++r) {
-            T* DP_RESTRICT row = c + r * ldc;
-            const T* DP_RESTRICT b = ep.bias + j0;
-            for (idx j = 0; j < n; ++j) row[j] += b[j];
-        }
-    if (ep.activation)
-        visit<T>(*ep.activation, [&](auto fn) {
-            for (idx r = 0; r < m; ++r) {
-                T* DP_RESTRICT row = c + r * ldc;
-                for (idx j = 0; j < n; ++j) row[j] = fn.forward(row[j]);
-            }
-        });
+    if (ep.bias) add_bias_rows(c, ldc, m, n, ep.bias + j0);
+    if (ep.activation) visit<T>(*ep.activation, [&](auto fn) { forward_rows(c, ldc, m, n, fn); });
     if (ep.derivative)
         visit<T>(*ep.derivative, [&](auto fn) {
-            for (idx r = 0; r < m; ++r) {
-                T* DP_RESTRICT row = c + r * ldc;
-                const T* DP_RESTRICT s = ep.stored + (i0 + r) * ep.ld_stored + j0;
-                for (idx j = 0; j < n; ++j) row[j] *= fn.derivative(s[j]);
-            }
+            derivative_rows(c, ldc, m, n, ep.stored + i0 * ep.ld_stored + j0, ep.ld_stored, fn);
         });
 }
 
@@ -112,6 +125,24 @@ void column_sums(T* sums, const T* B, idx ldb, idx N, idx K, bool trans_b) {
 // A transposed B is first copied row-major into `scratch` (K x N, sized by the caller), so the
 // inner loop runs along contiguous rows of both B and C and vectorises (read in place, each
 // element of B^T is a stride apart); the sums and their order are the same either way.
+// Rows [i0, i1) of the direct product: C[i, :] += alpha . op(A)[i, k] . Bk[k, :], k in order.
+template <typename T>
+DP_ISA_CLONES void direct_rows(T* C, idx ldc, const T* A, idx lda, const T* Bk, idx ldbk, idx i0, idx i1,
+                               idx N, idx K, bool trans_a, T alpha) {
+    for (idx i = i0; i < i1; ++i) {
+        T* DP_RESTRICT c = C + i * ldc;
+        for (idx k = 0; k < K; ++k) {
+            const T a = alpha * (trans_a ? A[k * lda + i] : A[i * lda + k]);
+            const T* DP_RESTRICT b = Bk + k * ldbk;
+            for (idx j = 0; j < N; ++j) c[j] += a * b[j];
+        }
+    }
+}
+
+// Rows of C per step of the direct and narrow loops: the products' rows, then the epilogue on
+// them while they are still in L1.
+constexpr idx kRowBlock = 8;
+
 template <typename T>
 void gemm_direct(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M, idx N, idx K,
                  bool trans_a, bool trans_b, T alpha, int n_threads, const Epilogue<T>& ep,
@@ -126,14 +157,10 @@ void gemm_direct(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M,
         Bk = scratch;
         ldbk = N;
     }
-    parallel_for(M, nt, [&](idx i) {
-        T* DP_RESTRICT c = C + i * ldc;
-        for (idx k = 0; k < (multiply ? K : 0); ++k) {
-            const T a = alpha * (trans_a ? A[k * lda + i] : A[i * lda + k]);
-            const T* DP_RESTRICT b = Bk + k * ldbk;
-            for (idx j = 0; j < N; ++j) c[j] += a * b[j];
-        }
-        apply_epilogue(c, ldc, i, 0, 1, N, ep);
+    parallel_for((M + kRowBlock - 1) / kRowBlock, nt, [&](idx block) {
+        const idx i0 = block * kRowBlock, i1 = std::min(M, i0 + kRowBlock);
+        if (multiply) direct_rows(C, ldc, A, lda, Bk, ldbk, i0, i1, N, K, trans_a, alpha);
+        apply_epilogue(C + i0 * ldc, ldc, i0, 0, i1 - i0, N, ep);
     });
     if (col_sums_b) column_sums(col_sums_b, B, ldb, N, K, trans_b);
 }
@@ -147,6 +174,67 @@ void gemm_direct(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M,
 // along A's contiguous rows instead, k in order, into `acc` (N x M), each thread its own columns.
 constexpr idx kNarrowColumns = 4;
 
+// R rows x NC columns of the narrow product for op(A) = A, from row i:
+// C[i + r, j] += alpha . A[i + r, :] . bt[j, :]. Each sum keeps eight lanes over k (lane l takes
+// k = l, l + 8, ..., the last step zero-padded) and adds them pairwise, a tree three additions
+// deep: a fixed order, the same bits for any thread count. The lanes are a GNU vector (one AVX-512 register for
+// float64, two SSE2 ones in the baseline build) and the R x NC sums are independent, so the adds
+// overlap where a single dot product would wait on each one's latency.
+template <typename T, int R, int NC>
+[[gnu::always_inline]] inline void dot_block(T* C, idx ldc, const T* A, idx lda, const T* bt, idx i,
+                                             idx K, T alpha) {
+    typedef T Lanes __attribute__((vector_size(8 * sizeof(T))));
+    Lanes sum[R][NC] = {};
+    idx k = 0;
+    for (; k + 8 <= K; k += 8) {
+        Lanes a[R], b[NC];
+        for (int r = 0; r < R; ++r) std::memcpy(&a[r], A + (i + r) * lda + k, sizeof(Lanes));
+        for (int j = 0; j < NC; ++j) std::memcpy(&b[j], bt + j * K + k, sizeof(Lanes));
+        for (int r = 0; r < R; ++r)
+            for (int j = 0; j < NC; ++j) sum[r][j] += a[r] * b[j];
+    }
+    if (k < K) {  // the last step's lanes past K are zeros: their products add nothing
+        Lanes a[R] = {}, b[NC] = {};
+        for (idx l = 0; l < K - k; ++l) {
+            for (int r = 0; r < R; ++r) a[r][l] = A[(i + r) * lda + k + l];
+            for (int j = 0; j < NC; ++j) b[j][l] = bt[j * K + k + l];
+        }
+        for (int r = 0; r < R; ++r)
+            for (int j = 0; j < NC; ++j) sum[r][j] += a[r] * b[j];
+    }
+    for (int r = 0; r < R; ++r)
+        for (int j = 0; j < NC; ++j) {
+            const Lanes& h = sum[r][j];
+            const T s = ((h[0] + h[4]) + (h[2] + h[6])) + ((h[1] + h[5]) + (h[3] + h[7]));
+            C[(i + r) * ldc + j] += alpha * s;
+        }
+}
+
+// Rows [i0, i1) of the narrow product for op(A) = A, two at a time.
+template <typename T, int NC>
+DP_ISA_CLONES void dot_rows(T* C, idx ldc, const T* A, idx lda, const T* bt, idx i0, idx i1, idx K,
+                            T alpha) {
+    idx i = i0;
+    for (; i + 2 <= i1; i += 2) dot_block<T, 2, NC>(C, ldc, A, lda, bt, i, K, alpha);
+    if (i < i1) dot_block<T, 1, NC>(C, ldc, A, lda, bt, i, K, alpha);
+}
+
+// Columns [i0, i0 + m) of acc (N x M) for op(A) = A^T: acc[j, i] = sum_k A[k, i] . bt[j, k],
+// k in order, along A's contiguous rows.
+template <typename T>
+DP_ISA_CLONES void dot_columns(T* acc, idx M, const T* A, idx lda, const T* bt, idx i0, idx m, idx N,
+                               idx K) {
+    for (idx j = 0; j < N; ++j) std::fill(acc + j * M + i0, acc + j * M + i0 + m, T(0));
+    for (idx k = 0; k < K; ++k) {
+        const T* DP_RESTRICT a = A + k * lda + i0;
+        for (idx j = 0; j < N; ++j) {
+            const T b = bt[j * K + k];
+            T* DP_RESTRICT s = acc + j * M + i0;
+            for (idx i = 0; i < m; ++i) s[i] += a[i] * b;
+        }
+    }
+}
+
 template <typename T>
 void gemm_narrow(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M, idx N, idx K,
                  bool trans_a, bool trans_b, T alpha, int n_threads, const Epilogue<T>& ep,
@@ -155,41 +243,22 @@ void gemm_narrow(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M,
         for (idx k = 0; k < K; ++k) bt[j * K + k] = trans_b ? B[j * ldb + k] : B[k * ldb + j];
     const int nt = threads_for(M * N * K, n_threads, kParallelMinMultiplyAdds);
     if (!trans_a) {
-        parallel_for(M, nt, [&](idx i) {
-            const T* DP_RESTRICT a = A + i * lda;
-            T* c = C + i * ldc;
-            for (idx j = 0; j < N; ++j) {
-                const T* DP_RESTRICT b = bt + j * K;
-                constexpr idx kLanes = 8;
-                T lane[kLanes] = {};
-                idx k = 0;
-                for (; k + kLanes <= K; k += kLanes)
-                    for (idx l = 0; l < kLanes; ++l) lane[l] += a[k + l] * b[k + l];
-                T s = 0;
-                for (; k < K; ++k) s += a[k] * b[k];
-                for (idx l = 0; l < kLanes; ++l) s += lane[l];
-                c[j] += alpha * s;
-            }
-            apply_epilogue(c, ldc, i, 0, 1, N, ep);
+        auto rows = N == 1 ? dot_rows<T, 1> : N == 2 ? dot_rows<T, 2> : N == 3 ? dot_rows<T, 3> : dot_rows<T, 4>;
+        parallel_for((M + kRowBlock - 1) / kRowBlock, nt, [&](idx block) {
+            const idx i0 = block * kRowBlock, i1 = std::min(M, i0 + kRowBlock);
+            rows(C, ldc, A, lda, bt, i0, i1, K, alpha);
+            apply_epilogue(C + i0 * ldc, ldc, i0, 0, i1 - i0, N, ep);
         });
     } else {
         constexpr idx kChunk = 64;  // columns of acc per task: a thread's share stays in L1
         parallel_for((M + kChunk - 1) / kChunk, nt, [&](idx chunk) {
             const idx i0 = chunk * kChunk, m = std::min(kChunk, M - i0);
-            for (idx j = 0; j < N; ++j) std::fill(acc + j * M + i0, acc + j * M + i0 + m, T(0));
-            for (idx k = 0; k < K; ++k) {
-                const T* DP_RESTRICT a = A + k * lda + i0;
-                for (idx j = 0; j < N; ++j) {
-                    const T b = bt[j * K + k];
-                    T* DP_RESTRICT s = acc + j * M + i0;
-                    for (idx i = 0; i < m; ++i) s[i] += a[i] * b;
-                }
-            }
+            dot_columns(acc, M, A, lda, bt, i0, m, N, K);
             for (idx i = i0; i < i0 + m; ++i) {
                 T* c = C + i * ldc;
                 for (idx j = 0; j < N; ++j) c[j] += alpha * acc[j * M + i];
-                apply_epilogue(c, ldc, i, 0, 1, N, ep);
             }
+            apply_epilogue(C + i0 * ldc, ldc, i0, 0, m, N, ep);
         });
     }
     if (col_sums_b) column_sums(col_sums_b, B, ldb, N, K, trans_b);
@@ -202,7 +271,7 @@ void gemm_narrow(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M,
 // k-major touched NR rows a stride apart for every k, and one row at a time wrote single values
 // NR apart. Each sums[j] still adds its k in order.
 template <typename T>
-void pack_b_panel(T* DP_RESTRICT Bp, const T* B, idx ldb, idx pc, idx j0, idx kc, idx n, int NR,
+DP_ISA_CLONES void pack_b_panel(T* DP_RESTRICT Bp, const T* B, idx ldb, idx pc, idx j0, idx kc, idx n, int NR,
                   bool trans_b, T alpha, T* sums) {
     if (trans_b) {
         constexpr idx kRows = 8;  // NR is a multiple of 8 on every path
@@ -236,7 +305,7 @@ void pack_b_panel(T* DP_RESTRICT Bp, const T* B, idx ldb, idx pc, idx j0, idx kc
 
 // Ap (kc x MR, zero-padded past m rows) = op(A)[i0 : i0+m, pc : pc+kc].
 template <typename T>
-void pack_a_panel(T* DP_RESTRICT Ap, const T* A, idx lda, idx i0, idx pc, idx m, idx kc, int MR,
+DP_ISA_CLONES void pack_a_panel(T* DP_RESTRICT Ap, const T* A, idx lda, idx i0, idx pc, idx m, idx kc, int MR,
                   bool trans_a) {
     if (trans_a) {
         for (idx k = 0; k < kc; ++k) {
