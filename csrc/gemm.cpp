@@ -98,15 +98,12 @@ void apply_epilogue(T* c, idx ldc, idx i0, idx j0, idx m, idx n, const Epilogue<
         });
 }
 
-// C = beta . C; beta == 0 writes zeros without reading C. Split over rows.
+// C = beta . C, for a beta other than 0 and 1 (which the products fold in). Split over rows.
 template <typename T>
 void scale_rows(T* C, idx ldc, idx M, idx N, T beta, int n_threads) {
-    if (beta == T(1)) return;
-    const int nt = threads_for(M * N, n_threads);
-    parallel_for(M, nt, [&](idx i) {
+    parallel_for(M, threads_for(M * N, n_threads), [&](idx i) {
         T* c = C + i * ldc;
-        if (beta == T(0)) std::fill(c, c + N, T(0));
-        else for (idx j = 0; j < N; ++j) c[j] *= beta;
+        for (idx j = 0; j < N; ++j) c[j] *= beta;
     });
 }
 
@@ -125,16 +122,50 @@ void column_sums(T* sums, const T* B, idx ldb, idx N, idx K, bool trans_b) {
 // A transposed B is first copied row-major into `scratch` (K x N, sized by the caller), so the
 // inner loop runs along contiguous rows of both B and C and vectorises (read in place, each
 // element of B^T is a stride apart); the sums and their order are the same either way.
-// Rows [i0, i1) of the direct product: C[i, :] += alpha . op(A)[i, k] . Bk[k, :], k in order.
+// Eight values of T as one GNU vector: one AVX-512 register for float64 in the x86-64-v4 clones,
+// two AVX2 or four SSE2 ones in the others. The small-product loops below hold their running sums
+// in these, so each value of C is read and written once rather than once per k.
+template <typename T>
+struct Lanes8Of {
+    typedef T type __attribute__((vector_size(8 * sizeof(T))));  // (an alias template drops it)
+};
+template <typename T>
+using Lanes8 = typename Lanes8Of<T>::type;
+
+template <typename T>
+[[gnu::always_inline]] inline Lanes8<T> load8(const T* p) {
+    Lanes8<T> v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+
+// Rows [i0, i1) of the direct product: C[i, :] = (accumulate ? C[i, :] : 0) + sum over k of
+// alpha . op(A)[i, k] . Bk[k, :], k in order for each element, 32 columns at a time held in
+// registers across k, the last few one by one.
 template <typename T>
 DP_ISA_CLONES void direct_rows(T* C, idx ldc, const T* A, idx lda, const T* Bk, idx ldbk, idx i0, idx i1,
-                               idx N, idx K, bool trans_a, T alpha) {
+                               idx N, idx K, bool trans_a, T alpha, bool accumulate) {
+    constexpr int kVectors = 4;
+    constexpr idx kWidth = 8 * kVectors;
     for (idx i = i0; i < i1; ++i) {
         T* DP_RESTRICT c = C + i * ldc;
-        for (idx k = 0; k < K; ++k) {
-            const T a = alpha * (trans_a ? A[k * lda + i] : A[i * lda + k]);
-            const T* DP_RESTRICT b = Bk + k * ldbk;
-            for (idx j = 0; j < N; ++j) c[j] += a * b[j];
+        auto a_at = [&](idx k) { return alpha * (trans_a ? A[k * lda + i] : A[i * lda + k]); };
+        idx j = 0;
+        for (; j + kWidth <= N; j += kWidth) {
+            Lanes8<T> sum[kVectors] = {};
+            if (accumulate)
+                for (int v = 0; v < kVectors; ++v) sum[v] = load8(c + j + 8 * v);
+            for (idx k = 0; k < K; ++k) {
+                const T a = a_at(k);
+                const T* b = Bk + k * ldbk + j;
+                for (int v = 0; v < kVectors; ++v) sum[v] += a * load8(b + 8 * v);
+            }
+            std::memcpy(c + j, sum, sizeof sum);
+        }
+        for (; j < N; ++j) {
+            T sum = accumulate ? c[j] : T(0);
+            for (idx k = 0; k < K; ++k) sum += a_at(k) * Bk[k * ldbk + j];
+            c[j] = sum;
         }
     }
 }
@@ -145,7 +176,7 @@ constexpr idx kRowBlock = 8;
 
 template <typename T>
 void gemm_direct(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M, idx N, idx K,
-                 bool trans_a, bool trans_b, T alpha, int n_threads, const Epilogue<T>& ep,
+                 bool trans_a, bool trans_b, T alpha, bool accumulate, int n_threads, const Epilogue<T>& ep,
                  T* col_sums_b, T* scratch) {
     const int nt = threads_for(M * N * K, n_threads);
     const bool multiply = alpha != T(0);  // alpha = 0 reads neither A nor B
@@ -159,7 +190,9 @@ void gemm_direct(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M,
     }
     parallel_for((M + kRowBlock - 1) / kRowBlock, nt, [&](idx block) {
         const idx i0 = block * kRowBlock, i1 = std::min(M, i0 + kRowBlock);
-        if (multiply) direct_rows(C, ldc, A, lda, Bk, ldbk, i0, i1, N, K, trans_a, alpha);
+        if (multiply) direct_rows(C, ldc, A, lda, Bk, ldbk, i0, i1, N, K, trans_a, alpha, accumulate);
+        else if (!accumulate)
+            for (idx i = i0; i < i1; ++i) std::fill(C + i * ldc, C + i * ldc + N, T(0));
         apply_epilogue(C + i0 * ldc, ldc, i0, 0, i1 - i0, N, ep);
     });
     if (col_sums_b) column_sums(col_sums_b, B, ldb, N, K, trans_b);
@@ -168,33 +201,30 @@ void gemm_direct(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M,
 // Narrow path for a C of at most kNarrowColumns columns and many rows (an output layer of one to
 // a few units over a batch: regression, binary classification): a few dot products per row, where
 // the packed path would copy all of op(A) to fill tiles mostly idle. op(B)'s columns are first
-// copied contiguous into `bt` (N x K). Each row of C is one thread's: for op(A) = A, row i of C
-// takes N dot products of A's row i, eight interleaved partial sums each (fixed order: the same
-// bits for any thread count); for op(A) = A^T, whose rows are A's strided columns, the sums run
-// along A's contiguous rows instead, k in order, into `acc` (N x M), each thread its own columns.
+// copied contiguous into `bt` (N x K). Each row of C is one thread's, and each sum has a fixed
+// order (the same bits for any thread count): for op(A) = A, row i of C takes N dot products of
+// A's row i (dot_rows); for op(A) = A^T the sums run along A's contiguous rows (dot_columns).
 constexpr idx kNarrowColumns = 4;
 
 // R rows x NC columns of the narrow product for op(A) = A, from row i:
 // C[i + r, j] += alpha . A[i + r, :] . bt[j, :]. Each sum keeps eight lanes over k (lane l takes
 // k = l, l + 8, ..., the last step zero-padded) and adds them pairwise, a tree three additions
-// deep: a fixed order, the same bits for any thread count. The lanes are a GNU vector (one AVX-512 register for
-// float64, two SSE2 ones in the baseline build) and the R x NC sums are independent, so the adds
-// overlap where a single dot product would wait on each one's latency.
+// deep. The R x NC sums are independent, so their additions overlap where a single dot product
+// would wait on each one's latency.
 template <typename T, int R, int NC>
 [[gnu::always_inline]] inline void dot_block(T* C, idx ldc, const T* A, idx lda, const T* bt, idx i,
-                                             idx K, T alpha) {
-    typedef T Lanes __attribute__((vector_size(8 * sizeof(T))));
-    Lanes sum[R][NC] = {};
+                                             idx K, T alpha, bool accumulate) {
+    Lanes8<T> sum[R][NC] = {};
     idx k = 0;
     for (; k + 8 <= K; k += 8) {
-        Lanes a[R], b[NC];
-        for (int r = 0; r < R; ++r) std::memcpy(&a[r], A + (i + r) * lda + k, sizeof(Lanes));
-        for (int j = 0; j < NC; ++j) std::memcpy(&b[j], bt + j * K + k, sizeof(Lanes));
+        Lanes8<T> a[R], b[NC];
+        for (int r = 0; r < R; ++r) a[r] = load8(A + (i + r) * lda + k);
+        for (int j = 0; j < NC; ++j) b[j] = load8(bt + j * K + k);
         for (int r = 0; r < R; ++r)
             for (int j = 0; j < NC; ++j) sum[r][j] += a[r] * b[j];
     }
     if (k < K) {  // the last step's lanes past K are zeros: their products add nothing
-        Lanes a[R] = {}, b[NC] = {};
+        Lanes8<T> a[R] = {}, b[NC] = {};
         for (idx l = 0; l < K - k; ++l) {
             for (int r = 0; r < R; ++r) a[r][l] = A[(i + r) * lda + k + l];
             for (int j = 0; j < NC; ++j) b[j][l] = bt[j * K + k + l];
@@ -204,63 +234,76 @@ template <typename T, int R, int NC>
     }
     for (int r = 0; r < R; ++r)
         for (int j = 0; j < NC; ++j) {
-            const Lanes& h = sum[r][j];
+            const Lanes8<T>& h = sum[r][j];
             const T s = ((h[0] + h[4]) + (h[2] + h[6])) + ((h[1] + h[5]) + (h[3] + h[7]));
-            C[(i + r) * ldc + j] += alpha * s;
+            T& c = C[(i + r) * ldc + j];
+            c = (accumulate ? c : T(0)) + alpha * s;
         }
 }
 
 // Rows [i0, i1) of the narrow product for op(A) = A, two at a time.
 template <typename T, int NC>
 DP_ISA_CLONES void dot_rows(T* C, idx ldc, const T* A, idx lda, const T* bt, idx i0, idx i1, idx K,
-                            T alpha) {
+                            T alpha, bool accumulate) {
     idx i = i0;
-    for (; i + 2 <= i1; i += 2) dot_block<T, 2, NC>(C, ldc, A, lda, bt, i, K, alpha);
-    if (i < i1) dot_block<T, 1, NC>(C, ldc, A, lda, bt, i, K, alpha);
+    for (; i + 2 <= i1; i += 2) dot_block<T, 2, NC>(C, ldc, A, lda, bt, i, K, alpha, accumulate);
+    if (i < i1) dot_block<T, 1, NC>(C, ldc, A, lda, bt, i, K, alpha, accumulate);
 }
 
-// Columns [i0, i0 + m) of acc (N x M) for op(A) = A^T: acc[j, i] = sum_k A[k, i] . bt[j, k],
-// k in order, along A's contiguous rows.
-template <typename T>
-DP_ISA_CLONES void dot_columns(T* acc, idx M, const T* A, idx lda, const T* bt, idx i0, idx m, idx N,
-                               idx K) {
-    for (idx j = 0; j < N; ++j) std::fill(acc + j * M + i0, acc + j * M + i0 + m, T(0));
+// Rows [i0, i0 + 8 R) of the narrow product for op(A) = A^T (m of them real, m <= 8 R), whose
+// rows are A's strided columns: the sums run along A's contiguous rows instead, eight rows of C
+// to a vector, R vectors x NC columns in registers, k in order. Lanes past m read zeros.
+template <typename T, int R, int NC>
+[[gnu::always_inline]] inline void dot_columns_block(T* C, idx ldc, const T* A, idx lda, const T* bt,
+                                                     idx i0, idx m, idx K, T alpha, bool accumulate) {
+    Lanes8<T> sum[R][NC] = {};
     for (idx k = 0; k < K; ++k) {
-        const T* DP_RESTRICT a = A + k * lda + i0;
-        for (idx j = 0; j < N; ++j) {
+        const T* a = A + k * lda + i0;
+        Lanes8<T> rows[R];
+        if (m == 8 * R) {
+            for (int r = 0; r < R; ++r) rows[r] = load8(a + 8 * r);
+        } else {
+            for (int r = 0; r < R; ++r)
+                for (int l = 0; l < 8; ++l) rows[r][l] = 8 * r + l < m ? a[8 * r + l] : T(0);
+        }
+        for (int j = 0; j < NC; ++j) {
             const T b = bt[j * K + k];
-            T* DP_RESTRICT s = acc + j * M + i0;
-            for (idx i = 0; i < m; ++i) s[i] += a[i] * b;
+            for (int r = 0; r < R; ++r) sum[r][j] += rows[r] * b;
         }
     }
+    for (idx l = 0; l < m; ++l)
+        for (int j = 0; j < NC; ++j) {
+            T& c = C[(i0 + l) * ldc + j];
+            c = (accumulate ? c : T(0)) + alpha * sum[l / 8][j][l % 8];
+        }
+}
+
+// Rows [i0, i1) of the narrow product for op(A) = A^T, 32 at a time.
+template <typename T, int NC>
+DP_ISA_CLONES void dot_columns(T* C, idx ldc, const T* A, idx lda, const T* bt, idx i0, idx i1, idx K,
+                               T alpha, bool accumulate) {
+    constexpr idx kRows = 32;
+    for (idx i = i0; i < i1; i += kRows)
+        dot_columns_block<T, 4, NC>(C, ldc, A, lda, bt, i, std::min(kRows, i1 - i), K, alpha, accumulate);
 }
 
 template <typename T>
 void gemm_narrow(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M, idx N, idx K,
-                 bool trans_a, bool trans_b, T alpha, int n_threads, const Epilogue<T>& ep,
-                 T* col_sums_b, T* bt, T* acc) {
+                 bool trans_a, bool trans_b, T alpha, bool accumulate, int n_threads, const Epilogue<T>& ep,
+                 T* col_sums_b, T* bt) {
     for (idx j = 0; j < N; ++j)
         for (idx k = 0; k < K; ++k) bt[j * K + k] = trans_b ? B[j * ldb + k] : B[k * ldb + j];
     const int nt = threads_for(M * N * K, n_threads, kParallelMinMultiplyAdds);
-    if (!trans_a) {
-        auto rows = N == 1 ? dot_rows<T, 1> : N == 2 ? dot_rows<T, 2> : N == 3 ? dot_rows<T, 3> : dot_rows<T, 4>;
-        parallel_for((M + kRowBlock - 1) / kRowBlock, nt, [&](idx block) {
-            const idx i0 = block * kRowBlock, i1 = std::min(M, i0 + kRowBlock);
-            rows(C, ldc, A, lda, bt, i0, i1, K, alpha);
-            apply_epilogue(C + i0 * ldc, ldc, i0, 0, i1 - i0, N, ep);
-        });
-    } else {
-        constexpr idx kChunk = 64;  // columns of acc per task: a thread's share stays in L1
-        parallel_for((M + kChunk - 1) / kChunk, nt, [&](idx chunk) {
-            const idx i0 = chunk * kChunk, m = std::min(kChunk, M - i0);
-            dot_columns(acc, M, A, lda, bt, i0, m, N, K);
-            for (idx i = i0; i < i0 + m; ++i) {
-                T* c = C + i * ldc;
-                for (idx j = 0; j < N; ++j) c[j] += alpha * acc[j * M + i];
-            }
-            apply_epilogue(C + i0 * ldc, ldc, i0, 0, m, N, ep);
-        });
-    }
+    using Rows = void (*)(T*, idx, const T*, idx, const T*, idx, idx, idx, T, bool);
+    const Rows by_columns[] = {dot_columns<T, 1>, dot_columns<T, 2>, dot_columns<T, 3>, dot_columns<T, 4>};
+    const Rows by_rows[] = {dot_rows<T, 1>, dot_rows<T, 2>, dot_rows<T, 3>, dot_rows<T, 4>};
+    const Rows rows = (trans_a ? by_columns : by_rows)[N - 1];
+    constexpr idx kBlock = 32;  // rows of C per task: a multiple of dot_columns' 32 and of 2
+    parallel_for((M + kBlock - 1) / kBlock, nt, [&](idx block) {
+        const idx i0 = block * kBlock, i1 = std::min(M, i0 + kBlock);
+        rows(C, ldc, A, lda, bt, i0, i1, K, alpha, accumulate);
+        apply_epilogue(C + i0 * ldc, ldc, i0, 0, i1 - i0, N, ep);
+    });
     if (col_sums_b) column_sums(col_sums_b, B, ldb, N, K, trans_b);
 }
 
@@ -476,29 +519,31 @@ void gemm(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M, idx N,
                         (!transposable && (M < 2 || N < 8));
     // A C of at most kNarrowColumns columns over many rows: a few dot products per row.
     const bool narrow = !direct && N <= kNarrowColumns && M >= kern.nr;
-    // The direct and narrow loops accumulate, so C starts as beta . C; the packed path folds
-    // beta = 0 or 1 into its first slice and needs this pass only for other values.
-    if (direct || narrow || (beta != T(0) && beta != T(1))) scale_rows(C, ldc, M, N, beta, nt);
-    // Both loops' scratch (op(B) copied column-contiguous or row-major; the narrow path's sums),
-    // sized here so a failed allocation is std::bad_alloc in the calling thread, never inside
-    // OpenMP, and reused across calls.
-    static thread_local std::vector<T> bt_buf, acc_buf;
+    // Every path folds beta = 0 (overwrite, C never read) or 1 (accumulate) into its sums; other
+    // values take a pass of C = beta . C first and then accumulate.
+    const bool accumulate = beta != T(0);
+    if (beta != T(0) && beta != T(1)) scale_rows(C, ldc, M, N, beta, nt);
+    // Both loops' scratch (op(B) copied column-contiguous or row-major), sized here so a failed
+    // allocation is std::bad_alloc in the calling thread, never inside OpenMP, and reused across
+    // calls.
+    static thread_local std::vector<T> bt_buf;
     if (narrow) {
-        gemm_narrow<T>(C, ldc, A, lda, B, ldb, M, N, K, trans_a, trans_b, alpha, nt, ep, col_sums_b,
-                       scratch(bt_buf, N * K), trans_a ? scratch(acc_buf, N * M) : nullptr);
+        gemm_narrow<T>(C, ldc, A, lda, B, ldb, M, N, K, trans_a, trans_b, alpha, accumulate, nt, ep,
+                       col_sums_b, scratch(bt_buf, N * K));
     } else if (direct) {
         T* bt = trans_b && alpha != T(0) ? scratch(bt_buf, N * K) : nullptr;
-        gemm_direct<T>(C, ldc, A, lda, B, ldb, M, N, K, trans_a, trans_b, alpha, nt, ep, col_sums_b, bt);
+        gemm_direct<T>(C, ldc, A, lda, B, ldb, M, N, K, trans_a, trans_b, alpha, accumulate, nt, ep,
+                       col_sums_b, bt);
     } else if (N < kern.nr && M > N) {
         // A narrow C (an output layer's 10 columns) would leave most of an NR-wide tile idle:
         // compute C^T = op(B)^T op(A)^T instead, its narrow side now along MR. op(B)^T is B read
         // with the opposite transpose flag, and likewise for A.
-        gemm_packed<T>(kern, C, ldc, B, ldb, A, lda, N, M, K, !trans_b, !trans_a, alpha,
-                       beta != T(0), nt, ep, nullptr, true);
+        gemm_packed<T>(kern, C, ldc, B, ldb, A, lda, N, M, K, !trans_b, !trans_a, alpha, accumulate,
+                       nt, ep, nullptr, true);
         if (col_sums_b) column_sums(col_sums_b, B, ldb, N, K, trans_b);
     } else {
-        gemm_packed<T>(kern, C, ldc, A, lda, B, ldb, M, N, K, trans_a, trans_b, alpha,
-                       beta != T(0), nt, ep, col_sums_b, false);
+        gemm_packed<T>(kern, C, ldc, A, lda, B, ldb, M, N, K, trans_a, trans_b, alpha, accumulate,
+                       nt, ep, col_sums_b, false);
     }
 }
 

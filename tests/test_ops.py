@@ -55,12 +55,21 @@ def test_gemm_alpha_beta_and_out_view(rng, dtype):
     np.testing.assert_array_equal(big[outside], before[outside])  # nothing written outside
 
 
+# One shape per path of csrc/gemm.cpp: direct (small, and k < 8), narrow dot products (a few
+# columns), packed with few rows, packed as C^T (narrow C), packed.
+PATH_SHAPES = [(6, 4, 5), (50, 40, 3), (64, 3, 100), (5, 100, 200), (200, 10, 100), (40, 50, 60)]
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_gemm_beta_zero_ignores_nan_in_out(rng, dtype):
-    A, B = rng.standard_normal((6, 5)).astype(dtype), rng.standard_normal((5, 4)).astype(dtype)
-    out = np.full((6, 4), np.nan, dtype)
-    dp.ops.gemm(A, B, out=out)
-    assert_close(out, A @ B)
+@pytest.mark.parametrize("m, n, k", PATH_SHAPES)
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("alpha", [1.0, 0.0])
+def test_gemm_beta_zero_ignores_nan_in_out(rng, dtype, m, n, k, trans_a, alpha):
+    A = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+    B = rng.standard_normal((k, n)).astype(dtype)
+    out = np.full((m, n), np.nan, dtype)
+    dp.ops.gemm(A, B, trans_a, alpha=alpha, out=out)
+    assert_close(out, alpha * ((A.T if trans_a else A) @ B))
 
 
 @pytest.mark.parametrize("m, n, k", [(0, 3, 4), (3, 0, 4), (3, 4, 0), (0, 0, 0)])
