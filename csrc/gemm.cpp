@@ -132,11 +132,11 @@ struct Lanes8Of {
 template <typename T>
 using Lanes8 = typename Lanes8Of<T>::type;
 
+// (Through a reference: a function returning a vector type warns of an ABI change between
+// targets, -Wpsabi, even when always inlined.)
 template <typename T>
-[[gnu::always_inline]] inline Lanes8<T> load8(const T* p) {
-    Lanes8<T> v;
+[[gnu::always_inline]] inline void load8(Lanes8<T>& v, const T* p) {
     std::memcpy(&v, p, sizeof v);
-    return v;
 }
 
 // Rows [i0, i1) of the direct product: C[i, :] = (accumulate ? C[i, :] : 0) + sum over k of
@@ -154,11 +154,15 @@ DP_ISA_CLONES void direct_rows(T* C, idx ldc, const T* A, idx lda, const T* Bk, 
         for (; j + kWidth <= N; j += kWidth) {
             Lanes8<T> sum[kVectors] = {};
             if (accumulate)
-                for (int v = 0; v < kVectors; ++v) sum[v] = load8(c + j + 8 * v);
+                for (int v = 0; v < kVectors; ++v) load8(sum[v], c + j + 8 * v);
             for (idx k = 0; k < K; ++k) {
                 const T a = a_at(k);
                 const T* b = Bk + k * ldbk + j;
-                for (int v = 0; v < kVectors; ++v) sum[v] += a * load8(b + 8 * v);
+                for (int v = 0; v < kVectors; ++v) {
+                    Lanes8<T> row;
+                    load8(row, b + 8 * v);
+                    sum[v] += a * row;
+                }
             }
             std::memcpy(c + j, sum, sizeof sum);
         }
@@ -218,8 +222,8 @@ template <typename T, int R, int NC>
     idx k = 0;
     for (; k + 8 <= K; k += 8) {
         Lanes8<T> a[R], b[NC];
-        for (int r = 0; r < R; ++r) a[r] = load8(A + (i + r) * lda + k);
-        for (int j = 0; j < NC; ++j) b[j] = load8(bt + j * K + k);
+        for (int r = 0; r < R; ++r) load8(a[r], A + (i + r) * lda + k);
+        for (int j = 0; j < NC; ++j) load8(b[j], bt + j * K + k);
         for (int r = 0; r < R; ++r)
             for (int j = 0; j < NC; ++j) sum[r][j] += a[r] * b[j];
     }
@@ -259,13 +263,11 @@ template <typename T, int R, int NC>
     Lanes8<T> sum[R][NC] = {};
     for (idx k = 0; k < K; ++k) {
         const T* a = A + k * lda + i0;
-        Lanes8<T> rows[R];
-        if (m == 8 * R) {
-            for (int r = 0; r < R; ++r) rows[r] = load8(a + 8 * r);
-        } else {
-            for (int r = 0; r < R; ++r)
-                for (int l = 0; l < 8; ++l) rows[r][l] = 8 * r + l < m ? a[8 * r + l] : T(0);
-        }
+        Lanes8<T> rows[R] = {};
+        if (m == 8 * R)
+            for (int r = 0; r < R; ++r) load8(rows[r], a + 8 * r);
+        else
+            for (idx l = 0; l < m; ++l) rows[l / 8][l % 8] = a[l];
         for (int j = 0; j < NC; ++j) {
             const T b = bt[j * K + k];
             for (int r = 0; r < R; ++r) sum[r][j] += rows[r] * b;
