@@ -60,13 +60,15 @@ class LayerSpec:
 class NetSpec:
     """The network the C++ NetSpec describes: sizes (inputs, hidden..., outputs), one LayerSpec
     per hidden layer, the output function and its loss (None: the output's own; huber_delta
-    for "huber")."""
+    for "huber"; mean_over_outputs divides each row's loss value, not its gradient, by the
+    outputs, as scikit-learn's squared error does: loss.output_loss_delta)."""
 
     sizes: tuple[int, ...]
     hidden: tuple[LayerSpec, ...]
     output: str = "softmax"
     loss: str | None = None
     huber_delta: float = 1.0
+    mean_over_outputs: bool = False
 
     @classmethod
     def build(cls, layer_sizes: Sequence[int],
@@ -74,7 +76,7 @@ class NetSpec:
               output: str = "softmax", loss: str | None = None,
               residual: bool | Sequence[bool] | None = None, huber_delta: float = 1.0,
               dropout: float | Sequence[float] | None = None,
-              alpha_dropout: bool = False) -> NetSpec:
+              alpha_dropout: bool = False, mean_over_outputs: bool = False) -> NetSpec:
         """Checks the arguments as the C++ engine does: ``activations``, ``residual`` and
         ``dropout`` (rates in [0, 1)) are one value for every hidden layer or a list of one per
         hidden layer."""
@@ -109,7 +111,10 @@ class NetSpec:
             raise TypeError(f"alpha_dropout must be a bool, got {type(alpha_dropout).__name__}")
         hidden = tuple(LayerSpec(resolve(f), bool(s), float(r), bool(alpha_dropout))
                        for f, s, r in zip(fs, skips, rates))
-        return cls(sizes, hidden, output, loss, huber_delta)
+        if not isinstance(mean_over_outputs, (bool, np.bool_)):
+            raise TypeError(f"loss_mean_over_outputs must be a bool, got "
+                            f"{type(mean_over_outputs).__name__}")
+        return cls(sizes, hidden, output, loss, huber_delta, bool(mean_over_outputs))
 
     @property
     def layers(self) -> int:
@@ -203,7 +208,8 @@ def mlp_loss_and_gradients(params: Sequence[FloatArray], X: FloatArray, Y: Float
     if trace is not None:
         trace.update(Z=Zs, dZ=dZs)
     loss, _, dZ = output_loss_delta(Zs[-1], Y, spec.output, loss=spec.loss,
-                                    sample_weight=sample_weight, huber_delta=spec.huber_delta)
+                                    sample_weight=sample_weight, huber_delta=spec.huber_delta,
+                                    mean_over_outputs=spec.mean_over_outputs)
     grads: list[FloatArray] = []  # built from the last layer down, reversed at the end
     G: FloatArray | None = None  # ∂C/∂A_l of the hidden layer below the one being differentiated
 

@@ -85,7 +85,8 @@ def l2_penalty(coefs: Iterable[FloatArray], alpha: float, n: float) -> float:
     return 0.5 * alpha * sum(float(np.dot(W.ravel(), W.ravel())) for W in coefs) / n
 
 
-def clip_by_global_norm(grads: Sequence[FloatArray], max_norm: float) -> float:
+def clip_by_global_norm(grads: Sequence[FloatArray], max_norm: float, *, n_threads: int = 0,
+                        check_finite: bool = True) -> float:
     """Gradient clipping by global norm (Pascanu et al. 2013, "On the difficulty of training
     recurrent neural networks", algorithm 1; TensorFlow's clip_by_global_norm), in place:
 

@@ -61,6 +61,8 @@ def train_epoch(params: Sequence[FloatArray], state1: Sequence[FloatArray],
     ``health``, a (6, layers) array, receives the epoch's gradient health (health.py)."""
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {OPTIMIZERS}")
+    if optimizer == "adam" and state2 is None:
+        raise ValueError("adam needs its second moment: pass state2, one array per parameter")
     n = X.shape[0]
     batch = min(batch_size, n)
     if order is None:
