@@ -68,10 +68,10 @@ def test_clip_by_global_norm(rng, dtype, max_norm):
 # thread, each range a vectorised loop with a scalar tail; an odd length puts a tail in both.
 # Elementwise, so any split must give bitwise the reference's values.
 STEPS = {
-    "sgd_momentum": lambda mod, p, s1, s2, g, **kw: mod.sgd_momentum_step(p, s1, g, 0.01, 0.9, **kw),
-    "nesterov": lambda mod, p, s1, s2, g, **kw: mod.nesterov_step(p, s1, g, 0.01, 0.9, **kw),
-    "adam": lambda mod, p, s1, s2, g, **kw: mod.adam_step(p, s1, s2, g, 3, 0.001, **kw),
-    "add_l2": lambda mod, p, s1, s2, g, **kw: mod.add_l2(g, p, 0.3, 32, **kw),
+    "sgd_momentum": lambda m, p, s1, s2, g, **kw: m.sgd_momentum_step(p, s1, g, 0.01, 0.9, **kw),
+    "nesterov": lambda m, p, s1, s2, g, **kw: m.nesterov_step(p, s1, g, 0.01, 0.9, **kw),
+    "adam": lambda m, p, s1, s2, g, **kw: m.adam_step(p, s1, s2, g, 3, 0.001, **kw),
+    "add_l2": lambda m, p, s1, s2, g, **kw: m.add_l2(g, p, 0.3, 32, **kw),
 }
 
 
