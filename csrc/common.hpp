@@ -37,8 +37,10 @@ using idx = std::ptrdiff_t;
 // baseline does, so results do not depend on which one runs (DELTAPROP_ISA picks only the GEMM's).
 #if defined(DELTAPROP_HAVE_AVX512) && defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define DP_ISA_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+#define DP_HAVE_ISA_CLONES 1
 #else
 #define DP_ISA_CLONES
+#define DP_HAVE_ISA_CLONES 0
 #endif
 
 // Below this much work a parallel region costs more than it saves (waking the team and its

@@ -17,7 +17,7 @@ SECTIONS = {
     "deltaprop": {"version", "extension", "build_type", "sanitizers"},
     "compiler": {"id", "version", "cxx_standard"},
     "openmp": {"version", "_OPENMP", "library", "max_threads", "processors", "threads_used"},
-    "isa": {"built", "supported", "active"},
+    "isa": {"built", "supported", "active", "elementwise"},
     "python": {"version", "implementation", "platform", "machine", "numpy"},
 }
 
@@ -59,6 +59,14 @@ def test_the_instruction_set_paths():
     usable = [name for name in isa["built"] if name in isa["supported"]]
     assert usable == dp.ops.available_isas()
     assert isa["active"] == dp.ops.get_isa()
+    # the multiversioned loops (common.hpp), in x86-64 GCC builds with the SIMD paths: the
+    # loader's pick needs AVX-512 (F, BW, CD, DQ, VL) for v4 and AVX2 + FMA for v3
+    if isa["elementwise"] is not None:
+        assert isa["elementwise"] in {"x86-64", "x86-64-v3", "x86-64-v4"}
+        if isa["elementwise"] == "x86-64-v4":
+            assert "avx512" in isa["supported"]
+        if isa["elementwise"] != "x86-64":
+            assert "avx2" in isa["supported"]
 
 
 def test_the_active_path_follows_set_isa(isa):

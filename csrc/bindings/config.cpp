@@ -92,6 +92,19 @@ std::vector<std::string> isa_names(bool (*keep)(Isa)) {
     return names;
 }
 
+// The build of the DP_ISA_CLONES loops the loader picked: the same test of the CPU (libgcc's)
+// that their resolvers make.
+std::string clones_selected() {
+#if DP_HAVE_ISA_CLONES
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("x86-64-v4")) return "x86-64-v4";
+    if (__builtin_cpu_supports("x86-64-v3")) return "x86-64-v3";
+    return "x86-64";
+#else
+    return "";  // not multiversioned: one build, for the compiler's target
+#endif
+}
+
 py::dict build_info() {
     py::dict openmp;
 #ifdef _OPENMP
@@ -110,7 +123,7 @@ py::dict build_info() {
         "cplusplus"_a = long(__cplusplus), "build_type"_a = std::string(DELTAPROP_BUILD_TYPE),
         "sanitizers"_a = std::string(DELTAPROP_SANITIZE), "openmp"_a = openmp,
         "isa_built"_a = isa_names(&isa_built), "isa_supported"_a = isa_names(&isa_supported),
-        "isa_active"_a = std::string(isa_name(active_isa())));
+        "isa_active"_a = std::string(isa_name(active_isa())), "isa_clones"_a = clones_selected());
 }
 
 // The team a kernel called with `n_threads` gets: the count resolve_threads() asks for (which

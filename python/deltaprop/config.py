@@ -48,6 +48,7 @@ def config_info() -> dict[str, Any]:
             "built": info["isa_built"],
             "supported": info["isa_supported"],
             "active": info["isa_active"],
+            "elementwise": info["isa_clones"] or None,
         },
         "python": {
             "version": platform.python_version(),
