@@ -14,8 +14,8 @@ namespace dp {
 //   p <- p + v
 // With momentum = 0 this is plain SGD, p <- p - lr . g (online training when batches are one row).
 template <typename T>
-void sgd_momentum_range(T* DP_RESTRICT p, T* DP_RESTRICT v, const T* DP_RESTRICT g, idx begin, idx end,
-                        T lr, T momentum) {
+DP_ISA_CLONES void sgd_momentum_range(T* DP_RESTRICT p, T* DP_RESTRICT v, const T* DP_RESTRICT g,
+                                      idx begin, idx end, T lr, T momentum) {
     for (idx e = begin; e < end; ++e) {
         v[e] = momentum * v[e] - lr * g[e];
         p[e] += v[e];
@@ -33,8 +33,8 @@ void sgd_momentum_step(T* p, T* v, const T* g, idx count, T lr, T momentum, int 
 //   v <- momentum . v - lr . g
 //   p <- p + momentum . v - lr . g        (with the new v)
 template <typename T>
-void nesterov_range(T* DP_RESTRICT p, T* DP_RESTRICT v, const T* DP_RESTRICT g, idx begin, idx end, T lr,
-                    T momentum) {
+DP_ISA_CLONES void nesterov_range(T* DP_RESTRICT p, T* DP_RESTRICT v, const T* DP_RESTRICT g,
+                                  idx begin, idx end, T lr, T momentum) {
     for (idx e = begin; e < end; ++e) {
         v[e] = momentum * v[e] - lr * g[e];
         p[e] += momentum * v[e] - lr * g[e];
@@ -60,8 +60,8 @@ inline double adam_step_size(double lr, double beta_1, double beta_2, double t) 
 //   v <- beta_2 . v + (1 - beta_2) . g^2
 //   p <- p - lr_t . m / (sqrt(v) + epsilon)
 template <typename T>
-void adam_range(T* DP_RESTRICT p, T* DP_RESTRICT m, T* DP_RESTRICT v, const T* DP_RESTRICT g, idx begin,
-                idx end, T lr_t, T keep_1, T add_1, T keep_2, T add_2, T epsilon) {
+DP_ISA_CLONES void adam_range(T* DP_RESTRICT p, T* DP_RESTRICT m, T* DP_RESTRICT v, const T* DP_RESTRICT g,
+                              idx begin, idx end, T lr_t, T keep_1, T add_1, T keep_2, T add_2, T epsilon) {
     for (idx e = begin; e < end; ++e) {
         m[e] = keep_1 * m[e] + add_1 * g[e];
         v[e] = keep_2 * v[e] + add_2 * (g[e] * g[e]);
@@ -80,23 +80,26 @@ void adam_step(T* p, T* m, T* v, const T* g, idx count, T lr_t, double beta_1, d
     });
 }
 
+// y[begin:end] += a . x[begin:end]
+template <typename T>
+DP_ISA_CLONES void axpy_range(T* DP_RESTRICT y, const T* DP_RESTRICT x, idx begin, idx end, T a) {
+    for (idx e = begin; e < end; ++e) y[e] += a * x[e];
+}
+
 // L2 weight decay folded into a weight gradient already divided by the batch's n:
 // g <- g + (alpha / n) . W, scikit-learn's (a^T delta + alpha W) / n.
 template <typename T>
 void add_l2(T* g, const T* W, idx count, double alpha, double n, int n_threads) {
     const T c = T(alpha / n);
-    parallel_ranges(count, threads_for(count, n_threads), [&](idx begin, idx end) {
-        T* DP_RESTRICT gr = g;
-        const T* DP_RESTRICT w = W;
-        for (idx e = begin; e < end; ++e) gr[e] += c * w[e];
-    });
+    parallel_ranges(count, threads_for(count, n_threads),
+                    [&](idx begin, idx end) { axpy_range(g, W, begin, end, c); });
 }
 
 // Sum of squares in float64, in a fixed order: the same sum for any thread count. Eight running
 // sums over interleaved elements, added together at the end, break the chain of dependent
 // additions (one per element, four cycles each) so the loop vectorises and pipelines.
 template <typename T>
-double sum_of_squares(const T* g, idx count) {
+DP_ISA_CLONES double sum_of_squares(const T* g, idx count) {
     constexpr int kLanes = 8;
     double lane[kLanes] = {};
     idx e = 0;
