@@ -35,7 +35,8 @@ using idx = std::ptrdiff_t;
 // it calls out of line stay baseline, so no AVX-512 copy of a shared inline function can be the
 // one the linker keeps. With -ffp-contract=off (CMakeLists.txt) every clone rounds exactly as the
 // baseline does, so results do not depend on which one runs (DELTAPROP_ISA picks only the GEMM's).
-#if defined(DELTAPROP_HAVE_AVX512) && defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#if defined(DELTAPROP_HAVE_AVX512) && defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+    !defined(DELTAPROP_NO_ISA_CLONES)
 #define DP_ISA_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
 #define DP_HAVE_ISA_CLONES 1
 #else

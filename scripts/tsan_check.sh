@@ -28,6 +28,7 @@ pip install -q "${isolation[@]}" --force-reinstall --no-deps \
     -Cbuild-dir="$BUILD" "$ROOT"
 
 LOG="$BUILD/tsan.log"
+rm -f "$LOG".*  # reports of an earlier run that stopped before reading them are not this run's
 cat > "$BUILD/workload.py" <<'PY'
 import threading
 
