@@ -51,19 +51,27 @@ for i in range(cycles):
 print("cycles", cycles, dp.ops.get_isa())
 PY
 
+# The workload must finish: a run that fails to import deltaprop (PYTHON without it installed),
+# or dies on the way, loses no bytes of ours and would otherwise pass as "no leak".
+"$PYTHON" -c "import deltaprop" || {
+    echo "FAIL: $PYTHON cannot import deltaprop (install it, or set PYTHON=)"; exit 1; }
+
 run() {  # run <cycles>: prints "definitely indirectly" lost bytes
-    local log="$OUT/valgrind-$1.log"
-    PYTHONMALLOC=malloc OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive \
+    local log="$OUT/valgrind-$1.log" finished
+    finished=$(PYTHONMALLOC=malloc OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive \
         valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite,indirect \
-        --num-callers=40 --log-file="$log" "$PYTHON" "$OUT/workload.py" "$1" >/dev/null
+        --num-callers=40 --log-file="$log" "$PYTHON" "$OUT/workload.py" "$1") || true
+    if [[ "$finished" != "cycles $1 "* ]]; then
+        echo "FAIL: the $1-cycle workload did not finish (see $log)" >&2; return 1
+    fi
     local definite indirect
     definite=$(grep -oP 'definitely lost: \K[0-9,]+' "$log" | tr -d , || echo 0)
     indirect=$(grep -oP 'indirectly lost: \K[0-9,]+' "$log" | tr -d , || echo 0)
     echo "${definite:-0} ${indirect:-0}"
 }
 
-short=$(run 10)
-long=$(run "$CYCLES")
+short=$(run 10) || exit 1
+long=$(run "$CYCLES") || exit 1
 echo "definitely / indirectly lost bytes after 10 cycles:        $short"
 echo "definitely / indirectly lost bytes after $CYCLES cycles: $long"
 ours=$(awk '/^==[0-9]+== [A-Z0-9]/ {record = ""; keep = 1}
