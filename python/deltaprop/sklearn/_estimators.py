@@ -27,6 +27,7 @@ from .._typing import FloatArray
 from ..activations import Activation
 from ._base import BaseMLP
 from ._hooks import callback_management_context
+from ._labels import class_indices, decode, encode
 from ._persist import PersistMixin
 from ._plot import PlotMixin
 
@@ -120,21 +121,22 @@ class MLPClassifier(ClassifierMixin, PersistMixin, PlotMixin, BaseMLP):  # type:
             self._label_binarizer = LabelBinarizer()
             self._label_binarizer.fit(y)
             self.classes_ = self._label_binarizer.classes_
-        else:
+        elif self.warm_start:
             classes = unique_labels(y)
-            if self.warm_start:
-                if set(classes) != set(self.classes_):
-                    raise ValueError(
-                        f"warm_start can only be used where `y` has the same classes as in "
-                        f"the previous call to fit. Previously got {self.classes_}, `y` has "
-                        f"{classes}")
-            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+            if set(classes) != set(self.classes_):
+                raise ValueError(
+                    f"warm_start can only be used where `y` has the same classes as in "
+                    f"the previous call to fit. Previously got {self.classes_}, `y` has "
+                    f"{classes}")
+        elif class_indices(self._label_binarizer, y) is None:  # (else: every label is known)
+            classes = unique_labels(y)
+            if len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
                 raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
                                  f"{self.classes_}. 'y' has {classes}.")
-        return X, self._label_binarizer.transform(y).astype(X.dtype)
+        return X, encode(self._label_binarizer, y, X.dtype)
 
     def _decode_targets(self, y: Any) -> Any:
-        return self._label_binarizer.inverse_transform(y)
+        return decode(self._label_binarizer, y)
 
     def predict(self, X: Any) -> npt.NDArray[Any]:
         """Class labels for the rows of X."""
@@ -145,8 +147,7 @@ class MLPClassifier(ClassifierMixin, PersistMixin, PlotMixin, BaseMLP):  # type:
         y_pred = self._forward_pass_fast(X, check_input=check_input)
         if self.n_outputs_ == 1:
             y_pred = y_pred.ravel()
-        labels: npt.NDArray[Any] = self._label_binarizer.inverse_transform(y_pred)
-        return labels
+        return decode(self._label_binarizer, y_pred)
 
     def _score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         return float(self._score_with_function(X, y, sample_weight, accuracy_score))
