@@ -125,20 +125,22 @@ void parallel_ranges(idx count, int n_threads, Body&& body) {
     });
 }
 
-// True when no value is NaN or inf: those, and only those, have every exponent bit set. A max
-// over the masked bits has no branch and no floating-point reduction, so it vectorises (a scan
-// that stops at the first bad value does not, and cost a fifth of a mid-sized product).
+// True when no value is NaN or inf: those, and only those, have every exponent bit set. An OR of
+// integer comparisons has no branch and no floating-point arithmetic, so it vectorises (a scan
+// that stops at the first bad value does not, and cost a fifth of a mid-sized product). Built per
+// instruction set: SSE2 has no 64-bit compare, so its float64 scan runs one value at a time, which
+// was a third of a small network's predict.
 template <typename T>
-bool all_finite(const T* p, idx count) {
+DP_ISA_CLONES bool all_finite(const T* p, idx count) {
     using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
     constexpr Bits exponent = sizeof(T) == 4 ? Bits(0x7f800000u) : Bits(0x7ff0000000000000ull);
-    Bits top = 0;
+    Bits bad = 0;
     for (idx e = 0; e < count; ++e) {
         Bits b;
         std::memcpy(&b, p + e, sizeof b);
-        top = std::max<Bits>(top, b & exponent);
+        bad |= Bits((b & exponent) == exponent);
     }
-    return top != exponent;
+    return bad == 0;
 }
 
 }  // namespace dp
