@@ -32,6 +32,9 @@ namespace {
 constexpr idx KC = 256;
 constexpr idx NC = 4096;
 constexpr int MC_PANELS = 10;
+// The largest row-major op(B) the packed path reads in place however many rows C has: half the
+// L2 of one core here.
+constexpr idx kInPlaceBBytes = idx(512) << 10;
 
 // The kernels of an instruction-set path (each set built once, on first use).
 const GemmKernels& kernels_for(Isa isa) {
@@ -107,13 +110,23 @@ void scale_rows(T* C, idx ldc, idx M, idx N, T beta, int n_threads) {
     });
 }
 
-// sums[j] = sum_k op(B)[k, j], k in order, as the packed path sums while it packs.
+// sums[j] = sum_k op(B)[k, j], k in order, as the packed path sums while it packs. A row-major
+// op(B) is summed row by row (each sum still takes its k in order), so the loop runs along
+// contiguous rows and vectorises across j.
 template <typename T>
-void column_sums(T* sums, const T* B, idx ldb, idx N, idx K, bool trans_b) {
-    for (idx j = 0; j < N; ++j) {
-        T s = 0;
-        for (idx k = 0; k < K; ++k) s += trans_b ? B[j * ldb + k] : B[k * ldb + j];
-        sums[j] = s;
+DP_ISA_CLONES void column_sums(T* DP_RESTRICT sums, const T* B, idx ldb, idx N, idx K, bool trans_b) {
+    if (trans_b) {
+        for (idx j = 0; j < N; ++j) {
+            T s = 0;
+            for (idx k = 0; k < K; ++k) s += B[j * ldb + k];
+            sums[j] = s;
+        }
+        return;
+    }
+    std::fill(sums, sums + N, T(0));
+    for (idx k = 0; k < K; ++k) {
+        const T* DP_RESTRICT row = B + k * ldb;
+        for (idx j = 0; j < N; ++j) sums[j] += row[j];
     }
 }
 
@@ -397,10 +410,9 @@ struct PackedGemm {
     T* col_sums_b;
     bool transposed_c;          // this computes C^T: M x N here is N x M of C (row stride ldc)
     RowBlocks blocks;
-    // Packing B pays when its micro-panels are reused by many row panels of A. With few rows
-    // (a small batch) a row-major B is read in place, full-width panels at least; the right
-    // edge is still packed, zero-padded. (Packing also scales by alpha and takes column sums.)
-    bool b_in_place;
+    // Operands read where they lie rather than packed (see in_place below). For B, full-width
+    // panels only: the right edge is still packed, zero-padded.
+    bool a_in_place, b_in_place;
     T *Bp, *Ap, *edge_all;
 
     // One (jc, pc) step. Called by every thread of a team, or alone: its `omp for`s split the
@@ -420,30 +432,34 @@ struct PackedGemm {
         for (idx ic = 0; ic < M; ic += blocks.size) {
             const idx mc = std::min(blocks.size, M - ic), a_panels = (mc + MR - 1) / MR;
             // Split over micro-panels of A: the block is packed once, shared by all.
+            if (!a_in_place) {
 #pragma omp for schedule(static)
-            for (idx q = 0; q < a_panels; ++q)
-                pack_a_panel(Ap + q * MR * kc, A, lda, ic + q * MR, pc,
-                             std::min<idx>(MR, mc - q * MR), kc, MR, trans_a);
+                for (idx q = 0; q < a_panels; ++q)
+                    pack_a_panel(Ap + q * MR * kc, A, lda, ic + q * MR, pc,
+                                 std::min<idx>(MR, mc - q * MR), kc, MR, trans_a);
+            }
             // Split over tiles of C, B-panel-major so a thread's consecutive tiles reuse one
             // micro-panel of B from L1. Each tile has one owner.
 #pragma omp for collapse(2) schedule(static)
             for (idx p = 0; p < panels; ++p)
                 for (idx q = 0; q < a_panels; ++q)
-                    tile(ic + q * MR, jc + p * NR, Ap + q * MR * kc, p, pc, kc, edge);
+                    tile(ic + q * MR, jc + p * NR, p, q, pc, kc, edge);
         }
     }
 
-    // The MR x NR tile of C at (i, j), from packed A panel `a` and B panel p.
-    void tile(idx i, idx j, const T* a, idx p, idx pc, idx kc, T* edge) const {
+    // The MR x NR tile of C at (i, j), from A panel q and B panel p of the current block.
+    void tile(idx i, idx j, idx p, idx q, idx pc, idx kc, T* edge) const {
         const int MR = kern.mr, NR = kern.nr;
         const idx m = std::min<idx>(MR, M - i), n = std::min<idx>(NR, N - j);
         const int acc = accumulate || pc > 0;
         const bool last = pc + kc == K;
+        const T* a = a_in_place ? A + pc * lda + i : Ap + q * MR * kc;
+        const idx ldap = a_in_place ? lda : MR;
         const bool b_direct = b_in_place && n == NR;
         const T* b = b_direct ? B + pc * ldb + j : Bp + p * NR * kc;
         const idx ldbp = b_direct ? ldb : NR;
         if (transposed_c) {  // element (i + r, j + jj) here is C[j + jj, i + r]
-            kern.rows[MR](kc, a, b, ldbp, edge, NR, 0);
+            kern.rows[m](kc, a, ldap, b, ldbp, edge, NR, 0);
             T* c = C + j * ldc + i;
             for (idx jj = 0; jj < n; ++jj)
                 for (idx r = 0; r < m; ++r)
@@ -453,9 +469,9 @@ struct PackedGemm {
         }
         T* c = C + i * ldc + j;
         if (n == NR) {  // full width: the m-row kernel writes C directly
-            kern.rows[m](kc, a, b, ldbp, c, ldc, acc);
+            kern.rows[m](kc, a, ldap, b, ldbp, c, ldc, acc);
         } else {  // right edge: compute in scratch, then add the valid part
-            kern.rows[m](kc, a, b, ldbp, edge, NR, 0);
+            kern.rows[m](kc, a, ldap, b, ldbp, edge, NR, 0);
             for (idx r = 0; r < m; ++r)
                 for (idx jj = 0; jj < n; ++jj)
                     c[r * ldc + jj] = acc ? c[r * ldc + jj] + edge[r * NR + jj] : edge[r * NR + jj];
@@ -475,13 +491,28 @@ void gemm_packed(const GemmKernel<T>& kern, T* C, idx ldc, const T* A, idx lda, 
     // across calls: a training step allocates nothing.
     static thread_local std::vector<T> b_buf, a_buf, edge_buf;
     const RowBlocks blocks(M, MR);
+    // Packing copies an operand into the micro-kernel's order, contiguous, so its panels stream
+    // from cache without conflicts however often they are reused. Where an operand's layout is
+    // already the kernel's, reading it in place saves the copy. Measured on the Zen 5 machine
+    // (benchmarks/README.md):
+    // - a transposed A (stored K x M: each k gives the tile's rows contiguous) read in place was
+    //   as fast or faster at every shape tried, from 10 x 200 x 100 (13% faster) to 2048^2 x 512;
+    // - a row-major B read in place (full-width panels; it must also need no alpha scaling) was
+    //   faster while it is small (K N up to 512 KiB: 5-8% at 200 x 64 x 100) or few row panels
+    //   reuse it (M <= 4 MR), and 4% slower at 128 x 784 x 512 in float64, whose 4 KiB row
+    //   stride maps a panel's rows onto a few L1 sets.
+    const bool a_in_place = trans_a;
+    const bool b_in_place = !trans_b && alpha == T(1) &&
+                            (M <= 4 * idx(MR) || K * N * idx(sizeof(T)) <= kInPlaceBBytes);
+    // Read in place, B's column sums are taken in a pass of their own.
+    T* sums_while_packing = b_in_place ? nullptr : col_sums_b;
+    if (col_sums_b && b_in_place) column_sums(col_sums_b, B, ldb, N, K, false);
     const PackedGemm<T> job{kern, C, ldc, A, lda, B, ldb, M, N, K, trans_a, trans_b, alpha,
-                            accumulate, ep, col_sums_b, transposed_c, blocks,
-                            !trans_b && alpha == T(1) && col_sums_b == nullptr && M <= 4 * idx(MR),
+                            accumulate, ep, sums_while_packing, transposed_c, blocks, a_in_place, b_in_place,
                             scratch(b_buf, (std::min(N, NC) + NR - 1) / NR * NR * kc_max),
-                            scratch(a_buf, blocks.size * kc_max),
+                            scratch(a_buf, a_in_place ? 0 : blocks.size * kc_max),
                             scratch(edge_buf, idx(nt) * MR * NR)};
-    if (col_sums_b) std::fill(col_sums_b, col_sums_b + N, T(0));
+    if (sums_while_packing) std::fill(col_sums_b, col_sums_b + N, T(0));
     for (idx jc = 0; jc < N; jc += NC) {
         const idx nc = std::min(NC, N - jc);
         for (idx pc = 0; pc < K; pc += KC) {

@@ -1,8 +1,9 @@
 // The GEMM micro-kernel contract (BLIS's, transposed for row-major C).
 //
-//   rows[m](kc, Ap, Bp, ldbp, C, ldc, accumulate), for m = 1..MR:
+//   rows[m](kc, Ap, ldap, Bp, ldbp, C, ldc, accumulate), for m = 1..MR:
 //     C[0:m, 0:NR] (row stride ldc)  =  (accumulate ? C : 0)  +  sum_k Ap[k][0:m] (x) Bp[k]
-//   Ap  one packed micro-panel of op(A): kc columns of MR values, Ap[k*MR + r] = op(A)[r, k]
+//   Ap  kc columns of op(A)'s m rows, ldap apart: Ap[k*ldap + r] = op(A)[r, k] (a packed
+//       micro-panel has ldap = MR; a transposed A, stored K x M, can also be read in place)
 //   Bp  kc rows of NR values of op(B), ldbp apart: Bp[k*ldbp + j] = op(B)[k, j] (a packed
 //       micro-panel has ldbp = NR; a row-major B can also be read in place)
 //   k runs from 0 to kc-1 in order, so a sum's order is fixed by the blocking alone.
@@ -22,8 +23,8 @@ constexpr int kMaxMR = 12;
 
 template <typename T>
 struct GemmKernel {
-    using Fn = void (*)(std::ptrdiff_t kc, const T* Ap, const T* Bp, std::ptrdiff_t ldbp, T* C,
-                        std::ptrdiff_t ldc, int accumulate);
+    using Fn = void (*)(std::ptrdiff_t kc, const T* Ap, std::ptrdiff_t ldap, const T* Bp,
+                        std::ptrdiff_t ldbp, T* C, std::ptrdiff_t ldc, int accumulate);
     Fn rows[kMaxMR + 1];  // rows[m] computes m rows; rows[mr] is the full tile
     int mr;
     int nr;

@@ -45,6 +45,36 @@ def test_gemm_at_the_paths_own_tile_edges(isa, rng, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_operands_read_in_place(isa, rng, dtype):
+    # The packed path reads a transposed A, and a small row-major B at alpha = 1, where they lie
+    # (csrc/gemm.cpp, gemm_packed): row strides wider than the rows (views into larger arrays),
+    # tile edges in both directions, k past one slice, B's column sums taken in a pass of their
+    # own, and a large B that is packed again, each against the reference.
+    mr, nr = dp.ops.gemm_tile(np.dtype(dtype).name)
+    shapes = [(10, 100, 200), (4 * mr + 1, 2 * nr + 3, 61), (64, 100, KC + 7), (mr - 1, nr, 3),
+              (200, 3 * nr + 5, 64), (5 * mr, 260, 520)]  # the last: B over 512 KiB in float64
+    for m, n, k in shapes:
+        for trans_a in (False, True):
+            a_rows, a_cols = (k, m) if trans_a else (m, k)
+            A = rng.standard_normal((a_rows, a_cols + 5)).astype(dtype)[:, :a_cols]
+            B = rng.standard_normal((k, n + 3)).astype(dtype)[:, :n]
+            for beta in (0.0, 1.0):
+                C0 = rng.standard_normal((m, n)).astype(dtype)
+                out = C0.copy()
+                dp.ops.gemm(A, B, trans_a, False, beta=beta, out=out)
+                expected = ref.gemm(A, B, trans_a, False, beta=beta, out=C0.copy())
+                assert_close(out, expected, what=f"{isa} {(m, n, k, trans_a, beta)}")
+        # The weight gradient: X^T dZ with the bias gradient summed from dZ.
+        X = rng.standard_normal((k, m)).astype(dtype)
+        dZ = rng.standard_normal((k, n)).astype(dtype)
+        for threads in (1, 2):
+            dW, db = dp.ops.dense_backward(dZ, X, n_threads=threads)
+            dW_ref, db_ref = ref.dense_backward(dZ, X)
+            assert_close(dW, dW_ref, what=f"{isa} dW {(m, n, k)}")
+            assert_close(db, db_ref, what=f"{isa} db {(m, n, k)}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("activation, grad_at_zero", [("relu", 0.0), ("relu", 0.5), ("tanh", 0.0),
                                                       ("sigmoid", 0.0), ("identity", 0.0)])
 @pytest.mark.parametrize("n, i, o", [(32, 64, 128), (128, 257, 10), (5, 40, 33), (200, 30, 1),
