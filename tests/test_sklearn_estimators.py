@@ -66,6 +66,21 @@ def test_constructor_extends_sklearns_exactly(ours, theirs):
         ours(activation="sine").fit([[0.0], [1.0]], [0, 1])
 
 
+def test_parameter_names_are_each_classs_own():
+    # The names are remembered per class (_base._param_names): a subclass with a parameter of
+    # its own gets it, and the estimators keep theirs.
+    class Wider(MLPClassifier):
+        def __init__(self, hidden_layer_sizes=(100,), *, width_factor=2, **kwargs):
+            super().__init__(hidden_layer_sizes, **kwargs)
+            self.width_factor = width_factor
+
+    assert MLPClassifier().get_params().keys() == \
+        {name for name in inspect.signature(MLPClassifier).parameters}
+    assert "width_factor" in Wider().get_params()
+    assert "width_factor" not in MLPClassifier().get_params()
+    assert "loss" in MLPRegressor().get_params() and "loss" not in MLPClassifier().get_params()
+
+
 def test_partial_fit(wine):
     X, y = wine
     clf = small(MLPClassifier)

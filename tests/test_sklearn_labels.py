@@ -10,7 +10,7 @@ from sklearn.datasets import load_iris
 from sklearn.preprocessing import LabelBinarizer
 
 from deltaprop.sklearn import MLPClassifier
-from deltaprop.sklearn._labels import class_indices, decode, encode
+from deltaprop.sklearn._labels import class_indices, decode, encode, fit_binarizer
 
 LABELS = {
     "binary ints": (np.array([3, 7]), np.array([7, 3, 3, 7, 7])),
@@ -21,6 +21,31 @@ LABELS = {
     "integral floats": (np.array([0, 1, 2]), np.array([2.0, 0.0, 1.0])),
     "bools": (np.array([False, True]), np.array([True, True, False])),
 }
+
+
+@pytest.mark.parametrize("y", [
+    np.array([3, 7, 7, 3]), np.array([5, 0, 2, 1, 1, 0]), np.array([4, 4, 4]),
+    np.array([2, 0, 1], dtype=np.uint8), np.array([-3, 9], dtype=np.int32),
+    np.array([2.0, 0.0, 1.0]), np.array(["b", "a"]), np.array([True, False]),  # through fit
+    np.eye(3, dtype=int),  # multilabel
+], ids=repr)
+def test_fit_binarizer_matches_label_binarizer_fit(y):
+    expected = LabelBinarizer().fit(y)
+    got = fit_binarizer(y)
+    for attribute in ("y_type_", "sparse_input_"):
+        assert getattr(got, attribute) == getattr(expected, attribute), attribute
+    assert got.classes_.dtype == expected.classes_.dtype
+    np.testing.assert_array_equal(got.classes_, expected.classes_)
+    np.testing.assert_array_equal(got.transform(y), expected.transform(y))
+
+
+def test_fit_binarizer_refuses_what_label_binarizer_refuses():
+    for y in (np.array([], dtype=int), np.array([0.5, 1.5]), np.array([[1, 2], [3, 4]])):
+        with pytest.raises(ValueError) as expected:
+            LabelBinarizer().fit(y)
+        with pytest.raises(ValueError) as got:
+            fit_binarizer(y)
+        assert str(got.value) == str(expected.value)
 
 
 @pytest.mark.parametrize("name", sorted(LABELS))

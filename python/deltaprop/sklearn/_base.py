@@ -49,6 +49,18 @@ def _shuffle(sample_idx: npt.NDArray[np.intp],
     return sample_idx[permutation]
 
 
+_PARAM_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _param_names(cls: type) -> tuple[str, ...]:
+    """BaseEstimator._get_param_names(cls), remembered per class (two threads racing here
+    store the same value)."""
+    names = _PARAM_NAMES.get(cls)
+    if names is None:
+        names = _PARAM_NAMES[cls] = tuple(BaseEstimator._get_param_names.__func__(cls))
+    return names
+
+
 class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
     # (ignore: scikit-learn ships no type information, so its classes are Any to mypy)
     """Shared by the two estimators; not for direct use."""
@@ -100,6 +112,12 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
     validation_loss_curve_: list[float] | None
     validation_scores_: list[float] | None
     best_validation_score_: float | None
+
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        """BaseEstimator's, read once per class: it inspects __init__'s signature on every call
+        (~40 µs), and a fit calls it through get_params when it validates its parameters."""
+        return list(_param_names(cls))
 
     # -- the network -------------------------------------------------------------------------
     def _store_parameters(self, values: dict[str, Any]) -> None:

@@ -27,7 +27,7 @@ from .._typing import FloatArray
 from ..activations import Activation
 from ._base import BaseMLP
 from ._hooks import callback_management_context
-from ._labels import class_indices, decode, encode
+from ._labels import class_indices, decode, encode, fit_binarizer
 from ._persist import PersistMixin
 from ._plot import PlotMixin
 
@@ -118,8 +118,7 @@ class MLPClassifier(ClassifierMixin, PersistMixin, PlotMixin, BaseMLP):  # type:
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
-            self._label_binarizer = LabelBinarizer()
-            self._label_binarizer.fit(y)
+            self._label_binarizer = fit_binarizer(y)
             self.classes_ = self._label_binarizer.classes_
         elif self.warm_start:
             classes = unique_labels(y)
