@@ -459,7 +459,7 @@ struct PackedGemm {
         const T* b = b_direct ? B + pc * ldb + j : Bp + p * NR * kc;
         const idx ldbp = b_direct ? ldb : NR;
         if (transposed_c) {  // element (i + r, j + jj) here is C[j + jj, i + r]
-            kern.rows[m](kc, a, ldap, b, ldbp, edge, NR, 0);
+            (n <= NR / 2 ? kern.half : kern.rows)[m](kc, a, ldap, b, ldbp, edge, NR, 0);
             T* c = C + j * ldc + i;
             for (idx jj = 0; jj < n; ++jj)
                 for (idx r = 0; r < m; ++r)
@@ -471,7 +471,7 @@ struct PackedGemm {
         if (n == NR) {  // full width: the m-row kernel writes C directly
             kern.rows[m](kc, a, ldap, b, ldbp, c, ldc, acc);
         } else {  // right edge: compute in scratch, then add the valid part
-            kern.rows[m](kc, a, ldap, b, ldbp, edge, NR, 0);
+            (n <= NR / 2 ? kern.half : kern.rows)[m](kc, a, ldap, b, ldbp, edge, NR, 0);
             for (idx r = 0; r < m; ++r)
                 for (idx jj = 0; jj < n; ++jj)
                     c[r * ldc + jj] = acc ? c[r * ldc + jj] + edge[r * NR + jj] : edge[r * NR + jj];

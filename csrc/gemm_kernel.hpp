@@ -8,7 +8,8 @@
 //       micro-panel has ldbp = NR; a row-major B can also be read in place)
 //   k runs from 0 to kc-1 in order, so a sum's order is fixed by the blocking alone.
 //   A row count below MR (the bottom edge of C) has its own kernel, writing C directly; the
-//   right edge (fewer than NR columns) is zero-padded and the driver passes a scratch tile.
+//   right edge (fewer than NR columns) is zero-padded and the driver passes a scratch tile; an
+//   edge of at most NR / 2 columns takes the half-width kernels, so it does half the idle work.
 //
 // Each instruction set's kernels live in their own translation unit, compiled with that set's
 // flags and nothing else shared (no inline functions from other headers: a copy compiled with
@@ -26,6 +27,7 @@ struct GemmKernel {
     using Fn = void (*)(std::ptrdiff_t kc, const T* Ap, std::ptrdiff_t ldap, const T* Bp,
                         std::ptrdiff_t ldbp, T* C, std::ptrdiff_t ldc, int accumulate);
     Fn rows[kMaxMR + 1];  // rows[m] computes m rows; rows[mr] is the full tile
+    Fn half[kMaxMR + 1];  // the same, NR / 2 columns wide: a right edge of at most NR / 2
     int mr;
     int nr;
 };

@@ -30,6 +30,7 @@ def test_gemm_at_the_paths_own_tile_edges(isa, rng, dtype):
     shapes += [(3 * mr + 5, 10, 97), (128, 10, 300), (10, 3 * nr + 1, 64)]  # narrow C
     shapes += [(nr, 1, 9), (133, 3, 100), (200, 1, 2 * KC + 3), (300, 4, 61)]  # dot products
     shapes += [(2, 100, 200), (10, 100, 200), (mr - 1, 2 * nr + 3, KC + 1)]  # short C: packed
+    shapes += [(mr + 1, nr + nr // 2 + extra, 33) for extra in (0, 1)]  # half-width edge or not
     for m, n, k in shapes:
         for trans_a in (False, True):
             for trans_b in (False, True):
