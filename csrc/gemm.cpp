@@ -80,6 +80,15 @@ DP_ISA_CLONES void forward_rows(T* c, idx ldc, idx m, idx n, Fn fn) {
     }
 }
 
+// add_bias_rows then forward_rows in one pass (the same two operations on each value).
+template <typename T, typename Fn>
+DP_ISA_CLONES void bias_forward_rows(T* c, idx ldc, idx m, idx n, const T* DP_RESTRICT bias, Fn fn) {
+    for (idx r = 0; r < m; ++r) {
+        T* DP_RESTRICT row = c + r * ldc;
+        for (idx j = 0; j < n; ++j) row[j] = fn.forward(row[j] + bias[j]);
+    }
+}
+
 template <typename T, typename Fn>
 DP_ISA_CLONES void derivative_rows(T* c, idx ldc, idx m, idx n, const T* s, idx lds, Fn fn) {
     for (idx r = 0; r < m; ++r) {
@@ -93,8 +102,10 @@ DP_ISA_CLONES void derivative_rows(T* c, idx ldc, idx m, idx n, const T* s, idx 
 // The activation's kind is resolved once per call, so each row loop vectorises.
 template <typename T>
 void apply_epilogue(T* c, idx ldc, idx i0, idx j0, idx m, idx n, const Epilogue<T>& ep) {
-    if (ep.bias) add_bias_rows(c, ldc, m, n, ep.bias + j0);
-    if (ep.activation) visit<T>(*ep.activation, [&](auto fn) { forward_rows(c, ldc, m, n, fn); });
+    if (ep.bias && ep.activation)
+        visit<T>(*ep.activation, [&](auto fn) { bias_forward_rows(c, ldc, m, n, ep.bias + j0, fn); });
+    else if (ep.bias) add_bias_rows(c, ldc, m, n, ep.bias + j0);
+    else if (ep.activation) visit<T>(*ep.activation, [&](auto fn) { forward_rows(c, ldc, m, n, fn); });
     if (ep.derivative)
         visit<T>(*ep.derivative, [&](auto fn) {
             derivative_rows(c, ldc, m, n, ep.stored + i0 * ep.ld_stored + j0, ep.ld_stored, fn);
