@@ -188,7 +188,7 @@ DP_ISA_CLONES void direct_rows(T* C, idx ldc, const T* A, idx lda, const T* Bk, 
                     sum[v] += a * row;
                 }
             }
-            std::memcpy(c + j, sum, sizeof sum);
+            for (int v = 0; v < kVectors; ++v) std::memcpy(c + j + 8 * v, &sum[v], sizeof sum[v]);
         }
         for (; j < N; ++j) {
             T sum = accumulate ? c[j] : T(0);
