@@ -21,7 +21,11 @@ same thread count: per batch the forward products A W, the weight gradients A^T 
 back-propagated deltas dZ W^T (shapes from scikit-learn's fit: its batches and epochs), timed
 on their own, best of several. "max" is scikit-learn's time over that floor: the speed-up a
 trainer that ran those products exactly as fast as OpenBLAS and everything else for free would
-get. Where it is below 10, a 10x speed-up is not a matter of overhead.
+get. "FMA floor" is the same products' floating-point operations at this CPU's peak
+multiply-add rate (``dp.ops.fma_peak_gflops`` per core, times the threads), and the "max"
+beside it scikit-learn's time over that: the bound no trainer doing the same arithmetic on
+these cores can pass, however small its products and overheads. Where it is below 10, a 10x
+speed-up is not possible here at all.
 
 ``--markdown`` prints the table as Markdown. The machine must be otherwise idle: each row says
 whether others used the CPU while it ran. Timings are never judged, only scores.
@@ -30,6 +34,7 @@ whether others used the CPU while it ran. Timings are never judged, only scores.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -119,6 +124,25 @@ def product_floor(n, sizes, batch, epochs, dtype, blas):
     return total * epochs
 
 
+def product_flops(n, sizes, batch, epochs):
+    """Floating-point operations of the same products: 2 per multiply-add; the first layer has
+    no back-propagated delta."""
+    per_epoch = 0
+    for start in range(0, n, batch):
+        rows = min(batch, n - start)
+        per_epoch += sum(2 * rows * fan_in * fan_out * (3 if l else 2)
+                         for l, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:])))
+    return per_epoch * epochs
+
+
+@functools.cache
+def fma_peak(dtype_name):
+    """GFLOP/s of one core at its measured multiply-add peak."""
+    import deltaprop as dp
+
+    return dp.ops.fma_peak_gflops(dtype_name, 0.3)
+
+
 def run_row(label, kind, load, params, dtype, threads):
     import sklearn.neural_network as skl
 
@@ -135,10 +159,12 @@ def run_row(label, kind, load, params, dtype, threads):
     sizes = [X_train.shape[1], *theirs.hidden_layer_sizes, theirs.n_outputs_]
     batch = theirs.batch_size if theirs.batch_size != "auto" else 200
     floor = product_floor(len(X_train), sizes, batch, theirs.n_iter_, dtype, threads)
+    peak_floor = (product_flops(len(X_train), sizes, batch, theirs.n_iter_)
+                  / (fma_peak(np.dtype(dtype).name) * threads * 1e9))
     metric = "R2" if kind == "MLPRegressor" else "accuracy"
     return dict(label=label, dtype=dtype, threads=threads,
                 epochs=f"{theirs.n_iter_}/{ours.n_iter_}", sklearn=t_theirs, deltaprop=t_ours,
-                ratio=t_theirs / t_ours, floor=floor, metric=metric,
+                ratio=t_theirs / t_ours, floor=floor, peak_floor=peak_floor, metric=metric,
                 s_theirs=s_theirs, s_ours=s_ours,
                 agree=abs(s_theirs - s_ours) <= SCORE_BOUND[metric],
                 machine="noisy" if workloads.is_noisy(monitor) else "quiet")
@@ -150,10 +176,11 @@ def seconds(t):
 
 def print_table(results, markdown):
     head = ["data", "dtype", "thr", "epochs sk/dp", "scikit-learn", "deltaprop", "speed-up",
-            "BLAS floor", "max", "test score sk / dp", "agree", "machine"]
+            "BLAS floor", "max", "FMA floor", "max", "test score sk / dp", "agree", "machine"]
     rows = [[r["label"], r["dtype"], str(r["threads"]), r["epochs"], seconds(r["sklearn"]),
              seconds(r["deltaprop"]), f"{r['ratio']:.1f}x", seconds(r["floor"]),
-             f"{r['sklearn'] / r['floor']:.1f}x",
+             f"{r['sklearn'] / r['floor']:.1f}x", seconds(r["peak_floor"]),
+             f"{r['sklearn'] / r['peak_floor']:.1f}x",
              f"{r['metric']} {r['s_theirs']:.4f} / {r['s_ours']:.4f}",
              "yes" if r["agree"] else "NO", r["machine"]] for r in results]
     if markdown:
