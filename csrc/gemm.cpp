@@ -278,39 +278,41 @@ DP_ISA_CLONES void dot_rows(T* C, idx ldc, const T* A, idx lda, const T* bt, idx
     if (i < i1) dot_block<T, 1, NC>(C, ldc, A, lda, bt, i, K, alpha, accumulate);
 }
 
-// Rows [i0, i0 + 8 R) of the narrow product for op(A) = A^T (m of them real, m <= 8 R), whose
-// rows are A's strided columns: the sums run along A's contiguous rows instead, eight rows of C
-// to a vector, R vectors x NC columns in registers, k in order. Lanes past m read zeros.
+// Rows [i0, i0 + 8 R) of the narrow product for op(A) = A^T, whose rows are A's strided
+// columns: the sums run along A's contiguous rows instead, eight rows of C to a vector, R vectors
+// x NC columns in registers, k in order. Rows before i0 + skip are computed but not written.
 template <typename T, int R, int NC>
 [[gnu::always_inline]] inline void dot_columns_block(T* C, idx ldc, const T* A, idx lda, const T* bt,
-                                                     idx i0, idx m, idx K, T alpha, bool accumulate) {
+                                                     idx i0, idx skip, idx K, T alpha, bool accumulate) {
     Lanes8<T> sum[R][NC] = {};
     for (idx k = 0; k < K; ++k) {
         const T* a = A + k * lda + i0;
-        Lanes8<T> rows[R] = {};
-        if (m == 8 * R)
-            for (int r = 0; r < R; ++r) load8(rows[r], a + 8 * r);
-        else
-            for (idx l = 0; l < m; ++l) rows[l / 8][l % 8] = a[l];
+        Lanes8<T> rows[R];
+        for (int r = 0; r < R; ++r) load8(rows[r], a + 8 * r);
         for (int j = 0; j < NC; ++j) {
             const T b = bt[j * K + k];
             for (int r = 0; r < R; ++r) sum[r][j] += rows[r] * b;
         }
     }
-    for (idx l = 0; l < m; ++l)
+    for (idx l = skip; l < 8 * R; ++l)
         for (int j = 0; j < NC; ++j) {
             T& c = C[(i0 + l) * ldc + j];
             c = (accumulate ? c : T(0)) + alpha * sum[l / 8][j][l % 8];
         }
 }
 
-// Rows [i0, i1) of the narrow product for op(A) = A^T, 32 at a time.
+// Rows [i0, i1) of the narrow product for op(A) = A^T, 32 at a time, then 8 at a time. The last
+// few rows (fewer than 8) take the 8 rows ending at the last one (the narrow path's C has at
+// least NR >= 8 rows), written from the first not yet written: each row's sum is the same
+// whichever block computes it. (Filling the lanes past the last row one at a time instead made
+// a 4-row remainder of 100 take as long as the other 96 rows.)
 template <typename T, int NC>
 DP_ISA_CLONES void dot_columns(T* C, idx ldc, const T* A, idx lda, const T* bt, idx i0, idx i1, idx K,
                                T alpha, bool accumulate) {
-    constexpr idx kRows = 32;
-    for (idx i = i0; i < i1; i += kRows)
-        dot_columns_block<T, 4, NC>(C, ldc, A, lda, bt, i, std::min(kRows, i1 - i), K, alpha, accumulate);
+    idx i = i0;
+    for (; i + 32 <= i1; i += 32) dot_columns_block<T, 4, NC>(C, ldc, A, lda, bt, i, 0, K, alpha, accumulate);
+    for (; i + 8 <= i1; i += 8) dot_columns_block<T, 1, NC>(C, ldc, A, lda, bt, i, 0, K, alpha, accumulate);
+    if (i < i1) dot_columns_block<T, 1, NC>(C, ldc, A, lda, bt, i1 - 8, 8 - (i1 - i), K, alpha, accumulate);
 }
 
 template <typename T>
@@ -561,8 +563,9 @@ void gemm(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M, idx N,
     const bool transposable = N < kern.nr && M >= kern.nr;
     const bool direct = alpha == T(0) || K < 8 || M * N * K < idx(16) * 16 * 16 ||
                         (!transposable && (M < 2 || N < 8));
-    // A C of at most kNarrowColumns columns over many rows: a few dot products per row.
-    const bool narrow = !direct && N <= kNarrowColumns && M >= kern.nr;
+    // A C of at most kNarrowColumns columns over many rows: a few dot products per row (at
+    // least 8 rows, which dot_columns needs).
+    const bool narrow = !direct && N <= kNarrowColumns && M >= std::max<idx>(kern.nr, 8);
     // Every path folds beta = 0 (overwrite, C never read) or 1 (accumulate) into its sums; other
     // values take a pass of C = beta . C first and then accumulate.
     const bool accumulate = beta != T(0);
