@@ -10,6 +10,7 @@
 //         pack op(A)[ic.., pc..] into MR-tall micro-panels         (threads split the panels)
 //         micro-kernel on each MR x NR tile                         (threads split the tiles);
 //         on the last slice, the epilogue on each finished tile
+// (A transposed A, and a small row-major B, are read in place instead of packed: gemm_packed.)
 // A tile of C is written by exactly one thread per (jc, pc) step and the pc steps run in order,
 // so no two threads write the same element and every sum keeps its order for any thread count.
 #include "gemm.hpp"
@@ -427,7 +428,7 @@ struct PackedGemm {
     T* col_sums_b;
     bool transposed_c;          // this computes C^T: M x N here is N x M of C (row stride ldc)
     RowBlocks blocks;
-    // Operands read where they lie rather than packed (see in_place below). For B, full-width
+    // Operands read where they lie rather than packed (gemm_packed says when). For B, full-width
     // panels only: the right edge is still packed, zero-padded.
     bool a_in_place, b_in_place;
     T *Bp, *Ap, *edge_all;
