@@ -1,6 +1,7 @@
 // One dense layer, forward then backward (design.md section 1), each a single fused GEMM:
 //   forward:           Z = X W + b,  A = f(Z)       bias and f applied to each tile of the product
-//   weight gradients:  dW = X^T dZ,  db = sum over rows of dZ   (db summed while dZ is packed)
+//   weight gradients:  dW = X^T dZ,  db = sum over rows of dZ   (db summed while dZ is packed,
+//                                                                 or beside it when read in place)
 //   delta propagation: dZ_prev = (dZ W^T) . f'(S_prev)           (the mask applied per tile)
 // S is the matrix the derivative reads: A, or Z where f' needs it (derivative_needs_z).
 #pragma once
