@@ -7,10 +7,9 @@
 //       pack alpha . op(B)[pc.., jc..] into NR-wide micro-panels   (threads split the panels;
 //                                                                    column sums of B taken here)
 //       for each MC block of rows ic:
-//         pack op(A)[ic.., pc..] into MR-tall micro-panels         (threads split the panels)
-//         micro-kernel on each MR x NR tile                         (threads split the tiles);
+//         micro-kernel on each MR x NR tile, reading op(A) in place (threads split the tiles);
 //         on the last slice, the epilogue on each finished tile
-// (A transposed A, and a small row-major B, are read in place instead of packed: gemm_packed.)
+// (A small row-major B is read in place too, and op(A) is never packed: gemm_packed says why.)
 // A tile of C is written by exactly one thread per (jc, pc) step and the pc steps run in order,
 // so no two threads write the same element and every sum keeps its order for any thread count.
 #include "gemm.hpp"
@@ -26,10 +25,10 @@
 namespace dp {
 namespace {
 
-// Block sizes. KC x NR of B (32 KiB for float32 with NR = 32) and MR x KC of A (12 KiB) are the
-// micro-kernel's working set in the 32 KiB L1 + 1 MiB L2 of one core here; the MC x KC block of
-// A (MC <= 10 MR: at most 120 KiB) stays in L2 while the threads walk the micro-panels of B; the
-// KC x NC panel of B (4 MiB at most) lives in the shared L3.
+// Block sizes. KC x NR of B (32 KiB for float32 with NR = 32) and MR x KC of A (12 KiB, read in
+// place) are the micro-kernel's working set in the 48 KiB L1 + 1 MiB L2 of one core here; the
+// MC x KC block of A (MC <= 10 MR: at most 120 KiB) stays in L2 while the threads walk the
+// micro-panels of B; the KC x NC panel of B (4 MiB at most) lives in the shared L3.
 constexpr idx KC = 256;
 constexpr idx NC = 4096;
 constexpr int MC_PANELS = 10;
@@ -379,29 +378,6 @@ DP_ISA_CLONES void pack_b_panel(T* DP_RESTRICT Bp, const T* B, idx ldb, idx pc, 
     }
 }
 
-// Ap (kc x MR, zero-padded past m rows) = op(A)[i0 : i0+m, pc : pc+kc].
-template <typename T>
-DP_ISA_CLONES void pack_a_panel(T* DP_RESTRICT Ap, const T* A, idx lda, idx i0, idx pc, idx m, idx kc, int MR,
-                  bool trans_a) {
-    if (trans_a) {
-        for (idx k = 0; k < kc; ++k) {
-            const T* src = A + (pc + k) * lda + i0;
-            T* dst = Ap + k * MR;
-            for (idx r = 0; r < m; ++r) dst[r] = src[r];
-            for (idx r = m; r < MR; ++r) dst[r] = T(0);
-        }
-    } else {
-        for (idx r = 0; r < MR; ++r) {
-            if (r < m) {
-                const T* src = A + (i0 + r) * lda + pc;
-                for (idx k = 0; k < kc; ++k) Ap[k * MR + r] = src[k];
-            } else {
-                for (idx k = 0; k < kc; ++k) Ap[k * MR + r] = T(0);
-            }
-        }
-    }
-}
-
 // The rows of one MC block are [ic, ic + mc); blocks are balanced so no thread gets a sliver.
 struct RowBlocks {
     idx count, size;
@@ -428,10 +404,10 @@ struct PackedGemm {
     T* col_sums_b;
     bool transposed_c;          // this computes C^T: M x N here is N x M of C (row stride ldc)
     RowBlocks blocks;
-    // Operands read where they lie rather than packed (gemm_packed says when). For B, full-width
-    // panels only: the right edge is still packed, zero-padded.
-    bool a_in_place, b_in_place;
-    T *Bp, *Ap, *edge_all;
+    // B read where it lies rather than packed (gemm_packed says when): full-width panels only,
+    // the right edge is still packed, zero-padded.
+    bool b_in_place;
+    T *Bp, *edge_all;
 
     // One (jc, pc) step. Called by every thread of a team, or alone: its `omp for`s split the
     // work, each ending in a barrier.
@@ -449,35 +425,28 @@ struct PackedGemm {
         }
         for (idx ic = 0; ic < M; ic += blocks.size) {
             const idx mc = std::min(blocks.size, M - ic), a_panels = (mc + MR - 1) / MR;
-            // Split over micro-panels of A: the block is packed once, shared by all.
-            if (!a_in_place) {
-#pragma omp for schedule(static)
-                for (idx q = 0; q < a_panels; ++q)
-                    pack_a_panel(Ap + q * MR * kc, A, lda, ic + q * MR, pc,
-                                 std::min<idx>(MR, mc - q * MR), kc, MR, trans_a);
-            }
             // Split over tiles of C, B-panel-major so a thread's consecutive tiles reuse one
             // micro-panel of B from L1. Each tile has one owner.
 #pragma omp for collapse(2) schedule(static)
             for (idx p = 0; p < panels; ++p)
                 for (idx q = 0; q < a_panels; ++q)
-                    tile(ic + q * MR, jc + p * NR, p, q, pc, kc, edge);
+                    tile(ic + q * MR, jc + p * NR, p, pc, kc, edge);
         }
     }
 
-    // The MR x NR tile of C at (i, j), from A panel q and B panel p of the current block.
-    void tile(idx i, idx j, idx p, idx q, idx pc, idx kc, T* edge) const {
+    // The MR x NR tile of C at (i, j), from op(A)'s rows i.. and B panel p.
+    void tile(idx i, idx j, idx p, idx pc, idx kc, T* edge) const {
         const int MR = kern.mr, NR = kern.nr;
         const idx m = std::min<idx>(MR, M - i), n = std::min<idx>(NR, N - j);
         const int acc = accumulate || pc > 0;
         const bool last = pc + kc == K;
-        const T* a = a_in_place ? A + pc * lda + i : Ap + q * MR * kc;
-        const idx ldap = a_in_place ? lda : MR;
+        const T* a = trans_a ? A + pc * lda + i : A + i * lda + pc;
+        const typename GemmKernel<T>::Widths& kernels = trans_a ? kern.by_k : kern.by_row;
         const bool b_direct = b_in_place && n == NR;
         const T* b = b_direct ? B + pc * ldb + j : Bp + p * NR * kc;
         const idx ldbp = b_direct ? ldb : NR;
         if (transposed_c) {  // element (i + r, j + jj) here is C[j + jj, i + r]
-            (n <= NR / 2 ? kern.half : kern.rows)[m](kc, a, ldap, b, ldbp, edge, NR, 0);
+            (n <= NR / 2 ? kernels.half : kernels.full)[m](kc, a, lda, b, ldbp, edge, NR, 0);
             T* c = C + j * ldc + i;
             for (idx jj = 0; jj < n; ++jj)
                 for (idx r = 0; r < m; ++r)
@@ -487,9 +456,9 @@ struct PackedGemm {
         }
         T* c = C + i * ldc + j;
         if (n == NR) {  // full width: the m-row kernel writes C directly
-            kern.rows[m](kc, a, ldap, b, ldbp, c, ldc, acc);
+            kernels.full[m](kc, a, lda, b, ldbp, c, ldc, acc);
         } else {  // right edge: compute in scratch, then add the valid part
-            (n <= NR / 2 ? kern.half : kern.rows)[m](kc, a, ldap, b, ldbp, edge, NR, 0);
+            (n <= NR / 2 ? kernels.half : kernels.full)[m](kc, a, lda, b, ldbp, edge, NR, 0);
             for (idx r = 0; r < m; ++r)
                 for (idx jj = 0; jj < n; ++jj)
                     c[r * ldc + jj] = acc ? c[r * ldc + jj] + edge[r * NR + jj] : edge[r * NR + jj];
@@ -507,28 +476,29 @@ void gemm_packed(const GemmKernel<T>& kern, T* C, idx ldc, const T* A, idx lda, 
     // All scratch is sized here, before any parallel region, so an allocation failure is a
     // std::bad_alloc in the calling thread, never an exception inside OpenMP. It is reused
     // across calls: a training step allocates nothing.
-    static thread_local std::vector<T> b_buf, a_buf, edge_buf;
+    static thread_local std::vector<T> b_buf, edge_buf;
     const RowBlocks blocks(M, MR);
     // Packing copies an operand into the micro-kernel's order, contiguous, so its panels stream
-    // from cache without conflicts however often they are reused. Where an operand's layout is
-    // already the kernel's, reading it in place saves the copy. Measured on the Zen 5 machine
-    // (benchmarks/README.md):
-    // - a transposed A (stored K x M: each k gives the tile's rows contiguous) read in place was
-    //   as fast or faster at every shape tried, from 10 x 200 x 100 (13% faster) to 2048^2 x 512;
+    // from cache without conflicts however often they are reused. Reading an operand where it
+    // lies saves the copy, and on 2 threads the barrier that follows it. Measured on the Zen 5
+    // machine (benchmarks/README.md):
+    // - op(A) read in place, row-major or transposed, was as fast or faster at every shape tried,
+    //   from 10 x 200 x 100 to 2048^2 x 512 (13-18% on the small ones; the float32 forward
+    //   product 128 x 784 x 512, 0.92x of OpenBLAS packed, reached parity on one thread and
+    //   1.2x on two), so A is never packed: each micro-kernel reads its MR rows with their
+    //   stride (a row-major A: MR rows of kc values; a transposed one: kc rows of MR);
     // - a row-major B read in place (full-width panels; it must also need no alpha scaling) was
     //   faster while it is small (K N up to 512 KiB: 5-8% at 200 x 64 x 100) or few row panels
     //   reuse it (M <= 4 MR), and 4% slower at 128 x 784 x 512 in float64, whose 4 KiB row
     //   stride maps a panel's rows onto a few L1 sets.
-    const bool a_in_place = trans_a;
     const bool b_in_place = !trans_b && alpha == T(1) &&
                             (M <= 4 * idx(MR) || K * N * idx(sizeof(T)) <= kInPlaceBBytes);
     // Read in place, B's column sums are taken in a pass of their own.
     T* sums_while_packing = b_in_place ? nullptr : col_sums_b;
     if (col_sums_b && b_in_place) column_sums(col_sums_b, B, ldb, N, K, false);
     const PackedGemm<T> job{kern, C, ldc, A, lda, B, ldb, M, N, K, trans_a, trans_b, alpha,
-                            accumulate, ep, sums_while_packing, transposed_c, blocks, a_in_place, b_in_place,
+                            accumulate, ep, sums_while_packing, transposed_c, blocks, b_in_place,
                             scratch(b_buf, (std::min(N, NC) + NR - 1) / NR * NR * kc_max),
-                            scratch(a_buf, a_in_place ? 0 : blocks.size * kc_max),
                             scratch(edge_buf, idx(nt) * MR * NR)};
     if (sums_while_packing) std::fill(col_sums_b, col_sums_b + N, T(0));
     for (idx jc = 0; jc < N; jc += NC) {

@@ -1,9 +1,10 @@
 // The GEMM micro-kernel contract (BLIS's, transposed for row-major C).
 //
-//   rows[m](kc, Ap, ldap, Bp, ldbp, C, ldc, accumulate), for m = 1..MR:
-//     C[0:m, 0:NR] (row stride ldc)  =  (accumulate ? C : 0)  +  sum_k Ap[k][0:m] (x) Bp[k]
-//   Ap  kc columns of op(A)'s m rows, ldap apart: Ap[k*ldap + r] = op(A)[r, k] (a packed
-//       micro-panel has ldap = MR; a transposed A, stored K x M, can also be read in place)
+//   kernel[m](kc, A, lda, Bp, ldbp, C, ldc, accumulate), for m = 1..MR:
+//     C[0:m, 0:NR] (row stride ldc)  =  (accumulate ? C : 0)  +  sum_k op(A)[0:m, k] (x) Bp[k]
+//   A   op(A)'s m rows, read where they lie (never packed), in one of two layouts, each with its
+//       own set of kernels: by_k, A[k*lda + r] = op(A)[r, k] (a transposed A, stored K x M);
+//       by_row, A[r*lda + k] = op(A)[r, k] (a row-major A)
 //   Bp  kc rows of NR values of op(B), ldbp apart: Bp[k*ldbp + j] = op(B)[k, j] (a packed
 //       micro-panel has ldbp = NR; a row-major B can also be read in place)
 //   k runs from 0 to kc-1 in order, so a sum's order is fixed by the blocking alone.
@@ -24,10 +25,14 @@ constexpr int kMaxMR = 12;
 
 template <typename T>
 struct GemmKernel {
-    using Fn = void (*)(std::ptrdiff_t kc, const T* Ap, std::ptrdiff_t ldap, const T* Bp,
+    using Fn = void (*)(std::ptrdiff_t kc, const T* A, std::ptrdiff_t lda, const T* Bp,
                         std::ptrdiff_t ldbp, T* C, std::ptrdiff_t ldc, int accumulate);
-    Fn rows[kMaxMR + 1];  // rows[m] computes m rows; rows[mr] is the full tile
-    Fn half[kMaxMR + 1];  // the same, NR / 2 columns wide: a right edge of at most NR / 2
+    struct Widths {
+        Fn full[kMaxMR + 1];  // full[m] computes m rows; full[mr] is the whole tile
+        Fn half[kMaxMR + 1];  // the same, NR / 2 columns wide: a right edge of at most NR / 2
+    };
+    Widths by_k;    // A[k*lda + r]: a transposed A
+    Widths by_row;  // A[r*lda + k]: a row-major A
     int mr;
     int nr;
 };

@@ -47,10 +47,11 @@ def test_gemm_at_the_paths_own_tile_edges(isa, rng, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_operands_read_in_place(isa, rng, dtype):
-    # The packed path reads a transposed A, and a small row-major B at alpha = 1, where they lie
-    # (csrc/gemm.cpp, gemm_packed): row strides wider than the rows (views into larger arrays),
-    # tile edges in both directions, k past one slice, B's column sums taken in a pass of their
-    # own, and a large B that is packed again, each against the reference.
+    # The packed path reads op(A) (row-major or transposed), and a small row-major B at
+    # alpha = 1, where they lie (csrc/gemm.cpp, gemm_packed): row strides wider than the rows
+    # (views into larger arrays), tile edges in both directions, k past one slice, B's column
+    # sums taken in a pass of their own, and a large B that is packed again, each against the
+    # reference.
     mr, nr = dp.ops.gemm_tile(np.dtype(dtype).name)
     shapes = [(10, 100, 200), (4 * mr + 1, 2 * nr + 3, 61), (64, 100, KC + 7), (mr - 1, nr, 3),
               (200, 3 * nr + 5, 64), (5 * mr, 260, 520)]  # the last: B over 512 KiB in float64
