@@ -12,7 +12,10 @@
 //   epilogue     applied to each tile of C as soon as it is final, while it is hot in cache:
 //                C += bias (per column), then C = f(C), then C *= f'(S) for a stored matrix S
 //                (the layer's A, or Z where f' needs it) - the forward's bias + activation and
-//                delta propagation's derivative mask, without another pass over C.
+//                delta propagation's derivative mask, without another pass over C. The bias
+//                alone, bias + ReLU and the ReLU mask are done to the sums in registers before
+//                they are stored (gemm_kernel.hpp's TileOps); other activations in a pass over
+//                each finished tile.
 //   col_sums_b   if not null, col_sums_b[j] = sum_k op(B)[k, j], taken while B is packed: the
 //                bias gradient, summed from the delta as the weight-gradient product reads it.
 #pragma once

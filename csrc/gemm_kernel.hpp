@@ -11,6 +11,7 @@
 //   A row count below MR (the bottom edge of C) has its own kernel, writing C directly; the
 //   right edge (fewer than NR columns) is zero-padded and the driver passes a scratch tile; an
 //   edge of at most NR / 2 columns takes the half-width kernels, so it does half the idle work.
+//   ops   null, or what to do to the finished sums in registers before they are stored (TileOps)
 //
 // Each instruction set's kernels live in their own translation unit, compiled with that set's
 // flags and nothing else shared (no inline functions from other headers: a copy compiled with
@@ -23,10 +24,30 @@ namespace dp {
 
 constexpr int kMaxMR = 12;
 
+// The commonest epilogues (gemm.hpp), done by the kernel to a finished tile while it is still in
+// registers: a layer's forward Z + b (the output layer) and ReLU(Z + b) (a hidden layer), and
+// delta propagation's ReLU mask. Each is the arithmetic of the driver's own epilogue pass
+// (gemm.cpp, apply_epilogue), in the same order, so either gives the same bits:
+//   bias       x + b[j]
+//   bias_relu  x + b[j] if above 0, else 0 (so NaN becomes 0, as ReluFn::forward)
+//   relu_mask  x . step(S[r, j]): 1 where S > 0, 0 where S < 0, at_zero at 0 and at NaN
+//              (ReluFn::derivative)
+enum class TileOp : int { none, bias, bias_relu, relu_mask };
+
+template <typename T>
+struct TileOps {
+    TileOp op = TileOp::none;
+    const T* bias = nullptr;    // the tile's first column's bias
+    const T* stored = nullptr;  // relu_mask: S at the tile's first element, rows lds apart
+    std::ptrdiff_t lds = 0;
+    T at_zero = T(0);           // relu_mask: ReLU'(0)
+};
+
 template <typename T>
 struct GemmKernel {
     using Fn = void (*)(std::ptrdiff_t kc, const T* A, std::ptrdiff_t lda, const T* Bp,
-                        std::ptrdiff_t ldbp, T* C, std::ptrdiff_t ldc, int accumulate);
+                        std::ptrdiff_t ldbp, T* C, std::ptrdiff_t ldc, int accumulate,
+                        const TileOps<T>* ops);
     struct Widths {
         Fn full[kMaxMR + 1];  // full[m] computes m rows; full[mr] is the whole tile
         Fn half[kMaxMR + 1];  // the same, NR / 2 columns wide: a right edge of at most NR / 2

@@ -18,6 +18,13 @@ struct F32x8 {
     static reg broadcast(T x) { return _mm256_set1_ps(x); }
     static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
     static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
+    static reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
+    // maxps returns its second operand when either is NaN: max0(NaN) = 0, as x > 0 ? x : 0.
+    static reg max0(reg x) { return _mm256_max_ps(x, zero()); }
+    static reg relu_step(reg s, reg at_zero) {
+        const reg z = zero(), above = _mm256_blendv_ps(at_zero, _mm256_set1_ps(1), _mm256_cmp_ps(s, z, _CMP_GT_OQ));
+        return _mm256_blendv_ps(above, z, _mm256_cmp_ps(s, z, _CMP_LT_OQ));
+    }
 };
 
 struct F64x4 {
@@ -30,6 +37,12 @@ struct F64x4 {
     static reg broadcast(T x) { return _mm256_set1_pd(x); }
     static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_pd(a, b, c); }
     static reg add(reg a, reg b) { return _mm256_add_pd(a, b); }
+    static reg mul(reg a, reg b) { return _mm256_mul_pd(a, b); }
+    static reg max0(reg x) { return _mm256_max_pd(x, zero()); }
+    static reg relu_step(reg s, reg at_zero) {
+        const reg z = zero(), above = _mm256_blendv_pd(at_zero, _mm256_set1_pd(1), _mm256_cmp_pd(s, z, _CMP_GT_OQ));
+        return _mm256_blendv_pd(above, z, _mm256_cmp_pd(s, z, _CMP_LT_OQ));
+    }
 };
 
 #include "gemm_kernel_body.inc"

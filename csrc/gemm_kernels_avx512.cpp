@@ -18,6 +18,14 @@ struct F32x16 {
     static reg broadcast(T x) { return _mm512_set1_ps(x); }
     static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
     static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+    static reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
+    // maxps returns its second operand when either is NaN: max0(NaN) = 0, as x > 0 ? x : 0.
+    // (The zero-masked form: GCC 12's _mm512_max_ps and _pd warn of their own undefined pass-through.)
+    static reg max0(reg x) { return _mm512_maskz_max_ps(__mmask16(0xFFFF), x, zero()); }
+    static reg relu_step(reg s, reg at_zero) {
+        const reg above = _mm512_mask_mov_ps(at_zero, _mm512_cmp_ps_mask(s, zero(), _CMP_GT_OQ), _mm512_set1_ps(1));
+        return _mm512_mask_mov_ps(above, _mm512_cmp_ps_mask(s, zero(), _CMP_LT_OQ), zero());
+    }
 };
 
 struct F64x8 {
@@ -30,6 +38,12 @@ struct F64x8 {
     static reg broadcast(T x) { return _mm512_set1_pd(x); }
     static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
     static reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
+    static reg mul(reg a, reg b) { return _mm512_mul_pd(a, b); }
+    static reg max0(reg x) { return _mm512_maskz_max_pd(__mmask8(0xFF), x, zero()); }
+    static reg relu_step(reg s, reg at_zero) {
+        const reg above = _mm512_mask_mov_pd(at_zero, _mm512_cmp_pd_mask(s, zero(), _CMP_GT_OQ), _mm512_set1_pd(1));
+        return _mm512_mask_mov_pd(above, _mm512_cmp_pd_mask(s, zero(), _CMP_LT_OQ), zero());
+    }
 };
 
 #include "gemm_kernel_body.inc"

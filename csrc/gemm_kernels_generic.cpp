@@ -16,6 +16,9 @@ struct Scalar {
     static reg broadcast(S x) { return x; }
     static reg fma(reg a, reg b, reg c) { return a * b + c; }
     static reg add(reg a, reg b) { return a + b; }
+    static reg mul(reg a, reg b) { return a * b; }
+    static reg max0(reg x) { return x > S(0) ? x : S(0); }
+    static reg relu_step(reg s, reg at_zero) { return s > S(0) ? S(1) : (s < S(0) ? S(0) : at_zero); }
 };
 
 #include "gemm_kernel_body.inc"

@@ -77,10 +77,15 @@ def test_operands_read_in_place(isa, rng, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("activation, grad_at_zero", [("relu", 0.0), ("relu", 0.5), ("tanh", 0.0),
-                                                      ("sigmoid", 0.0), ("identity", 0.0)])
+@pytest.mark.parametrize("activation, grad_at_zero", [("relu", 0.0), ("relu", 0.5), ("relu", 1.0),
+                                                      ("tanh", 0.0), ("sigmoid", 0.0),
+                                                      ("identity", 0.0)])
+# ReLU's epilogues run in the kernels' registers (gemm_kernel.hpp, TileOps): on full tiles, after
+# a k past one slice (32 x 300 x 40), and in the direct loop (k < 8) on 32-, 8- and overlapping
+# last 8-column blocks (37, 100 columns) or one column at a time (5); the rest after the product.
 @pytest.mark.parametrize("n, i, o", [(32, 64, 128), (128, 257, 10), (5, 40, 33), (200, 30, 1),
-                                     (133, 100, 3)])
+                                     (133, 100, 3), (32, 300, 40), (50, 5, 37), (50, 5, 5),
+                                     (64, 37, 3)])
 def test_fused_epilogues_match_the_unfused_reference(isa, rng, dtype, activation, grad_at_zero,
                                                      n, i, o):
     X = rng.standard_normal((n, i)).astype(dtype)
@@ -89,6 +94,7 @@ def test_fused_epilogues_match_the_unfused_reference(isa, rng, dtype, activation
     dZ = rng.standard_normal((n, o)).astype(dtype)
     Z_prev = rng.standard_normal((n, i)).astype(dtype)
     Z_prev[::3, ::4] = 0  # the kink, where ReLU'(0) shows
+    Z_prev[1::3, ::5] = -0.0  # at -0 as well
     for threads in (1, 2):
         Z, A = dp.ops.dense_forward(X, W, b, activation, grad_at_zero, n_threads=threads)
         Z_ref, A_ref = ref.dense_forward(X, W, b, activation, grad_at_zero)
