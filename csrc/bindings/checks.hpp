@@ -29,6 +29,7 @@ using namespace pybind11::literals;
 
 template <typename T>
 const char* dtype_name() {
+    if constexpr (std::is_integral_v<T> && std::is_unsigned_v<T>) return sizeof(T) == 8 ? "uint64" : "uint32";
     if constexpr (std::is_integral_v<T>) return sizeof(T) == 8 ? "int64" : "int32";
     return sizeof(T) == 4 ? "float32" : "float64";
 }

@@ -14,6 +14,7 @@ void bind_loss_ops(py::module_& m);
 void bind_learned_ops(py::module_& m);
 void bind_engine(py::module_& m);
 void bind_config(py::module_& m);
+void bind_random_state(py::module_& m);
 }  // namespace dp::bind
 
 namespace {
@@ -38,6 +39,7 @@ PYBIND11_MODULE(_core, m) {
     dp::bind::bind_learned_ops(ops);
     dp::bind::bind_engine(m);
     dp::bind::bind_config(m);
+    dp::bind::bind_random_state(m);
     m.attr("ACTIVATIONS") = names_of(dp::activation_names());
     m.attr("OUTPUTS") = names_of(dp::output_names());
 #ifdef _OPENMP

@@ -23,6 +23,13 @@ engine's Poisson loss is e^z − y z, scikit-learn's the half deviance y log(y/a
 larger by Σ_k (y log y − y) per row, a constant of the data that does not change a gradient.
 X may be a dense array or a scipy CSR matrix: sparse rows are densified one batch (or one chunk
 of ``CHUNK_ROWS``) at a time, never the whole matrix at once.
+scikit-learn's stochastic solvers shuffle once per epoch (``sklearn.utils.shuffle``: a
+``RandomState.shuffle`` of ``arange(n)``, then indexing). ``shuffle`` does the same without the
+per-call argument checks; ``EpochShuffles`` draws a fit's orders a chunk of epochs at a time in
+C++ (MT19937 and NumPy's legacy shuffle, csrc/legacy_shuffle.hpp), reading the generator's state
+once per fit and writing it back once, with exactly the per-epoch calls' orders and final state.
+(On a few hundred rows NumPy's shuffle took about 4 µs an epoch, C++'s 2.4; reading or writing
+the state takes 25 µs.)
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ from ..activations import resolve
 from ..reference.health import HEALTH_ROWS  # the rows of the engine's health record
 
 __all__ = ["CHUNK_ROWS", "HEALTH_ROWS", "EpochSettings", "Network", "OptimizerState",
-           "make_network", "new_optimizer_state"]
+           "make_network", "new_optimizer_state", "shuffle", "EpochShuffles"]
 
 CHUNK_ROWS = 4096  # sparse input is densified this many rows at a time outside training
 
@@ -292,3 +299,64 @@ class Network:
                 loss += self._batch_offsets(Yb, weights, len(rows)) / len(rows)
             total += len(rows) * loss
         return total / int(n)
+
+
+# -- scikit-learn's shuffles -------------------------------------------------------------------
+def shuffle(sample_idx: npt.NDArray[np.intp],
+            random_state: np.random.RandomState) -> npt.NDArray[np.intp]:
+    """sklearn.utils.shuffle(sample_idx, random_state=random_state)."""
+    permutation = np.arange(len(sample_idx))
+    random_state.shuffle(permutation)
+    return sample_idx[permutation]
+
+
+class EpochShuffles:
+    """scikit-learn's per-epoch shuffles of ``sample_idx`` with ``random_state``, drawn ahead a
+    chunk of epochs at a time. ``draw(epochs)`` gives the next epochs' orders (row e: the
+    shuffle of row e - 1); ``keep(epochs)`` keeps only the first ``epochs`` of the last draw;
+    ``close()`` leaves ``random_state`` where that many ``shuffle`` calls would have. With
+    MT19937 (every RandomState scikit-learn makes) the draws are C++'s, on a copy of the state
+    read once, and written back once by ``close``; with another bit generator, each shuffle is
+    NumPy's. ``sample_idx`` is the last order drawn."""
+
+    def __init__(self, sample_idx: npt.NDArray[np.intp], random_state: np.random.RandomState):
+        self.sample_idx: npt.NDArray[Any] = sample_idx
+        self._random_state = random_state
+        self._state = random_state.get_state(legacy=False)
+        self._in_cpp = self._state["bit_generator"] == "MT19937" and len(sample_idx) < 2**32
+        words = self._state["state"]["key"] if self._in_cpp else ()
+        self._key = np.array(words, dtype=np.uint32)  # advanced in place
+        self._pos = int(self._state["state"]["pos"]) if self._in_cpp else 0
+        self._before_draw: tuple[Any, int, npt.NDArray[Any]] | None = None
+
+    def draw(self, epochs: int) -> npt.NDArray[np.int64]:
+        n = len(self.sample_idx)
+        if self._in_cpp:
+            self._before_draw = (self._key.copy(), self._pos, self.sample_idx)
+            orders, self._pos = _core.legacy_shuffled_orders(
+                self._key, self._pos, np.ascontiguousarray(self.sample_idx, dtype=np.int64),
+                epochs)
+        else:
+            self._before_draw = (self._random_state.get_state(legacy=False), 0, self.sample_idx)
+            orders = np.empty((epochs, n), dtype=np.int64)
+            sample_idx = self.sample_idx
+            for e in range(epochs):
+                sample_idx = orders[e] = shuffle(sample_idx, self._random_state)
+        if epochs:
+            self.sample_idx = orders[-1]
+        return orders
+
+    def keep(self, epochs: int) -> None:
+        """Only the first ``epochs`` of the last draw happen: the rest are undrawn."""
+        assert self._before_draw is not None, "keep() follows a draw()"
+        state, pos, self.sample_idx = self._before_draw
+        if self._in_cpp:
+            self._key[...], self._pos = state, pos
+        else:
+            self._random_state.set_state(state)
+        self.draw(epochs)
+
+    def close(self) -> None:
+        if self._in_cpp:
+            self._random_state.set_state({**self._state,
+                                          "state": {"key": self._key, "pos": self._pos}})

@@ -39,16 +39,6 @@ ORDER_ENTRIES = 1 << 20
 HIDDEN_ACTIVATIONS = tuple(n for n in NAMES if n not in ("prelu", "acon")) + tuple(ALIASES)
 
 
-def _shuffle(sample_idx: npt.NDArray[np.intp],
-             random_state: np.random.RandomState) -> npt.NDArray[np.intp]:
-    """sklearn.utils.shuffle(sample_idx, random_state=random_state): the same draw (a
-    RandomState.shuffle of arange(n), then indexing), without its per-call argument validation,
-    which costs more than a small network's whole epoch."""
-    permutation = np.arange(len(sample_idx))
-    random_state.shuffle(permutation)
-    return sample_idx[permutation]
-
-
 _PARAM_NAMES: dict[type, tuple[str, ...]] = {}
 
 
@@ -334,7 +324,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
                                            clip_norm)
             for _ in range(0 if in_engine else self.max_iter):
                 if self.shuffle:
-                    sample_idx = _shuffle(sample_idx, self._random_state)
+                    sample_idx = _backend.shuffle(sample_idx, self._random_state)
                 settings = self._epoch_settings(batch_size, clip_norm)
                 hooks.epoch_begin()
                 self.loss_ = np.float64(net.train_epoch(self.coefs_, self.intercepts_,
@@ -378,17 +368,23 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         in chunks of epochs that each run in one engine call: the same shuffles (drawn ahead
         from the same random state, which is left as the loop would leave it), learning rates
         and stopping rule, so the same result, without Python's cost per epoch."""
+        shuffles = _backend.EpochShuffles(sample_idx, self._random_state) if self.shuffle else None
+        try:
+            self._run_epoch_chunks(net, X, y, sample_weight, shuffles, batch_size, clip_norm)
+        finally:
+            if shuffles is not None:
+                shuffles.close()
+
+    def _run_epoch_chunks(self, net: _backend.Network, X: Any, y: FloatArray,
+                          sample_weight: npt.NDArray[np.float64] | None,
+                          shuffles: _backend.EpochShuffles | None, batch_size: int,
+                          clip_norm: float) -> None:
         n_samples = X.shape[0]
         chunk = 8  # doubling: few calls for long fits, little drawn ahead for short ones
         while self.n_iter_ < self.max_iter:
             epochs = min(chunk, self.max_iter - self.n_iter_, max(1, ORDER_ENTRIES // n_samples))
             chunk *= 2
-            orders = None
-            if self.shuffle:
-                start_state, start_idx = self._random_state.get_state(), sample_idx
-                orders = np.empty((epochs, n_samples), dtype=np.int64)
-                for e in range(epochs):
-                    sample_idx = orders[e] = _shuffle(sample_idx, self._random_state)
+            orders = None if shuffles is None else shuffles.draw(epochs)
             settings = self._epoch_settings(batch_size, clip_norm)
             lrs = self._optimizer.learning_rates(epochs, n_samples, self.t_)
             assert self.best_loss_ is not None  # (None only with early stopping: not here)
@@ -399,11 +395,8 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
                 orders, lrs, settings, plateau)
             done = len(losses)
             drawn = done + (error is not None)  # the loop shuffles before an epoch it stops in
-            if self.shuffle and drawn < epochs:
-                self._random_state.set_state(start_state)
-                sample_idx = start_idx
-                for _ in range(drawn):
-                    sample_idx = _shuffle(sample_idx, self._random_state)
+            if shuffles is not None and drawn < epochs:
+                shuffles.keep(drawn)
             self.n_iter_ += done
             self.t_ += done * n_samples
             self._epochs_trained = settings.epoch + done

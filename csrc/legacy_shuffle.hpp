@@ -1,0 +1,76 @@
+// NumPy's legacy RandomState.shuffle of a 1-D array (mtrand.pyx: Fisher-Yates from the last
+// element, each swap partner drawn by random_interval from MT19937), so that the scikit-learn
+// estimators can draw a chunk of epochs' row orders in one call and still take exactly the draws
+// scikit-learn's loop takes (sklearn.utils.shuffle, once per epoch), leaving the generator where
+// that loop leaves it. Python's shuffle cost more than a small network's epoch. The state is
+// NumPy's own (RandomState.get_state(legacy=False)): 624 words and a position.
+// tests/test_sklearn_shuffles.py checks it draw for draw against NumPy.
+#pragma once
+
+#include <cstdint>
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+#include "common.hpp"
+
+namespace dp {
+
+struct Mt19937 {
+    static constexpr int kWords = 624, kShift = 397;
+    std::uint32_t* key;  // kWords words, the caller's: read and advanced in place
+    int pos;             // the next word to temper; kWords: regenerate first
+
+    // Matsumoto & Nishimura's recurrence over all 624 words, word i from words i, i + 1 and
+    // i + 397 (mod 624; the later ones already new), in three loops with no index wrapping.
+    void regenerate() {
+        auto twist = [](std::uint32_t upper, std::uint32_t lower, std::uint32_t shifted) {
+            const std::uint32_t y = (upper & 0x80000000u) | (lower & 0x7fffffffu);
+            return shifted ^ (y >> 1) ^ ((0u - (y & 1u)) & 0x9908b0dfu);
+        };
+        int i = 0;
+        for (; i < kWords - kShift; ++i) key[i] = twist(key[i], key[i + 1], key[i + kShift]);
+        for (; i < kWords - 1; ++i) key[i] = twist(key[i], key[i + 1], key[i + kShift - kWords]);
+        key[i] = twist(key[i], key[0], key[i + kShift - kWords]);
+        pos = 0;
+    }
+
+    std::uint32_t next32() {
+        if (pos >= kWords) regenerate();
+        std::uint32_t y = key[pos++];
+        y ^= y >> 11;
+        y ^= (y << 7) & 0x9d2c5680u;
+        y ^= (y << 15) & 0xefc60000u;
+        y ^= y >> 18;
+        return y;
+    }
+
+    // Uniform on [0, max] (NumPy's random_interval for max < 2^32): draws masked to the
+    // smallest all-ones word covering max, until one is not above it.
+    std::uint32_t interval(std::uint32_t max) {
+        if (max == 0) return 0;
+        std::uint32_t mask = max;
+        for (int s = 1; s < 32; s *= 2) mask |= mask >> s;
+        std::uint32_t value;
+        while ((value = next32() & mask) > max) {
+        }
+        return value;
+    }
+};
+
+// `epochs` row orders of n rows: orders[e] = previous[perm_e], previous being `start` for the
+// first and orders[e - 1] after it, perm_e = arange(n) shuffled as RandomState.shuffle does
+// (i from n - 1 down to 1, swapped with interval(i)). Those swaps done to a copy of previous
+// give previous[perm_e] directly. n must be below 2^32 (NumPy then draws 64-bit words, which
+// this does not).
+inline void legacy_shuffled_orders(Mt19937& mt, const std::int64_t* start, idx n, idx epochs,
+                                   std::int64_t* orders) {
+    for (idx e = 0; e < epochs; ++e) {
+        std::int64_t* order = orders + e * n;
+        const std::int64_t* previous = e == 0 ? start : order - n;
+        std::copy(previous, previous + n, order);
+        for (idx i = n - 1; i >= 1; --i) std::swap(order[i], order[mt.interval(std::uint32_t(i))]);
+    }
+}
+
+}  // namespace dp

@@ -1,0 +1,112 @@
+"""The estimators' epoch shuffles (sklearn/_backend.py: shuffle, EpochShuffles; C++:
+csrc/legacy_shuffle.hpp) against scikit-learn's own per-epoch call, sklearn.utils.shuffle: the
+same orders and the generator left in the same state, for any row count, start order, position
+in MT19937's 624-word block and chunking of the epochs, a chunk cut short included; other bit
+generators through NumPy; bad state refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.utils import shuffle as sklearn_shuffle
+
+from deltaprop import _core
+from deltaprop.sklearn._backend import EpochShuffles, shuffle
+
+
+def per_epoch(sample_idx, random_state, epochs):
+    """scikit-learn's loop: one sklearn.utils.shuffle per epoch."""
+    orders = []
+    for _ in range(epochs):
+        sample_idx = sklearn_shuffle(sample_idx, random_state=random_state)
+        orders.append(sample_idx)
+    return np.array(orders, dtype=np.int64).reshape(epochs, len(sample_idx))
+
+
+def same_state(a, b):
+    sa, sb = a.get_state(legacy=False), b.get_state(legacy=False)
+    return (sa["bit_generator"] == sb["bit_generator"]
+            and all(np.array_equal(sa["state"][k], sb["state"][k]) for k in sa["state"])
+            and sa["has_gauss"] == sb["has_gauss"] and sa["gauss"] == sb["gauss"])
+
+
+def drawn_in_chunks(start, random_state, chunks, kept=None):
+    """Orders drawn chunk by chunk, the last cut to `kept` epochs, then closed."""
+    shuffles = EpochShuffles(start, random_state)
+    orders = [shuffles.draw(c) for c in chunks]
+    if kept is not None:
+        shuffles.keep(kept)
+        orders[-1] = orders[-1][:kept]
+    shuffles.close()
+    return np.concatenate(orders), shuffles.sample_idx
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 8, 133, 331, 1797, 70_000])
+@pytest.mark.parametrize("seed", [0, 7])
+@pytest.mark.parametrize("burn", [0, 5, 620])  # draws before: pos mid-block, near its end
+def test_orders_and_final_state_are_scikit_learns(n, seed, burn):
+    mine, theirs = np.random.RandomState(seed), np.random.RandomState(seed)
+    for rs in (mine, theirs):
+        rs.randint(0, 2**31, size=burn)
+        rs.standard_normal()  # a cached Gaussian, which the shuffles must leave alone
+    start = np.random.default_rng(seed).permutation(n)
+    chunks = [1, 3] if n > 10_000 else [2, 4, 8]
+    got, last = drawn_in_chunks(start, mine, chunks)
+    want = per_epoch(start, theirs, sum(chunks))
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(last, want[-1])
+    assert got.dtype == np.int64
+    assert same_state(mine, theirs)
+    assert mine.random_sample() == theirs.random_sample()  # and they go on alike
+
+
+@pytest.mark.parametrize("kept", [0, 1, 4])
+@pytest.mark.parametrize("generator", ["MT19937", "PCG64"])
+def test_a_chunk_cut_short_leaves_only_its_kept_draws(kept, generator):
+    def make():
+        bits = np.random.PCG64(5) if generator == "PCG64" else np.random.MT19937(5)
+        return np.random.RandomState(bits)
+
+    mine, theirs = make(), make()
+    got, last = drawn_in_chunks(np.arange(40), mine, [3, 5], kept=kept)
+    want = per_epoch(np.arange(40), theirs, 3 + kept)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(last, want[-1])
+    assert same_state(mine, theirs)
+    assert mine.random_sample() == theirs.random_sample()
+
+
+def test_single_shuffle_and_zero_epochs():
+    mine, theirs = np.random.RandomState(3), np.random.RandomState(3)
+    idx = np.arange(50)
+    np.testing.assert_array_equal(shuffle(idx, mine), sklearn_shuffle(idx, random_state=theirs))
+    assert same_state(mine, theirs)
+    got, last = drawn_in_chunks(idx, mine, [0])
+    assert got.shape == (0, 50)
+    np.testing.assert_array_equal(last, idx)
+    assert same_state(mine, theirs)
+
+
+def test_bad_state_is_refused():
+    key = np.random.RandomState(0).get_state(legacy=False)["state"]["key"].copy()
+    start = np.arange(5, dtype=np.int64)
+    with pytest.raises(TypeError, match="key must have dtype uint32"):
+        _core.legacy_shuffled_orders(key.astype(np.int64), 0, start, 1)
+    with pytest.raises(ValueError, match="key must have shape"):
+        _core.legacy_shuffled_orders(key[:600].copy(), 0, start, 1)
+    with pytest.raises(ValueError, match="read-only"):
+        frozen = key.copy()
+        frozen.flags.writeable = False
+        _core.legacy_shuffled_orders(frozen, 0, start, 1)
+    with pytest.raises(ValueError, match="pos must be in"):
+        _core.legacy_shuffled_orders(key, 625, start, 1)
+    with pytest.raises(TypeError, match="start must have dtype int64"):
+        _core.legacy_shuffled_orders(key, 0, start.astype(np.int32), 1)
+    with pytest.raises(ValueError, match="start must have shape"):
+        _core.legacy_shuffled_orders(key, 0, start.reshape(5, 1), 1)
+    with pytest.raises(ValueError, match="epochs must be in"):
+        _core.legacy_shuffled_orders(key, 0, start, -1)
+    with pytest.raises(TypeError, match="key must be a numpy.ndarray"):
+        _core.legacy_shuffled_orders(list(key), 0, start, 1)
+    with pytest.raises(ValueError, match="must not share memory"):
+        _core.legacy_shuffled_orders(key, 0, key.view(np.int64), 1)
