@@ -22,6 +22,7 @@
 
 #include "activations.hpp"
 #include "common.hpp"
+#include "exp_lanes.hpp"
 
 namespace dp {
 
@@ -53,7 +54,34 @@ inline T softplus(T z) {
     return std::max(z, T(0)) + std::log1p(std::exp(-std::fabs(z)));
 }
 
-// One row: a = out(z); returns the row's loss (summed over outputs) when y != nullptr.
+// e^x in place for count values x <= 0 (or NaN), vectorised (exp_lanes.hpp).
+template <typename T>
+DP_ISA_CLONES void exp_nonpositive_inplace(T* DP_RESTRICT v, idx count) {
+    for (idx i = 0; i < count; ++i) v[i] = exp_nonpositive(v[i]);
+}
+
+// Softmax of `rows` rows: A = e^(Z - row max) / row sum, and each row's log-sum-exp (row max +
+// log of the sum, in double) to lse when it is not null. The exponentials of all the rows at
+// once: across rows they fill vectors however few the classes are.
+template <typename T>
+void softmax_rows(T* A, const T* Z, idx rows, idx O, double* lse) {
+    auto row_max = [&](idx n) { return *std::max_element(Z + n * O, Z + (n + 1) * O); };  // shift: no overflow
+    for (idx n = 0; n < rows; ++n) {
+        const T zmax = row_max(n);
+        for (idx k = 0; k < O; ++k) A[n * O + k] = Z[n * O + k] - zmax;
+    }
+    exp_nonpositive_inplace(A, rows * O);
+    for (idx n = 0; n < rows; ++n) {
+        T* a = A + n * O;
+        T sum = 0;
+        for (idx k = 0; k < O; ++k) sum += a[k];
+        for (idx k = 0; k < O; ++k) a[k] /= sum;
+        if (lse) lse[n] = double(row_max(n)) + std::log(double(sum));
+    }
+}
+
+// One row of any output but softmax: a = out(z); returns the row's loss (summed over outputs)
+// when y != nullptr.
 template <typename T>
 double output_row(T* a, const T* z, const T* y, idx O, const LossSpec& spec) {
     double loss = 0.0;
@@ -82,20 +110,32 @@ double output_row(T* a, const T* z, const T* y, idx O, const LossSpec& spec) {
                 if (y) loss += std::exp(double(z[k])) - double(y[k]) * double(z[k]);
             }
             break;
-        case Output::softmax: {
-            const T zmax = *std::max_element(z, z + O);  // shift so exp never overflows
-            T sum = 0;
-            for (idx k = 0; k < O; ++k) sum += (a[k] = std::exp(z[k] - zmax));
-            for (idx k = 0; k < O; ++k) a[k] /= sum;
-            if (y) {
-                const double lse = double(zmax) + std::log(double(sum));
-                for (idx k = 0; k < O; ++k) loss += double(y[k]) * (lse - double(z[k]));
-            }
-            break;
-        }
+        case Output::softmax: break;  // output_rows
     }
     return spec.mean_over_outputs ? loss / double(O) : loss;
 }
+
+// `rows` rows: A = out(Z), and when Y is not null each row's loss to row_loss.
+template <typename T>
+void output_rows(T* A, double* row_loss, const T* Z, const T* Y, idx rows, idx O, const LossSpec& spec) {
+    if (spec.output != Output::softmax) {
+        for (idx n = 0; n < rows; ++n) {
+            const double loss = output_row<T>(A + n * O, Z + n * O, Y ? Y + n * O : nullptr, O, spec);
+            if (Y) row_loss[n] = loss;
+        }
+        return;
+    }
+    softmax_rows<T>(A, Z, rows, O, Y ? row_loss : nullptr);  // each row's log-sum-exp, for now
+    for (idx n = 0; Y && n < rows; ++n) {
+        const double lse = row_loss[n];
+        double loss = 0.0;
+        for (idx k = 0; k < O; ++k) loss += double(Y[n * O + k]) * (lse - double(Z[n * O + k]));
+        row_loss[n] = spec.mean_over_outputs ? loss / double(O) : loss;
+    }
+}
+
+// Rows per task of the output loops: enough values for the exponentials to fill vectors.
+constexpr idx kOutputRows = 32;
 
 // One row's delta: dz = w dl/dz (a = out(z) already computed).
 template <typename T>
@@ -123,7 +163,10 @@ void output_forward(T* A, const T* Z, idx N, idx O, Output out, int n_threads) {
     const int nt = threads_for(N * O, n_threads);
     LossSpec spec;
     spec.output = out;
-    parallel_for(N, nt, [&](idx n) { output_row<T>(A + n * O, Z + n * O, nullptr, O, spec); });  // split over rows
+    parallel_for((N + kOutputRows - 1) / kOutputRows, nt, [&](idx block) {  // split over rows
+        const idx n0 = block * kOutputRows, rows = std::min(kOutputRows, N - n0);
+        output_rows<T>(A + n0 * O, nullptr, Z + n0 * O, nullptr, rows, O, spec);
+    });
 }
 
 // A = out(Z); dZ = w_n dl/dz (skipped when dZ is null); returns sum_n w_n row_loss[n].
@@ -140,12 +183,14 @@ double output_loss_delta(T* dZ, T* A, double* row_loss, const T* Z, const T* Y, 
     const T inv_n = T(1.0 / double(N));
     // A row of weight 0 is absent: it adds nothing to the loss and its delta is 0, even where
     // its own loss is infinite (0 times inf would be NaN).
-    parallel_for(N, nt, [&](idx n) {  // split over rows: each thread owns whole rows
-        row_loss[n] = output_row<T>(A + n * O, Z + n * O, Y + n * O, O, spec);
-        const T w = sample_weight ? T(sample_weight[n] / weight_sum) : inv_n;
-        if (!dZ) return;
-        if (sample_weight && sample_weight[n] == 0) std::fill(dZ + n * O, dZ + (n + 1) * O, T(0));
-        else output_row_delta<T>(dZ + n * O, A + n * O, Z + n * O, Y + n * O, O, spec, w);
+    parallel_for((N + kOutputRows - 1) / kOutputRows, nt, [&](idx block) {  // whole rows each
+        const idx n0 = block * kOutputRows, n1 = std::min(N, n0 + kOutputRows);
+        output_rows<T>(A + n0 * O, row_loss + n0, Z + n0 * O, Y + n0 * O, n1 - n0, O, spec);
+        for (idx n = n0; dZ && n < n1; ++n) {
+            const T w = sample_weight ? T(sample_weight[n] / weight_sum) : inv_n;
+            if (sample_weight && sample_weight[n] == 0) std::fill(dZ + n * O, dZ + (n + 1) * O, T(0));
+            else output_row_delta<T>(dZ + n * O, A + n * O, Z + n * O, Y + n * O, O, spec, w);
+        }
     });
     double total = 0.0;
     for (idx n = 0; n < N; ++n)

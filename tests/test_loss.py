@@ -66,6 +66,31 @@ def test_extreme_logits_give_finite_losses(dtype, output):
     assert np.isfinite(A).all() and np.isfinite(dZ).all()
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_exponentials_over_their_whole_range(dtype):
+    # Softmax takes e^x of x = z - max z <= 0 with its own vectorised exp (csrc/exp_lanes.hpp):
+    # within a few ulp of NumPy's over every gap from 0 to past the smallest subnormal, both
+    # halves of the split 2^k, rows of any length, and 0 at -inf, NaN at NaN.
+    eps = np.finfo(dtype).eps
+    tiny = np.finfo(dtype).smallest_subnormal
+    top = 800 if dtype == np.float64 else 110
+    x = -np.linspace(0, top, 200_003).astype(dtype)
+    Z = np.stack([np.zeros_like(x), x], axis=1)  # rows [0, x]: a = (1, e^x) / (1 + e^x)
+    A = dp.ops.output_forward(Z, "softmax")
+    e = np.exp(x.astype(np.float64))
+    want = np.stack([1 / (1 + e), e / (1 + e)], axis=1)
+    normal = want >= np.finfo(dtype).tiny
+    np.testing.assert_allclose(A[normal], want[normal], rtol=4 * eps, atol=0)
+    # Subnormal results keep fewer bits: within a few of the smallest one.
+    np.testing.assert_allclose(A[~normal], want[~normal], rtol=0, atol=4 * tiny)
+    for width in (1, 2, 7, 8, 9, 33):  # rows' ends inside and across vectors
+        Zw = np.random.default_rng(width).uniform(-30, 30, (37, width)).astype(dtype)
+        assert_close(dp.ops.output_forward(Zw, "softmax"), ref.output_forward(Zw, "softmax"))
+    special = np.array([[0.0, -np.inf, -1.0], [np.nan, 0.0, -1.0]], dtype=dtype)
+    A = dp.ops.output_forward(special, "softmax", check_finite=False)
+    assert A[0, 1] == 0 and np.isfinite(A[0]).all() and np.isnan(A[1]).all()
+
+
 def test_huber_and_absolute_error_at_their_kinks():
     Z = np.array([[1.0, 2.0, 0.5]])
     Y = np.array([[0.0, 2.0, 1.0]])  # residuals 1, 0, -0.5
