@@ -471,7 +471,8 @@ struct PackedGemm {
     // B read where it lies rather than packed (gemm_packed says when): full-width panels only,
     // the right edge is still packed, zero-padded.
     bool b_in_place;
-    T *Bp, *edge_all;
+    T* Bp;
+    T* edge_all;                // per thread, an MR x NR tile for C^T's, transposed as stored
     TileOps<T> fused;           // the epilogue as a tile operation (op none: applied after)
 
     // One (jc, pc) step. Called by every thread of a team, or alone: its `omp for`s split the
@@ -511,7 +512,8 @@ struct PackedGemm {
         const T* b = b_direct ? B + pc * ldb + j : Bp + p * NR * kc;
         const idx ldbp = b_direct ? ldb : NR;
         if (transposed_c) {  // element (i + r, j + jj) here is C[j + jj, i + r]
-            (n <= NR / 2 ? kernels.half : kernels.full)[m](kc, a, lda, b, ldbp, edge, NR, 0, nullptr);
+            const int width = n <= NR / 2 ? NR / 2 : NR;  // the whole of the kernel's width
+            (n <= NR / 2 ? kernels.half : kernels.full)[m](kc, a, lda, b, ldbp, edge, NR, width, 0, nullptr);
             T* c = C + j * ldc + i;
             for (idx jj = 0; jj < n; ++jj)
                 for (idx r = 0; r < m; ++r)
@@ -519,22 +521,18 @@ struct PackedGemm {
             if (last) apply_epilogue(c, ldc, j, i, n, m, ep);
             return;
         }
+        // The m-row kernel writes C directly (its first n columns, at the right edge), the
+        // epilogue fused where it can be.
         T* c = C + i * ldc + j;
-        if (n == NR) {  // full width: the m-row kernel writes C directly, the epilogue fused
-            if (last && fused.op != TileOp::none) {
-                TileOps<T> ops = fused;
-                ops.bias = fused.bias ? fused.bias + j : nullptr;
-                ops.stored = fused.stored ? fused.stored + i * fused.lds + j : nullptr;
-                kernels.full[m](kc, a, lda, b, ldbp, c, ldc, acc, &ops);
-                return;
-            }
-            kernels.full[m](kc, a, lda, b, ldbp, c, ldc, acc, nullptr);
-        } else {  // right edge: compute in scratch, then add the valid part
-            (n <= NR / 2 ? kernels.half : kernels.full)[m](kc, a, lda, b, ldbp, edge, NR, 0, nullptr);
-            for (idx r = 0; r < m; ++r)
-                for (idx jj = 0; jj < n; ++jj)
-                    c[r * ldc + jj] = acc ? c[r * ldc + jj] + edge[r * NR + jj] : edge[r * NR + jj];
+        const auto kernel = (n <= NR / 2 ? kernels.half : kernels.full)[m];
+        if (last && fused.op != TileOp::none) {
+            TileOps<T> ops = fused;
+            ops.bias = fused.bias ? fused.bias + j : nullptr;
+            ops.stored = fused.stored ? fused.stored + i * fused.lds + j : nullptr;
+            kernel(kc, a, lda, b, ldbp, c, ldc, int(n), acc, &ops);
+            return;
         }
+        kernel(kc, a, lda, b, ldbp, c, ldc, int(n), acc, nullptr);
         if (last) apply_epilogue(c, ldc, i, j, m, n, ep);
     }
 };

@@ -1,16 +1,18 @@
 // The GEMM micro-kernel contract (BLIS's, transposed for row-major C).
 //
-//   kernel[m](kc, A, lda, Bp, ldbp, C, ldc, accumulate), for m = 1..MR:
-//     C[0:m, 0:NR] (row stride ldc)  =  (accumulate ? C : 0)  +  sum_k op(A)[0:m, k] (x) Bp[k]
+//   kernel[m](kc, A, lda, Bp, ldbp, C, ldc, n, accumulate, ops), for m = 1..MR:
+//     C[0:m, 0:n] (row stride ldc)  =  (accumulate ? C : 0)  +  sum_k op(A)[0:m, k] (x) Bp[k]
 //   A   op(A)'s m rows, read where they lie (never packed), in one of two layouts, each with its
 //       own set of kernels: by_k, A[k*lda + r] = op(A)[r, k] (a transposed A, stored K x M);
 //       by_row, A[r*lda + k] = op(A)[r, k] (a row-major A)
 //   Bp  kc rows of NR values of op(B), ldbp apart: Bp[k*ldbp + j] = op(B)[k, j] (a packed
 //       micro-panel has ldbp = NR; a row-major B can also be read in place)
 //   k runs from 0 to kc-1 in order, so a sum's order is fixed by the blocking alone.
-//   A row count below MR (the bottom edge of C) has its own kernel, writing C directly; the
-//   right edge (fewer than NR columns) is zero-padded and the driver passes a scratch tile; an
-//   edge of at most NR / 2 columns takes the half-width kernels, so it does half the idle work.
+//   A row count below MR (the bottom edge of C) has its own kernel, writing C directly. The
+//   right edge, n < NR columns (its B zero-padded), is computed whole and stored (and C loaded,
+//   and the ops' operands) with masked moves of the first n columns only, never touching memory
+//   past them; an edge of at most NR / 2 columns takes the half-width kernels, so it does half
+//   the idle work.
 //   ops   null, or what to do to the finished sums in registers before they are stored (TileOps)
 //
 // Each instruction set's kernels live in their own translation unit, compiled with that set's
@@ -46,7 +48,7 @@ struct TileOps {
 template <typename T>
 struct GemmKernel {
     using Fn = void (*)(std::ptrdiff_t kc, const T* A, std::ptrdiff_t lda, const T* Bp,
-                        std::ptrdiff_t ldbp, T* C, std::ptrdiff_t ldc, int accumulate,
+                        std::ptrdiff_t ldbp, T* C, std::ptrdiff_t ldc, int n, int accumulate,
                         const TileOps<T>* ops);
     struct Widths {
         Fn full[kMaxMR + 1];  // full[m] computes m rows; full[mr] is the whole tile

@@ -19,6 +19,8 @@ struct F32x16 {
     static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
     static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
     static reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
+    static reg load_first(const T* p, int n) { return _mm512_maskz_loadu_ps(__mmask16((1u << n) - 1), p); }
+    static void store_first(T* p, reg r, int n) { _mm512_mask_storeu_ps(p, __mmask16((1u << n) - 1), r); }
     // maxps returns its second operand when either is NaN: max0(NaN) = 0, as x > 0 ? x : 0.
     // (The zero-masked form: GCC 12's _mm512_max_ps and _pd warn of their own undefined pass-through.)
     static reg max0(reg x) { return _mm512_maskz_max_ps(__mmask16(0xFFFF), x, zero()); }
@@ -39,6 +41,8 @@ struct F64x8 {
     static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
     static reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
     static reg mul(reg a, reg b) { return _mm512_mul_pd(a, b); }
+    static reg load_first(const T* p, int n) { return _mm512_maskz_loadu_pd(__mmask8((1u << n) - 1), p); }
+    static void store_first(T* p, reg r, int n) { _mm512_mask_storeu_pd(p, __mmask8((1u << n) - 1), r); }
     static reg max0(reg x) { return _mm512_maskz_max_pd(__mmask8(0xFF), x, zero()); }
     static reg relu_step(reg s, reg at_zero) {
         const reg above = _mm512_mask_mov_pd(at_zero, _mm512_cmp_pd_mask(s, zero(), _CMP_GT_OQ), _mm512_set1_pd(1));

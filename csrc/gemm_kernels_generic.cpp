@@ -17,6 +17,10 @@ struct Scalar {
     static reg fma(reg a, reg b, reg c) { return a * b + c; }
     static reg add(reg a, reg b) { return a + b; }
     static reg mul(reg a, reg b) { return a * b; }
+    static reg load_first(const S* p, int n) { return n > 0 ? *p : S(0); }
+    static void store_first(S* p, reg r, int n) {
+        if (n > 0) *p = r;
+    }
     static reg max0(reg x) { return x > S(0) ? x : S(0); }
     static reg relu_step(reg s, reg at_zero) { return s > S(0) ? S(1) : (s < S(0) ? S(0) : at_zero); }
 };

@@ -80,12 +80,13 @@ def test_operands_read_in_place(isa, rng, dtype):
 @pytest.mark.parametrize("activation, grad_at_zero", [("relu", 0.0), ("relu", 0.5), ("relu", 1.0),
                                                       ("tanh", 0.0), ("sigmoid", 0.0),
                                                       ("identity", 0.0)])
-# ReLU's epilogues run in the kernels' registers (gemm_kernel.hpp, TileOps): on full tiles, after
+# ReLU's epilogues run in the kernels' registers (gemm_kernel.hpp, TileOps): on full tiles and
+# right edges stored masked (27, 20 and 100 columns: partial full- and half-width kernels), after
 # a k past one slice (32 x 300 x 40), and in the direct loop (k < 8) on 32-, 8- and overlapping
 # last 8-column blocks (37, 100 columns) or one column at a time (5); the rest after the product.
 @pytest.mark.parametrize("n, i, o", [(32, 64, 128), (128, 257, 10), (5, 40, 33), (200, 30, 1),
                                      (133, 100, 3), (32, 300, 40), (50, 5, 37), (50, 5, 5),
-                                     (64, 37, 3)])
+                                     (64, 37, 3), (64, 20, 27), (100, 100, 10)])
 def test_fused_epilogues_match_the_unfused_reference(isa, rng, dtype, activation, grad_at_zero,
                                                      n, i, o):
     X = rng.standard_normal((n, i)).astype(dtype)
