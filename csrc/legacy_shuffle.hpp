@@ -44,32 +44,30 @@ struct Mt19937 {
         y ^= y >> 18;
         return y;
     }
-
-    // Uniform on [0, max] (NumPy's random_interval for max < 2^32): draws masked to the
-    // smallest all-ones word covering max, until one is not above it.
-    std::uint32_t interval(std::uint32_t max) {
-        if (max == 0) return 0;
-        std::uint32_t mask = max;
-        for (int s = 1; s < 32; s *= 2) mask |= mask >> s;
-        std::uint32_t value;
-        while ((value = next32() & mask) > max) {
-        }
-        return value;
-    }
 };
 
 // `epochs` row orders of n rows: orders[e] = previous[perm_e], previous being `start` for the
-// first and orders[e - 1] after it, perm_e = arange(n) shuffled as RandomState.shuffle does
-// (i from n - 1 down to 1, swapped with interval(i)). Those swaps done to a copy of previous
-// give previous[perm_e] directly. n must be below 2^32 (NumPy then draws 64-bit words, which
-// this does not).
+// first and orders[e - 1] after it, perm_e = arange(n) shuffled as RandomState.shuffle does:
+// for i from n - 1 down to 1, swap i with random_interval(i), a uniform draw from [0, i] made by
+// drawing words masked to the smallest all-ones word covering i until one is not above i. Those
+// swaps done to a copy of previous give previous[perm_e] directly. n must be below 2^32 (NumPy
+// then draws 64-bit words, which this does not).
 inline void legacy_shuffled_orders(Mt19937& mt, const std::int64_t* start, idx n, idx epochs,
                                    std::int64_t* orders) {
     for (idx e = 0; e < epochs; ++e) {
         std::int64_t* order = orders + e * n;
         const std::int64_t* previous = e == 0 ? start : order - n;
         std::copy(previous, previous + n, order);
-        for (idx i = n - 1; i >= 1; --i) std::swap(order[i], order[mt.interval(std::uint32_t(i))]);
+        // One draw per step: a rejected draw swaps i with itself and keeps i. Branch-free, where
+        // the rejection loop's exit mispredicted on about a quarter of the draws (2.4 -> 2.2 us
+        // for 331 rows).
+        for (idx i = n - 1; i >= 1;) {
+            const std::uint32_t max = std::uint32_t(i), mask = 0xffffffffu >> __builtin_clz(max);
+            const std::uint32_t value = mt.next32() & mask;
+            const bool accept = value <= max;
+            std::swap(order[i], order[accept ? idx(value) : i]);
+            i -= accept;
+        }
     }
 }
 
