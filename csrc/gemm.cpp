@@ -640,6 +640,77 @@ void gemm(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M, idx N,
     }
 }
 
+// Units [j0, j0 + 8 V) of narrow_relu_backward (gemm.hpp), down all N rows: the O columns of
+// W^T (Wt, O x I) and every running sum in registers. Each lane's sums: dW^T[c, j] over k of
+// A[k, j] . dZ[k, c], as the narrow transposed product sums them; the delta 0 + sum over c of
+// dZ[k, c] . W[j, c], times ReLU'(S[k, j]), as the direct product and its fused mask; db_prev[j]
+// over k of the delta, as column_sums. Units before j0 + skip are computed and dropped.
+template <typename T, int O, int V>
+[[gnu::always_inline]] inline void narrow_backward_strip(T* dW, T* dZ_prev, T* db_prev, const T* dZ,
+                                                         const T* A, const T* Wt, const T* S, idx lds,
+                                                         idx N, idx I, idx j0, idx skip, T at_zero) {
+    const Lanes8<T> zero = {};
+    Lanes8<T> w[O][V], acc[O][V] = {}, bias_sums[V] = {};
+    for (int c = 0; c < O; ++c)
+        for (int v = 0; v < V; ++v) load8(w[c][v], Wt + c * I + j0 + 8 * v);
+    for (idx k = 0; k < N; ++k) {
+        const T* dz = dZ + k * O;
+        for (int v = 0; v < V; ++v) {
+            Lanes8<T> a, s, d = {};
+            load8(a, A + k * I + j0 + 8 * v);
+            for (int c = 0; c < O; ++c) acc[c][v] += a * dz[c];
+            for (int c = 0; c < O; ++c) d += dz[c] * w[c][v];
+            load8(s, S + k * lds + j0 + 8 * v);
+            d *= s > zero ? zero + T(1) : (s < zero ? zero : zero + at_zero);
+            T* out = dZ_prev + k * I + j0 + 8 * v;
+            if (skip == 0) {
+                std::memcpy(out, &d, sizeof d);
+            } else {
+                for (idx l = std::max<idx>(skip - 8 * v, 0); l < 8; ++l) out[l] = d[l];
+            }
+            bias_sums[v] += d;
+        }
+    }
+    for (idx l = skip; l < 8 * V; ++l) {
+        db_prev[j0 + l] = bias_sums[l / 8][l % 8];
+        for (int c = 0; c < O; ++c) dW[(j0 + l) * O + c] = T(0) + T(1) * acc[c][l / 8][l % 8];
+    }
+}
+
+// Strips of 32 units (16 for 3 or 4 outputs, so the sums stay in registers), then 8, then the
+// last few as the 8 ending at the last unit.
+template <typename T, int O>
+DP_ISA_CLONES void narrow_backward_strips(T* dW, T* dZ_prev, T* db_prev, const T* dZ, const T* A,
+                                          const T* Wt, const T* S, idx lds, idx N, idx I, T at_zero) {
+    constexpr int V = O <= 2 ? 4 : 2;
+    idx j = 0;
+    for (; j + 8 * V <= I; j += 8 * V)
+        narrow_backward_strip<T, O, V>(dW, dZ_prev, db_prev, dZ, A, Wt, S, lds, N, I, j, 0, at_zero);
+    for (; j + 8 <= I; j += 8)
+        narrow_backward_strip<T, O, 1>(dW, dZ_prev, db_prev, dZ, A, Wt, S, lds, N, I, j, 0, at_zero);
+    if (j < I)
+        narrow_backward_strip<T, O, 1>(dW, dZ_prev, db_prev, dZ, A, Wt, S, lds, N, I, I - 8, j - (I - 8), at_zero);
+}
+
+template <typename T>
+void narrow_relu_backward(T* dW, T* db, T* dZ_prev, T* db_prev, const T* dZ, const T* A, const T* W,
+                          const T* S, idx lds, idx N, idx I, idx O, T at_zero) {
+    static thread_local std::vector<T> wt_buf;  // W^T, O x I (reused across calls)
+    T* Wt = scratch(wt_buf, O * I);
+    for (idx j = 0; j < I; ++j)
+        for (idx c = 0; c < O; ++c) Wt[c * I + j] = W[j * O + c];
+    using Strips = void (*)(T*, T*, T*, const T*, const T*, const T*, const T*, idx, idx, idx, T);
+    const Strips strips[] = {narrow_backward_strips<T, 1>, narrow_backward_strips<T, 2>,
+                             narrow_backward_strips<T, 3>, narrow_backward_strips<T, 4>};
+    strips[O - 1](dW, dZ_prev, db_prev, dZ, A, Wt, S, lds, N, I, at_zero);
+    column_sums(db, dZ, O, O, N, false);
+}
+
+template void narrow_relu_backward<float>(float*, float*, float*, float*, const float*, const float*,
+                                          const float*, const float*, idx, idx, idx, idx, float);
+template void narrow_relu_backward<double>(double*, double*, double*, double*, const double*, const double*,
+                                           const double*, const double*, idx, idx, idx, idx, double);
+
 double fma_peak_gflops(bool f64, double seconds) {
     const GemmKernels& set = kernels_for(active_isa());
     auto probe = f64 ? set.fma_probe_f64 : set.fma_probe_f32;

@@ -39,6 +39,22 @@ void gemm(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M, idx N,
           bool trans_a, bool trans_b, T alpha, T beta, int n_threads,
           const Epilogue<T>& epilogue = {}, T* col_sums_b = nullptr);
 
+// The backward of a narrow layer (O <= kNarrowOutputs: regression, binary classification) over
+// a ReLU layer, in one pass over the batch. Otherwise it is three thin passes over the N x I
+// activations A: the weight gradient A^T dZ, the delta's product and ReLU mask, and the previous
+// layer's bias-gradient sums. Here each strip of 8 to 32 units goes down the rows once, with
+// all its sums in registers:
+//   dW = A^T dZ (I x O), db = column sums of dZ (O),
+//   dZ_prev = (dZ W^T) . ReLU'(S) (N x I; S rows lds apart, ReLU'(0) = at_zero),
+//   db_prev = column sums of dZ_prev.
+// Each value is the same sum in the same order as in those passes (the narrow and direct
+// products and column_sums start each sum at 0 and add k in order), so the bits are the same.
+// Needs I >= 8; runs on one thread.
+constexpr idx kNarrowOutputs = 4;
+template <typename T>
+void narrow_relu_backward(T* dW, T* db, T* dZ_prev, T* db_prev, const T* dZ, const T* A, const T* W,
+                          const T* S, idx lds, idx N, idx I, idx O, T at_zero);
+
 // The packed path's tile sizes for the active instruction set (for tests at tile edges).
 int gemm_mr(bool f64);
 int gemm_nr(bool f64);

@@ -16,7 +16,9 @@
 //     G_{l-1} = dZ_l W_l^T [+ G_l if residual]    (the skip passes G_l through unchanged)
 // When neither layer l nor l-1 is a residual block and l-1 drops nothing, the product and
 // f'_{l-1} are one fused GEMM (dense.hpp's delta_propagate); otherwise G_{l-1} is formed first,
-// then masked.
+// then masked. A last layer of at most 4 outputs over ReLU units (regression, binary labels)
+// does its weight gradient, its delta and the previous bias gradient in one pass over the batch
+// (gemm.hpp's narrow_relu_backward), to the same bits.
 #pragma once
 
 #include <algorithm>
@@ -250,10 +252,19 @@ double mlp_loss_and_gradients(Workspace<T>& ws, const ParamViews<const T*>& p,
     const double loss =
         output_loss_delta<T>(ws.dZ[L - 1].data(), ws.A[L - 1].data(), ws.row_loss.data(),
                              ws.Z[L - 1].data(), Y, N, spec.sizes[L], spec.loss, sample_weight, n_threads);
+    bool have_db = false;  // layer l's bias gradient, summed as its delta was written
     for (idx l = L - 1; l >= 0; --l) {
         const idx I = spec.sizes[l], O = spec.sizes[l + 1];
         const T* input = l == 0 ? X : ws.A[l - 1].data();
-        dense_backward<T>(grad.W(l), grad.b(l), ws.dZ[l].data(), input, N, I, O, n_threads);
+        if (l > 0 && spec.fused_delta(l) && narrow_backward_fits(spec.hidden[l - 1].f, N, I, O, n_threads)) {
+            narrow_relu_backward<T>(grad.W(l), grad.b(l), ws.dZ[l - 1].data(), grad.b(l - 1), ws.dZ[l].data(),
+                                    input, p.W(l), ws.stored(spec, l - 1), I, N, I, O,
+                                    T(spec.hidden[l - 1].f.grad_at_zero));
+            have_db = true;
+            continue;
+        }
+        dense_backward<T>(grad.W(l), have_db ? nullptr : grad.b(l), ws.dZ[l].data(), input, N, I, O, n_threads);
+        have_db = false;
         if (l == 0) break;
         if (spec.fused_delta(l))
             delta_propagate<T>(ws.dZ[l - 1].data(), ws.dZ[l].data(), p.W(l), ws.stored(spec, l - 1),

@@ -249,3 +249,59 @@ def test_learned_parameter_gradients_are_bitwise_the_same_for_any_thread_count(r
     for a, b in zip(*grads):
         for name in a:
             np.testing.assert_array_equal(a[name], b[name])
+
+
+def narrow_problem(rng, sizes, dtype, n, output):
+    """Parameters with a dead unit (a zero column and bias: Z = 0 on every row, where ReLU'(0)
+    shows) and a batch for a network whose last layer has few outputs."""
+    params = []
+    for fan_in, fan_out in zip(sizes, sizes[1:]):
+        params += [(rng.standard_normal((fan_in, fan_out)) / np.sqrt(fan_in)).astype(dtype),
+                   (rng.standard_normal(fan_out) * 0.1).astype(dtype)]
+    params[-4][:, 3] = 0
+    params[-3][3] = 0
+    X = rng.standard_normal((n, sizes[0])).astype(dtype)
+    Y = (rng.integers(0, 2, (n, sizes[-1])) if output == "sigmoid"
+         else rng.standard_normal((n, sizes[-1]))).astype(dtype)
+    return params, X, Y
+
+
+def engine_gradients(engine, params, X, Y):
+    grads = [np.empty_like(p) for p in params]
+    loss = engine.loss_and_gradients(params, X, Y, grads)
+    return loss, grads
+
+
+# A last layer of 1-4 outputs over ReLU units takes one pass over the batch for its weight
+# gradient, the delta and the previous bias gradient (csrc/gemm.cpp, narrow_relu_backward):
+# units in strips of 32 or 16, 8, and an overlapping last 8 (37, 100, 260 units; 8 exactly).
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("units", [8, 37, 100, 260])
+@pytest.mark.parametrize("outputs", [1, 2, 3, 4])
+@pytest.mark.parametrize("grad_at_zero", [0.0, 0.5, 1.0])
+def test_a_narrow_last_layer_over_relu_matches_the_reference(rng, dtype, units, outputs,
+                                                              grad_at_zero):
+    relu = dp.Activation("relu", grad_at_zero=grad_at_zero)
+    output = "sigmoid" if outputs == 1 else "identity"
+    for sizes in ([7, units, outputs], [7, 12, units, outputs]):
+        params, X, Y = narrow_problem(rng, sizes, dtype, 53, output)
+        cpp = getattr(dp._core, f"Engine_{np.dtype(dtype).name}")(sizes, relu, output, n_threads=1)
+        numpy = ref.Engine(sizes, relu, output)
+        loss_c, got = engine_gradients(cpp, params, X, Y)
+        loss_r, want = engine_gradients(numpy, params, X, Y)
+        assert loss_c == pytest.approx(loss_r, rel=1e-10 if dtype == np.float64 else 1e-5)
+        for g, w in zip(got, want):
+            assert_close(g, w, what=f"gradient, sizes {sizes}")
+
+
+@pytest.mark.parametrize("sizes", [[16, 256, 1], [16, 260, 3]])
+def test_a_narrow_last_layers_one_pass_gives_the_bits_of_the_threaded_passes(rng, sizes):
+    # On one thread the fused pass runs; on two, products this large (4096 x 256 x 1 and up)
+    # take the separate, threaded passes. The sums are the same in the same order: same bits.
+    relu = dp.Activation("relu", grad_at_zero=0.5)
+    params, X, Y = narrow_problem(rng, sizes, np.float64, 4096, "identity")
+    runs = [engine_gradients(dp._core.Engine_float64(sizes, relu, "identity", n_threads=t),
+                             params, X, Y) for t in (1, 2)]
+    assert runs[0][0] == runs[1][0]
+    for a, b in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_array_equal(a, b)
