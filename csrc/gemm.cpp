@@ -491,19 +491,27 @@ struct PackedGemm {
         }
         for (idx ic = 0; ic < M; ic += blocks.size) {
             const idx mc = std::min(blocks.size, M - ic), a_panels = (mc + MR - 1) / MR;
+            // Row panels of MR rows, unless the last would have fewer than 4: a kernel of 1 to 3
+            // rows waits on its few sums' latency (a 13-row weight gradient of 133 k ran its
+            // 1-row panel at a third of the 12-row one's rate), so then all are evened out
+            // (7 + 6). Any split gives each C element the same sums.
+            const bool even = a_panels > 1 && mc % MR != 0 && mc % MR < 4;
+            const idx base = even ? mc / a_panels : MR, extra = even ? mc % a_panels : 0;
             // Split over tiles of C, B-panel-major so a thread's consecutive tiles reuse one
             // micro-panel of B from L1. Each tile has one owner.
 #pragma omp for collapse(2) schedule(static)
             for (idx p = 0; p < panels; ++p)
-                for (idx q = 0; q < a_panels; ++q)
-                    tile(ic + q * MR, jc + p * NR, p, pc, kc, edge);
+                for (idx q = 0; q < a_panels; ++q) {
+                    const idx i = ic + q * base + std::min(q, extra);
+                    tile(i, std::min(base + (q < extra), ic + mc - i), jc + p * NR, p, pc, kc, edge);
+                }
         }
     }
 
-    // The MR x NR tile of C at (i, j), from op(A)'s rows i.. and B panel p.
-    void tile(idx i, idx j, idx p, idx pc, idx kc, T* edge) const {
-        const int MR = kern.mr, NR = kern.nr;
-        const idx m = std::min<idx>(MR, M - i), n = std::min<idx>(NR, N - j);
+    // The m x NR tile of C at (i, j), m <= MR, from op(A)'s rows i.. and B panel p.
+    void tile(idx i, idx m, idx j, idx p, idx pc, idx kc, T* edge) const {
+        const int NR = kern.nr;
+        const idx n = std::min<idx>(NR, N - j);
         const int acc = accumulate || pc > 0;
         const bool last = pc + kc == K;
         const T* a = trans_a ? A + pc * lda + i : A + i * lda + pc;
