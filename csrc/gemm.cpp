@@ -188,20 +188,26 @@ template <TileOp OP, typename T>
     return x;
 }
 
+// x times ReLU'(s), lane by lane: 1 where s > 0, 0 where s < 0, at_zero at 0 and NaN
+// (ReluFn::derivative).
+template <typename T>
+[[gnu::always_inline]] inline void relu_mask8(Lanes8<T>& x, const T* s_at, T at_zero) {
+    const Lanes8<T> zero = {};
+    Lanes8<T> s;
+    load8(s, s_at);
+    x *= s > zero ? zero + T(1) : (s < zero ? zero : zero + at_zero);
+}
+
 // The same on eight values x = C[i, j : j + 8], lane by lane (GNU vector operations).
 template <TileOp OP, typename T>
 [[gnu::always_inline]] inline void tile_op8(Lanes8<T>& x, const TileOps<T>& ops, idx i, idx j) {
-    const Lanes8<T> zero = {};
-    Lanes8<T> v;
     if constexpr (OP == TileOp::bias || OP == TileOp::bias_relu) {
-        load8(v, ops.bias + j);
-        x += v;
+        Lanes8<T> b;
+        load8(b, ops.bias + j);
+        x += b;
     }
-    if constexpr (OP == TileOp::bias_relu) x = x > zero ? x : zero;
-    if constexpr (OP == TileOp::relu_mask) {
-        load8(v, ops.stored + i * ops.lds + j);
-        x *= v > zero ? zero + T(1) : (v < zero ? zero : zero + ops.at_zero);
-    }
+    if constexpr (OP == TileOp::bias_relu) x = x > Lanes8<T>{} ? x : Lanes8<T>{};
+    if constexpr (OP == TileOp::relu_mask) relu_mask8(x, ops.stored + i * ops.lds + j, ops.at_zero);
 }
 
 // Columns [j, j + 8 V) of the direct product's row i (c: C's row i), V vectors of sums held in
@@ -519,9 +525,10 @@ struct PackedGemm {
         const bool b_direct = b_in_place && n == NR;
         const T* b = b_direct ? B + pc * ldb + j : Bp + p * NR * kc;
         const idx ldbp = b_direct ? ldb : NR;
+        const bool half = n <= NR / 2;
+        const auto kernel = (half ? kernels.half : kernels.full)[m];
         if (transposed_c) {  // element (i + r, j + jj) here is C[j + jj, i + r]
-            const int width = n <= NR / 2 ? NR / 2 : NR;  // the whole of the kernel's width
-            (n <= NR / 2 ? kernels.half : kernels.full)[m](kc, a, lda, b, ldbp, edge, NR, width, 0, nullptr);
+            kernel(kc, a, lda, b, ldbp, edge, NR, half ? NR / 2 : NR, 0, nullptr);  // all its width
             T* c = C + j * ldc + i;
             for (idx jj = 0; jj < n; ++jj)
                 for (idx r = 0; r < m; ++r)
@@ -532,7 +539,6 @@ struct PackedGemm {
         // The m-row kernel writes C directly (its first n columns, at the right edge), the
         // epilogue fused where it can be.
         T* c = C + i * ldc + j;
-        const auto kernel = (n <= NR / 2 ? kernels.half : kernels.full)[m];
         if (last && fused.op != TileOp::none) {
             TileOps<T> ops = fused;
             ops.bias = fused.bias ? fused.bias + j : nullptr;
@@ -657,19 +663,17 @@ template <typename T, int O, int V>
 [[gnu::always_inline]] inline void narrow_backward_strip(T* dW, T* dZ_prev, T* db_prev, const T* dZ,
                                                          const T* A, const T* Wt, const T* S, idx lds,
                                                          idx N, idx I, idx j0, idx skip, T at_zero) {
-    const Lanes8<T> zero = {};
     Lanes8<T> w[O][V], acc[O][V] = {}, bias_sums[V] = {};
     for (int c = 0; c < O; ++c)
         for (int v = 0; v < V; ++v) load8(w[c][v], Wt + c * I + j0 + 8 * v);
     for (idx k = 0; k < N; ++k) {
         const T* dz = dZ + k * O;
         for (int v = 0; v < V; ++v) {
-            Lanes8<T> a, s, d = {};
+            Lanes8<T> a, d = {};
             load8(a, A + k * I + j0 + 8 * v);
             for (int c = 0; c < O; ++c) acc[c][v] += a * dz[c];
             for (int c = 0; c < O; ++c) d += dz[c] * w[c][v];
-            load8(s, S + k * lds + j0 + 8 * v);
-            d *= s > zero ? zero + T(1) : (s < zero ? zero : zero + at_zero);
+            relu_mask8(d, S + k * lds + j0 + 8 * v, at_zero);
             T* out = dZ_prev + k * I + j0 + 8 * v;
             if (skip == 0) {
                 std::memcpy(out, &d, sizeof d);

@@ -1,6 +1,6 @@
 // _core.legacy_shuffled_orders: a chunk of epochs' row orders drawn as NumPy's legacy
 // RandomState.shuffle draws them (legacy_shuffle.hpp), from a state that Python reads and writes
-// back (python/deltaprop/sklearn/_backend.py, shuffled_orders).
+// back (python/deltaprop/sklearn/_backend.py, EpochShuffles).
 #include <limits>
 
 #include "../legacy_shuffle.hpp"

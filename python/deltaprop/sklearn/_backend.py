@@ -23,12 +23,13 @@ engine's Poisson loss is e^z − y z, scikit-learn's the half deviance y log(y/a
 larger by Σ_k (y log y − y) per row, a constant of the data that does not change a gradient.
 X may be a dense array or a scipy CSR matrix: sparse rows are densified one batch (or one chunk
 of ``CHUNK_ROWS``) at a time, never the whole matrix at once.
+
 scikit-learn's stochastic solvers shuffle once per epoch (``sklearn.utils.shuffle``: a
 ``RandomState.shuffle`` of ``arange(n)``, then indexing). ``shuffle`` does the same without the
 per-call argument checks; ``EpochShuffles`` draws a fit's orders a chunk of epochs at a time in
 C++ (MT19937 and NumPy's legacy shuffle, csrc/legacy_shuffle.hpp), reading the generator's state
 once per fit and writing it back once, with exactly the per-epoch calls' orders and final state.
-(On a few hundred rows NumPy's shuffle took about 4 µs an epoch, C++'s 2.4; reading or writing
+(On a few hundred rows NumPy's shuffle took about 4 µs an epoch, C++'s 2.2; reading or writing
 the state takes 25 µs.)
 """
 
