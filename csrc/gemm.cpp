@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "gemm_kernel.hpp"
@@ -305,10 +306,13 @@ void gemm_direct(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M,
 constexpr idx kNarrowColumns = 4;
 
 // R rows x NC columns of the narrow product for op(A) = A, from row i:
-// C[i + r, j] += alpha . A[i + r, :] . bt[j, :]. Each sum keeps eight lanes over k (lane l takes
-// k = l, l + 8, ..., the last step zero-padded) and adds them pairwise, a tree three additions
-// deep. The R x NC sums are independent, so their additions overlap where a single dot product
-// would wait on each one's latency.
+// C[i + r, j] += alpha . A[i + r, :] . bt[j, :] (K >= 8). Each sum keeps eight lanes over k
+// (lane l takes k = l, l + 8, ...) and adds them pairwise, a tree three additions deep. The
+// R x NC sums are independent, so their additions overlap where a single dot product would wait
+// on each one's latency. The last K mod 8 values of k take one more step over the 8 values
+// ending at K (lane l: k = K - 8 + l), its lanes before them zeroed in both operands, so an
+// infinity there is not multiplied by 0. (Gathering those values one by one into zero-padded
+// lanes cost as much as the rest: 133 x 100 x 3 took 2.9 us, 133 x 104 x 3 1.6 us.)
 template <typename T, int R, int NC>
 [[gnu::always_inline]] inline void dot_block(T* C, idx ldc, const T* A, idx lda, const T* bt, idx i,
                                              idx K, T alpha, bool accumulate) {
@@ -321,11 +325,17 @@ template <typename T, int R, int NC>
         for (int r = 0; r < R; ++r)
             for (int j = 0; j < NC; ++j) sum[r][j] += a[r] * b[j];
     }
-    if (k < K) {  // the last step's lanes past K are zeros: their products add nothing
-        Lanes8<T> a[R] = {}, b[NC] = {};
-        for (idx l = 0; l < K - k; ++l) {
-            for (int r = 0; r < R; ++r) a[r][l] = A[(i + r) * lda + k + l];
-            for (int j = 0; j < NC; ++j) b[j][l] = bt[j * K + k + l];
+    if (k < K) {
+        const Lanes8<T> lane = {0, 1, 2, 3, 4, 5, 6, 7}, zero = {};
+        const auto fresh = lane >= T(k - (K - 8));  // lanes of k not summed yet
+        Lanes8<T> a[R], b[NC];
+        for (int r = 0; r < R; ++r) {
+            load8(a[r], A + (i + r) * lda + K - 8);
+            a[r] = fresh ? a[r] : zero;
+        }
+        for (int j = 0; j < NC; ++j) {
+            load8(b[j], bt + j * K + K - 8);
+            b[j] = fresh ? b[j] : zero;
         }
         for (int r = 0; r < R; ++r)
             for (int j = 0; j < NC; ++j) sum[r][j] += a[r] * b[j];
@@ -654,54 +664,73 @@ void gemm(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M, idx N,
     }
 }
 
-// Units [j0, j0 + 8 V) of narrow_relu_backward (gemm.hpp), down all N rows: the O columns of
-// W^T (Wt, O x I) and every running sum in registers. Each lane's sums: dW^T[c, j] over k of
-// A[k, j] . dZ[k, c], as the narrow transposed product sums them; the delta 0 + sum over c of
-// dZ[k, c] . W[j, c], times ReLU'(S[k, j]), as the direct product and its fused mask; db_prev[j]
-// over k of the delta, as column_sums. Units before j0 + skip are computed and dropped.
+// V vectors of 8 units of narrow_relu_backward (gemm.hpp), down all N rows: units j0 + 8 v for
+// v < V - 1, and `last` for the last vector. The O columns of W^T (Wt, O x I) and every running
+// sum stay in registers. Each lane's sums: dW^T[c, j] over k of A[k, j] . dZ[k, c], as the
+// narrow transposed product sums them; the delta 0 + sum over c of dZ[k, c] . W[j, c], times
+// ReLU'(S[k, j]), as the direct product and its fused mask; db_prev[j] over k of the delta, as
+// column_sums. Where the last vector overlaps the one before it, the shared units get the same
+// sums in the same order, so they are stored twice with the same bits.
 template <typename T, int O, int V>
 [[gnu::always_inline]] inline void narrow_backward_strip(T* dW, T* dZ_prev, T* db_prev, const T* dZ,
                                                          const T* A, const T* Wt, const T* S, idx lds,
-                                                         idx N, idx I, idx j0, idx skip, T at_zero) {
+                                                         idx N, idx I, idx j0, idx last, T at_zero) {
+    idx at[V];
+    for (int v = 0; v < V; ++v) at[v] = v < V - 1 ? j0 + 8 * v : last;
     Lanes8<T> w[O][V], acc[O][V] = {}, bias_sums[V] = {};
     for (int c = 0; c < O; ++c)
-        for (int v = 0; v < V; ++v) load8(w[c][v], Wt + c * I + j0 + 8 * v);
+        for (int v = 0; v < V; ++v) load8(w[c][v], Wt + c * I + at[v]);
     for (idx k = 0; k < N; ++k) {
         const T* dz = dZ + k * O;
         for (int v = 0; v < V; ++v) {
             Lanes8<T> a, d = {};
-            load8(a, A + k * I + j0 + 8 * v);
+            load8(a, A + k * I + at[v]);
             for (int c = 0; c < O; ++c) acc[c][v] += a * dz[c];
             for (int c = 0; c < O; ++c) d += dz[c] * w[c][v];
-            relu_mask8(d, S + k * lds + j0 + 8 * v, at_zero);
-            T* out = dZ_prev + k * I + j0 + 8 * v;
-            if (skip == 0) {
-                std::memcpy(out, &d, sizeof d);
-            } else {
-                for (idx l = std::max<idx>(skip - 8 * v, 0); l < 8; ++l) out[l] = d[l];
-            }
+            relu_mask8(d, S + k * lds + at[v], at_zero);
+            std::memcpy(dZ_prev + k * I + at[v], &d, sizeof d);
             bias_sums[v] += d;
         }
     }
-    for (idx l = skip; l < 8 * V; ++l) {
-        db_prev[j0 + l] = bias_sums[l / 8][l % 8];
-        for (int c = 0; c < O; ++c) dW[(j0 + l) * O + c] = T(0) + T(1) * acc[c][l / 8][l % 8];
-    }
+    for (int v = 0; v < V; ++v)
+        for (idx l = 0; l < 8; ++l) {
+            db_prev[at[v] + l] = bias_sums[v][l];
+            for (int c = 0; c < O; ++c) dW[(at[v] + l) * O + c] = T(0) + T(1) * acc[c][v][l];
+        }
 }
 
-// Strips of 32 units (16 for 3 or 4 outputs, so the sums stay in registers), then 8, then the
-// last few as the 8 ending at the last unit.
+// The units in strips of VS vectors (4 for one or two outputs, 2 for three or four, so the sums
+// stay in registers), the last strip's last vector the 8 units ending at unit I - 1. A single
+// vector left over would be a pass of its own down the rows (I = 100 with three outputs: a
+// fifth of the time went to its 4 units), so it joins the last strip.
 template <typename T, int O>
 DP_ISA_CLONES void narrow_backward_strips(T* dW, T* dZ_prev, T* db_prev, const T* dZ, const T* A,
                                           const T* Wt, const T* S, idx lds, idx N, idx I, T at_zero) {
-    constexpr int V = O <= 2 ? 4 : 2;
-    idx j = 0;
-    for (; j + 8 * V <= I; j += 8 * V)
-        narrow_backward_strip<T, O, V>(dW, dZ_prev, db_prev, dZ, A, Wt, S, lds, N, I, j, 0, at_zero);
-    for (; j + 8 <= I; j += 8)
-        narrow_backward_strip<T, O, 1>(dW, dZ_prev, db_prev, dZ, A, Wt, S, lds, N, I, j, 0, at_zero);
-    if (j < I)
-        narrow_backward_strip<T, O, 1>(dW, dZ_prev, db_prev, dZ, A, Wt, S, lds, N, I, I - 8, j - (I - 8), at_zero);
+    constexpr int VS = O <= 2 ? 4 : 2;
+    const idx vectors = (I + 7) / 8;
+    idx strips = vectors / VS, rest = vectors % VS;  // the last strip: `rest` vectors, below
+    if (strips > 0 && rest <= 1) {
+        --strips;
+        rest += VS;
+    }
+    for (idx s = 0; s < strips; ++s) {
+        const idx j0 = s * 8 * VS;
+        narrow_backward_strip<T, O, VS>(dW, dZ_prev, db_prev, dZ, A, Wt, S, lds, N, I, j0, j0 + 8 * (VS - 1), at_zero);
+    }
+    const idx j0 = strips * 8 * VS;
+    auto strip = [&](auto V) {
+        narrow_backward_strip<T, O, decltype(V)::value>(dW, dZ_prev, db_prev, dZ, A, Wt, S, lds, N, I, j0, I - 8, at_zero);
+    };
+    using One = std::integral_constant<int, 1>;
+    using Two = std::integral_constant<int, 2>;
+    using Three = std::integral_constant<int, 3>;
+    if (rest == 1) strip(One{});
+    else if (rest == 2) strip(Two{});
+    else if (rest == 3) strip(Three{});
+    else if constexpr (VS == 4) {  // rest 4 or 5
+        if (rest == 4) strip(std::integral_constant<int, 4>{});
+        else strip(std::integral_constant<int, 5>{});
+    }
 }
 
 template <typename T>

@@ -42,7 +42,7 @@ void gemm(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M, idx N,
 // The backward of a narrow layer (O <= kNarrowOutputs: regression, binary classification) over
 // a ReLU layer, in one pass over the batch. Otherwise it is three thin passes over the N x I
 // activations A: the weight gradient A^T dZ, the delta's product and ReLU mask, and the previous
-// layer's bias-gradient sums. Here each strip of 8 to 32 units goes down the rows once, with
+// layer's bias-gradient sums. Here each strip of 8 to 40 units goes down the rows once, with
 // all its sums in registers:
 //   dW = A^T dZ (I x O), db = column sums of dZ (O),
 //   dZ_prev = (dZ W^T) . ReLU'(S) (N x I; S rows lds apart, ReLU'(0) = at_zero),

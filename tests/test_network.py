@@ -274,9 +274,12 @@ def engine_gradients(engine, params, X, Y):
 
 # A last layer of 1-4 outputs over ReLU units takes one pass over the batch for its weight
 # gradient, the delta and the previous bias gradient (csrc/gemm.cpp, narrow_relu_backward):
-# units in strips of 32 or 16, 8, and an overlapping last 8 (37, 100, 260 units; 8 exactly).
+# units in strips of 4 vectors of 8 (one or two outputs) or 2 (three or four), the last strip
+# of 1 to 5 vectors ending with the 8 units ending at the last, overlapping the vector before
+# it where 8 does not divide the units (8: one vector; 12: two; 24: three; 64: four or two;
+# 37, 100, 260: five or three).
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("units", [8, 37, 100, 260])
+@pytest.mark.parametrize("units", [8, 12, 24, 37, 64, 100, 260])
 @pytest.mark.parametrize("outputs", [1, 2, 3, 4])
 @pytest.mark.parametrize("grad_at_zero", [0.0, 0.5, 1.0])
 def test_a_narrow_last_layer_over_relu_matches_the_reference(rng, dtype, units, outputs,

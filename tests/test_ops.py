@@ -72,6 +72,20 @@ def test_gemm_beta_zero_ignores_nan_in_out(rng, dtype, m, n, k, trans_a, alpha):
     assert_close(out, alpha * ((A.T if trans_a else A) @ B))
 
 
+# The narrow path's dot products take the last k mod 8 values as the 8 ending at k, the lanes
+# summed before zeroed in both operands: an infinity there must count once, not turn into NaN
+# as infinity x 0. (The rows of A are 100 long: the last step overlaps k = 92..95.)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("where", [5, 93, 97])
+def test_gemm_narrow_dot_products_count_an_infinity_once(rng, dtype, where):
+    A = rng.standard_normal((64, 100)).astype(dtype)
+    B = np.abs(rng.standard_normal((100, 3))).astype(dtype) + 1
+    A[::2, where] = np.inf
+    got = dp.ops.gemm(A, B, n_threads=1, check_finite=False)
+    np.testing.assert_array_equal(got[::2], np.inf)
+    assert_close(got[1::2], A[1::2] @ B)
+
+
 @pytest.mark.parametrize("m, n, k", [(0, 3, 4), (3, 0, 4), (3, 4, 0), (0, 0, 0)])
 def test_gemm_zero_sized(rng, m, n, k):
     A, B = np.ones((m, k)), np.ones((k, n))
