@@ -180,6 +180,34 @@ template <typename T>
     std::memcpy(&v, p, sizeof v);
 }
 
+// Lane indices for __builtin_shuffle on Lanes8<T>: integers of T's size.
+template <typename T>
+struct LaneIndex8Of {
+    using Int = std::conditional_t<sizeof(T) == 8, long long, int>;
+    typedef Int type __attribute__((vector_size(8 * sizeof(T))));
+};
+template <typename T>
+using LaneIndex8 = typename LaneIndex8Of<T>::type;
+
+// The horizontal sums of v[0 .. 8), lane i of `out` that of v[i], each added in the order
+// ((h0 + h4) + (h2 + h6)) + ((h1 + h5) + (h3 + h7)): the halves, then the quarters, then the
+// pairs of all eight at once, each round two shuffles and one vector addition per pair of
+// vectors (21 operations, where summing each vector on its own took about 80).
+template <typename T>
+[[gnu::always_inline]] inline void hsums8(Lanes8<T>& out, const Lanes8<T>* v) {
+    using I = LaneIndex8<T>;
+    const I lo4 = {0, 1, 2, 3, 8, 9, 10, 11}, hi4 = {4, 5, 6, 7, 12, 13, 14, 15};
+    const I lo2 = {0, 1, 4, 5, 8, 9, 12, 13}, hi2 = {2, 3, 6, 7, 10, 11, 14, 15};
+    const I even = {0, 2, 4, 6, 8, 10, 12, 14}, odd = {1, 3, 5, 7, 9, 11, 13, 15};
+    Lanes8<T> halves[4], quarters[2];  // h_l + h_{l+4} of two vectors; then + the lane two on
+    for (int p = 0; p < 4; ++p)
+        halves[p] = __builtin_shuffle(v[2 * p], v[2 * p + 1], lo4) + __builtin_shuffle(v[2 * p], v[2 * p + 1], hi4);
+    for (int q = 0; q < 2; ++q)
+        quarters[q] = __builtin_shuffle(halves[2 * q], halves[2 * q + 1], lo2) +
+                      __builtin_shuffle(halves[2 * q], halves[2 * q + 1], hi2);
+    out = __builtin_shuffle(quarters[0], quarters[1], even) + __builtin_shuffle(quarters[0], quarters[1], odd);
+}
+
 // The tile operation OP on x = C[i, j] (the scalar form of the kernels' store_tile).
 template <TileOp OP, typename T>
 [[gnu::always_inline]] inline T tile_op(T x, const TileOps<T>& ops, idx i, idx j) {
@@ -306,24 +334,27 @@ void gemm_direct(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M,
 constexpr idx kNarrowColumns = 4;
 
 // R rows x NC columns of the narrow product for op(A) = A, from row i:
-// C[i + r, j] += alpha . A[i + r, :] . bt[j, :] (K >= 8). Each sum keeps eight lanes over k
-// (lane l takes k = l, l + 8, ...) and adds them pairwise, a tree three additions deep. The
-// R x NC sums are independent, so their additions overlap where a single dot product would wait
-// on each one's latency. The last K mod 8 values of k take one more step over the 8 values
-// ending at K (lane l: k = K - 8 + l), its lanes before them zeroed in both operands, so an
-// infinity there is not multiplied by 0. (Gathering those values one by one into zero-padded
-// lanes cost as much as the rest: 133 x 100 x 3 took 2.9 us, 133 x 104 x 3 1.6 us.)
-template <typename T, int R, int NC>
+// C[i + r, j] = OP((accumulate ? C[i + r, j] : 0) + alpha . A[i + r, :] . bt[j, :]) (K >= 8;
+// OP none or bias, as the epilogue's pass would do it after). Each sum keeps eight lanes over k
+// (lane l takes k = l, l + 8, ...) and adds them pairwise, a tree three additions deep
+// (hsums8). The R x NC sums are independent, so their additions overlap where a single dot
+// product would wait on each one's latency. The last K mod 8 values of k take one more step
+// over the 8 values ending at K (lane l: k = K - 8 + l), its lanes before them zeroed in both
+// operands, so an infinity there is not multiplied by 0. (Gathering those values one by one
+// into zero-padded lanes cost as much as the rest: 133 x 100 x 3 took 2.9 us, 133 x 104 x 3
+// 1.6 us.)
+template <typename T, int R, int NC, TileOp OP>
 [[gnu::always_inline]] inline void dot_block(T* C, idx ldc, const T* A, idx lda, const T* bt, idx i,
-                                             idx K, T alpha, bool accumulate) {
-    Lanes8<T> sum[R][NC] = {};
+                                             idx K, T alpha, bool accumulate, const TileOps<T>& ops) {
+    constexpr int S = R * NC, G = (S + 7) / 8;  // sums, and groups of 8 for hsums8
+    Lanes8<T> sum[G * 8] = {};                  // sum[r * NC + j]; the ones past S stay 0
     idx k = 0;
     for (; k + 8 <= K; k += 8) {
         Lanes8<T> a[R], b[NC];
         for (int r = 0; r < R; ++r) load8(a[r], A + (i + r) * lda + k);
         for (int j = 0; j < NC; ++j) load8(b[j], bt + j * K + k);
         for (int r = 0; r < R; ++r)
-            for (int j = 0; j < NC; ++j) sum[r][j] += a[r] * b[j];
+            for (int j = 0; j < NC; ++j) sum[r * NC + j] += a[r] * b[j];
     }
     if (k < K) {
         const Lanes8<T> lane = {0, 1, 2, 3, 4, 5, 6, 7}, zero = {};
@@ -338,28 +369,28 @@ template <typename T, int R, int NC>
             b[j] = fresh ? b[j] : zero;
         }
         for (int r = 0; r < R; ++r)
-            for (int j = 0; j < NC; ++j) sum[r][j] += a[r] * b[j];
+            for (int j = 0; j < NC; ++j) sum[r * NC + j] += a[r] * b[j];
     }
-    for (int r = 0; r < R; ++r)
-        for (int j = 0; j < NC; ++j) {
-            const Lanes8<T>& h = sum[r][j];
-            const T s = ((h[0] + h[4]) + (h[2] + h[6])) + ((h[1] + h[5]) + (h[3] + h[7]));
-            T& c = C[(i + r) * ldc + j];
-            c = (accumulate ? c : T(0)) + alpha * s;
-        }
+    Lanes8<T> totals[G];
+    for (int g = 0; g < G; ++g) hsums8<T>(totals[g], sum + 8 * g);
+    for (int q = 0; q < S; ++q) {
+        const idx r = q / NC, j = q % NC;
+        T& c = C[(i + r) * ldc + j];
+        c = tile_op<OP>((accumulate ? c : T(0)) + alpha * totals[q / 8][q % 8], ops, i + r, j);
+    }
 }
 
 // Rows [i0, i1) of the narrow product for op(A) = A, four at a time: at least four independent
 // sums in flight (two rows left a one-column product waiting on each addition's latency:
 // 200 x 100 x 1 1.9 -> 1.4 us, 133 x 100 x 3 3.2 -> 2.6 us without the call). Up to 16 sums and
 // 8 operands fit AVX-512's 32 registers; with AVX2's 16 (untimed here) some sums spill.
-template <typename T, int NC>
+template <typename T, int NC, TileOp OP>
 DP_ISA_CLONES void dot_rows(T* C, idx ldc, const T* A, idx lda, const T* bt, idx i0, idx i1, idx K,
-                            T alpha, bool accumulate) {
+                            T alpha, bool accumulate, TileOps<T> ops) {
     constexpr int R = 4;
     idx i = i0;
-    for (; i + R <= i1; i += R) dot_block<T, R, NC>(C, ldc, A, lda, bt, i, K, alpha, accumulate);
-    for (; i < i1; ++i) dot_block<T, 1, NC>(C, ldc, A, lda, bt, i, K, alpha, accumulate);
+    for (; i + R <= i1; i += R) dot_block<T, R, NC, OP>(C, ldc, A, lda, bt, i, K, alpha, accumulate, ops);
+    for (; i < i1; ++i) dot_block<T, 1, NC, OP>(C, ldc, A, lda, bt, i, K, alpha, accumulate, ops);
 }
 
 // Rows [i0, i0 + 8 R) of the narrow product for op(A) = A^T, whose rows are A's strided
@@ -406,15 +437,22 @@ void gemm_narrow(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M,
     for (idx j = 0; j < N; ++j)
         for (idx k = 0; k < K; ++k) bt[j * K + k] = trans_b ? B[j * ldb + k] : B[k * ldb + j];
     const int nt = threads_for(M * N * K, n_threads, kParallelMinMultiplyAdds);
-    using Rows = void (*)(T*, idx, const T*, idx, const T*, idx, idx, idx, T, bool);
-    const Rows by_columns[] = {dot_columns<T, 1>, dot_columns<T, 2>, dot_columns<T, 3>, dot_columns<T, 4>};
-    const Rows by_rows[] = {dot_rows<T, 1>, dot_rows<T, 2>, dot_rows<T, 3>, dot_rows<T, 4>};
-    const Rows rows = (trans_a ? by_columns : by_rows)[N - 1];
+    using Columns = void (*)(T*, idx, const T*, idx, const T*, idx, idx, idx, T, bool);
+    using Rows = void (*)(T*, idx, const T*, idx, const T*, idx, idx, idx, T, bool, TileOps<T>);
+    const Columns by_columns[] = {dot_columns<T, 1>, dot_columns<T, 2>, dot_columns<T, 3>, dot_columns<T, 4>};
+    const Rows by_rows[] = {dot_rows<T, 1, TileOp::none>, dot_rows<T, 2, TileOp::none>,
+                            dot_rows<T, 3, TileOp::none>, dot_rows<T, 4, TileOp::none>};
+    const Rows by_rows_bias[] = {dot_rows<T, 1, TileOp::bias>, dot_rows<T, 2, TileOp::bias>,
+                                 dot_rows<T, 3, TileOp::bias>, dot_rows<T, 4, TileOp::bias>};
+    // A bias alone (an output layer's) is added as each sum is stored; anything else, after.
+    const TileOps<T> ops = tile_ops_for(ep);
+    const bool fused = !trans_a && ops.op == TileOp::bias;
     constexpr idx kBlock = 32;  // rows of C per task: a multiple of dot_columns' 32 and of 4
     parallel_for((M + kBlock - 1) / kBlock, nt, [&](idx block) {
         const idx i0 = block * kBlock, i1 = std::min(M, i0 + kBlock);
-        rows(C, ldc, A, lda, bt, i0, i1, K, alpha, accumulate);
-        apply_epilogue(C + i0 * ldc, ldc, i0, 0, i1 - i0, N, ep);
+        if (trans_a) by_columns[N - 1](C, ldc, A, lda, bt, i0, i1, K, alpha, accumulate);
+        else (fused ? by_rows_bias : by_rows)[N - 1](C, ldc, A, lda, bt, i0, i1, K, alpha, accumulate, ops);
+        if (!fused) apply_epilogue(C + i0 * ldc, ldc, i0, 0, i1 - i0, N, ep);
     });
     if (col_sums_b) column_sums(col_sums_b, B, ldb, N, K, trans_b);
 }
