@@ -19,10 +19,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "activations.hpp"
 #include "common.hpp"
 #include "exp_lanes.hpp"
+#include "log_lanes.hpp"
 
 namespace dp {
 
@@ -48,27 +50,31 @@ inline Loss default_loss(Output out) {
     return Loss::squared_error;
 }
 
-// log(1 + e^z) without overflow.
-template <typename T>
-inline T softplus(T z) {
-    return std::max(z, T(0)) + std::log1p(std::exp(-std::fabs(z)));
-}
-
 // e^x in place for count values x <= 0 (or NaN), vectorised (exp_lanes.hpp).
 template <typename T>
 DP_ISA_CLONES void exp_nonpositive_inplace(T* DP_RESTRICT v, idx count) {
     for (idx i = 0; i < count; ++i) v[i] = exp_nonpositive(v[i]);
 }
 
-// Softmax of `rows` rows: A = e^(Z - row max) / row sum, and each row's log-sum-exp (row max +
-// log of the sum, in double) to lse when it is not null. The exponentials of all the rows at
-// once: across rows they fill vectors however few the classes are.
+// lse[n] = shift[n] + log(sums[n]) for sums of at least 1, vectorised (log_lanes.hpp).
+DP_ISA_CLONES inline void shifted_logs(double* DP_RESTRICT lse, const double* DP_RESTRICT shift,
+                                       const double* DP_RESTRICT sums, idx count) {
+    for (idx i = 0; i < count; ++i) lse[i] = shift[i] + log_from_one(sums[i]);
+}
+
+// Softmax of `rows` rows (at most kOutputRows): A = e^(Z - row max) / row sum, and each row's
+// log-sum-exp (row max + log of the sum, in double) to lse when it is not null. The
+// exponentials and logarithms of all the rows at once: across rows they fill vectors however
+// few the classes are.
+// Rows per task of the output loops: enough values for the exponentials to fill vectors.
+constexpr idx kOutputRows = 32;
 template <typename T>
 void softmax_rows(T* A, const T* Z, idx rows, idx O, double* lse) {
-    auto row_max = [&](idx n) { return *std::max_element(Z + n * O, Z + (n + 1) * O); };  // shift: no overflow
+    double maxes[kOutputRows], sums[kOutputRows];
     for (idx n = 0; n < rows; ++n) {
-        const T zmax = row_max(n);
+        const T zmax = *std::max_element(Z + n * O, Z + (n + 1) * O);  // shift: no overflow
         for (idx k = 0; k < O; ++k) A[n * O + k] = Z[n * O + k] - zmax;
+        maxes[n] = double(zmax);
     }
     exp_nonpositive_inplace(A, rows * O);
     for (idx n = 0; n < rows; ++n) {
@@ -76,12 +82,38 @@ void softmax_rows(T* A, const T* Z, idx rows, idx O, double* lse) {
         T sum = 0;
         for (idx k = 0; k < O; ++k) sum += a[k];
         for (idx k = 0; k < O; ++k) a[k] /= sum;
-        if (lse) lse[n] = double(row_max(n)) + std::log(double(sum));
+        sums[n] = double(sum);
+    }
+    if (lse) shifted_logs(lse, maxes, sums, rows);
+}
+
+// The logistic output over `count` values of a block of rows: a = sigmoid(z) = 1 / (1 + e) for
+// z >= 0, e / (1 + e) below, e = e^-|z| (exp_lanes.hpp); and, when term is not null, each
+// value's binary log-loss softplus(z) - y z in double, softplus(z) = max(z, 0) + log(1 + e)
+// (log_lanes.hpp): no overflow either way. Vectorised across rows, as one output per row
+// (binary labels) would leave libm one call per value (a fifth of a breast_cancer epoch).
+template <typename T>
+DP_ISA_CLONES void logistic_values(T* DP_RESTRICT a, double* DP_RESTRICT term, const T* DP_RESTRICT z,
+                                   const T* DP_RESTRICT y, idx count) {
+    auto value = [&](idx i) {
+        const T e = exp_nonpositive(-std::fabs(z[i]));
+        a[i] = (z[i] >= T(0) ? T(1) : e) / (T(1) + e);
+        return e;
+    };
+    if (!term) {
+        for (idx i = 0; i < count; ++i) value(i);
+        return;
+    }
+    for (idx i = 0; i < count; ++i) {
+        const T e = value(i);
+        const double zd = double(z[i]);
+        const double ed = std::is_same_v<T, double> ? double(e) : exp_nonpositive(-std::fabs(zd));
+        term[i] = (std::max(zd, 0.0) + log1p_unit(ed)) - double(y[i]) * zd;
     }
 }
 
-// One row of any output but softmax: a = out(z); returns the row's loss (summed over outputs)
-// when y != nullptr.
+// One row of the identity or exp output: a = out(z); returns the row's loss (summed over
+// outputs) when y != nullptr.
 template <typename T>
 double output_row(T* a, const T* z, const T* y, idx O, const LossSpec& spec) {
     double loss = 0.0;
@@ -98,26 +130,41 @@ double output_row(T* a, const T* z, const T* y, idx O, const LossSpec& spec) {
                 }
             }
             break;
-        case Output::sigmoid:
-            for (idx k = 0; k < O; ++k) {
-                a[k] = sigmoid(z[k]);
-                if (y) loss += double(softplus(z[k])) - double(y[k]) * double(z[k]);
-            }
-            break;
         case Output::exp:
             for (idx k = 0; k < O; ++k) {
                 a[k] = std::exp(z[k]);
                 if (y) loss += std::exp(double(z[k])) - double(y[k]) * double(z[k]);
             }
             break;
+        case Output::sigmoid:
         case Output::softmax: break;  // output_rows
     }
     return spec.mean_over_outputs ? loss / double(O) : loss;
 }
 
+// The logistic output of `rows` rows and, with y, each row's loss (its values' terms summed in
+// order of k, as output_row sums), through a stack buffer of terms.
+template <typename T>
+void logistic_rows(T* A, double* row_loss, const T* Z, const T* Y, idx rows, idx O, const LossSpec& spec) {
+    constexpr idx kChunk = 64;
+    double term[kChunk];
+    const idx count = rows * O;
+    if (Y) std::fill(row_loss, row_loss + rows, 0.0);
+    for (idx i0 = 0; i0 < count; i0 += kChunk) {
+        const idx m = std::min(kChunk, count - i0);
+        logistic_values<T>(A + i0, Y ? term : nullptr, Z + i0, Y ? Y + i0 : nullptr, m);
+        for (idx i = 0; Y && i < m; ++i) row_loss[(i0 + i) / O] += term[i];
+    }
+    for (idx n = 0; Y && spec.mean_over_outputs && n < rows; ++n) row_loss[n] /= double(O);
+}
+
 // `rows` rows: A = out(Z), and when Y is not null each row's loss to row_loss.
 template <typename T>
 void output_rows(T* A, double* row_loss, const T* Z, const T* Y, idx rows, idx O, const LossSpec& spec) {
+    if (spec.output == Output::sigmoid) {
+        logistic_rows<T>(A, row_loss, Z, Y, rows, O, spec);
+        return;
+    }
     if (spec.output != Output::softmax) {
         for (idx n = 0; n < rows; ++n) {
             const double loss = output_row<T>(A + n * O, Z + n * O, Y ? Y + n * O : nullptr, O, spec);
@@ -133,9 +180,6 @@ void output_rows(T* A, double* row_loss, const T* Z, const T* Y, idx rows, idx O
         row_loss[n] = spec.mean_over_outputs ? loss / double(O) : loss;
     }
 }
-
-// Rows per task of the output loops: enough values for the exponentials to fill vectors.
-constexpr idx kOutputRows = 32;
 
 // One row's delta: dz = w dl/dz (a = out(z) already computed).
 template <typename T>

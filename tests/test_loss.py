@@ -91,6 +91,60 @@ def test_softmax_exponentials_over_their_whole_range(dtype):
     assert A[0, 1] == 0 and np.isfinite(A[0]).all() and np.isnan(A[1]).all()
 
 
+def row_losses(Z, Y, output):
+    """Each row's loss on its own (the C++ returns their mean)."""
+    return np.array([dp.ops.output_loss_delta(Z[i:i + 1], Y[i:i + 1], output,
+                                              check_finite=False)[0] for i in range(len(Z))])
+
+
+def test_softmax_log_sum_exp_over_its_range():
+    # The log-sum-exp takes log s of the row's sum s >= 1 with its own vectorised log
+    # (csrc/log_lanes.hpp): s = 1 + e^x from 1 to 2 across sqrt(2) (where its reduction moves
+    # to the next power of 2), and s = w - 1 + e^x for rows of w zeros and one x, up to 4096.
+    eps = np.finfo(np.float64).eps
+    x = np.concatenate([-np.linspace(0, 40, 1201), np.log(np.sqrt(2) - 1) + np.arange(-8, 9) * eps])
+    Z = np.stack([np.zeros_like(x), x], axis=1)
+    got = row_losses(Z, np.tile([1.0, 0.0], (len(x), 1)), "softmax")  # loss = lse - 0
+    # The sum's own rounding (an ulp of s in [1, 2]) moves log s by up to eps: an absolute bound.
+    np.testing.assert_allclose(got, np.logaddexp(0, x), rtol=0, atol=3 * eps)
+    for width in (2, 3, 5, 8, 100, 181, 1024, 4096):
+        x = np.array([0.0, -0.3, -1.0, -5.0])
+        Z = np.zeros((len(x), width))
+        Z[:, 1] = x
+        Y = np.zeros_like(Z)
+        Y[:, 0] = 1
+        want = np.log((width - 1) + np.exp(x))
+        np.testing.assert_allclose(row_losses(Z, Y, "softmax"), want, rtol=2 * eps, atol=0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_logistic_output_and_binary_log_loss_over_their_range(dtype):
+    # sigmoid(z) and the loss softplus(z) - y z take e^-|z| and log(1 + e^-|z|) vectorised
+    # across rows (csrc/loss.hpp, logistic_values): within a few ulp of SciPy's expit and of
+    # NumPy's logaddexp from -700 to 700, either label, and NaN staying NaN.
+    from scipy.special import expit
+
+    eps = np.finfo(dtype).eps
+    z = np.concatenate([np.linspace(-700, 700, 1401), [0.0, 1e-300, -1e-300, 1e-9, -1e-9, 36.7]])
+    z = z.astype(dtype)
+    zd = z.astype(np.float64)
+    A = dp.ops.output_forward(z[:, None], "sigmoid")[:, 0]
+    want = expit(zd)
+    normal = want >= np.finfo(dtype).tiny
+    np.testing.assert_allclose(A[normal], want[normal], rtol=4 * eps, atol=0)
+    np.testing.assert_allclose(A[~normal], want[~normal], rtol=0, atol=4 * np.finfo(dtype).smallest_subnormal)
+    for label in (0.0, 1.0):
+        got = row_losses(z[:, None], np.full((len(z), 1), label, dtype), "sigmoid")
+        want = np.logaddexp(0, zd) - label * zd
+        # in double whatever the dtype; y z cancels softplus(z)'s max(z, 0) part, an ulp of |z|
+        bound = 4 * np.finfo(np.float64).eps * np.maximum(1, np.abs(zd))
+        assert (np.abs(got - want) <= bound).all()
+    special = np.array([[np.nan], [np.inf], [-np.inf]], dtype)
+    A = dp.ops.output_forward(special, "sigmoid", check_finite=False)[:, 0]
+    assert np.isnan(A[0]) and A[1] == 1 and A[2] == 0
+    assert np.isnan(row_losses(special[:1], np.ones((1, 1), dtype), "sigmoid")[0])
+
+
 def test_huber_and_absolute_error_at_their_kinks():
     Z = np.array([[1.0, 2.0, 0.5]])
     Y = np.array([[0.0, 2.0, 1.0]])  # residuals 1, 0, -0.5
