@@ -58,15 +58,19 @@ inline void legacy_shuffled_orders(Mt19937& mt, const std::int64_t* start, idx n
         std::int64_t* order = orders + e * n;
         const std::int64_t* previous = e == 0 ? start : order - n;
         std::copy(previous, previous + n, order);
-        // One draw per step: a rejected draw swaps i with itself and keeps i. Branch-free, where
-        // the rejection loop's exit mispredicted on about a quarter of the draws (2.4 -> 2.2 us
-        // for 331 rows).
+        // One draw per step: a rejected draw swaps i with itself and keeps i. Branch-free: a
+        // branch on the draw's acceptance (the rejection loop's exit, or the compiler's for a
+        // ?: here) mispredicts on about a quarter of the draws, and the partner is chosen with
+        // integer masks instead (331 rows: 2.4 -> 1.1 us). The mask is the same for every i in
+        // (mask / 2, mask], so it is taken once per such range, off each step's path.
         for (idx i = n - 1; i >= 1;) {
-            const std::uint32_t max = std::uint32_t(i), mask = 0xffffffffu >> __builtin_clz(max);
-            const std::uint32_t value = mt.next32() & mask;
-            const bool accept = value <= max;
-            std::swap(order[i], order[accept ? idx(value) : i]);
-            i -= accept;
+            const std::uint32_t mask = 0xffffffffu >> __builtin_clz(std::uint32_t(i));
+            for (const idx low = idx(mask >> 1); i > low;) {
+                const idx value = idx(mt.next32() & mask);
+                const idx reject = value > i;  // 1: the partner is i itself
+                std::swap(order[i], order[value ^ ((value ^ i) & -reject)]);
+                i -= 1 - reject;
+            }
         }
     }
 }
