@@ -132,7 +132,8 @@ def test_logistic_output_and_binary_log_loss_over_their_range(dtype):
     want = expit(zd)
     normal = want >= np.finfo(dtype).tiny
     np.testing.assert_allclose(A[normal], want[normal], rtol=4 * eps, atol=0)
-    np.testing.assert_allclose(A[~normal], want[~normal], rtol=0, atol=4 * np.finfo(dtype).smallest_subnormal)
+    tiny = np.finfo(dtype).smallest_subnormal
+    np.testing.assert_allclose(A[~normal], want[~normal], rtol=0, atol=4 * tiny)
     for label in (0.0, 1.0):
         got = row_losses(z[:, None], np.full((len(z), 1), label, dtype), "sigmoid")
         want = np.logaddexp(0, zd) - label * zd

@@ -11,7 +11,17 @@ import pytest
 from sklearn.utils import shuffle as sklearn_shuffle
 
 from deltaprop import _core
+from deltaprop.sklearn import _backend
 from deltaprop.sklearn._backend import EpochShuffles, shuffle
+
+
+@pytest.fixture(params=["in place", "copied"])
+def mt19937_path(request, monkeypatch):
+    """Each test twice: MT19937's words drawn where NumPy keeps them (views checked against
+    MT19937.state), and on a copy written back at close (where that check would fail)."""
+    if request.param == "copied":
+        monkeypatch.setattr(_backend, "_mt19937_views_match", False)
+    return request.param
 
 
 def per_epoch(sample_idx, random_state, epochs):
@@ -44,7 +54,7 @@ def drawn_in_chunks(start, random_state, chunks, kept=None):
 @pytest.mark.parametrize("n", [1, 2, 3, 8, 133, 331, 1797, 70_000])
 @pytest.mark.parametrize("seed", [0, 7])
 @pytest.mark.parametrize("burn", [0, 5, 620])  # draws before: pos mid-block, near its end
-def test_orders_and_final_state_are_scikit_learns(n, seed, burn):
+def test_orders_and_final_state_are_scikit_learns(n, seed, burn, mt19937_path):
     mine, theirs = np.random.RandomState(seed), np.random.RandomState(seed)
     for rs in (mine, theirs):
         rs.randint(0, 2**31, size=burn)
@@ -62,7 +72,7 @@ def test_orders_and_final_state_are_scikit_learns(n, seed, burn):
 
 @pytest.mark.parametrize("kept", [0, 1, 4])
 @pytest.mark.parametrize("generator", ["MT19937", "PCG64"])
-def test_a_chunk_cut_short_leaves_only_its_kept_draws(kept, generator):
+def test_a_chunk_cut_short_leaves_only_its_kept_draws(kept, generator, mt19937_path):
     def make():
         bits = np.random.PCG64(5) if generator == "PCG64" else np.random.MT19937(5)
         return np.random.RandomState(bits)
@@ -85,6 +95,29 @@ def test_single_shuffle_and_zero_epochs():
     assert got.shape == (0, 50)
     np.testing.assert_array_equal(last, idx)
     assert same_state(mine, theirs)
+
+
+def test_the_state_views_are_numpys_own_words():
+    rs = np.random.RandomState(11)
+    rs.random_sample(15)  # two words each
+    key, pos = _core.mt19937_state_views(rs._bit_generator)
+    state = rs.get_state(legacy=False)["state"]
+    np.testing.assert_array_equal(key, state["key"])
+    assert pos.dtype == np.int32 and pos[0] == state["pos"] == 30
+    rs.random_sample(3)  # NumPy's draws move the views too
+    assert pos[0] == 36
+    pos[0] = 624  # and writes through them are NumPy's state: regenerate on the next draw
+    key[:] = np.random.RandomState(3).get_state(legacy=False)["state"]["key"]
+    other = np.random.RandomState(3)
+    other.set_state(("MT19937", other.get_state()[1], 624))
+    assert rs.randint(0, 2**31) == other.randint(0, 2**31)
+    assert _backend._mt19937_state_views(rs) is not None
+    pcg = np.random.RandomState(np.random.PCG64(1))
+    assert _backend._mt19937_state_views(pcg) is None
+    with pytest.raises(AttributeError):
+        _core.mt19937_state_views(object())
+    with pytest.raises(TypeError, match="BitGenerator capsule"):
+        _core.mt19937_state_views(type("Fake", (), {"capsule": object()})())
 
 
 def test_bad_state_is_refused():

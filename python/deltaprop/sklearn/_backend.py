@@ -35,6 +35,7 @@ the state takes 25 µs.)
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -311,32 +312,66 @@ def shuffle(sample_idx: npt.NDArray[np.intp],
     return sample_idx[permutation]
 
 
+_no_lock = contextlib.nullcontext()
+
+# Whether MT19937's words and position lie where _core.mt19937_state_views reads them (NumPy's
+# internal layout): checked against MT19937.state the first time, then trusted.
+_mt19937_views_match: bool | None = None
+
+
+def _mt19937_state_views(random_state: np.random.RandomState,
+                         ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int32]] | None:
+    """Writable views of ``random_state``'s MT19937 words and position where NumPy keeps them,
+    or None (another bit generator, or a NumPy whose layout differs)."""
+    global _mt19937_views_match
+    bit_generator = getattr(random_state, "_bit_generator", None)
+    if type(bit_generator) is not np.random.MT19937 or _mt19937_views_match is False:
+        return None
+    key, pos = _core.mt19937_state_views(bit_generator)
+    if _mt19937_views_match is None:
+        state = bit_generator.state["state"]
+        _mt19937_views_match = (np.array_equal(key, state["key"])
+                                and int(pos[0]) == int(state["pos"]))
+    return (key, pos) if _mt19937_views_match else None
+
+
 class EpochShuffles:
     """scikit-learn's per-epoch shuffles of ``sample_idx`` with ``random_state``, drawn ahead a
     chunk of epochs at a time. ``draw(epochs)`` gives the next epochs' orders (row e: the
     shuffle of row e - 1); ``keep(epochs)`` keeps only the first ``epochs`` of the last draw;
     ``close()`` leaves ``random_state`` where that many ``shuffle`` calls would have. With
-    MT19937 (every RandomState scikit-learn makes) the draws are C++'s, on a copy of the state
-    read once, and written back once by ``close``; with another bit generator, each shuffle is
-    NumPy's. ``sample_idx`` is the last order drawn."""
+    MT19937 (every RandomState scikit-learn makes) the draws are C++'s: on the generator's own
+    words, in place, under its lock (reading and writing them through MT19937.state took
+    50 us a fit, a tenth of a small fit's fixed cost); or, where NumPy keeps them elsewhere, on
+    a copy read once and written back once by ``close``. With another bit generator, each
+    shuffle is NumPy's. ``sample_idx`` is the last order drawn."""
 
     def __init__(self, sample_idx: npt.NDArray[np.intp], random_state: np.random.RandomState):
         self.sample_idx: npt.NDArray[Any] = sample_idx
         self._random_state = random_state
-        self._state = random_state.get_state(legacy=False)
-        self._in_cpp = self._state["bit_generator"] == "MT19937" and len(sample_idx) < 2**32
-        words = self._state["state"]["key"] if self._in_cpp else ()
-        self._key = np.array(words, dtype=np.uint32)  # advanced in place
-        self._pos = int(self._state["state"]["pos"]) if self._in_cpp else 0
+        self._lock: Any = None
+        self._state: dict[str, Any] | None = None  # the copy's, written back by close
+        views = _mt19937_state_views(random_state) if len(sample_idx) < 2**32 else None
+        if views is not None:
+            self._key, self._pos = views
+            self._lock = random_state._bit_generator.lock
+        else:
+            state = random_state.get_state(legacy=False)
+            in_cpp = state["bit_generator"] == "MT19937" and len(sample_idx) < 2**32
+            self._state = state if in_cpp else None
+            self._key = np.array(state["state"]["key"] if in_cpp else (), dtype=np.uint32)
+            self._pos = np.array([state["state"]["pos"] if in_cpp else 0], dtype=np.int32)
+        self._in_cpp = views is not None or self._state is not None
         self._before_draw: tuple[Any, int, npt.NDArray[Any]] | None = None
 
     def draw(self, epochs: int) -> npt.NDArray[np.int64]:
         n = len(self.sample_idx)
         if self._in_cpp:
-            self._before_draw = (self._key.copy(), self._pos, self.sample_idx)
-            orders, self._pos = _core.legacy_shuffled_orders(
-                self._key, self._pos, np.ascontiguousarray(self.sample_idx, dtype=np.int64),
-                epochs)
+            start = np.ascontiguousarray(self.sample_idx, dtype=np.int64)
+            with self._lock if self._lock is not None else _no_lock:
+                self._before_draw = (self._key.copy(), int(self._pos[0]), self.sample_idx)
+                orders, self._pos[0] = _core.legacy_shuffled_orders(self._key, int(self._pos[0]),
+                                                                    start, epochs)
         else:
             self._before_draw = (self._random_state.get_state(legacy=False), 0, self.sample_idx)
             orders = np.empty((epochs, n), dtype=np.int64)
@@ -352,12 +387,13 @@ class EpochShuffles:
         assert self._before_draw is not None, "keep() follows a draw()"
         state, pos, self.sample_idx = self._before_draw
         if self._in_cpp:
-            self._key[...], self._pos = state, pos
+            with self._lock if self._lock is not None else _no_lock:
+                self._key[...], self._pos[0] = state, pos
         else:
             self._random_state.set_state(state)
         self.draw(epochs)
 
     def close(self) -> None:
-        if self._in_cpp:
+        if self._state is not None:
             self._random_state.set_state({**self._state,
-                                          "state": {"key": self._key, "pos": self._pos}})
+                                          "state": {"key": self._key, "pos": int(self._pos[0])}})
