@@ -201,6 +201,14 @@ void output_row_delta(T* dz, const T* a, const T* z, const T* y, idx O, const Lo
     }
 }
 
+// d = (a - y) w over count values: the canonical pairs' delta, output_row_delta's default
+// case, for a block of rows of equal weight in one vectorised pass.
+template <typename T>
+DP_ISA_CLONES void scaled_differences(T* DP_RESTRICT d, const T* DP_RESTRICT a, const T* DP_RESTRICT y,
+                                      idx count, T w) {
+    for (idx i = 0; i < count; ++i) d[i] = (a[i] - y[i]) * w;
+}
+
 // A = out(Z) row by row (prediction).
 template <typename T>
 void output_forward(T* A, const T* Z, idx N, idx O, Output out, int n_threads) {
@@ -227,9 +235,14 @@ double output_loss_delta(T* dZ, T* A, double* row_loss, const T* Z, const T* Y, 
     const T inv_n = T(1.0 / double(N));
     // A row of weight 0 is absent: it adds nothing to the loss and its delta is 0, even where
     // its own loss is infinite (0 times inf would be NaN).
+    const bool canonical = spec.loss == default_loss(spec.output);
     parallel_for((N + kOutputRows - 1) / kOutputRows, nt, [&](idx block) {  // whole rows each
         const idx n0 = block * kOutputRows, n1 = std::min(N, n0 + kOutputRows);
         output_rows<T>(A + n0 * O, row_loss + n0, Z + n0 * O, Y + n0 * O, n1 - n0, O, spec);
+        if (dZ && canonical && !sample_weight) {  // dZ = (A - Y) / N over the block at once
+            scaled_differences(dZ + n0 * O, A + n0 * O, Y + n0 * O, (n1 - n0) * O, inv_n);
+            return;
+        }
         for (idx n = n0; dZ && n < n1; ++n) {
             const T w = sample_weight ? T(sample_weight[n] / weight_sum) : inv_n;
             if (sample_weight && sample_weight[n] == 0) std::fill(dZ + n * O, dZ + (n + 1) * O, T(0));
