@@ -150,10 +150,14 @@ inline std::pair<std::uintptr_t, std::uintptr_t> byte_span(const py::array& a) {
     return {lo, hi + a.itemsize()};
 }
 
+inline bool spans_overlap(const std::pair<std::uintptr_t, std::uintptr_t>& a,
+                          const std::pair<std::uintptr_t, std::uintptr_t>& b) {
+    return a.first < b.second && b.first < a.second;
+}
+
 inline void require_no_overlap(const py::array& out, const std::string& out_name, const py::array& in,
                                const std::string& in_name) {
-    const auto a = byte_span(out), b = byte_span(in);
-    if (a.first < b.second && b.first < a.second)
+    if (spans_overlap(byte_span(out), byte_span(in)))
         throw py::value_error(out_name + " must not share memory with " + in_name);
 }
 

@@ -3,10 +3,12 @@
 // loss_and_gradients, train_epoch). Parameters and optimizer state stay NumPy arrays owned by
 // Python, passed as flat lists in NetSpec's order; every call receives them, checks them, and
 // works on them in place with the GIL released.
+#include <cstdint>
 #include <limits>
 #include <mutex>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 
 #include "../names.hpp"
 #include "../train.hpp"
@@ -23,10 +25,16 @@ struct Named {
 };
 
 // args[first, last) are written in place, so each must share no memory with any other argument.
+// Each argument's byte span is taken once (a training call's dozen written arrays against its
+// twenty arguments took 400 spans: 1 us of the call's 8.7 us on a 13-100-3 network).
 inline void require_disjoint(const std::vector<Named>& args, size_t first, size_t last) {
+    std::vector<std::pair<std::uintptr_t, std::uintptr_t>> spans;
+    spans.reserve(args.size());
+    for (const Named& arg : args) spans.push_back(byte_span(arg.array));
     for (size_t w = first; w < last; ++w)
         for (size_t a = 0; a < args.size(); ++a)
-            if (a != w) require_no_overlap(args[w].array, args[w].name, args[a].array, args[a].name);
+            if (a != w && spans_overlap(spans[w], spans[a]))
+                throw py::value_error(args[w].name + " must not share memory with " + args[a].name);
 }
 
 // How a call uses a list of parameter-shaped arrays: read (checked finite), updated in place
