@@ -179,6 +179,8 @@ def run_row(label, kind, load, params, dtype, threads, repeat):
     # a few ms after an idle 0.2 s runs from cold caches on this shared machine.
     warm = (fits_timed(theirs, ours, X_train, y_train, threads, repeat, pause=False)
             if threads == 1 and t_theirs < 1.0 else None)
+    warm_ratio = (float(np.median([a for a, _ in warm])) / float(np.median([b for _, b in warm]))
+                  if warm else None)
     s_theirs, s_ours = theirs.score(X_test, y_test), ours.score(X_test, y_test)
     sizes = [X_train.shape[1], *theirs.hidden_layer_sizes, theirs.n_outputs_]
     batch = theirs.batch_size if theirs.batch_size != "auto" else 200
@@ -189,8 +191,7 @@ def run_row(label, kind, load, params, dtype, threads, repeat):
     return dict(label=label, dtype=dtype, threads=threads,
                 epochs=f"{theirs.n_iter_}/{ours.n_iter_}", sklearn=t_theirs, deltaprop=t_ours,
                 ratio=t_theirs / t_ours, per_fit="/".join(f"{a / b:.1f}" for a, b in pairs),
-                warm=(float(np.median([a for a, _ in warm])) / float(np.median([b for _, b in warm]))
-                      if warm else None),
+                warm=warm_ratio,
                 floor=floor, peak_floor=peak_floor, metric=metric,
                 s_theirs=s_theirs, s_ours=s_ours,
                 agree=abs(s_theirs - s_ours) <= SCORE_BOUND[metric],

@@ -46,32 +46,37 @@ struct Mt19937 {
     }
 };
 
+// `order` (n entries, n below 2^32: NumPy then draws 64-bit words, which this does not)
+// shuffled in place as RandomState.shuffle shuffles a 1-D array: for i from n - 1 down to 1,
+// swap i with random_interval(i), a uniform draw from [0, i] made by drawing words masked to the
+// smallest all-ones word covering i until one is not above i.
+inline void legacy_shuffle(Mt19937& mt, std::int64_t* order, idx n) {
+    // One draw per step: a rejected draw swaps i with itself and keeps i. Branch-free: a
+    // branch on the draw's acceptance (the rejection loop's exit, or the compiler's for a
+    // ?: here) mispredicts on about a quarter of the draws, and the partner is chosen with
+    // integer masks instead (331 rows: 2.4 -> 1.1 us). The mask is the same for every i in
+    // (mask / 2, mask], so it is taken once per such range, off each step's path.
+    for (idx i = n - 1; i >= 1;) {
+        const std::uint32_t mask = 0xffffffffu >> __builtin_clz(std::uint32_t(i));
+        for (const idx low = idx(mask >> 1); i > low;) {
+            const idx value = idx(mt.next32() & mask);
+            const idx reject = value > i;  // 1: the partner is i itself
+            std::swap(order[i], order[value ^ ((value ^ i) & -reject)]);
+            i -= 1 - reject;
+        }
+    }
+}
+
 // `epochs` row orders of n rows: orders[e] = previous[perm_e], previous being `start` for the
-// first and orders[e - 1] after it, perm_e = arange(n) shuffled as RandomState.shuffle does:
-// for i from n - 1 down to 1, swap i with random_interval(i), a uniform draw from [0, i] made by
-// drawing words masked to the smallest all-ones word covering i until one is not above i. Those
-// swaps done to a copy of previous give previous[perm_e] directly. n must be below 2^32 (NumPy
-// then draws 64-bit words, which this does not).
+// first and orders[e - 1] after it, perm_e = arange(n) shuffled as RandomState.shuffle does
+// (legacy_shuffle): those swaps done to a copy of previous give previous[perm_e] directly.
 inline void legacy_shuffled_orders(Mt19937& mt, const std::int64_t* start, idx n, idx epochs,
                                    std::int64_t* orders) {
     for (idx e = 0; e < epochs; ++e) {
         std::int64_t* order = orders + e * n;
         const std::int64_t* previous = e == 0 ? start : order - n;
         std::copy(previous, previous + n, order);
-        // One draw per step: a rejected draw swaps i with itself and keeps i. Branch-free: a
-        // branch on the draw's acceptance (the rejection loop's exit, or the compiler's for a
-        // ?: here) mispredicts on about a quarter of the draws, and the partner is chosen with
-        // integer masks instead (331 rows: 2.4 -> 1.1 us). The mask is the same for every i in
-        // (mask / 2, mask], so it is taken once per such range, off each step's path.
-        for (idx i = n - 1; i >= 1;) {
-            const std::uint32_t mask = 0xffffffffu >> __builtin_clz(std::uint32_t(i));
-            for (const idx low = idx(mask >> 1); i > low;) {
-                const idx value = idx(mt.next32() & mask);
-                const idx reject = value > i;  // 1: the partner is i itself
-                std::swap(order[i], order[value ^ ((value ^ i) & -reject)]);
-                i -= 1 - reject;
-            }
-        }
+        legacy_shuffle(mt, order, n);
     }
 }
 

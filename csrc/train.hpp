@@ -269,14 +269,16 @@ struct EpochsResult {
 
 // Up to `epochs` epochs in one call, for callers with nothing to do between epochs (the
 // scikit-learn estimators without early stopping, callbacks or verbose output): epoch e reads
-// its rows in orders[e * n ...] (or stored order when orders is null), at learning rate lrs[e],
-// and its mean loss goes to losses[e]. Adam's t and the dropout epoch continue from c.step and
-// c.epoch. Stops early after an epoch that leaves a parameter NaN or inf (`diverged`), or whose
-// loss makes `plateau` say stop, or when `interrupted` (that epoch is not counted).
-template <typename T>
+// its rows in the order order_for(e) gives just before it runs (n row indices, or null for
+// stored order: rows given ahead, or a shuffle drawn then, as scikit-learn's loop draws one as
+// each epoch starts), at learning rate lrs[e], and its mean loss goes to losses[e]. Adam's t and
+// the dropout epoch continue from c.step and c.epoch. Stops early after an epoch that leaves a
+// parameter NaN or inf (`diverged`), or whose loss makes `plateau` say stop, or when
+// `interrupted` (that epoch is not counted, its order was taken).
+template <typename T, typename Orders>
 EpochsResult train_epochs(Workspace<T>& ws, const ParamViews<T*>& params, const ParamViews<T*>& state1,
                           const ParamViews<T*>& state2, const T* X, const T* Y,
-                          const double* sample_weight, idx n, const idx* orders, const double* lrs,
+                          const double* sample_weight, idx n, Orders&& order_for, const double* lrs,
                           double* losses, idx epochs, Plateau& plateau, const NetSpec& spec,
                           const TrainConfig& c, int n_threads, InterruptCheck& interrupted) {
     EpochsResult result;
@@ -286,9 +288,9 @@ EpochsResult train_epochs(Workspace<T>& ws, const ParamViews<T*>& params, const 
         epoch_config.lr = lrs[e];
         epoch_config.epoch = c.epoch + std::uint64_t(e);
         epoch_config.step = c.step + std::uint64_t(e * batches);
-        const EpochResult r = train_epoch(ws, params, state1, state2, X, Y, sample_weight, n,
-                                          orders ? orders + e * n : nullptr, spec, epoch_config,
-                                          n_threads, interrupted);
+        const idx* order = order_for(e);
+        const EpochResult r = train_epoch(ws, params, state1, state2, X, Y, sample_weight, n, order, spec,
+                                          epoch_config, n_threads, interrupted);
         if (r.interrupted) {
             result.stop = Stop::interrupted;
             break;

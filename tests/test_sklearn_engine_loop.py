@@ -1,8 +1,10 @@
 """The estimators' two epoch loops give one result. With nothing to run between epochs (no
 callback, verbose output, early stopping, progress bar or health record), a fit runs its epochs
-in chunks inside the engine; with any of those, one engine call per epoch. A callback that
-never stops training forces the second, so every fitted attribute, the warnings and the random
-state left behind must be identical either way."""
+inside the engine: all in one call, the engine drawing each epoch's shuffle from MT19937 as it
+starts, or, with another bit generator, in chunks whose orders Python draws ahead; with any of
+those, one engine call per epoch. A callback that never stops training forces the second, so
+every fitted attribute, the warnings and the random state left behind must be identical either
+way."""
 
 from __future__ import annotations
 
@@ -29,24 +31,34 @@ def engine_calls(monkeypatch):
     calls = []
     real = _backend.Network.train_epochs
 
-    def spy(self, *args):
+    def spy(self, *args, **kwargs):
         calls.append(len(args[7]))  # the epochs asked for
-        return real(self, *args)
+        return real(self, *args, **kwargs)
 
     monkeypatch.setattr(_backend.Network, "train_epochs", spy)
     return calls
 
 
-def fit_both(make, X, y, **fit):
-    """(engine loop, Python loop): each estimator with its random state and caught warnings."""
+def generator_state(random_state):
+    """The bit generator's state as one array: MT19937's words and position, PCG64's two
+    128-bit integers."""
+    state = random_state.get_state(legacy=False)["state"]
+    if "key" in state:
+        return np.append(state["key"], state["pos"])
+    return np.array([state["state"], state["inc"]], dtype=object)
+
+
+def fit_both(make, X, y, bits=np.random.MT19937, **fit):
+    """(engine loop, Python loop): each estimator with its random state (a RandomState over
+    ``bits``) and caught warnings."""
     runs = []
     for callback in (None, lambda est: False):
-        state = np.random.RandomState(7)
+        state = np.random.RandomState(bits(7))
         est = make(random_state=state, callback=callback)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             est.fit(X, y, **fit)
-        runs.append((est, state.get_state()[1].copy(), [str(w.message) for w in caught]))
+        runs.append((est, generator_state(state), [str(w.message) for w in caught]))
     return runs
 
 
@@ -77,22 +89,31 @@ CLASSIFIERS = {
 }
 
 
+@pytest.mark.parametrize("bits", [np.random.MT19937, np.random.PCG64])
 @pytest.mark.parametrize("config", CLASSIFIERS.values(), ids=CLASSIFIERS.keys())
-def test_classifier_fits_alike_either_way(config, engine_calls):
+def test_classifier_fits_alike_either_way(config, bits, engine_calls):
     X, y = wine()
-    runs = fit_both(lambda **kw: MLPClassifier(hidden_layer_sizes=(12,), **config, **kw), X, y)
+    runs = fit_both(lambda **kw: MLPClassifier(hidden_layer_sizes=(12,), **config, **kw), X, y,
+                    bits=bits)
     assert_same_fit(*runs)
-    assert engine_calls and engine_calls[0] == min(8, config["max_iter"])  # the first chunk
+    # MT19937 (or no shuffling): every epoch asked of one call; PCG64: a first chunk of 8
+    in_engine = bits is np.random.MT19937 or config.get("shuffle") is False
+    assert engine_calls and engine_calls[0] == min(8 if not in_engine else 10**9,
+                                                   config["max_iter"])
 
 
-def test_the_engine_loop_stops_mid_chunk_like_the_python_loop():
+@pytest.mark.parametrize("bits", [np.random.MT19937, np.random.PCG64])
+def test_the_engine_loop_stops_mid_call_like_the_python_loop(bits, engine_calls):
     X, y = wine()
-    # tol stops it at an epoch that is not a chunk boundary (chunks: 8, 16, 32, ...)
+    # tol stops it inside an engine call, and (PCG64) at an epoch that is not a chunk boundary
+    # (chunks: 8, 16, 32, ...), with orders drawn ahead that must be taken back
     runs = fit_both(lambda **kw: MLPClassifier(hidden_layer_sizes=(12,), max_iter=300,
-                                               tol=1e-2, **kw), X, y)
+                                               tol=1e-2, **kw), X, y, bits=bits)
     assert runs[0][0].n_iter_ not in (8, 24, 56, 120, 248)
     assert runs[0][0].n_iter_ < 300
     assert_same_fit(*runs)
+    if bits is np.random.MT19937:
+        assert engine_calls[0] == 300
 
 
 def test_float32_sample_weights_and_warm_start_fit_alike():

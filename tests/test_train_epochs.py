@@ -122,6 +122,48 @@ def test_stops_on_the_epoch_that_diverges(rng):
     assert not all(np.isfinite(p).all() for p in params)
 
 
+def mt_state(seed=3, burn=0):
+    """A fresh RandomState's MT19937 words and position (as _core's views give them)."""
+    rs = np.random.RandomState(seed)
+    rs.random_sample(burn)
+    state = rs.get_state(legacy=False)["state"]
+    return state["key"].copy(), np.array([state["pos"]], np.int32)
+
+
+@pytest.mark.parametrize("burn", [0, 311])  # the generator's position mid-block or near its end
+def test_shuffles_drawn_by_the_engine_are_the_orders_drawn_ahead(rng, burn):
+    # shuffle_state: each epoch's order drawn as it starts (as scikit-learn's loop draws it),
+    # the same orders, parameters and final generator state as orders drawn ahead by
+    # _core.legacy_shuffled_orders; an epoch that stops the run was drawn, later ones not.
+    X, Y, params = problem(rng, np.float64)
+    engine = engines(np.float64)[0]
+    start = rng.permutation(len(X)).astype(np.int64)
+    key, pos = mt_state(burn=burn * 2)
+    ahead, ahead_pos = _core.legacy_shuffled_orders(key.copy(), int(pos[0]), start, 9)
+    runs = []
+    for how in ("ahead", "engine"):
+        p = [a.copy() for a in params]
+        s1, s2 = state(p)
+        losses = np.full(9, -1.0)
+        k, q, order = key.copy(), pos.copy(), start.copy()
+        given = dict(orders=ahead) if how == "ahead" else dict(shuffle_state=(k, q, order))
+        result = engine.train_epochs(p, s1, s2, X, Y, lrs=np.full(9, 0.05), losses=losses,
+                                     tol=1.0, n_iter_no_change=2, best_loss=np.inf,
+                                     no_improvement_count=0, **given, **SETTINGS)
+        runs.append((result, losses, p, k, q, order))
+    (result, losses, p, *_), (result_e, losses_e, p_e, k, q, order) = runs
+    assert result == result_e and result[1] == "plateau" and result[0] < 9
+    np.testing.assert_array_equal(losses, losses_e)
+    for a, b in zip(p, p_e):
+        np.testing.assert_array_equal(a, b)
+    done = result[0]  # the engine drew exactly the epochs it ran
+    np.testing.assert_array_equal(order, ahead[done - 1])
+    want_key, want_pos = mt_state(burn=burn * 2)
+    _, want = _core.legacy_shuffled_orders(want_key, int(want_pos[0]), start, done)
+    np.testing.assert_array_equal(k, want_key)
+    assert q[0] == want
+
+
 def call(engine, params, X, Y, **changes):
     s1, s2 = state(params)
     arguments = dict(lrs=np.full(3, 0.01), losses=np.empty(3), **SETTINGS) | changes
@@ -144,6 +186,22 @@ def call(engine, params, X, Y, **changes):
     (dict(n_iter_no_change=0), ValueError, "n_iter_no_change"),
     (dict(best_loss=np.nan), ValueError, "best_loss"),
     (dict(no_improvement_count=-1), ValueError, "no_improvement_count"),
+    (dict(shuffle_state=[*mt_state(), np.arange(37)]), TypeError, "shuffle_state must be a tuple"),
+    (dict(shuffle_state=mt_state()), TypeError, "shuffle_state must be a tuple"),
+    (dict(shuffle_state=(mt_state()[0].astype(np.int64), mt_state()[1], np.arange(37))),
+     TypeError, "shuffle_state key must have dtype uint32"),
+    (dict(shuffle_state=(mt_state()[0][:600].copy(), mt_state()[1], np.arange(37))),
+     ValueError, "shuffle_state key must have shape"),
+    (dict(shuffle_state=(mt_state()[0], np.array([625], np.int32), np.arange(37))),
+     ValueError, "shuffle_state pos must be in"),
+    (dict(shuffle_state=(mt_state()[0], np.array([0]), np.arange(37))),
+     TypeError, "shuffle_state pos must have dtype int32"),
+    (dict(shuffle_state=(*mt_state(), np.arange(36))), ValueError, "shuffle_state order"),
+    (dict(shuffle_state=(*mt_state(), np.full(37, 37))), ValueError, "row index 37"),
+    (dict(shuffle_state=(*mt_state(), np.arange(37, dtype=np.int32))),
+     TypeError, "shuffle_state order must have dtype int64"),
+    (dict(shuffle_state=(*mt_state(), np.arange(37)),
+          orders=np.zeros((3, 37), np.int64)), ValueError, "not both"),
 ])
 def test_bad_arguments_are_named(rng, changes, error, words):
     X, Y, params = problem(rng, np.float64)
@@ -166,3 +224,12 @@ def test_outputs_must_be_writeable_and_apart_from_inputs(rng):
         call(engine, params, X, Y, lrs=shared, losses=shared)
     with pytest.raises(ValueError, match="contains NaN"):
         call(engine, [p * np.nan for p in params], X, Y)
+    key, pos = mt_state()
+    frozen = key.copy()
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="shuffle_state key"):
+        call(engine, params, X, Y, shuffle_state=(frozen, pos, np.arange(37)))
+    order = np.arange(37)
+    with pytest.raises(ValueError, match="must not share memory"):  # the order over the losses
+        call(engine, params, X, Y, shuffle_state=(key, pos, order),
+             losses=order.view(np.float64)[:3])

@@ -10,6 +10,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "../legacy_shuffle.hpp"
 #include "../names.hpp"
 #include "../train.hpp"
 #include "checks.hpp"
@@ -235,7 +236,8 @@ class Engine {
     }
 
     // Up to len(lrs) epochs in one call (train.hpp: train_epochs): epoch e reads the rows
-    // orders[e] (None: stored order) at learning rate lrs[e] and writes its loss to losses[e];
+    // orders[e] (None: stored order), or with shuffle_state the order drawn as it starts
+    // (shuffle_from), at learning rate lrs[e] and writes its loss to losses[e];
     // tol, n_iter_no_change, best_loss and no_improvement_count are scikit-learn's stopping
     // rule and its state before the call. Returns (epochs completed, why it stopped: "done",
     // "plateau" or "diverged", best_loss and no_improvement_count after them, the exception
@@ -243,7 +245,8 @@ class Engine {
     py::tuple train_epochs(const py::object& params_obj, const py::object& state1_obj,
                            const py::object& state2_obj, const py::object& X_obj, const py::object& Y_obj,
                            const py::object& weight_obj, const py::object& orders_obj,
-                           const py::object& lrs_obj, const py::object& losses_obj,
+                           const py::object& shuffle_obj, const py::object& lrs_obj,
+                           const py::object& losses_obj,
                            const py::object& batch_obj, const py::object& momentum_obj,
                            const py::object& seed_obj, const py::object& epoch_obj,
                            const py::object& optimizer_obj, const py::object& beta_1_obj,
@@ -271,16 +274,35 @@ class Engine {
         for (idx e = 0; e < epochs; ++e) require_lr(lrs[e]);
         args.push_back({lrs_array, "lrs"});
         const idx* orders = row_orders(orders_obj, "orders", {epochs, t.N}, t.N, args);
+        const size_t before_shuffle = args.size();
+        const ShuffleState shuffle = shuffle_from(shuffle_obj, t.N, args);
+        if (orders && shuffle.key) throw py::value_error("give orders or shuffle_state, not both");
         const py::array losses_array = as_array(losses_obj, "losses");
         double* losses = output<double>(losses_array, "losses", {epochs});
         args.push_back({losses_array, "losses"});
         require_disjoint(args, 0, t.written);
-        require_disjoint(args, args.size() - 1, args.size());
+        require_disjoint(args, before_shuffle, args.size());
         EpochsResult result;
         locked(finite, [&] {
             InterruptCheck check(ask_signals);
-            result = dp::train_epochs(ws_, t.p, t.s1, t.s2, t.x, t.y, t.w, t.N, orders, lrs, losses, epochs,
-                                      plateau, spec_, c, resolve_threads(n_threads_), check);
+            auto run = [&](auto&& order_for) {
+                result = dp::train_epochs(ws_, t.p, t.s1, t.s2, t.x, t.y, t.w, t.N, order_for, lrs, losses,
+                                          epochs, plateau, spec_, c, resolve_threads(n_threads_), check);
+            };
+            if (!shuffle.key) {
+                run([&](idx e) -> const idx* { return orders ? orders + e * t.N : nullptr; });
+                return;
+            }
+            Mt19937 mt{shuffle.key, int(*shuffle.pos)};
+            struct PositionBack {  // however the call ends, the state is where its draws left it
+                const Mt19937& mt;
+                std::int32_t* pos;
+                ~PositionBack() { *pos = std::int32_t(mt.pos); }
+            } back{mt, shuffle.pos};
+            run([&](idx) -> const idx* {
+                legacy_shuffle(mt, shuffle.order, t.N);
+                return shuffle.order;
+            });
         });
         // A signal that came after the last check would otherwise surface in the caller before
         // it records these epochs: ask once more, and hand it over with them.
@@ -393,6 +415,42 @@ class Engine {
         std::tie(t.x, t.y, t.N) = data(X_obj, Y_obj, args, finite);
         t.w = weights(weight_obj, t.N, args);
         return t;
+    }
+
+    // What shuffle_state gives train_epochs: an MT19937's words and position, and the row order
+    // that each epoch's draw shuffles in place (all three written).
+    struct ShuffleState {
+        std::uint32_t* key = nullptr;
+        std::int32_t* pos = nullptr;
+        idx* order = nullptr;
+    };
+
+    // None, or (key, pos, order): key the 624 words (uint32), pos an int32 array of one in
+    // [0, 624], order N row indices (int64, in [0, N)), N below 2^32.
+    static ShuffleState shuffle_from(const py::object& obj, idx N, std::vector<Named>& args) {
+        static_assert(std::is_same_v<idx, std::int64_t>, "orders are int64 arrays");
+        ShuffleState state;
+        if (obj.is_none()) return state;
+        if (!py::isinstance<py::tuple>(obj) || py::len(obj) != 3)
+            throw py::type_error("shuffle_state must be a tuple (key, pos, order), got " + type_name(obj));
+        const py::tuple parts = py::reinterpret_borrow<py::tuple>(obj);
+        if (N > idx(std::numeric_limits<std::uint32_t>::max()))
+            throw py::value_error("shuffle_state draws orders of at most 2**32 - 1 rows, X has " + std::to_string(N));
+        const py::array key = as_array(parts[0], "shuffle_state key"), pos = as_array(parts[1], "shuffle_state pos"),
+                        order = as_array(parts[2], "shuffle_state order");
+        state.key = output<std::uint32_t>(key, "shuffle_state key", {Mt19937::kWords});
+        state.pos = output<std::int32_t>(pos, "shuffle_state pos", {1});
+        state.order = output<idx>(order, "shuffle_state order", {N});
+        if (*state.pos < 0 || *state.pos > Mt19937::kWords)
+            throw py::value_error("shuffle_state pos must be in [0, 624], got " + std::to_string(*state.pos));
+        for (idx i = 0; i < N; ++i)
+            if (state.order[i] < 0 || state.order[i] >= N)
+                throw py::value_error("shuffle_state order holds row index " + std::to_string(state.order[i]) +
+                                      " at index " + std::to_string(i) + "; rows are 0 to " + std::to_string(N - 1));
+        args.push_back({key, "shuffle_state key"});
+        args.push_back({pos, "shuffle_state pos"});
+        args.push_back({order, "shuffle_state order"});
+        return state;
     }
 
     // An order of rows: None, or an int64 array of `shape` whose entries are row indices in
@@ -533,7 +591,8 @@ void bind_engine_for(py::module_& m, const char* name) {
              "epoch"_a = 0, "optimizer"_a = "sgd", "beta_1"_a = 0.9, "beta_2"_a = 0.999, "epsilon"_a = 1e-8,
              "alpha"_a = 0.0, "clip_norm"_a = 0.0, "step"_a = 0, "health"_a = py::none())
         .def("train_epochs", &Engine<T>::train_epochs, "params"_a, "state1"_a, "state2"_a, "X"_a, "Y"_a,
-             "sample_weight"_a = py::none(), py::kw_only(), "orders"_a = py::none(), "lrs"_a, "losses"_a,
+             "sample_weight"_a = py::none(), py::kw_only(), "orders"_a = py::none(),
+             "shuffle_state"_a = py::none(), "lrs"_a, "losses"_a,
              "batch_size"_a, "momentum"_a = 0.0, "seed"_a = 0, "epoch"_a = 0, "optimizer"_a = "sgd",
              "beta_1"_a = 0.9, "beta_2"_a = 0.999, "epsilon"_a = 1e-8, "alpha"_a = 0.0, "clip_norm"_a = 0.0,
              "step"_a = 0, "tol"_a = 0.0, "n_iter_no_change"_a = std::numeric_limits<double>::infinity(),

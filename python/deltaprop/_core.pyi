@@ -175,6 +175,8 @@ class _Engine(Generic[_F]):
                      X: npt.NDArray[_F], Y: npt.NDArray[_F],
                      sample_weight: npt.ArrayLike | None = None, *,
                      orders: npt.NDArray[np.int64] | None = None,
+                     shuffle_state: tuple[npt.NDArray[np.uint32], npt.NDArray[np.int32],
+                                          npt.NDArray[np.int64]] | None = None,
                      lrs: npt.NDArray[np.float64], losses: npt.NDArray[np.float64],
                      batch_size: int, momentum: float = 0.0, seed: int = 0, epoch: int = 0,
                      optimizer: str = "sgd", beta_1: float = 0.9, beta_2: float = 0.999,

@@ -36,7 +36,7 @@ the state takes 25 µs.)
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -220,10 +220,13 @@ class Network:
                      sample_weight: npt.NDArray[np.float64] | None,
                      orders: npt.NDArray[np.int64] | None, lrs: Sequence[float],
                      settings: EpochSettings, plateau: tuple[float, float, float, int],
+                     shuffle_state: tuple[Any, Any, Any] | None = None,
                      ) -> tuple[npt.NDArray[np.float64], str, float, int, BaseException | None]:
         """Up to ``len(lrs)`` epochs in one engine call, for a fit with nothing to do between
         epochs (dense X, not the exp output, whose loss needs its offsets): epoch e reads the
-        rows ``orders[e]`` (None: stored order) at learning rate ``lrs[e]``. ``plateau`` is
+        rows ``orders[e]`` (None: stored order), or with ``shuffle_state``
+        (EpochShuffles.engine_state) the order the engine draws as the epoch starts, at
+        learning rate ``lrs[e]``. ``plateau`` is
         scikit-learn's stopping rule as (tol, n_iter_no_change, best_loss,
         no_improvement_count); the engine stops after an epoch it ends, or one that leaves a
         weight NaN or inf. Returns (the losses of the epochs run, why it stopped: "done",
@@ -235,7 +238,7 @@ class Network:
         epochs, stop, best, count, error = self._engine.train_epochs(
             _flat(coefs, intercepts), state.state1, state.state2, self._dense(X),
             np.ascontiguousarray(Y, dtype=self.dtype), sample_weight, orders=orders,
-            lrs=np.asarray(lrs, dtype=np.float64), losses=losses,
+            shuffle_state=shuffle_state, lrs=np.asarray(lrs, dtype=np.float64), losses=losses,
             batch_size=settings.batch_size, momentum=settings.momentum, optimizer=state.kind,
             beta_1=settings.beta_1, beta_2=settings.beta_2, epsilon=settings.epsilon,
             alpha=settings.alpha, clip_norm=settings.clip_norm, seed=settings.seed,
@@ -363,6 +366,22 @@ class EpochShuffles:
             self._pos = np.array([state["state"]["pos"] if in_cpp else 0], dtype=np.int32)
         self._in_cpp = views is not None or self._state is not None
         self._before_draw: tuple[Any, int, npt.NDArray[Any]] | None = None
+
+    @property
+    def in_engine(self) -> bool:
+        """Whether the engine can draw the orders itself (MT19937): engine_state()."""
+        return self._in_cpp
+
+    @contextlib.contextmanager
+    def engine_state(self) -> Iterator[tuple[Any, Any, npt.NDArray[np.int64]]]:
+        """(words, position, order) for an engine call that draws each epoch's order as the
+        epoch starts, shuffling ``order`` in place (then ``sample_idx``), held under the
+        generator's lock: the draws happen exactly as the epochs do, none ahead."""
+        assert self._in_cpp, "engine_state() needs MT19937"
+        order = np.array(self.sample_idx, dtype=np.int64)  # the caller's array stays as it was
+        with self._lock if self._lock is not None else _no_lock:
+            yield self._key, self._pos, order
+        self.sample_idx = order
 
     def draw(self, epochs: int) -> npt.NDArray[np.int64]:
         n = len(self.sample_idx)

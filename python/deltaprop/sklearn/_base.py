@@ -32,6 +32,9 @@ _STOCHASTIC_SOLVERS = ["sgd", "adam"]
 # Row orders drawn ahead for a chunk of epochs run in one engine call: at most this many
 # entries (8 MiB of int64).
 ORDER_ENTRIES = 1 << 20
+# Epochs per engine call when the engine draws the shuffles: only its learning rates and losses
+# are arrays of this length.
+EPOCHS_PER_CALL = 1 << 16
 
 # The hidden activations the estimators take. Those that learn parameters of their own (prelu,
 # acon, a learnable swish) train in deltaprop.MLP, which keeps them in activation_params_; the
@@ -380,22 +383,34 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
                           shuffles: _backend.EpochShuffles | None, batch_size: int,
                           clip_norm: float) -> None:
         n_samples = X.shape[0]
-        chunk = 8  # doubling: few calls for long fits, little drawn ahead for short ones
+        # MT19937's shuffles (every RandomState scikit-learn makes) are drawn by the engine as
+        # each epoch starts, so one call runs every epoch; other generators' orders are drawn
+        # here ahead of a chunk of epochs, the chunks doubling: few calls for long fits,
+        # little drawn ahead for short ones.
+        in_engine = shuffles is None or shuffles.in_engine
+        chunk = 8
         while self.n_iter_ < self.max_iter:
-            epochs = min(chunk, self.max_iter - self.n_iter_, max(1, ORDER_ENTRIES // n_samples))
+            remaining = self.max_iter - self.n_iter_
+            epochs = (min(remaining, EPOCHS_PER_CALL) if in_engine
+                      else min(chunk, remaining, max(1, ORDER_ENTRIES // n_samples)))
             chunk *= 2
-            orders = None if shuffles is None else shuffles.draw(epochs)
             settings = self._epoch_settings(batch_size, clip_norm)
             lrs = self._optimizer.learning_rates(epochs, n_samples, self.t_)
             assert self.best_loss_ is not None  # (None only with early stopping: not here)
             plateau = (float(self.tol), float(self.n_iter_no_change), self.best_loss_,
                        self._no_improvement_count)
-            losses, stop, self.best_loss_, self._no_improvement_count, error = net.train_epochs(
-                self.coefs_, self.intercepts_, self._optimizer.state, X, y, sample_weight,
-                orders, lrs, settings, plateau)
+            args = (self.coefs_, self.intercepts_, self._optimizer.state, X, y, sample_weight)
+            if shuffles is not None and in_engine:
+                with shuffles.engine_state() as state:
+                    losses, stop, self.best_loss_, self._no_improvement_count, error = (
+                        net.train_epochs(*args, None, lrs, settings, plateau, shuffle_state=state))
+            else:
+                orders = None if shuffles is None else shuffles.draw(epochs)
+                losses, stop, self.best_loss_, self._no_improvement_count, error = (
+                    net.train_epochs(*args, orders, lrs, settings, plateau))
             done = len(losses)
             drawn = done + (error is not None)  # the loop shuffles before an epoch it stops in
-            if shuffles is not None and drawn < epochs:
+            if shuffles is not None and not in_engine and drawn < epochs:
                 shuffles.keep(drawn)
             self.n_iter_ += done
             self.t_ += done * n_samples
