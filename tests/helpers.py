@@ -1,6 +1,8 @@
-"""Tolerances and parameter lists shared by the tests, in one place."""
+"""Tolerances, parameter lists and helpers shared by the tests, in one place."""
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 
@@ -21,3 +23,11 @@ def assert_close(actual, expected, rtol=None, what=""):
     scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
     err = float(np.abs(actual.astype(np.float64) - expected.astype(np.float64)).max(initial=0.0))
     assert err <= rtol * scale, f"{what}: max error {err:.3g} > {rtol:.1g} x {scale:.3g}"
+
+
+def python(*args: str) -> list[str]:
+    """The command line of a fresh interpreter like this one: with -S when this one runs without
+    site directories (scripts/isa_clones_check.sh), so that an editable install of deltaprop
+    there cannot come before the build under test on PYTHONPATH."""
+    return [sys.executable, *(["-S"] if sys.flags.no_site else []), *args]
+

@@ -16,12 +16,12 @@ import gc
 import json
 import re
 import subprocess
-import sys
 import textwrap
 import warnings
 
 import numpy as np
 import pytest
+from helpers import python
 
 import deltaprop as dp
 from deltaprop import _core, ops
@@ -76,7 +76,7 @@ def _no_core_dump():
 
 def run_python(*args: str, timeout: float = 60):
     """Runs a fresh interpreter; a crash shows up as a return code, not a dead pytest."""
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True,
+    return subprocess.run(python(*args), capture_output=True, text=True,
                           timeout=timeout, preexec_fn=_no_core_dump)
 
 

@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
-from helpers import assert_close
+from helpers import assert_close, python
 from sklearn.datasets import load_digits
 
 import deltaprop as dp
@@ -208,9 +208,8 @@ def test_plots_draw_a_health_record_and_a_profile(digits):
 def test_the_study_runs_quickly(tmp_path):
     pytest.importorskip("matplotlib")
     import subprocess
-    import sys
 
-    out = subprocess.run([sys.executable, "-m", "deltaprop.examples.vanishing", "--quick",
+    out = subprocess.run([*python("-m", "deltaprop.examples.vanishing"), "--quick",
                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert {p.name for p in tmp_path.iterdir()} == {

@@ -6,10 +6,10 @@ the test runner."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import textwrap
 
 import pytest
+from helpers import python
 
 SCRIPT = textwrap.dedent("""
     import os, signal, threading, time
@@ -44,7 +44,7 @@ WORK = {
 @pytest.mark.parametrize("backend", ["cpp"])
 def test_ctrl_c_returns_promptly_and_leaves_a_usable_model(work, backend):
     code = SCRIPT.format(backend=backend, work=WORK[work])
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    out = subprocess.run(python("-c", code), capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr
     status, waited, finite, usable = out.stdout.split()
@@ -87,7 +87,7 @@ def test_ctrl_c_stops_an_estimator_fit_with_a_warning_and_consistent_attributes(
     callback = "None" if loop == "engine" else "lambda est: False"
     shape = (20000, 512) if epochs == "long epochs" else (2000, 256)  # seconds; ~30 ms
     script = ESTIMATOR_SCRIPT.format(callback=callback, shape=shape)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+    out = subprocess.run(python("-c", script), capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr
     waited, *checks = out.stdout.split()

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
-from helpers import DTYPES, assert_close
+from helpers import DTYPES, assert_close, python
 
 import deltaprop as dp
 from deltaprop import reference as ref
@@ -143,7 +142,7 @@ def test_isa_controls():
 def test_environment_variable_chooses_the_path(value, expected):
     env = dict(os.environ, DELTAPROP_ISA=value)
     code = "import deltaprop as dp; print(dp.ops.get_isa(), dp.ops.available_isas()[-1])"
-    chosen, best = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+    chosen, best = subprocess.run(python("-c", code), env=env, capture_output=True,
                                   text=True, check=True).stdout.split()
     assert chosen == (expected or best)  # an unusable name falls back to the best path
 

@@ -12,7 +12,6 @@ import io
 import os
 import pickle
 import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -23,6 +22,7 @@ pytest.importorskip("scipy")
 
 import scipy.sparse as sp  # noqa: E402
 import sklearn.neural_network as skl  # noqa: E402
+from helpers import python
 from sklearn.base import clone  # noqa: E402
 from sklearn.datasets import load_diabetes, load_wine, make_multilabel_classification  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
@@ -283,7 +283,7 @@ def test_saved_file_loads_without_sklearn(wine, tmp_path):
               "import numpy as np, deltaprop as dp\n"
               f"net = dp.MLP.load({str(path)!r})\n"
               f"np.save({str(tmp_path / 'p.npy')!r}, net.forward(np.load({str(data)!r})))\n")
-    subprocess.run([sys.executable, "-c", script], check=True, env={**os.environ})
+    subprocess.run(python("-c", script), check=True, env={**os.environ})
     np.testing.assert_allclose(np.load(tmp_path / "p.npy"), clf.predict_proba(X), atol=1e-12)
 
 

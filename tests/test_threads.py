@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from helpers import python
 
 import deltaprop as dp
 from deltaprop import _core
@@ -73,7 +73,7 @@ CHILD = "from deltaprop import _core; print(_core.threads_used(0), _core.threads
 @pytest.mark.parametrize("value, expected", [("1", 1), ("2", 2), ("64", PROCESSORS)])
 def test_omp_num_threads_is_respected(value, expected):
     env = dict(os.environ, OMP_NUM_THREADS=value)
-    out = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True,
+    out = subprocess.run(python("-c", CHILD), env=env, capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == [str(expected), "2"]  # n_threads=2 overrides the environment
 

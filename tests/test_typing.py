@@ -4,10 +4,10 @@ included: annotations that drift from the code fail here, not in a user's editor
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import python
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -17,7 +17,7 @@ def test_mypy_strict_passes_on_the_package(tmp_path):
     pytest.importorskip("mypy")
     if not (ROOT / "pyproject.toml").exists() or not (ROOT / "python" / "deltaprop").is_dir():
         pytest.skip("needs the source tree")
-    out = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path)],
+    out = subprocess.run([*python("-m", "mypy"), "--cache-dir", str(tmp_path)],
                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Success: no issues found" in out.stdout
