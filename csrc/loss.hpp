@@ -182,6 +182,14 @@ void output_rows(T* A, double* row_loss, const T* Z, const T* Y, idx rows, idx O
     }
 }
 
+// d = (a - y) w over count values: the canonical pairs' delta, for one row or, where every row
+// has the same weight, a block of rows in one vectorised pass.
+template <typename T>
+DP_ISA_CLONES void scaled_differences(T* DP_RESTRICT d, const T* DP_RESTRICT a, const T* DP_RESTRICT y,
+                                      idx count, T w) {
+    for (idx i = 0; i < count; ++i) d[i] = (a[i] - y[i]) * w;
+}
+
 // One row's delta: dz = w dl/dz (a = out(z) already computed).
 template <typename T>
 void output_row_delta(T* dz, const T* a, const T* z, const T* y, idx O, const LossSpec& spec, T w) {
@@ -198,16 +206,8 @@ void output_row_delta(T* dz, const T* a, const T* z, const T* y, idx O, const Lo
                 dz[k] = T(std::clamp(double(z[k]) - double(y[k]), -d, d)) * w;
             break;
         default:  // the canonical pairs
-            for (idx k = 0; k < O; ++k) dz[k] = (a[k] - y[k]) * w;
+            scaled_differences(dz, a, y, O, w);
     }
-}
-
-// d = (a - y) w over count values: the canonical pairs' delta, output_row_delta's default
-// case, for a block of rows of equal weight in one vectorised pass.
-template <typename T>
-DP_ISA_CLONES void scaled_differences(T* DP_RESTRICT d, const T* DP_RESTRICT a, const T* DP_RESTRICT y,
-                                      idx count, T w) {
-    for (idx i = 0; i < count; ++i) d[i] = (a[i] - y[i]) * w;
 }
 
 // A = out(Z) row by row (prediction).
