@@ -443,10 +443,7 @@ class Engine {
         state.order = output<idx>(order, "shuffle_state order", {N});
         if (*state.pos < 0 || *state.pos > Mt19937::kWords)
             throw py::value_error("shuffle_state pos must be in [0, 624], got " + std::to_string(*state.pos));
-        for (idx i = 0; i < N; ++i)
-            if (state.order[i] < 0 || state.order[i] >= N)
-                throw py::value_error("shuffle_state order holds row index " + std::to_string(state.order[i]) +
-                                      " at index " + std::to_string(i) + "; rows are 0 to " + std::to_string(N - 1));
+        require_rows(state.order, N, N, "shuffle_state order");
         args.push_back({key, "shuffle_state key"});
         args.push_back({pos, "shuffle_state pos"});
         args.push_back({order, "shuffle_state order"});
@@ -460,12 +457,17 @@ class Engine {
         if (obj.is_none()) return nullptr;
         const py::array a = as_array(obj, name);
         const idx* o = input<idx>(a, name, shape, false);
-        for (idx i = 0; i < idx(a.size()); ++i)
+        require_rows(o, idx(a.size()), N, name);
+        args.push_back({a, name});
+        return o;
+    }
+
+    // Each of the count entries of o a row index in [0, N), or ValueError.
+    static void require_rows(const idx* o, idx count, idx N, const std::string& name) {
+        for (idx i = 0; i < count; ++i)
             if (o[i] < 0 || o[i] >= N)
                 throw py::value_error(name + " holds row index " + std::to_string(o[i]) + " at flat index " +
                                       std::to_string(i) + "; rows are 0 to " + std::to_string(N - 1));
-        args.push_back({a, name});
-        return o;
     }
 
     // Between batches of a long training call: whether Ctrl-C (or another signal's handler)

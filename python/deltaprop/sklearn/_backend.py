@@ -26,11 +26,11 @@ of ``CHUNK_ROWS``) at a time, never the whole matrix at once.
 
 scikit-learn's stochastic solvers shuffle once per epoch (``sklearn.utils.shuffle``: a
 ``RandomState.shuffle`` of ``arange(n)``, then indexing). ``shuffle`` does the same without the
-per-call argument checks; ``EpochShuffles`` draws a fit's orders a chunk of epochs at a time in
-C++ (MT19937 and NumPy's legacy shuffle, csrc/legacy_shuffle.hpp), reading the generator's state
-once per fit and writing it back once, with exactly the per-epoch calls' orders and final state.
-(On a few hundred rows NumPy's shuffle took about 4 µs an epoch, C++'s 2.2; reading or writing
-the state takes 25 µs.)
+per-call argument checks; ``EpochShuffles`` hands a fit's MT19937 state to the engine, which
+draws each epoch's order as it starts (NumPy's legacy shuffle in C++, csrc/legacy_shuffle.hpp),
+with exactly the per-epoch calls' orders and final state; other bit generators' orders are
+drawn here, a chunk of epochs at a time. (On a few hundred rows NumPy's shuffle took about 4 µs
+an epoch, C++'s 1.1; reading or writing the state through MT19937.state takes 25 µs.)
 """
 
 from __future__ import annotations
@@ -339,77 +339,63 @@ def _mt19937_state_views(random_state: np.random.RandomState,
 
 
 class EpochShuffles:
-    """scikit-learn's per-epoch shuffles of ``sample_idx`` with ``random_state``, drawn ahead a
-    chunk of epochs at a time. ``draw(epochs)`` gives the next epochs' orders (row e: the
-    shuffle of row e - 1); ``keep(epochs)`` keeps only the first ``epochs`` of the last draw;
-    ``close()`` leaves ``random_state`` where that many ``shuffle`` calls would have. With
-    MT19937 (every RandomState scikit-learn makes) the draws are C++'s: on the generator's own
-    words, in place, under its lock (reading and writing them through MT19937.state took
-    50 us a fit, a tenth of a small fit's fixed cost); or, where NumPy keeps them elsewhere, on
-    a copy read once and written back once by ``close``. With another bit generator, each
-    shuffle is NumPy's. ``sample_idx`` is the last order drawn."""
+    """scikit-learn's per-epoch shuffles of ``sample_idx`` with ``random_state``, one per epoch,
+    leaving ``random_state`` where that many ``shuffle`` calls would. ``sample_idx`` is the last
+    order drawn.
+
+    With MT19937 (every RandomState scikit-learn makes; ``in_engine``) the engine draws them:
+    ``engine_state()`` gives it the generator's own words, in place, under its lock (reading
+    and writing them through MT19937.state took 50 us a fit, a tenth of a small fit's fixed
+    cost), or, where NumPy keeps them elsewhere, a copy that ``close()`` writes back. With
+    another bit generator each shuffle is NumPy's, drawn ahead of a chunk of epochs:
+    ``draw(epochs)`` gives the next epochs' orders (row e: the shuffle of row e - 1) and
+    ``keep(epochs)`` keeps only the first ``epochs`` of the last draw."""
 
     def __init__(self, sample_idx: npt.NDArray[np.intp], random_state: np.random.RandomState):
         self.sample_idx: npt.NDArray[Any] = sample_idx
         self._random_state = random_state
-        self._lock: Any = None
+        self._lock: Any = _no_lock
         self._state: dict[str, Any] | None = None  # the copy's, written back by close
+        self._before_draw: dict[str, Any] | None = None  # NumPy's draws: the state before
+        self._drawn_from = sample_idx  # and the order before
         views = _mt19937_state_views(random_state) if len(sample_idx) < 2**32 else None
         if views is not None:
             self._key, self._pos = views
             self._lock = random_state._bit_generator.lock
-        else:
-            state = random_state.get_state(legacy=False)
-            in_cpp = state["bit_generator"] == "MT19937" and len(sample_idx) < 2**32
-            self._state = state if in_cpp else None
-            self._key = np.array(state["state"]["key"] if in_cpp else (), dtype=np.uint32)
-            self._pos = np.array([state["state"]["pos"] if in_cpp else 0], dtype=np.int32)
-        self._in_cpp = views is not None or self._state is not None
-        self._before_draw: tuple[Any, int, npt.NDArray[Any]] | None = None
-
-    @property
-    def in_engine(self) -> bool:
-        """Whether the engine can draw the orders itself (MT19937): engine_state()."""
-        return self._in_cpp
+            self.in_engine = True
+            return
+        state = random_state.get_state(legacy=False)
+        self.in_engine = state["bit_generator"] == "MT19937" and len(sample_idx) < 2**32
+        if self.in_engine:
+            self._state = state
+            self._key = np.array(state["state"]["key"], dtype=np.uint32)
+            self._pos = np.array([state["state"]["pos"]], dtype=np.int32)
 
     @contextlib.contextmanager
     def engine_state(self) -> Iterator[tuple[Any, Any, npt.NDArray[np.int64]]]:
         """(words, position, order) for an engine call that draws each epoch's order as the
         epoch starts, shuffling ``order`` in place (then ``sample_idx``), held under the
         generator's lock: the draws happen exactly as the epochs do, none ahead."""
-        assert self._in_cpp, "engine_state() needs MT19937"
+        assert self.in_engine, "engine_state() needs MT19937"
         order = np.array(self.sample_idx, dtype=np.int64)  # the caller's array stays as it was
-        with self._lock if self._lock is not None else _no_lock:
+        with self._lock:
             yield self._key, self._pos, order
         self.sample_idx = order
 
     def draw(self, epochs: int) -> npt.NDArray[np.int64]:
-        n = len(self.sample_idx)
-        if self._in_cpp:
-            start = np.ascontiguousarray(self.sample_idx, dtype=np.int64)
-            with self._lock if self._lock is not None else _no_lock:
-                self._before_draw = (self._key.copy(), int(self._pos[0]), self.sample_idx)
-                orders, self._pos[0] = _core.legacy_shuffled_orders(self._key, int(self._pos[0]),
-                                                                    start, epochs)
-        else:
-            self._before_draw = (self._random_state.get_state(legacy=False), 0, self.sample_idx)
-            orders = np.empty((epochs, n), dtype=np.int64)
-            sample_idx = self.sample_idx
-            for e in range(epochs):
-                sample_idx = orders[e] = shuffle(sample_idx, self._random_state)
-        if epochs:
-            self.sample_idx = orders[-1]
+        assert not self.in_engine, "MT19937's orders are the engine's to draw"
+        self._before_draw = self._random_state.get_state(legacy=False)
+        orders = np.empty((epochs, len(self.sample_idx)), dtype=np.int64)
+        self._drawn_from = self.sample_idx
+        for e in range(epochs):
+            self.sample_idx = orders[e] = shuffle(self.sample_idx, self._random_state)
         return orders
 
     def keep(self, epochs: int) -> None:
         """Only the first ``epochs`` of the last draw happen: the rest are undrawn."""
         assert self._before_draw is not None, "keep() follows a draw()"
-        state, pos, self.sample_idx = self._before_draw
-        if self._in_cpp:
-            with self._lock if self._lock is not None else _no_lock:
-                self._key[...], self._pos[0] = state, pos
-        else:
-            self._random_state.set_state(state)
+        self._random_state.set_state(self._before_draw)
+        self.sample_idx = self._drawn_from
         self.draw(epochs)
 
     def close(self) -> None:
