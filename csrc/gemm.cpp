@@ -545,11 +545,12 @@ struct PackedGemm {
         }
         for (idx ic = 0; ic < M; ic += blocks.size) {
             const idx mc = std::min(blocks.size, M - ic), a_panels = (mc + MR - 1) / MR;
-            // Row panels of MR rows, unless the last would have fewer than 4: a kernel of 1 to 3
-            // rows waits on its few sums' latency (a 13-row weight gradient of 133 k ran its
-            // 1-row panel at a third of the 12-row one's rate), so then all are evened out
-            // (7 + 6). Any split gives each C element the same sums.
-            const bool even = a_panels > 1 && mc % MR != 0 && mc % MR < 4;
+            // Row panels of MR rows, evened out when the last would be short: a kernel of a few
+            // rows waits on its few sums' latency and reloads B for little work (a 13-row weight
+            // gradient of 133 k ran a 1-row panel at a third of the 12-row one's rate; 30 x 96 x
+            // 200 took 9.95 us as 12 + 12 + 6 rows, 9.47 us as 10 + 10 + 10). Any split gives
+            // each C element the same sums.
+            const bool even = a_panels > 1 && mc % MR != 0;
             const idx base = even ? mc / a_panels : MR, extra = even ? mc % a_panels : 0;
             // Split over tiles of C, B-panel-major so a thread's consecutive tiles reuse one
             // micro-panel of B from L1. Each tile has one owner.
@@ -669,11 +670,14 @@ void gemm(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M, idx N,
     // packed path's edge kernel for m < MR rows keeps the rows in registers (5x faster there). A
     // single row stays direct: a vector-matrix product has nothing for packing to share.
     const bool transposable = N < kern.nr && M >= kern.nr;
-    const bool direct = alpha == T(0) || K < 8 || M * N * K < idx(16) * 16 * 16 ||
-                        (!transposable && (M < 2 || N < 8));
     // A C of at most kNarrowColumns columns over many rows: a few dot products per row (at
-    // least 8 rows, which dot_columns needs).
-    const bool narrow = !direct && N <= kNarrowColumns && M >= std::max<idx>(kern.nr, 8);
+    // least 8 rows, which dot_columns needs, and 8 values of k). However small the product:
+    // the direct loop's last columns are one sum each, waiting on every addition (the output
+    // layer over breast_cancer's last batch of 26 rows, 26 x 1 x 100, took 1.2 us of a 77 us
+    // epoch, the other 400 rows 2.6 us).
+    const bool narrow = alpha != T(0) && K >= 8 && N >= 1 && N <= kNarrowColumns && M >= std::max<idx>(kern.nr, 8);
+    const bool direct = !narrow && (alpha == T(0) || K < 8 || M * N * K < idx(16) * 16 * 16 ||
+                                    (!transposable && (M < 2 || N < 8)));
     // Every path folds beta = 0 (overwrite, C never read) or 1 (accumulate) into its sums; other
     // values take a pass of C = beta . C first and then accumulate.
     const bool accumulate = beta != T(0);

@@ -56,8 +56,10 @@ def test_gemm_alpha_beta_and_out_view(rng, dtype):
 
 
 # One shape per path of csrc/gemm.cpp: direct (small, and k < 8), narrow dot products (a few
-# columns), packed with few rows, packed as C^T (narrow C), packed.
-PATH_SHAPES = [(6, 4, 5), (50, 40, 3), (64, 3, 100), (5, 100, 200), (200, 10, 100), (40, 50, 60)]
+# columns, also in a product under the direct loop's size), packed with few rows, packed as C^T
+# (narrow C), packed.
+PATH_SHAPES = [(6, 4, 5), (50, 40, 3), (64, 3, 100), (26, 1, 100), (5, 100, 200), (200, 10, 100),
+               (40, 50, 60)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -86,7 +88,8 @@ def test_gemm_narrow_dot_products_count_an_infinity_once(rng, dtype, where):
     assert_close(got[1::2], A[1::2] @ B)
 
 
-@pytest.mark.parametrize("m, n, k", [(0, 3, 4), (3, 0, 4), (3, 4, 0), (0, 0, 0)])
+# (20, 0, 10): no columns in a shape the narrow path would otherwise take.
+@pytest.mark.parametrize("m, n, k", [(0, 3, 4), (3, 0, 4), (3, 4, 0), (0, 0, 0), (20, 0, 10)])
 def test_gemm_zero_sized(rng, m, n, k):
     A, B = np.ones((m, k)), np.ones((k, n))
     np.testing.assert_array_equal(dp.ops.gemm(A, B), np.zeros((m, n)))
