@@ -13,13 +13,22 @@ namespace dp {
 //   v <- momentum . v - lr . g
 //   p <- p + v
 // With momentum = 0 this is plain SGD, p <- p - lr . g (online training when batches are one row).
+// Each optimizer's step of element e given its gradient g, as a rule shared by its range loop and
+// the fused L2 pass (decay_and_step); state2 is Adam's alone.
+template <typename T>
+struct SgdRule {
+    T lr, momentum;
+    [[gnu::always_inline]] void operator()(T* DP_RESTRICT p, T* DP_RESTRICT v, T* DP_RESTRICT, T g, idx e) const {
+        v[e] = momentum * v[e] - lr * g;
+        p[e] += v[e];
+    }
+};
+
 template <typename T>
 DP_ISA_CLONES void sgd_momentum_range(T* DP_RESTRICT p, T* DP_RESTRICT v, const T* DP_RESTRICT g,
                                       idx begin, idx end, T lr, T momentum) {
-    for (idx e = begin; e < end; ++e) {
-        v[e] = momentum * v[e] - lr * g[e];
-        p[e] += v[e];
-    }
+    const SgdRule<T> rule{lr, momentum};
+    for (idx e = begin; e < end; ++e) rule(p, v, nullptr, g[e], e);
 }
 
 template <typename T>
@@ -33,12 +42,19 @@ void sgd_momentum_step(T* p, T* v, const T* g, idx count, T lr, T momentum, int 
 //   v <- momentum . v - lr . g
 //   p <- p + momentum . v - lr . g        (with the new v)
 template <typename T>
+struct NesterovRule {
+    T lr, momentum;
+    [[gnu::always_inline]] void operator()(T* DP_RESTRICT p, T* DP_RESTRICT v, T* DP_RESTRICT, T g, idx e) const {
+        v[e] = momentum * v[e] - lr * g;
+        p[e] += momentum * v[e] - lr * g;
+    }
+};
+
+template <typename T>
 DP_ISA_CLONES void nesterov_range(T* DP_RESTRICT p, T* DP_RESTRICT v, const T* DP_RESTRICT g,
                                   idx begin, idx end, T lr, T momentum) {
-    for (idx e = begin; e < end; ++e) {
-        v[e] = momentum * v[e] - lr * g[e];
-        p[e] += momentum * v[e] - lr * g[e];
-    }
+    const NesterovRule<T> rule{lr, momentum};
+    for (idx e = begin; e < end; ++e) rule(p, v, nullptr, g[e], e);
 }
 
 template <typename T>
@@ -60,24 +76,33 @@ inline double adam_step_size(double lr, double beta_1, double beta_2, double t) 
 //   v <- beta_2 . v + (1 - beta_2) . g^2
 //   p <- p - lr_t . m / (sqrt(v) + epsilon)
 template <typename T>
-DP_ISA_CLONES void adam_range(T* DP_RESTRICT p, T* DP_RESTRICT m, T* DP_RESTRICT v, const T* DP_RESTRICT g,
-                              idx begin, idx end, T lr_t, T keep_1, T add_1, T keep_2, T add_2, T epsilon) {
-    for (idx e = begin; e < end; ++e) {
-        m[e] = keep_1 * m[e] + add_1 * g[e];
-        v[e] = keep_2 * v[e] + add_2 * (g[e] * g[e]);
+struct AdamRule {
+    T lr_t, keep_1, add_1, keep_2, add_2, epsilon;
+    // The betas come in double so 1 - beta is taken in double and then rounded to T, as NumPy
+    // and scikit-learn do with Python floats: in float32, 1 - float(0.9) is 0.100000024, not
+    // float(0.1).
+    AdamRule(T lr_t, double beta_1, double beta_2, T epsilon)
+        : lr_t(lr_t), keep_1(T(beta_1)), add_1(T(1 - beta_1)), keep_2(T(beta_2)), add_2(T(1 - beta_2)),
+          epsilon(epsilon) {}
+    [[gnu::always_inline]] void operator()(T* DP_RESTRICT p, T* DP_RESTRICT m, T* DP_RESTRICT v, T g, idx e) const {
+        m[e] = keep_1 * m[e] + add_1 * g;
+        v[e] = keep_2 * v[e] + add_2 * (g * g);
         p[e] += (-lr_t * m[e]) / (std::sqrt(v[e]) + epsilon);
     }
+};
+
+template <typename T>
+DP_ISA_CLONES void adam_range(T* DP_RESTRICT p, T* DP_RESTRICT m, T* DP_RESTRICT v, const T* DP_RESTRICT g,
+                              idx begin, idx end, const AdamRule<T> rule) {
+    for (idx e = begin; e < end; ++e) rule(p, m, v, g[e], e);
 }
 
-// The betas come in double so 1 - beta is taken in double and then rounded to T, as NumPy and
-// scikit-learn do with Python floats: in float32, 1 - float(0.9) is 0.100000024, not float(0.1).
 template <typename T>
 void adam_step(T* p, T* m, T* v, const T* g, idx count, T lr_t, double beta_1, double beta_2, T epsilon,
                int n_threads) {
-    const T keep_1 = T(beta_1), add_1 = T(1 - beta_1), keep_2 = T(beta_2), add_2 = T(1 - beta_2);
-    parallel_ranges(count, threads_for(count, n_threads), [&](idx begin, idx end) {
-        adam_range(p, m, v, g, begin, end, lr_t, keep_1, add_1, keep_2, add_2, epsilon);
-    });
+    const AdamRule<T> rule(lr_t, beta_1, beta_2, epsilon);
+    parallel_ranges(count, threads_for(count, n_threads),
+                    [&](idx begin, idx end) { adam_range(p, m, v, g, begin, end, rule); });
 }
 
 // y[begin:end] += a . x[begin:end]
@@ -107,6 +132,32 @@ DP_ISA_CLONES double sum_of_squares(const T* g, idx count) {
         for (int k = 0; k < kLanes; ++k) lane[k] += double(g[e + k]) * double(g[e + k]);
     double s = 0;
     for (; e < count; ++e) s += double(g[e]) * double(g[e]);
+    for (int k = 0; k < kLanes; ++k) s += lane[k];
+    return s;
+}
+
+// A weight array's L2 decay and optimizer step in one pass (serial): returns the sum of squares
+// of W before the step, in sum_of_squares's order, and sets g <- g + decay . W (add_l2's
+// arithmetic) and takes `rule`'s step with it, element by element. The same values as
+// sum_of_squares, add_l2 and the step one after the other, which read W three times.
+template <typename T, typename Rule>
+DP_ISA_CLONES double decay_and_step(T* DP_RESTRICT W, T* DP_RESTRICT g, T* DP_RESTRICT s1, T* DP_RESTRICT s2,
+                                    idx count, T decay, const Rule rule) {
+    constexpr int kLanes = 8;
+    double lane[kLanes] = {};
+    idx e = 0;
+    for (; e + kLanes <= count; e += kLanes)
+        for (int k = 0; k < kLanes; ++k) {
+            lane[k] += double(W[e + k]) * double(W[e + k]);
+            g[e + k] += decay * W[e + k];
+            rule(W, s1, s2, g[e + k], e + k);
+        }
+    double s = 0;
+    for (; e < count; ++e) {
+        s += double(W[e]) * double(W[e]);
+        g[e] += decay * W[e];
+        rule(W, s1, s2, g[e], e);
+    }
     for (int k = 0; k < kLanes; ++k) s += lane[k];
     return s;
 }

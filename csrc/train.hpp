@@ -113,23 +113,52 @@ double apply_l2(const ParamViews<T*>& params, const ParamViews<T*>& grad, const 
 
 // One optimizer step on every parameter array. state1 is the velocity (sgd, nesterov) or Adam's
 // first moment, state2 Adam's second moment; t counts Adam's steps from 1.
+// With l2_size > 0, apply_l2's decay for a batch of that size is folded in first, each weight
+// array's in the same pass as its step where that pass is serial (decay_and_step), and the
+// penalty is returned as apply_l2 returns it; the same values as apply_l2 and then update.
 template <typename T>
-void update(const ParamViews<T*>& params, const ParamViews<T*>& grad, const ParamViews<T*>& state1,
-            const ParamViews<T*>& state2, const NetSpec& spec, const TrainConfig& c, std::uint64_t t,
-            int n_threads) {
+double update(const ParamViews<T*>& params, const ParamViews<T*>& grad, const ParamViews<T*>& state1,
+              const ParamViews<T*>& state2, const NetSpec& spec, const TrainConfig& c, std::uint64_t t,
+              int n_threads, double l2_size = 0) {
     const double lr_t =
         c.optimizer == Optimizer::adam ? adam_step_size(c.lr, c.beta_1, c.beta_2, double(t)) : c.lr;
+    const bool decays = l2_size > 0 && c.alpha > 0;
+    const T decay = T(c.alpha / l2_size);  // add_l2's
+    double squares = 0;
+    idx next_weights = 0;  // layer whose weight array comes next
     for (idx a = 0; a < spec.arrays(); ++a) {
         T *p = params.arrays[a], *g = grad.arrays[a], *s1 = state1.arrays[a];
+        T* s2 = c.optimizer == Optimizer::adam ? state2.arrays[a] : nullptr;  // only Adam's exists
         const idx count = spec.array_size(a);
+        const bool weights = next_weights < spec.layers() && a == spec.weight_index(next_weights);
+        next_weights += weights;
+        const auto step = [&](auto rule, auto parallel_step) {
+            if (!(decays && weights)) return parallel_step();
+            if (threads_for(count, n_threads) == 1) {
+                squares += decay_and_step(p, g, s1, s2, count, decay, rule);
+                return;
+            }
+            squares += sum_of_squares(p, count);
+            add_l2<T>(g, p, count, c.alpha, l2_size, n_threads);
+            parallel_step();
+        };
         switch (c.optimizer) {
-            case Optimizer::sgd: sgd_momentum_step<T>(p, s1, g, count, T(c.lr), T(c.momentum), n_threads); break;
-            case Optimizer::nesterov: nesterov_step<T>(p, s1, g, count, T(c.lr), T(c.momentum), n_threads); break;
+            case Optimizer::sgd:
+                step(SgdRule<T>{T(c.lr), T(c.momentum)},
+                     [&] { sgd_momentum_step<T>(p, s1, g, count, T(c.lr), T(c.momentum), n_threads); });
+                break;
+            case Optimizer::nesterov:
+                step(NesterovRule<T>{T(c.lr), T(c.momentum)},
+                     [&] { nesterov_step<T>(p, s1, g, count, T(c.lr), T(c.momentum), n_threads); });
+                break;
             case Optimizer::adam:
-                adam_step<T>(p, s1, state2.arrays[a], g, count, T(lr_t), c.beta_1, c.beta_2, T(c.epsilon), n_threads);
+                step(AdamRule<T>(T(lr_t), c.beta_1, c.beta_2, T(c.epsilon)), [&] {
+                    adam_step<T>(p, s1, s2, g, count, T(lr_t), c.beta_1, c.beta_2, T(c.epsilon), n_threads);
+                });
                 break;
         }
     }
+    return decays ? 0.5 * c.alpha * squares / l2_size : 0.0;
 }
 
 // Sum of squares of the step update() just took on weight array W_l, from the optimizer's state
@@ -224,14 +253,17 @@ EpochResult train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const Pa
         }
         const DropoutKey key{c.seed, c.epoch, std::uint64_t(start / batch)};
         double loss = mlp_loss_and_gradients(ws, view, grad, Xb, Yb, Wb, rows, spec, n_threads, &key);
-        if (c.alpha > 0) loss += apply_l2(params, grad, spec, c.alpha, size, n_threads);
+        // The L2 decay goes into the update's pass unless clipping or health reads the decayed
+        // gradient before it.
+        const bool decay_in_update = c.clip_norm <= 0 && !health;
+        if (c.alpha > 0 && !decay_in_update) loss += apply_l2(params, grad, spec, c.alpha, size, n_threads);
         if (c.clip_norm > 0)
             clip_by_global_norm<T>(grad.arrays.data(), spec.array_sizes.data(), spec.arrays(), c.clip_norm, n_threads);
-        total += double(rows) * loss;
-        done += rows;
         const bool norms = health && HealthAccumulator::samples_norms(start / batch);
         if (health) health->add_batch(ws, view, grad, rows, spec, norms, n_threads);
-        update(params, grad, state1, state2, spec, c, ++t, n_threads);
+        loss += update(params, grad, state1, state2, spec, c, ++t, n_threads, decay_in_update ? size : 0.0);
+        total += double(rows) * loss;
+        done += rows;
         if (norms)
             for (idx l = 0; l < spec.layers(); ++l) {
                 const idx count = spec.array_size(spec.weight_index(l));
