@@ -57,7 +57,7 @@ def test_gemm_alpha_beta_and_out_view(rng, dtype):
 
 # One shape per path of csrc/gemm.cpp: direct (small, and k < 8), narrow dot products (a few
 # columns, also in a product under the direct loop's size), packed with few rows, packed as C^T
-# (narrow C), packed.
+# (narrow C; with trans_a) or with idle columns (without), packed.
 PATH_SHAPES = [(6, 4, 5), (50, 40, 3), (64, 3, 100), (26, 1, 100), (5, 100, 200), (200, 10, 100),
                (40, 50, 60)]
 
