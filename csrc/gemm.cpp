@@ -163,49 +163,91 @@ DP_ISA_CLONES void column_sums(T* DP_RESTRICT sums, const T* B, idx ldb, idx N, 
 // A transposed B is first copied row-major into `scratch` (K x N, sized by the caller), so the
 // inner loop runs along contiguous rows of both B and C and vectorises (read in place, each
 // element of B^T is a stride apart); the sums and their order are the same either way.
-// Eight values of T as one GNU vector: one AVX-512 register for float64 in the x86-64-v4 clones,
-// two AVX2 or four SSE2 ones in the others. The small-product loops below hold their running sums
-// in these, so each value of C is read and written once rather than once per k.
-template <typename T>
-struct Lanes8Of {
-    typedef T type __attribute__((vector_size(8 * sizeof(T))));  // (an alias template drops it)
+// L values of T as one GNU vector, L fitting one register of the running loop clone's vector unit
+// (lane_count): 8 float64 in the x86-64-v4 clone, 4 in the v3 (AVX2) one, 2 in the baseline's
+// SSE2 (float32: 8, 8 and 4). A GNU vector wider than the target's registers is no register at
+// all: GCC keeps it in memory and moves it through general registers between operations, which
+// made these loops 8 to 15 times slower on AVX2 than on AVX-512 while they took 8 float64 to a
+// vector everywhere. The small-product loops below hold their running sums in these, so each
+// value of C is read and written once rather than once per k.
+template <typename T, int L>
+struct LanesOf {
+    typedef T type __attribute__((vector_size(L * sizeof(T))));  // (an alias template drops it)
 };
-template <typename T>
-using Lanes8 = typename Lanes8Of<T>::type;
+template <typename T, int L>
+using Lanes = typename LanesOf<T, L>::type;
 
 // (Through a reference: a function returning a vector type warns of an ABI change between
 // targets, -Wpsabi, even when always inlined.)
-template <typename T>
-[[gnu::always_inline]] inline void load8(Lanes8<T>& v, const T* p) {
+template <typename V, typename T>
+[[gnu::always_inline]] inline void load_lanes(V& v, const T* p) {
     std::memcpy(&v, p, sizeof v);
 }
 
-// Lane indices for __builtin_shuffle on Lanes8<T>: integers of T's size.
-template <typename T>
-struct LaneIndex8Of {
-    using Int = std::conditional_t<sizeof(T) == 8, long long, int>;
-    typedef Int type __attribute__((vector_size(8 * sizeof(T))));
-};
-template <typename T>
-using LaneIndex8 = typename LaneIndex8Of<T>::type;
+// The width in bytes of the vector registers that the loop clones the loader chose for this CPU
+// use (common.hpp), or, built without clones, those of the compiler's target.
+inline int loop_vector_bytes() {
+#if DP_HAVE_ISA_CLONES
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("x86-64-v4")) return 64;
+    if (__builtin_cpu_supports("x86-64-v3")) return 32;
+    return 16;
+#elif defined(__AVX512F__)
+    return 64;
+#elif defined(__AVX__)
+    return 32;
+#else
+    return 16;
+#endif
+}
 
-// The horizontal sums of v[0 .. 8), lane i of `out` that of v[i], each added in the order
-// ((h0 + h4) + (h2 + h6)) + ((h1 + h5) + (h3 + h7)): the halves, then the quarters, then the
-// pairs of all eight at once, each round two shuffles and one vector addition per pair of
-// vectors (21 operations, where summing each vector on its own took about 80).
-template <typename T>
-[[gnu::always_inline]] inline void hsums8(Lanes8<T>& out, const Lanes8<T>* v) {
-    using I = LaneIndex8<T>;
-    const I lo4 = {0, 1, 2, 3, 8, 9, 10, 11}, hi4 = {4, 5, 6, 7, 12, 13, 14, 15};
-    const I lo2 = {0, 1, 4, 5, 8, 9, 12, 13}, hi2 = {2, 3, 6, 7, 10, 11, 14, 15};
-    const I even = {0, 2, 4, 6, 8, 10, 12, 14}, odd = {1, 3, 5, 7, 9, 11, 13, 15};
-    Lanes8<T> halves[4], quarters[2];  // h_l + h_{l+4} of two vectors; then + the lane two on
-    for (int p = 0; p < 4; ++p)
-        halves[p] = __builtin_shuffle(v[2 * p], v[2 * p + 1], lo4) + __builtin_shuffle(v[2 * p], v[2 * p + 1], hi4);
-    for (int q = 0; q < 2; ++q)
-        quarters[q] = __builtin_shuffle(halves[2 * q], halves[2 * q + 1], lo2) +
-                      __builtin_shuffle(halves[2 * q], halves[2 * q + 1], hi2);
-    out = __builtin_shuffle(quarters[0], quarters[1], even) + __builtin_shuffle(quarters[0], quarters[1], odd);
+// f(std::integral_constant<int, L>{}) for L values of T to one such register, at most 8: the
+// small-product loops are built for L = 2, 4 and 8, and run with this one.
+template <typename T, typename F>
+decltype(auto) by_lanes(F&& f) {
+    static const int lanes = std::min(8, loop_vector_bytes() / int(sizeof(T)));
+    if (lanes >= 8) return f(std::integral_constant<int, 8>{});
+    if (lanes == 4) return f(std::integral_constant<int, 4>{});
+    return f(std::integral_constant<int, 2>{});
+}
+
+// Lane indices for __builtin_shuffle on Lanes<T, L>: integers of T's size.
+template <typename T, int L>
+struct LaneIndexOf {
+    using Int = std::conditional_t<sizeof(T) == 8, long long, int>;
+    typedef Int type __attribute__((vector_size(L * sizeof(T))));
+};
+
+// The horizontal sums of v[0 .. L), lane i of `out` that of v[i]: each round adds the lanes half
+// a vector apart, two vectors at a time (two shuffles and one vector addition per pair), so with
+// 8 lanes each sum is ((h0 + h4) + (h2 + h6)) + ((h1 + h5) + (h3 + h7)) (21 operations, where
+// summing each vector on its own took about 80).
+template <typename T, int L>
+[[gnu::always_inline]] inline void hsums(Lanes<T, L>& out, const Lanes<T, L>* v) {
+    using I = typename LaneIndexOf<T, L>::type;
+    using V = Lanes<T, L>;
+    if constexpr (L == 8) {
+        const I lo4 = {0, 1, 2, 3, 8, 9, 10, 11}, hi4 = {4, 5, 6, 7, 12, 13, 14, 15};
+        const I lo2 = {0, 1, 4, 5, 8, 9, 12, 13}, hi2 = {2, 3, 6, 7, 10, 11, 14, 15};
+        const I even = {0, 2, 4, 6, 8, 10, 12, 14}, odd = {1, 3, 5, 7, 9, 11, 13, 15};
+        V halves[4], quarters[2];  // h_l + h_{l+4} of two vectors; then + the lane two on
+        for (int p = 0; p < 4; ++p)
+            halves[p] = __builtin_shuffle(v[2 * p], v[2 * p + 1], lo4) + __builtin_shuffle(v[2 * p], v[2 * p + 1], hi4);
+        for (int q = 0; q < 2; ++q)
+            quarters[q] = __builtin_shuffle(halves[2 * q], halves[2 * q + 1], lo2) +
+                          __builtin_shuffle(halves[2 * q], halves[2 * q + 1], hi2);
+        out = __builtin_shuffle(quarters[0], quarters[1], even) + __builtin_shuffle(quarters[0], quarters[1], odd);
+    } else if constexpr (L == 4) {
+        const I lo2 = {0, 1, 4, 5}, hi2 = {2, 3, 6, 7}, even = {0, 2, 4, 6}, odd = {1, 3, 5, 7};
+        V halves[2];
+        for (int p = 0; p < 2; ++p)
+            halves[p] = __builtin_shuffle(v[2 * p], v[2 * p + 1], lo2) + __builtin_shuffle(v[2 * p], v[2 * p + 1], hi2);
+        out = __builtin_shuffle(halves[0], halves[1], even) + __builtin_shuffle(halves[0], halves[1], odd);
+    } else {
+        static_assert(L == 2, "lanes come in 2, 4 or 8");
+        const I even = {0, 2}, odd = {1, 3};
+        out = __builtin_shuffle(v[0], v[1], even) + __builtin_shuffle(v[0], v[1], odd);
+    }
 }
 
 // The tile operation OP on x = C[i, j] (the scalar form of the kernels' store_tile).
@@ -219,69 +261,71 @@ template <TileOp OP, typename T>
 
 // x times ReLU'(s), lane by lane: 1 where s > 0, 0 where s < 0, at_zero at 0 and NaN
 // (ReluFn::derivative).
-template <typename T>
-[[gnu::always_inline]] inline void relu_mask8(Lanes8<T>& x, const T* s_at, T at_zero) {
-    const Lanes8<T> zero = {};
-    Lanes8<T> s;
-    load8(s, s_at);
+template <typename V, typename T>
+[[gnu::always_inline]] inline void relu_mask_lanes(V& x, const T* s_at, T at_zero) {
+    const V zero = {};
+    V s;
+    load_lanes(s, s_at);
     x *= s > zero ? zero + T(1) : (s < zero ? zero : zero + at_zero);
 }
 
-// The same on eight values x = C[i, j : j + 8], lane by lane (GNU vector operations).
-template <TileOp OP, typename T>
-[[gnu::always_inline]] inline void tile_op8(Lanes8<T>& x, const TileOps<T>& ops, idx i, idx j) {
+// The same on a vector of values x = C[i, j : j + L], lane by lane (GNU vector operations).
+template <TileOp OP, typename V, typename T>
+[[gnu::always_inline]] inline void tile_op_lanes(V& x, const TileOps<T>& ops, idx i, idx j) {
     if constexpr (OP == TileOp::bias || OP == TileOp::bias_relu) {
-        Lanes8<T> b;
-        load8(b, ops.bias + j);
+        V b;
+        load_lanes(b, ops.bias + j);
         x += b;
     }
-    if constexpr (OP == TileOp::bias_relu) x = x > Lanes8<T>{} ? x : Lanes8<T>{};
-    if constexpr (OP == TileOp::relu_mask) relu_mask8(x, ops.stored + i * ops.lds + j, ops.at_zero);
+    if constexpr (OP == TileOp::bias_relu) x = x > V{} ? x : V{};
+    if constexpr (OP == TileOp::relu_mask) relu_mask_lanes(x, ops.stored + i * ops.lds + j, ops.at_zero);
 }
 
-// Columns [j, j + 8 V) of the direct product's row i (c: C's row i), V vectors of sums held in
-// registers across k, then `ops`, then stored from column j + skip on (the columns before it
+// Columns [j, j + L V) of the direct product's row i (c: C's row i), V vectors of L sums held
+// in registers across k, then `ops`, then stored from column j + skip on (the columns before it
 // are computed and dropped: another block wrote them).
-template <int V, TileOp OP, typename T, typename AAt>
+template <int L, int V, TileOp OP, typename T, typename AAt>
 [[gnu::always_inline]] inline void direct_block(T* DP_RESTRICT c, const T* Bk, idx ldbk, idx i, idx j,
                                                 idx skip, idx K, AAt a_at, bool accumulate,
                                                 const TileOps<T>& ops) {
-    Lanes8<T> sum[V] = {};
+    Lanes<T, L> sum[V] = {};
     if (accumulate)
-        for (int v = 0; v < V; ++v) load8(sum[v], c + j + 8 * v);
+#pragma GCC unroll 4
+        for (int v = 0; v < V; ++v) load_lanes(sum[v], c + j + L * v);
     for (idx k = 0; k < K; ++k) {
         const T a = a_at(k);
         const T* b = Bk + k * ldbk + j;
+#pragma GCC unroll 4
         for (int v = 0; v < V; ++v) {
-            Lanes8<T> row;
-            load8(row, b + 8 * v);
+            Lanes<T, L> row;
+            load_lanes(row, b + L * v);
             sum[v] += a * row;
         }
     }
-    for (int v = 0; v < V; ++v) tile_op8<OP>(sum[v], ops, i, j + 8 * v);
+    for (int v = 0; v < V; ++v) tile_op_lanes<OP>(sum[v], ops, i, j + L * v);
     if (skip == 0)
-        for (int v = 0; v < V; ++v) std::memcpy(c + j + 8 * v, &sum[v], sizeof sum[v]);
+        for (int v = 0; v < V; ++v) std::memcpy(c + j + L * v, &sum[v], sizeof sum[v]);
     else
-        for (idx l = skip; l < 8 * V; ++l) c[j + l] = sum[l / 8][l % 8];
+        for (idx l = skip; l < L * V; ++l) c[j + l] = sum[l / L][l % L];
 }
 
 // Rows [i0, i1) of the direct product: C[i, :] = ops((accumulate ? C[i, :] : 0) + sum over k of
 // alpha . op(A)[i, k] . Bk[k, :]), k in order for each element, `ops` done to the sums before
-// they are stored: 32 columns at a time, then 8, then the last few as the 8 columns ending at
+// they are stored: 4 L columns at a time, then L, then the last few as the L columns ending at
 // the last one (each sum is the same whichever block computes it). One by one, the last few
 // columns' ReLU step branched on each value, and mispredicted on half a layer's units (the
 // delta of a 100-unit layer over 200 rows took 18% of a diabetes fit, not 13%).
-template <typename T, TileOp OP>
+template <typename T, int L, TileOp OP>
 DP_ISA_CLONES void direct_rows(T* C, idx ldc, const T* A, idx lda, const T* Bk, idx ldbk, idx i0, idx i1,
                                idx N, idx K, bool trans_a, T alpha, bool accumulate, TileOps<T> ops) {
     for (idx i = i0; i < i1; ++i) {
         T* c = C + i * ldc;
         auto a_at = [&](idx k) { return alpha * (trans_a ? A[k * lda + i] : A[i * lda + k]); };
         idx j = 0;
-        for (; j + 32 <= N; j += 32) direct_block<4, OP>(c, Bk, ldbk, i, j, 0, K, a_at, accumulate, ops);
-        for (; j + 8 <= N; j += 8) direct_block<1, OP>(c, Bk, ldbk, i, j, 0, K, a_at, accumulate, ops);
-        if (j < N && N >= 8) {
-            direct_block<1, OP>(c, Bk, ldbk, i, N - 8, j - (N - 8), K, a_at, accumulate, ops);
+        for (; j + 4 * L <= N; j += 4 * L) direct_block<L, 4, OP>(c, Bk, ldbk, i, j, 0, K, a_at, accumulate, ops);
+        for (; j + L <= N; j += L) direct_block<L, 1, OP>(c, Bk, ldbk, i, j, 0, K, a_at, accumulate, ops);
+        if (j < N && N >= L) {
+            direct_block<L, 1, OP>(c, Bk, ldbk, i, N - L, j - (N - L), K, a_at, accumulate, ops);
             continue;
         }
         for (; j < N; ++j) {
@@ -311,10 +355,13 @@ void gemm_direct(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M,
         ldbk = N;
     }
     const TileOps<T> fused = multiply ? tile_ops_for(ep) : TileOps<T>{};  // else ep applies after
-    using Rows = void (*)(T*, idx, const T*, idx, const T*, idx, idx, idx, idx, idx, bool, T, bool, TileOps<T>);
-    const Rows rows[] = {direct_rows<T, TileOp::none>, direct_rows<T, TileOp::bias>,
-                         direct_rows<T, TileOp::bias_relu>, direct_rows<T, TileOp::relu_mask>};
-    const Rows direct = rows[int(fused.op)];
+    const auto direct = by_lanes<T>([&](auto lanes) {
+        constexpr int L = decltype(lanes)::value;
+        using Rows = void (*)(T*, idx, const T*, idx, const T*, idx, idx, idx, idx, idx, bool, T, bool, TileOps<T>);
+        const Rows rows[] = {direct_rows<T, L, TileOp::none>, direct_rows<T, L, TileOp::bias>,
+                             direct_rows<T, L, TileOp::bias_relu>, direct_rows<T, L, TileOp::relu_mask>};
+        return rows[int(fused.op)];
+    });
     parallel_for((M + kRowBlock - 1) / kRowBlock, nt, [&](idx block) {
         const idx i0 = block * kRowBlock, i1 = std::min(M, i0 + kRowBlock);
         if (multiply) direct(C, ldc, A, lda, Bk, ldbk, i0, i1, N, K, trans_a, alpha, accumulate, fused);
@@ -334,100 +381,107 @@ void gemm_direct(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M,
 constexpr idx kNarrowColumns = 4;
 
 // R rows x NC columns of the narrow product for op(A) = A, from row i:
-// C[i + r, j] = OP((accumulate ? C[i + r, j] : 0) + alpha . A[i + r, :] . bt[j, :]) (K >= 8;
-// OP none or bias, as the epilogue's pass would do it after). Each sum keeps eight lanes over k
-// (lane l takes k = l, l + 8, ...) and adds them pairwise, a tree three additions deep
-// (hsums8). The R x NC sums are independent, so their additions overlap where a single dot
-// product would wait on each one's latency. The last K mod 8 values of k take one more step
-// over the 8 values ending at K (lane l: k = K - 8 + l), its lanes before them zeroed in both
+// C[i + r, j] = OP((accumulate ? C[i + r, j] : 0) + alpha . A[i + r, :] . bt[j, :]) (K >= L;
+// OP none or bias, as the epilogue's pass would do it after). Each sum keeps L lanes over k
+// (lane l takes k = l, l + L, ...) and adds them pairwise, a tree log2(L) additions deep
+// (hsums). The R x NC sums are independent, so their additions overlap where a single dot
+// product would wait on each one's latency. The last K mod L values of k take one more step
+// over the L values ending at K (lane l: k = K - L + l), its lanes before them zeroed in both
 // operands, so an infinity there is not multiplied by 0. (Gathering those values one by one
 // into zero-padded lanes cost as much as the rest: 133 x 100 x 3 took 2.9 us, 133 x 104 x 3
 // 1.6 us.)
-template <typename T, int R, int NC, TileOp OP>
+template <typename T, int L, int R, int NC, TileOp OP>
 [[gnu::always_inline]] inline void dot_block(T* C, idx ldc, const T* A, idx lda, const T* bt, idx i,
                                              idx K, T alpha, bool accumulate, const TileOps<T>& ops) {
-    constexpr int S = R * NC, G = (S + 7) / 8;  // sums, and groups of 8 for hsums8
-    Lanes8<T> sum[G * 8] = {};                  // sum[r * NC + j]; the ones past S stay 0
+    using V = Lanes<T, L>;
+    constexpr int S = R * NC, G = (S + L - 1) / L;  // sums, and groups of L for hsums
+    V sum[G * L] = {};                              // sum[r * NC + j]; the ones past S stay 0
     idx k = 0;
-    for (; k + 8 <= K; k += 8) {
-        Lanes8<T> a[R], b[NC];
-        for (int r = 0; r < R; ++r) load8(a[r], A + (i + r) * lda + k);
-        for (int j = 0; j < NC; ++j) load8(b[j], bt + j * K + k);
+    for (; k + L <= K; k += L) {
+        V a[R], b[NC];
+        // (Unrolled, or GCC may copy the rows to the stack one half-vector at a time first: the
+        // 4-lane 200 x 1 x 100 product took 9 us, not 1.5.)
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) load_lanes(a[r], A + (i + r) * lda + k);
+#pragma GCC unroll 8
+        for (int j = 0; j < NC; ++j) load_lanes(b[j], bt + j * K + k);
         for (int r = 0; r < R; ++r)
             for (int j = 0; j < NC; ++j) sum[r * NC + j] += a[r] * b[j];
     }
     if (k < K) {
-        const Lanes8<T> lane = {0, 1, 2, 3, 4, 5, 6, 7}, zero = {};
-        const auto fresh = lane >= T(k - (K - 8));  // lanes of k not summed yet
-        Lanes8<T> a[R], b[NC];
+        V lane, zero = {};
+        for (int l = 0; l < L; ++l) lane[l] = T(l);
+        const auto fresh = lane >= T(k - (K - L));  // lanes of k not summed yet
+        V a[R], b[NC];
         for (int r = 0; r < R; ++r) {
-            load8(a[r], A + (i + r) * lda + K - 8);
+            load_lanes(a[r], A + (i + r) * lda + K - L);
             a[r] = fresh ? a[r] : zero;
         }
         for (int j = 0; j < NC; ++j) {
-            load8(b[j], bt + j * K + K - 8);
+            load_lanes(b[j], bt + j * K + K - L);
             b[j] = fresh ? b[j] : zero;
         }
         for (int r = 0; r < R; ++r)
             for (int j = 0; j < NC; ++j) sum[r * NC + j] += a[r] * b[j];
     }
-    Lanes8<T> totals[G];
-    for (int g = 0; g < G; ++g) hsums8<T>(totals[g], sum + 8 * g);
+    V totals[G];
+    for (int g = 0; g < G; ++g) hsums<T, L>(totals[g], sum + L * g);
     for (int q = 0; q < S; ++q) {
         const idx r = q / NC, j = q % NC;
         T& c = C[(i + r) * ldc + j];
-        c = tile_op<OP>((accumulate ? c : T(0)) + alpha * totals[q / 8][q % 8], ops, i + r, j);
+        c = tile_op<OP>((accumulate ? c : T(0)) + alpha * totals[q / L][q % L], ops, i + r, j);
     }
 }
 
 // Rows [i0, i1) of the narrow product for op(A) = A, four at a time: at least four independent
 // sums in flight (two rows left a one-column product waiting on each addition's latency:
 // 200 x 100 x 1 1.9 -> 1.4 us, 133 x 100 x 3 3.2 -> 2.6 us without the call). Up to 16 sums and
-// 8 operands fit AVX-512's 32 registers; with AVX2's 16 (untimed here) some sums spill.
-template <typename T, int NC, TileOp OP>
+// 8 operands fit AVX-512's 32 registers; with AVX2's 16 some sums spill.
+template <typename T, int L, int NC, TileOp OP>
 DP_ISA_CLONES void dot_rows(T* C, idx ldc, const T* A, idx lda, const T* bt, idx i0, idx i1, idx K,
                             T alpha, bool accumulate, TileOps<T> ops) {
     constexpr int R = 4;
     idx i = i0;
-    for (; i + R <= i1; i += R) dot_block<T, R, NC, OP>(C, ldc, A, lda, bt, i, K, alpha, accumulate, ops);
-    for (; i < i1; ++i) dot_block<T, 1, NC, OP>(C, ldc, A, lda, bt, i, K, alpha, accumulate, ops);
+    for (; i + R <= i1; i += R) dot_block<T, L, R, NC, OP>(C, ldc, A, lda, bt, i, K, alpha, accumulate, ops);
+    for (; i < i1; ++i) dot_block<T, L, 1, NC, OP>(C, ldc, A, lda, bt, i, K, alpha, accumulate, ops);
 }
 
-// Rows [i0, i0 + 8 R) of the narrow product for op(A) = A^T, whose rows are A's strided
-// columns: the sums run along A's contiguous rows instead, eight rows of C to a vector, R vectors
-// x NC columns in registers, k in order. Rows before i0 + skip are computed but not written.
-template <typename T, int R, int NC>
+// Rows [i0, i0 + L R) of the narrow product for op(A) = A^T, whose rows are A's strided
+// columns: the sums run along A's contiguous rows instead, L rows of C to a vector, R vectors x
+// NC columns in registers, k in order. Rows before i0 + skip are computed but not written.
+template <typename T, int L, int R, int NC>
 [[gnu::always_inline]] inline void dot_columns_block(T* C, idx ldc, const T* A, idx lda, const T* bt,
                                                      idx i0, idx skip, idx K, T alpha, bool accumulate) {
-    Lanes8<T> sum[R][NC] = {};
+    Lanes<T, L> sum[R][NC] = {};
     for (idx k = 0; k < K; ++k) {
         const T* a = A + k * lda + i0;
-        Lanes8<T> rows[R];
-        for (int r = 0; r < R; ++r) load8(rows[r], a + 8 * r);
+        Lanes<T, L> rows[R];
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) load_lanes(rows[r], a + L * r);
         for (int j = 0; j < NC; ++j) {
             const T b = bt[j * K + k];
             for (int r = 0; r < R; ++r) sum[r][j] += rows[r] * b;
         }
     }
-    for (idx l = skip; l < 8 * R; ++l)
+    for (idx l = skip; l < L * R; ++l)
         for (int j = 0; j < NC; ++j) {
             T& c = C[(i0 + l) * ldc + j];
-            c = (accumulate ? c : T(0)) + alpha * sum[l / 8][j][l % 8];
+            c = (accumulate ? c : T(0)) + alpha * sum[l / L][j][l % L];
         }
 }
 
-// Rows [i0, i1) of the narrow product for op(A) = A^T, 32 at a time, then 8 at a time. The last
-// few rows (fewer than 8) take the 8 rows ending at the last one (the narrow path's C has at
+// Rows [i0, i1) of the narrow product for op(A) = A^T, 4 L at a time, then L at a time. The last
+// few rows (fewer than L) take the L rows ending at the last one (the narrow path's C has at
 // least NR >= 8 rows), written from the first not yet written: each row's sum is the same
 // whichever block computes it. (Filling the lanes past the last row one at a time instead made
 // a 4-row remainder of 100 take as long as the other 96 rows.)
-template <typename T, int NC>
+template <typename T, int L, int NC>
 DP_ISA_CLONES void dot_columns(T* C, idx ldc, const T* A, idx lda, const T* bt, idx i0, idx i1, idx K,
                                T alpha, bool accumulate) {
     idx i = i0;
-    for (; i + 32 <= i1; i += 32) dot_columns_block<T, 4, NC>(C, ldc, A, lda, bt, i, 0, K, alpha, accumulate);
-    for (; i + 8 <= i1; i += 8) dot_columns_block<T, 1, NC>(C, ldc, A, lda, bt, i, 0, K, alpha, accumulate);
-    if (i < i1) dot_columns_block<T, 1, NC>(C, ldc, A, lda, bt, i1 - 8, 8 - (i1 - i), K, alpha, accumulate);
+    for (; i + 4 * L <= i1; i += 4 * L) dot_columns_block<T, L, 4, NC>(C, ldc, A, lda, bt, i, 0, K, alpha, accumulate);
+    for (; i + L <= i1; i += L) dot_columns_block<T, L, 1, NC>(C, ldc, A, lda, bt, i, 0, K, alpha, accumulate);
+    if (i < i1) dot_columns_block<T, L, 1, NC>(C, ldc, A, lda, bt, i1 - L, L - (i1 - i), K, alpha, accumulate);
 }
 
 template <typename T>
@@ -437,21 +491,28 @@ void gemm_narrow(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M,
     for (idx j = 0; j < N; ++j)
         for (idx k = 0; k < K; ++k) bt[j * K + k] = trans_b ? B[j * ldb + k] : B[k * ldb + j];
     const int nt = threads_for(M * N * K, n_threads, kParallelMinMultiplyAdds);
-    using Columns = void (*)(T*, idx, const T*, idx, const T*, idx, idx, idx, T, bool);
-    using Rows = void (*)(T*, idx, const T*, idx, const T*, idx, idx, idx, T, bool, TileOps<T>);
-    const Columns by_columns[] = {dot_columns<T, 1>, dot_columns<T, 2>, dot_columns<T, 3>, dot_columns<T, 4>};
-    const Rows by_rows[] = {dot_rows<T, 1, TileOp::none>, dot_rows<T, 2, TileOp::none>,
-                            dot_rows<T, 3, TileOp::none>, dot_rows<T, 4, TileOp::none>};
-    const Rows by_rows_bias[] = {dot_rows<T, 1, TileOp::bias>, dot_rows<T, 2, TileOp::bias>,
-                                 dot_rows<T, 3, TileOp::bias>, dot_rows<T, 4, TileOp::bias>};
     // A bias alone (an output layer's) is added as each sum is stored; anything else, after.
     const TileOps<T> ops = tile_ops_for(ep);
     const bool fused = !trans_a && ops.op == TileOp::bias;
-    constexpr idx kBlock = 32;  // rows of C per task: a multiple of dot_columns' 32 and of 4
+    using Columns = void (*)(T*, idx, const T*, idx, const T*, idx, idx, idx, T, bool);
+    using Rows = void (*)(T*, idx, const T*, idx, const T*, idx, idx, idx, T, bool, TileOps<T>);
+    const auto paths = by_lanes<T>([&](auto lanes) {
+        constexpr int L = decltype(lanes)::value;
+        const Columns columns[] = {dot_columns<T, L, 1>, dot_columns<T, L, 2>, dot_columns<T, L, 3>,
+                                   dot_columns<T, L, 4>};
+        const Rows rows[] = {dot_rows<T, L, 1, TileOp::none>, dot_rows<T, L, 2, TileOp::none>,
+                             dot_rows<T, L, 3, TileOp::none>, dot_rows<T, L, 4, TileOp::none>};
+        const Rows rows_bias[] = {dot_rows<T, L, 1, TileOp::bias>, dot_rows<T, L, 2, TileOp::bias>,
+                                  dot_rows<T, L, 3, TileOp::bias>, dot_rows<T, L, 4, TileOp::bias>};
+        return std::pair<Columns, Rows>{columns[N - 1], (fused ? rows_bias : rows)[N - 1]};
+    });
+    const Columns by_columns = paths.first;
+    const Rows by_rows = paths.second;
+    constexpr idx kBlock = 32;  // rows of C per task: a multiple of dot_columns' 4 L and of 4
     parallel_for((M + kBlock - 1) / kBlock, nt, [&](idx block) {
         const idx i0 = block * kBlock, i1 = std::min(M, i0 + kBlock);
-        if (trans_a) by_columns[N - 1](C, ldc, A, lda, bt, i0, i1, K, alpha, accumulate);
-        else (fused ? by_rows_bias : by_rows)[N - 1](C, ldc, A, lda, bt, i0, i1, K, alpha, accumulate, ops);
+        if (trans_a) by_columns(C, ldc, A, lda, bt, i0, i1, K, alpha, accumulate);
+        else by_rows(C, ldc, A, lda, bt, i0, i1, K, alpha, accumulate, ops);
         if (!fused) apply_epilogue(C + i0 * ldc, ldc, i0, 0, i1 - i0, N, ep);
     });
     if (col_sums_b) column_sums(col_sums_b, B, ldb, N, K, trans_b);
@@ -711,62 +772,65 @@ void gemm(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M, idx N,
     }
 }
 
-// V vectors of 8 units of narrow_relu_backward (gemm.hpp), down all N rows: units j0 + 8 v for
+// V vectors of L units of narrow_relu_backward (gemm.hpp), down all N rows: units j0 + L v for
 // v < V - 1, and `last` for the last vector. The O columns of W^T (Wt, O x I) and every running
 // sum stay in registers. Each lane's sums: dW^T[c, j] over k of A[k, j] . dZ[k, c], as the
 // narrow transposed product sums them; the delta 0 + sum over c of dZ[k, c] . W[j, c], times
 // ReLU'(S[k, j]), as the direct product and its fused mask; db_prev[j] over k of the delta, as
 // column_sums. Where the last vector overlaps the one before it, the shared units get the same
 // sums in the same order, so they are stored twice with the same bits.
-template <typename T, int O, int V>
+template <typename T, int L, int O, int V>
 [[gnu::always_inline]] inline void narrow_backward_strip(T* dW, T* dZ_prev, T* db_prev, const T* dZ,
                                                          const T* A, const T* Wt, const T* S, idx lds,
                                                          idx N, idx I, idx j0, idx last, T at_zero) {
     idx at[V];
-    for (int v = 0; v < V; ++v) at[v] = v < V - 1 ? j0 + 8 * v : last;
-    Lanes8<T> w[O][V], acc[O][V] = {}, bias_sums[V] = {};
+    for (int v = 0; v < V; ++v) at[v] = v < V - 1 ? j0 + L * v : last;
+    Lanes<T, L> w[O][V], acc[O][V] = {}, bias_sums[V] = {};
     for (int c = 0; c < O; ++c)
-        for (int v = 0; v < V; ++v) load8(w[c][v], Wt + c * I + at[v]);
+        for (int v = 0; v < V; ++v) load_lanes(w[c][v], Wt + c * I + at[v]);
     for (idx k = 0; k < N; ++k) {
         const T* dz = dZ + k * O;
         for (int v = 0; v < V; ++v) {
-            Lanes8<T> a, d = {};
-            load8(a, A + k * I + at[v]);
+            Lanes<T, L> a, d = {};
+            load_lanes(a, A + k * I + at[v]);
             for (int c = 0; c < O; ++c) acc[c][v] += a * dz[c];
             for (int c = 0; c < O; ++c) d += dz[c] * w[c][v];
-            relu_mask8(d, S + k * lds + at[v], at_zero);
+            relu_mask_lanes(d, S + k * lds + at[v], at_zero);
             std::memcpy(dZ_prev + k * I + at[v], &d, sizeof d);
             bias_sums[v] += d;
         }
     }
     for (int v = 0; v < V; ++v)
-        for (idx l = 0; l < 8; ++l) {
+        for (idx l = 0; l < L; ++l) {
             db_prev[at[v] + l] = bias_sums[v][l];
             for (int c = 0; c < O; ++c) dW[(at[v] + l) * O + c] = T(0) + T(1) * acc[c][v][l];
         }
 }
 
-// The units in strips of VS vectors (4 for one or two outputs, 2 for three or four, so the sums
-// stay in registers), the last strip's last vector the 8 units ending at unit I - 1. A single
-// vector left over would be a pass of its own down the rows (I = 100 with three outputs: a
-// fifth of the time went to its 4 units), so it joins the last strip.
-template <typename T, int O>
+// The units in strips of VS vectors of L (with AVX-512's 32 registers, 4 for one or two outputs
+// and 2 for three or four; half that with 16 registers, where L < 8; so the sums stay in
+// registers), the last strip's last vector the L units ending at unit I - 1. A single vector left
+// over would be a pass of its own down the rows (I = 100 with three outputs: a fifth of the time
+// went to its 4 units), so it joins the last strip.
+template <typename T, int L, int O>
 DP_ISA_CLONES void narrow_backward_strips(T* dW, T* dZ_prev, T* db_prev, const T* dZ, const T* A,
                                           const T* Wt, const T* S, idx lds, idx N, idx I, T at_zero) {
-    constexpr int VS = O <= 2 ? 4 : 2;
-    const idx vectors = (I + 7) / 8;
+    constexpr int VS = (O <= 2 ? 4 : 2) / (L < 8 ? 2 : 1);
+    const idx vectors = (I + L - 1) / L;
     idx strips = vectors / VS, rest = vectors % VS;  // the last strip: `rest` vectors, below
     if (strips > 0 && rest <= 1) {
         --strips;
         rest += VS;
     }
     for (idx s = 0; s < strips; ++s) {
-        const idx j0 = s * 8 * VS;
-        narrow_backward_strip<T, O, VS>(dW, dZ_prev, db_prev, dZ, A, Wt, S, lds, N, I, j0, j0 + 8 * (VS - 1), at_zero);
+        const idx j0 = s * L * VS;
+        narrow_backward_strip<T, L, O, VS>(dW, dZ_prev, db_prev, dZ, A, Wt, S, lds, N, I, j0, j0 + L * (VS - 1),
+                                           at_zero);
     }
-    const idx j0 = strips * 8 * VS;
+    const idx j0 = strips * L * VS;
     auto strip = [&](auto V) {
-        narrow_backward_strip<T, O, decltype(V)::value>(dW, dZ_prev, db_prev, dZ, A, Wt, S, lds, N, I, j0, I - 8, at_zero);
+        narrow_backward_strip<T, L, O, decltype(V)::value>(dW, dZ_prev, db_prev, dZ, A, Wt, S, lds, N, I, j0, I - L,
+                                                           at_zero);
     };
     using One = std::integral_constant<int, 1>;
     using Two = std::integral_constant<int, 2>;
@@ -788,9 +852,13 @@ void narrow_relu_backward(T* dW, T* db, T* dZ_prev, T* db_prev, const T* dZ, con
     for (idx j = 0; j < I; ++j)
         for (idx c = 0; c < O; ++c) Wt[c * I + j] = W[j * O + c];
     using Strips = void (*)(T*, T*, T*, const T*, const T*, const T*, const T*, idx, idx, idx, T);
-    const Strips strips[] = {narrow_backward_strips<T, 1>, narrow_backward_strips<T, 2>,
-                             narrow_backward_strips<T, 3>, narrow_backward_strips<T, 4>};
-    strips[O - 1](dW, dZ_prev, db_prev, dZ, A, Wt, S, lds, N, I, at_zero);
+    const Strips strips = by_lanes<T>([&](auto lanes) {
+        constexpr int L = decltype(lanes)::value;
+        const Strips by_outputs[] = {narrow_backward_strips<T, L, 1>, narrow_backward_strips<T, L, 2>,
+                                     narrow_backward_strips<T, L, 3>, narrow_backward_strips<T, L, 4>};
+        return by_outputs[O - 1];
+    });
+    strips(dW, dZ_prev, db_prev, dZ, A, Wt, S, lds, N, I, at_zero);
     column_sums(db, dZ, O, O, N, false);
 }
 
@@ -819,6 +887,11 @@ double fma_peak_gflops(bool f64, double seconds) {
         }
     }
     return sink == -1.0 ? 0.0 : best;  // sink keeps the probe from being optimised away
+}
+
+int small_product_lanes(bool f64) {
+    auto lanes = [](auto l) { return int(decltype(l)::value); };
+    return f64 ? by_lanes<double>(lanes) : by_lanes<float>(lanes);
 }
 
 int gemm_mr(bool f64) { return f64 ? kernel_for<double>(active_isa()).mr : kernel_for<float>(active_isa()).mr; }

@@ -58,6 +58,9 @@ void narrow_relu_backward(T* dW, T* db, T* dZ_prev, T* db_prev, const T* dZ, con
 // The packed path's tile sizes for the active instruction set (for tests at tile edges).
 int gemm_mr(bool f64);
 int gemm_nr(bool f64);
+// Values to a vector in the small-product loops (direct, narrow, one-pass backward) as they run
+// on this CPU: one register of the loop clone's vector unit, at most 8.
+int small_product_lanes(bool f64);
 
 // One core's multiply-add throughput on the active path, measured by a register-only loop of
 // about `seconds`: GFLOP/s (2 flops per multiply-add). The roofline benchmarks compare against.

@@ -4,7 +4,7 @@
 # suite only ever exercises one clone. This builds the extension twice more without clones,
 # once for x86-64-v3 (AVX2) and once for the baseline (SSE2), and runs the whole suite against
 # each: the two clones an AVX-512 machine never runs (vector code that differs per target:
-# the softmax exp's integer clamp, the direct loop's GNU vector blocks, ...).
+# the softmax exp's integer clamp, the small-product loops' GNU vectors of 4 and 2 float64, ...).
 #
 #   scripts/isa_clones_check.sh [pytest arguments...]
 #
@@ -19,6 +19,8 @@ status=0
 for target in x86-64-v3 x86-64; do
     flags="-DDELTAPROP_NO_ISA_CLONES"
     [ "$target" = x86-64 ] || flags="$flags -march=$target"
+    lanes=4  # float64 values to a vector in the small-product loops: one AVX2 register
+    [ "$target" = x86-64 ] && lanes=2  # one SSE2 register
     rm -rf "$WORK/$target/pkg"
     pip install -q "${isolation[@]}" --no-deps --target "$WORK/$target/pkg" \
         -Ccmake.define.CMAKE_CXX_FLAGS="$flags" -Cbuild-dir="$WORK/$target/build" "$ROOT"
@@ -27,7 +29,8 @@ for target in x86-64-v3 x86-64; do
     # the interpreter's own packages (pytest, numpy, scikit-learn) come in through PYTHONPATH.
     site="$(python -c 'import sys; print(":".join(p for p in sys.path if p.endswith("-packages")))')"
     PYTHONPATH="$WORK/$target/pkg:$site" python -S -c "import deltaprop._core as c; \
-        assert c.build_info()['isa_clones'] == '', c.build_info()" || status=1
+        assert c.build_info()['isa_clones'] == '', c.build_info(); \
+        assert c.build_info()['small_product_lanes']['float64'] == $lanes, c.build_info()" || status=1
     (cd "$WORK" && PYTHONPATH="$WORK/$target/pkg:$site" python -S -m pytest -q -p no:cacheprovider \
         "$ROOT/tests" "$@") || status=1
 done

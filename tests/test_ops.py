@@ -74,14 +74,16 @@ def test_gemm_beta_zero_ignores_nan_in_out(rng, dtype, m, n, k, trans_a, alpha):
     assert_close(out, alpha * ((A.T if trans_a else A) @ B))
 
 
-# The narrow path's dot products take the last k mod 8 values as the 8 ending at k, the lanes
-# summed before zeroed in both operands: an infinity there must count once, not turn into NaN
-# as infinity x 0. (The rows of A are 100 long: the last step overlaps k = 92..95.)
+# The narrow path's dot products take the last k mod L values as the L ending at k (L = 8, 4 or
+# 2 values to a vector, with the CPU's vector registers), the lanes summed before zeroed in both
+# operands: an infinity there must count once, not turn into NaN as infinity x 0. (Rows of 100:
+# with 8 lanes the last step overlaps k = 92..95; rows of 103 leave a remainder for every L.)
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("where", [5, 93, 97])
-def test_gemm_narrow_dot_products_count_an_infinity_once(rng, dtype, where):
-    A = rng.standard_normal((64, 100)).astype(dtype)
-    B = np.abs(rng.standard_normal((100, 3))).astype(dtype) + 1
+@pytest.mark.parametrize("k, where", [(100, 5), (100, 93), (100, 97),
+                                      (103, 98), (103, 100), (103, 102)])
+def test_gemm_narrow_dot_products_count_an_infinity_once(rng, dtype, k, where):
+    A = rng.standard_normal((64, k)).astype(dtype)
+    B = np.abs(rng.standard_normal((k, 3))).astype(dtype) + 1
     A[::2, where] = np.inf
     got = dp.ops.gemm(A, B, n_threads=1, check_finite=False)
     np.testing.assert_array_equal(got[::2], np.inf)

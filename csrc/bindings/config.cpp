@@ -12,6 +12,7 @@
 #endif
 #endif
 
+#include "../gemm.hpp"
 #include "../isa.hpp"
 #include "checks.hpp"
 
@@ -123,7 +124,9 @@ py::dict build_info() {
         "cplusplus"_a = long(__cplusplus), "build_type"_a = std::string(DELTAPROP_BUILD_TYPE),
         "sanitizers"_a = std::string(DELTAPROP_SANITIZE), "openmp"_a = openmp,
         "isa_built"_a = isa_names(&isa_built), "isa_supported"_a = isa_names(&isa_supported),
-        "isa_active"_a = std::string(isa_name(active_isa())), "isa_clones"_a = clones_selected());
+        "isa_active"_a = std::string(isa_name(active_isa())), "isa_clones"_a = clones_selected(),
+        "small_product_lanes"_a = py::dict("float32"_a = small_product_lanes(false),
+                                           "float64"_a = small_product_lanes(true)));
 }
 
 // The team a kernel called with `n_threads` gets: the count resolve_threads() asks for (which

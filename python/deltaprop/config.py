@@ -49,6 +49,8 @@ def config_info() -> dict[str, Any]:
             "supported": info["isa_supported"],
             "active": info["isa_active"],
             "elementwise": info["isa_clones"] or None,
+            # values to a vector in the small products' loops, per dtype (csrc/gemm.cpp)
+            "small_product_lanes": info["small_product_lanes"],
         },
         "python": {
             "version": platform.python_version(),
