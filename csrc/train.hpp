@@ -123,7 +123,7 @@ double update(const ParamViews<T*>& params, const ParamViews<T*>& grad, const Pa
     const double lr_t =
         c.optimizer == Optimizer::adam ? adam_step_size(c.lr, c.beta_1, c.beta_2, double(t)) : c.lr;
     const bool decays = l2_size > 0 && c.alpha > 0;
-    const T decay = T(c.alpha / l2_size);  // add_l2's
+    const T decay = decays ? T(c.alpha / l2_size) : T(0);  // add_l2's
     double squares = 0;
     idx next_weights = 0;  // layer whose weight array comes next
     for (idx a = 0; a < spec.arrays(); ++a) {
