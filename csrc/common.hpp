@@ -35,9 +35,9 @@ using idx = std::ptrdiff_t;
 // it calls out of line stay baseline, so no AVX-512 copy of a shared inline function can be the
 // one the linker keeps. With -ffp-contract=off (CMakeLists.txt) every clone rounds exactly as the
 // baseline does. Only the small-product loops of gemm.cpp differ by clone: they take as many
-// values to a vector as one register holds (8, 4 or 2 float64), so their sums are split into that
-// many lanes, and their last bits can differ between CPUs of different vector widths
-// (DELTAPROP_ISA picks only the GEMM's micro-kernels).
+// values to a vector as one register holds (8, 4 or 2 float64; 16, 8 or 4 float32), so their
+// sums are split into that many lanes, and their last bits can differ between CPUs of different
+// vector widths (DELTAPROP_ISA picks only the GEMM's micro-kernels).
 #if defined(DELTAPROP_HAVE_AVX512) && defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
     !defined(DELTAPROP_NO_ISA_CLONES)
 #define DP_ISA_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))

@@ -46,10 +46,11 @@ void delta_propagate(T* dZ_prev, const T* dZ, const T* W, const T* S_prev, idx N
 }
 
 // Whether gemm.hpp's narrow_relu_backward can serve layer l's backward: few outputs, a ReLU
-// before them, at least 8 of its units, and products small enough that the passes it replaces
-// would run on one thread (it is serial).
-inline bool narrow_backward_fits(const ActivationSpec& f_prev, idx N, idx I, idx O, int n_threads) {
-    return O <= kNarrowOutputs && I >= 8 && f_prev.kind == Activation::relu &&
+// before them, at least 8 of its units and a vector's worth (its last vector is the L units
+// ending at the last), and products small enough that the passes it replaces would run on one
+// thread (it is serial).
+inline bool narrow_backward_fits(const ActivationSpec& f_prev, idx N, idx I, idx O, int n_threads, bool f64) {
+    return O <= kNarrowOutputs && I >= std::max<idx>(8, small_product_lanes(f64)) && f_prev.kind == Activation::relu &&
            threads_for(N * I * O, resolve_threads(n_threads), kParallelMinMultiplyAdds) == 1;
 }
 

@@ -201,12 +201,13 @@ inline int loop_vector_bytes() {
 #endif
 }
 
-// f(std::integral_constant<int, L>{}) for L values of T to one such register, at most 8: the
-// small-product loops are built for L = 2, 4 and 8, and run with this one.
+// f(std::integral_constant<int, L>{}) for L values of T to one such register: the small-product
+// loops are built for L = 2, 4, 8 and 16 (float32 on AVX-512), and run with this one.
 template <typename T, typename F>
 decltype(auto) by_lanes(F&& f) {
-    static const int lanes = std::min(8, loop_vector_bytes() / int(sizeof(T)));
-    if (lanes >= 8) return f(std::integral_constant<int, 8>{});
+    static const int lanes = loop_vector_bytes() / int(sizeof(T));
+    if (lanes >= 16) return f(std::integral_constant<int, 16>{});
+    if (lanes == 8) return f(std::integral_constant<int, 8>{});
     if (lanes == 4) return f(std::integral_constant<int, 4>{});
     return f(std::integral_constant<int, 2>{});
 }
@@ -226,7 +227,24 @@ template <typename T, int L>
 [[gnu::always_inline]] inline void hsums(Lanes<T, L>& out, const Lanes<T, L>* v) {
     using I = typename LaneIndexOf<T, L>::type;
     using V = Lanes<T, L>;
-    if constexpr (L == 8) {
+    if constexpr (L == 16) {
+        const I lo8 = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
+        const I hi8 = {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31};
+        const I lo4 = {0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27};
+        const I hi4 = {4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31};
+        const I lo2 = {0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29};
+        const I hi2 = {2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31};
+        const I even = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+        const I odd = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+        V r1[8], r2[4], r3[2];
+        for (int p = 0; p < 8; ++p)
+            r1[p] = __builtin_shuffle(v[2 * p], v[2 * p + 1], lo8) + __builtin_shuffle(v[2 * p], v[2 * p + 1], hi8);
+        for (int p = 0; p < 4; ++p)
+            r2[p] = __builtin_shuffle(r1[2 * p], r1[2 * p + 1], lo4) + __builtin_shuffle(r1[2 * p], r1[2 * p + 1], hi4);
+        for (int p = 0; p < 2; ++p)
+            r3[p] = __builtin_shuffle(r2[2 * p], r2[2 * p + 1], lo2) + __builtin_shuffle(r2[2 * p], r2[2 * p + 1], hi2);
+        out = __builtin_shuffle(r3[0], r3[1], even) + __builtin_shuffle(r3[0], r3[1], odd);
+    } else if constexpr (L == 8) {
         const I lo4 = {0, 1, 2, 3, 8, 9, 10, 11}, hi4 = {4, 5, 6, 7, 12, 13, 14, 15};
         const I lo2 = {0, 1, 4, 5, 8, 9, 12, 13}, hi2 = {2, 3, 6, 7, 10, 11, 14, 15};
         const I even = {0, 2, 4, 6, 8, 10, 12, 14}, odd = {1, 3, 5, 7, 9, 11, 13, 15};
@@ -244,7 +262,7 @@ template <typename T, int L>
             halves[p] = __builtin_shuffle(v[2 * p], v[2 * p + 1], lo2) + __builtin_shuffle(v[2 * p], v[2 * p + 1], hi2);
         out = __builtin_shuffle(halves[0], halves[1], even) + __builtin_shuffle(halves[0], halves[1], odd);
     } else {
-        static_assert(L == 2, "lanes come in 2, 4 or 8");
+        static_assert(L == 2, "lanes come in 2, 4, 8 or 16");
         const I even = {0, 2}, odd = {1, 3};
         out = __builtin_shuffle(v[0], v[1], even) + __builtin_shuffle(v[0], v[1], odd);
     }
@@ -515,7 +533,7 @@ void gemm_narrow(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M,
     });
     const Columns by_columns = paths.first;
     const Rows by_rows = paths.second;
-    constexpr idx kBlock = 32;  // rows of C per task: a multiple of dot_columns' 4 L and of 4
+    constexpr idx kBlock = 64;  // rows of C per task: a multiple of dot_columns' 4 L and of 4
     parallel_for((M + kBlock - 1) / kBlock, nt, [&](idx block) {
         const idx i0 = block * kBlock, i1 = std::min(M, i0 + kBlock);
         if (trans_a) by_columns(C, ldc, A, lda, bt, i0, i1, K, alpha, accumulate);
@@ -739,11 +757,14 @@ void gemm(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M, idx N,
     // single row stays direct: a vector-matrix product has nothing for packing to share.
     const bool transposable = N < kern.nr && M >= kern.nr;
     // A C of at most kNarrowColumns columns over many rows: a few dot products per row (at
-    // least 8 rows, which dot_columns needs, and 8 values of k). However small the product:
+    // least 8 rows and 8 values of k, and a vector's worth of each: dot_columns' last rows and
+    // the dot products' last values of k are the L ending there). However small the product:
     // the direct loop's last columns are one sum each, waiting on every addition (the output
     // layer over breast_cancer's last batch of 26 rows, 26 x 1 x 100, took 1.2 us of a 77 us
     // epoch, the other 400 rows 2.6 us).
-    const bool narrow = alpha != T(0) && K >= 8 && N >= 1 && N <= kNarrowColumns && M >= std::max<idx>(kern.nr, 8);
+    const idx lanes = small_product_lanes(sizeof(T) == 8);
+    const bool narrow = alpha != T(0) && K >= std::max<idx>(lanes, 8) && N >= 1 && N <= kNarrowColumns &&
+                        M >= std::max<idx>(lanes, 8);
     const bool direct = !narrow && (alpha == T(0) || K < 8 || M * N * K < idx(16) * 16 * 16 ||
                                     (!transposable && (M < 2 || N < 8)));
     // Every path folds beta = 0 (overwrite, C never read) or 1 (accumulate) into its sums; other

@@ -49,7 +49,7 @@ void gemm(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M, idx N,
 //   db_prev = column sums of dZ_prev.
 // Each value is the same sum in the same order as in those passes (the narrow and direct
 // products and column_sums start each sum at 0 and add k in order), so the bits are the same.
-// Needs I >= 8; runs on one thread.
+// Needs I >= 8 and I >= small_product_lanes; runs on one thread.
 constexpr idx kNarrowOutputs = 4;
 template <typename T>
 void narrow_relu_backward(T* dW, T* db, T* dZ_prev, T* db_prev, const T* dZ, const T* A, const T* W,

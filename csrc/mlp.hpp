@@ -256,7 +256,7 @@ double mlp_loss_and_gradients(Workspace<T>& ws, const ParamViews<const T*>& p,
     for (idx l = L - 1; l >= 0; --l) {
         const idx I = spec.sizes[l], O = spec.sizes[l + 1];
         const T* input = l == 0 ? X : ws.A[l - 1].data();
-        if (l > 0 && spec.fused_delta(l) && narrow_backward_fits(spec.hidden[l - 1].f, N, I, O, n_threads)) {
+        if (l > 0 && spec.fused_delta(l) && narrow_backward_fits(spec.hidden[l - 1].f, N, I, O, n_threads, sizeof(T) == 8)) {
             narrow_relu_backward<T>(grad.W(l), grad.b(l), ws.dZ[l - 1].data(), grad.b(l - 1), ws.dZ[l].data(),
                                     input, p.W(l), ws.stored(spec, l - 1), I, N, I, O,
                                     T(spec.hidden[l - 1].f.grad_at_zero));
