@@ -85,6 +85,7 @@ struct NetSpec {
     idx arrays() const { return idx(array_sizes.size()); }
     idx array_size(idx a) const { return array_sizes[a]; }
     idx weight_index(idx l) const { return first_array[l]; }
+    bool is_weights(idx a) const { return std::binary_search(first_array.begin(), first_array.end(), a); }
 };
 
 // Parameter-shaped arrays in the flat order of NetSpec; P is T* or const T*.

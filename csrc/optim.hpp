@@ -13,8 +13,8 @@ namespace dp {
 //   v <- momentum . v - lr . g
 //   p <- p + v
 // With momentum = 0 this is plain SGD, p <- p - lr . g (online training when batches are one row).
-// Each optimizer's step of element e given its gradient g, as a rule shared by its range loop and
-// the fused L2 pass (decay_and_step); state2 is Adam's alone.
+// Each optimizer's step of element e given its gradient g, as a rule that step_range (below) and
+// the fused L2 pass (decay_and_step) run; the second state is Adam's alone.
 template <typename T>
 struct SgdRule {
     T lr, momentum;
@@ -24,17 +24,23 @@ struct SgdRule {
     }
 };
 
-template <typename T>
-DP_ISA_CLONES void sgd_momentum_range(T* DP_RESTRICT p, T* DP_RESTRICT v, const T* DP_RESTRICT g,
-                                      idx begin, idx end, T lr, T momentum) {
-    const SgdRule<T> rule{lr, momentum};
-    for (idx e = begin; e < end; ++e) rule(p, v, nullptr, g[e], e);
+// `rule`'s step on elements [begin, end): p the parameters, s1 and s2 the rule's state.
+template <typename T, typename Rule>
+DP_ISA_CLONES void step_range(T* DP_RESTRICT p, T* DP_RESTRICT s1, T* DP_RESTRICT s2, const T* DP_RESTRICT g,
+                              idx begin, idx end, const Rule rule) {
+    for (idx e = begin; e < end; ++e) rule(p, s1, s2, g[e], e);
+}
+
+// `rule`'s step on all count elements, split over threads where that pays.
+template <typename T, typename Rule>
+void step_all(T* p, T* s1, T* s2, const T* g, idx count, const Rule& rule, int n_threads) {
+    parallel_ranges(count, threads_for(count, n_threads),
+                    [&](idx begin, idx end) { step_range(p, s1, s2, g, begin, end, rule); });
 }
 
 template <typename T>
 void sgd_momentum_step(T* p, T* v, const T* g, idx count, T lr, T momentum, int n_threads) {
-    parallel_ranges(count, threads_for(count, n_threads),
-                    [&](idx begin, idx end) { sgd_momentum_range(p, v, g, begin, end, lr, momentum); });
+    step_all<T>(p, v, nullptr, g, count, SgdRule<T>{lr, momentum}, n_threads);
 }
 
 // Nesterov's accelerated gradient in scikit-learn's form (SGDOptimizer, nesterov=True;
@@ -51,16 +57,8 @@ struct NesterovRule {
 };
 
 template <typename T>
-DP_ISA_CLONES void nesterov_range(T* DP_RESTRICT p, T* DP_RESTRICT v, const T* DP_RESTRICT g,
-                                  idx begin, idx end, T lr, T momentum) {
-    const NesterovRule<T> rule{lr, momentum};
-    for (idx e = begin; e < end; ++e) rule(p, v, nullptr, g[e], e);
-}
-
-template <typename T>
 void nesterov_step(T* p, T* v, const T* g, idx count, T lr, T momentum, int n_threads) {
-    parallel_ranges(count, threads_for(count, n_threads),
-                    [&](idx begin, idx end) { nesterov_range(p, v, g, begin, end, lr, momentum); });
+    step_all<T>(p, v, nullptr, g, count, NesterovRule<T>{lr, momentum}, n_threads);
 }
 
 // Adam's step size for step t (counted from 1): the bias corrections folded into lr.
@@ -92,17 +90,9 @@ struct AdamRule {
 };
 
 template <typename T>
-DP_ISA_CLONES void adam_range(T* DP_RESTRICT p, T* DP_RESTRICT m, T* DP_RESTRICT v, const T* DP_RESTRICT g,
-                              idx begin, idx end, const AdamRule<T> rule) {
-    for (idx e = begin; e < end; ++e) rule(p, m, v, g[e], e);
-}
-
-template <typename T>
 void adam_step(T* p, T* m, T* v, const T* g, idx count, T lr_t, double beta_1, double beta_2, T epsilon,
                int n_threads) {
-    const AdamRule<T> rule(lr_t, beta_1, beta_2, epsilon);
-    parallel_ranges(count, threads_for(count, n_threads),
-                    [&](idx begin, idx end) { adam_range(p, m, v, g, begin, end, rule); });
+    step_all<T>(p, m, v, g, count, AdamRule<T>(lr_t, beta_1, beta_2, epsilon), n_threads);
 }
 
 // y[begin:end] += a . x[begin:end]

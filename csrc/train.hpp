@@ -125,37 +125,27 @@ double update(const ParamViews<T*>& params, const ParamViews<T*>& grad, const Pa
     const bool decays = l2_size > 0 && c.alpha > 0;
     const T decay = decays ? T(c.alpha / l2_size) : T(0);  // add_l2's
     double squares = 0;
-    idx next_weights = 0;  // layer whose weight array comes next
     for (idx a = 0; a < spec.arrays(); ++a) {
         T *p = params.arrays[a], *g = grad.arrays[a], *s1 = state1.arrays[a];
         T* s2 = c.optimizer == Optimizer::adam ? state2.arrays[a] : nullptr;  // only Adam's exists
         const idx count = spec.array_size(a);
-        const bool weights = next_weights < spec.layers() && a == spec.weight_index(next_weights);
-        next_weights += weights;
-        const auto step = [&](auto rule, auto parallel_step) {
-            if (!(decays && weights)) return parallel_step();
-            if (threads_for(count, n_threads) == 1) {
+        const bool decayed = decays && spec.is_weights(a);
+        const bool serial = threads_for(count, n_threads) == 1;
+        const auto step = [&](const auto& rule) {
+            if (decayed && serial) {
                 squares += decay_and_step(p, g, s1, s2, count, decay, rule);
                 return;
             }
-            squares += sum_of_squares(p, count);
-            add_l2<T>(g, p, count, c.alpha, l2_size, n_threads);
-            parallel_step();
+            if (decayed) {
+                squares += sum_of_squares(p, count);
+                add_l2<T>(g, p, count, c.alpha, l2_size, n_threads);
+            }
+            step_all(p, s1, s2, g, count, rule, n_threads);
         };
         switch (c.optimizer) {
-            case Optimizer::sgd:
-                step(SgdRule<T>{T(c.lr), T(c.momentum)},
-                     [&] { sgd_momentum_step<T>(p, s1, g, count, T(c.lr), T(c.momentum), n_threads); });
-                break;
-            case Optimizer::nesterov:
-                step(NesterovRule<T>{T(c.lr), T(c.momentum)},
-                     [&] { nesterov_step<T>(p, s1, g, count, T(c.lr), T(c.momentum), n_threads); });
-                break;
-            case Optimizer::adam:
-                step(AdamRule<T>(T(lr_t), c.beta_1, c.beta_2, T(c.epsilon)), [&] {
-                    adam_step<T>(p, s1, s2, g, count, T(lr_t), c.beta_1, c.beta_2, T(c.epsilon), n_threads);
-                });
-                break;
+            case Optimizer::sgd: step(SgdRule<T>{T(c.lr), T(c.momentum)}); break;
+            case Optimizer::nesterov: step(NesterovRule<T>{T(c.lr), T(c.momentum)}); break;
+            case Optimizer::adam: step(AdamRule<T>(T(lr_t), c.beta_1, c.beta_2, T(c.epsilon))); break;
         }
     }
     return decays ? 0.5 * c.alpha * squares / l2_size : 0.0;
