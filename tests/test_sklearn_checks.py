@@ -1,11 +1,12 @@
 """scikit-learn's own estimator checks (parametrize_with_checks) on both drop-ins, in several
-configurations: each solver, scikit-learn's relu and one of deltaprop's activations, and
-deltaprop's residual blocks with dropout.
+configurations: each solver, scikit-learn's relu and one of deltaprop's activations, the
+regressor's absolute and Huber losses, the classifier's class weights, and deltaprop's residual
+blocks with dropout.
 
 Small networks and max_iter keep the whole file within seconds; the classifier must still reach
 the 0.83 training accuracy check_classifiers_train asks for. No check is expected to fail,
-except the sample-weight equivalence checks with dropout (the reason is in
-expected_failed_checks)."""
+except the sample-weight equivalence checks with dropout and with class_weight='balanced' (the
+reasons are in expected_failed_checks)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,11 @@ ESTIMATORS = [
     MLPRegressor(solver="lbfgs", max_iter=60, **SMALL),
     MLPClassifier(activation="leaky_relu", learning_rate_init=0.01, max_iter=60, **SMALL),
     MLPRegressor(activation="leaky_relu", learning_rate_init=0.01, max_iter=60, **SMALL),
-    # deltaprop's options: a residual block (the second hidden layer) and dropout
+    # deltaprop's options: the robust regression losses, class weights, a residual block
+    # (the second hidden layer) and dropout
+    MLPRegressor("absolute_error", learning_rate_init=0.01, max_iter=60, **SMALL),
+    MLPRegressor("huber", solver="lbfgs", huber_delta=0.5, max_iter=60, **SMALL),
+    MLPClassifier(class_weight="balanced", learning_rate_init=0.01, max_iter=60, **SMALL),
     MLPClassifier(hidden_layer_sizes=(32, 32), residual=True, dropout=0.1,
                   learning_rate_init=0.01, max_iter=60, n_threads=1),
     MLPRegressor(hidden_layer_sizes=(32, 32), residual=True, dropout=0.1,
@@ -38,6 +43,13 @@ ESTIMATORS = [
 
 
 def expected_failed_checks(estimator):
+    if getattr(estimator, "class_weight", None) == "balanced":
+        # 'balanced' weighs each class by its count of rows: repeating a row changes the
+        # counts, and so every row's weight, where a weight of 2 on that row does not.
+        reason = ("class_weight='balanced' counts rows: a repeated row changes the classes' "
+                  "weights, a row of weight 2 does not")
+        return {"check_sample_weight_equivalence_on_dense_data": reason,
+                "check_sample_weight_equivalence_on_sparse_data": reason}
     if not estimator.dropout:
         return {}
     # Dropout draws a mask for each row of a batch: a row repeated twice is trained with two
@@ -65,3 +77,6 @@ def test_the_checks_cover_both_estimators_every_solver_and_a_new_activation():
         assert {e.solver for e in configs} == {"adam", "sgd", "lbfgs"}
         assert {e.activation for e in configs} >= {"relu", "leaky_relu"}
         assert any(e.residual and e.dropout for e in configs)
+    regressor_losses = {e.loss for e in ESTIMATORS if type(e) is MLPRegressor}
+    assert regressor_losses >= {"squared_error", "absolute_error", "huber"}
+    assert any(e.class_weight == "balanced" for e in ESTIMATORS if type(e) is MLPClassifier)

@@ -104,11 +104,14 @@ def new_optimizer_state(coefs: Sequence[FloatArray], intercepts: Sequence[FloatA
 def make_network(layer_sizes: Sequence[int], activation: ActivationArg, output: str,
                  dtype: npt.DTypeLike, n_threads: int | None = None, *,
                  residual: list[bool] | None = None, dropout: list[float] | None = None,
-                 alpha_dropout: bool = False) -> Network:
+                 alpha_dropout: bool = False, loss: str | None = None,
+                 huber_delta: float = 1.0) -> Network:
     """A network of these sizes; ``output`` is "softmax", "sigmoid", "identity" or "exp";
-    ``residual`` and ``dropout`` one flag and one rate per hidden layer (None: none)."""
+    ``residual`` and ``dropout`` one flag and one rate per hidden layer (None: none);
+    ``loss`` the identity output's "absolute_error" or "huber" (with ``huber_delta``) in place
+    of scikit-learn's squared error (None: the output's own loss)."""
     return Network(layer_sizes, activation, output, np.dtype(dtype), n_threads, residual,
-                   dropout, alpha_dropout)
+                   dropout, alpha_dropout, loss, huber_delta)
 
 
 def _poisson_offset(Y: npt.ArrayLike) -> npt.NDArray[np.float64]:
@@ -124,17 +127,21 @@ class Network:
     def __init__(self, layer_sizes: Sequence[int], activation: ActivationArg, output: str,
                  dtype: np.dtype[Any], n_threads: int | None,
                  residual: list[bool] | None = None, dropout: list[float] | None = None,
-                 alpha_dropout: bool = False) -> None:
+                 alpha_dropout: bool = False, loss: str | None = None,
+                 huber_delta: float = 1.0) -> None:
         self.layer_sizes = [int(s) for s in layer_sizes]
         self.activation = resolve(activation)
         self.output = output
         self.dtype = dtype
         engine_type = getattr(_core, f"Engine_{dtype.name}")
+        # Only scikit-learn's squared error averages its value over the outputs (and not its
+        # gradient); deltaprop's absolute and Huber losses sum over them, value and gradient
+        # alike, so L-BFGS sees one consistent objective.
         self._engine = engine_type(self.layer_sizes, self.activation, output,
-                                   "poisson" if output == "exp" else None,
+                                   "poisson" if output == "exp" else loss,
                                    residual=residual, dropout=dropout,
-                                   alpha_dropout=alpha_dropout,
-                                   loss_mean_over_outputs=output == "identity",
+                                   alpha_dropout=alpha_dropout, huber_delta=float(huber_delta),
+                                   loss_mean_over_outputs=output == "identity" and loss is None,
                                    n_threads=0 if n_threads is None else int(n_threads))
 
     @property

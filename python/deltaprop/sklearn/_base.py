@@ -126,6 +126,11 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         return {"softmax": "softmax", "logistic": "sigmoid", "identity": "identity",
                 "exp": "exp"}[self.out_activation_]
 
+    def _engine_loss(self) -> tuple[str | None, float]:
+        """(the loss the engine trains in place of the output's own, or None; its Huber
+        delta): the regressor's absolute_error and huber."""
+        return None, 1.0
+
     def _blocks(self, sizes: Sequence[int]) -> tuple[list[bool], list[float]]:
         """(residual flags, dropout rates), one per hidden layer of a network of ``sizes``."""
         hidden = len(sizes) - 2
@@ -141,13 +146,16 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         """The engine for the fitted shape, cached (it is rebuilt after unpickling)."""
         sizes = [self.coefs_[0].shape[0]] + [W.shape[1] for W in self.coefs_]
         residual, dropout = self._blocks(sizes)
+        loss, huber_delta = self._engine_loss()
         key = (tuple(sizes), resolve(self.activation), self.out_activation_, np.dtype(dtype).name,
-               self.n_threads, tuple(residual), tuple(dropout), bool(self.alpha_dropout))
+               self.n_threads, tuple(residual), tuple(dropout), bool(self.alpha_dropout), loss,
+               huber_delta)
         cached = self.__dict__.get("_network_cache")
         if cached is None or cached[0] != key:
             net = _backend.make_network(sizes, self.activation, self._output_kind(), dtype,
                                         self.n_threads, residual=residual, dropout=dropout,
-                                        alpha_dropout=bool(self.alpha_dropout))
+                                        alpha_dropout=bool(self.alpha_dropout), loss=loss,
+                                        huber_delta=huber_delta)
             self.__dict__["_network_cache"] = cached = (key, net)
         return cached[1]
 
@@ -222,11 +230,14 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
                              f"its own, which scikit-learn's coefs_ and intercepts_ have no place "
                              f"for: train it with deltaprop.MLP (activation_params_ holds them)")
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
-        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        X, y, class_weights = self._validate_input(X, y, incremental, reset=first_pass)
         if sp.issparse(X):
             X = X.tocsr()  # rows are what batches and chunks slice (still sparse: no densifying)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
+        if class_weights is not None:  # (the classifier's class_weight: a factor per row)
+            sample_weight = (class_weights.astype(X.dtype) if sample_weight is None
+                             else sample_weight * class_weights.astype(X.dtype))
             if np.all(sample_weight == 1):
                 sample_weight = None  # the same objective, on the engine's unweighted path
         if y.ndim == 1:

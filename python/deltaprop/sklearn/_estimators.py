@@ -7,6 +7,7 @@ are scikit-learn's; deltaprop's own options follow them as keywords.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,7 @@ import numpy.typing as npt
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import (
     _check_partial_fit_first_call,
@@ -27,7 +28,7 @@ from .._typing import FloatArray
 from ..activations import Activation
 from ._base import BaseMLP
 from ._hooks import callback_management_context
-from ._labels import class_indices, decode, encode, fit_binarizer
+from ._labels import class_indices, class_row_weights, decode, encode, fit_binarizer
 from ._persist import PersistMixin
 from ._plot import PlotMixin
 
@@ -90,7 +91,17 @@ _COMMON_DOC = """
 class MLPClassifier(ClassifierMixin, PersistMixin, PlotMixin, BaseMLP):  # type: ignore[misc]
     # (ignore: scikit-learn ships no type information, so its mixins are Any to mypy)
     __doc__ = ("Multi-layer perceptron classifier, a drop-in for "
-               "sklearn.neural_network.MLPClassifier.\n" + _COMMON_DOC.format(name="MLPClassifier"))
+               "sklearn.neural_network.MLPClassifier.\n" + _COMMON_DOC.format(name="MLPClassifier")
+               + """
+    class_weight : dict, list of dict, 'balanced' or None, default=None
+        Weights of the classes (what scikit-learn #9113 asked for), as scikit-learn's other
+        classifiers take them: {class: weight} (classes left out weigh 1), 'balanced'
+        (n_samples / (n_classes * the class's count)), or for multilabel y one dict per label
+        column, keyed 0 and 1. Each row's weight is its class's times its ``sample_weight``,
+        in the loss, the gradients and, with early stopping, the validation score. In
+        partial_fit, 'balanced' weighs the classes of the rows of that call (so one call over
+        the whole data is one epoch of fit's weighting).
+""")
 
     def __init__(self, hidden_layer_sizes: int | Sequence[int] = (100,),
                  activation: str | Activation = "relu", *, solver: str = "adam",
@@ -102,6 +113,7 @@ class MLPClassifier(ClassifierMixin, PersistMixin, PlotMixin, BaseMLP):  # type:
                  nesterovs_momentum: bool = True, early_stopping: bool = False,
                  validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-8, n_iter_no_change: float = 10, max_fun: int = 15000,
+                 class_weight: dict[Any, float] | list[dict[Any, float]] | str | None = None,
                  n_threads: int | None = None, clip_norm: float | None = None,
                  dropout: float | Sequence[float] = 0.0, alpha_dropout: bool = False,
                  residual: bool | Sequence[bool] = False, init: str = "sklearn",
@@ -109,10 +121,15 @@ class MLPClassifier(ClassifierMixin, PersistMixin, PlotMixin, BaseMLP):  # type:
                  record_health: bool = False) -> None:
         self._store_parameters(locals())
 
+    _parameter_constraints: dict[str, list[Any]] = {
+        **BaseMLP._parameter_constraints,
+        "class_weight": [dict, list, StrOptions({"balanced"}), None],
+    }
+
     loss = "log_loss"  # scikit-learn's classifier has no loss parameter, only this value
 
     def _validate_input(self, X: Any, y: Any, incremental: bool,
-                        reset: bool) -> tuple[Any, FloatArray]:
+                        reset: bool) -> tuple[Any, FloatArray, npt.NDArray[np.float64] | None]:
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
                              dtype=(np.float64, np.float32), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
@@ -132,7 +149,8 @@ class MLPClassifier(ClassifierMixin, PersistMixin, PlotMixin, BaseMLP):  # type:
             if len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
                 raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
                                  f"{self.classes_}. 'y' has {classes}.")
-        return X, encode(self._label_binarizer, y, X.dtype)
+        weights = class_row_weights(self.class_weight, self._label_binarizer, y)
+        return X, encode(self._label_binarizer, y, X.dtype), weights
 
     def _decode_targets(self, y: Any) -> Any:
         return decode(self._label_binarizer, y)
@@ -194,6 +212,16 @@ class MLPRegressor(RegressorMixin, PersistMixin, PlotMixin, BaseMLP):  # type: i
     __doc__ = ("Multi-layer perceptron regressor, a drop-in for "
                "sklearn.neural_network.MLPRegressor.\n" + _COMMON_DOC.format(name="MLPRegressor")
                + """
+    loss : {'squared_error', 'poisson', 'absolute_error', 'huber'}, default='squared_error'
+        scikit-learn's two, and deltaprop's robust losses (what scikit-learn #14571 asked
+        for): 'absolute_error', |y - ŷ|, and 'huber', ½(y - ŷ)² where |y - ŷ| ≤ huber_delta,
+        else huber_delta·(|y - ŷ| - huber_delta/2). scikit-learn's squared error averages its
+        value (not its gradient) over the outputs; these two sum over the outputs, value and
+        gradient alike, so ``loss_`` and ``loss_curve_`` of one output are the mean absolute
+        error (or Huber loss) of the rows, plus the L2 term.
+    huber_delta : float, default=1.0
+        Where the Huber loss turns from squared to absolute (loss='huber' only).
+
     Unlike scikit-learn 1.9, ``partial_fit`` does not exist for ``solver='lbfgs'`` (there a
     missing call parenthesis makes it run a full L-BFGS fit); as for the classifier, it is
     available for the stochastic solvers only.
@@ -201,7 +229,8 @@ class MLPRegressor(RegressorMixin, PersistMixin, PlotMixin, BaseMLP):  # type: i
 
     _parameter_constraints: dict[str, list[Any]] = {
         **BaseMLP._parameter_constraints,
-        "loss": [StrOptions({"squared_error", "poisson"})],
+        "loss": [StrOptions({"squared_error", "poisson", "absolute_error", "huber"})],
+        "huber_delta": [Interval(Real, 0, None, closed="neither")],
     }
 
     def __init__(self, loss: str = "squared_error",
@@ -215,15 +244,21 @@ class MLPRegressor(RegressorMixin, PersistMixin, PlotMixin, BaseMLP):  # type: i
                  nesterovs_momentum: bool = True, early_stopping: bool = False,
                  validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-8, n_iter_no_change: float = 10, max_fun: int = 15000,
-                 n_threads: int | None = None, clip_norm: float | None = None,
+                 huber_delta: float = 1.0, n_threads: int | None = None,
+                 clip_norm: float | None = None,
                  dropout: float | Sequence[float] = 0.0, alpha_dropout: bool = False,
                  residual: bool | Sequence[bool] = False, init: str = "sklearn",
                  callback: Callable[[Any], object] | None = None, progress: bool = False,
                  record_health: bool = False) -> None:
         self._store_parameters(locals())
 
+    def _engine_loss(self) -> tuple[str | None, float]:
+        if self.loss in ("absolute_error", "huber"):
+            return self.loss, float(self.huber_delta)
+        return None, 1.0  # squared_error, and poisson: the identity and exp outputs' own
+
     def _validate_input(self, X: Any, y: Any, incremental: bool,
-                        reset: bool) -> tuple[Any, FloatArray]:
+                        reset: bool) -> tuple[Any, FloatArray, None]:
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
                              y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
@@ -231,7 +266,7 @@ class MLPRegressor(RegressorMixin, PersistMixin, PlotMixin, BaseMLP):  # type: i
         if self.loss == "poisson" and np.any(y < 0):
             raise ValueError("Some value(s) of y are negative which is not allowed for "
                              "the poisson loss.")
-        return X, y
+        return X, y, None
 
     def predict(self, X: Any) -> npt.NDArray[Any]:
         """Predicted values: shape (n_samples,) for one output, else (n_samples, n_outputs)."""

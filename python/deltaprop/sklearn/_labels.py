@@ -86,3 +86,33 @@ def decode(binarizer: LabelBinarizer, Y: Any) -> npt.NDArray[Any]:
             return labels
     labels = binarizer.inverse_transform(Y)
     return labels
+
+
+def class_row_weights(class_weight: Any, binarizer: LabelBinarizer,
+                      y: Any) -> npt.NDArray[np.float64] | None:
+    """Each row's weight from ``class_weight`` (None, 'balanced', a dict {class: weight}, or for
+    multilabel y a list of such dicts, one per label column, keyed 0 and 1), as scikit-learn's
+    other classifiers read it (compute_class_weight, compute_sample_weight); None for None.
+    'balanced' weighs the classes of these rows (a fit's, or one partial_fit call's) by
+    n_rows / (n_classes present * the class's count)."""
+    from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
+
+    if class_weight is None:
+        return None
+    if isinstance(class_weight, str) or binarizer.y_type_.startswith("multilabel"):
+        rows = np.asarray(compute_sample_weight(class_weight, y), dtype=np.float64)
+    elif isinstance(class_weight, dict):
+        weights = np.asarray(compute_class_weight(class_weight, classes=binarizer.classes_, y=y),
+                             dtype=np.float64)
+        index = class_indices(binarizer, y)
+        if index is None:  # labels LabelBinarizer itself handles: y holds only known classes
+            index = np.searchsorted(binarizer.classes_, y)
+        rows = weights[index]
+    else:
+        raise ValueError(f"class_weight must be 'balanced' or a dict {{class: weight}} for a "
+                         f"{binarizer.y_type_} target (a list of dicts is for multilabel y), "
+                         f"got {type(class_weight).__name__}")
+    if not (np.isfinite(rows).all() and (rows >= 0).all()):
+        raise ValueError(f"class_weight must hold finite, non-negative weights, got "
+                         f"{class_weight!r}")
+    return rows

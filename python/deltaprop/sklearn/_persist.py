@@ -55,6 +55,24 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _class_weight_to_json(class_weight: Any) -> Any:
+    """JSON's object keys are strings, a class_weight's are the classes (often ints): each dict
+    is kept as its [class, weight] pairs."""
+    if isinstance(class_weight, dict):
+        return {"items": [[_jsonable(k), _jsonable(v)] for k, v in class_weight.items()]}
+    if isinstance(class_weight, list):
+        return [_class_weight_to_json(d) for d in class_weight]
+    return class_weight
+
+
+def _class_weight_from_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: v for k, v in value["items"]}
+    if isinstance(value, list):
+        return [_class_weight_from_json(d) for d in value]
+    return value
+
+
 def _params(est: Any) -> dict[str, Any]:
     params: dict[str, Any] = est.get_params(deep=False)
     params.pop("callback")  # code, not data
@@ -63,6 +81,8 @@ def _params(est: Any) -> dict[str, Any]:
     if not (params["random_state"] is None or isinstance(params["random_state"], int)):
         params["random_state"] = None  # a RandomState object is not saved
     params["hidden_layer_sizes"] = _jsonable(np.atleast_1d(params["hidden_layer_sizes"]))
+    if "class_weight" in params:
+        params["class_weight"] = _class_weight_to_json(params["class_weight"])
     return params
 
 
@@ -76,14 +96,15 @@ class PersistMixin:
         spec = resolve(est.activation)
         sizes = [est.coefs_[0].shape[0]] + [W.shape[1] for W in est.coefs_]
         residual, dropout = est._blocks(sizes)
+        loss, huber_delta = est._engine_loss()
         net = _EstimatorNetwork(layer_sizes=sizes, dtype=est.coefs_[0].dtype,
                                 activation=est.activation if isinstance(est.activation, str)
                                 else spec, output=est._output_kind(),
                                 seed=est.random_state if isinstance(est.random_state, int) else 0,
                                 grad_at_zero=spec.grad_at_zero, epochs_trained_=est.n_iter_,
                                 coefs_=est.coefs_, intercepts_=est.intercepts_,
-                                loss=None, huber_delta=1.0, residual=residual, dropout=dropout,
-                                alpha_dropout=bool(est.alpha_dropout),
+                                loss=loss, huber_delta=huber_delta, residual=residual,
+                                dropout=dropout, alpha_dropout=bool(est.alpha_dropout),
                                 activation_params_=[{} for _ in est.coefs_[:-1]])
         sk: dict[str, Any] = {
             "estimator": type(self).__name__, "params": _params(self),
@@ -111,6 +132,8 @@ class PersistMixin:
             if isinstance(params["activation"], dict):
                 params["activation"] = Activation(**params["activation"])
             params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+            if "class_weight" in params:
+                params["class_weight"] = _class_weight_from_json(params["class_weight"])
             est: Any = cls(**params)  # an estimator (scikit-learn's classes are untyped)
             for name, value in sk["attributes"].items():
                 setattr(est, name, value)
