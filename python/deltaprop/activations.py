@@ -216,12 +216,8 @@ def resolve(spec: object, name: str = "activation") -> Activation:
     raise TypeError(f"{name} must be a str or a deltaprop Activation, got {type(spec).__name__}")
 
 
-
-
 def resolve_with_grad_at_zero(activation: object,
-
                               grad_at_zero: float = 0.0) -> Activation:
-
     """The Activation for a name or spec, with the positional ``grad_at_zero`` folded in.
 
     With a name, grad_at_zero applies to relu and necro_relu and, as in the engine, is checked

@@ -74,7 +74,6 @@ def _learned(activation: ActivationArg, grad_at_zero: float, params: _LearnedPar
     return [cast("npt.NDArray[_F]", resolved[name]) for name in spec.param_names]
 
 
-
 def activation_forward(Z: npt.NDArray[_F], activation: ActivationArg = "relu",
                        params: _LearnedParams | None = None, *, n_threads: int = 0,
                        check_finite: bool = True) -> npt.NDArray[_F]:

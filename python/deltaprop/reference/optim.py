@@ -123,7 +123,6 @@ def invscaling_lr(lr0: float, t: float, power_t: float = 0.5) -> float:
     return float(lr0) / decay
 
 
-
 def step_lr(lr0: float, epoch: int, step_size: int, gamma: float = 0.1) -> float:
     """Step decay: lr0 · γ^⌊epoch / step_size⌋, epoch counted from 0 (PyTorch's StepLR)."""
     if step_size < 1:
