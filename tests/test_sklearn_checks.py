@@ -1,7 +1,7 @@
 """scikit-learn's own estimator checks (parametrize_with_checks) on both drop-ins, in several
 configurations: each solver, scikit-learn's relu and one of deltaprop's activations, the
-regressor's absolute and Huber losses, the classifier's class weights, and deltaprop's residual
-blocks with dropout.
+regressor's absolute and Huber losses, the classifier's class weights, one activation per
+hidden layer, and deltaprop's residual blocks with dropout.
 
 Small networks and max_iter keep the whole file within seconds; the classifier must still reach
 the 0.83 training accuracy check_classifiers_train asks for. No check is expected to fail,
@@ -35,6 +35,8 @@ ESTIMATORS = [
     MLPRegressor("absolute_error", learning_rate_init=0.01, max_iter=60, **SMALL),
     MLPRegressor("huber", solver="lbfgs", huber_delta=0.5, max_iter=60, **SMALL),
     MLPClassifier(class_weight="balanced", learning_rate_init=0.01, max_iter=60, **SMALL),
+    MLPClassifier(hidden_layer_sizes=(32, 16), activation=["relu", "tanh"],
+                  learning_rate_init=0.01, max_iter=60, n_threads=1),
     MLPClassifier(hidden_layer_sizes=(32, 32), residual=True, dropout=0.1,
                   learning_rate_init=0.01, max_iter=60, n_threads=1),
     MLPRegressor(hidden_layer_sizes=(32, 32), residual=True, dropout=0.1,
@@ -75,8 +77,11 @@ def test_the_checks_cover_both_estimators_every_solver_and_a_new_activation():
     for cls in (MLPClassifier, MLPRegressor):
         configs = [e for e in ESTIMATORS if type(e) is cls]
         assert {e.solver for e in configs} == {"adam", "sgd", "lbfgs"}
-        assert {e.activation for e in configs} >= {"relu", "leaky_relu"}
+        names = {e.activation for e in configs if isinstance(e.activation, str)}
+        assert names >= {"relu", "leaky_relu"}
         assert any(e.residual and e.dropout for e in configs)
     regressor_losses = {e.loss for e in ESTIMATORS if type(e) is MLPRegressor}
     assert regressor_losses >= {"squared_error", "absolute_error", "huber"}
-    assert any(e.class_weight == "balanced" for e in ESTIMATORS if type(e) is MLPClassifier)
+    classifiers = [e for e in ESTIMATORS if type(e) is MLPClassifier]
+    assert any(e.class_weight == "balanced" for e in classifiers)
+    assert any(isinstance(e.activation, list) for e in classifiers)

@@ -1,6 +1,7 @@
 """deltaprop's options on the scikit-learn estimators beyond scikit-learn's own: residual blocks,
-dropout and AlphaDropout. Each must train, be reproducible from random_state on any thread
-count, survive save/load into a plain dp.MLP, and be refused clearly where it cannot apply."""
+dropout and AlphaDropout, one activation per hidden layer. Each must train, be reproducible from
+random_state on any thread count, survive save/load into a plain dp.MLP, and be refused clearly
+where it cannot apply."""
 
 from __future__ import annotations
 
@@ -135,3 +136,40 @@ def test_activations_with_learned_parameters_point_to_mlp(digits, activation):
     for name in ("prelu", "acon"):  # not among the names the estimators accept
         with pytest.raises(ValueError, match="activation"):
             MLPClassifier((16,), activation=name, max_iter=2).fit(X_train, y_train)
+
+
+def test_one_activation_per_hidden_layer(digits, tmp_path):
+    """A list gives each hidden layer its own activation, in order (scikit-learn #10097): the
+    probabilities are those of tanh then ReLU computed by hand from the fitted weights, and a
+    list of one name repeated trains exactly as that name alone."""
+    X_train, X_test, y_train, _ = digits
+    kw = dict(hidden_layer_sizes=(16, 8), max_iter=10, random_state=0, n_threads=1)
+    est = fit(MLPClassifier(activation=["tanh", "relu"], **kw), X_train, y_train)
+    (W0, W1, W2), (b0, b1, b2) = est.coefs_, est.intercepts_
+    Z = np.maximum(np.tanh(X_test @ W0 + b0) @ W1 + b1, 0.0) @ W2 + b2
+    P = np.exp(Z - Z.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(est.predict_proba(X_test), P / P.sum(axis=1, keepdims=True),
+                               rtol=1e-10, atol=1e-13)
+    repeated = fit(MLPClassifier(activation=["tanh", "tanh"], **kw), X_train, y_train)
+    single = fit(MLPClassifier(activation="tanh", **kw), X_train, y_train)
+    for a, b in zip(repeated.coefs_, single.coefs_):
+        np.testing.assert_array_equal(a, b)
+    # saved with its list, and read back by the estimator and by a plain MLP
+    est.save(tmp_path / "mixed.dp")
+    assert MLPClassifier.load(tmp_path / "mixed.dp").activation == ["tanh", "relu"]
+    np.testing.assert_allclose(dp.MLP.load(tmp_path / "mixed.dp").forward(X_test),
+                               est.predict_proba(X_test), rtol=1e-12)
+    mixed = (dp.Activation("leaky_relu", alpha=0.2), "logistic")
+    assert fit(MLPClassifier(activation=mixed, **kw), X_train, y_train).n_iter_ == 10
+
+
+@pytest.mark.parametrize(("activation", "words"), [
+    (["relu"], "1 activations for 2 hidden layers"),
+    (["relu", "nope"], r"activation\[1\] must be one of"),
+    (["relu", "prelu"], r"activation\[1\] must be one of"),
+    (["relu", dp.Activation("prelu")], "deltaprop.MLP"),
+])
+def test_bad_activation_lists_are_refused_at_fit(digits, activation, words):
+    X_train, _, y_train, _ = digits
+    with pytest.raises(ValueError, match=words):
+        MLPClassifier((16, 8), activation=activation, max_iter=2).fit(X_train, y_train)

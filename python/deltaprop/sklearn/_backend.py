@@ -45,7 +45,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from .. import _core, reference
-from .._typing import ActivationArg, FloatArray
+from .._typing import ActivationsArg, FloatArray
 from ..activations import resolve
 from ..reference.health import HEALTH_ROWS  # the rows of the engine's health record
 
@@ -101,7 +101,7 @@ def new_optimizer_state(coefs: Sequence[FloatArray], intercepts: Sequence[FloatA
     return OptimizerState(kind, [np.zeros_like(p) for p in params], state2)
 
 
-def make_network(layer_sizes: Sequence[int], activation: ActivationArg, output: str,
+def make_network(layer_sizes: Sequence[int], activation: ActivationsArg, output: str,
                  dtype: npt.DTypeLike, n_threads: int | None = None, *,
                  residual: list[bool] | None = None, dropout: list[float] | None = None,
                  alpha_dropout: bool = False, loss: str | None = None,
@@ -124,13 +124,14 @@ def _poisson_offset(Y: npt.ArrayLike) -> npt.NDArray[np.float64]:
 
 
 class Network:
-    def __init__(self, layer_sizes: Sequence[int], activation: ActivationArg, output: str,
+    def __init__(self, layer_sizes: Sequence[int], activation: ActivationsArg, output: str,
                  dtype: np.dtype[Any], n_threads: int | None,
                  residual: list[bool] | None = None, dropout: list[float] | None = None,
                  alpha_dropout: bool = False, loss: str | None = None,
                  huber_delta: float = 1.0) -> None:
         self.layer_sizes = [int(s) for s in layer_sizes]
-        self.activation = resolve(activation)
+        self.activation = ([resolve(a) for a in activation]
+                           if isinstance(activation, (list, tuple)) else resolve(activation))
         self.output = output
         self.dtype = dtype
         engine_type = getattr(_core, f"Engine_{dtype.name}")

@@ -60,7 +60,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
 
     _parameter_constraints: dict[str, list[Any]] = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions(set(HIDDEN_ACTIVATIONS)), Activation],
+        "activation": [StrOptions(set(HIDDEN_ACTIVATIONS)), Activation, list, tuple],
         "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
@@ -126,6 +126,29 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         return {"softmax": "softmax", "logistic": "sigmoid", "identity": "identity",
                 "exp": "exp"}[self.out_activation_]
 
+    def _hidden_activations(self, n_hidden: int) -> list[Activation]:
+        """``activation`` as one Activation per hidden layer: one name or Activation for all,
+        or (deltaprop's; scikit-learn #10097) a list with one per hidden layer."""
+        activation = self.activation
+        if not isinstance(activation, (list, tuple)):
+            specs = [resolve(activation)] * n_hidden
+        elif len(activation) != n_hidden:
+            raise ValueError(f"activation lists {len(activation)} activations for {n_hidden} "
+                             f"hidden layers: give one per hidden layer, or one for all")
+        else:
+            specs = []
+            for i, a in enumerate(activation):
+                if not (isinstance(a, Activation) or a in HIDDEN_ACTIVATIONS):
+                    raise ValueError(f"activation[{i}] must be one of {sorted(HIDDEN_ACTIVATIONS)}"
+                                     f" or a deltaprop.Activation, got {a!r}")
+                specs.append(resolve(a))
+        for spec in specs:
+            if spec.param_names:
+                raise ValueError(f"activation {spec.name!r} learns parameters of its own, which "
+                                 f"scikit-learn's coefs_ and intercepts_ have no place for: "
+                                 f"train it with deltaprop.MLP (activation_params_ holds them)")
+        return specs
+
     def _engine_loss(self) -> tuple[str | None, float]:
         """(the loss the engine trains in place of the output's own, or None; its Huber
         delta): the regressor's absolute_error and huber."""
@@ -147,12 +170,13 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         sizes = [self.coefs_[0].shape[0]] + [W.shape[1] for W in self.coefs_]
         residual, dropout = self._blocks(sizes)
         loss, huber_delta = self._engine_loss()
-        key = (tuple(sizes), resolve(self.activation), self.out_activation_, np.dtype(dtype).name,
+        activations = self._hidden_activations(len(sizes) - 2)
+        key = (tuple(sizes), tuple(activations), self.out_activation_, np.dtype(dtype).name,
                self.n_threads, tuple(residual), tuple(dropout), bool(self.alpha_dropout), loss,
                huber_delta)
         cached = self.__dict__.get("_network_cache")
         if cached is None or cached[0] != key:
-            net = _backend.make_network(sizes, self.activation, self._output_kind(), dtype,
+            net = _backend.make_network(sizes, activations, self._output_kind(), dtype,
                                         self.n_threads, residual=residual, dropout=dropout,
                                         alpha_dropout=bool(self.alpha_dropout), loss=loss,
                                         huber_delta=huber_delta)
@@ -225,10 +249,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         hidden_layer_sizes = list(hidden_layer_sizes)
         if np.any(np.array(hidden_layer_sizes) <= 0):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden_layer_sizes}.")
-        if resolve(self.activation).param_names:
-            raise ValueError(f"activation {resolve(self.activation).name!r} learns parameters of "
-                             f"its own, which scikit-learn's coefs_ and intercepts_ have no place "
-                             f"for: train it with deltaprop.MLP (activation_params_ holds them)")
+        self._hidden_activations(len(hidden_layer_sizes))  # checks them against the layers
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, y, class_weights = self._validate_input(X, y, incremental, reset=first_pass)
         if sp.issparse(X):

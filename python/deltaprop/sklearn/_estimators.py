@@ -39,10 +39,11 @@ _COMMON_DOC = """
     (https://scikit-learn.org/stable/modules/generated/sklearn.neural_network.{name}.html),
     with these differences:
 
-    activation : str or deltaprop.Activation, default='relu'
+    activation : str, deltaprop.Activation, or a list of them, default='relu'
         scikit-learn's 'identity', 'logistic', 'tanh', 'relu', and deltaprop's 'leaky_relu',
         'elu', 'selu', 'softplus', 'swish', 'silu', 'mish', 'abs', 'necro_relu', 'sigmoid', or
-        an ``Activation`` with parameters (``Activation("leaky_relu", alpha=0.2)``).
+        an ``Activation`` with parameters (``Activation("leaky_relu", alpha=0.2)``); a list
+        gives one per hidden layer (``activation=["relu", "tanh"]``).
 
     deltaprop's own (keyword-only, after scikit-learn's):
 

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._typing import FloatArray, PathArg
-from ..activations import Activation, resolve
+from ..activations import Activation
 from ..saving import _bad, check_parameter_arrays, read_model_file, save_mlp
 
 # What predict, score and the attributes need; the optimizer's state is not kept (a warm start
@@ -73,11 +73,22 @@ def _class_weight_from_json(value: Any) -> Any:
     return value
 
 
+def _activation_to_json(activation: Any) -> Any:
+    if isinstance(activation, (list, tuple)):
+        return [_activation_to_json(a) for a in activation]
+    return dataclasses.asdict(activation) if isinstance(activation, Activation) else activation
+
+
+def _activation_from_json(activation: Any) -> Any:
+    if isinstance(activation, list):
+        return [_activation_from_json(a) for a in activation]
+    return Activation(**activation) if isinstance(activation, dict) else activation
+
+
 def _params(est: Any) -> dict[str, Any]:
     params: dict[str, Any] = est.get_params(deep=False)
     params.pop("callback")  # code, not data
-    if isinstance(params["activation"], Activation):
-        params["activation"] = dataclasses.asdict(params["activation"])
+    params["activation"] = _activation_to_json(params["activation"])
     if not (params["random_state"] is None or isinstance(params["random_state"], int)):
         params["random_state"] = None  # a RandomState object is not saved
     params["hidden_layer_sizes"] = _jsonable(np.atleast_1d(params["hidden_layer_sizes"]))
@@ -93,15 +104,16 @@ class PersistMixin:
 
         check_is_fitted(self)
         est: Any = self  # a BaseMLP: its attributes come from scikit-learn's untyped classes
-        spec = resolve(est.activation)
         sizes = [est.coefs_[0].shape[0]] + [W.shape[1] for W in est.coefs_]
+        activation = (est.activation if isinstance(est.activation, (str, Activation))
+                      else est._hidden_activations(len(sizes) - 2))  # a list: checked, resolved
         residual, dropout = est._blocks(sizes)
         loss, huber_delta = est._engine_loss()
         net = _EstimatorNetwork(layer_sizes=sizes, dtype=est.coefs_[0].dtype,
-                                activation=est.activation if isinstance(est.activation, str)
-                                else spec, output=est._output_kind(),
+                                activation=activation, output=est._output_kind(),
                                 seed=est.random_state if isinstance(est.random_state, int) else 0,
-                                grad_at_zero=spec.grad_at_zero, epochs_trained_=est.n_iter_,
+                                grad_at_zero=0.0,  # an Activation carries its own
+                                epochs_trained_=est.n_iter_,
                                 coefs_=est.coefs_, intercepts_=est.intercepts_,
                                 loss=loss, huber_delta=huber_delta, residual=residual,
                                 dropout=dropout, alpha_dropout=bool(est.alpha_dropout),
@@ -129,8 +141,7 @@ class PersistMixin:
             raise _bad(path, f"it holds {found}, not a {cls.__name__}")
         try:
             params = dict(sk["params"])
-            if isinstance(params["activation"], dict):
-                params["activation"] = Activation(**params["activation"])
+            params["activation"] = _activation_from_json(params["activation"])
             params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
             if "class_weight" in params:
                 params["class_weight"] = _class_weight_from_json(params["class_weight"])
