@@ -169,6 +169,29 @@ def test_check_health_names_the_layer_and_reads_the_last_epoch():
     assert check_health(record)[0].startswith("layer 1: the gradient norm is NaN or inf")
     record["dead_fraction"][-1] = [0.8, 0.6, np.nan]
     assert check_health(record)[-1].startswith("layers 0, 1: up to 80% of the units are dead")
+    # dead ReLU units are saturated too: only the saturated units that are not dead count
+    record["saturated_fraction"][-1] = [0.8, 0.9, np.nan]
+    assert "saturated" not in check_health(record)[-1]
+    record["dead_fraction"][-1] = [0.0, 0.0, np.nan]
+    assert check_health(record)[-1].startswith("layers 0, 1: up to 90% of the units are "
+                                               "saturated")
+
+
+@pytest.mark.parametrize("activation,lr,sane_lr", [("sigmoid", 20.0, 2.0), ("tanh", 2.0, 0.1)])
+def test_a_learning_rate_too_large_shows_as_network_paralysis(digits, activation, lr, sane_lr):
+    """Seed 003's "network paralysis": steps too large push sigmoid and tanh units to their flat
+    ends, where f' is ~0 for every sample and the weights stop moving; the record shows it and
+    fit warns. The same network at a sane rate learns and is not saturated."""
+    X, y = digits
+    net = dp.MLP([64, 32, 32, 10], activation, seed=0)
+    with pytest.warns(dp.diagnostics.HealthWarning, match="units are saturated"):
+        net.fit(X, y, epochs=5, lr=lr, record_health=True)
+    assert net.health_["saturated_fraction"][-1, :2].max() > 0.5
+    assert (net.predict(X) == y).mean() < 0.3
+    sane = dp.MLP([64, 32, 32, 10], activation, seed=0)
+    sane.fit(X, y, epochs=5, lr=sane_lr, record_health=True)
+    assert (sane.health_["saturated_fraction"][-1, :2] < 0.1).all()
+    assert (sane.predict(X) == y).mean() > 0.8
 
 
 def test_the_divergence_guard_names_the_epoch(digits):

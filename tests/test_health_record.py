@@ -80,12 +80,13 @@ def test_a_large_negative_bias_shows_as_dead_units():
 
 
 def test_saturated_sigmoid_units_are_counted():
-    """Seed 002's "network paralysis": a large input pins sigmoid units at 1, where their
-    derivative (at most 1/4) all but vanishes."""
+    """Seed 003's "network paralysis": a large input pins sigmoid units at 1, where their
+    derivative (at most 1/4) all but vanishes; fit warns about the layer."""
     X, Y = problem(np.random.default_rng(0), "softmax", n=200)
     net = dp.MLP([12, 16, 4], "sigmoid", seed=3)
     net.intercepts_[0][:12] = 15.0  # f' near e^-15: tiny, yet not 0 in float64
-    net.fit(X, Y, epochs=1, lr=0.0, record_health=True)
+    with pytest.warns(HealthWarning, match="layer 0: up to 75% of the units are saturated"):
+        net.fit(X, Y, epochs=1, lr=0.0, record_health=True)
     assert net.health_["saturated_fraction"][0, 0] == 12 / 16
     assert net.health_["dead_fraction"][0, 0] == 0  # a tiny derivative is not a zero one
 

@@ -399,8 +399,10 @@ def test_record_health_in_the_estimators():
 
     X, y = load_digits(return_X_y=True)
     X = X / 16.0
-    clf = MLPClassifier(hidden_layer_sizes=(32, 32), max_iter=5, random_state=0,
-                        record_health=True).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", dp.diagnostics.HealthWarning)  # a healthy fit: none
+        clf = MLPClassifier(hidden_layer_sizes=(32, 32), max_iter=5, random_state=0,
+                            record_health=True).fit(X, y)
     assert set(clf.health_) == set(HEALTH_ROWS)
     assert clf.health_["grad_norm"].shape == (5, 3)
     assert (clf.health_["grad_norm"] > 0).all()
@@ -411,3 +413,10 @@ def test_record_health_in_the_estimators():
     assert clf.health_["grad_norm"].shape == (6, 3)  # partial_fit continues the record
     with pytest.raises(ValueError, match="dense X"):
         MLPClassifier(max_iter=1, record_health=True).fit(sp.csr_matrix(X), y)
+    # steps too large pin tanh units at ±1: the fit says so, as deltaprop.MLP.fit does
+    paralysed = MLPClassifier(hidden_layer_sizes=(32, 32), activation="tanh", solver="sgd",
+                              learning_rate_init=2.0, momentum=0.0, max_iter=5, random_state=0,
+                              record_health=True)
+    with pytest.warns(dp.diagnostics.HealthWarning, match="units are saturated"):
+        paralysed.fit(X, y)
+    assert paralysed.score(X, y) < 0.3

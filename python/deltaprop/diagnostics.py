@@ -8,7 +8,7 @@ The seeds' question, measured per layer (first layer first, the output layer las
     zero_fraction       activations exactly 0 (sparsity: about half at a He-initialised ReLU layer)
     dead_fraction       units whose activation is 0 for every sample given (dying ReLU, seed 002)
     saturated_fraction  units whose |f'| stays below 1% of its largest value for every sample
-                        (sigmoid or tanh pinned at its ends: seed 002's "network paralysis")
+                        (sigmoid or tanh pinned at its ends: seed 003's "network paralysis")
 
 Sigmoid's derivative is at most 1/4, so each sigmoid layer shrinks Δ by 4× or more: twenty of
 them leave the first layer a 4^-20 share of the signal. ReLU's derivative is 0 or 1, so Δ keeps
@@ -33,10 +33,11 @@ if TYPE_CHECKING:
 
 VANISHING = 1e-6   # a layer whose gradient is below this share of the last layer's
 DEAD = 0.5         # a layer with more than this share of dead units
+SATURATED = 0.5    # ... or of saturated units that are not dead (f' ~ 0 while f is not 0)
 
 
 class HealthWarning(UserWarning):
-    """A layer's gradient vanished, or too many of its units died."""
+    """A layer's gradient vanished or broke, or too many of its units died or saturated."""
 
 
 def with_ratios(health: Mapping[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
@@ -76,9 +77,9 @@ def _layers(indices: Sequence[int]) -> str:
 
 
 def check_health(health: Mapping[str, npt.ArrayLike]) -> list[str]:
-
     """Problems a user can act on, one sentence per kind naming the layers: non-finite norms,
-    vanishing gradients, dead layers. A record of epochs × layers is judged by its last epoch."""
+    vanishing gradients, dead layers, saturated layers. A record of epochs × layers is judged
+    by its last epoch."""
     health = with_ratios({name: np.atleast_2d(health[name])[-1] for name in HEALTH_ROWS})
     grad, ratio, dead = health["grad_norm"], health["grad_norm_ratio"], health["dead_fraction"]
     problems = []
@@ -92,11 +93,18 @@ def check_health(health: Mapping[str, npt.ArrayLike]) -> list[str]:
             f"{_layers(vanished)}: the gradient vanished (down to {np.nanmin(ratio[vanished]):.1e} "
             f"of the last layer's): use a ReLU-family activation with He init, SELU with LeCun "
             f"init, or residual blocks")
-    dying = [l for l in range(len(dead)) if dead[l] > DEAD]
-    if dying:
-        worst = max(dead[l] for l in dying)
-        problems.append(
-            f"{_layers(dying)}: up to {worst:.0%} of the units are dead (zero for every "
-            f"sample): lower the learning rate, use a small positive bias_init, or leaky_relu / "
-            f"necro_relu")
+    # A dead ReLU unit is saturated too (its f' is 0 wherever f is); what is left of the
+    # saturated share is sigmoid, tanh or ELU units pinned at a flat end for every sample: seed
+    # 003's "network paralysis".
+    for share, threshold, what, advice in (
+            (dead, DEAD, "dead (zero for every sample)",
+             "lower the learning rate, use a small positive bias_init, or leaky_relu / necro_relu"),
+            (health["saturated_fraction"] - dead, SATURATED,
+             "saturated (f' below 1% of its largest for every sample: network paralysis)",
+             "scale the inputs, lower the learning rate or the initial weights, or use a "
+             "ReLU-family activation")):
+        layers = [l for l in range(len(share)) if share[l] > threshold]
+        if layers:
+            problems.append(f"{_layers(layers)}: up to {max(share[l] for l in layers):.0%} of the "
+                            f"units are {what}: {advice}")
     return problems

@@ -22,6 +22,7 @@ from sklearn.utils.validation import _check_sample_weight, validate_data
 
 from .._typing import FloatArray
 from ..activations import ALIASES, NAMES, Activation, resolve
+from ..diagnostics import HealthWarning, check_health
 from ..init import INIT_SCHEMES, init_network
 from ..validation import dropout_rates, residual_flags
 from . import _backend, _lbfgs
@@ -259,8 +260,8 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         if class_weights is not None:  # (the classifier's class_weight: a factor per row)
             sample_weight = (class_weights.astype(X.dtype) if sample_weight is None
                              else sample_weight * class_weights.astype(X.dtype))
-            if np.all(sample_weight == 1):
-                sample_weight = None  # the same objective, on the engine's unweighted path
+        if sample_weight is not None and np.all(sample_weight == 1):
+            sample_weight = None  # the same objective, on the engine's unweighted path
         if y.ndim == 1:
             y = y.reshape((-1, 1))
         self.n_outputs_ = y.shape[1]
@@ -284,6 +285,9 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
             raise ValueError("Solver produced non-finite parameter weights. The input data may"
                              " contain large values and need to be preprocessed.")
+        if self.record_health and len(getattr(self, "health_", {}).get("grad_norm", ())):
+            for problem in check_health(self.health_):  # as deltaprop.MLP.fit warns
+                warnings.warn(problem, HealthWarning, stacklevel=3)
         return self
 
     def _new_optimizer(self) -> SGDOptimizer | AdamOptimizer:

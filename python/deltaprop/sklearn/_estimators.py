@@ -77,7 +77,9 @@ _COMMON_DOC = """
     record_health : bool, default=False
         Record each epoch's gradient health inside the engine's loop (stochastic solvers, dense
         X) into ``health_``: per layer, grad_norm, delta_norm, update_ratio, zero_fraction,
-        dead_fraction and saturated_fraction, arrays of epochs x layers (deltaprop.diagnostics).
+        dead_fraction and saturated_fraction, arrays of epochs x layers (deltaprop.diagnostics);
+        a fit whose last epoch shows a vanished or broken gradient, or a layer of dead or
+        saturated units, warns (deltaprop.diagnostics.HealthWarning) with what to change.
 
     scikit-learn 1.9's callbacks (``est.set_callbacks(ScoringMonitor(...))``) see the fit as a
     task and each epoch as a subtask; an epoch's ``on_fit_task_end`` returning True stops it.
