@@ -107,8 +107,8 @@ class MLPClassifier(ClassifierMixin, PersistMixin, PlotMixin, BaseMLP):  # type:
 """)
 
     def __init__(self, hidden_layer_sizes: int | Sequence[int] = (100,),
-                 activation: str | Activation = "relu", *, solver: str = "adam",
-                 alpha: float = 0.0001, batch_size: int | str = "auto",
+                 activation: str | Activation | Sequence[str | Activation] = "relu", *,
+                 solver: str = "adam", alpha: float = 0.0001, batch_size: int | str = "auto",
                  learning_rate: str = "constant", learning_rate_init: float = 0.001,
                  power_t: float = 0.5, max_iter: int = 200, shuffle: bool = True,
                  random_state: int | np.random.RandomState | None = None, tol: float = 1e-4,
@@ -238,8 +238,8 @@ class MLPRegressor(RegressorMixin, PersistMixin, PlotMixin, BaseMLP):  # type: i
 
     def __init__(self, loss: str = "squared_error",
                  hidden_layer_sizes: int | Sequence[int] = (100,),
-                 activation: str | Activation = "relu", *, solver: str = "adam",
-                 alpha: float = 0.0001, batch_size: int | str = "auto",
+                 activation: str | Activation | Sequence[str | Activation] = "relu", *,
+                 solver: str = "adam", alpha: float = 0.0001, batch_size: int | str = "auto",
                  learning_rate: str = "constant", learning_rate_init: float = 0.001,
                  power_t: float = 0.5, max_iter: int = 200, shuffle: bool = True,
                  random_state: int | np.random.RandomState | None = None, tol: float = 1e-4,

@@ -15,7 +15,14 @@ import numpy.typing as npt
 
 from .._typing import FloatArray, PathArg
 from ..activations import Activation
-from ..saving import _bad, check_parameter_arrays, read_model_file, save_mlp
+from ..saving import (
+    _activation_from_json,
+    _activation_to_json,
+    _bad,
+    check_parameter_arrays,
+    read_model_file,
+    save_mlp,
+)
 
 # What predict, score and the attributes need; the optimizer's state is not kept (a warm start
 # after loading starts a fresh optimizer, as fit does).
@@ -71,18 +78,6 @@ def _class_weight_from_json(value: Any) -> Any:
     if isinstance(value, list):
         return [_class_weight_from_json(d) for d in value]
     return value
-
-
-def _activation_to_json(activation: Any) -> Any:
-    if isinstance(activation, (list, tuple)):
-        return [_activation_to_json(a) for a in activation]
-    return dataclasses.asdict(activation) if isinstance(activation, Activation) else activation
-
-
-def _activation_from_json(activation: Any) -> Any:
-    if isinstance(activation, list):
-        return [_activation_from_json(a) for a in activation]
-    return Activation(**activation) if isinstance(activation, dict) else activation
 
 
 def _params(est: Any) -> dict[str, Any]:
