@@ -1,7 +1,8 @@
 """scikit-learn's own estimator checks (parametrize_with_checks) on both drop-ins, in several
 configurations: each solver, scikit-learn's relu and one of deltaprop's activations, the
 regressor's absolute and Huber losses, the classifier's class weights, one activation per
-hidden layer, and deltaprop's residual blocks with dropout.
+hidden layer, activations that learn parameters (prelu, acon), and deltaprop's residual blocks
+with dropout.
 
 Small networks and max_iter keep the whole file within seconds; the classifier must still reach
 the 0.83 training accuracy check_classifiers_train asks for. No check is expected to fail,
@@ -37,6 +38,8 @@ ESTIMATORS = [
     MLPClassifier(class_weight="balanced", learning_rate_init=0.01, max_iter=60, **SMALL),
     MLPClassifier(hidden_layer_sizes=(32, 16), activation=["relu", "tanh"],
                   learning_rate_init=0.01, max_iter=60, n_threads=1),
+    MLPClassifier(activation="prelu", learning_rate_init=0.01, max_iter=60, **SMALL),
+    MLPRegressor(activation="acon", solver="lbfgs", max_iter=60, **SMALL),
     MLPClassifier(hidden_layer_sizes=(32, 32), residual=True, dropout=0.1,
                   learning_rate_init=0.01, max_iter=60, n_threads=1),
     MLPRegressor(hidden_layer_sizes=(32, 32), residual=True, dropout=0.1,
@@ -85,3 +88,4 @@ def test_the_checks_cover_both_estimators_every_solver_and_a_new_activation():
     classifiers = [e for e in ESTIMATORS if type(e) is MLPClassifier]
     assert any(e.class_weight == "balanced" for e in classifiers)
     assert any(isinstance(e.activation, list) for e in classifiers)
+    assert {e.activation for e in ESTIMATORS if isinstance(e.activation, str)} >= {"prelu", "acon"}

@@ -172,7 +172,6 @@ def check_parameter_arrays(path: PathArg, contents: Mapping[str, npt.NDArray[Any
 
 def load_mlp(cls: type[_Net], path: PathArg, *, backend: str = "cpp",
              n_threads: int | None = None) -> _Net:
-
     # The caller's own arguments first: a bad one is their mistake, not the file's.
     if backend not in ("cpp", "numpy"):
         raise ValueError(f"backend must be 'cpp' or 'numpy', got {backend!r}")

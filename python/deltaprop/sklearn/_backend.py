@@ -4,12 +4,16 @@ interface, so the estimators stay free of engine details:
     net = make_network(layer_sizes, activation, output, dtype, n_threads)
     net.forward(coefs, intercepts, X)                           -> output activations
     net.loss_and_gradients(coefs, intercepts, X, Y, sample_weight, alpha)
-                                                                -> (loss, dcoefs, dintercepts)
-    state = new_optimizer_state(coefs, intercepts, optimizer)
+                                            -> (loss, dcoefs, dintercepts, dactivation_params)
+    state = new_optimizer_state(flat_params(coefs, intercepts), optimizer)
     net.train_epoch(coefs, intercepts, state, X, Y, sample_weight, order, settings)
                                                                 -> the epoch's mean loss
     net.train_epochs(coefs, intercepts, state, X, Y, sample_weight, orders, lrs, settings,
                      plateau)                                   -> many epochs in one call
+
+Each method also takes ``learned``: the learned activations' parameters (prelu's slopes, a
+learnable swish's β, acon's p1, p2, β), one dict per hidden layer as deltaprop.MLP keeps them
+in ``activation_params_``; None when no activation learns.
 
 Everything computes scikit-learn's objective (sklearn/neural_network/_multilayer_perceptron.py,
 1.9, ``_backprop``):
@@ -36,7 +40,7 @@ an epoch, C++'s 1.1; reading or writing the state through MT19937.state takes 25
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -47,10 +51,14 @@ import scipy.sparse as sp
 from .. import _core, reference
 from .._typing import ActivationsArg, FloatArray
 from ..activations import resolve
+from ..reference.activations import init_activation_params  # as deltaprop.MLP starts them
 from ..reference.health import HEALTH_ROWS  # the rows of the engine's health record
 
 __all__ = ["CHUNK_ROWS", "HEALTH_ROWS", "EpochSettings", "Network", "OptimizerState",
-           "make_network", "new_optimizer_state", "shuffle", "EpochShuffles"]
+           "flat_params", "init_activation_params", "make_network", "new_optimizer_state",
+           "shuffle", "EpochShuffles"]
+
+Learned = Sequence[Mapping[str, FloatArray]]  # one dict of arrays per hidden layer
 
 CHUNK_ROWS = 4096  # sparse input is densified this many rows at a time outside training
 
@@ -88,15 +96,21 @@ def batches_per_epoch(n: int, batch_size: int) -> int:
     return -(-n // min(batch_size, n))
 
 
-def _flat(coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray]) -> list[FloatArray]:
-    """The engine's parameter order: per layer W_l, then b_l."""
-    return [p for W, b in zip(coefs, intercepts) for p in (W, b)]
+def flat_params(coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray],
+                learned: Learned | None = None) -> list[FloatArray]:
+    """The engine's parameter order: per layer W_l, b_l, then the layer's learned activation
+    parameters in their dict's order (Network puts them in the activation's)."""
+    params: list[FloatArray] = []
+    for l, (W, b) in enumerate(zip(coefs, intercepts)):
+        params += [W, b]
+        if learned is not None and l < len(learned):
+            params += list(learned[l].values())
+    return params
 
 
-def new_optimizer_state(coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray],
-                        kind: str) -> OptimizerState:
-    """Zeroed state for optimizer ``kind``: "sgd", "nesterov" or "adam"."""
-    params = _flat(coefs, intercepts)
+def new_optimizer_state(params: Sequence[FloatArray], kind: str) -> OptimizerState:
+    """Zeroed state for optimizer ``kind`` ("sgd", "nesterov" or "adam"), shaped like the
+    engine's ``params`` (flat_params)."""
     state2 = [np.zeros_like(p) for p in params] if kind == "adam" else None
     return OptimizerState(kind, [np.zeros_like(p) for p in params], state2)
 
@@ -132,6 +146,9 @@ class Network:
         self.layer_sizes = [int(s) for s in layer_sizes]
         self.activation = ([resolve(a) for a in activation]
                            if isinstance(activation, (list, tuple)) else resolve(activation))
+        hidden = (self.activation if isinstance(self.activation, list)
+                  else [self.activation] * (len(self.layer_sizes) - 2))
+        self._learned_names = [spec.param_names for spec in hidden]
         self.output = output
         self.dtype = dtype
         engine_type = getattr(_core, f"Engine_{dtype.name}")
@@ -146,8 +163,26 @@ class Network:
                                    n_threads=0 if n_threads is None else int(n_threads))
 
     @property
+    def learned_names(self) -> list[tuple[str, ...]]:
+        """Per hidden layer, the names of its activation's learned parameters (often none)."""
+        return self._learned_names
+
+    @property
     def n_outputs(self) -> int:
         return self.layer_sizes[-1]
+
+    def _params(self, coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray],
+                learned: Learned | None) -> list[FloatArray]:
+        """flat_params, with ``learned`` checked against the activations that learn and taken
+        in their parameters' order."""
+        if not any(self._learned_names):
+            return flat_params(coefs, intercepts)
+        if (learned is None or len(learned) != len(self._learned_names)
+                or any(set(d) != set(names) for d, names in zip(learned, self._learned_names))):
+            raise ValueError(f"activation_params_ must hold one dict per hidden layer with the "
+                             f"keys {[list(n) for n in self._learned_names]}")
+        return flat_params(coefs, intercepts, [{name: d[name] for name in names}
+                                               for d, names in zip(learned, self._learned_names)])
 
     def _dense(self, X: Any) -> FloatArray:
         X = X.toarray() if sp.issparse(X) else X
@@ -155,10 +190,10 @@ class Network:
 
     # -- inference -----------------------------------------------------------------------------
     def forward(self, coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray],
-                X: Any) -> FloatArray:
+                X: Any, learned: Learned | None = None) -> FloatArray:
         """Output activations (probabilities, values), row by row: any row's result is
         independent of the others."""
-        params = _flat(coefs, intercepts)
+        params = self._params(coefs, intercepts, learned)
         if sp.issparse(X):
             X = X.tocsr()
             return np.concatenate([self._engine.forward(params, self._dense(X[i:i + CHUNK_ROWS]))
@@ -170,10 +205,13 @@ class Network:
     def loss_and_gradients(self, coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray],
                            X: Any, Y: FloatArray,
                            sample_weight: npt.NDArray[np.float64] | None = None,
-                           alpha: float = 0.0) -> tuple[float, list[FloatArray], list[FloatArray]]:
-        """scikit-learn's objective over all rows of X and its gradients (fresh arrays)."""
+                           alpha: float = 0.0, learned: Learned | None = None,
+                           ) -> tuple[float, list[FloatArray], list[FloatArray],
+                                      list[dict[str, FloatArray]]]:
+        """scikit-learn's objective over all rows of X and its gradients (fresh arrays): of the
+        weights, the biases and the learned activation parameters (a dict per hidden layer)."""
         n = X.shape[0]
-        params = _flat(coefs, intercepts)
+        params = self._params(coefs, intercepts, learned)
         s = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         total = float(s.sum())
         grads = [np.zeros_like(p) for p in params]
@@ -192,30 +230,43 @@ class Network:
                 g += c if share == 1.0 else c * c.dtype.type(share)
         if self.output == "exp":
             loss += float((s * _poisson_offset(Y)).sum() / total)
-        dcoefs, dintercepts = grads[0::2], grads[1::2]
+        dcoefs, dintercepts, dlearned = self._unflat(grads)
         if alpha > 0:
             loss += reference.l2_penalty(coefs, alpha, total)
             for g, W in zip(dcoefs, coefs):
                 reference.add_l2(g, W, alpha, total)
-        return loss, dcoefs, dintercepts
+        return loss, dcoefs, dintercepts, dlearned
+
+    def _unflat(self, params: list[FloatArray],
+                ) -> tuple[list[FloatArray], list[FloatArray], list[dict[str, FloatArray]]]:
+        """flat_params' reverse: (coefs, intercepts, learned)."""
+        coefs, intercepts, learned = [], [], []
+        it = iter(params)
+        for l in range(len(self.layer_sizes) - 1):
+            coefs.append(next(it))
+            intercepts.append(next(it))
+            if l < len(self._learned_names):
+                learned.append({name: next(it) for name in self._learned_names[l]})
+        return coefs, intercepts, learned
 
     # -- one epoch (sgd, adam) -----------------------------------------------------------------
     def train_epoch(self, coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray],
                     state: OptimizerState, X: Any, Y: FloatArray,
                     sample_weight: npt.NDArray[np.float64] | None,
                     order: npt.NDArray[np.intp] | None, settings: EpochSettings,
-                    health: npt.NDArray[np.float64] | None = None) -> float:
+                    health: npt.NDArray[np.float64] | None = None,
+                    learned: Learned | None = None) -> float:
         """One epoch over the rows ``order`` of X (None: in stored order), in batches of
         ``settings.batch_size``, updating parameters and ``state`` in place. Returns
         scikit-learn's loss_curve_ entry: the batches' losses (each before its step) weighted
         by their rows. ``health`` (dense X only) receives the epoch's gradient health."""
         n = X.shape[0]
+        params = self._params(coefs, intercepts, learned)
         if sp.issparse(X):
-            return self._train_batches(coefs, intercepts, state, X, Y, sample_weight, order,
-                                       settings)
+            return self._train_batches(params, state, X, Y, sample_weight, order, settings)
         Y = np.ascontiguousarray(Y, dtype=self.dtype)
-        loss = self._engine_epoch(coefs, intercepts, state, self._dense(X), Y, sample_weight,
-                                  settings, order, health)
+        loss = self._engine_epoch(params, state, self._dense(X), Y, sample_weight, settings,
+                                  order, health)
         if self.output == "exp":
             if order is not None:  # the offsets follow the batches the engine cut
                 Y = Y[order]
@@ -229,6 +280,7 @@ class Network:
                      orders: npt.NDArray[np.int64] | None, lrs: Sequence[float],
                      settings: EpochSettings, plateau: tuple[float, float, float, int],
                      shuffle_state: tuple[Any, Any, Any] | None = None,
+                     learned: Learned | None = None,
                      ) -> tuple[npt.NDArray[np.float64], str, float, int, BaseException | None]:
         """Up to ``len(lrs)`` epochs in one engine call, for a fit with nothing to do between
         epochs (dense X, not the exp output, whose loss needs its offsets): epoch e reads the
@@ -244,8 +296,8 @@ class Network:
         tol, patience, best, count = plateau
         losses = np.empty(len(lrs))
         epochs, stop, best, count, error = self._engine.train_epochs(
-            _flat(coefs, intercepts), state.state1, state.state2, self._dense(X),
-            np.ascontiguousarray(Y, dtype=self.dtype), sample_weight, orders=orders,
+            self._params(coefs, intercepts, learned), state.state1, state.state2,
+            self._dense(X), np.ascontiguousarray(Y, dtype=self.dtype), sample_weight, orders=orders,
             shuffle_state=shuffle_state, lrs=np.asarray(lrs, dtype=np.float64), losses=losses,
             batch_size=settings.batch_size, momentum=settings.momentum, optimizer=state.kind,
             beta_1=settings.beta_1, beta_2=settings.beta_2, epsilon=settings.epsilon,
@@ -270,14 +322,13 @@ class Network:
                     total += len(w) * float((w * offset[rows]).sum() / w.sum())
         return total
 
-    def _engine_epoch(self, coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray],
-                      state: OptimizerState, X: FloatArray, Y: FloatArray,
-                      sample_weight: npt.NDArray[np.float64] | None, settings: EpochSettings,
-                      order: npt.NDArray[np.intp] | None = None,
+    def _engine_epoch(self, params: list[FloatArray], state: OptimizerState, X: FloatArray,
+                      Y: FloatArray, sample_weight: npt.NDArray[np.float64] | None,
+                      settings: EpochSettings, order: npt.NDArray[np.intp] | None = None,
                       health: npt.NDArray[np.float64] | None = None) -> float:
         steps = batches_per_epoch(X.shape[0], settings.batch_size)
         loss: float = self._engine.train_epoch(
-            _flat(coefs, intercepts), state.state1, state.state2, X, Y, sample_weight,
+            params, state.state1, state.state2, X, Y, sample_weight,
             order=None if order is None else np.ascontiguousarray(order, dtype=np.int64),
             batch_size=settings.batch_size, lr=settings.lr, momentum=settings.momentum,
             shuffle=False, seed=settings.seed, epoch=settings.epoch, optimizer=state.kind,
@@ -287,9 +338,8 @@ class Network:
         state.t += steps
         return loss
 
-    def _train_batches(self, coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray],
-                       state: OptimizerState, X: Any, Y: FloatArray,
-                       sample_weight: npt.NDArray[np.float64] | None,
+    def _train_batches(self, params: list[FloatArray], state: OptimizerState, X: Any,
+                       Y: FloatArray, sample_weight: npt.NDArray[np.float64] | None,
                        order: npt.NDArray[np.intp] | None, settings: EpochSettings) -> float:
         """One engine call per batch, each densified alone: sparse X is never densified whole.
         Each call is an epoch of one batch to the engine, so batch b of epoch e passes epoch
@@ -306,7 +356,7 @@ class Network:
             if weights is not None and weights.sum() == 0:
                 continue
             Yb = np.ascontiguousarray(Y[rows], dtype=self.dtype)
-            loss = self._engine_epoch(coefs, intercepts, state, self._dense(X[rows]), Yb, weights,
+            loss = self._engine_epoch(params, state, self._dense(X[rows]), Yb, weights,
                                       batch_settings)
             if self.output == "exp":
                 loss += self._batch_offsets(Yb, weights, len(rows)) / len(rows)

@@ -37,11 +37,14 @@ ORDER_ENTRIES = 1 << 20
 # are arrays of this length.
 EPOCHS_PER_CALL = 1 << 16
 
-# The hidden activations the estimators take. Those that learn parameters of their own (prelu,
-# acon, a learnable swish) train in deltaprop.MLP, which keeps them in activation_params_; the
-# estimators' attributes (coefs_, intercepts_, scikit-learn's) have no place for them.
-HIDDEN_ACTIVATIONS = tuple(n for n in NAMES if n not in ("prelu", "acon")) + tuple(ALIASES)
+# The hidden activations the estimators take: every one of deltaprop's. Those that learn
+# parameters of their own (prelu, acon, a learnable swish) keep them in activation_params_, as
+# deltaprop.MLP does, beside scikit-learn's coefs_ and intercepts_.
+HIDDEN_ACTIVATIONS = tuple(NAMES) + tuple(ALIASES)
 
+
+# activation_params_: one dict of arrays per hidden layer ({} for activations that learn nothing)
+LearnedParams = list[dict[str, FloatArray]]
 
 _PARAM_NAMES: dict[type, tuple[str, ...]] = {}
 
@@ -143,11 +146,6 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
                     raise ValueError(f"activation[{i}] must be one of {sorted(HIDDEN_ACTIVATIONS)}"
                                      f" or a deltaprop.Activation, got {a!r}")
                 specs.append(resolve(a))
-        for spec in specs:
-            if spec.param_names:
-                raise ValueError(f"activation {spec.name!r} learns parameters of its own, which "
-                                 f"scikit-learn's coefs_ and intercepts_ have no place for: "
-                                 f"train it with deltaprop.MLP (activation_params_ holds them)")
         return specs
 
     def _engine_loss(self) -> tuple[str | None, float]:
@@ -189,18 +187,37 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         state.pop("_network_cache", None)  # an engine object: rebuilt on demand
         return state
 
-    def _params_of_dtype(self, dtype: npt.DTypeLike) -> tuple[list[FloatArray], list[FloatArray]]:
-        """coefs_ and intercepts_ as C-contiguous arrays of ``dtype`` (the engine's input)."""
+    def _learned(self) -> LearnedParams:
+        """activation_params_ ([] on an estimator pickled before the estimators kept it)."""
+        learned: LearnedParams = getattr(self, "activation_params_", [])
+        return learned
+
+    def _parameter_arrays(self) -> list[FloatArray]:
+        return self.coefs_ + self.intercepts_ + [p for d in self._learned() for p in d.values()]
+
+    def _params_of_dtype(self, dtype: npt.DTypeLike,
+                         ) -> tuple[list[FloatArray], list[FloatArray], LearnedParams]:
+        """coefs_, intercepts_ and activation_params_ as C-contiguous arrays of ``dtype`` (the
+        engine's input)."""
         cast = [np.ascontiguousarray(p, dtype=dtype) for p in self.coefs_ + self.intercepts_]
-        return cast[:len(self.coefs_)], cast[len(self.coefs_):]
+        learned = [{name: np.ascontiguousarray(p, dtype=dtype) for name, p in d.items()}
+                   for d in self._learned()]
+        return cast[:len(self.coefs_)], cast[len(self.coefs_):], learned
+
+    def _keep_best(self) -> None:
+        """These parameters are the best so far (early stopping restores them)."""
+        self._best_coefs = [c.copy() for c in self.coefs_]
+        self._best_intercepts = [i.copy() for i in self.intercepts_]
+        self._best_activation_params = [{k: p.copy() for k, p in d.items()}
+                                        for d in self._learned()]
 
     def _forward_pass_fast(self, X: Any, check_input: bool = True) -> FloatArray:
         if check_input:
             X = validate_data(self, X, accept_sparse=["csr", "csc"],
                               dtype=(np.float64, np.float32), reset=False)
         dtype = self.coefs_[0].dtype
-        coefs, intercepts = self._params_of_dtype(dtype)
-        return self._network(dtype).forward(coefs, intercepts, X)
+        coefs, intercepts, learned = self._params_of_dtype(dtype)
+        return self._network(dtype).forward(coefs, intercepts, X, learned)
 
     # -- initialisation ----------------------------------------------------------------------
     def _initialize(self, y: FloatArray, layer_units: list[int], dtype: np.dtype[Any]) -> None:
@@ -222,13 +239,17 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         self.coefs_, self.intercepts_ = init_network(
             layer_units, self.activation, rng, dtype, scheme=self.init,
             residual=None if self.init == "sklearn" else residual)
+        # prelu's slopes, a learnable swish's β, acon's p1, p2, β ({} for the rest), as
+        # deltaprop.MLP starts them; they train with the weights (without the L2 term)
+        hidden = self._hidden_activations(len(layer_units) - 2)
+        self.activation_params_ = [_backend.init_activation_params(spec, n, dtype)
+                                   for spec, n in zip(hidden, layer_units[1:-1])]
         # Dropout masks come from (seed, epoch): the seed is drawn only when dropout is used, so
         # that the shuffles that follow stay scikit-learn's otherwise.
         self._dropout_seed = (int(self._random_state.randint(np.iinfo(np.int32).max))
                               if any(dropout) else 0)
         self._epochs_trained = 0
-        self._best_coefs = [c.copy() for c in self.coefs_]
-        self._best_intercepts = [i.copy() for i in self.intercepts_]
+        self._keep_best()
         if self.solver in _STOCHASTIC_SOLVERS:
             self.loss_curve_ = []
             self.validation_loss_curve_ = [] if self.early_stopping else None
@@ -282,7 +303,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
                 _lbfgs.fit_lbfgs(self, X, y, sample_weight)
         finally:
             hooks.fit_end()
-        if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
+        if not all(np.isfinite(w).all() for w in self._parameter_arrays()):
             raise ValueError("Solver produced non-finite parameter weights. The input data may"
                              " contain large values and need to be preprocessed.")
         if self.record_health and len(getattr(self, "health_", {}).get("grad_norm", ())):
@@ -290,12 +311,15 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
                 warnings.warn(problem, HealthWarning, stacklevel=3)
         return self
 
+    def _flat_params(self) -> list[FloatArray]:
+        return _backend.flat_params(self.coefs_, self.intercepts_, self._learned())
+
     def _new_optimizer(self) -> SGDOptimizer | AdamOptimizer:
         if self.solver == "sgd":
-            return SGDOptimizer(self.coefs_, self.intercepts_, self.learning_rate_init,
+            return SGDOptimizer(self._flat_params(), self.learning_rate_init,
                                 self.learning_rate, self.momentum, self.nesterovs_momentum,
                                 self.power_t)
-        return AdamOptimizer(self.coefs_, self.intercepts_, self.learning_rate_init,
+        return AdamOptimizer(self._flat_params(), self.learning_rate_init,
                              self.beta_1, self.beta_2, self.epsilon)
 
     def _validation_split(self, X: Any, y: FloatArray,
@@ -369,7 +393,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
                 self.loss_ = np.float64(net.train_epoch(self.coefs_, self.intercepts_,
                                              self._optimizer.state, X, y, sample_weight,
                                              sample_idx if self.shuffle else None, settings,
-                                             health=health))
+                                             health=health, learned=self._learned()))
                 if health is not None:
                     for name, row in zip(_backend.HEALTH_ROWS, health):
                         self.health_[name] = np.vstack([self.health_[name], row])
@@ -379,7 +403,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
                 self.loss_curve_.append(self.loss_)
                 if self.verbose:
                     print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
-                if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
+                if not all(np.isfinite(w).all() for w in self._parameter_arrays()):
                     break  # diverged: the guard in _fit reports it
                 self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val, net)
                 self._optimizer.iteration_ends(self.t_)
@@ -398,6 +422,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         if early_stopping:
             self.coefs_ = self._best_coefs
             self.intercepts_ = self._best_intercepts
+            self.activation_params_ = self._best_activation_params
 
     def _fit_epochs_in_engine(self, net: _backend.Network, X: Any, y: FloatArray,
                               sample_weight: npt.NDArray[np.float64] | None,
@@ -440,11 +465,13 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
             if shuffles is not None and in_engine:
                 with shuffles.engine_state() as state:
                     losses, stop, self.best_loss_, self._no_improvement_count, error = (
-                        net.train_epochs(*args, None, lrs, settings, plateau, shuffle_state=state))
+                        net.train_epochs(*args, None, lrs, settings, plateau, shuffle_state=state,
+                                         learned=self._learned()))
             else:
                 orders = None if shuffles is None else shuffles.draw(epochs)
                 losses, stop, self.best_loss_, self._no_improvement_count, error = (
-                    net.train_epochs(*args, orders, lrs, settings, plateau))
+                    net.train_epochs(*args, orders, lrs, settings, plateau,
+                                     learned=self._learned()))
             done = len(losses)
             drawn = done + (error is not None)  # the loop shuffles before an epoch it stops in
             if shuffles is not None and not in_engine and drawn < epochs:
@@ -490,9 +517,10 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
     def _update_no_improvement_count(self, early_stopping: bool, X_val: Any, y_val: Any,
                                      sw_val: Any, net: _backend.Network) -> None:
         if early_stopping:
-            coefs, intercepts = self._params_of_dtype(self.coefs_[0].dtype)
+            coefs, intercepts, learned = self._params_of_dtype(self.coefs_[0].dtype)
             # the data term of the objective (without the L2 penalty) on the held-out rows
-            val_loss = net.loss_and_gradients(coefs, intercepts, X_val, y_val, sw_val)[0]
+            val_loss = net.loss_and_gradients(coefs, intercepts, X_val, y_val, sw_val,
+                                              learned=learned)[0]
             assert self.validation_loss_curve_ is not None and self.validation_scores_ is not None
             assert self.best_validation_score_ is not None  # all three set with early stopping
             self.validation_loss_curve_.append(val_loss)
@@ -506,8 +534,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
                 self._no_improvement_count = 0
             if val_score > self.best_validation_score_:
                 self.best_validation_score_ = val_score
-                self._best_coefs = [c.copy() for c in self.coefs_]
-                self._best_intercepts = [i.copy() for i in self.intercepts_]
+                self._keep_best()
         else:
             assert self.best_loss_ is not None  # None only with early stopping
             if self.loss_curve_[-1] > self.best_loss_ - self.tol:

@@ -41,9 +41,13 @@ _COMMON_DOC = """
 
     activation : str, deltaprop.Activation, or a list of them, default='relu'
         scikit-learn's 'identity', 'logistic', 'tanh', 'relu', and deltaprop's 'leaky_relu',
-        'elu', 'selu', 'softplus', 'swish', 'silu', 'mish', 'abs', 'necro_relu', 'sigmoid', or
-        an ``Activation`` with parameters (``Activation("leaky_relu", alpha=0.2)``); a list
-        gives one per hidden layer (``activation=["relu", "tanh"]``).
+        'elu', 'selu', 'softplus', 'swish', 'silu', 'mish', 'abs', 'necro_relu', 'sigmoid',
+        'prelu', 'acon', or an ``Activation`` with parameters
+        (``Activation("leaky_relu", alpha=0.2)``, ``Activation("swish", learnable=True)``); a
+        list gives one per hidden layer (``activation=["relu", "tanh"]``). The parameters that
+        prelu, acon and a learnable swish learn (slopes; p1, p2, β; β) train with the weights,
+        by every solver, without the L2 term, and are kept in ``activation_params_``, one dict
+        per hidden layer ({{}} for the rest), as deltaprop.MLP keeps them.
 
     deltaprop's own (keyword-only, after scikit-learn's):
 

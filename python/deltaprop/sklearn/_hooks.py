@@ -61,7 +61,9 @@ class EpochHooks:
     def _fitted(self) -> dict[str, list[Any]]:
         est = self.estimator
         return {"coefs_": [W.copy() for W in est.coefs_],
-                "intercepts_": [b.copy() for b in est.intercepts_]}
+                "intercepts_": [b.copy() for b in est.intercepts_],
+                "activation_params_": [{k: p.copy() for k, p in d.items()}
+                                       for d in est._learned()]}
 
     def epoch_begin(self) -> None:
         if self.context is not None:

@@ -23,27 +23,37 @@ def _pack(arrays: Sequence[FloatArray]) -> npt.NDArray[np.float64]:
 
 def fit_lbfgs(est: Any, X: Any, y: FloatArray,
               sample_weight: npt.NDArray[np.float64] | None) -> None:
-    """est: the estimator (a BaseMLP); X dense or CSR."""
-    shapes = [W.shape for W in est.coefs_] + [b.shape for b in est.intercepts_]
-    bounds = np.cumsum([0] + [int(np.prod(s)) for s in shapes])
-    L = len(est.coefs_)
+    """est: the estimator (a BaseMLP); X dense or CSR. The parameters are packed as
+    scikit-learn packs them (every layer's weights, then every layer's biases), followed by
+    the learned activation parameters, if any."""
     dtype = X.dtype
     net = est._network(dtype)
+    L = len(est.coefs_)
+    learned_names = net.learned_names
+    start = est.coefs_ + est.intercepts_ + [d[name] for d, names in zip(est._learned(),
+                                                                        learned_names)
+                                            for name in names]
+    shapes = [p.shape for p in start]
+    bounds = np.cumsum([0] + [int(np.prod(s)) for s in shapes])
 
-    def unpack(packed: npt.NDArray[np.float64]) -> tuple[list[FloatArray], list[FloatArray]]:
-        arrays = [np.ascontiguousarray(packed[bounds[i]:bounds[i + 1]].reshape(s), dtype=dtype)
-                  for i, s in enumerate(shapes)]
-        return arrays[:L], arrays[L:]
+    def unpack(packed: npt.NDArray[np.float64],
+               ) -> tuple[list[FloatArray], list[FloatArray], list[dict[str, FloatArray]]]:
+        arrays = iter([np.ascontiguousarray(packed[bounds[i]:bounds[i + 1]].reshape(s),
+                                            dtype=dtype) for i, s in enumerate(shapes)])
+        coefs = [next(arrays) for _ in range(L)]
+        intercepts = [next(arrays) for _ in range(L)]
+        return coefs, intercepts, [{name: next(arrays) for name in names}
+                                   for names in learned_names]
 
     def loss_grad(packed: npt.NDArray[np.float64]) -> tuple[float, npt.NDArray[np.float64]]:
-        coefs, intercepts = unpack(packed)
-        loss, dcoefs, dintercepts = net.loss_and_gradients(coefs, intercepts, X, y,
-                                                           sample_weight, est.alpha)
-        return loss, _pack(dcoefs + dintercepts)
+        coefs, intercepts, learned = unpack(packed)
+        loss, dcoefs, dintercepts, dlearned = net.loss_and_gradients(
+            coefs, intercepts, X, y, sample_weight, est.alpha, learned=learned)
+        return loss, _pack(dcoefs + dintercepts + [p for d in dlearned for p in d.values()])
 
     result = scipy.optimize.minimize(
-        loss_grad, _pack(est.coefs_ + est.intercepts_), method="L-BFGS-B", jac=True,
+        loss_grad, _pack(start), method="L-BFGS-B", jac=True,
         options={"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol})
     est.n_iter_ = _check_optimize_result("lbfgs", result, est.max_iter)
     est.loss_ = result.fun
-    est.coefs_, est.intercepts_ = unpack(result.x)
+    est.coefs_, est.intercepts_, est.activation_params_ = unpack(result.x)

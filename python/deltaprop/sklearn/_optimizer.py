@@ -19,9 +19,9 @@ class SGDOptimizer:
     with t the training samples seen, set after each epoch; "adaptive", lr ÷ 5 whenever
     training stops improving, until lr ≤ 1e-6."""
 
-    def __init__(self, coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray],
-                 learning_rate_init: float = 0.1, lr_schedule: str = "constant",
-                 momentum: float = 0.9, nesterov: bool = True, power_t: float = 0.5) -> None:
+    def __init__(self, params: Sequence[FloatArray], learning_rate_init: float = 0.1,
+                 lr_schedule: str = "constant", momentum: float = 0.9, nesterov: bool = True,
+                 power_t: float = 0.5) -> None:
         self.learning_rate_init = learning_rate_init
         self.learning_rate = float(learning_rate_init)
         self.lr_schedule = lr_schedule
@@ -29,7 +29,7 @@ class SGDOptimizer:
         self.nesterov = nesterov
         self.power_t = power_t
         kind = "nesterov" if nesterov else "sgd"
-        self.state = _backend.new_optimizer_state(coefs, intercepts, kind)
+        self.state = _backend.new_optimizer_state(params, kind)
 
     def settings(self, batch_size: int, alpha: float,
                  clip_norm: float) -> _backend.EpochSettings:
@@ -70,13 +70,12 @@ class AdamOptimizer:
     """Adam in scikit-learn's form: step size lr0·√(1 − β2^t)/(1 − β1^t) with t counted in
     batches, ε added after the bias corrections. ``learning_rate`` is the last step's size."""
 
-    def __init__(self, coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray],
-                 learning_rate_init: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
-                 epsilon: float = 1e-8) -> None:
+    def __init__(self, params: Sequence[FloatArray], learning_rate_init: float = 0.001,
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8) -> None:
         self.learning_rate_init = learning_rate_init
         self.learning_rate = float(learning_rate_init)
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
-        self.state = _backend.new_optimizer_state(coefs, intercepts, "adam")
+        self.state = _backend.new_optimizer_state(params, "adam")
 
     @property
     def t(self) -> int:

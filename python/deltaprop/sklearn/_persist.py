@@ -23,6 +23,7 @@ from ..saving import (
     read_model_file,
     save_mlp,
 )
+from . import _backend
 
 # What predict, score and the attributes need; the optimizer's state is not kept (a warm start
 # after loading starts a fresh optimizer, as fit does).
@@ -112,7 +113,7 @@ class PersistMixin:
                                 coefs_=est.coefs_, intercepts_=est.intercepts_,
                                 loss=loss, huber_delta=huber_delta, residual=residual,
                                 dropout=dropout, alpha_dropout=bool(est.alpha_dropout),
-                                activation_params_=[{} for _ in est.coefs_[:-1]])
+                                activation_params_=est._learned())
         sk: dict[str, Any] = {
             "estimator": type(self).__name__, "params": _params(self),
             "attributes": {a: _jsonable(getattr(self, a)) for a in _ATTRIBUTES
@@ -144,6 +145,7 @@ class PersistMixin:
             for name, value in sk["attributes"].items():
                 setattr(est, name, value)
             sizes, dtype = header["layer_sizes"], np.dtype(header["dtype"])
+            hidden = est._hidden_activations(len(sizes) - 2)
         except (KeyError, TypeError, ValueError) as error:
             raise _bad(path, f"bad header: {type(error).__name__}: {error}") from error
         L = len(sizes) - 1
@@ -151,9 +153,18 @@ class PersistMixin:
         for l, (i, o) in enumerate(zip(sizes, sizes[1:])):
             expected[f"coefs_{l}"] = np.empty((i, o), dtype)
             expected[f"intercepts_{l}"] = np.empty(o, dtype)
+        # the learned activations' arrays, shaped as a fresh network's
+        learned_like = [_backend.init_activation_params(spec, n, dtype)
+                        for spec, n in zip(hidden, sizes[1:])]
+        for l, like in enumerate(learned_like):
+            for name, array in like.items():
+                expected[f"activation_params_{l}_{name}"] = array
         check_parameter_arrays(path, contents, expected)
         est.coefs_ = [np.ascontiguousarray(contents[f"coefs_{l}"]) for l in range(L)]
         est.intercepts_ = [np.ascontiguousarray(contents[f"intercepts_{l}"]) for l in range(L)]
+        est.activation_params_ = [
+            {name: np.ascontiguousarray(contents[f"activation_params_{l}_{name}"]) for name in like}
+            for l, like in enumerate(learned_like)]
         if "feature_names_in_" in sk:
             est.feature_names_in_ = np.asarray(sk["feature_names_in_"], dtype=object)
         if "classes" in sk:
