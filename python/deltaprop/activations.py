@@ -49,6 +49,7 @@ with a leaky slope for z < 0, so a unit whose inputs all fall below 0 still rece
 
 from __future__ import annotations
 
+import functools
 import numbers
 from dataclasses import dataclass
 
@@ -207,12 +208,18 @@ class Activation:
         return self.name in ("prelu", "swish", "silu", "mish", "abs", "acon")
 
 
+@functools.cache  # only valid names are kept (a bad one raises, uncached)
+def _named(name: str) -> Activation:
+    return Activation(name)
+
+
 def resolve(spec: object, name: str = "activation") -> Activation:
-    """``spec`` as an :class:`Activation`: a name becomes ``Activation(name)``."""
+    """``spec`` as an :class:`Activation`: a name becomes ``Activation(name)`` (one frozen
+    instance per name: checking a name's parameters took microseconds on every call)."""
     if isinstance(spec, Activation):
         return spec
     if isinstance(spec, str):
-        return Activation(spec)
+        return _named(spec)
     raise TypeError(f"{name} must be a str or a deltaprop Activation, got {type(spec).__name__}")
 
 
