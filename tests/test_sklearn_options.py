@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import sklearn.neural_network as skl
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
@@ -158,3 +159,21 @@ def test_bad_activation_lists_are_refused_at_fit(digits, activation, words):
     X_train, _, y_train, _ = digits
     with pytest.raises(ValueError, match=words):
         MLPClassifier((16, 8), activation=activation, max_iter=2).fit(X_train, y_train)
+
+
+def test_bias_init_sets_the_initial_biases_and_keeps_sklearns_weights(digits):
+    """bias_init replaces the initial biases only: with init='sklearn' the weights are still
+    scikit-learn's draws for the seed. (Without early stopping, _best_coefs and
+    _best_intercepts hold the initial parameters, in both libraries.)"""
+    X_train, _, y_train, _ = digits
+    ours = fit(MLPClassifier((16, 8), bias_init=0.01, random_state=0, max_iter=1),
+               X_train, y_train)
+    theirs = fit(skl.MLPClassifier((16, 8), random_state=0, max_iter=1), X_train, y_train)
+    for a, b in zip(ours._best_coefs, theirs._best_coefs):
+        np.testing.assert_array_equal(a, b)
+    assert all((b == 0.01).all() for b in ours._best_intercepts)
+    per_layer = fit(MLPClassifier((16, 8), bias_init=[0.1, None, 0.0], init="he_normal",
+                                  random_state=0, max_iter=1), X_train, y_train)
+    assert [float(b[0]) for b in per_layer._best_intercepts] == [0.1, 0.0, 0.0]
+    with pytest.raises(ValueError, match="bias_init must be one value or a list of 3"):
+        MLPClassifier((16, 8), bias_init=[0.1], max_iter=1).fit(X_train, y_train)

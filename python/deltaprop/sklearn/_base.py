@@ -93,6 +93,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         "alpha_dropout": ["boolean"],
         "residual": ["boolean", "array-like"],
         "init": [StrOptions(set(INIT_SCHEMES))],
+        "bias_init": [Real, list, tuple, None],
         "callback": [callable, None],
         "progress": ["boolean"],
         "record_health": ["boolean"],
@@ -237,7 +238,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
                else np.random.default_rng(self._random_state.randint(np.iinfo(np.int32).max)))
         residual, dropout = self._blocks(layer_units)
         self.coefs_, self.intercepts_ = init_network(
-            layer_units, self.activation, rng, dtype, scheme=self.init,
+            layer_units, self.activation, rng, dtype, scheme=self.init, bias_init=self.bias_init,
             residual=None if self.init == "sklearn" else residual)
         # prelu's slopes, a learnable swish's β, acon's p1, p2, β ({} for the rest), as
         # deltaprop.MLP starts them; they train with the weights (without the L2 term)

@@ -73,6 +73,12 @@ _COMMON_DOC = """
     init : str, default='sklearn'
         The initial weights: 'sklearn' (scikit-learn's exact draws for ``random_state``),
         'he_uniform', 'he_normal', 'lecun_normal', 'glorot_uniform', 'glorot_normal'.
+    bias_init : float, list of float or None, default=None
+        The initial biases: None (the scheme's: scikit-learn's draws, zeros for the others),
+        one constant for every layer, or a list with one per layer (None: the scheme's). A
+        small positive value such as 0.01 starts every ReLU unit alive (the seeds' remedy for
+        dying ReLU); with 'sklearn' the bias draws still happen, so the weights stay
+        scikit-learn's.
     callback : callable or None, default=None
         ``callback(estimator)`` after each epoch of the stochastic solvers; returning True
         stops training.
@@ -124,6 +130,7 @@ class MLPClassifier(ClassifierMixin, PersistMixin, PlotMixin, BaseMLP):  # type:
                  n_threads: int | None = None, clip_norm: float | None = None,
                  dropout: float | Sequence[float] = 0.0, alpha_dropout: bool = False,
                  residual: bool | Sequence[bool] = False, init: str = "sklearn",
+                 bias_init: float | Sequence[float | None] | None = None,
                  callback: Callable[[Any], object] | None = None, progress: bool = False,
                  record_health: bool = False) -> None:
         self._store_parameters(locals())
@@ -255,6 +262,7 @@ class MLPRegressor(RegressorMixin, PersistMixin, PlotMixin, BaseMLP):  # type: i
                  clip_norm: float | None = None,
                  dropout: float | Sequence[float] = 0.0, alpha_dropout: bool = False,
                  residual: bool | Sequence[bool] = False, init: str = "sklearn",
+                 bias_init: float | Sequence[float | None] | None = None,
                  callback: Callable[[Any], object] | None = None, progress: bool = False,
                  record_health: bool = False) -> None:
         self._store_parameters(locals())
