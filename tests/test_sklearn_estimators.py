@@ -107,6 +107,19 @@ def test_warm_start_continues(wine):
     assert once_more.n_iter_ == 20 and warm.n_iter_ == 10
     with pytest.raises(ValueError, match="same classes"):
         warm.fit(X[y < 2], y[y < 2])
+    # a warm start continues the fitted network: one asking for other layers is refused (where
+    # scikit-learn 1.9 keeps training the old ones, or fails inside NumPy), as is partial_fit
+    refusals = [(dict(hidden_layer_sizes=(16,)), r"layer sizes are \[13, 8, 3\]; .*\[13, 16, 3\]"),
+                (dict(activation="prelu"), r"activations learn \[\[\]\]; .*\[\['slope'\]\]")]
+    for change, words in refusals:
+        with pytest.raises(ValueError, match="warm_start=True continues the fitted network, "
+                                             "but its " + words):
+            warm.set_params(**change).fit(X, y)
+        warm.set_params(hidden_layer_sizes=(8,), activation="relu")
+    warm.set_params(activation="tanh").fit(X, y)  # same parameters, another function: allowed
+    streamed = small(MLPClassifier).partial_fit(X, y, classes=[0, 1, 2])
+    with pytest.raises(ValueError, match="partial_fit continues the fitted network"):
+        streamed.set_params(hidden_layer_sizes=(4,)).partial_fit(X, y)
 
 
 def test_early_stopping_restores_the_best_weights(wine):

@@ -295,6 +295,8 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         self._random_state = check_random_state(self.random_state)
         if first_pass:
             self._initialize(y, layer_units, X.dtype)
+        else:
+            self._check_continued(layer_units, incremental)
         y = np.ascontiguousarray(y, dtype=X.dtype)
         hooks = EpochHooks(self, X, y, sample_weight, incremental)
         try:
@@ -311,6 +313,24 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
             for problem in check_health(self.health_):  # as deltaprop.MLP.fit warns
                 warnings.warn(problem, HealthWarning, stacklevel=3)
         return self
+
+    def _check_continued(self, layer_units: list[int], incremental: bool) -> None:
+        """A warm start or partial_fit continues the fitted network: the parameters must still
+        be the ones asked for (scikit-learn 1.9 silently keeps training the old hidden layers
+        after set_params(hidden_layer_sizes=...), or fails inside NumPy)."""
+        fitted = [self.coefs_[0].shape[0]] + [W.shape[1] for W in self.coefs_]
+        names = [spec.param_names for spec in self._hidden_activations(len(layer_units) - 2)]
+        learned = [tuple(d) for d in self._learned()]
+        if fitted == layer_units and [set(n) for n in names] == [set(k) for k in learned]:
+            return
+        how = "partial_fit" if incremental else "warm_start=True"
+        if fitted != layer_units:
+            what = f"layer sizes are {fitted}; the parameters now ask for {layer_units}"
+        else:
+            what = (f"activations learn {[list(k) for k in learned]}; the parameters now ask "
+                    f"for {[list(n) for n in names]}")
+        raise ValueError(f"{how} continues the fitted network, but its {what}. Start a new "
+                         f"network with fit() and warm_start=False, or a fresh estimator")
 
     def _flat_params(self) -> list[FloatArray]:
         return _backend.flat_params(self.coefs_, self.intercepts_, self._learned())
