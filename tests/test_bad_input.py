@@ -1300,6 +1300,7 @@ def test_sgd_rejects_overlapping_arguments(first, second):
     (dict(sample_weight=[1, 1, np.nan, 1]), ValueError, "sample_weight"),
     (dict(sample_weight=[1, 1, np.inf, 1]), ValueError, "sample_weight"),
     (dict(sample_weight=np.zeros(4)), ValueError, "sample_weight"),
+    (dict(sample_weight=np.full(4, 1e308)), ValueError, "sample_weight"),  # an infinite sum
     (dict(sample_weight=np.ones(4, bool)), TypeError, "sample_weight"),
     (dict(sample_weight=np.ones(4, complex)), TypeError, "sample_weight"),
     (dict(sample_weight=["a"] * 4), TypeError, "sample_weight"),

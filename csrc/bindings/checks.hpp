@@ -254,7 +254,8 @@ inline ActivationSpec activation_spec(py::handle activation, double grad_at_zero
 
 // Per-row sample weights: any real 1-D array-like of N entries (not bool, not complex), as a
 // C-contiguous float64 array (a copy when it is not one already; weights are only read), finite
-// and non-negative, with a positive sum.
+// and non-negative, with a positive and finite sum (each row's share is its weight over the sum:
+// an infinite sum would silently give every row none).
 inline py::array sample_weights(const py::handle& obj, idx N) {
     const py::module_ np = py::module_::import("numpy");
     const py::array a = np.attr("asarray")(obj);
@@ -270,6 +271,7 @@ inline py::array sample_weights(const py::handle& obj, idx N) {
         sum += p[n];
     }
     if (!(sum > 0)) throw py::value_error("sample_weight sums to zero; at least one weight must be positive");
+    if (!std::isfinite(sum)) throw py::value_error("sample_weight sums to more than float64 holds; scale the weights down");
     return w;
 }
 

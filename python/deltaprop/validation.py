@@ -162,7 +162,8 @@ def check_targets(Y: npt.ArrayLike, name: str, dtype: np.dtype[np.floating[Any]]
 def check_sample_weight(sample_weight: npt.ArrayLike | None,
                         n_rows: int) -> npt.NDArray[np.float64] | None:
     """Per-row weights as a C-contiguous float64 array of shape (n_rows,), or None. Weights
-    are finite and non-negative, and at least one is positive (else there is nothing to fit)."""
+    are finite and non-negative, at least one is positive (else there is nothing to fit), and
+    their sum is finite (each row's share is its weight over the sum)."""
     if sample_weight is None:
         return None
     s = _numeric(sample_weight, "sample_weight")
@@ -174,6 +175,10 @@ def check_sample_weight(sample_weight: npt.ArrayLike | None,
     s = np.ascontiguousarray(s, dtype=np.float64)
     if not np.isfinite(s).all() or (s < 0).any():
         raise ValueError("sample_weight must be finite and non-negative")
-    if not s.sum() > 0:
+    with np.errstate(over="ignore"):  # an overflowing sum is reported below
+        total = s.sum()
+    if not total > 0:
         raise ValueError("sample_weight sums to zero; at least one weight must be positive")
+    if not np.isfinite(total):
+        raise ValueError("sample_weight sums to more than float64 holds; scale the weights down")
     return s
