@@ -139,6 +139,19 @@ def test_save_load_pickle_and_a_plain_mlp(wine, tmp_path):
 def test_bad_activation_parameters_are_refused_clearly(wine):
     X, y = wine
     est = MLPClassifier((8,), activation="prelu", max_iter=2, random_state=0).fit(X, y)
-    est.activation_params_ = [{"alpha": est.activation_params_[0]["slope"]}]
+    slope = est.activation_params_[0]["slope"]
+    est.activation_params_ = [{"alpha": slope}]
     with pytest.raises(ValueError, match=r"activation_params_ must hold .* \[\['slope'\]\]"):
         est.predict(X)
+    est.activation_params_ = [None]
+    with pytest.raises(ValueError, match="activation_params_ must be a list of dicts"):
+        est.predict(X)
+    # the arrays themselves are checked where they enter the engine
+    for bad, error, words in ((np.ones(3), ValueError, r"must have shape \(8,\)"),
+                              (np.full(8, np.nan), ValueError, "NaN"),
+                              ([0.25] * 8, TypeError, "numpy.ndarray"),
+                              (slope.astype(np.float32), TypeError, "dtype float64")):
+        est.activation_params_ = [{"slope": bad}]
+        est.set_params(warm_start=True)
+        with pytest.raises(error, match=r"activation_params_\[0\]\['slope'\].*" + words):
+            est.fit(X, y)

@@ -191,6 +191,9 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
     def _learned(self) -> LearnedParams:
         """activation_params_ ([] on an estimator pickled before the estimators kept it)."""
         learned: LearnedParams = getattr(self, "activation_params_", [])
+        if not (isinstance(learned, list) and all(isinstance(d, dict) for d in learned)):
+            raise ValueError(f"activation_params_ must be a list of dicts, one per hidden layer, "
+                             f"got {learned!r:.200}")
         return learned
 
     def _parameter_arrays(self) -> list[FloatArray]:
