@@ -155,3 +155,16 @@ def test_bad_activation_parameters_are_refused_clearly(wine):
         est.set_params(warm_start=True)
         with pytest.raises(error, match=r"activation_params_\[0\]\['slope'\].*" + words):
             est.fit(X, y)
+
+
+def test_an_estimator_pickled_before_activation_params_existed_still_works(wine):
+    """Estimators pickled by earlier versions have no activation_params_ (nothing learned)."""
+    X, y = wine
+    est = MLPClassifier((8,), warm_start=True, max_iter=2, random_state=0).fit(X, y)
+    expected = est.predict_proba(X)
+    del est.activation_params_, est._best_activation_params
+    old = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(old.predict_proba(X), expected)
+    old.fit(X, y)  # a warm start
+    old.partial_fit(X, y)
+    assert old.n_iter_ == 1 and old.predict(X).shape == y.shape

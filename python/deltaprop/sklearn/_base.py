@@ -323,7 +323,8 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         after set_params(hidden_layer_sizes=...), or fails inside NumPy)."""
         fitted = [self.coefs_[0].shape[0]] + [W.shape[1] for W in self.coefs_]
         names = [spec.param_names for spec in self._hidden_activations(len(layer_units) - 2)]
-        learned = [tuple(d) for d in self._learned()]
+        # (an estimator pickled before activation_params_ existed has none: nothing learned)
+        learned = [tuple(d) for d in self._learned()] or [()] * len(names)
         if fitted == layer_units and [set(n) for n in names] == [set(k) for k in learned]:
             return
         how = "partial_fit" if incremental else "warm_start=True"
