@@ -249,6 +249,16 @@ class Network:
                 learned.append({name: next(it) for name in self._learned_names[l]})
         return coefs, intercepts, learned
 
+    def health(self, coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray], X: Any,
+               Y: FloatArray, sample_weight: npt.NDArray[np.float64] | None = None,
+               learned: Learned | None = None, lr: float = 0.0) -> npt.NDArray[np.float64]:
+        """The gradient health of one pass over all rows of (dense) X: HEALTH_ROWS x layers,
+        the update ratio for a plain step of ``lr`` (deltaprop.diagnostics.gradient_health's)."""
+        rows: npt.NDArray[np.float64] = self._engine.health(
+            self._params(coefs, intercepts, learned), self._dense(X),
+            np.ascontiguousarray(Y, dtype=self.dtype), sample_weight, lr)
+        return rows
+
     # -- one epoch (sgd, adam) -----------------------------------------------------------------
     def train_epoch(self, coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray],
                     state: OptimizerState, X: Any, Y: FloatArray,

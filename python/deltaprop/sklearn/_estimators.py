@@ -85,9 +85,11 @@ _COMMON_DOC = """
     progress : bool, default=False
         Show a tqdm progress bar over the epochs (needs tqdm).
     record_health : bool, default=False
-        Record each epoch's gradient health inside the engine's loop (stochastic solvers, dense
-        X) into ``health_``: per layer, grad_norm, delta_norm, update_ratio, zero_fraction,
-        dead_fraction and saturated_fraction, arrays of epochs x layers (deltaprop.diagnostics);
+        Record the gradient health (dense X) into ``health_``: per layer, grad_norm,
+        delta_norm, update_ratio, zero_fraction, dead_fraction and saturated_fraction, arrays
+        of epochs x layers (deltaprop.diagnostics), gathered inside the engine's loop by the
+        stochastic solvers; lbfgs records one pass over all rows after each of its iterations
+        (its update_ratio for a plain step of learning_rate_init);
         a fit whose last epoch shows a vanished or broken gradient, or a layer of dead or
         saturated units, warns (deltaprop.diagnostics.HealthWarning) with what to change.
 

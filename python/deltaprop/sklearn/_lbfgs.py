@@ -15,6 +15,7 @@ import scipy.optimize
 from sklearn.utils.optimize import _check_optimize_result
 
 from .._typing import FloatArray
+from ._backend import HEALTH_ROWS
 
 
 def _pack(arrays: Sequence[FloatArray]) -> npt.NDArray[np.float64]:
@@ -51,8 +52,18 @@ def fit_lbfgs(est: Any, X: Any, y: FloatArray,
             coefs, intercepts, X, y, sample_weight, est.alpha, learned=learned)
         return loss, _pack(dcoefs + dintercepts + [p for d in dlearned for p in d.values()])
 
+    def record_health(packed: npt.NDArray[np.float64]) -> None:
+        """After each iteration: the whole data's gradient health at the new point."""
+        coefs, intercepts, learned = unpack(packed)
+        rows = net.health(coefs, intercepts, X, y, sample_weight, learned,
+                          lr=est.learning_rate_init)
+        for name, row in zip(HEALTH_ROWS, rows):
+            est.health_[name] = np.vstack([est.health_[name], row])
+
+    track = est._health_record(X, incremental=False) is not None  # (starts health_)
     result = scipy.optimize.minimize(
         loss_grad, _pack(start), method="L-BFGS-B", jac=True,
+        callback=record_health if track else None,
         options={"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol})
     est.n_iter_ = _check_optimize_result("lbfgs", result, est.max_iter)
     est.loss_ = result.fun
