@@ -200,6 +200,29 @@ def test_callback_stops_training(wine):
     assert seen == [1, 2, 3] and clf.n_iter_ == 3 and len(clf.loss_curve_) == 3
 
 
+def test_callback_stops_lbfgs(wine):
+    """Each L-BFGS iteration is an epoch to the callback, which sees that iteration's
+    parameters and loss; stopping after three is the fit of max_iter=3 (without its
+    ConvergenceWarning)."""
+    X, y = wine
+    seen = []
+
+    def stop_after_three(est):
+        seen.append((est.n_iter_, est.loss_, est.score(X, y)))
+        return est.n_iter_ == 3
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ConvergenceWarning for a stop the callback asked
+        clf = small(MLPClassifier, solver="lbfgs", max_iter=50, callback=stop_after_three)
+        clf.fit(X, y)
+    three = small(MLPClassifier, solver="lbfgs", max_iter=3).fit(X, y)
+    assert [n for n, _, _ in seen] == [1, 2, 3] and clf.n_iter_ == 3
+    assert seen[0][1] > seen[1][1] > seen[2][1] == clf.loss_ == three.loss_
+    assert seen[-1][2] == clf.score(X, y)
+    for a, b in zip(clf.coefs_, three.coefs_):
+        np.testing.assert_array_equal(a, b)
+
+
 def capture(est, X, y):
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -311,13 +334,15 @@ def test_pickle_clone_pipeline_gridsearch(wine):
     assert search.best_score_ > 0.5 and search.predict(X).shape == y.shape
 
 
-def test_progress_bar(wine):
+@pytest.mark.parametrize("solver,unit", [("adam", "epoch"), ("lbfgs", "iteration")])
+def test_progress_bar(wine, solver, unit):
     pytest.importorskip("tqdm")
     X, y = wine
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
-        clf = small(MLPClassifier, progress=True, max_iter=5).fit(X, y)
+        clf = small(MLPClassifier, solver=solver, progress=True, max_iter=5).fit(X, y)
     assert clf.n_iter_ == 5 and "MLPClassifier" in err.getvalue()
+    assert f"{unit}/s" in err.getvalue()  # (the bar, in its unit)
 
 
 def test_plot_loss_curve(wine):
@@ -354,12 +379,13 @@ class StopAtThirdEpoch:
         self.events.append(("teardown", context.task_name))
 
 
-def test_sklearn_callbacks_see_each_epoch_and_can_stop(wine):
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_sklearn_callbacks_see_each_epoch_and_can_stop(wine, solver):
     pytest.importorskip("sklearn.callback")
     X, y = wine
     callback = StopAtThirdEpoch()
     callback.X, callback.scores = X, []
-    clf = small(MLPClassifier, max_iter=50).set_callbacks(callback)
+    clf = small(MLPClassifier, solver=solver, max_iter=50).set_callbacks(callback)
     clf.fit(X, y)
     assert clf.n_iter_ == 3 and len(callback.scores) == 3
     assert callback.scores[-1] == clf.score(X, y)  # the epoch's fitted_estimator is the model
@@ -367,11 +393,12 @@ def test_sklearn_callbacks_see_each_epoch_and_can_stop(wine):
     assert callback.events.count(("end", "epoch")) == 3
 
 
-def test_sklearn_scoring_monitor(wine):
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_sklearn_scoring_monitor(wine, solver):
     callback = pytest.importorskip("sklearn.callback")
     X, y = wine
     monitor = callback.ScoringMonitor(scoring="accuracy")
-    clf = small(MLPClassifier, max_iter=4).set_callbacks(monitor)
+    clf = small(MLPClassifier, solver=solver, max_iter=4).set_callbacks(monitor)
     clf.fit(X, y)
     rows = vars(monitor.get_logs())["data"]
     epochs = [r for r in rows if r["task_name"] == "epoch"]

@@ -306,7 +306,8 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
             if self.solver in _STOCHASTIC_SOLVERS:
                 self._fit_stochastic(X, y, sample_weight, incremental, hooks)
             else:
-                _lbfgs.fit_lbfgs(self, X, y, sample_weight)
+                self.n_iter_ = 0
+                _lbfgs.fit_lbfgs(self, X, y, sample_weight, hooks)
         finally:
             hooks.fit_end()
         if not all(np.isfinite(w).all() for w in self._parameter_arrays()):

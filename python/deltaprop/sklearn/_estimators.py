@@ -80,10 +80,10 @@ _COMMON_DOC = """
         dying ReLU); with 'sklearn' the bias draws still happen, so the weights stay
         scikit-learn's.
     callback : callable or None, default=None
-        ``callback(estimator)`` after each epoch of the stochastic solvers; returning True
-        stops training.
+        ``callback(estimator)`` after each epoch (each iteration of lbfgs, with coefs_,
+        n_iter_ and loss_ as of that iteration); returning True stops training.
     progress : bool, default=False
-        Show a tqdm progress bar over the epochs (needs tqdm).
+        Show a tqdm progress bar over the epochs or L-BFGS iterations (needs tqdm).
     record_health : bool, default=False
         Record the gradient health (dense X) into ``health_``: per layer, grad_norm,
         delta_norm, update_ratio, zero_fraction, dead_fraction and saturated_fraction, arrays

@@ -21,11 +21,12 @@ __all__ = ["CallbackSupportMixin", "EpochHooks", "callback_management_context"]
 
 
 class EpochHooks:
-    """``callback(estimator)`` after each epoch, with the fitted attributes up to date
-    (``n_iter_``, ``loss_curve_``, ``validation_scores_``, ...); a True return stops training
-    as convergence would. Callbacks set with ``set_callbacks`` get ``on_fit_task_begin`` and
-    ``on_fit_task_end`` for the fit and for each epoch; an epoch's end hook returning True stops
-    training too. ``progress=True`` shows a bar over ``max_iter`` epochs."""
+    """``callback(estimator)`` after each epoch (each iteration of lbfgs), with the fitted
+    attributes up to date (``n_iter_``, ``loss_curve_``, ``validation_scores_``, ...); a True
+    return stops training as convergence would. Callbacks set with ``set_callbacks`` get
+    ``on_fit_task_begin`` and ``on_fit_task_end`` for the fit and for each epoch; an epoch's end
+    hook returning True stops training too. ``progress=True`` shows a bar over ``max_iter``
+    epochs (iterations)."""
 
     # estimator: a BaseMLP (typed Any: it subclasses scikit-learn's untyped classes)
     def __init__(self, estimator: Any, X: Any, y: Any, sample_weight: Any,
@@ -44,14 +45,15 @@ class EpochHooks:
             self.context = estimator._init_callback_context(
                 max_subtasks=1 if incremental else estimator.max_iter)
             self.context.call_on_fit_task_begin(estimator=estimator, **self.data)
-        if estimator.progress and not incremental and estimator.solver != "lbfgs":
+        if estimator.progress and not incremental:
             try:
                 from tqdm.auto import tqdm
             except ImportError as error:
                 raise ImportError("progress=True needs tqdm: pip install tqdm "
                                   "(or deltaprop[progress])") from error
             self.bar = tqdm(total=estimator.max_iter, desc=type(estimator).__name__,
-                            unit="epoch", leave=False)
+                            unit="iteration" if estimator.solver == "lbfgs" else "epoch",
+                            leave=False)
 
     @property
     def idle(self) -> bool:
@@ -80,7 +82,7 @@ class EpochHooks:
             self.epoch_context = None
         if self.bar is not None:
             postfix = {"loss": f"{est.loss_:.4g}"}
-            if est.validation_scores_:
+            if getattr(est, "validation_scores_", None):  # (lbfgs has none)
                 postfix["val"] = f"{est.validation_scores_[-1]:.4g}"
             self.bar.set_postfix(postfix, refresh=False)
             self.bar.update(1)

@@ -16,17 +16,20 @@ from sklearn.utils.optimize import _check_optimize_result
 
 from .._typing import FloatArray
 from ._backend import HEALTH_ROWS
+from ._hooks import EpochHooks
 
 
 def _pack(arrays: Sequence[FloatArray]) -> npt.NDArray[np.float64]:
     return np.concatenate([a.ravel() for a in arrays]).astype(np.float64, copy=False)
 
 
-def fit_lbfgs(est: Any, X: Any, y: FloatArray,
-              sample_weight: npt.NDArray[np.float64] | None) -> None:
+def fit_lbfgs(est: Any, X: Any, y: FloatArray, sample_weight: npt.NDArray[np.float64] | None,
+              hooks: EpochHooks) -> None:
     """est: the estimator (a BaseMLP); X dense or CSR. The parameters are packed as
     scikit-learn packs them (every layer's weights, then every layer's biases), followed by
-    the learned activation parameters, if any."""
+    the learned activation parameters, if any. Each L-BFGS iteration is an epoch to ``hooks``
+    (the user's callback, scikit-learn's callbacks, the progress bar), which see the
+    estimator's parameters, ``n_iter_`` and ``loss_`` as of that iteration and may stop it."""
     dtype = X.dtype
     net = est._network(dtype)
     L = len(est.coefs_)
@@ -52,19 +55,34 @@ def fit_lbfgs(est: Any, X: Any, y: FloatArray,
             coefs, intercepts, X, y, sample_weight, est.alpha, learned=learned)
         return loss, _pack(dcoefs + dintercepts + [p for d in dlearned for p in d.values()])
 
-    def record_health(packed: npt.NDArray[np.float64]) -> None:
-        """After each iteration: the whole data's gradient health at the new point."""
-        coefs, intercepts, learned = unpack(packed)
-        rows = net.health(coefs, intercepts, X, y, sample_weight, learned,
-                          lr=est.learning_rate_init)
-        for name, row in zip(HEALTH_ROWS, rows):
-            est.health_[name] = np.vstack([est.health_[name], row])
-
     track = est._health_record(X, incremental=False) is not None  # (starts health_)
+    stopped = False
+
+    def after_iteration(intermediate_result: scipy.optimize.OptimizeResult) -> None:
+        """The whole data's gradient health at the new point (record_health), then the hooks;
+        a stop they ask for ends the minimisation (scipy >= 1.11: StopIteration)."""
+        nonlocal stopped
+        coefs, intercepts, learned = unpack(intermediate_result.x)
+        if track:
+            rows = net.health(coefs, intercepts, X, y, sample_weight, learned,
+                              lr=est.learning_rate_init)
+            for name, row in zip(HEALTH_ROWS, rows):
+                est.health_[name] = np.vstack([est.health_[name], row])
+        if not hooks.idle:
+            est.coefs_, est.intercepts_, est.activation_params_ = coefs, intercepts, learned
+            est.n_iter_ += 1
+            est.loss_ = float(intermediate_result.fun)
+            hooks.epoch_begin()
+            if hooks.epoch_end():
+                stopped = True
+                raise StopIteration
+
     result = scipy.optimize.minimize(
         loss_grad, _pack(start), method="L-BFGS-B", jac=True,
-        callback=record_health if track else None,
+        callback=None if hooks.idle and not track else after_iteration,
         options={"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol})
-    est.n_iter_ = _check_optimize_result("lbfgs", result, est.max_iter)
+    # a stop the hooks asked for is not a failure to converge
+    est.n_iter_ = int(result.nit) if stopped else _check_optimize_result("lbfgs", result,
+                                                                          est.max_iter)
     est.loss_ = result.fun
     est.coefs_, est.intercepts_, est.activation_params_ = unpack(result.x)
