@@ -241,6 +241,16 @@ def test_verbose_output_is_sklearns(wine, params):
     assert ours == capture(skl.MLPClassifier(**params), X, y)
 
 
+def test_verbose_lbfgs_prints_each_iteration(wine):
+    """scikit-learn 1.9's lbfgs prints nothing with scipy >= 1.15 (which dropped iprint); ours
+    prints its per-epoch line per L-BFGS iteration, the last one the fit's loss_."""
+    X, y = wine
+    clf = small(MLPClassifier, solver="lbfgs", max_iter=6, verbose=True)
+    lines = capture(clf, X, y).splitlines()
+    assert [line.split(",")[0] for line in lines] == [f"Iteration {i}" for i in range(1, 7)]
+    assert lines[-1] == f"Iteration 6, loss = {clf.loss_:.8f}"
+
+
 def test_keyboard_interrupt_becomes_a_warning(wine):
     X, y = wine
 

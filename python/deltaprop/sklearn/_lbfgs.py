@@ -59,9 +59,14 @@ def fit_lbfgs(est: Any, X: Any, y: FloatArray, sample_weight: npt.NDArray[np.flo
     stopped = False
 
     def after_iteration(intermediate_result: scipy.optimize.OptimizeResult) -> None:
-        """The whole data's gradient health at the new point (record_health), then the hooks;
-        a stop they ask for ends the minimisation (scipy >= 1.11: StopIteration)."""
+        """The whole data's gradient health at the new point (record_health), the verbose
+        line, then the hooks; a stop they ask for ends the minimisation (scipy >= 1.11:
+        StopIteration)."""
         nonlocal stopped
+        est.n_iter_ += 1
+        est.loss_ = float(intermediate_result.fun)
+        if est.verbose:  # (scikit-learn's own lbfgs prints nothing with scipy >= 1.15)
+            print(f"Iteration {est.n_iter_}, loss = {est.loss_:.8f}")
         coefs, intercepts, learned = unpack(intermediate_result.x)
         if track:
             rows = net.health(coefs, intercepts, X, y, sample_weight, learned,
@@ -70,8 +75,6 @@ def fit_lbfgs(est: Any, X: Any, y: FloatArray, sample_weight: npt.NDArray[np.flo
                 est.health_[name] = np.vstack([est.health_[name], row])
         if not hooks.idle:
             est.coefs_, est.intercepts_, est.activation_params_ = coefs, intercepts, learned
-            est.n_iter_ += 1
-            est.loss_ = float(intermediate_result.fun)
             hooks.epoch_begin()
             if hooks.epoch_end():
                 stopped = True
@@ -79,7 +82,7 @@ def fit_lbfgs(est: Any, X: Any, y: FloatArray, sample_weight: npt.NDArray[np.flo
 
     result = scipy.optimize.minimize(
         loss_grad, _pack(start), method="L-BFGS-B", jac=True,
-        callback=None if hooks.idle and not track else after_iteration,
+        callback=None if hooks.idle and not (track or est.verbose) else after_iteration,
         options={"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol})
     # a stop the hooks asked for is not a failure to converge
     est.n_iter_ = int(result.nit) if stopped else _check_optimize_result("lbfgs", result,
