@@ -62,8 +62,7 @@ ESTIMATOR_SCRIPT = textwrap.dedent("""
     n, width = {shape}
     X = rng.standard_normal((n, 64))
     y = rng.integers(0, 10, n)
-    est = MLPClassifier((width, width), max_iter=10**6, n_iter_no_change=np.inf,
-                        random_state=0, callback={callback})
+    est = MLPClassifier((width, width), random_state=0, {params})
     threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGINT)).start()
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
@@ -72,8 +71,7 @@ ESTIMATOR_SCRIPT = textwrap.dedent("""
     waited = time.perf_counter() - start - 1.5
     finite = all(np.isfinite(p).all() for p in est.coefs_ + est.intercepts_)
     print(round(waited, 3), [str(w.message) for w in caught] == ["Training interrupted by user."],
-          est.n_iter_ == len(est.loss_curve_), est.t_ == est.n_iter_ * n, finite,
-          est.predict(X[:5]).shape == (5,))
+          {checks}, finite, est.predict(X[:5]).shape == (5,))
 """)
 
 
@@ -86,7 +84,9 @@ def test_ctrl_c_stops_an_estimator_fit_with_a_warning_and_consistent_attributes(
     or a fraction of a millisecond (the engine's check must span its chunk of epochs)."""
     callback = "None" if loop == "engine" else "lambda est: False"
     shape = (20000, 512) if epochs == "long epochs" else (2000, 256)  # seconds; ~30 ms
-    script = ESTIMATOR_SCRIPT.format(callback=callback, shape=shape)
+    script = ESTIMATOR_SCRIPT.format(
+        shape=shape, params=f"max_iter=10**6, n_iter_no_change=np.inf, callback={callback}",
+        checks="est.n_iter_ == len(est.loss_curve_), est.t_ == est.n_iter_ * n")
     out = subprocess.run(python("-c", script), capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr
@@ -94,3 +94,16 @@ def test_ctrl_c_stops_an_estimator_fit_with_a_warning_and_consistent_attributes(
     # the engine asks every 50 ms; a check restarted each epoch would wait for the chunk's end
     assert float(waited) < 0.25
     assert checks == ["True"] * 5
+
+
+def test_ctrl_c_stops_an_lbfgs_fit_with_the_last_iterate():
+    """L-BFGS too (scikit-learn's lets Ctrl-C through): the fit returns once the whole-data pass
+    under way ends (tens of ms here), keeping the last whole iteration's parameters."""
+    script = ESTIMATOR_SCRIPT.format(
+        shape=(5000, 128), params='solver="lbfgs", max_iter=10**5, max_fun=10**6, tol=0.0',
+        checks="est.n_iter_ > 0")
+    out = subprocess.run(python("-c", script), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    waited, *checks = out.stdout.split()
+    assert float(waited) < 0.5
+    assert checks == ["True"] * 4

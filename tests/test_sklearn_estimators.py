@@ -262,6 +262,14 @@ def test_keyboard_interrupt_becomes_a_warning(wine):
     with pytest.warns(UserWarning, match="Training interrupted by user."):
         clf.fit(X, y)
     assert clf.n_iter_ == 2 and clf.predict(X).shape == y.shape
+    # lbfgs too (scikit-learn's lets it through): the model of its last whole iteration
+    clf = small(MLPClassifier, solver="lbfgs", callback=interrupt)
+    with pytest.warns(UserWarning, match="Training interrupted by user."):
+        clf.fit(X, y)
+    two = small(MLPClassifier, solver="lbfgs", max_iter=2).fit(X, y)
+    assert clf.n_iter_ == 2 and clf.loss_ == two.loss_
+    for a, b in zip(clf.coefs_, two.coefs_):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_non_finite_weights_raise(diabetes):

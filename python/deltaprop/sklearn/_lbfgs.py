@@ -6,6 +6,7 @@ float32)."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -57,33 +58,42 @@ def fit_lbfgs(est: Any, X: Any, y: FloatArray, sample_weight: npt.NDArray[np.flo
 
     track = est._health_record(X, incremental=False) is not None  # (starts health_)
     stopped = False
+    last, last_loss = _pack(start), None  # the last iterate: what a Ctrl-C leaves
 
     def after_iteration(intermediate_result: scipy.optimize.OptimizeResult) -> None:
         """The whole data's gradient health at the new point (record_health), the verbose
         line, then the hooks; a stop they ask for ends the minimisation (scipy >= 1.11:
         StopIteration)."""
-        nonlocal stopped
+        nonlocal stopped, last, last_loss
+        last, last_loss = np.array(intermediate_result.x), float(intermediate_result.fun)
         est.n_iter_ += 1
-        est.loss_ = float(intermediate_result.fun)
+        est.loss_ = last_loss
         if est.verbose:  # (scikit-learn's own lbfgs prints nothing with scipy >= 1.15)
             print(f"Iteration {est.n_iter_}, loss = {est.loss_:.8f}")
-        coefs, intercepts, learned = unpack(intermediate_result.x)
         if track:
+            coefs, intercepts, learned = unpack(last)
             rows = net.health(coefs, intercepts, X, y, sample_weight, learned,
                               lr=est.learning_rate_init)
             for name, row in zip(HEALTH_ROWS, rows):
                 est.health_[name] = np.vstack([est.health_[name], row])
         if not hooks.idle:
-            est.coefs_, est.intercepts_, est.activation_params_ = coefs, intercepts, learned
+            est.coefs_, est.intercepts_, est.activation_params_ = unpack(last)
             hooks.epoch_begin()
             if hooks.epoch_end():
                 stopped = True
                 raise StopIteration
 
-    result = scipy.optimize.minimize(
-        loss_grad, _pack(start), method="L-BFGS-B", jac=True,
-        callback=None if hooks.idle and not (track or est.verbose) else after_iteration,
-        options={"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol})
+    try:
+        result = scipy.optimize.minimize(
+            loss_grad, _pack(start), method="L-BFGS-B", jac=True, callback=after_iteration,
+            options={"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol})
+    except KeyboardInterrupt:
+        # as the stochastic solvers do (scikit-learn's lbfgs lets it through): the model of
+        # the last whole iteration, and a warning
+        warnings.warn("Training interrupted by user.", stacklevel=4)
+        est.loss_ = loss_grad(last)[0] if last_loss is None else last_loss
+        est.coefs_, est.intercepts_, est.activation_params_ = unpack(last)
+        return
     # a stop the hooks asked for is not a failure to converge
     est.n_iter_ = int(result.nit) if stopped else _check_optimize_result("lbfgs", result,
                                                                           est.max_iter)
