@@ -50,15 +50,18 @@ def fit_lbfgs(est: Any, X: Any, y: FloatArray, sample_weight: npt.NDArray[np.flo
         return coefs, intercepts, [{name: next(arrays) for name in names}
                                    for names in learned_names]
 
+    track = est._health_record(X, incremental=False) is not None  # (starts health_)
+    stopped = False
+    last, last_loss = _pack(start), None  # the last iterate and its loss: what a Ctrl-C leaves
+
     def loss_grad(packed: npt.NDArray[np.float64]) -> tuple[float, npt.NDArray[np.float64]]:
+        nonlocal last_loss
         coefs, intercepts, learned = unpack(packed)
         loss, dcoefs, dintercepts, dlearned = net.loss_and_gradients(
             coefs, intercepts, X, y, sample_weight, est.alpha, learned=learned)
+        if last_loss is None:  # the first evaluation, at the start
+            last_loss = loss
         return loss, _pack(dcoefs + dintercepts + [p for d in dlearned for p in d.values()])
-
-    track = est._health_record(X, incremental=False) is not None  # (starts health_)
-    stopped = False
-    last, last_loss = _pack(start), None  # the last iterate: what a Ctrl-C leaves
 
     def after_iteration(intermediate_result: scipy.optimize.OptimizeResult) -> None:
         """The whole data's gradient health at the new point (record_health), the verbose
@@ -91,7 +94,7 @@ def fit_lbfgs(est: Any, X: Any, y: FloatArray, sample_weight: npt.NDArray[np.flo
         # as the stochastic solvers do (scikit-learn's lbfgs lets it through): the model of
         # the last whole iteration, and a warning
         warnings.warn("Training interrupted by user.", stacklevel=4)
-        est.loss_ = loss_grad(last)[0] if last_loss is None else last_loss
+        est.loss_ = loss_grad(last)[0] if last_loss is None else last_loss  # (None: no pass)
         est.coefs_, est.intercepts_, est.activation_params_ = unpack(last)
         return
     # a stop the hooks asked for is not a failure to converge
