@@ -97,9 +97,11 @@ _COMMON_DOC = """
     task and each epoch as a subtask; an epoch's ``on_fit_task_end`` returning True stops it.
     ``save(path)`` / ``load(path)`` keep a fitted estimator without pickle, in MLP.save's format.
 
-    Beyond scikit-learn's attributes, the stochastic solvers with ``early_stopping=True`` set
+    Beyond scikit-learn's attributes: ``activation_params_``, the learned activations'
+    parameters (one dict per hidden layer, {{}} where nothing learns); ``health_`` with
+    ``record_health=True``; and with the stochastic solvers and ``early_stopping=True``,
     ``validation_loss_curve_``: the validation set's loss per epoch (the data term, without the
-    L2 penalty); None otherwise.
+    L2 penalty; None otherwise).
 """
 
 
