@@ -5,7 +5,7 @@ interface, so the estimators stay free of engine details:
     net.forward(coefs, intercepts, X)                           -> output activations
     net.loss_and_gradients(coefs, intercepts, X, Y, sample_weight, alpha)
                                             -> (loss, dcoefs, dintercepts, dactivation_params)
-    state = new_optimizer_state(flat_params(coefs, intercepts), optimizer)
+    state = new_optimizer_state(net.params(coefs, intercepts), optimizer)
     net.train_epoch(coefs, intercepts, state, X, Y, sample_weight, order, settings)
                                                                 -> the epoch's mean loss
     net.train_epochs(coefs, intercepts, state, X, Y, sample_weight, orders, lrs, settings,
@@ -55,7 +55,7 @@ from ..reference.activations import init_activation_params  # as deltaprop.MLP s
 from ..reference.health import HEALTH_ROWS  # the rows of the engine's health record
 
 __all__ = ["CHUNK_ROWS", "HEALTH_ROWS", "EpochSettings", "Network", "OptimizerState",
-           "flat_params", "init_activation_params", "make_network", "new_optimizer_state",
+           "init_activation_params", "make_network", "new_optimizer_state",
            "shuffle", "EpochShuffles"]
 
 Learned = Sequence[Mapping[str, FloatArray]]  # one dict of arrays per hidden layer
@@ -96,21 +96,9 @@ def batches_per_epoch(n: int, batch_size: int) -> int:
     return -(-n // min(batch_size, n))
 
 
-def flat_params(coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray],
-                learned: Learned | None = None) -> list[FloatArray]:
-    """The engine's parameter order: per layer W_l, b_l, then the layer's learned activation
-    parameters in their dict's order (Network puts them in the activation's)."""
-    params: list[FloatArray] = []
-    for l, (W, b) in enumerate(zip(coefs, intercepts)):
-        params += [W, b]
-        if learned is not None and l < len(learned):
-            params += list(learned[l].values())
-    return params
-
-
 def new_optimizer_state(params: Sequence[FloatArray], kind: str) -> OptimizerState:
     """Zeroed state for optimizer ``kind`` ("sgd", "nesterov" or "adam"), shaped like the
-    engine's ``params`` (flat_params)."""
+    engine's ``params`` (Network.params)."""
     state2 = [np.zeros_like(p) for p in params] if kind == "adam" else None
     return OptimizerState(kind, [np.zeros_like(p) for p in params], state2)
 
@@ -171,18 +159,23 @@ class Network:
     def n_outputs(self) -> int:
         return self.layer_sizes[-1]
 
-    def _params(self, coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray],
-                learned: Learned | None) -> list[FloatArray]:
-        """flat_params, with ``learned`` checked against the activations that learn and taken
-        in their parameters' order."""
-        if not any(self._learned_names):
-            return flat_params(coefs, intercepts)
-        if (learned is None or len(learned) != len(self._learned_names)
-                or any(set(d) != set(names) for d, names in zip(learned, self._learned_names))):
+    def params(self, coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray],
+               learned: Learned | None = None) -> list[FloatArray]:
+        """The engine's parameter list: per layer W_l, b_l, then the learned parameters of the
+        layer's activation in their order (``learned`` checked against the activations)."""
+        names = self._learned_names
+        if not any(names):
+            return [p for W, b in zip(coefs, intercepts) for p in (W, b)]
+        if (learned is None or len(learned) != len(names)
+                or any(set(d) != set(n) for d, n in zip(learned, names))):
             raise ValueError(f"activation_params_ must hold one dict per hidden layer with the "
-                             f"keys {[list(n) for n in self._learned_names]}")
-        return flat_params(coefs, intercepts, [{name: d[name] for name in names}
-                                               for d, names in zip(learned, self._learned_names)])
+                             f"keys {[list(n) for n in names]}")
+        params: list[FloatArray] = []
+        for l, (W, b) in enumerate(zip(coefs, intercepts)):
+            params += [W, b]
+            if l < len(names):
+                params += [learned[l][name] for name in names[l]]
+        return params
 
     def _dense(self, X: Any) -> FloatArray:
         X = X.toarray() if sp.issparse(X) else X
@@ -193,7 +186,7 @@ class Network:
                 X: Any, learned: Learned | None = None) -> FloatArray:
         """Output activations (probabilities, values), row by row: any row's result is
         independent of the others."""
-        params = self._params(coefs, intercepts, learned)
+        params = self.params(coefs, intercepts, learned)
         if sp.issparse(X):
             X = X.tocsr()
             return np.concatenate([self._engine.forward(params, self._dense(X[i:i + CHUNK_ROWS]))
@@ -211,7 +204,7 @@ class Network:
         """scikit-learn's objective over all rows of X and its gradients (fresh arrays): of the
         weights, the biases and the learned activation parameters (a dict per hidden layer)."""
         n = X.shape[0]
-        params = self._params(coefs, intercepts, learned)
+        params = self.params(coefs, intercepts, learned)
         s = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         total = float(s.sum())
         grads = [np.zeros_like(p) for p in params]
@@ -239,7 +232,7 @@ class Network:
 
     def _unflat(self, params: list[FloatArray],
                 ) -> tuple[list[FloatArray], list[FloatArray], list[dict[str, FloatArray]]]:
-        """flat_params' reverse: (coefs, intercepts, learned)."""
+        """params' reverse: (coefs, intercepts, learned)."""
         coefs, intercepts, learned = [], [], []
         it = iter(params)
         for l in range(len(self.layer_sizes) - 1):
@@ -255,7 +248,7 @@ class Network:
         """The gradient health of one pass over all rows of (dense) X: HEALTH_ROWS x layers,
         the update ratio for a plain step of ``lr`` (deltaprop.diagnostics.gradient_health's)."""
         rows: npt.NDArray[np.float64] = self._engine.health(
-            self._params(coefs, intercepts, learned), self._dense(X),
+            self.params(coefs, intercepts, learned), self._dense(X),
             np.ascontiguousarray(Y, dtype=self.dtype), sample_weight, lr)
         return rows
 
@@ -271,7 +264,7 @@ class Network:
         scikit-learn's loss_curve_ entry: the batches' losses (each before its step) weighted
         by their rows. ``health`` (dense X only) receives the epoch's gradient health."""
         n = X.shape[0]
-        params = self._params(coefs, intercepts, learned)
+        params = self.params(coefs, intercepts, learned)
         if sp.issparse(X):
             return self._train_batches(params, state, X, Y, sample_weight, order, settings)
         Y = np.ascontiguousarray(Y, dtype=self.dtype)
@@ -306,7 +299,7 @@ class Network:
         tol, patience, best, count = plateau
         losses = np.empty(len(lrs))
         epochs, stop, best, count, error = self._engine.train_epochs(
-            self._params(coefs, intercepts, learned), state.state1, state.state2,
+            self.params(coefs, intercepts, learned), state.state1, state.state2,
             self._dense(X), np.ascontiguousarray(Y, dtype=self.dtype), sample_weight, orders=orders,
             shuffle_state=shuffle_state, lrs=np.asarray(lrs, dtype=np.float64), losses=losses,
             batch_size=settings.batch_size, momentum=settings.momentum, optimizer=state.kind,

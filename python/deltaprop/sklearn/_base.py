@@ -208,12 +208,15 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
                    for d in self._learned()]
         return cast[:len(self.coefs_)], cast[len(self.coefs_):], learned
 
+    def _parameters_copy(self) -> tuple[list[FloatArray], list[FloatArray], LearnedParams]:
+        """Copies of coefs_, intercepts_ and activation_params_."""
+        return ([c.copy() for c in self.coefs_], [b.copy() for b in self.intercepts_],
+                [{k: p.copy() for k, p in d.items()} for d in self._learned()])
+
     def _keep_best(self) -> None:
         """These parameters are the best so far (early stopping restores them)."""
-        self._best_coefs = [c.copy() for c in self.coefs_]
-        self._best_intercepts = [i.copy() for i in self.intercepts_]
-        self._best_activation_params = [{k: p.copy() for k, p in d.items()}
-                                        for d in self._learned()]
+        self._best_coefs, self._best_intercepts, self._best_activation_params = (
+            self._parameters_copy())
 
     def _forward_pass_fast(self, X: Any, check_input: bool = True) -> FloatArray:
         if check_input:
@@ -337,15 +340,13 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         raise ValueError(f"{how} continues the fitted network, but its {what}. Start a new "
                          f"network with fit() and warm_start=False, or a fresh estimator")
 
-    def _flat_params(self) -> list[FloatArray]:
-        return _backend.flat_params(self.coefs_, self.intercepts_, self._learned())
-
-    def _new_optimizer(self) -> SGDOptimizer | AdamOptimizer:
+    def _new_optimizer(self, net: _backend.Network) -> SGDOptimizer | AdamOptimizer:
+        params = net.params(self.coefs_, self.intercepts_, self._learned())
         if self.solver == "sgd":
-            return SGDOptimizer(self._flat_params(), self.learning_rate_init,
+            return SGDOptimizer(params, self.learning_rate_init,
                                 self.learning_rate, self.momentum, self.nesterovs_momentum,
                                 self.power_t)
-        return AdamOptimizer(self._flat_params(), self.learning_rate_init,
+        return AdamOptimizer(params, self.learning_rate_init,
                              self.beta_1, self.beta_2, self.epsilon)
 
     def _validation_split(self, X: Any, y: FloatArray,
@@ -387,7 +388,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
                         sample_weight: npt.NDArray[np.float64] | None, incremental: bool,
                         hooks: EpochHooks) -> None:
         if not incremental or not hasattr(self, "_optimizer"):
-            self._optimizer = self._new_optimizer()
+            self._optimizer = self._new_optimizer(self._network(X.dtype))
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         early_stopping = self.early_stopping

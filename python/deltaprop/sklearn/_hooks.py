@@ -61,11 +61,8 @@ class EpochHooks:
         return self.context is None and self.bar is None and self.estimator.callback is None
 
     def _fitted(self) -> dict[str, list[Any]]:
-        est = self.estimator
-        return {"coefs_": [W.copy() for W in est.coefs_],
-                "intercepts_": [b.copy() for b in est.intercepts_],
-                "activation_params_": [{k: p.copy() for k, p in d.items()}
-                                       for d in est._learned()]}
+        coefs, intercepts, learned = self.estimator._parameters_copy()
+        return {"coefs_": coefs, "intercepts_": intercepts, "activation_params_": learned}
 
     def epoch_begin(self) -> None:
         if self.context is not None:
