@@ -15,6 +15,7 @@
 #include "mix64.hpp"
 #include "mlp.hpp"
 #include "optim.hpp"
+#include "stopping.hpp"
 
 namespace dp {
 
@@ -264,24 +265,6 @@ EpochResult train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const Pa
     return result;
 }
 
-// scikit-learn's stopping rule on the training loss (BaseMultilayerPerceptron.
-// _update_no_improvement_count): an epoch whose loss is not below best - tol adds to the count,
-// any other resets it; training stops once the count exceeds `patience` (n_iter_no_change,
-// which may be infinite). A NaN loss compares false both ways, as in scikit-learn.
-struct Plateau {
-    double tol = 0.0, patience = 0.0;
-    double best = std::numeric_limits<double>::infinity();
-    idx count = 0;
-
-    // Records one epoch's loss; true when training should stop.
-    bool record(double loss) {
-        if (loss > best - tol) ++count;
-        else count = 0;
-        if (loss < best) best = loss;
-        return double(count) > patience;
-    }
-};
-
 enum class Stop : int { done, plateau, diverged, interrupted };
 
 struct EpochsResult {
@@ -290,19 +273,21 @@ struct EpochsResult {
 };
 
 // Up to `epochs` epochs in one call, for callers with nothing to do between epochs (the
-// scikit-learn estimators without early stopping, callbacks or verbose output): epoch e reads
-// its rows in the order order_for(e) gives just before it runs (n row indices, or null for
-// stored order: rows given ahead, or a shuffle drawn then, as scikit-learn's loop draws one as
-// each epoch starts), at learning rate lrs[e], and its mean loss goes to losses[e]. Adam's t and
-// the dropout epoch continue from c.step and c.epoch. Stops early after an epoch that leaves a
-// parameter NaN or inf (`diverged`), or whose loss makes `plateau` say stop, or when
-// `interrupted` (that epoch is not counted, its order was taken).
+// scikit-learn estimators without callbacks or verbose output): epoch e reads its rows in the
+// order order_for(e) gives just before it runs (n row indices, or null for stored order: rows
+// given ahead, or a shuffle drawn then, as scikit-learn's loop draws one as each epoch starts),
+// at learning rate lrs[e], and its mean loss goes to losses[e]. Adam's t and the dropout epoch
+// continue from c.step and c.epoch. Stops early after an epoch that leaves a parameter NaN or
+// inf (`diverged`), or whose loss makes `plateau` say stop, or when `interrupted` (that epoch is
+// not counted, its order was taken). With `held_out` (early stopping), the plateau is that of
+// the held-out rows' score, recorded after each epoch (HeldOut::record), not of the loss.
 template <typename T, typename Orders>
 EpochsResult train_epochs(Workspace<T>& ws, const ParamViews<T*>& params, const ParamViews<T*>& state1,
                           const ParamViews<T*>& state2, const T* X, const T* Y,
                           const double* sample_weight, idx n, Orders&& order_for, const double* lrs,
                           double* losses, idx epochs, Plateau& plateau, const NetSpec& spec,
-                          const TrainConfig& c, int n_threads, InterruptCheck& interrupted) {
+                          const TrainConfig& c, int n_threads, InterruptCheck& interrupted,
+                          HeldOut<T>* held_out = nullptr) {
     EpochsResult result;
     const idx batch = std::min(c.batch_size, n), batches = (n + batch - 1) / batch;
     TrainConfig epoch_config = c;
@@ -325,7 +310,7 @@ EpochsResult train_epochs(Workspace<T>& ws, const ParamViews<T*>& params, const 
             result.stop = Stop::diverged;
             break;
         }
-        if (plateau.record(r.loss)) {
+        if (held_out ? held_out->record(e, params, ws, spec, plateau, n_threads) : plateau.record(r.loss)) {
             result.stop = Stop::plateau;
             break;
         }

@@ -1,10 +1,10 @@
 """The estimators' two epoch loops give one result. With nothing to run between epochs (no
-callback, verbose output, early stopping, progress bar or health record), a fit runs its epochs
-inside the engine: all in one call, the engine drawing each epoch's shuffle from MT19937 as it
-starts, or, with another bit generator, in chunks whose orders Python draws ahead; with any of
-those, one engine call per epoch. A callback that never stops training forces the second, so
-every fitted attribute, the warnings and the random state left behind must be identical either
-way."""
+callback, verbose output, progress bar or health record; early stopping's held-out rows are
+scored in the engine), a fit runs its epochs inside the engine: all in one call, the engine
+drawing each epoch's shuffle from MT19937 as it starts, or, with another bit generator, in
+chunks whose orders Python draws ahead; with any of those, one engine call per epoch. A
+callback that never stops training forces the second, so every fitted attribute, the warnings
+and the random state left behind must be identical either way."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from sklearn.preprocessing import StandardScaler
 
 from deltaprop.sklearn import MLPClassifier, MLPRegressor, _backend
 
-ATTRIBUTES = ["n_iter_", "t_", "loss_", "best_loss_", "_no_improvement_count"]
+ATTRIBUTES = ["n_iter_", "t_", "loss_", "best_loss_", "_no_improvement_count",
+              "best_validation_score_", "validation_scores_", "validation_loss_curve_"]
 
 
 def wine(dtype=np.float64):
@@ -149,3 +150,68 @@ def test_a_diverging_fit_fails_alike_either_way():
             est.fit(X * 1e30, y)
         errors.append((str(error.value), est.n_iter_, len(est.loss_curve_)))
     assert errors[0] == errors[1]
+
+
+EARLY_STOPPING = {
+    "adam": dict(max_iter=200),
+    "adam, weighted rows": dict(max_iter=200, weighted=True),
+    "sgd adaptive": dict(solver="sgd", learning_rate="adaptive", learning_rate_init=0.05,
+                         tol=0.05, n_iter_no_change=2, max_iter=80),
+    "never stops": dict(n_iter_no_change=np.inf, max_iter=30),
+}
+
+
+@pytest.mark.parametrize("kind", ["MLPClassifier", "MLPRegressor"])
+@pytest.mark.parametrize("config", EARLY_STOPPING.values(), ids=EARLY_STOPPING.keys())
+def test_early_stopping_fits_alike_either_way(kind, config, engine_calls):
+    config = dict(config)
+    if kind == "MLPClassifier":
+        X, y = wine()
+        make = MLPClassifier
+    else:
+        X, y = load_diabetes(return_X_y=True)
+        X, y = StandardScaler().fit_transform(X), (y - y.mean()) / y.std()
+        make = MLPRegressor
+    fit = {}
+    if config.pop("weighted", False):
+        fit["sample_weight"] = np.random.default_rng(1).uniform(0.1, 3.0, len(y))
+    runs = fit_both(lambda **kw: make(hidden_layer_sizes=(12,), early_stopping=True,
+                                      **config, **kw), X, y, **fit)
+    assert_same_fit(*runs)
+    est = runs[0][0]
+    assert len(est.validation_scores_) == len(est.validation_loss_curve_) == est.n_iter_
+    assert est.best_validation_score_ == max(est.validation_scores_)
+    assert engine_calls[0] == config["max_iter"]  # the engine ran the early-stopping epochs
+    if np.isfinite(config.get("n_iter_no_change", 10)):
+        assert est.n_iter_ < config["max_iter"]  # stopped by the held-out rows
+
+
+def test_early_stopping_restores_the_best_epoch_from_the_engine():
+    X, y = wine()
+    est = MLPClassifier(hidden_layer_sizes=(12,), early_stopping=True, max_iter=200,
+                        learning_rate_init=0.05, random_state=3).fit(X, y)
+    best = int(np.argmax(est.validation_scores_))
+    assert best < est.n_iter_ - 1  # the last epochs did worse: the restored ones are older
+    # refit, stopping right after the best epoch: its weights are the ones restored
+    again = MLPClassifier(hidden_layer_sizes=(12,), early_stopping=True, max_iter=best + 1,
+                          learning_rate_init=0.05, random_state=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again.fit(X, y)
+    for p, q in zip(est.coefs_ + est.intercepts_, again.coefs_ + again.intercepts_):
+        np.testing.assert_array_equal(p, q)
+
+
+def test_a_warm_start_after_early_stopping_trains_what_was_restored(engine_calls):
+    """A finished early-stopping fit's weights are its best epoch's arrays; a warm start trains
+    them in place (scikit-learn does), which the engine's copy of the best epoch must not
+    alias: that fit runs in the Python loop, alike with and without a callback."""
+    X, y = wine()
+    runs = fit_both(lambda **kw: MLPClassifier(hidden_layer_sizes=(12,), early_stopping=True,
+                                               warm_start=True, max_iter=20, **kw), X, y)
+    for est, *_ in runs:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(X, y)
+    assert_same_fit((runs[0][0], runs[0][1], []), (runs[1][0], runs[1][1], []))
+    assert engine_calls == [20]  # the first fit without a callback; the warm starts: per epoch

@@ -188,6 +188,48 @@ def test_sparse_input_is_densified_in_batches(wine, fmt, solver, monkeypatch):
                                atol=1e-12)
 
 
+def test_sparse_early_stopping_scores_its_held_out_rows_in_chunks(wine, monkeypatch):
+    """Sparse held-out rows are scored a densified chunk at a time, a chunk of no weight
+    included (its loss counts for nothing, its rows' predictions still count as rows of no
+    weight): the same scores and losses as the dense fit's, which the engine computes whole."""
+    X, y = wine
+    X = np.where(np.abs(X) < 0.5, 0.0, X)
+    weights = np.random.default_rng(0).uniform(0.5, 2, len(y))
+    weights[:140] = 0  # most rows: some chunks of held-out rows weigh nothing
+    shares = []
+    chunks = _backend.Network._row_chunks
+
+    def recording(self, *args, **kwargs):
+        for chunk in chunks(self, *args, **kwargs):
+            shares.append(chunk[0])
+            yield chunk
+
+    monkeypatch.setattr(_backend.Network, "_row_chunks", recording)
+    monkeypatch.setattr(_backend, "CHUNK_ROWS", 4)
+    fits = []
+    for data in (X, sp.csr_matrix(X)):
+        est = small(MLPClassifier, early_stopping=True, validation_fraction=0.2, max_iter=40,
+                    n_iter_no_change=40)
+        fits.append(est.fit(data, y, sample_weight=weights))
+    dense, sparse = fits
+    assert sparse.n_iter_ == dense.n_iter_ == 40
+    np.testing.assert_allclose(sparse.validation_scores_, dense.validation_scores_, rtol=1e-12)
+    np.testing.assert_allclose(sparse.validation_loss_curve_, dense.validation_loss_curve_,
+                               rtol=1e-10)
+    assert 0.5 < max(dense.validation_scores_) <= 1
+    assert 0 in shares and max(shares) < 1  # sparse: chunks, some of no weight
+
+
+def test_held_out_rows_of_no_weight_are_refused_before_training(wine):
+    X, y = wine
+    est = small(MLPClassifier, early_stopping=True, validation_fraction=0.1, random_state=0)
+    weights = np.zeros(len(y))
+    weights[0] = 1.0  # one weighted row (the split leaves it for training)
+    with pytest.raises(ValueError, match="validation rows' sample weights sum to zero"):
+        est.fit(X, y, sample_weight=weights)
+    assert not hasattr(est, "n_iter_") or est.n_iter_ == 0
+
+
 def test_callback_stops_training(wine):
     X, y = wine
     seen = []

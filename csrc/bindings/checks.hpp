@@ -256,22 +256,22 @@ inline ActivationSpec activation_spec(py::handle activation, double grad_at_zero
 // C-contiguous float64 array (a copy when it is not one already; weights are only read), finite
 // and non-negative, with a positive and finite sum (each row's share is its weight over the sum:
 // an infinite sum would silently give every row none).
-inline py::array sample_weights(const py::handle& obj, idx N) {
+inline py::array sample_weights(const py::handle& obj, idx N, const std::string& name = "sample_weight") {
     const py::module_ np = py::module_::import("numpy");
     const py::array a = np.attr("asarray")(obj);
     const char kind = a.dtype().kind();
     if (kind != 'i' && kind != 'u' && kind != 'f')
-        throw py::type_error("sample_weight must hold real numbers, got dtype " + std::string(py::str(a.dtype())));
-    require_shape(a, "sample_weight", {N});
+        throw py::type_error(name + " must hold real numbers, got dtype " + std::string(py::str(a.dtype())));
+    require_shape(a, name, {N});
     const py::array w = np.attr("ascontiguousarray")(a, "dtype"_a = "float64");
     const double* p = static_cast<const double*>(w.data());
     double sum = 0;
     for (idx n = 0; n < N; ++n) {
-        if (!std::isfinite(p[n]) || p[n] < 0) throw py::value_error("sample_weight must be finite and non-negative");
+        if (!std::isfinite(p[n]) || p[n] < 0) throw py::value_error(name + " must be finite and non-negative");
         sum += p[n];
     }
-    if (!(sum > 0)) throw py::value_error("sample_weight sums to zero; at least one weight must be positive");
-    if (!std::isfinite(sum)) throw py::value_error("sample_weight sums to more than float64 holds; scale the weights down");
+    if (!(sum > 0)) throw py::value_error(name + " sums to zero; at least one weight must be positive");
+    if (!std::isfinite(sum)) throw py::value_error(name + " sums to more than float64 holds; scale the weights down");
     return w;
 }
 

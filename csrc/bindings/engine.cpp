@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <limits>
 #include <mutex>
+#include <optional>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -185,6 +186,37 @@ class Engine {
         return std::move(out);
     }
 
+    // loss_and_gradients' loss, to the same bits, without the gradients, and forward's output
+    // activations, from forward passes alone (stopping.hpp: evaluate_rows): what early
+    // stopping reads of its held-out rows every epoch.
+    py::tuple evaluate(const py::object& params_obj, const py::object& X_obj, const py::object& Y_obj,
+                       const py::object& weight_obj) {
+        std::vector<Named> args;
+        FiniteChecks<T> finite;
+        const auto p = params<const T*>(params_obj, "params", Role::read, args, finite);
+        const auto [x, y, N] = data(X_obj, Y_obj, args, finite);
+        const double* w = weights(weight_obj, N, args);
+        py::array_t<T> out = new_array<T>({N, spec_.sizes.back()}, "the output");
+        double loss = 0;
+        locked(finite, [&] {
+            loss = evaluate_rows(ws_, p, x, y, w, N, out.mutable_data(), spec_, resolve_threads(n_threads_));
+        });
+        return py::make_tuple(loss, std::move(out));
+    }
+
+    // Early stopping's score (stopping.hpp: score_outputs) of rows whose outputs are A and
+    // encoded targets Y: accuracy for softmax and sigmoid outputs, R² for the others.
+    double score(const py::object& A_obj, const py::object& Y_obj, const py::object& weight_obj) const {
+        const py::array A = as_array(A_obj, "outputs"), Y = as_array(Y_obj, "Y");
+        const idx N = rows_of(A, "outputs"), O = spec_.sizes.back();
+        const T* a = input<T>(A, "outputs", {N, O}, false);
+        const T* y = input<T>(Y, "Y", {N, O}, false);
+        std::vector<Named> args;
+        const double* w = weights(weight_obj, N, args);
+        py::gil_scoped_release release;
+        return score_outputs(a, y, w, N, O, spec_.loss.output);
+    }
+
     double loss_and_gradients(const py::object& params_obj, const py::object& X_obj,
                               const py::object& Y_obj, const py::object& grads_obj,
                               const py::object& weight_obj) {
@@ -253,7 +285,8 @@ class Engine {
                            const py::object& beta_2_obj, const py::object& epsilon_obj,
                            const py::object& alpha_obj, const py::object& clip_obj, const py::object& step_obj,
                            const py::object& tol_obj, const py::object& patience_obj,
-                           const py::object& best_obj, const py::object& count_obj) {
+                           const py::object& best_obj, const py::object& count_obj,
+                           const py::object& held_out_obj, const py::object& best_score_obj) {
         const TrainConfig c = config(batch_obj, momentum_obj, py::bool_(false), seed_obj, epoch_obj, optimizer_obj,
                                      beta_1_obj, beta_2_obj, epsilon_obj, alpha_obj, clip_obj, step_obj);
         Plateau plateau;
@@ -264,6 +297,8 @@ class Engine {
         if (!(std::isfinite(plateau.tol) && plateau.tol >= 0)) throw py::value_error("tol must be finite and >= 0");
         if (!(plateau.patience >= 1)) throw py::value_error("n_iter_no_change must be >= 1 (inf: never stop)");
         if (std::isnan(plateau.best)) throw py::value_error("best_loss must not be NaN");
+        const double best_score = arg_real(best_score_obj, "best_score");
+        if (std::isnan(best_score)) throw py::value_error("best_score must not be NaN");
         std::vector<Named> args;
         FiniteChecks<T> finite;
         const Trainable t = trainable(params_obj, state1_obj, state2_obj, X_obj, Y_obj, weight_obj, c, args, finite);
@@ -280,14 +315,23 @@ class Engine {
         const py::array losses_array = as_array(losses_obj, "losses");
         double* losses = output<double>(losses_array, "losses", {epochs});
         args.push_back({losses_array, "losses"});
+        const size_t before_held_out = args.size();
+        size_t held_out_written = args.size();
+        std::optional<HeldOut<T>> held_out;
+        if (!held_out_obj.is_none()) {
+            held_out = held_out_from(held_out_obj, epochs, args, finite, held_out_written);
+            plateau.best = -best_score;  // the rule keeps the lowest value: the negated score
+        }
         require_disjoint(args, 0, t.written);
-        require_disjoint(args, before_shuffle, args.size());
+        require_disjoint(args, before_shuffle, before_held_out);
+        require_disjoint(args, held_out_written, args.size());
         EpochsResult result;
         locked(finite, [&] {
             InterruptCheck check(ask_signals);
             auto run = [&](auto&& order_for) {
                 result = dp::train_epochs(ws_, t.p, t.s1, t.s2, t.x, t.y, t.w, t.N, order_for, lrs, losses,
-                                          epochs, plateau, spec_, c, resolve_threads(n_threads_), check);
+                                          epochs, plateau, spec_, c, resolve_threads(n_threads_), check,
+                                          held_out ? &*held_out : nullptr);
             };
             if (!shuffle.key) {
                 run([&](idx e) -> const idx* { return orders ? orders + e * t.N : nullptr; });
@@ -309,7 +353,8 @@ class Engine {
         py::object error = py::none();
         if (result.stop == Stop::interrupted || PyErr_CheckSignals() != 0) error = py::error_already_set().value();
         static const char* const kStops[] = {"done", "plateau", "diverged", "interrupted"};
-        return py::make_tuple(result.epochs, kStops[int(result.stop)], plateau.best, plateau.count, error);
+        return py::make_tuple(result.epochs, kStops[int(result.stop)], held_out ? -plateau.best : plateau.best,
+                              plateau.count, error);
     }
 
     // Gradient health (health.hpp) of one step on all of X: kHealthRows x layers, with the
@@ -351,9 +396,10 @@ class Engine {
     }
 
     // sample_weight: None, or N weights (checks.hpp), kept alive in `args`.
-    static const double* weights(const py::object& obj, idx N, std::vector<Named>& args) {
+    static const double* weights(const py::object& obj, idx N, std::vector<Named>& args,
+                                 const char* name = "sample_weight") {
         if (obj.is_none()) return nullptr;
-        args.push_back({sample_weights(obj, N), "sample_weight"});
+        args.push_back({sample_weights(obj, N, name), name});
         return static_cast<const double*>(args.back().array.data());
     }
 
@@ -415,6 +461,29 @@ class Engine {
         std::tie(t.x, t.y, t.N) = data(X_obj, Y_obj, args, finite);
         t.w = weights(weight_obj, t.N, args);
         return t;
+    }
+
+    // held_out (early stopping's rows): (X, Y, sample_weight or None, best, losses, scores), best
+    // a parameter list the best epoch's parameters are copied to, losses and scores float64
+    // arrays of one entry per epoch. args gets the arrays it reads, then from `written` on
+    // those it writes.
+    HeldOut<T> held_out_from(const py::object& obj, idx epochs, std::vector<Named>& args,
+                             FiniteChecks<T>& finite, size_t& written) const {
+        if (!py::isinstance<py::tuple>(obj) || py::len(obj) != 6)
+            throw py::type_error("held_out must be a tuple (X, Y, sample_weight, best, losses, scores), got " +
+                                 type_name(obj));
+        const py::tuple parts = py::reinterpret_borrow<py::tuple>(obj);
+        HeldOut<T> h;
+        std::tie(h.X, h.Y, h.N) = data(parts[0], parts[1], args, finite, "held_out X", "held_out Y");
+        h.w = weights(parts[2], h.N, args, "held_out sample_weight");
+        written = args.size();
+        h.best = params<T*>(parts[3], "held_out best", Role::write, args, finite);
+        const py::array losses = as_array(parts[4], "held_out losses"), scores = as_array(parts[5], "held_out scores");
+        h.losses = output<double>(losses, "held_out losses", {epochs});
+        h.scores = output<double>(scores, "held_out scores", {epochs});
+        args.push_back({losses, "held_out losses"});
+        args.push_back({scores, "held_out scores"});
+        return h;
     }
 
     // What shuffle_state gives train_epochs: an MT19937's words and position, and the row order
@@ -500,15 +569,16 @@ class Engine {
 
     // X (N x d) and Y (N x O), checked and finite.
     std::tuple<const T*, const T*, idx> data(const py::object& X_obj, const py::object& Y_obj,
-                                             std::vector<Named>& args, FiniteChecks<T>& finite) const {
-        const py::array X = as_array(X_obj, "X"), Y = as_array(Y_obj, "Y");
-        const idx N = rows_of(X, "X");
-        const T* x = input<T>(X, "X", {N, spec_.sizes.front()}, false);
-        const T* y = input<T>(Y, "Y", {N, spec_.sizes.back()}, false);
-        finite.add(x, X.size(), "X");
-        finite.add(y, Y.size(), "Y");
-        args.push_back({X, "X"});
-        args.push_back({Y, "Y"});
+                                             std::vector<Named>& args, FiniteChecks<T>& finite,
+                                             const char* x_name = "X", const char* y_name = "Y") const {
+        const py::array X = as_array(X_obj, x_name), Y = as_array(Y_obj, y_name);
+        const idx N = rows_of(X, x_name);
+        const T* x = input<T>(X, x_name, {N, spec_.sizes.front()}, false);
+        const T* y = input<T>(Y, y_name, {N, spec_.sizes.back()}, false);
+        finite.add(x, X.size(), x_name);
+        finite.add(y, Y.size(), y_name);
+        args.push_back({X, x_name});
+        args.push_back({Y, y_name});
         return {x, y, N};
     }
 
@@ -586,6 +656,8 @@ void bind_engine_for(py::module_& m, const char* name) {
         .def_property("n_threads", &Engine<T>::threads, &Engine<T>::set_threads)
         .def_property_readonly("layer_sizes", &Engine<T>::sizes)
         .def("forward", &Engine<T>::forward, "params"_a, "X"_a)
+        .def("evaluate", &Engine<T>::evaluate, "params"_a, "X"_a, "Y"_a, "sample_weight"_a = py::none())
+        .def("score", &Engine<T>::score, "outputs"_a, "Y"_a, "sample_weight"_a = py::none())
         .def("loss_and_gradients", &Engine<T>::loss_and_gradients, "params"_a, "X"_a, "Y"_a, "grads"_a,
              "sample_weight"_a = py::none())
         .def("train_epoch", &Engine<T>::train_epoch, "params"_a, "state1"_a, "state2"_a, "X"_a, "Y"_a,
@@ -598,7 +670,8 @@ void bind_engine_for(py::module_& m, const char* name) {
              "batch_size"_a, "momentum"_a = 0.0, "seed"_a = 0, "epoch"_a = 0, "optimizer"_a = "sgd",
              "beta_1"_a = 0.9, "beta_2"_a = 0.999, "epsilon"_a = 1e-8, "alpha"_a = 0.0, "clip_norm"_a = 0.0,
              "step"_a = 0, "tol"_a = 0.0, "n_iter_no_change"_a = std::numeric_limits<double>::infinity(),
-             "best_loss"_a = std::numeric_limits<double>::infinity(), "no_improvement_count"_a = 0)
+             "best_loss"_a = std::numeric_limits<double>::infinity(), "no_improvement_count"_a = 0,
+             "held_out"_a = py::none(), "best_score"_a = -std::numeric_limits<double>::infinity())
         .def("health", &Engine<T>::health, "params"_a, "X"_a, "Y"_a, "sample_weight"_a = py::none(),
              "lr"_a = 0.01);
 }

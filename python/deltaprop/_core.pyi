@@ -160,6 +160,10 @@ class _Engine(Generic[_F]):
     @property
     def layer_sizes(self) -> list[int]: ...
     def forward(self, params: _Params[_F], X: npt.NDArray[_F]) -> npt.NDArray[_F]: ...
+    def evaluate(self, params: _Params[_F], X: npt.NDArray[_F], Y: npt.NDArray[_F],
+                 sample_weight: npt.ArrayLike | None = None) -> tuple[float, npt.NDArray[_F]]: ...
+    def score(self, outputs: npt.NDArray[_F], Y: npt.NDArray[_F],
+              sample_weight: npt.ArrayLike | None = None) -> float: ...
     def loss_and_gradients(self, params: _Params[_F], X: npt.NDArray[_F], Y: npt.NDArray[_F],
                            grads: _Params[_F],
                            sample_weight: npt.ArrayLike | None = None) -> float: ...
@@ -183,6 +187,10 @@ class _Engine(Generic[_F]):
                      epsilon: float = 1e-8, alpha: float = 0.0, clip_norm: float = 0.0,
                      step: int = 0, tol: float = 0.0, n_iter_no_change: float = ...,
                      best_loss: float = ..., no_improvement_count: int = 0,
+                     held_out: tuple[npt.NDArray[_F], npt.NDArray[_F], npt.ArrayLike | None,
+                                     _Params[_F], npt.NDArray[np.float64],
+                                     npt.NDArray[np.float64]] | None = None,
+                     best_score: float = ...,
                      ) -> tuple[int, str, float, int, BaseException | None]: ...
     def health(self, params: _Params[_F], X: npt.NDArray[_F], Y: npt.NDArray[_F],
                sample_weight: npt.ArrayLike | None = None,

@@ -44,7 +44,8 @@ from .optim import (
     sgd_momentum_step,
     step_lr,
 )
-from .train import Plateau, shuffle_order, train_epoch, train_epochs
+from .stopping import HeldOut, Plateau, evaluate_rows, score_outputs
+from .train import shuffle_order, train_epoch, train_epochs
 
 __all__ = [
     "ACTIVATIONS",
@@ -53,6 +54,7 @@ __all__ = [
     "OUTPUTS",
     "SCHEDULES",
     "Engine",
+    "HeldOut",
     "activation_backward",
     "activation_derivative",
     "activation_derivative_from_output",
@@ -73,6 +75,7 @@ __all__ = [
     "dropout_forward",
     "dropout_mask",
     "dropout_stream",
+    "evaluate_rows",
     "gemm",
     "init_activation_params",
     "invscaling_lr",
@@ -88,6 +91,7 @@ __all__ = [
     "relu_backward",
     "relu_forward",
     "relu_step",
+    "score_outputs",
     "sgd_momentum_step",
     "shuffle_order",
     "step_lr",

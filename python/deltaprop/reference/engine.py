@@ -13,6 +13,7 @@ from .._typing import ActivationArg, FloatArray
 from .health import health
 from .loss import output_forward
 from .mlp import NetSpec, mlp_forward, mlp_loss_and_gradients
+from .stopping import evaluate_rows, score_outputs
 from .train import train_epoch, train_epochs
 
 
@@ -32,6 +33,14 @@ class Engine:
     def forward(self, params: Sequence[FloatArray], X: FloatArray) -> FloatArray:
         Zs, _ = mlp_forward(params, X, self.spec)
         return output_forward(Zs[-1], self.spec.output)
+
+    def evaluate(self, params: Sequence[FloatArray], X: FloatArray, Y: FloatArray,
+                 sample_weight: npt.ArrayLike | None = None) -> tuple[float, FloatArray]:
+        return evaluate_rows(params, X, Y, self.spec, sample_weight)
+
+    def score(self, outputs: FloatArray, Y: FloatArray,
+              sample_weight: npt.ArrayLike | None = None) -> float:
+        return score_outputs(outputs, Y, sample_weight, self.spec.output)
 
     def loss_and_gradients(self, params: Sequence[FloatArray], X: FloatArray, Y: FloatArray,
                            grads: Sequence[FloatArray],

@@ -22,6 +22,7 @@ from .optim import (
     nesterov_step,
     sgd_momentum_step,
 )
+from .stopping import HeldOut, Plateau
 
 OPTIMIZERS = ("sgd", "nesterov", "adam")
 
@@ -111,22 +112,6 @@ def train_epoch(params: Sequence[FloatArray], state1: Sequence[FloatArray],
     return total / trained if trained else 0.0
 
 
-class Plateau:
-    """scikit-learn's stopping rule on the training loss (BaseMultilayerPerceptron.
-    _update_no_improvement_count): an epoch whose loss is not below ``best - tol`` adds to
-    ``count``, any other resets it; stop once ``count`` exceeds ``patience``."""
-
-    def __init__(self, tol: float, patience: float, best: float = np.inf, count: int = 0):
-        self.tol, self.patience, self.best, self.count = tol, patience, best, count
-
-    def record(self, loss: float) -> bool:
-        """Records one epoch's loss; True when training should stop."""
-        self.count = self.count + 1 if loss > self.best - self.tol else 0
-        if loss < self.best:
-            self.best = loss
-        return self.count > self.patience
-
-
 def train_epochs(params: Sequence[FloatArray], state1: Sequence[FloatArray],
                  state2: Sequence[FloatArray] | None, X: FloatArray, Y: FloatArray,
                  spec: NetSpec, sample_weight: npt.NDArray[np.float64] | None = None, *,
@@ -134,16 +119,29 @@ def train_epochs(params: Sequence[FloatArray], state1: Sequence[FloatArray],
                  losses: npt.NDArray[np.float64], batch_size: int, seed: int = 0, epoch: int = 0,
                  step: int = 0, tol: float = 0.0, n_iter_no_change: float = np.inf,
                  best_loss: float = np.inf, no_improvement_count: int = 0,
+                 held_out: tuple[FloatArray, FloatArray, npt.ArrayLike | None,
+                                 Sequence[FloatArray], npt.NDArray[np.float64],
+                                 npt.NDArray[np.float64]] | None = None,
+                 best_score: float = -np.inf,
                  **settings: Any) -> tuple[int, str, float, int, None]:
     """Up to ``len(lrs)`` epochs of train_epoch: epoch e reads the rows ``orders[e]`` (None:
     stored order) at learning rate ``lrs[e]`` and writes its loss to ``losses[e]``; Adam's t
     and the dropout epoch continue from ``step`` and ``epoch``. Stops after an epoch that leaves
     a parameter NaN or inf ("diverged") or whose loss makes the Plateau rule stop ("plateau").
-    Returns (epochs, stop, best_loss, no_improvement_count, None), as the C++ engine does (its
-    last entry is the exception that interrupted it)."""
+    With ``held_out`` = (X, Y, sample_weight, best, losses, scores), early stopping's rows, the
+    rule is on their score after each epoch (stopping.HeldOut), starting from ``best_score``.
+    Returns (epochs, stop, best_loss or best score, no_improvement_count, None), as the C++
+    engine does (its last entry is the exception that interrupted it)."""
     n = X.shape[0]
     batches = -(-n // min(batch_size, n))
     plateau = Plateau(tol, n_iter_no_change, best_loss, no_improvement_count)
+    rows = None
+    if held_out is not None:
+        X_held, Y_held, w_held, best, held_losses, held_scores = held_out
+        rows = HeldOut(X_held, Y_held,
+                       None if w_held is None else np.asarray(w_held, dtype=np.float64),
+                       best, held_losses, held_scores)
+        plateau.best = -best_score  # the rule keeps the lowest value: the negated score
     stop, epochs = "done", 0
     for e, lr in enumerate(lrs):
         losses[e] = train_epoch(params, state1, state2, X, Y, spec, sample_weight,
@@ -154,7 +152,8 @@ def train_epochs(params: Sequence[FloatArray], state1: Sequence[FloatArray],
         if not all(np.isfinite(p).all() for p in params):
             stop = "diverged"
             break
-        if plateau.record(float(losses[e])):
+        if (plateau.record(float(losses[e])) if rows is None
+                else rows.record(e, params, spec, plateau)):
             stop = "plateau"
             break
-    return epochs, stop, plateau.best, plateau.count, None
+    return epochs, stop, plateau.best if rows is None else -plateau.best, plateau.count, None

@@ -54,7 +54,7 @@ from ..activations import resolve
 from ..reference.activations import init_activation_params  # as deltaprop.MLP starts them
 from ..reference.health import HEALTH_ROWS  # the rows of the engine's health record
 
-__all__ = ["CHUNK_ROWS", "HEALTH_ROWS", "EpochSettings", "Network", "OptimizerState",
+__all__ = ["CHUNK_ROWS", "HEALTH_ROWS", "EpochSettings", "HeldOut", "Network", "OptimizerState",
            "init_activation_params", "make_network", "new_optimizer_state",
            "shuffle", "EpochShuffles"]
 
@@ -116,6 +116,12 @@ def make_network(layer_sizes: Sequence[int], activation: ActivationsArg, output:
                    dropout, alpha_dropout, loss, huber_delta)
 
 
+def _row_weights(n: int,
+                 sample_weight: npt.ArrayLike | None) -> npt.NDArray[np.float64]:
+    """Each row's weight: 1 without sample weights."""
+    return np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+
+
 def _poisson_offset(Y: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """Per row, scikit-learn's half Poisson deviance less the engine's loss: Σ_k y log y − y."""
     from scipy.special import xlogy
@@ -123,6 +129,20 @@ def _poisson_offset(Y: npt.ArrayLike) -> npt.NDArray[np.float64]:
     Y = np.asarray(Y, dtype=np.float64)
     offset: npt.NDArray[np.float64] = (xlogy(Y, Y) - Y).sum(axis=1)
     return offset
+
+
+@dataclass
+class HeldOut:
+    """Early stopping's held-out rows (dense X, encoded Y, weights or None) for
+    Network.train_epochs, the parameters its best epoch is copied to (coefs, intercepts,
+    learned: arrays apart from the trained ones) and, after the call, each epoch's loss and
+    score of those rows."""
+    X: FloatArray
+    Y: FloatArray
+    sample_weight: npt.NDArray[np.float64] | None
+    best: tuple[list[FloatArray], list[FloatArray], Learned | None]
+    losses: npt.NDArray[np.float64] | None = None
+    scores: npt.NDArray[np.float64] | None = None
 
 
 class Network:
@@ -203,32 +223,75 @@ class Network:
                                       list[dict[str, FloatArray]]]:
         """scikit-learn's objective over all rows of X and its gradients (fresh arrays): of the
         weights, the biases and the learned activation parameters (a dict per hidden layer)."""
-        n = X.shape[0]
         params = self.params(coefs, intercepts, learned)
-        s = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-        total = float(s.sum())
         grads = [np.zeros_like(p) for p in params]
         chunk_grads = [np.empty_like(p) for p in params]
         loss = 0.0
-        for start in range(0, n, CHUNK_ROWS) if sp.issparse(X) else [0]:
-            stop = min(n, start + CHUNK_ROWS) if sp.issparse(X) else n
-            share = float(s[start:stop].sum()) / total  # the engine's means are over the chunk
-            if share == 0:
-                continue
-            Xc = self._dense(X[start:stop])
-            Yc = np.ascontiguousarray(Y[start:stop], dtype=self.dtype)
-            weights = None if sample_weight is None else s[start:stop]
+        for share, Xc, Yc, weights in self._row_chunks(X, Y, sample_weight):
             loss += share * self._engine.loss_and_gradients(params, Xc, Yc, chunk_grads, weights)
             for g, c in zip(grads, chunk_grads):
                 g += c if share == 1.0 else c * c.dtype.type(share)
-        if self.output == "exp":
-            loss += float((s * _poisson_offset(Y)).sum() / total)
+        loss += self._poisson_offset(Y, sample_weight)
         dcoefs, dintercepts, dlearned = self._unflat(grads)
         if alpha > 0:
+            total = float(_row_weights(X.shape[0], sample_weight).sum())
             loss += reference.l2_penalty(coefs, alpha, total)
             for g, W in zip(dcoefs, coefs):
                 reference.add_l2(g, W, alpha, total)
         return loss, dcoefs, dintercepts, dlearned
+
+    def evaluate(self, coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray], X: Any,
+                 Y: FloatArray, sample_weight: npt.NDArray[np.float64] | None = None,
+                 learned: Learned | None = None) -> tuple[float, FloatArray]:
+        """loss_and_gradients' loss (without the L2 term) and forward's output activations,
+        from one forward pass: early stopping's view of its held-out rows each epoch."""
+        params = self.params(coefs, intercepts, learned)
+        loss, outputs = 0.0, []
+        for share, Xc, Yc, weights in self._row_chunks(X, Y, sample_weight, keep_empty=True):
+            if not share:  # rows of no weight add nothing, whatever their loss
+                outputs.append(self._engine.forward(params, Xc))
+                continue
+            chunk_loss, out = self._engine.evaluate(params, Xc, Yc, weights)
+            loss += share * chunk_loss
+            outputs.append(out)
+        return loss + self._poisson_offset(Y, sample_weight), np.concatenate(outputs)
+
+    def score(self, outputs: FloatArray, Y: FloatArray,
+              sample_weight: npt.NDArray[np.float64] | None = None) -> float:
+        """scikit-learn's early-stopping score of rows with these outputs and encoded targets:
+        accuracy (softmax, sigmoid outputs) or R² (identity, exp), the engine's train_epochs
+        computes it alike."""
+        score: float = self._engine.score(outputs, np.ascontiguousarray(Y, dtype=self.dtype),
+                                          sample_weight)
+        return score
+
+    def _row_chunks(self, X: Any, Y: FloatArray, sample_weight: npt.NDArray[np.float64] | None,
+                    keep_empty: bool = False,
+                    ) -> Iterator[tuple[float, FloatArray, FloatArray,
+                                        npt.NDArray[np.float64] | None]]:
+        """(share, X rows, Y rows, their weights): dense X whole, sparse X densified
+        CHUNK_ROWS rows at a time; share is the rows' part of the total sample weight (the
+        engine's means are over the rows it is given). Rows of no weight are skipped unless
+        ``keep_empty`` (a caller that needs their outputs)."""
+        n = X.shape[0]
+        s = _row_weights(n, sample_weight)
+        total = float(s.sum())
+        for start in range(0, n, CHUNK_ROWS) if sp.issparse(X) else [0]:
+            stop = min(n, start + CHUNK_ROWS) if sp.issparse(X) else n
+            share = float(s[start:stop].sum()) / total
+            if share == 0 and not keep_empty:
+                continue
+            yield (share, self._dense(X[start:stop]),
+                   np.ascontiguousarray(Y[start:stop], dtype=self.dtype),
+                   None if sample_weight is None else s[start:stop])
+
+    def _poisson_offset(self, Y: FloatArray,
+                        sample_weight: npt.NDArray[np.float64] | None) -> float:
+        """What scikit-learn's Poisson loss adds to the engine's (0 for the other outputs)."""
+        if self.output != "exp":
+            return 0.0
+        s = _row_weights(len(Y), sample_weight)
+        return float((s * _poisson_offset(Y)).sum() / float(s.sum()))
 
     def _unflat(self, params: list[FloatArray],
                 ) -> tuple[list[FloatArray], list[FloatArray], list[dict[str, FloatArray]]]:
@@ -283,7 +346,7 @@ class Network:
                      orders: npt.NDArray[np.int64] | None, lrs: Sequence[float],
                      settings: EpochSettings, plateau: tuple[float, float, float, int],
                      shuffle_state: tuple[Any, Any, Any] | None = None,
-                     learned: Learned | None = None,
+                     learned: Learned | None = None, held_out: HeldOut | None = None,
                      ) -> tuple[npt.NDArray[np.float64], str, float, int, BaseException | None]:
         """Up to ``len(lrs)`` epochs in one engine call, for a fit with nothing to do between
         epochs (dense X, not the exp output, whose loss needs its offsets): epoch e reads the
@@ -292,12 +355,21 @@ class Network:
         learning rate ``lrs[e]``. ``plateau`` is
         scikit-learn's stopping rule as (tol, n_iter_no_change, best_loss,
         no_improvement_count); the engine stops after an epoch it ends, or one that leaves a
-        weight NaN or inf. Returns (the losses of the epochs run, why it stopped: "done",
-        "plateau" or "diverged", best_loss, no_improvement_count, the exception that interrupted
-        it or None)."""
+        weight NaN or inf. With ``held_out`` (early stopping) the rule is on the held-out rows'
+        score, and plateau's best_loss is the best score so far. Returns (the losses of the
+        epochs run, why it stopped: "done", "plateau" or "diverged", best_loss or best score,
+        no_improvement_count, the exception that interrupted it or None); the held-out rows'
+        losses and scores go to ``held_out``."""
         n = X.shape[0]
         tol, patience, best, count = plateau
         losses = np.empty(len(lrs))
+        engine_held_out = None
+        val_losses, val_scores = np.empty(len(lrs)), np.empty(len(lrs))
+        if held_out is not None:
+            engine_held_out = (self._dense(held_out.X),
+                               np.ascontiguousarray(held_out.Y, dtype=self.dtype),
+                               held_out.sample_weight,
+                               self.params(*held_out.best), val_losses, val_scores)
         epochs, stop, best, count, error = self._engine.train_epochs(
             self.params(coefs, intercepts, learned), state.state1, state.state2,
             self._dense(X), np.ascontiguousarray(Y, dtype=self.dtype), sample_weight, orders=orders,
@@ -306,8 +378,12 @@ class Network:
             beta_1=settings.beta_1, beta_2=settings.beta_2, epsilon=settings.epsilon,
             alpha=settings.alpha, clip_norm=settings.clip_norm, seed=settings.seed,
             epoch=settings.epoch, step=state.t, tol=tol,
-            n_iter_no_change=patience, best_loss=best, no_improvement_count=count)
+            n_iter_no_change=patience, no_improvement_count=count,
+            **(dict(best_loss=best) if held_out is None
+               else dict(held_out=engine_held_out, best_score=best)))
         state.t += epochs * batches_per_epoch(n, settings.batch_size)
+        if held_out is not None:
+            held_out.losses, held_out.scores = val_losses[:epochs], val_scores[:epochs]
         return losses[:epochs], stop, best, count, error
 
     def _batch_offsets(self, Y: FloatArray, sample_weight: npt.NDArray[np.float64] | None,

@@ -6,7 +6,7 @@ the forward pass, following scikit-learn 1.9's BaseMultilayerPerceptron rule for
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from numbers import Integral, Real
 from typing import Any
 
@@ -213,6 +213,15 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         return ([c.copy() for c in self.coefs_], [b.copy() for b in self.intercepts_],
                 [{k: p.copy() for k, p in d.items()} for d in self._learned()])
 
+    def _best_apart(self) -> bool:
+        """Whether the best epoch's parameters are arrays apart from the trained ones (and of
+        their dtype), which the engine can copy an epoch's parameters to."""
+        best = self._best_coefs + self._best_intercepts + [
+            a for d in self._best_activation_params for a in d.values()]
+        trained = self._parameter_arrays()
+        return (len(best) == len(trained) and all(b.dtype == p.dtype for b, p in zip(best, trained))
+                and not any(np.may_share_memory(b, p) for b in best for p in trained))
+
     def _keep_best(self) -> None:
         """These parameters are the best so far (early stopping restores them)."""
         self._best_coefs, self._best_intercepts, self._best_activation_params = (
@@ -360,6 +369,11 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         if X_val.shape[0] < 2:
             raise ValueError("The validation set is too small. Increase 'validation_fraction' "
                              "or the size of your dataset.")
+        if sw_val is not None and not sw_val.sum() > 0:
+            # (scikit-learn fails in its scorer, after the first epoch, dividing by zero)
+            raise ValueError("The validation rows' sample weights sum to zero, so they cannot "
+                             "be scored: give more rows weight, or change 'random_state' or "
+                             "'validation_fraction'.")
         return X_train, X_val, y_train, y_val, sw_train, sw_val
 
     def _batch_size(self, n_samples: int) -> int:
@@ -395,23 +409,26 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         if early_stopping:
             X, X_val, y, y_val, sample_weight, sw_val = self._validation_split(
                 X, y, sample_weight)
+            validation = (X_val, y_val, sw_val)
         else:
-            X_val = y_val = sw_val = None
+            validation = None
         n_samples = X.shape[0]
         sample_idx = np.arange(n_samples, dtype=int)
         batch_size = self._batch_size(n_samples)
         net = self._network(X.dtype)
         clip_norm = 0.0 if self.clip_norm is None else float(self.clip_norm)
         health = self._health_record(X, incremental)
-        # With nothing to run between epochs, many run in one engine call, to the same result.
-        in_engine = (not (early_stopping or incremental or self.verbose) and health is None
-                     and hooks.idle and not sp.issparse(X) and net.output != "exp"
-                     and self.best_loss_ is not None)
+        # With nothing to run between epochs, many run in one engine call, to the same result
+        # (early stopping's held-out rows scored there too, its best epoch kept in arrays of
+        # its own: not those a finished early-stopping fit restored, which a warm start trains).
+        in_engine = (not (incremental or self.verbose) and health is None and hooks.idle
+                     and not sp.issparse(X) and net.output != "exp"
+                     and (self._best_apart() if early_stopping else self.best_loss_ is not None))
         try:
             self.n_iter_ = 0
             if in_engine:
                 self._fit_epochs_in_engine(net, X, y, sample_weight, sample_idx, batch_size,
-                                           clip_norm)
+                                           clip_norm, validation)
             for _ in range(0 if in_engine else self.max_iter):
                 if self.shuffle:
                     sample_idx = _backend.shuffle(sample_idx, self._random_state)
@@ -432,7 +449,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
                     print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
                 if not all(np.isfinite(w).all() for w in self._parameter_arrays()):
                     break  # diverged: the guard in _fit reports it
-                self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val, net)
+                self._update_no_improvement_count(validation, net)
                 self._optimizer.iteration_ends(self.t_)
                 stop = hooks.epoch_end()
                 if self._no_improvement_count > self.n_iter_no_change:
@@ -454,7 +471,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
     def _fit_epochs_in_engine(self, net: _backend.Network, X: Any, y: FloatArray,
                               sample_weight: npt.NDArray[np.float64] | None,
                               sample_idx: npt.NDArray[np.intp], batch_size: int,
-                              clip_norm: float) -> None:
+                              clip_norm: float, validation: tuple[Any, Any, Any] | None) -> None:
         """The per-epoch loop of _fit_stochastic, for a fit with nothing to do between epochs,
         its epochs run by the engine: the same shuffles (drawn by the engine as each epoch
         starts, or for other generators than MT19937 ahead of chunks of epochs, from the same
@@ -462,7 +479,8 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         the same result, without Python's cost per epoch."""
         shuffles = _backend.EpochShuffles(sample_idx, self._random_state) if self.shuffle else None
         try:
-            self._run_epoch_chunks(net, X, y, sample_weight, shuffles, batch_size, clip_norm)
+            self._run_epoch_chunks(net, X, y, sample_weight, shuffles, batch_size, clip_norm,
+                                   validation)
         finally:
             if shuffles is not None:
                 shuffles.close()
@@ -470,8 +488,11 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
     def _run_epoch_chunks(self, net: _backend.Network, X: Any, y: FloatArray,
                           sample_weight: npt.NDArray[np.float64] | None,
                           shuffles: _backend.EpochShuffles | None, batch_size: int,
-                          clip_norm: float) -> None:
+                          clip_norm: float, validation: tuple[Any, Any, Any] | None) -> None:
         n_samples = X.shape[0]
+        held_out = None if validation is None else _backend.HeldOut(
+            *validation, best=(self._best_coefs, self._best_intercepts,
+                               self._best_activation_params))
         # MT19937's shuffles (every RandomState scikit-learn makes) are drawn by the engine as
         # each epoch starts, so one call runs every epoch; other generators' orders are drawn
         # here ahead of a chunk of epochs, the chunks doubling: few calls for long fits,
@@ -485,20 +506,30 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
             chunk *= 2
             settings = self._epoch_settings(batch_size, clip_norm)
             lrs = self._optimizer.learning_rates(epochs, n_samples, self.t_)
-            assert self.best_loss_ is not None  # (None only with early stopping: not here)
-            plateau = (float(self.tol), float(self.n_iter_no_change), self.best_loss_,
+            best = self.best_loss_ if held_out is None else self.best_validation_score_
+            assert best is not None  # (best_loss_ is None with early stopping, the other without)
+            plateau = (float(self.tol), float(self.n_iter_no_change), best,
                        self._no_improvement_count)
             args = (self.coefs_, self.intercepts_, self._optimizer.state, X, y, sample_weight)
             if shuffles is not None and in_engine:
                 with shuffles.engine_state() as state:
-                    losses, stop, self.best_loss_, self._no_improvement_count, error = (
+                    losses, stop, best, self._no_improvement_count, error = (
                         net.train_epochs(*args, None, lrs, settings, plateau, shuffle_state=state,
-                                         learned=self._learned()))
+                                         learned=self._learned(), held_out=held_out))
             else:
                 orders = None if shuffles is None else shuffles.draw(epochs)
-                losses, stop, self.best_loss_, self._no_improvement_count, error = (
+                losses, stop, best, self._no_improvement_count, error = (
                     net.train_epochs(*args, orders, lrs, settings, plateau,
-                                     learned=self._learned()))
+                                     learned=self._learned(), held_out=held_out))
+            if held_out is None:
+                self.best_loss_ = best
+            else:
+                assert held_out.losses is not None and held_out.scores is not None
+                assert self.validation_scores_ is not None
+                assert self.validation_loss_curve_ is not None
+                self.best_validation_score_ = best
+                self.validation_scores_.extend(held_out.scores.tolist())
+                self.validation_loss_curve_.extend(held_out.losses.tolist())
             done = len(losses)
             drawn = done + (error is not None)  # the loop shuffles before an epoch it stops in
             if shuffles is not None and not in_engine and drawn < epochs:
@@ -518,7 +549,8 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
             if stop == "diverged":
                 return  # the guard in _fit reports it
             if stop == "plateau":
-                if self._optimizer.trigger_stopping(self._plateau_message(False), self.verbose):
+                if self._optimizer.trigger_stopping(self._plateau_message(held_out is not None),
+                                                    self.verbose):
                     return
                 self._no_improvement_count = 0
             if self.n_iter_ == self.max_iter:
@@ -541,17 +573,20 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and "
                       f"the optimization hasn't converged yet.", ConvergenceWarning, stacklevel=4)
 
-    def _update_no_improvement_count(self, early_stopping: bool, X_val: Any, y_val: Any,
-                                     sw_val: Any, net: _backend.Network) -> None:
-        if early_stopping:
+    def _update_no_improvement_count(self, validation: tuple[Any, Any, Any] | None,
+                                     net: _backend.Network) -> None:
+        """scikit-learn's stopping rule after an epoch; ``validation``, with early stopping:
+        the held-out rows, their encoded targets and their weights."""
+        if validation is not None:
+            X_val, y_val, sw_val = validation
             coefs, intercepts, learned = self._params_of_dtype(self.coefs_[0].dtype)
-            # the data term of the objective (without the L2 penalty) on the held-out rows
-            val_loss = net.loss_and_gradients(coefs, intercepts, X_val, y_val, sw_val,
-                                              learned=learned)[0]
+            # the data term of the objective (without the L2 penalty) on the held-out rows, and
+            # their score, from one forward pass
+            val_loss, outputs = net.evaluate(coefs, intercepts, X_val, y_val, sw_val, learned)
             assert self.validation_loss_curve_ is not None and self.validation_scores_ is not None
             assert self.best_validation_score_ is not None  # all three set with early stopping
             self.validation_loss_curve_.append(val_loss)
-            val_score = self._score(X_val, self._decode_targets(y_val), sample_weight=sw_val)
+            val_score = net.score(outputs, y_val, sw_val)
             self.validation_scores_.append(val_score)
             if self.verbose:
                 print(f"Validation score: {self.validation_scores_[-1]:f}")
@@ -572,7 +607,8 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
                 self.best_loss_ = self.loss_curve_[-1]
 
     def _decode_targets(self, y: Any) -> Any:
-        """Targets as the scorer reads them (class labels for the classifier)."""
+        """Targets as the user gave them (class labels for the classifier), from the
+        network's encoding: what scikit-learn's callbacks score against."""
         return y
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
@@ -587,13 +623,6 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
             raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
                                  f"{self.solver} is not stochastic.")
         return True
-
-    def _score_with_function(self, X: Any, y: Any, sample_weight: Any,
-                             score_function: Callable[..., Any]) -> Any:
-        y_pred = self._predict(X, check_input=False)
-        if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
-            return np.nan
-        return score_function(y, y_pred, sample_weight=sample_weight)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()

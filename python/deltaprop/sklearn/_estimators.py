@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from sklearn.base import ClassifierMixin, RegressorMixin
-from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
@@ -184,9 +183,6 @@ class MLPClassifier(ClassifierMixin, PersistMixin, PlotMixin, BaseMLP):  # type:
             y_pred = y_pred.ravel()
         return decode(self._label_binarizer, y_pred)
 
-    def _score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        return float(self._score_with_function(X, y, sample_weight, accuracy_score))
-
     # (ignore: scikit-learn's available_if is untyped)
     @available_if(lambda est: est._check_solver())  # type: ignore[untyped-decorator]
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None,
@@ -295,9 +291,6 @@ class MLPRegressor(RegressorMixin, PersistMixin, PlotMixin, BaseMLP):  # type: i
     def _predict(self, X: Any, check_input: bool = True) -> npt.NDArray[Any]:
         y_pred = self._forward_pass_fast(X, check_input=check_input)
         return y_pred.ravel() if y_pred.shape[1] == 1 else y_pred
-
-    def _score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        return float(self._score_with_function(X, y, sample_weight, r2_score))
 
     # (ignore: scikit-learn's available_if is untyped)
     @available_if(lambda est: est._check_solver())  # type: ignore[untyped-decorator]
