@@ -360,7 +360,10 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
 
     def _validation_split(self, X: Any, y: FloatArray,
                           sample_weight: npt.NDArray[np.float64] | None) -> tuple[Any, ...]:
-        stratify = y if is_classifier(self) and self.n_outputs_ == 1 else None
+        # scikit-learn stratifies a one-output classifier's encoded y, a column of 0 and 1,
+        # which its splitter turns into one string per row (~4 us a row); as a vector it makes
+        # the same classes in the same order, so the same split
+        stratify = y.ravel() if is_classifier(self) and self.n_outputs_ == 1 else None
         arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
         parts = train_test_split(*arrays, random_state=self._random_state,
                                  test_size=self.validation_fraction, stratify=stratify)
