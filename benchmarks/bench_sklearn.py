@@ -19,6 +19,8 @@ does not.
 - digits, breast_cancer, wine (classification) and diabetes (regression, standardised target):
   standardised features, a 75/25 split, scikit-learn's defaults (adam, hidden (100,), up to 200
   epochs with its tol stopping), float64, 1 thread;
+- with ``--early-stopping``, the same four again with early_stopping=True (10 % of the rows held
+  out, scored after every epoch, scikit-learn's defaults otherwise);
 - the compute-bound problem: 20 000 x 784 synthetic rows (N(0, 1) features, 10 classes from a
   random linear teacher; 5 000 more to test on), hidden (512, 512), batch 128, adam, a fixed
   number of epochs (``--epochs``, default 3), float64 and float32, 1 and 2 threads.
@@ -81,9 +83,12 @@ def compute_bound(dtype):
 def cases(args):
     """(label, kind, data loader, parameters, dtype, threads) per row."""
     rows = []
-    for name in ("digits", "breast_cancer", "wine", "diabetes"):
-        kind = "MLPRegressor" if name == "diabetes" else "MLPClassifier"
-        rows.append((name, kind, lambda n=name: bundled(n), {}, "float64", 1))
+    small = [({}, "")] + ([(dict(early_stopping=True), " (early stop)")]
+                          if args.early_stopping else [])
+    for params, suffix in small:
+        for name in ("digits", "breast_cancer", "wine", "diabetes"):
+            kind = "MLPRegressor" if name == "diabetes" else "MLPClassifier"
+            rows.append((name + suffix, kind, lambda n=name: bundled(n), params, "float64", 1))
     big = dict(hidden_layer_sizes=(512, 512), batch_size=128, max_iter=args.epochs)
     for dtype in ("float64", "float32"):
         for threads in args.threads:
@@ -230,6 +235,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", default="1,2", help="thread counts of the compute-bound rows")
     parser.add_argument("--repeat", type=int, default=5,
                         help="fits of each estimator per row (2 where a pair takes over 2 s)")
+    parser.add_argument("--early-stopping", action="store_true",
+                        help="the four small data sets again with early_stopping=True")
     parser.add_argument("--quick", action="store_true", help="1 epoch, 1 thread, 3 fits")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     args = parser.parse_args(argv)
