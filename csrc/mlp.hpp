@@ -276,4 +276,68 @@ double mlp_loss_and_gradients(Workspace<T>& ws, const ParamViews<const T*>& p,
     return loss;
 }
 
+// Passes over all the rows (predictions, L-BFGS's objective, early stopping's held-out rows)
+// run in blocks of at most kRowBlock rows, evened out: a block's activations stay in cache,
+// where all rows at once ran twice as slow (20 000 x 30 rows, hidden (100,): 25 against 10 ms;
+// 784-512-512: 1.65 against 1.50 s). Every whole-data pass uses this one partition, so they
+// agree to the bit.
+constexpr idx kRowBlock = 2048;
+
+struct RowBlocks {
+    idx count, size, N;
+    explicit RowBlocks(idx rows) : count((rows + kRowBlock - 1) / kRowBlock), size(0), N(rows) {
+        size = count > 0 ? (N + count - 1) / count : 0;
+    }
+    idx start(idx b) const { return b * size; }
+    idx rows(idx b) const { return std::min(size, N - b * size); }
+};
+
+// Block b's part of the rows' total weight (w: null, or N weights with a positive sum).
+inline double block_share(const RowBlocks& blocks, idx b, const double* w, double weight_total) {
+    if (!w) return double(blocks.rows(b)) / double(blocks.N);
+    double sum = 0.0;
+    for (idx n = blocks.start(b); n < blocks.start(b) + blocks.rows(b); ++n) sum += w[n];
+    return sum / weight_total;
+}
+
+inline double weight_total(const double* w, idx N) {
+    if (!w) return double(N);
+    double sum = 0.0;
+    for (idx n = 0; n < N; ++n) sum += w[n];
+    return sum;
+}
+
+// mlp_loss_and_gradients over all N rows, by RowBlocks: each block's (weighted) mean loss and
+// gradients count by its share of the rows' weight (one block: the one pass itself); blocks of
+// no weight are skipped. `stop` is asked between blocks; true from it leaves the pass
+// unfinished and returns NaN.
+template <typename T, typename Stop>
+double whole_loss_and_gradients(Workspace<T>& ws, const ParamViews<const T*>& p,
+                                const ParamViews<T*>& grad, const T* X, const T* Y,
+                                const double* w, idx N, const NetSpec& spec, int n_threads, Stop&& stop) {
+    const RowBlocks blocks(N);
+    ws.reserve(spec, blocks.size);
+    if (blocks.count == 1) return mlp_loss_and_gradients(ws, p, grad, X, Y, w, N, spec, n_threads);
+    const double total = weight_total(w, N);
+    const ParamViews<T*> block_grad = ws.grad_views();
+    for (idx a = 0; a < spec.arrays(); ++a) std::fill(grad.arrays[a], grad.arrays[a] + spec.array_size(a), T(0));
+    double loss = 0.0;
+    for (idx b = 0; b < blocks.count; ++b) {
+        if (b > 0 && stop()) return std::numeric_limits<double>::quiet_NaN();
+        const double share = block_share(blocks, b, w, total);
+        if (share == 0) continue;
+        const idx start = blocks.start(b);
+        loss += share * mlp_loss_and_gradients(ws, p, block_grad, X + start * spec.sizes.front(),
+                                               Y + start * spec.sizes.back(), w ? w + start : nullptr,
+                                               blocks.rows(b), spec, n_threads);
+        const T s = T(share);
+        for (idx a = 0; a < spec.arrays(); ++a) {
+            T* g = grad.arrays[a];
+            const T* c = block_grad.arrays[a];
+            for (idx i = 0; i < spec.array_size(a); ++i) g[i] += s * c[i];
+        }
+    }
+    return loss;
+}
+
 }  // namespace dp

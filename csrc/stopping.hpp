@@ -43,29 +43,26 @@ struct Plateau {
 };
 
 // The mean loss of N rows (sample weights w, or null) and their output activations A (N x O),
-// from forward passes over chunks of rows: loss_and_gradients' loss to the same bits (the rows'
-// losses summed in the one pass's order), without its backward pass.
+// from forward passes over the whole-data passes' row blocks (mlp.hpp: RowBlocks): the loss of
+// whole_loss_and_gradients to the same bits, without its backward pass.
 template <typename T>
 double evaluate_rows(Workspace<T>& ws, const ParamViews<const T*>& p, const T* X, const T* Y,
                      const double* w, idx N, T* A, const NetSpec& spec, int n_threads) {
-    constexpr idx kChunk = 1024;
     const idx O = spec.sizes.back(), L = spec.layers();
-    double weight_sum = double(N), total = 0.0;
-    if (w) {
-        weight_sum = 0.0;
-        for (idx n = 0; n < N; ++n) weight_sum += w[n];
-    }
-    ws.reserve(spec, std::min(N, kChunk));
-    for (idx start = 0; start < N; start += kChunk) {
-        const idx rows = std::min(kChunk, N - start);
+    const RowBlocks blocks(N);
+    const double total = weight_total(w, N);
+    ws.reserve(spec, blocks.size);
+    double loss = 0.0;
+    for (idx b = 0; b < blocks.count; ++b) {
+        const idx start = blocks.start(b), rows = blocks.rows(b);
         mlp_forward(ws, p, X + start * spec.sizes.front(), rows, spec, n_threads);
-        output_loss_delta<T>(nullptr, A + start * O, ws.row_loss.data(), ws.Z[L - 1].data(), Y + start * O,
-                             rows, O, spec.loss, nullptr, n_threads);
-        for (idx n = 0; n < rows; ++n)  // as output_loss_delta sums them; a row of weight 0 is absent
-            if (!w) total += ws.row_loss[n];
-            else if (w[start + n] != 0) total += w[start + n] / weight_sum * ws.row_loss[n];
+        const double share = block_share(blocks, b, w, total);
+        const double mean = output_loss_delta<T>(nullptr, A + start * O, ws.row_loss.data(), ws.Z[L - 1].data(),
+                                                 Y + start * O, rows, O, spec.loss, share == 0 ? nullptr : (w ? w + start : nullptr),
+                                                 n_threads);
+        if (share != 0) loss += blocks.count == 1 ? mean : share * mean;
     }
-    return w ? total : total / double(N);
+    return loss;
 }
 
 // np.argmax of a row: the first largest value, or the first NaN.

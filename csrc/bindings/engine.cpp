@@ -159,8 +159,8 @@ class Engine {
     int threads() const { return n_threads_; }
     std::vector<idx> sizes() const { return spec_.sizes; }
 
-    // Output activations for the rows of X, computed in row chunks so memory stays bounded and
-    // Ctrl-C is noticed between chunks.
+    // Output activations for the rows of X, in the whole-data passes' row blocks (mlp.hpp:
+    // RowBlocks), so memory stays bounded and Ctrl-C is noticed between blocks.
     py::array forward(const py::object& params_obj, const py::object& X_obj) {
         std::vector<Named> args;
         FiniteChecks<T> finite;
@@ -172,12 +172,12 @@ class Engine {
         const idx O = spec_.sizes.back(), L = spec_.layers();
         py::array_t<T> out = new_array<T>({N, O}, "the output");
         T* a = out.mutable_data();
-        constexpr idx kChunk = 1024;
-        for (idx start = 0; start < N; start += kChunk) {
-            locked(start == 0 ? finite : FiniteChecks<T>{}, [&] {
+        const RowBlocks blocks(N);
+        for (idx b = 0; b < blocks.count; ++b) {
+            locked(b == 0 ? finite : FiniteChecks<T>{}, [&] {
                 const int nt = resolve_threads(n_threads_);
-                const idx rows = std::min(kChunk, N - start);
-                ws_.reserve(spec_, std::min(N, kChunk));
+                const idx start = blocks.start(b), rows = blocks.rows(b);
+                ws_.reserve(spec_, blocks.size);
                 mlp_forward(ws_, p, x + start * spec_.sizes.front(), rows, spec_, nt);
                 output_forward<T>(a + start * O, ws_.Z[L - 1].data(), rows, O, spec_.loss.output, nt);
             });
@@ -228,10 +228,13 @@ class Engine {
         const double* w = weights(weight_obj, N, args);
         require_disjoint(args, size_t(spec_.arrays()), size_t(2 * spec_.arrays()));
         double loss = 0;
+        bool interrupted = false;
         locked(finite, [&] {
-            ws_.reserve(spec_, N);
-            loss = mlp_loss_and_gradients(ws_, p, g, x, y, w, N, spec_, resolve_threads(n_threads_));
+            InterruptCheck check(ask_signals);
+            loss = whole_loss_and_gradients(ws_, p, g, x, y, w, N, spec_, resolve_threads(n_threads_),
+                                            [&] { return interrupted = check(); });
         });
+        if (interrupted) throw py::error_already_set();
         return loss;
     }
 
