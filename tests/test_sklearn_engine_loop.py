@@ -65,9 +65,9 @@ def fit_both(make, X, y, bits=np.random.MT19937, **fit):
 
 def assert_same_fit(engine_run, python_run):
     (a, state_a, warned_a), (b, state_b, warned_b) = engine_run, python_run
-    for name in ATTRIBUTES:
-        assert getattr(a, name) == getattr(b, name), name
-    assert a.loss_curve_ == b.loss_curve_
+    for name in ATTRIBUTES:  # (NaN equal to NaN: a diverged fit's loss)
+        np.testing.assert_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    np.testing.assert_equal(a.loss_curve_, b.loss_curve_)
     assert a._optimizer.learning_rate == b._optimizer.learning_rate
     for p, q in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
         np.testing.assert_array_equal(p, q)
@@ -150,6 +150,21 @@ def test_a_diverging_fit_fails_alike_either_way():
             est.fit(X * 1e30, y)
         errors.append((str(error.value), est.n_iter_, len(est.loss_curve_)))
     assert errors[0] == errors[1]
+
+
+def test_a_diverging_early_stopping_fit_ends_alike_either_way(engine_calls):
+    """The epoch that diverged is not scored (the loop stops before its held-out rows), and
+    early stopping restores the best epoch's finite weights."""
+    X, y = wine()
+    runs = fit_both(lambda **kw: MLPClassifier(solver="sgd", learning_rate_init=1e6,
+                                               momentum=0.0, max_iter=50, early_stopping=True,
+                                               **kw), X * 1e30, y)
+    assert_same_fit(*runs)
+    est = runs[0][0]
+    assert engine_calls == [50]
+    assert len(est.validation_scores_) == est.n_iter_ - 1 < 49
+    assert not np.isfinite(est.loss_curve_[-1])
+    assert all(np.isfinite(p).all() for p in est.coefs_ + est.intercepts_)
 
 
 EARLY_STOPPING = {

@@ -359,7 +359,7 @@ class Network:
         score, and plateau's best_loss is the best score so far. Returns (the losses of the
         epochs run, why it stopped: "done", "plateau" or "diverged", best_loss or best score,
         no_improvement_count, the exception that interrupted it or None); the held-out rows'
-        losses and scores go to ``held_out``."""
+        losses and scores of the epochs run (but one that diverged) go to ``held_out``."""
         n = X.shape[0]
         tol, patience, best, count = plateau
         losses = np.empty(len(lrs))
@@ -383,7 +383,8 @@ class Network:
                else dict(held_out=engine_held_out, best_score=best)))
         state.t += epochs * batches_per_epoch(n, settings.batch_size)
         if held_out is not None:
-            held_out.losses, held_out.scores = val_losses[:epochs], val_scores[:epochs]
+            scored = epochs - (stop == "diverged")  # the held-out rows skip an epoch that diverged
+            held_out.losses, held_out.scores = val_losses[:scored], val_scores[:scored]
         return losses[:epochs], stop, best, count, error
 
     def _batch_offsets(self, Y: FloatArray, sample_weight: npt.NDArray[np.float64] | None,
