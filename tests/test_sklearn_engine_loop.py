@@ -1,10 +1,10 @@
 """The estimators' two epoch loops give one result. With nothing to run between epochs (no
-callback, verbose output, progress bar or health record; early stopping's held-out rows are
-scored in the engine), a fit runs its epochs inside the engine: all in one call, the engine
-drawing each epoch's shuffle from MT19937 as it starts, or, with another bit generator, in
-chunks whose orders Python draws ahead; with any of those, one engine call per epoch. A
-callback that never stops training forces the second, so every fitted attribute, the warnings
-and the random state left behind must be identical either way."""
+callback, progress bar or health record; early stopping's held-out rows are scored in the
+engine, verbose lines printed after chunks of epochs), a fit runs its epochs inside the engine:
+all in one call, the engine drawing each epoch's shuffle from MT19937 as it starts, or, with
+another bit generator, in chunks whose orders Python draws ahead; with any of those, one engine
+call per epoch. A callback that never stops training forces the second, so every fitted
+attribute, the warnings and the random state left behind must be identical either way."""
 
 from __future__ import annotations
 
@@ -230,3 +230,36 @@ def test_a_warm_start_after_early_stopping_trains_what_was_restored(engine_calls
             est.fit(X, y)
     assert_same_fit((runs[0][0], runs[0][1], []), (runs[1][0], runs[1][1], []))
     assert engine_calls == [20]  # the first fit without a callback; the warm starts: per epoch
+
+
+VERBOSE = {
+    "adam, max_iter": dict(max_iter=40),
+    "sgd adaptive": dict(solver="sgd", learning_rate="adaptive", tol=0.05, n_iter_no_change=2,
+                         max_iter=80),
+    "early stopping": dict(early_stopping=True, max_iter=200),
+}
+
+
+@pytest.mark.parametrize("config", VERBOSE.values(), ids=VERBOSE.keys())
+def test_verbose_output_is_the_same_from_engine_chunks(config, engine_calls, capsys):
+    """With verbose=True the engine runs chunks of epochs (one, then doubling while a call
+    stays short) and their lines are printed after each: the same lines, in the same order
+    (scikit-learn's optimizer messages among them), as the per-epoch loop prints."""
+    X, y = wine()
+    printed = []
+
+    def make(**kw):
+        return MLPClassifier(hidden_layer_sizes=(12,), verbose=True, **config, **kw)
+
+    for callback in (None, lambda est: False):
+        est = make(random_state=np.random.RandomState(7), callback=callback)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(X, y)
+        printed.append((est, capsys.readouterr().out))
+    (a, out_a), (b, out_b) = printed
+    assert out_a == out_b
+    assert out_a.count("Iteration ") == a.n_iter_ > 2
+    assert_same_fit((a, 0, []), (b, 0, []))
+    assert engine_calls[:2] == [1, 2]  # the first chunks: one epoch, then two
+    assert sum(engine_calls) >= a.n_iter_

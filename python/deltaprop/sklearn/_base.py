@@ -5,6 +5,7 @@ the forward pass, following scikit-learn 1.9's BaseMultilayerPerceptron rule for
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Sequence
 from numbers import Integral, Real
@@ -36,6 +37,10 @@ ORDER_ENTRIES = 1 << 20
 # Epochs per engine call when the engine draws the shuffles: only its learning rates and losses
 # are arrays of this length.
 EPOCHS_PER_CALL = 1 << 16
+
+# With verbose output, the engine runs chunks of epochs that take about this long (s) and their
+# lines are printed after each: no epoch's line comes later than that.
+VERBOSE_LAG = 0.05
 
 # The hidden activations the estimators take: every one of deltaprop's. Those that learn
 # parameters of their own (prelu, acon, a learnable swish) keep them in activation_params_, as
@@ -424,7 +429,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         # With nothing to run between epochs, many run in one engine call, to the same result
         # (early stopping's held-out rows scored there too, its best epoch kept in arrays of
         # its own: not those a finished early-stopping fit restored, which a warm start trains).
-        in_engine = (not (incremental or self.verbose) and health is None and hooks.idle
+        in_engine = (not incremental and health is None and hooks.idle
                      and not sp.issparse(X) and net.output != "exp"
                      and (self._best_apart() if early_stopping else self.best_loss_ is not None))
         try:
@@ -500,13 +505,18 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         # each epoch starts, so one call runs every epoch; other generators' orders are drawn
         # here ahead of a chunk of epochs, the chunks doubling: few calls for long fits,
         # little drawn ahead for short ones.
+        # With verbose output, the chunks start at one epoch and double while a call takes
+        # under VERBOSE_LAG / 2 (halving past VERBOSE_LAG), each chunk's lines printed after it.
         in_engine = shuffles is None or shuffles.in_engine
-        chunk = 8
+        chunk, verbose_chunk = 8, 1
         while self.n_iter_ < self.max_iter:
             remaining = self.max_iter - self.n_iter_
             epochs = (min(remaining, EPOCHS_PER_CALL) if in_engine
                       else min(chunk, remaining, max(1, ORDER_ENTRIES // n_samples)))
             chunk *= 2
+            if self.verbose:
+                epochs = min(epochs, verbose_chunk)
+            started = time.perf_counter()
             settings = self._epoch_settings(batch_size, clip_norm)
             lrs = self._optimizer.learning_rates(epochs, n_samples, self.t_)
             best = self.best_loss_ if held_out is None else self.best_validation_score_
@@ -543,6 +553,13 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
             self.loss_curve_.extend(losses)
             if done:
                 self.loss_ = losses[-1]
+            if self.verbose:
+                took = time.perf_counter() - started
+                if took < VERBOSE_LAG / 2:
+                    verbose_chunk *= 2
+                elif took > VERBOSE_LAG:
+                    verbose_chunk = max(1, verbose_chunk // 2)
+                self._print_epochs(losses, None if held_out is None else held_out.scores)
             # the loop moves the schedule after each epoch but one that diverged
             ended = done - (stop == "diverged")
             if ended:
@@ -558,6 +575,16 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
                 self._no_improvement_count = 0
             if self.n_iter_ == self.max_iter:
                 self._warn_max_iter()
+
+    def _print_epochs(self, losses: npt.NDArray[np.float64],
+                      scores: npt.NDArray[np.float64] | None) -> None:
+        """scikit-learn's verbose lines for the last len(losses) epochs, as the per-epoch loop
+        prints them (no validation score for an epoch that diverged: it has none)."""
+        first = self.n_iter_ - len(losses)
+        for i, loss in enumerate(losses):
+            print(f"Iteration {first + i + 1}, loss = {loss:.8f}")
+            if scores is not None and i < len(scores):
+                print(f"Validation score: {scores[i]:f}")
 
     def _epoch_settings(self, batch_size: int, clip_norm: float) -> _backend.EpochSettings:
         """The optimizer's settings for the next epoch(s), with the dropout masks' seed and
