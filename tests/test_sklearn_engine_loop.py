@@ -8,6 +8,8 @@ attribute, the warnings and the random state left behind must be identical eithe
 
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
 
 import numpy as np
@@ -263,3 +265,34 @@ def test_verbose_output_is_the_same_from_engine_chunks(config, engine_calls, cap
     assert_same_fit((a, 0, []), (b, 0, []))
     assert engine_calls[:2] == [1, 2]  # the first chunks: one epoch, then two
     assert sum(engine_calls) >= a.n_iter_
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_the_progress_bar_moves_by_engine_chunks(early_stopping, engine_calls, monkeypatch):
+    """progress=True alone runs the epochs in the engine, in chunks of a few ms as with
+    verbose output; the bar moves past each chunk's epochs, to the same count, and the fit is
+    the per-epoch loop's."""
+    pytest.importorskip("tqdm")
+    from deltaprop.sklearn import _hooks
+
+    moved = []
+    real = _hooks.EpochHooks._show_progress
+    monkeypatch.setattr(_hooks.EpochHooks, "_show_progress",
+                        lambda self, epochs: (moved.append(epochs), real(self, epochs)))
+    X, y = wine()
+    runs, counts = [], []
+    for callback in (None, lambda est: False):
+        est = MLPClassifier(hidden_layer_sizes=(12,), max_iter=60, progress=True,
+                            early_stopping=early_stopping, callback=callback,
+                            random_state=np.random.RandomState(7))
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            est.fit(X, y)
+        runs.append((est, 0, []))
+        counts.append(list(moved))
+        moved.clear()
+    assert_same_fit(*runs)
+    assert sum(counts[0]) == sum(counts[1]) == runs[0][0].n_iter_
+    assert counts[1] == [1] * runs[0][0].n_iter_  # the per-epoch loop: one at a time
+    assert counts[0][:2] == [1, 2] and len(counts[0]) < runs[0][0].n_iter_
+    assert engine_calls[:2] == [1, 2]

@@ -38,8 +38,8 @@ ORDER_ENTRIES = 1 << 20
 # are arrays of this length.
 EPOCHS_PER_CALL = 1 << 16
 
-# With verbose output, the engine runs chunks of epochs that take about this long (s) and their
-# lines are printed after each: no epoch's line comes later than that.
+# With verbose output or a progress bar, the engine runs chunks of epochs that take about this
+# long (s), their lines printed and the bar moved after each: none comes later than that.
 VERBOSE_LAG = 0.05
 
 # The hidden activations the estimators take: every one of deltaprop's. Those that learn
@@ -429,14 +429,14 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         # With nothing to run between epochs, many run in one engine call, to the same result
         # (early stopping's held-out rows scored there too, its best epoch kept in arrays of
         # its own: not those a finished early-stopping fit restored, which a warm start trains).
-        in_engine = (not incremental and health is None and hooks.idle
+        in_engine = (not incremental and health is None and hooks.between_chunks
                      and not sp.issparse(X) and net.output != "exp"
                      and (self._best_apart() if early_stopping else self.best_loss_ is not None))
         try:
             self.n_iter_ = 0
             if in_engine:
                 self._fit_epochs_in_engine(net, X, y, sample_weight, sample_idx, batch_size,
-                                           clip_norm, validation)
+                                           clip_norm, validation, hooks)
             for _ in range(0 if in_engine else self.max_iter):
                 if self.shuffle:
                     sample_idx = _backend.shuffle(sample_idx, self._random_state)
@@ -479,7 +479,8 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
     def _fit_epochs_in_engine(self, net: _backend.Network, X: Any, y: FloatArray,
                               sample_weight: npt.NDArray[np.float64] | None,
                               sample_idx: npt.NDArray[np.intp], batch_size: int,
-                              clip_norm: float, validation: tuple[Any, Any, Any] | None) -> None:
+                              clip_norm: float, validation: tuple[Any, Any, Any] | None,
+                              hooks: EpochHooks) -> None:
         """The per-epoch loop of _fit_stochastic, for a fit with nothing to do between epochs,
         its epochs run by the engine: the same shuffles (drawn by the engine as each epoch
         starts, or for other generators than MT19937 ahead of chunks of epochs, from the same
@@ -488,7 +489,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         shuffles = _backend.EpochShuffles(sample_idx, self._random_state) if self.shuffle else None
         try:
             self._run_epoch_chunks(net, X, y, sample_weight, shuffles, batch_size, clip_norm,
-                                   validation)
+                                   validation, hooks)
         finally:
             if shuffles is not None:
                 shuffles.close()
@@ -496,7 +497,8 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
     def _run_epoch_chunks(self, net: _backend.Network, X: Any, y: FloatArray,
                           sample_weight: npt.NDArray[np.float64] | None,
                           shuffles: _backend.EpochShuffles | None, batch_size: int,
-                          clip_norm: float, validation: tuple[Any, Any, Any] | None) -> None:
+                          clip_norm: float, validation: tuple[Any, Any, Any] | None,
+                          hooks: EpochHooks) -> None:
         n_samples = X.shape[0]
         held_out = None if validation is None else _backend.HeldOut(
             *validation, best=(self._best_coefs, self._best_intercepts,
@@ -505,17 +507,19 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         # each epoch starts, so one call runs every epoch; other generators' orders are drawn
         # here ahead of a chunk of epochs, the chunks doubling: few calls for long fits,
         # little drawn ahead for short ones.
-        # With verbose output, the chunks start at one epoch and double while a call takes
-        # under VERBOSE_LAG / 2 (halving past VERBOSE_LAG), each chunk's lines printed after it.
+        # With verbose output or a progress bar, the chunks start at one epoch and double while
+        # a call takes under VERBOSE_LAG / 2 (halving past VERBOSE_LAG), each chunk's lines
+        # printed, and the bar moved, after it.
         in_engine = shuffles is None or shuffles.in_engine
-        chunk, verbose_chunk = 8, 1
+        live = bool(self.verbose) or not hooks.idle
+        chunk, live_chunk = 8, 1
         while self.n_iter_ < self.max_iter:
             remaining = self.max_iter - self.n_iter_
             epochs = (min(remaining, EPOCHS_PER_CALL) if in_engine
                       else min(chunk, remaining, max(1, ORDER_ENTRIES // n_samples)))
             chunk *= 2
-            if self.verbose:
-                epochs = min(epochs, verbose_chunk)
+            if live:
+                epochs = min(epochs, live_chunk)
             started = time.perf_counter()
             settings = self._epoch_settings(batch_size, clip_norm)
             lrs = self._optimizer.learning_rates(epochs, n_samples, self.t_)
@@ -553,15 +557,17 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
             self.loss_curve_.extend(losses)
             if done:
                 self.loss_ = losses[-1]
-            if self.verbose:
+            if live:
                 took = time.perf_counter() - started
                 if took < VERBOSE_LAG / 2:
-                    verbose_chunk *= 2
+                    live_chunk *= 2
                 elif took > VERBOSE_LAG:
-                    verbose_chunk = max(1, verbose_chunk // 2)
+                    live_chunk = max(1, live_chunk // 2)
+            if self.verbose:
                 self._print_epochs(losses, None if held_out is None else held_out.scores)
-            # the loop moves the schedule after each epoch but one that diverged
+            # the loop moves the schedule, and the bar, after each epoch but one that diverged
             ended = done - (stop == "diverged")
+            hooks.epochs_done(ended)
             if ended:
                 self._optimizer.iteration_ends(self.t_ - (done - ended) * n_samples)
             if error is not None:

@@ -58,7 +58,18 @@ class EpochHooks:
     @property
     def idle(self) -> bool:
         """True when nothing runs between epochs: no callback, no progress bar."""
-        return self.context is None and self.bar is None and self.estimator.callback is None
+        return self.bar is None and self.between_chunks
+
+    @property
+    def between_chunks(self) -> bool:
+        """True when what runs between epochs can wait for the end of a chunk of them: no
+        callback (the progress bar moves by a chunk at a time, epochs_done)."""
+        return self.context is None and self.estimator.callback is None
+
+    def epochs_done(self, epochs: int) -> None:
+        """A chunk of ``epochs`` epochs that ran in the engine: the bar moves past them."""
+        if self.bar is not None and epochs:
+            self._show_progress(epochs)
 
     def _fitted(self) -> dict[str, list[Any]]:
         coefs, intercepts, learned = self.estimator._parameters_copy()
@@ -78,14 +89,18 @@ class EpochHooks:
                 estimator=est, reconstruction_attributes=self._fitted, **self.data)
             self.epoch_context = None
         if self.bar is not None:
-            postfix = {"loss": f"{est.loss_:.4g}"}
-            if getattr(est, "validation_scores_", None):  # (lbfgs has none)
-                postfix["val"] = f"{est.validation_scores_[-1]:.4g}"
-            self.bar.set_postfix(postfix, refresh=False)
-            self.bar.update(1)
+            self._show_progress(1)
         if est.callback is not None and est.callback(est):
             stop = True
         return bool(stop)
+
+    def _show_progress(self, epochs: int) -> None:
+        est = self.estimator
+        postfix = {"loss": f"{est.loss_:.4g}"}
+        if getattr(est, "validation_scores_", None):  # (lbfgs has none)
+            postfix["val"] = f"{est.validation_scores_[-1]:.4g}"
+        self.bar.set_postfix(postfix, refresh=False)
+        self.bar.update(epochs)
 
     def fit_end(self) -> None:
         if self.bar is not None:
