@@ -153,6 +153,10 @@ def test_partial_fit_and_warm_start_match():
         ours.partial_fit(X[start:start + 100], y[start:start + 100], classes=np.arange(10))
     assert ours.n_iter_ == theirs.n_iter_ and ours.t_ == theirs.t_ == 400
     assert_params_close(ours, theirs)
+    # each call starts a RandomState at the seed again (ours resets the one it made): the
+    # same draws, so the same state left behind
+    for a, b in zip(ours._random_state.get_state(), theirs._random_state.get_state()):
+        np.testing.assert_array_equal(a, b)
     theirs, ours = pair("MLPRegressor", hidden_layer_sizes=(12,), random_state=0, max_iter=5,
                         warm_start=True)
     Xr, yr = scaled(load_diabetes)

@@ -40,6 +40,7 @@ an epoch, C++'s 1.1; reading or writing the state through MT19937.state takes 25
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -55,7 +56,7 @@ from ..reference.activations import init_activation_params  # as deltaprop.MLP s
 from ..reference.health import HEALTH_ROWS  # the rows of the engine's health record
 
 __all__ = ["CHUNK_ROWS", "HEALTH_ROWS", "EpochSettings", "HeldOut", "Network", "OptimizerState",
-           "init_activation_params", "make_network", "new_optimizer_state",
+           "first_random_state", "init_activation_params", "make_network", "new_optimizer_state",
            "shuffle", "EpochShuffles"]
 
 Learned = Sequence[Mapping[str, FloatArray]]  # one dict of arrays per hidden layer
@@ -445,6 +446,12 @@ class Network:
 
 
 # -- scikit-learn's shuffles -------------------------------------------------------------------
+@functools.lru_cache(maxsize=16)
+def first_random_state(seed: int) -> tuple[Any, ...]:
+    """RandomState(seed)'s state as it starts (its legacy get_state() tuple)."""
+    return tuple(np.random.RandomState(seed).get_state(legacy=True))
+
+
 def shuffle(sample_idx: npt.NDArray[np.intp],
             random_state: np.random.RandomState) -> npt.NDArray[np.intp]:
     """sklearn.utils.shuffle(sample_idx, random_state=random_state)."""
