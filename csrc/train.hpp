@@ -280,14 +280,16 @@ struct EpochsResult {
 // continue from c.step and c.epoch. Stops early after an epoch that leaves a parameter NaN or
 // inf (`diverged`), or whose loss makes `plateau` say stop, or when `interrupted` (that epoch is
 // not counted, its order was taken). With `held_out` (early stopping), the plateau is that of
-// the held-out rows' score, recorded after each epoch (HeldOut::record), not of the loss.
+// the held-out rows' score, recorded after each epoch (HeldOut::record), not of the loss. With
+// `health_out` (kHealthRows x layers per epoch), each epoch's gradient health is written there.
 template <typename T, typename Orders>
 EpochsResult train_epochs(Workspace<T>& ws, const ParamViews<T*>& params, const ParamViews<T*>& state1,
                           const ParamViews<T*>& state2, const T* X, const T* Y,
                           const double* sample_weight, idx n, Orders&& order_for, const double* lrs,
                           double* losses, idx epochs, Plateau& plateau, const NetSpec& spec,
                           const TrainConfig& c, int n_threads, InterruptCheck& interrupted,
-                          HeldOut<T>* held_out = nullptr) {
+                          HeldOut<T>* held_out = nullptr, HealthAccumulator* health = nullptr,
+                          double* health_out = nullptr) {
     EpochsResult result;
     const idx batch = std::min(c.batch_size, n), batches = (n + batch - 1) / batch;
     TrainConfig epoch_config = c;
@@ -296,12 +298,14 @@ EpochsResult train_epochs(Workspace<T>& ws, const ParamViews<T*>& params, const 
         epoch_config.epoch = c.epoch + std::uint64_t(e);
         epoch_config.step = c.step + std::uint64_t(e * batches);
         const idx* order = order_for(e);
+        if (health) health->reset(spec);
         const EpochResult r = train_epoch(ws, params, state1, state2, X, Y, sample_weight, n, order, spec,
-                                          epoch_config, n_threads, interrupted);
+                                          epoch_config, n_threads, interrupted, health);
         if (r.interrupted) {
             result.stop = Stop::interrupted;
             break;
         }
+        if (health) health->write(health_out + e * kHealthRows * spec.layers(), spec);
         losses[e] = r.loss;
         ++result.epochs;
         bool finite = true;

@@ -296,3 +296,21 @@ def test_the_progress_bar_moves_by_engine_chunks(early_stopping, engine_calls, m
     assert counts[1] == [1] * runs[0][0].n_iter_  # the per-epoch loop: one at a time
     assert counts[0][:2] == [1, 2] and len(counts[0]) < runs[0][0].n_iter_
     assert engine_calls[:2] == [1, 2]
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_a_health_record_is_the_same_from_the_engine(early_stopping, engine_calls):
+    """record_health=True runs the epochs in the engine too, each epoch's gradient health
+    written by the same engine call: the same record as the per-epoch loop's."""
+    X, y = wine()
+    runs = fit_both(lambda **kw: MLPClassifier(hidden_layer_sizes=(12,), max_iter=40,
+                                               record_health=True,
+                                               early_stopping=early_stopping, **kw), X, y)
+    assert_same_fit(*runs)
+    a, b = runs[0][0], runs[1][0]
+    assert a.health_.keys() == b.health_.keys()
+    for name in a.health_:
+        assert a.health_[name].shape == (a.n_iter_, 2)
+        np.testing.assert_array_equal(a.health_[name], b.health_[name])
+    assert np.isfinite(a.health_["grad_norm"]).all() and (a.health_["grad_norm"] > 0).all()
+    assert engine_calls[0] == 40

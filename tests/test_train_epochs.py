@@ -79,17 +79,20 @@ def test_is_exactly_repeated_train_epoch_calls(rng, optimizer):
     together = [a.copy() for a in params]
     s1, s2 = state(together)
     losses = np.empty(5)
+    health = np.full((5, 6, 2), -1.0)
     result = engine.train_epochs(together, s1, s2, X, Y, orders=order, lrs=lrs, losses=losses,
-                                 **settings)
+                                 health=health, **settings)
     assert result[:2] == (5, "done")
     one_by_one = [a.copy() for a in params]
     t1, t2 = state(one_by_one)
     batches = -(-len(X) // SETTINGS["batch_size"])
     for e in range(5):
+        epoch_health = np.empty((6, 2))
         loss = engine.train_epoch(one_by_one, t1, t2, X, Y, order=order[e], lr=lrs[e],
-                                  shuffle=False, **dict(settings, epoch=7 + e,
-                                                        step=11 + e * batches))
+                                  shuffle=False, health=epoch_health,
+                                  **dict(settings, epoch=7 + e, step=11 + e * batches))
         assert loss == losses[e]
+        np.testing.assert_array_equal(health[e], epoch_health)  # each epoch's own health
     for a, b in zip(together + s1 + s2, one_by_one + t1 + t2):
         np.testing.assert_array_equal(a, b)
 

@@ -272,7 +272,8 @@ class Engine {
 
     // Up to len(lrs) epochs in one call (train.hpp: train_epochs): epoch e reads the rows
     // orders[e] (None: stored order), or with shuffle_state the order drawn as it starts
-    // (shuffle_from), at learning rate lrs[e] and writes its loss to losses[e];
+    // (shuffle_from), at learning rate lrs[e] and writes its loss to losses[e] (and with
+    // `health`, an (epochs, kHealthRows, layers) float64 array, its gradient health to health[e]);
     // tol, n_iter_no_change, best_loss and no_improvement_count are scikit-learn's stopping
     // rule and its state before the call. Returns (epochs completed, why it stopped: "done",
     // "plateau" or "diverged", best_loss and no_improvement_count after them, the exception
@@ -289,7 +290,8 @@ class Engine {
                            const py::object& alpha_obj, const py::object& clip_obj, const py::object& step_obj,
                            const py::object& tol_obj, const py::object& patience_obj,
                            const py::object& best_obj, const py::object& count_obj,
-                           const py::object& held_out_obj, const py::object& best_score_obj) {
+                           const py::object& held_out_obj, const py::object& best_score_obj,
+                           const py::object& health_obj) {
         const TrainConfig c = config(batch_obj, momentum_obj, py::bool_(false), seed_obj, epoch_obj, optimizer_obj,
                                      beta_1_obj, beta_2_obj, epsilon_obj, alpha_obj, clip_obj, step_obj);
         Plateau plateau;
@@ -328,13 +330,20 @@ class Engine {
         require_disjoint(args, 0, t.written);
         require_disjoint(args, before_shuffle, before_held_out);
         require_disjoint(args, held_out_written, args.size());
+        double* health_out = nullptr;  // per epoch, kHealthRows x layers
+        if (!health_obj.is_none()) {
+            const py::array a = as_array(health_obj, "health");
+            health_out = output<double>(a, "health", {epochs, kHealthRows, spec_.layers()});
+            for (const auto& other : args) require_no_overlap(a, "health", other.array, other.name);
+        }
         EpochsResult result;
         locked(finite, [&] {
             InterruptCheck check(ask_signals);
             auto run = [&](auto&& order_for) {
                 result = dp::train_epochs(ws_, t.p, t.s1, t.s2, t.x, t.y, t.w, t.N, order_for, lrs, losses,
                                           epochs, plateau, spec_, c, resolve_threads(n_threads_), check,
-                                          held_out ? &*held_out : nullptr);
+                                          held_out ? &*held_out : nullptr, health_out ? &health_ : nullptr,
+                                          health_out);
             };
             if (!shuffle.key) {
                 run([&](idx e) -> const idx* { return orders ? orders + e * t.N : nullptr; });
@@ -674,7 +683,8 @@ void bind_engine_for(py::module_& m, const char* name) {
              "beta_1"_a = 0.9, "beta_2"_a = 0.999, "epsilon"_a = 1e-8, "alpha"_a = 0.0, "clip_norm"_a = 0.0,
              "step"_a = 0, "tol"_a = 0.0, "n_iter_no_change"_a = std::numeric_limits<double>::infinity(),
              "best_loss"_a = std::numeric_limits<double>::infinity(), "no_improvement_count"_a = 0,
-             "held_out"_a = py::none(), "best_score"_a = -std::numeric_limits<double>::infinity())
+             "held_out"_a = py::none(), "best_score"_a = -std::numeric_limits<double>::infinity(),
+             "health"_a = py::none())
         .def("health", &Engine<T>::health, "params"_a, "X"_a, "Y"_a, "sample_weight"_a = py::none(),
              "lr"_a = 0.01);
 }

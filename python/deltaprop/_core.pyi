@@ -190,7 +190,7 @@ class _Engine(Generic[_F]):
                      held_out: tuple[npt.NDArray[_F], npt.NDArray[_F], npt.ArrayLike | None,
                                      _Params[_F], npt.NDArray[np.float64],
                                      npt.NDArray[np.float64]] | None = None,
-                     best_score: float = ...,
+                     best_score: float = ..., health: npt.NDArray[np.float64] | None = None,
                      ) -> tuple[int, str, float, int, BaseException | None]: ...
     def health(self, params: _Params[_F], X: npt.NDArray[_F], Y: npt.NDArray[_F],
                sample_weight: npt.ArrayLike | None = None,

@@ -122,7 +122,7 @@ def train_epochs(params: Sequence[FloatArray], state1: Sequence[FloatArray],
                  held_out: tuple[FloatArray, FloatArray, npt.ArrayLike | None,
                                  Sequence[FloatArray], npt.NDArray[np.float64],
                                  npt.NDArray[np.float64]] | None = None,
-                 best_score: float = -np.inf,
+                 best_score: float = -np.inf, health: npt.NDArray[np.float64] | None = None,
                  **settings: Any) -> tuple[int, str, float, int, None]:
     """Up to ``len(lrs)`` epochs of train_epoch: epoch e reads the rows ``orders[e]`` (None:
     stored order) at learning rate ``lrs[e]`` and writes its loss to ``losses[e]``; Adam's t
@@ -130,6 +130,7 @@ def train_epochs(params: Sequence[FloatArray], state1: Sequence[FloatArray],
     a parameter NaN or inf ("diverged") or whose loss makes the Plateau rule stop ("plateau").
     With ``held_out`` = (X, Y, sample_weight, best, losses, scores), early stopping's rows, the
     rule is on their score after each epoch (stopping.HeldOut), starting from ``best_score``.
+    ``health``, an (epochs, 6, layers) array, receives each epoch's gradient health.
     Returns (epochs, stop, best_loss or best score, no_improvement_count, None), as the C++
     engine does (its last entry is the exception that interrupted it)."""
     n = X.shape[0]
@@ -147,7 +148,8 @@ def train_epochs(params: Sequence[FloatArray], state1: Sequence[FloatArray],
         losses[e] = train_epoch(params, state1, state2, X, Y, spec, sample_weight,
                                 order=None if orders is None else orders[e],
                                 batch_size=batch_size, lr=lr, shuffle=False, seed=seed,
-                                epoch=epoch + e, step=step + e * batches, **settings)
+                                epoch=epoch + e, step=step + e * batches,
+                                health=None if health is None else health[e], **settings)
         epochs += 1
         if not all(np.isfinite(p).all() for p in params):
             stop = "diverged"

@@ -348,6 +348,7 @@ class Network:
                      settings: EpochSettings, plateau: tuple[float, float, float, int],
                      shuffle_state: tuple[Any, Any, Any] | None = None,
                      learned: Learned | None = None, held_out: HeldOut | None = None,
+                     health: npt.NDArray[np.float64] | None = None,
                      ) -> tuple[npt.NDArray[np.float64], str, float, int, BaseException | None]:
         """Up to ``len(lrs)`` epochs in one engine call, for a fit with nothing to do between
         epochs (dense X, not the exp output, whose loss needs its offsets): epoch e reads the
@@ -360,7 +361,8 @@ class Network:
         score, and plateau's best_loss is the best score so far. Returns (the losses of the
         epochs run, why it stopped: "done", "plateau" or "diverged", best_loss or best score,
         no_improvement_count, the exception that interrupted it or None); the held-out rows'
-        losses and scores of the epochs run (but one that diverged) go to ``held_out``."""
+        losses and scores of the epochs run (but one that diverged) go to ``held_out``, and with
+        ``health`` (epochs x HEALTH_ROWS x layers) each epoch's gradient health goes there."""
         n = X.shape[0]
         tol, patience, best, count = plateau
         losses = np.empty(len(lrs))
@@ -380,8 +382,8 @@ class Network:
             alpha=settings.alpha, clip_norm=settings.clip_norm, seed=settings.seed,
             epoch=settings.epoch, step=state.t, tol=tol,
             n_iter_no_change=patience, no_improvement_count=count,
-            **(dict(best_loss=best) if held_out is None
-               else dict(held_out=engine_held_out, best_score=best)))
+            health=health, **(dict(best_loss=best) if held_out is None
+                              else dict(held_out=engine_held_out, best_score=best)))
         state.t += epochs * batches_per_epoch(n, settings.batch_size)
         if held_out is not None:
             scored = epochs - (stop == "diverged")  # the held-out rows skip an epoch that diverged

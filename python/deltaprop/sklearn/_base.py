@@ -447,14 +447,14 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         # With nothing to run between epochs, many run in one engine call, to the same result
         # (early stopping's held-out rows scored there too, its best epoch kept in arrays of
         # its own: not those a finished early-stopping fit restored, which a warm start trains).
-        in_engine = (not incremental and health is None and hooks.between_chunks
+        in_engine = (not incremental and hooks.between_chunks
                      and not sp.issparse(X) and net.output != "exp"
                      and (self._best_apart() if early_stopping else self.best_loss_ is not None))
         try:
             self.n_iter_ = 0
             if in_engine:
                 self._fit_epochs_in_engine(net, X, y, sample_weight, sample_idx, batch_size,
-                                           clip_norm, validation, hooks)
+                                           clip_norm, validation, hooks, health is not None)
             for _ in range(0 if in_engine else self.max_iter):
                 if self.shuffle:
                     sample_idx = _backend.shuffle(sample_idx, self._random_state)
@@ -498,7 +498,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
                               sample_weight: npt.NDArray[np.float64] | None,
                               sample_idx: npt.NDArray[np.intp], batch_size: int,
                               clip_norm: float, validation: tuple[Any, Any, Any] | None,
-                              hooks: EpochHooks) -> None:
+                              hooks: EpochHooks, record_health: bool) -> None:
         """The per-epoch loop of _fit_stochastic, for a fit with nothing to do between epochs,
         its epochs run by the engine: the same shuffles (drawn by the engine as each epoch
         starts, or for other generators than MT19937 ahead of chunks of epochs, from the same
@@ -507,7 +507,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         shuffles = _backend.EpochShuffles(sample_idx, self._random_state) if self.shuffle else None
         try:
             self._run_epoch_chunks(net, X, y, sample_weight, shuffles, batch_size, clip_norm,
-                                   validation, hooks)
+                                   validation, hooks, record_health)
         finally:
             if shuffles is not None:
                 shuffles.close()
@@ -516,7 +516,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
                           sample_weight: npt.NDArray[np.float64] | None,
                           shuffles: _backend.EpochShuffles | None, batch_size: int,
                           clip_norm: float, validation: tuple[Any, Any, Any] | None,
-                          hooks: EpochHooks) -> None:
+                          hooks: EpochHooks, record_health: bool) -> None:
         n_samples = X.shape[0]
         held_out = None if validation is None else _backend.HeldOut(
             *validation, best=(self._best_coefs, self._best_intercepts,
@@ -546,16 +546,19 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
             plateau = (float(self.tol), float(self.n_iter_no_change), best,
                        self._no_improvement_count)
             args = (self.coefs_, self.intercepts_, self._optimizer.state, X, y, sample_weight)
+            health = (np.empty((epochs, len(_backend.HEALTH_ROWS), len(self.coefs_)))
+                      if record_health else None)
             if shuffles is not None and in_engine:
                 with shuffles.engine_state() as state:
                     losses, stop, best, self._no_improvement_count, error = (
                         net.train_epochs(*args, None, lrs, settings, plateau, shuffle_state=state,
-                                         learned=self._learned(), held_out=held_out))
+                                         learned=self._learned(), held_out=held_out,
+                                         health=health))
             else:
                 orders = None if shuffles is None else shuffles.draw(epochs)
                 losses, stop, best, self._no_improvement_count, error = (
                     net.train_epochs(*args, orders, lrs, settings, plateau,
-                                     learned=self._learned(), held_out=held_out))
+                                     learned=self._learned(), held_out=held_out, health=health))
             if held_out is None:
                 self.best_loss_ = best
             else:
@@ -566,6 +569,9 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
                 self.validation_scores_.extend(held_out.scores.tolist())
                 self.validation_loss_curve_.extend(held_out.losses.tolist())
             done = len(losses)
+            if health is not None:  # (every epoch run, one that diverged too, as the loop does)
+                for row, name in enumerate(_backend.HEALTH_ROWS):
+                    self.health_[name] = np.vstack([self.health_[name], health[:done, row]])
             drawn = done + (error is not None)  # the loop shuffles before an epoch it stops in
             if shuffles is not None and not in_engine and drawn < epochs:
                 shuffles.keep(drawn)
