@@ -225,13 +225,21 @@ class Network:
         """scikit-learn's objective over all rows of X and its gradients (fresh arrays): of the
         weights, the biases and the learned activation parameters (a dict per hidden layer)."""
         params = self.params(coefs, intercepts, learned)
-        grads = [np.zeros_like(p) for p in params]
-        chunk_grads = [np.empty_like(p) for p in params]
-        loss = 0.0
-        for share, Xc, Yc, weights in self._row_chunks(X, Y, sample_weight):
-            loss += share * self._engine.loss_and_gradients(params, Xc, Yc, chunk_grads, weights)
-            for g, c in zip(grads, chunk_grads):
-                g += c if share == 1.0 else c * c.dtype.type(share)
+        grads = [np.empty_like(p) for p in params]
+        if not sp.issparse(X):  # one engine call, which writes the gradients
+            loss = self._engine.loss_and_gradients(params, self._dense(X),
+                                                   np.ascontiguousarray(Y, dtype=self.dtype),
+                                                   grads, sample_weight)
+        else:  # densified chunks, each weighing its share of the rows' weight
+            chunk_grads = [np.empty_like(p) for p in params]
+            for g in grads:
+                g.fill(0)
+            loss = 0.0
+            for share, Xc, Yc, weights in self._row_chunks(X, Y, sample_weight):
+                loss += share * self._engine.loss_and_gradients(params, Xc, Yc, chunk_grads,
+                                                                weights)
+                for g, c in zip(grads, chunk_grads):
+                    g += c * c.dtype.type(share)
         loss += self._poisson_offset(Y, sample_weight)
         dcoefs, dintercepts, dlearned = self._unflat(grads)
         if alpha > 0:
