@@ -19,8 +19,9 @@ does not.
 - digits, breast_cancer, wine (classification) and diabetes (regression, standardised target):
   standardised features, a 75/25 split, scikit-learn's defaults (adam, hidden (100,), up to 200
   epochs with its tol stopping), float64, 1 thread;
-- with ``--early-stopping``, the same four again with early_stopping=True (10 % of the rows held
-  out, scored after every epoch, scikit-learn's defaults otherwise);
+- with ``--settings``, the same four again with early_stopping=True (10 % of the rows held out,
+  scored after every epoch), with verbose=True (its lines printed to a buffer) and with
+  solver='lbfgs', scikit-learn's defaults otherwise;
 - the compute-bound problem: 20 000 x 784 synthetic rows (N(0, 1) features, 10 classes from a
   random linear teacher; 5 000 more to test on), hidden (512, 512), batch 128, adam, a fixed
   number of epochs (``--epochs``, default 3), float64 and float32, 1 and 2 threads.
@@ -43,7 +44,9 @@ whether others used the CPU while it ran. Timings are never judged, only scores.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
+import io
 import os
 import sys
 import time
@@ -83,8 +86,9 @@ def compute_bound(dtype):
 def cases(args):
     """(label, kind, data loader, parameters, dtype, threads) per row."""
     rows = []
-    small = [({}, "")] + ([(dict(early_stopping=True), " (early stop)")]
-                          if args.early_stopping else [])
+    small = [({}, "")] + ([(dict(early_stopping=True), " (early stop)"),
+                           (dict(verbose=True), " (verbose)"),
+                           (dict(solver="lbfgs"), " (lbfgs)")] if args.settings else [])
     for params, suffix in small:
         for name in ("digits", "breast_cancer", "wine", "diabetes"):
             kind = "MLPRegressor" if name == "diabetes" else "MLPClassifier"
@@ -102,9 +106,10 @@ def fit_timed(est, X, y, blas, pause=True):
         workloads.settle()
     with workloads.blas_threads(blas), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning at the fixed epoch counts
-        start = time.perf_counter()
-        est.fit(X, y)
-        return time.perf_counter() - start
+        with contextlib.redirect_stdout(io.StringIO()):  # (verbose=True's lines)
+            start = time.perf_counter()
+            est.fit(X, y)
+            return time.perf_counter() - start
 
 
 def fits_timed(theirs, ours, X, y, blas, repeat, pause=True):
@@ -188,7 +193,9 @@ def run_row(label, kind, load, params, dtype, threads, repeat):
                   if warm else None)
     s_theirs, s_ours = theirs.score(X_test, y_test), ours.score(X_test, y_test)
     sizes = [X_train.shape[1], *theirs.hidden_layer_sizes, theirs.n_outputs_]
-    batch = theirs.batch_size if theirs.batch_size != "auto" else 200
+    # lbfgs: one whole-data pass per iteration (it evaluates at least once per iteration)
+    batch = (len(X_train) if theirs.solver == "lbfgs"
+             else theirs.batch_size if theirs.batch_size != "auto" else 200)
     floor = product_floor(len(X_train), sizes, batch, theirs.n_iter_, dtype, threads)
     peak_floor = (product_flops(len(X_train), sizes, batch, theirs.n_iter_)
                   / (fma_peak(np.dtype(dtype).name) * threads * 1e9))
@@ -235,8 +242,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", default="1,2", help="thread counts of the compute-bound rows")
     parser.add_argument("--repeat", type=int, default=5,
                         help="fits of each estimator per row (2 where a pair takes over 2 s)")
-    parser.add_argument("--early-stopping", action="store_true",
-                        help="the four small data sets again with early_stopping=True")
+    parser.add_argument("--settings", action="store_true",
+                        help="the four small data sets again with early_stopping=True, "
+                             "verbose=True (printed to a buffer) and solver='lbfgs'")
     parser.add_argument("--quick", action="store_true", help="1 epoch, 1 thread, 3 fits")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     args = parser.parse_args(argv)
