@@ -499,11 +499,13 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
                               sample_idx: npt.NDArray[np.intp], batch_size: int,
                               clip_norm: float, validation: tuple[Any, Any, Any] | None,
                               hooks: EpochHooks, record_health: bool) -> None:
-        """The per-epoch loop of _fit_stochastic, for a fit with nothing to do between epochs,
+        """The per-epoch loop of _fit_stochastic, for a fit with no callback between epochs,
         its epochs run by the engine: the same shuffles (drawn by the engine as each epoch
         starts, or for other generators than MT19937 ahead of chunks of epochs, from the same
-        random state, left as the loop would leave it), learning rates and stopping rule, so
-        the same result, without Python's cost per epoch."""
+        random state, left as the loop would leave it), learning rates and stopping rule (on
+        ``validation``'s held-out rows with early stopping), verbose lines, progress bar and
+        health record (``record_health``), so the same result, without Python's cost per
+        epoch."""
         shuffles = _backend.EpochShuffles(sample_idx, self._random_state) if self.shuffle else None
         try:
             self._run_epoch_chunks(net, X, y, sample_weight, shuffles, batch_size, clip_norm,
