@@ -96,6 +96,31 @@ def test_partial_fit(wine):
         small(MLPClassifier, early_stopping=True).partial_fit(X, y, classes=np.unique(y))
 
 
+@pytest.mark.parametrize(("first", "then"), [
+    (dict(), dict(early_stopping=True)),
+    (dict(early_stopping=True), dict()),
+    (dict(solver="lbfgs"), dict(solver="adam")),
+    (dict(solver="lbfgs"), dict(solver="sgd", early_stopping=True)),
+], ids=["early stopping switched on", "switched off", "lbfgs to adam", "lbfgs to sgd, early stop"])
+def test_a_warm_start_may_switch_the_stopping_rule(wine, first, then):
+    """A warm start after set_params(early_stopping=...) or from lbfgs to a stochastic solver
+    starts that rule afresh from the fitted weights (scikit-learn 1.9 fails on a None or a
+    missing attribute there), and continues the loss curve."""
+    X, y = wine
+    est = small(MLPClassifier, warm_start=True, **first).fit(X, y)
+    trained = [W.copy() for W in est.coefs_]
+    curve = len(getattr(est, "loss_curve_", []))
+    est.set_params(**{"early_stopping": False, "solver": "adam", **then}).fit(X, y)
+    assert est.n_iter_ == 10 and len(est.loss_curve_) == curve + 10
+    assert not np.array_equal(est.coefs_[0], trained[0])  # it trained on from there
+    if est.early_stopping:
+        assert est.best_loss_ is None and len(est.validation_scores_) == 10
+        assert est.best_validation_score_ == max(est.validation_scores_)
+    else:
+        assert est.best_loss_ == min(est.loss_curve_[curve:]) and est.validation_scores_ is None
+    assert est.score(X, y) > 0.5
+
+
 def test_warm_start_continues(wine):
     X, y = wine
     warm = small(MLPClassifier, warm_start=True).fit(X, y)

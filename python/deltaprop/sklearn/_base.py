@@ -291,16 +291,38 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         self._keep_best()
         if self.solver in _STOCHASTIC_SOLVERS:
             self.loss_curve_ = []
-            self.validation_loss_curve_ = [] if self.early_stopping else None
-            self._no_improvement_count = 0
-            if self.early_stopping:
-                self.validation_scores_ = []
-                self.best_validation_score_ = -np.inf
-                self.best_loss_ = None
-            else:
-                self.best_loss_ = np.inf
-                self.validation_scores_ = None
-                self.best_validation_score_ = None
+            self._start_stopping_rule()
+
+    def _start_stopping_rule(self) -> None:
+        """The stochastic solvers' stopping rule as a fit starts it: on the training loss, or
+        with early stopping on the held-out rows' score."""
+        self._no_improvement_count = 0
+        if self.early_stopping:
+            self.validation_loss_curve_ = []
+            self.validation_scores_ = []
+            self.best_validation_score_ = -np.inf
+            self.best_loss_ = None
+        else:
+            self.validation_loss_curve_ = None
+            self.best_loss_ = np.inf
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+
+    def _continue_stopping_rule(self) -> None:
+        """A warm start or partial_fit continues the stopping rule where the last fit left it,
+        unless that fit kept another one (set_params switched early_stopping, or the solver from
+        lbfgs): then the rule starts afresh, as a fit's, its best epoch the current one, and
+        the loss curve continues (scikit-learn 1.9 fails there, on a None or a missing
+        attribute)."""
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            return
+        kept = (getattr(self, "best_validation_score_", None) if self.early_stopping
+                else getattr(self, "best_loss_", None))
+        if kept is None:
+            self._start_stopping_rule()
+            self._keep_best()
+        if not hasattr(self, "loss_curve_"):
+            self.loss_curve_ = []
 
     # -- fit ---------------------------------------------------------------------------------
     def _fit(self, X: Any, y: Any, sample_weight: Any = None, incremental: bool = False) -> Any:
@@ -335,6 +357,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
             self._initialize(y, layer_units, X.dtype)
         else:
             self._check_continued(layer_units, incremental)
+            self._continue_stopping_rule()
         y = np.ascontiguousarray(y, dtype=X.dtype)
         hooks = EpochHooks(self, X, y, sample_weight, incremental)
         try:
