@@ -121,6 +121,25 @@ def test_a_warm_start_may_switch_the_stopping_rule(wine, first, then):
     assert est.score(X, y) > 0.5
 
 
+@pytest.mark.parametrize("how", ["warm_start", "partial_fit"])
+@pytest.mark.parametrize(("first", "then"), [(np.float32, np.float64), (np.float64, np.float32)])
+def test_a_continued_fit_keeps_its_dtype_whatever_the_data(wine, how, first, then):
+    """The first fit's data sets the parameters' dtype; data of the other float dtype later is
+    converted to it (as scikit-learn's in-place updates keep it), not refused."""
+    X, y = wine
+    est = small(MLPClassifier, warm_start=how == "warm_start")
+    est.fit(X.astype(first), y)
+    before = [W.copy() for W in est.coefs_]
+    if how == "warm_start":
+        est.fit(X.astype(then), y)
+    else:
+        est.partial_fit(X.astype(then), y)
+    assert all(W.dtype == first for W in est.coefs_ + est.intercepts_)
+    assert not np.array_equal(est.coefs_[0], before[0])
+    assert est.predict_proba(X.astype(then)).dtype == first
+    assert est.score(X, y) > 0.5
+
+
 def test_warm_start_continues(wine):
     X, y = wine
     warm = small(MLPClassifier, warm_start=True).fit(X, y)

@@ -335,6 +335,9 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         self._hidden_activations(len(hidden_layer_sizes))  # checks them against the layers
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, y, class_weights = self._validate_input(X, y, incremental, reset=first_pass)
+        if not first_pass and X.dtype != self.coefs_[0].dtype:
+            # a continued fit keeps its parameters' dtype (scikit-learn's in-place updates do)
+            X = X.astype(self.coefs_[0].dtype)
         if sp.issparse(X):
             X = X.tocsr()  # rows are what batches and chunks slice (still sparse: no densifying)
         if sample_weight is not None:
