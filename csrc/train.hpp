@@ -70,6 +70,7 @@ struct TrainConfig {
     double clip_norm = 0.0;                       // global-norm clipping; 0: none
     bool shuffle = true;
     std::uint64_t seed = 0, epoch = 0, step = 0;
+    std::uint64_t first_batch = 0;  // the epoch's index of the call's first batch (dropout keys)
 };
 
 // Copies rows order[0..rows) of src (cols wide) into dst. Rows of up to 16 values (a data
@@ -242,7 +243,7 @@ EpochResult train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const Pa
             for (idx r = 0; r < rows; ++r) size += Wb[r];
             if (size == 0) continue;  // nothing to learn from these rows
         }
-        const DropoutKey key{c.seed, c.epoch, std::uint64_t(start / batch)};
+        const DropoutKey key{c.seed, c.epoch, c.first_batch + std::uint64_t(start / batch)};
         double loss = mlp_loss_and_gradients(ws, view, grad, Xb, Yb, Wb, rows, spec, n_threads, &key);
         // The L2 decay goes into the update's pass unless clipping or health reads the decayed
         // gradient before it.

@@ -247,9 +247,10 @@ class Engine {
                        const py::object& optimizer_obj, const py::object& beta_1_obj,
                        const py::object& beta_2_obj, const py::object& epsilon_obj,
                        const py::object& alpha_obj, const py::object& clip_obj, const py::object& step_obj,
-                       const py::object& health_obj) {
+                       const py::object& health_obj, const py::object& first_batch_obj) {
         TrainConfig c = config(batch_obj, momentum_obj, shuffle_obj, seed_obj, epoch_obj, optimizer_obj,
                                beta_1_obj, beta_2_obj, epsilon_obj, alpha_obj, clip_obj, step_obj);
+        c.first_batch = arg_u64(first_batch_obj, "first_batch");
         c.lr = arg_real(lr_obj, "lr");
         require_lr(c.lr);
         std::vector<Named> args;
@@ -675,7 +676,7 @@ void bind_engine_for(py::module_& m, const char* name) {
         .def("train_epoch", &Engine<T>::train_epoch, "params"_a, "state1"_a, "state2"_a, "X"_a, "Y"_a,
              "sample_weight"_a = py::none(), py::kw_only(), "order"_a = py::none(), "batch_size"_a, "lr"_a, "momentum"_a = 0.0, "shuffle"_a = true, "seed"_a = 0,
              "epoch"_a = 0, "optimizer"_a = "sgd", "beta_1"_a = 0.9, "beta_2"_a = 0.999, "epsilon"_a = 1e-8,
-             "alpha"_a = 0.0, "clip_norm"_a = 0.0, "step"_a = 0, "health"_a = py::none())
+             "alpha"_a = 0.0, "clip_norm"_a = 0.0, "step"_a = 0, "health"_a = py::none(), "first_batch"_a = 0)
         .def("train_epochs", &Engine<T>::train_epochs, "params"_a, "state1"_a, "state2"_a, "X"_a, "Y"_a,
              "sample_weight"_a = py::none(), py::kw_only(), "orders"_a = py::none(),
              "shuffle_state"_a = py::none(), "lrs"_a, "losses"_a,

@@ -174,7 +174,8 @@ class _Engine(Generic[_F]):
                     momentum: float = 0.0, shuffle: bool = True, seed: int = 0, epoch: int = 0,
                     optimizer: str = "sgd", beta_1: float = 0.9, beta_2: float = 0.999,
                     epsilon: float = 1e-8, alpha: float = 0.0, clip_norm: float = 0.0,
-                    step: int = 0, health: npt.NDArray[np.float64] | None = None) -> float: ...
+                    step: int = 0, health: npt.NDArray[np.float64] | None = None,
+                    first_batch: int = 0) -> float: ...
     def train_epochs(self, params: _Params[_F], state1: _Params[_F], state2: _Params[_F] | None,
                      X: npt.NDArray[_F], Y: npt.NDArray[_F],
                      sample_weight: npt.ArrayLike | None = None, *,

@@ -42,7 +42,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -416,7 +416,8 @@ class Network:
     def _engine_epoch(self, params: list[FloatArray], state: OptimizerState, X: FloatArray,
                       Y: FloatArray, sample_weight: npt.NDArray[np.float64] | None,
                       settings: EpochSettings, order: npt.NDArray[np.intp] | None = None,
-                      health: npt.NDArray[np.float64] | None = None) -> float:
+                      health: npt.NDArray[np.float64] | None = None,
+                      first_batch: int = 0) -> float:
         steps = batches_per_epoch(X.shape[0], settings.batch_size)
         loss: float = self._engine.train_epoch(
             params, state.state1, state.state2, X, Y, sample_weight,
@@ -425,34 +426,42 @@ class Network:
             shuffle=False, seed=settings.seed, epoch=settings.epoch, optimizer=state.kind,
             beta_1=settings.beta_1, beta_2=settings.beta_2,
             epsilon=settings.epsilon, alpha=settings.alpha, clip_norm=settings.clip_norm,
-            step=state.t, health=health)
+            step=state.t, health=health, first_batch=first_batch)
         state.t += steps
         return loss
 
     def _train_batches(self, params: list[FloatArray], state: OptimizerState, X: Any,
                        Y: FloatArray, sample_weight: npt.NDArray[np.float64] | None,
                        order: npt.NDArray[np.intp] | None, settings: EpochSettings) -> float:
-        """One engine call per batch, each densified alone: sparse X is never densified whole.
-        Each call is an epoch of one batch to the engine, so batch b of epoch e passes epoch
-        e·batches + b: its dropout masks differ from every other batch's."""
-        n = X.shape[0]
+        """Sparse X's epoch: its rows in ``order``, densified whole batches of at most
+        CHUNK_ROWS rows at a time, each chunk's batches trained by one engine call in that
+        order (sparse X is never densified whole): the same batches, steps and dropout masks
+        (each chunk's first batch passed as such) as the dense path's, so the same fit. The loss
+        is the dense path's too: the trained batches' losses weighted by their rows."""
+        n = int(X.shape[0])
         order = np.arange(n) if order is None else order
         X = X.tocsr()
-        total = 0.0
-        batches = batches_per_epoch(n, settings.batch_size)
-        for b, start in enumerate(range(0, n, settings.batch_size)):
-            batch_settings = replace(settings, epoch=settings.epoch * batches + b)
-            rows = order[start:start + settings.batch_size]
+        batch = min(settings.batch_size, n)
+        per_chunk = max(1, CHUNK_ROWS // batch) * batch
+        total, trained, offsets = 0.0, 0, 0.0
+        for start in range(0, n, per_chunk):
+            rows = order[start:start + per_chunk]
             weights = None if sample_weight is None else sample_weight[rows]
-            if weights is not None and weights.sum() == 0:
-                continue
-            Yb = np.ascontiguousarray(Y[rows], dtype=self.dtype)
-            loss = self._engine_epoch(params, state, self._dense(X[rows]), Yb, weights,
-                                      batch_settings)
+            rows_trained = len(rows)  # the engine skips a batch without weight
+            if weights is not None:
+                firsts = np.arange(0, len(rows), batch)
+                sizes = np.diff(np.append(firsts, len(rows)))
+                rows_trained = int(sizes[np.add.reduceat(weights, firsts) > 0].sum())
+                if rows_trained == 0:
+                    continue
+            Yc = np.ascontiguousarray(Y[rows], dtype=self.dtype)
+            loss = self._engine_epoch(params, state, self._dense(X[rows]), Yc, weights, settings,
+                                      first_batch=start // batch)
+            total += rows_trained * loss
+            trained += rows_trained
             if self.output == "exp":
-                loss += self._batch_offsets(Yb, weights, len(rows)) / len(rows)
-            total += len(rows) * loss
-        return total / int(n)
+                offsets += self._batch_offsets(Yc, weights, batch)
+        return (total / trained if trained else 0.0) + offsets / n
 
 
 # -- scikit-learn's shuffles -------------------------------------------------------------------
