@@ -25,8 +25,8 @@ scikit-learn's squared error, whose *value* averages over the outputs while its 
 (``delta = a − y``) does not (``loss_mean_over_outputs``). One difference is added here: the
 engine's Poisson loss is e^z − y z, scikit-learn's the half deviance y log(y/a) − y + a, which is
 larger by Σ_k (y log y − y) per row, a constant of the data that does not change a gradient.
-X may be a dense array or a scipy CSR matrix: sparse rows are densified one batch (or one chunk
-of ``CHUNK_ROWS``) at a time, never the whole matrix at once.
+X may be a dense array or a scipy CSR matrix: sparse rows are densified at most ``CHUNK_ROWS``
+at a time (whole batches, in training), never the whole matrix at once.
 
 scikit-learn's stochastic solvers shuffle once per epoch (``sklearn.utils.shuffle``: a
 ``RandomState.shuffle`` of ``arange(n)``, then indexing). ``shuffle`` does the same without the
@@ -61,7 +61,7 @@ __all__ = ["CHUNK_ROWS", "HEALTH_ROWS", "EpochSettings", "HeldOut", "Network", "
 
 Learned = Sequence[Mapping[str, FloatArray]]  # one dict of arrays per hidden layer
 
-CHUNK_ROWS = 4096  # sparse input is densified this many rows at a time outside training
+CHUNK_ROWS = 4096  # sparse input is densified at most this many rows at a time
 
 
 @dataclass

@@ -443,8 +443,8 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
             return None
         if sp.issparse(X):
             raise ValueError("record_health=True needs dense X: the engine gathers health over "
-                             "a whole epoch, and sparse X is trained one densified batch at a "
-                             "time")
+                             "a whole epoch in one call, and sparse X is trained a densified "
+                             "chunk of batches per call")
         layers = len(self.coefs_)
         if not (incremental and hasattr(self, "health_")):
             self.health_ = {name: np.empty((0, layers)) for name in _backend.HEALTH_ROWS}
