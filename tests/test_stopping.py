@@ -183,7 +183,7 @@ def test_a_held_out_score_that_never_improves_keeps_counting(rng):
     sizes, params, (X, Y), (X_val, Y_val) = held_out_problem(rng, np.float64)
     best = [np.full_like(a, 7.0) for a in params]
     s1, s2 = [np.zeros_like(a) for a in params], [np.zeros_like(a) for a in params]
-    result = engine("softmax", 3).__class__(sizes, "relu", "softmax").train_epochs(
+    result = _core.Engine_float64(sizes, "relu", "softmax").train_epochs(
         params, s1, s2, X, Y, lrs=np.full(10, 0.01), losses=np.empty(10), batch_size=16,
         tol=0.0, n_iter_no_change=4, no_improvement_count=1,
         held_out=(X_val, Y_val, None, best, np.empty(10), np.empty(10)), best_score=1.0)
