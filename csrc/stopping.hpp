@@ -88,8 +88,8 @@ double r2_outputs(const T* A, const T* Y, const double* w, idx N, idx O) {
     if (N < 2) return std::numeric_limits<double>::quiet_NaN();
     for (idx e = 0; e < N * O; ++e)
         if (!std::isfinite(A[e])) return std::numeric_limits<double>::quiet_NaN();
-    double weight_sum = 0.0, score_sum = 0.0;
-    for (idx n = 0; n < N; ++n) weight_sum += w ? w[n] : 1.0;
+    const double weight_sum = weight_total(w, N);
+    double score_sum = 0.0;
     for (idx k = 0; k < O; ++k) {
         double mean = 0.0, numerator = 0.0, denominator = 0.0;
         for (idx n = 0; n < N; ++n) mean += (w ? w[n] : 1.0) * double(Y[n * O + k]);
