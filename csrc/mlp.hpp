@@ -292,19 +292,18 @@ struct RowBlocks {
     idx rows(idx b) const { return std::min(size, N - b * size); }
 };
 
-// Block b's part of the rows' total weight (w: null, or N weights with a positive sum).
-inline double block_share(const RowBlocks& blocks, idx b, const double* w, double weight_total) {
-    if (!w) return double(blocks.rows(b)) / double(blocks.N);
-    double sum = 0.0;
-    for (idx n = blocks.start(b); n < blocks.start(b) + blocks.rows(b); ++n) sum += w[n];
-    return sum / weight_total;
-}
-
+// The weight of N rows: their count without weights, else their weights' sum, in order.
 inline double weight_total(const double* w, idx N) {
     if (!w) return double(N);
     double sum = 0.0;
     for (idx n = 0; n < N; ++n) sum += w[n];
     return sum;
+}
+
+// Block b's part of the rows' total weight `total` (w: null, or N weights with a positive sum).
+// One block's share is exactly 1: its sum is the total's, taken in the same order.
+inline double block_share(const RowBlocks& blocks, idx b, const double* w, double total) {
+    return weight_total(w ? w + blocks.start(b) : nullptr, blocks.rows(b)) / total;
 }
 
 // mlp_loss_and_gradients over all N rows, by RowBlocks: each block's (weighted) mean loss and

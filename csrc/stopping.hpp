@@ -56,11 +56,11 @@ double evaluate_rows(Workspace<T>& ws, const ParamViews<const T*>& p, const T* X
     for (idx b = 0; b < blocks.count; ++b) {
         const idx start = blocks.start(b), rows = blocks.rows(b);
         mlp_forward(ws, p, X + start * spec.sizes.front(), rows, spec, n_threads);
-        const double share = block_share(blocks, b, w, total);
+        // (a block of no weight has mean 0 here: with no gradient asked, nothing divides by
+        // its weights' sum)
         const double mean = output_loss_delta<T>(nullptr, A + start * O, ws.row_loss.data(), ws.Z[L - 1].data(),
-                                                 Y + start * O, rows, O, spec.loss, share == 0 ? nullptr : (w ? w + start : nullptr),
-                                                 n_threads);
-        if (share != 0) loss += blocks.count == 1 ? mean : share * mean;
+                                                 Y + start * O, rows, O, spec.loss, w ? w + start : nullptr, n_threads);
+        loss += block_share(blocks, b, w, total) * mean;
     }
     return loss;
 }
