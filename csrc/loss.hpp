@@ -11,8 +11,9 @@
 //   sigmoid   binary_log_loss  l = softplus(z) - y z  (= -y log p - (1-y) log(1-p), stable)
 //                                                                     dl/dz = p - y
 //   softmax   log_loss         row: lse(z) sum_k y_k - sum_k y_k z_k  dl/dz = a - y  (sum_k y_k = 1)
-//   exp       poisson          l = e^z - y z  (the negative log-likelihood less log y!)
-//                                                                     dl/dz = e^z - y
+//   exp       poisson          l = e^z - y z + y log y - y            dl/dz = e^z - y
+//             (the half Poisson deviance, scikit-learn's: 0 where e^z = y, y log y = 0 at y = 0;
+//             the negative log-likelihood less log y! + y log y - y, constants of the data)
 // The canonical pairs (each output's first loss) have dZ = (A - Y) w_n. Per-row losses go to
 // `row_loss` and are summed in row order, so the total does not depend on threads.
 #pragma once
@@ -134,7 +135,9 @@ double output_row(T* a, const T* z, const T* y, idx O, const LossSpec& spec) {
         case Output::exp:
             for (idx k = 0; k < O; ++k) {
                 a[k] = std::exp(z[k]);
-                if (y) loss += std::exp(double(z[k])) - double(y[k]) * double(z[k]);
+                if (!y) continue;
+                const double yk = double(y[k]), zk = double(z[k]);
+                loss += (std::exp(zk) - yk * zk) + (yk > 0 ? yk * std::log(yk) - yk : 0.0);
             }
             break;
         case Output::sigmoid:

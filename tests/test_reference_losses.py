@@ -64,8 +64,9 @@ def textbook(output, loss, Z, Y, huber_delta=1.0):
     elif output == "softmax":
         P = np.exp(Z) / np.exp(Z).sum(axis=1, keepdims=True)
         e = -Y * np.log(P)
-    else:
-        e = np.exp(Z) - Y * Z
+    else:  # the half Poisson deviance y log(y / a) - y + a, y log(y / a) = 0 at y = 0
+        A = np.exp(Z)
+        e = np.where(Y > 0, Y * np.log(np.where(Y > 0, Y, 1) / A), 0.0) - Y + A
     return e.sum(axis=1)
 
 
@@ -152,18 +153,22 @@ def test_huber_is_squared_inside_delta_and_linear_outside(rng):
     assert value == pytest.approx(textbook_rows.mean(), rel=1e-12)
 
 
-def test_poisson_differs_from_deviance_and_likelihood_by_its_documented_constants(rng):
+def test_poisson_is_the_half_deviance_and_differs_from_the_likelihood_by_constants(rng):
     Z = rng.standard_normal((N, O)) * 0.5
     Y = rng.poisson(2.0, Z.shape).astype(float)
+    assert (Y == 0).any()  # y log y taken as 0 there
     value, A, dZ = ref.output_loss_delta(Z, Y, "exp", loss="poisson")
     np.testing.assert_allclose(A, np.exp(Z))
     np.testing.assert_allclose(dZ, (np.exp(Z) - Y) / N, rtol=1e-14)
     ylogy = np.where(Y > 0, Y * np.log(np.where(Y > 0, Y, 1)), 0.0)
     half_deviance = (ylogy - Y * np.log(A) - Y + A).sum() / N  # scikit-learn's poisson_loss
-    assert value + (ylogy - Y).sum() / N == pytest.approx(half_deviance, rel=1e-12)
+    assert value == pytest.approx(half_deviance, rel=1e-12)
     log_fact = np.vectorize(lambda y: math.lgamma(y + 1))(Y)
     nll = -(Y * Z - np.exp(Z) - log_fact).sum() / N  # −log Poisson(y; e^z)
-    assert value + log_fact.sum() / N == pytest.approx(nll, rel=1e-12)
+    assert value + (log_fact - (ylogy - Y)).sum() / N == pytest.approx(nll, rel=1e-12)
+    exact = np.log(np.where(Y > 0, Y, 1.0))  # a perfect prediction of the positive counts
+    assert ref.output_loss_delta(exact[Y > 0][:, None], Y[Y > 0][:, None], "exp")[0] == \
+        pytest.approx(0.0, abs=1e-14)
 
 
 def test_exp_output_is_the_exponential(rng):

@@ -134,12 +134,28 @@ def test_float32_sample_weights_and_warm_start_fit_alike():
     assert_same_fit((runs[0][0], runs[0][1], []), (runs[1][0], runs[1][1], []))
 
 
-def test_regressor_fits_alike_either_way():
+REGRESSORS = {
+    "squared error": dict(),
+    "poisson": dict(loss="poisson"),
+    "poisson, stops on tol": dict(loss="poisson", max_iter=400, tol=1e-3),
+    "poisson, early stopping": dict(loss="poisson", early_stopping=True),
+}
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("config", REGRESSORS.values(), ids=REGRESSORS.keys())
+def test_regressor_fits_alike_either_way(config, weighted, engine_calls):
     X, y = load_diabetes(return_X_y=True)
     X = StandardScaler().fit_transform(X)
-    y = (y - y.mean()) / y.std()
-    runs = fit_both(lambda **kw: MLPRegressor(hidden_layer_sizes=(16,), max_iter=40, **kw), X, y)
+    # the Poisson loss's counts (scaled down: its loss then plateaus within the test's epochs)
+    y = y / 50 if config.get("loss") == "poisson" else (y - y.mean()) / y.std()
+    fit = {"sample_weight": np.random.default_rng(1).uniform(0.2, 2.0, len(y))} if weighted else {}
+    runs = fit_both(lambda **kw: MLPRegressor(hidden_layer_sizes=(16,), **{"max_iter": 40, **config},
+                                              **kw), X, y, **fit)
     assert_same_fit(*runs)
+    assert engine_calls[0] == runs[0][0].max_iter  # the first fit ran every epoch in one call
+    if "tol" in config:
+        assert runs[0][0].n_iter_ < config["max_iter"]
 
 
 def test_a_diverging_fit_fails_alike_either_way():

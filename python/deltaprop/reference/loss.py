@@ -12,10 +12,11 @@ dZ_nk = w_n ∂ℓ/∂z_nk. Per output, its losses (the first is the default):
               huber           ℓ = ½ r² for |r| ≤ δ, δ(|r| − ½δ) beyond  ∂ℓ/∂z = clip(r, −δ, δ)
     sigmoid   binary_log_loss ℓ = softplus(z) − y z  (= −y log p − (1−y) log(1−p))   ∂ℓ/∂z = p − y
     softmax   log_loss        row: lse(z) Σ_k y_k − Σ_k y_k z_k       ∂/∂z = a − y  (Σ_k y_k = 1)
-    exp       poisson         ℓ = e^z − y z                           ∂ℓ/∂z = e^z − y
+    exp       poisson         ℓ = e^z − y z + y log y − y             ∂ℓ/∂z = e^z − y
 
-Poisson's ℓ drops the terms that do not depend on z: the negative log-likelihood is
-ℓ + log(y!), and scikit-learn's (half) Poisson deviance y log(y/a) − y + a is ℓ + (y log y − y).
+Poisson's ℓ is the half Poisson deviance y log(y/a) − y + a, a = e^z (scikit-learn's): 0 where
+the prediction is exact, y log y taken as 0 at y = 0. The negative log-likelihood −log P(y; a)
+is ℓ + log(y!) − (y log y − y): the two differ by constants of the data, so their gradients agree.
 Identity losses are summed over outputs, as deltaprop's squared error always was; scikit-learn's
 ½ mean squared error also divides by the number of outputs.
 
@@ -89,8 +90,8 @@ def _elementwise(z: npt.NDArray[np.float64], y: npt.NDArray[np.float64], loss: s
         return value, np.clip(r, -huber_delta, huber_delta)
     if loss == "binary_log_loss":
         return softplus(z) - y * z, None
-    ez = np.exp(z)  # poisson
-    return ez - y * z, None
+    ylogy = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0)), 0.0)  # poisson
+    return (np.exp(z) - y * z) + (ylogy - y), None
 
 
 def output_loss_delta(Z: FloatArray, Y: FloatArray, output: str = "softmax", *,

@@ -22,9 +22,7 @@ Everything computes scikit-learn's objective (sklearn/neural_network/_multilayer
 
 The engine computes it directly: sample weights, the exp output with the Poisson loss, and
 scikit-learn's squared error, whose *value* averages over the outputs while its *gradient*
-(``delta = a − y``) does not (``loss_mean_over_outputs``). One difference is added here: the
-engine's Poisson loss is e^z − y z, scikit-learn's the half deviance y log(y/a) − y + a, which is
-larger by Σ_k (y log y − y) per row, a constant of the data that does not change a gradient.
+(``delta = a − y``) does not (``loss_mean_over_outputs``), and its half Poisson deviance.
 X may be a dense array or a scipy CSR matrix: sparse rows are densified at most ``CHUNK_ROWS``
 at a time (whole batches, in training), never the whole matrix at once.
 
@@ -121,15 +119,6 @@ def _row_weights(n: int,
                  sample_weight: npt.ArrayLike | None) -> npt.NDArray[np.float64]:
     """Each row's weight: 1 without sample weights."""
     return np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-
-
-def _poisson_offset(Y: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    """Per row, scikit-learn's half Poisson deviance less the engine's loss: Σ_k y log y − y."""
-    from scipy.special import xlogy
-
-    Y = np.asarray(Y, dtype=np.float64)
-    offset: npt.NDArray[np.float64] = (xlogy(Y, Y) - Y).sum(axis=1)
-    return offset
 
 
 @dataclass
@@ -240,7 +229,6 @@ class Network:
                                                                 weights)
                 for g, c in zip(grads, chunk_grads):
                     g += c * c.dtype.type(share)
-        loss += self._poisson_offset(Y, sample_weight)
         dcoefs, dintercepts, dlearned = self._unflat(grads)
         if alpha > 0:
             total = float(_row_weights(X.shape[0], sample_weight).sum())
@@ -263,7 +251,7 @@ class Network:
             chunk_loss, out = self._engine.evaluate(params, Xc, Yc, weights)
             loss += share * chunk_loss
             outputs.append(out)
-        return loss + self._poisson_offset(Y, sample_weight), np.concatenate(outputs)
+        return loss, np.concatenate(outputs)
 
     def score(self, outputs: FloatArray, Y: FloatArray,
               sample_weight: npt.NDArray[np.float64] | None = None) -> float:
@@ -293,14 +281,6 @@ class Network:
             yield (share, self._dense(X[start:stop]),
                    np.ascontiguousarray(Y[start:stop], dtype=self.dtype),
                    None if sample_weight is None else s[start:stop])
-
-    def _poisson_offset(self, Y: FloatArray,
-                        sample_weight: npt.NDArray[np.float64] | None) -> float:
-        """What scikit-learn's Poisson loss adds to the engine's (0 for the other outputs)."""
-        if self.output != "exp":
-            return 0.0
-        s = _row_weights(len(Y), sample_weight)
-        return float((s * _poisson_offset(Y)).sum() / float(s.sum()))
 
     def _unflat(self, params: list[FloatArray],
                 ) -> tuple[list[FloatArray], list[FloatArray], list[dict[str, FloatArray]]]:
@@ -335,19 +315,12 @@ class Network:
         ``settings.batch_size``, updating parameters and ``state`` in place. Returns
         scikit-learn's loss_curve_ entry: the batches' losses (each before its step) weighted
         by their rows. ``health`` (dense X only) receives the epoch's gradient health."""
-        n = X.shape[0]
         params = self.params(coefs, intercepts, learned)
         if sp.issparse(X):
             return self._train_batches(params, state, X, Y, sample_weight, order, settings)
-        Y = np.ascontiguousarray(Y, dtype=self.dtype)
-        loss = self._engine_epoch(params, state, self._dense(X), Y, sample_weight, settings,
-                                  order, health)
-        if self.output == "exp":
-            if order is not None:  # the offsets follow the batches the engine cut
-                Y = Y[order]
-                sample_weight = None if sample_weight is None else sample_weight[order]
-            loss += self._batch_offsets(Y, sample_weight, settings.batch_size) / n
-        return loss
+        return self._engine_epoch(params, state, self._dense(X),
+                                  np.ascontiguousarray(Y, dtype=self.dtype), sample_weight,
+                                  settings, order, health)
 
     def train_epochs(self, coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray],
                      state: OptimizerState, X: Any, Y: FloatArray,
@@ -359,7 +332,7 @@ class Network:
                      health: npt.NDArray[np.float64] | None = None,
                      ) -> tuple[npt.NDArray[np.float64], str, float, int, BaseException | None]:
         """Up to ``len(lrs)`` epochs in one engine call, for a fit with nothing to do between
-        epochs (dense X, not the exp output, whose loss needs its offsets): epoch e reads the
+        epochs (dense X): epoch e reads the
         rows ``orders[e]`` (None: stored order), or with ``shuffle_state``
         (EpochShuffles.engine_state) the order the engine draws as the epoch starts, at
         learning rate ``lrs[e]``. ``plateau`` is
@@ -398,21 +371,6 @@ class Network:
             held_out.losses, held_out.scores = val_losses[:scored], val_scores[:scored]
         return losses[:epochs], stop, best, count, error
 
-    def _batch_offsets(self, Y: FloatArray, sample_weight: npt.NDArray[np.float64] | None,
-                       batch_size: int) -> float:
-        """Σ over batches of rows × the batch's weighted mean Poisson offset (stored order)."""
-        offset = _poisson_offset(Y)
-        total = 0.0
-        for start in range(0, len(offset), batch_size):
-            rows = slice(start, start + batch_size)
-            if sample_weight is None:
-                total += float(offset[rows].sum())
-            else:
-                w = sample_weight[rows]
-                if w.sum() > 0:  # the engine skips a batch without weight
-                    total += len(w) * float((w * offset[rows]).sum() / w.sum())
-        return total
-
     def _engine_epoch(self, params: list[FloatArray], state: OptimizerState, X: FloatArray,
                       Y: FloatArray, sample_weight: npt.NDArray[np.float64] | None,
                       settings: EpochSettings, order: npt.NDArray[np.intp] | None = None,
@@ -443,7 +401,7 @@ class Network:
         X = X.tocsr()
         batch = min(settings.batch_size, n)
         per_chunk = max(1, CHUNK_ROWS // batch) * batch
-        total, trained, offsets = 0.0, 0, 0.0
+        total, trained = 0.0, 0
         for start in range(0, n, per_chunk):
             rows = order[start:start + per_chunk]
             weights = None if sample_weight is None else sample_weight[rows]
@@ -459,9 +417,7 @@ class Network:
                                       first_batch=start // batch)
             total += rows_trained * loss
             trained += rows_trained
-            if self.output == "exp":
-                offsets += self._batch_offsets(Yc, weights, batch)
-        return (total / trained if trained else 0.0) + offsets / n
+        return total / trained if trained else 0.0
 
 
 # -- scikit-learn's shuffles -------------------------------------------------------------------

@@ -474,7 +474,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         # (early stopping's held-out rows scored there too, its best epoch kept in arrays of
         # its own: not those a finished early-stopping fit restored, which a warm start trains).
         in_engine = (not incremental and hooks.between_chunks
-                     and not sp.issparse(X) and net.output != "exp"
+                     and not sp.issparse(X)
                      and (self._best_apart() if early_stopping else self.best_loss_ is not None))
         try:
             self.n_iter_ = 0
