@@ -240,6 +240,14 @@ void unfused_delta(Workspace<T>& ws, const ParamViews<const T*>& p, const ParamV
         activation_backward<T>(dZ, dF, ws.stored(spec, l - 1), count, f, n_threads);
 }
 
+// The threads of a forward and backward pass over N rows: n_threads when its largest product
+// reaches kStepParallelMinMultiplyAdds, else one (common.hpp).
+inline int step_threads(const NetSpec& spec, idx N, int n_threads) {
+    idx largest = 0;
+    for (idx l = 0; l < spec.layers(); ++l) largest = std::max(largest, N * spec.sizes[l] * spec.sizes[l + 1]);
+    return threads_for(largest, n_threads, kStepParallelMinMultiplyAdds);
+}
+
 // Forward, loss, backward. Returns the (weighted) mean loss; writes every gradient array.
 // sample_weight: null, or N checked weights (loss.hpp).
 // With `key`, hidden layers drop units as in training.
@@ -249,6 +257,7 @@ double mlp_loss_and_gradients(Workspace<T>& ws, const ParamViews<const T*>& p,
                               const double* sample_weight, idx N, const NetSpec& spec, int n_threads,
                               const DropoutKey* key = nullptr) {
     const idx L = spec.layers();
+    n_threads = step_threads(spec, N, n_threads);
     mlp_forward(ws, p, X, N, spec, n_threads, key);
     const double loss =
         output_loss_delta<T>(ws.dZ[L - 1].data(), ws.A[L - 1].data(), ws.row_loss.data(),

@@ -70,7 +70,9 @@ def test_fifty_training_steps_match_reference(rng, dtype, output, threads, shuff
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_results_are_bitwise_identical_for_any_thread_count(rng, dtype):
     X, Y = problem(rng, "softmax", n=300, d=100)
-    nets = [dp.MLP([100, 300, 4], dtype=dtype, seed=5, n_threads=t) for t in (1, 2)]
+    # a batch's first product, 128 x 100 x 400 (5.1M multiply-adds), is past the size from
+    # which a training step splits over threads (kStepParallelMinMultiplyAdds, 4.2M)
+    nets = [dp.MLP([100, 400, 4], dtype=dtype, seed=5, n_threads=t) for t in (1, 2)]
     histories = [net.fit(X, Y, epochs=3, batch_size=128, lr=0.1, momentum=0.9) for net in nets]
     assert histories[0].loss == histories[1].loss
     for a, b in zip(nets[0].coefs_, nets[1].coefs_):
