@@ -150,8 +150,8 @@ def test_regressor_fits_alike_either_way(config, weighted, engine_calls):
     # the Poisson loss's counts (scaled down: its loss then plateaus within the test's epochs)
     y = y / 50 if config.get("loss") == "poisson" else (y - y.mean()) / y.std()
     fit = {"sample_weight": np.random.default_rng(1).uniform(0.2, 2.0, len(y))} if weighted else {}
-    runs = fit_both(lambda **kw: MLPRegressor(hidden_layer_sizes=(16,), **{"max_iter": 40, **config},
-                                              **kw), X, y, **fit)
+    settings = {"hidden_layer_sizes": (16,), "max_iter": 40, **config}
+    runs = fit_both(lambda **kw: MLPRegressor(**settings, **kw), X, y, **fit)
     assert_same_fit(*runs)
     assert engine_calls[0] == runs[0][0].max_iter  # the first fit ran every epoch in one call
     if "tol" in config:

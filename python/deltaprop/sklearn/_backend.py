@@ -5,6 +5,8 @@ interface, so the estimators stay free of engine details:
     net.forward(coefs, intercepts, X)                           -> output activations
     net.loss_and_gradients(coefs, intercepts, X, Y, sample_weight, alpha)
                                             -> (loss, dcoefs, dintercepts, dactivation_params)
+    net.objective(params, grads, X, Y, sample_weight, alpha)
+                                  -> the loss, the gradients written to the caller's arrays
     state = new_optimizer_state(net.params(coefs, intercepts), optimizer)
     net.train_epoch(coefs, intercepts, state, X, Y, sample_weight, order, settings)
                                                                 -> the epoch's mean loss
@@ -215,27 +217,40 @@ class Network:
         weights, the biases and the learned activation parameters (a dict per hidden layer)."""
         params = self.params(coefs, intercepts, learned)
         grads = [np.empty_like(p) for p in params]
+        loss = self.objective(params, grads, X, Y, sample_weight, alpha)
+        return (loss, *self._unflat(grads))
+
+    def objective(self, params: Sequence[FloatArray], grads: Sequence[FloatArray], X: Any,
+                  Y: FloatArray, sample_weight: npt.NDArray[np.float64] | None = None,
+                  alpha: float = 0.0, weights: Sequence[FloatArray] | None = None,
+                  weight_grads: Sequence[FloatArray] | None = None) -> float:
+        """loss_and_gradients at the engine's parameter list ``params`` (``Network.params``
+        order), its gradients written to ``grads`` (arrays of the same shapes, the caller's).
+        The L2 term ½ α Σ‖W‖² / Σ s is taken over ``weights`` and its gradient added to
+        ``weight_grads``: by default params' and grads' weight arrays; L-BFGS passes each as
+        the one block of its packed vector that holds every layer's weights."""
         if not sp.issparse(X):  # one engine call, which writes the gradients
-            loss = self._engine.loss_and_gradients(params, self._dense(X),
-                                                   np.ascontiguousarray(Y, dtype=self.dtype),
-                                                   grads, sample_weight)
+            loss: float = self._engine.loss_and_gradients(
+                params, self._dense(X), np.ascontiguousarray(Y, dtype=self.dtype), grads,
+                sample_weight)
         else:  # densified chunks, each weighing its share of the rows' weight
             chunk_grads = [np.empty_like(p) for p in params]
             for g in grads:
                 g.fill(0)
             loss = 0.0
-            for share, Xc, Yc, weights in self._row_chunks(X, Y, sample_weight):
+            for share, Xc, Yc, chunk_weights in self._row_chunks(X, Y, sample_weight):
                 loss += share * self._engine.loss_and_gradients(params, Xc, Yc, chunk_grads,
-                                                                weights)
+                                                                chunk_weights)
                 for g, c in zip(grads, chunk_grads):
                     g += c * c.dtype.type(share)
-        dcoefs, dintercepts, dlearned = self._unflat(grads)
         if alpha > 0:
-            total = float(_row_weights(X.shape[0], sample_weight).sum())
-            loss += reference.l2_penalty(coefs, alpha, total)
-            for g, W in zip(dcoefs, coefs):
+            if weights is None or weight_grads is None:
+                weights, weight_grads = self._unflat(list(params))[0], self._unflat(list(grads))[0]
+            total = float(X.shape[0] if sample_weight is None else np.sum(sample_weight))
+            loss += reference.l2_penalty(weights, alpha, total)
+            for g, W in zip(weight_grads, weights):
                 reference.add_l2(g, W, alpha, total)
-        return loss, dcoefs, dintercepts, dlearned
+        return loss
 
     def evaluate(self, coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray], X: Any,
                  Y: FloatArray, sample_weight: npt.NDArray[np.float64] | None = None,

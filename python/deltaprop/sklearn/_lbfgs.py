@@ -40,6 +40,17 @@ def fit_lbfgs(est: Any, X: Any, y: FloatArray, sample_weight: npt.NDArray[np.flo
                                             for name in names]
     shapes = [p.shape for p in start]
     bounds = np.cumsum([0] + [int(np.prod(s)) for s in shapes])
+    # the engine's order of the packed arrays: per layer W, b, then its learned parameters
+    learned_at = np.cumsum([2 * L] + [len(names) for names in learned_names])
+    engine_order = [i for l in range(L) for i in
+                    [l, L + l, *(range(learned_at[l], learned_at[l + 1]) if l < len(learned_names)
+                                 else [])]]
+    n_weights = int(bounds[L])  # scikit-learn packs every layer's weights first: one block
+    total = int(bounds[-1])
+
+    def engine_views(flat: FloatArray) -> list[FloatArray]:
+        """The engine's parameter list as views of a packed vector (no copies)."""
+        return [flat[bounds[i]:bounds[i + 1]].reshape(shapes[i]) for i in engine_order]
 
     def unpack(packed: npt.NDArray[np.float64],
                ) -> tuple[list[FloatArray], list[FloatArray], list[dict[str, FloatArray]]]:
@@ -55,13 +66,16 @@ def fit_lbfgs(est: Any, X: Any, y: FloatArray, sample_weight: npt.NDArray[np.flo
     last, last_loss = _pack(start), None  # the last iterate and its loss: what a Ctrl-C leaves
 
     def loss_grad(packed: npt.NDArray[np.float64]) -> tuple[float, npt.NDArray[np.float64]]:
+        """The objective at scipy's point, read and written through views of packed vectors
+        (a fresh gradient each time: scipy keeps the last one it was given)."""
         nonlocal last_loss
-        coefs, intercepts, learned = unpack(packed)
-        loss, dcoefs, dintercepts, dlearned = net.loss_and_gradients(
-            coefs, intercepts, X, y, sample_weight, est.alpha, learned=learned)
+        x = np.ascontiguousarray(packed, dtype=dtype)
+        g = np.empty(total, dtype=dtype)
+        loss = net.objective(engine_views(x), engine_views(g), X, y, sample_weight, est.alpha,
+                             weights=[x[:n_weights]], weight_grads=[g[:n_weights]])
         if last_loss is None:  # the first evaluation, at the start
             last_loss = loss
-        return loss, _pack(dcoefs + dintercepts + [p for d in dlearned for p in d.values()])
+        return loss, g.astype(np.float64, copy=False)
 
     def after_iteration(intermediate_result: scipy.optimize.OptimizeResult) -> None:
         """The whole data's gradient health at the new point (record_health), the verbose
