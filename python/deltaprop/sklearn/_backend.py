@@ -346,17 +346,18 @@ class Network:
                      learned: Learned | None = None, held_out: HeldOut | None = None,
                      health: npt.NDArray[np.float64] | None = None,
                      ) -> tuple[npt.NDArray[np.float64], str, float, int, BaseException | None]:
-        """Up to ``len(lrs)`` epochs in one engine call, for a fit with nothing to do between
-        epochs (dense X): epoch e reads the rows ``orders[e]`` (None: stored order), or with
-        ``shuffle_state`` (EpochShuffles.engine_state) the order the engine draws as the epoch
-        starts, at learning rate ``lrs[e]``. ``plateau`` is scikit-learn's stopping rule as
-        (tol, n_iter_no_change, best_loss, no_improvement_count); the engine stops after an
-        epoch it ends, or one that leaves a weight NaN or inf. With ``held_out`` (early stopping) the rule is on the held-out rows'
-        score, and plateau's best_loss is the best score so far. Returns (the losses of the
-        epochs run, why it stopped: "done", "plateau" or "diverged", best_loss or best score,
-        no_improvement_count, the exception that interrupted it or None); the held-out rows'
-        losses and scores of the epochs run (but one that diverged) go to ``held_out``, and with
-        ``health`` (epochs x HEALTH_ROWS x layers) each epoch's gradient health goes there."""
+        """Up to ``len(lrs)`` epochs in one engine call, for a fit with nothing to do between epochs
+        (dense X): epoch e reads the rows ``orders[e]`` (None: stored order), or with
+        ``shuffle_state`` (EpochShuffles.engine_state) the order the engine draws as the
+        epoch starts, at learning rate ``lrs[e]``. ``plateau`` is scikit-learn's stopping
+        rule as (tol, n_iter_no_change, best_loss, no_improvement_count); the engine stops
+        after an epoch it ends, or one that leaves a weight NaN or inf. With ``held_out``
+        (early stopping) the rule is on the held-out rows' score, and plateau's best_loss is
+        the best score so far. Returns (the losses of the epochs run, why it stopped:
+        "done", "plateau" or "diverged", best_loss or best score, no_improvement_count, the
+        exception that interrupted it or None); the held-out rows' losses and scores of the
+        epochs run (but one that diverged) go to ``held_out``, and with ``health`` (epochs x
+        HEALTH_ROWS x layers) each epoch's gradient health goes there."""
         n = X.shape[0]
         tol, patience, best, count = plateau
         losses = np.empty(len(lrs))
