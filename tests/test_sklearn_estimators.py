@@ -579,3 +579,34 @@ def test_record_health_in_the_estimators():
     expected = dp.diagnostics.gradient_health(net, X, y, lr=lbfgs.learning_rate_init, warn=False)
     for name in HEALTH_ROWS:
         np.testing.assert_allclose(lbfgs.health_[name][-1], expected[name], rtol=1e-9)
+
+
+def test_predictions_skip_validate_data_only_for_plain_finite_float_arrays(wine, monkeypatch):
+    """A 2-D float ndarray of the fitted width with finite values is predicted without
+    validate_data's checks; anything else (lists, other dtypes, NaN, another width, no rows)
+    goes through it, with scikit-learn's own conversions and errors."""
+    from deltaprop.sklearn import _base
+
+    X, y = wine
+    clf = small(MLPClassifier).fit(X, y)
+    calls = []
+    real = _base.validate_data
+    monkeypatch.setattr(_base, "validate_data", lambda *a, **k: calls.append(1) or real(*a, **k))
+    want = clf.predict_proba(X.tolist())  # a list: validated
+    assert calls == [1]
+    for plain, rows in [(X, want), (np.asfortranarray(X), want), (X[::2], want[::2]),
+                        (X.astype(np.float32), want)]:
+        np.testing.assert_allclose(clf.predict_proba(plain), rows, rtol=1e-6)
+    assert calls == [1]  # none of the plain arrays was
+    np.testing.assert_array_equal(clf.predict(X.astype(np.int64)), clf.predict(np.trunc(X)))
+    assert len(calls) == 2  # an integer array was (its float64 copy is what is predicted)
+    with pytest.raises(ValueError, match="NaN"):
+        clf.predict(np.where(np.arange(X.size).reshape(X.shape) == 7, np.nan, X))
+    with pytest.raises(ValueError, match="infinity"):
+        clf.predict(np.full_like(X, np.inf))
+    with pytest.raises(ValueError, match="13 features"):
+        clf.predict(X[:, :5])
+    with pytest.raises(ValueError, match="0 sample"):
+        clf.predict(X[:0])
+    with pytest.raises(ValueError, match="2D array"):
+        clf.predict(X[0])
