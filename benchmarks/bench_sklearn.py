@@ -25,7 +25,11 @@ does not.
   target divided by its mean);
 - the compute-bound problem: 20 000 x 784 synthetic rows (N(0, 1) features, 10 classes from a
   random linear teacher; 5 000 more to test on), hidden (512, 512), batch 128, adam, a fixed
-  number of epochs (``--epochs``, default 3), float64 and float32, 1 and 2 threads.
+  number of epochs (``--epochs``, default 3), float64 and float32, 1 and 2 threads;
+- with ``--predict``, then predict_proba's latency on 1, 100 and all test rows of digits and
+  breast_cancer (both estimators fitted with scikit-learn's defaults, so with the same weights;
+  their probabilities must agree to 1e-10): at a few rows, scikit-learn's input checks are
+  most of a call.
 
 The "BLAS floor" column is what the fit's matrix products alone take in NumPy's BLAS at the
 same thread count: per batch the forward products A W, the weight gradients A^T dZ and the
@@ -216,6 +220,61 @@ def run_row(label, kind, load, params, dtype, threads, repeat):
                 machine="noisy" if workloads.is_noisy(monitor) else "quiet")
 
 
+def predict_rows():
+    """Prediction latency: predict_proba on 1, 100 and all test rows of digits and
+    breast_cancer, both estimators fitted as in the default rows (so with the same weights),
+    1 thread. Each size: 5 rounds alternating the peers, each round's best of a loop of calls;
+    the median round. The probabilities must agree (1e-10 of the largest)."""
+    import sklearn.neural_network as skl
+
+    import deltaprop.sklearn as dps
+
+    rows = []
+    for name in ("digits", "breast_cancer"):
+        X_train, X_test, y_train, _ = bundled(name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            theirs = skl.MLPClassifier(random_state=0).fit(X_train, y_train)
+            ours = dps.MLPClassifier(random_state=0, n_threads=1).fit(X_train, y_train)
+        for n in (1, 100, len(X_test)):
+            X = np.ascontiguousarray(X_test[:n])
+            error = np.abs(theirs.predict_proba(X) - ours.predict_proba(X)).max()
+            loops = max(10, 20_000 // n)
+            times = {"sk": [], "dp": []}
+            with workloads.blas_threads(1):
+                for _ in range(5):
+                    for peer, est in (("sk", theirs), ("dp", ours)):
+                        start = time.perf_counter()
+                        for _ in range(loops):
+                            est.predict_proba(X)
+                        times[peer].append((time.perf_counter() - start) / loops)
+            t_sk, t_dp = float(np.median(times["sk"])), float(np.median(times["dp"]))
+            rows.append(dict(label=name, rows=n, sklearn=t_sk, deltaprop=t_dp,
+                             error=float(error), agree=bool(error <= 1e-10)))
+    return rows
+
+
+def print_predict_table(rows, markdown):
+    head = ["data", "rows", "scikit-learn", "deltaprop", "speed-up", "max |diff|", "agree"]
+    cells = [[r["label"], str(r["rows"]), f"{r['sklearn'] * 1e6:.1f} us",
+              f"{r['deltaprop'] * 1e6:.1f} us", f"{r['sklearn'] / r['deltaprop']:.1f}x",
+              f"{r['error']:.0e}", "yes" if r["agree"] else "NO"] for r in rows]
+    print_cells(head, cells, markdown)
+
+
+def print_cells(head, rows, markdown):
+    """A table: Markdown, or columns padded to their widest cell."""
+    if markdown:
+        print("| " + " | ".join(head) + " |")
+        print("|" + "---|" * len(head))
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+        return
+    widths = [max(len(x) for x in col) for col in zip(head, *rows)]
+    for row in [head] + rows:
+        print("  ".join(x.ljust(w) for x, w in zip(row, widths)))
+
+
 def seconds(t):
     return f"{t * 1e3:.1f} ms" if t < 0.1 else f"{t * 1e3:.0f} ms" if t < 1 else f"{t:.2f} s"
 
@@ -231,15 +290,7 @@ def print_table(results, markdown):
              f"{r['sklearn'] / r['peak_floor']:.1f}x",
              f"{r['metric']} {r['s_theirs']:.4f} / {r['s_ours']:.4f}",
              "yes" if r["agree"] else "NO", r["machine"]] for r in results]
-    if markdown:
-        print("| " + " | ".join(head) + " |")
-        print("|" + "---|" * len(head))
-        for row in rows:
-            print("| " + " | ".join(row) + " |")
-        return
-    widths = [max(len(x) for x in col) for col in zip(head, *rows)]
-    for row in [head] + rows:
-        print("  ".join(x.ljust(w) for x, w in zip(row, widths)))
+    print_cells(head, rows, markdown)
 
 
 def main(argv=None) -> int:
@@ -252,6 +303,8 @@ def main(argv=None) -> int:
                         help="the four small data sets again with early_stopping=True, "
                              "verbose=True (printed to a buffer) and solver='lbfgs', and "
                              "diabetes with loss='poisson'")
+    parser.add_argument("--predict", action="store_true",
+                        help="then predict_proba's latency on 1, 100 and all test rows")
     parser.add_argument("--quick", action="store_true", help="1 epoch, 1 thread, 3 fits")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     args = parser.parse_args(argv)
@@ -272,9 +325,15 @@ def main(argv=None) -> int:
         print(".", end="", flush=True)
     print()
     print_table(results, args.markdown)
+    agree = all(r["agree"] for r in results)
+    if args.predict:
+        predicted = predict_rows()
+        print("predict_proba, 1 thread:")
+        print_predict_table(predicted, args.markdown)
+        agree = agree and all(r["agree"] for r in predicted)
     print(f"machine during the run: {monitor.summary()}")
     print(f"OpenBLAS variables at the end: {workloads.openblas_env_line()}")
-    return 0 if all(r["agree"] for r in results) else 1
+    return 0 if agree else 1
 
 
 if __name__ == "__main__":
