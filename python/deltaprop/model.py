@@ -69,7 +69,8 @@ class MLP:
         learnable=True)``) keep them in ``activation_params_``, trained with the weights.
     output : {"softmax", "sigmoid", "identity", "exp"}
         The output function and its loss: softmax + cross-entropy, sigmoid + binary
-        cross-entropy, identity + ½ squared error, exp + Poisson (counts and rates).
+        cross-entropy, identity + ½ squared error, exp + Poisson (counts and rates: the half
+        Poisson deviance, 0 for an exact prediction).
     loss : str or None
         The loss, where an output has more than one (deltaprop.reference.LOSSES): identity
         takes "squared_error" (the default), "absolute_error" or "huber" (with
