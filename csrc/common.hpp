@@ -53,11 +53,11 @@ using idx = std::ptrdiff_t;
 // about a million multiply-adds (each packed product passes several barriers).
 constexpr idx kParallelMinElements = idx(1) << 18;
 constexpr idx kParallelMinMultiplyAdds = idx(1) << 20;
-// A training step is costlier to split than a product on its own: each product's output is read
-// next by the loss, the optimizer or the next layer, partly from the other core's cache. Whole
-// fits on 2 cores (batch 200, hidden layer products of 1.3M, 3.3M, 6.6M, 13M multiply-adds) ran
-// 1.02x, 1.11x, 1.46x, 1.53x faster on two threads, and a shared machine's second core sometimes
-// doubled a two-thread fit's time: a step smaller than this runs on one thread.
+// A training step is costlier to split product by product than a product on its own: each
+// product's output is read next by the loss, the optimizer or the next layer, partly from the
+// other core's cache. Whole fits on 2 cores (batch 200, hidden layer products of 1.3M, 3.3M,
+// 6.6M, 13M multiply-adds) ran 1.02x, 1.11x, 1.46x, 1.53x faster split so: a step smaller than
+// this splits its rows instead (mlp.hpp's half steps), or runs on one thread.
 constexpr idx kStepParallelMinMultiplyAdds = idx(1) << 22;
 
 // Threads to use for `work` units: 1 below `min_work`, else the caller's count.
@@ -72,6 +72,15 @@ inline int default_threads() {
     return omp_get_max_threads();
 #else
     return 1;
+#endif
+}
+
+// Whether this thread is one of a team of several (an active OpenMP parallel region).
+inline bool in_parallel_region() {
+#ifdef _OPENMP
+    return omp_in_parallel() != 0;
+#else
+    return false;
 #endif
 }
 

@@ -30,10 +30,12 @@ inline std::uint64_t dropout_stream(std::uint64_t seed, std::uint64_t epoch, std
     return h;
 }
 
-// keep[e] = 1 where element e of `count` survives a dropout of `rate` drawn from stream h.
-inline void dropout_mask(std::uint8_t* keep, idx count, double rate, std::uint64_t h, int n_threads) {
+// keep[e] = 1 where element first + e of the layer's batch (e < count) survives a dropout of
+// `rate` drawn from stream h: a block of rows draws its part of the batch's mask.
+inline void dropout_mask(std::uint8_t* keep, idx count, double rate, std::uint64_t h, int n_threads,
+                         idx first = 0) {
     parallel_for(count, threads_for(count, n_threads), [&](idx e) {  // split over elements
-        const std::uint64_t u = mix64(h + (std::uint64_t(e) + 1) * kGolden);
+        const std::uint64_t u = mix64(h + (std::uint64_t(first + e) + 1) * kGolden);
         keep[e] = double(u >> 11) * 0x1.0p-53 >= rate;
     });
 }

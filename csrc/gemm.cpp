@@ -615,19 +615,27 @@ struct PackedGemm {
     T* edge_all;                // per thread, an MR x NR tile for C^T's, transposed as stored
     TileOps<T> fused;           // the epilogue as a tile operation (op none: applied after)
 
-    // One (jc, pc) step. Called by every thread of a team, or alone: its `omp for`s split the
-    // work, each ending in a barrier.
+    // One (jc, pc) step. Called by every thread of a team (TEAM: its `omp for`s split the
+    // work, each ending in a barrier), or alone, with plain loops: a product on one thread may
+    // run inside someone else's parallel region (a half step, mlp.hpp), where an `omp for`
+    // would share its iterations with that region's other threads.
+    template <bool TEAM>
     void slice(idx jc, idx nc, idx pc, idx kc) const {
         const int MR = kern.mr, NR = kern.nr;
         const idx panels = (nc + NR - 1) / NR;
-        T* edge = edge_all + idx(thread_index()) * MR * NR;
+        T* edge = edge_all + (TEAM ? idx(thread_index()) : 0) * MR * NR;
         // Split over micro-panels of B: each thread packs (and sums) its own columns.
-#pragma omp for schedule(static)
-        for (idx p = 0; p < panels; ++p) {
+        auto pack = [&](idx p) {
             const idx j0 = p * NR, n = std::min<idx>(NR, nc - j0);
-            if (b_in_place && n == NR) continue;
+            if (b_in_place && n == NR) return;
             pack_b_panel(Bp + p * NR * kc, B, ldb, pc, jc + j0, kc, n, NR, trans_b, alpha,
                          col_sums_b ? col_sums_b + jc + j0 : nullptr);
+        };
+        if constexpr (TEAM) {
+#pragma omp for schedule(static)
+            for (idx p = 0; p < panels; ++p) pack(p);
+        } else {
+            for (idx p = 0; p < panels; ++p) pack(p);
         }
         for (idx ic = 0; ic < M; ic += blocks.size) {
             const idx mc = std::min(blocks.size, M - ic), a_panels = (mc + MR - 1) / MR;
@@ -640,12 +648,18 @@ struct PackedGemm {
             const idx base = even ? mc / a_panels : MR, extra = even ? mc % a_panels : 0;
             // Split over tiles of C, B-panel-major so a thread's consecutive tiles reuse one
             // micro-panel of B from L1. Each tile has one owner.
+            auto tile_at = [&](idx p, idx q) {
+                const idx i = ic + q * base + std::min(q, extra);
+                tile(i, std::min(base + (q < extra), ic + mc - i), jc + p * NR, p, pc, kc, edge);
+            };
+            if constexpr (TEAM) {
 #pragma omp for collapse(2) schedule(static)
-            for (idx p = 0; p < panels; ++p)
-                for (idx q = 0; q < a_panels; ++q) {
-                    const idx i = ic + q * base + std::min(q, extra);
-                    tile(i, std::min(base + (q < extra), ic + mc - i), jc + p * NR, p, pc, kc, edge);
-                }
+                for (idx p = 0; p < panels; ++p)
+                    for (idx q = 0; q < a_panels; ++q) tile_at(p, q);
+            } else {
+                for (idx p = 0; p < panels; ++p)
+                    for (idx q = 0; q < a_panels; ++q) tile_at(p, q);
+            }
         }
     }
 
@@ -709,8 +723,11 @@ void gemm_packed(const GemmKernel<T>& kern, T* C, idx ldc, const T* A, idx lda, 
     // - a row-major B read in place (full-width panels; it must also need no alpha scaling) was
     //   faster while it is small (K N up to 512 KiB: 5-8% at 200 x 64 x 100) or few row panels
     //   reuse it (M <= 4 MR), and 4% slower at 128 x 784 x 512 in float64, whose 4 KiB row
-    //   stride maps a panel's rows onto a few L1 sets.
-    const bool b_in_place = !trans_b && alpha == T(1) &&
+    //   stride maps a panel's rows onto a few L1 sets. Inside another parallel region (a half
+    //   step, mlp.hpp), B is packed: it is often weights another core just updated, and the
+    //   kernel's strided reads of them waited on that core's cache line by line, where packing
+    //   streams them across once (a digits half step: 136 against 112 us).
+    const bool b_in_place = !trans_b && alpha == T(1) && !in_parallel_region() &&
                             (M <= 4 * idx(MR) || K * N * idx(sizeof(T)) <= kInPlaceBBytes);
     // Read in place, B's column sums are taken in a pass of their own.
     T* sums_while_packing = b_in_place ? nullptr : col_sums_b;
@@ -727,9 +744,9 @@ void gemm_packed(const GemmKernel<T>& kern, T* C, idx ldc, const T* A, idx lda, 
             const idx kc = std::min(KC, K - pc);
             if (nt > 1) {
 #pragma omp parallel num_threads(nt)
-                job.slice(jc, nc, pc, kc);
+                job.template slice<true>(jc, nc, pc, kc);
             } else {
-                job.slice(jc, nc, pc, kc);  // its orphaned `omp for`s run serially
+                job.template slice<false>(jc, nc, pc, kc);
             }
         }
     }

@@ -225,18 +225,32 @@ void output_forward(T* A, const T* Z, idx N, idx O, Output out, int n_threads) {
     });
 }
 
+// sum_n w_n row_loss[n], in row order: w_n = 1 / weight_sum, or s_n / weight_sum (a row of weight
+// 0 adds nothing, even an infinite loss).
+inline double weighted_loss(const double* row_loss, const double* sample_weight, idx N, double weight_sum) {
+    double total = 0.0;
+    for (idx n = 0; n < N; ++n)
+        if (!sample_weight) total += row_loss[n];
+        else if (sample_weight[n] != 0) total += sample_weight[n] / weight_sum * row_loss[n];
+    return sample_weight ? total : total / weight_sum;
+}
+
 // A = out(Z); dZ = w_n dl/dz (skipped when dZ is null); returns sum_n w_n row_loss[n].
 // sample_weight: null, or N weights the caller checked (finite, >= 0, positive sum).
+// batch_weight: the weight w_n divides by, when these N rows are part of a larger batch (its
+// rows, or its sample weights' sum); 0 (the default): these rows' own.
 template <typename T>
 double output_loss_delta(T* dZ, T* A, double* row_loss, const T* Z, const T* Y, idx N, idx O,
-                         const LossSpec& spec, const double* sample_weight, int n_threads) {
+                         const LossSpec& spec, const double* sample_weight, int n_threads,
+                         double batch_weight = 0.0) {
     double weight_sum = double(N);
     if (sample_weight) {
         weight_sum = 0;
         for (idx n = 0; n < N; ++n) weight_sum += sample_weight[n];
     }
+    if (batch_weight > 0) weight_sum = batch_weight;
     const int nt = threads_for(N * O, n_threads);
-    const T inv_n = T(1.0 / double(N));
+    const T inv_n = T(1.0 / weight_sum);  // (the unweighted rows' w_n)
     // A row of weight 0 is absent: it adds nothing to the loss and its delta is 0, even where
     // its own loss is infinite (0 times inf would be NaN).
     const bool canonical = spec.loss == default_loss(spec.output);
@@ -253,11 +267,7 @@ double output_loss_delta(T* dZ, T* A, double* row_loss, const T* Z, const T* Y, 
             else output_row_delta<T>(dZ + n * O, A + n * O, Z + n * O, Y + n * O, O, spec, w);
         }
     });
-    double total = 0.0;
-    for (idx n = 0; n < N; ++n)
-        if (!sample_weight) total += row_loss[n];
-        else if (sample_weight[n] != 0) total += sample_weight[n] / weight_sum * row_loss[n];
-    return sample_weight ? total : total / double(N);
+    return weighted_loss(row_loss, sample_weight, N, weight_sum);
 }
 
 }  // namespace dp

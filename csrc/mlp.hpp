@@ -18,11 +18,13 @@
 // f'_{l-1} are one fused GEMM (dense.hpp's delta_propagate); otherwise G_{l-1} is formed first,
 // then masked. A last layer of at most 4 outputs over ReLU units (regression, binary labels)
 // does its weight gradient, its delta and the previous bias gradient in one pass over the batch
-// (gemm.hpp's narrow_relu_backward), to the same bits.
+// (gemm.hpp's narrow_relu_backward), to the same bits. A small network's batch runs as two
+// halves of its rows, one per thread, their weight gradients summed (step_slices below).
 #pragma once
 
 #include <algorithm>
 #include <cstring>
+#include <exception>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -30,6 +32,7 @@
 
 #include "dense.hpp"
 #include "dropout.hpp"
+#include "gather.hpp"
 #include "learned.hpp"
 #include "loss.hpp"
 
@@ -120,6 +123,7 @@ struct Workspace {
     std::vector<std::vector<T>> Z, A, F, dZ, G;
     std::vector<std::vector<std::uint8_t>> keep;  // dropout masks, for layers that drop
     std::vector<std::vector<T>> grads;     // one per parameter array, flat order
+    std::vector<std::vector<T>> half_grads;  // the second half of a step in two (step_slices)
     std::vector<double> row_loss;
     std::vector<T> X_batch, Y_batch;       // gathered rows of a shuffled batch
     std::vector<double> weight_batch;      // and their sample weights
@@ -143,8 +147,8 @@ struct Workspace {
             A[l].resize(count);
             dZ[l].resize(count);
         }
-        grads.resize(static_cast<size_t>(spec.arrays()));
-        for (idx a = 0; a < spec.arrays(); ++a) grads[a].resize(static_cast<size_t>(spec.array_size(a)));
+        size_like_params(grads, spec);
+        half_grads.clear();  // sized by the first step in two halves
         first = spec.first_array;
         row_loss.resize(n_rows);
         X_batch.resize(checked_size(n_rows, spec.sizes.front(), "batch"));
@@ -154,57 +158,107 @@ struct Workspace {
         rows = n_rows;
     }
 
-    ParamViews<T*> grad_views() {
-        ParamViews<T*> v;
-        for (auto& g : grads) v.arrays.push_back(g.data());
-        v.first = first;
-        return v;
+    ParamViews<T*> grad_views() { return views(grads); }
+    // The second half's gradients (sized here, before the step's parallel region, the first
+    // time: a big network, whose steps never split in halves, never holds them).
+    ParamViews<T*> half_grad_views(const NetSpec& spec) {
+        if (half_grads.empty()) size_like_params(half_grads, spec);
+        return views(half_grads);
     }
+
     std::vector<idx> first;  // the network's NetSpec::first_array
 
     // What f_l' reads for hidden layer l.
     const T* stored(const NetSpec& spec, idx l) const {
         return spec.keeps_z(l) ? Z[l].data() : (spec.keeps_f(l) ? F[l].data() : A[l].data());
     }
+
+  private:
+    static void size_like_params(std::vector<std::vector<T>>& arrays, const NetSpec& spec) {
+        arrays.resize(static_cast<size_t>(spec.arrays()));
+        for (idx a = 0; a < spec.arrays(); ++a) arrays[a].resize(static_cast<size_t>(spec.array_size(a)));
+    }
+    ParamViews<T*> views(std::vector<std::vector<T>>& arrays) {
+        ParamViews<T*> v;
+        for (auto& g : arrays) v.arrays.push_back(g.data());
+        v.first = first;
+        return v;
+    }
 };
 
-// Hidden layer l's dropout in training: A = D(F) over `count` values, the mask drawn from key.
+// The weight of N rows: their count without weights, else their weights' sum, in order.
+inline double weight_total(const double* w, idx N) {
+    if (!w) return double(N);
+    double sum = 0.0;
+    for (idx n = 0; n < N; ++n) sum += w[n];
+    return sum;
+}
+
+// Rows [first, first + N) of a workspace's per-layer buffers: a slice of a batch, whose rows run
+// through the network on their own (a row's activations and deltas depend on no other row).
 template <typename T>
-void drop_forward(Workspace<T>& ws, T* A, const T* F, idx l, idx count, const NetSpec& spec,
+struct RowSlice {
+    Workspace<T>& ws;
+    idx first = 0;
+
+    T* Z(idx l) const { return at(ws.Z[l], l); }
+    T* A(idx l) const { return at(ws.A[l], l); }
+    T* F(idx l) const { return at(ws.F[l], l); }
+    T* G(idx l) const { return at(ws.G[l], l); }
+    T* dZ(idx l) const { return at(ws.dZ[l], l); }
+    std::uint8_t* keep(idx l) const { return at(ws.keep[l], l); }
+    double* row_loss() const { return ws.row_loss.data() + first; }
+    // What f_l' reads for hidden layer l.
+    const T* stored(const NetSpec& spec, idx l) const {
+        return spec.keeps_z(l) ? Z(l) : (spec.keeps_f(l) ? F(l) : A(l));
+    }
+
+  private:
+    template <typename V>
+    V* at(std::vector<V>& buffer, idx l) const {
+        return buffer.empty() ? nullptr : buffer.data() + first * ws.sizes[static_cast<size_t>(l + 1)];
+    }
+};
+
+// Hidden layer l's dropout in training: A = D(F) over the slice's `count` values, its part of the
+// batch's mask drawn from key.
+template <typename T>
+void drop_forward(const RowSlice<T>& s, T* A, const T* F, idx l, idx count, const NetSpec& spec,
                   const DropoutKey& key, int n_threads) {
     const LayerSpec& layer = spec.hidden[l];
-    std::uint8_t* keep = ws.keep[l].data();
-    dropout_mask(keep, count, layer.dropout, dropout_stream(key.seed, key.epoch, key.batch, std::uint64_t(l)), n_threads);
+    std::uint8_t* keep = s.keep(l);
+    dropout_mask(keep, count, layer.dropout, dropout_stream(key.seed, key.epoch, key.batch, std::uint64_t(l)), n_threads,
+                 s.first * spec.sizes[l + 1]);
     if (layer.alpha_dropout) alpha_dropout_forward<T>(A, F, keep, count, layer.dropout, n_threads);
     else dropout_forward<T>(A, F, keep, count, layer.dropout, n_threads);
 }
 
-// Fills A (and Z, F where kept) for every hidden layer and Z for the output layer. `key` (null
-// outside training) draws the dropout masks.
+// Fills A (and Z, F where kept) for every hidden layer and Z for the output layer, for the
+// slice's N rows of X. `key` (null outside training) draws the dropout masks.
 template <typename T>
-void mlp_forward(Workspace<T>& ws, const ParamViews<const T*>& p, const T* X, idx N,
+void mlp_forward(const RowSlice<T>& s, const ParamViews<const T*>& p, const T* X, idx N,
                  const NetSpec& spec, int n_threads, const DropoutKey* key = nullptr) {
     const idx L = spec.layers();
     const T* input = X;
     for (idx l = 0; l < L; ++l) {
         const idx I = spec.sizes[l], O = spec.sizes[l + 1];
         if (l == L - 1) {  // the output layer: logits only
-            dense_forward<T>(ws.Z[l].data(), nullptr, input, p.W(l), p.b(l), N, I, O, {Activation::identity}, n_threads);
+            dense_forward<T>(s.Z(l), nullptr, input, p.W(l), p.b(l), N, I, O, {Activation::identity}, n_threads);
             break;
         }
         const ActivationSpec& f = spec.hidden[l].f;
-        T* A = ws.A[l].data();
+        T* A = s.A(l);
         if (spec.learned(l)) {  // Z, then f with its parameters
-            dense_forward<T>(ws.Z[l].data(), nullptr, input, p.W(l), p.b(l), N, I, O, f, n_threads);
-            learned_forward<T>(A, ws.Z[l].data(), N, O, f, p.learned(l), n_threads);
+            dense_forward<T>(s.Z(l), nullptr, input, p.W(l), p.b(l), N, I, O, f, n_threads);
+            learned_forward<T>(A, s.Z(l), N, O, f, p.learned(l), n_threads);
         } else if (spec.keeps_z(l))  // Z kept for f'; f(Z) goes straight to A
-            dense_forward<T>(ws.Z[l].data(), A, input, p.W(l), p.b(l), N, I, O, f, n_threads);
+            dense_forward<T>(s.Z(l), A, input, p.W(l), p.b(l), N, I, O, f, n_threads);
         else  // fused: Z is never stored
-            dense_forward<T>(nullptr, spec.keeps_f(l) ? ws.F[l].data() : A, input, p.W(l), p.b(l), N, I, O, f, n_threads);
+            dense_forward<T>(nullptr, spec.keeps_f(l) ? s.F(l) : A, input, p.W(l), p.b(l), N, I, O, f, n_threads);
         const idx count = N * O;
-        const T* F = spec.keeps_f(l) ? ws.F[l].data() : A;  // f(Z), wherever it went
+        const T* F = spec.keeps_f(l) ? s.F(l) : A;  // f(Z), wherever it went
         if (key && spec.drops(l)) {
-            drop_forward(ws, A, F, l, count, spec, *key, n_threads);
+            drop_forward(s, A, F, l, count, spec, *key, n_threads);
             F = A;
         }
         if (spec.residual(l))
@@ -215,74 +269,167 @@ void mlp_forward(Workspace<T>& ws, const ParamViews<const T*>& p, const T* X, id
     }
 }
 
+// The whole workspace's rows from the first.
+template <typename T>
+void mlp_forward(Workspace<T>& ws, const ParamViews<const T*>& p, const T* X, idx N,
+                 const NetSpec& spec, int n_threads, const DropoutKey* key = nullptr) {
+    mlp_forward(RowSlice<T>{ws, 0}, p, X, N, spec, n_threads, key);
+}
+
 // G_{l-1} = dZ_l W_l^T [+ G_l], then dZ_{l-1} = D'(G_{l-1}) . f'(S_{l-1}): the unfused step.
 template <typename T>
-void unfused_delta(Workspace<T>& ws, const ParamViews<const T*>& p, const ParamViews<T*>& grad,
-                    idx l, idx N, const NetSpec& spec, int n_threads, bool dropped) {
+void unfused_delta(const RowSlice<T>& s, const ParamViews<const T*>& p, const ParamViews<T*>& grad,
+                   idx l, idx N, const NetSpec& spec, int n_threads, bool dropped) {
     const idx I = spec.sizes[l], O = spec.sizes[l + 1], count = N * I;
-    T* G = ws.G[l - 1].data();
-    T* dZ = ws.dZ[l - 1].data();
+    T* G = s.G(l - 1);
+    T* dZ = s.dZ(l - 1);
     const bool skip = spec.residual(l);
-    if (skip) std::memcpy(G, ws.G[l].data(), sizeof(T) * static_cast<size_t>(count));  // I == O here
-    gemm<T>(G, I, ws.dZ[l].data(), O, p.W(l), O, N, I, O, false, true, T(1), T(skip ? 1 : 0), n_threads);
+    if (skip) std::memcpy(G, s.G(l), sizeof(T) * static_cast<size_t>(count));  // I == O here
+    gemm<T>(G, I, s.dZ(l), O, p.W(l), O, N, I, O, false, true, T(1), T(skip ? 1 : 0), n_threads);
     const T* dF = G;  // dC/df(Z): G through the dropout's backward, where the layer dropped
     if (dropped) {
         const LayerSpec& layer = spec.hidden[l - 1];
-        const std::uint8_t* keep = ws.keep[l - 1].data();
+        const std::uint8_t* keep = s.keep(l - 1);
         if (layer.alpha_dropout) alpha_dropout_backward<T>(dZ, G, keep, count, layer.dropout, n_threads);
         else dropout_backward<T>(dZ, G, keep, count, layer.dropout, n_threads);
         dF = dZ;
     }
     const ActivationSpec& f = spec.hidden[l - 1].f;
     if (spec.learned(l - 1))  // f' and the gradients of f's parameters, from the same dF
-        learned_backward<T>(dZ, grad.learned(l - 1), dF, ws.Z[l - 1].data(), N, I, f, p.learned(l - 1), n_threads);
+        learned_backward<T>(dZ, grad.learned(l - 1), dF, s.Z(l - 1), N, I, f, p.learned(l - 1), n_threads);
     else
-        activation_backward<T>(dZ, dF, ws.stored(spec, l - 1), count, f, n_threads);
+        activation_backward<T>(dZ, dF, s.stored(spec, l - 1), count, f, n_threads);
 }
 
-// The threads of a forward and backward pass over N rows: n_threads when its largest product
-// reaches kStepParallelMinMultiplyAdds, else one (common.hpp).
-inline int step_threads(const NetSpec& spec, idx N, int n_threads) {
-    idx largest = 0;
-    for (idx l = 0; l < spec.layers(); ++l) largest = std::max(largest, N * spec.sizes[l] * spec.sizes[l + 1]);
-    return threads_for(largest, n_threads, kStepParallelMinMultiplyAdds);
-}
-
-// Forward, loss, backward. Returns the (weighted) mean loss; writes every gradient array.
-// sample_weight: null, or N checked weights (loss.hpp).
-// With `key`, hidden layers drop units as in training.
+// Forward, loss, backward over the slice's N rows of a batch of weight batch_weight (0: these
+// rows are the batch; output_loss_delta). Returns the rows' part of the batch's (weighted) mean
+// loss; writes every gradient array (the sums over these rows).
 template <typename T>
-double mlp_loss_and_gradients(Workspace<T>& ws, const ParamViews<const T*>& p,
-                              const ParamViews<T*>& grad, const T* X, const T* Y,
-                              const double* sample_weight, idx N, const NetSpec& spec, int n_threads,
-                              const DropoutKey* key = nullptr) {
+double slice_loss_and_gradients(const RowSlice<T>& s, const ParamViews<const T*>& p,
+                                const ParamViews<T*>& grad, const T* X, const T* Y,
+                                const double* sample_weight, idx N, const NetSpec& spec, int n_threads,
+                                const DropoutKey* key, double batch_weight) {
     const idx L = spec.layers();
-    n_threads = step_threads(spec, N, n_threads);
-    mlp_forward(ws, p, X, N, spec, n_threads, key);
-    const double loss =
-        output_loss_delta<T>(ws.dZ[L - 1].data(), ws.A[L - 1].data(), ws.row_loss.data(),
-                             ws.Z[L - 1].data(), Y, N, spec.sizes[L], spec.loss, sample_weight, n_threads);
+    mlp_forward(s, p, X, N, spec, n_threads, key);
+    const double loss = output_loss_delta<T>(s.dZ(L - 1), s.A(L - 1), s.row_loss(), s.Z(L - 1), Y, N,
+                                             spec.sizes[L], spec.loss, sample_weight, n_threads, batch_weight);
     bool have_db = false;  // layer l's bias gradient, summed as its delta was written
     for (idx l = L - 1; l >= 0; --l) {
         const idx I = spec.sizes[l], O = spec.sizes[l + 1];
-        const T* input = l == 0 ? X : ws.A[l - 1].data();
+        const T* input = l == 0 ? X : s.A(l - 1);
         if (l > 0 && spec.fused_delta(l) && narrow_backward_fits(spec.hidden[l - 1].f, N, I, O, n_threads, sizeof(T) == 8)) {
-            narrow_relu_backward<T>(grad.W(l), grad.b(l), ws.dZ[l - 1].data(), grad.b(l - 1), ws.dZ[l].data(),
-                                    input, p.W(l), ws.stored(spec, l - 1), I, N, I, O,
+            narrow_relu_backward<T>(grad.W(l), grad.b(l), s.dZ(l - 1), grad.b(l - 1), s.dZ(l),
+                                    input, p.W(l), s.stored(spec, l - 1), I, N, I, O,
                                     T(spec.hidden[l - 1].f.grad_at_zero));
             have_db = true;
             continue;
         }
-        dense_backward<T>(grad.W(l), have_db ? nullptr : grad.b(l), ws.dZ[l].data(), input, N, I, O, n_threads);
+        dense_backward<T>(grad.W(l), have_db ? nullptr : grad.b(l), s.dZ(l), input, N, I, O, n_threads);
         have_db = false;
         if (l == 0) break;
         if (spec.fused_delta(l))
-            delta_propagate<T>(ws.dZ[l - 1].data(), ws.dZ[l].data(), p.W(l), ws.stored(spec, l - 1),
+            delta_propagate<T>(s.dZ(l - 1), s.dZ(l), p.W(l), s.stored(spec, l - 1),
                                N, I, O, spec.hidden[l - 1].f, n_threads);
         else
-            unfused_delta(ws, p, grad, l, N, spec, n_threads, key && spec.drops(l - 1));
+            unfused_delta(s, p, grad, l, N, spec, n_threads, key && spec.drops(l - 1));
     }
     return loss;
+}
+
+// The largest product of a forward and backward pass over N rows, in multiply-adds.
+inline idx largest_product(const NetSpec& spec, idx N) {
+    idx largest = 0;
+    for (idx l = 0; l < spec.layers(); ++l) largest = std::max(largest, N * spec.sizes[l] * spec.sizes[l + 1]);
+    return largest;
+}
+
+// A step big enough to split its products over threads (kStepParallelMinMultiplyAdds) runs as
+// one slice on n_threads. A smaller one of at least 2 kHalfStepMinRows rows runs as two halves,
+// each gathered and run through the whole network on a thread of its own, the second's
+// gradients then added to the first's: a half's activations and deltas never leave its core,
+// only the weights and the gradients cross. On 2 cores a digits step (200 x 64 x 100) took
+// ~95 against ~155 us, its whole fit 1.2-1.4x less time, where splitting each product had
+// gained nothing. The split depends on the rows and the network only, so the bits do not depend
+// on the thread count; on one thread the halves run in turn (the same time as one slice).
+constexpr idx kHalfStepMinRows = 32;
+
+inline idx step_slices(const NetSpec& spec, idx N) {
+    return largest_product(spec, N) >= kStepParallelMinMultiplyAdds || N < 2 * kHalfStepMinRows ? 1 : 2;
+}
+
+// y += x over count values (a half step's gradients into the other half's).
+template <typename T>
+DP_ISA_CLONES void add_into(T* DP_RESTRICT y, const T* DP_RESTRICT x, idx count) {
+    for (idx i = 0; i < count; ++i) y[i] += x[i];
+}
+
+// A batch's N rows: rows [0, N) of X, Y and the sample weights (null: none), or with `order`
+// their rows order[0..N), gathered into the workspace by the thread that runs them.
+template <typename T>
+struct BatchRows {
+    const T* X;
+    const T* Y;
+    const double* w;
+    const idx* order;
+};
+
+// Forward, loss, backward. Returns the (weighted) mean loss; writes every gradient array.
+// Sample weights: null, or N checked weights (loss.hpp). With `key`, hidden layers drop units as
+// in training.
+template <typename T>
+double mlp_loss_and_gradients(Workspace<T>& ws, const ParamViews<const T*>& p, const ParamViews<T*>& grad,
+                              const BatchRows<T>& batch, idx N, const NetSpec& spec, int n_threads,
+                              const DropoutKey* key = nullptr) {
+    const idx d = spec.sizes.front(), O = spec.sizes.back();
+    // rows [first, first + rows) of the batch, gathered where shuffled
+    auto run = [&](idx first, idx rows, const ParamViews<T*>& into, int threads, double batch_weight) {
+        const T* X = batch.X + first * d;
+        const T* Y = batch.Y + first * O;
+        const double* w = batch.w ? batch.w + first : nullptr;
+        if (batch.order) {
+            gather_rows(ws.X_batch.data() + first * d, batch.X, batch.order + first, rows, d);
+            gather_rows(ws.Y_batch.data() + first * O, batch.Y, batch.order + first, rows, O);
+            X = ws.X_batch.data() + first * d;
+            Y = ws.Y_batch.data() + first * O;
+            if (batch.w) {
+                gather_rows(ws.weight_batch.data() + first, batch.w, batch.order + first, rows, idx(1));
+                w = ws.weight_batch.data() + first;
+            }
+        }
+        return slice_loss_and_gradients(RowSlice<T>{ws, first}, p, into, X, Y, w, rows, spec, threads, key,
+                                        batch_weight);
+    };
+    if (step_slices(spec, N) == 1)
+        return run(0, N, grad, threads_for(largest_product(spec, N), n_threads, kStepParallelMinMultiplyAdds), 0.0);
+    const idx half = (N + 1) / 2;
+    double batch_weight = double(N);  // the batch's weight, summed in row order
+    if (batch.w) {
+        batch_weight = 0;
+        for (idx r = 0; r < N; ++r) batch_weight += batch.w[batch.order ? batch.order[r] : r];
+    }
+    const ParamViews<T*> second = ws.half_grad_views(spec);
+    std::exception_ptr errors[2];  // (an exception must not leave a thread of a parallel region)
+    parallel_for(2, std::min(n_threads, 2), [&](idx h) {
+        try {
+            run(h * half, h == 0 ? half : N - half, h == 0 ? grad : second, 1, batch_weight);
+        } catch (...) {
+            errors[h] = std::current_exception();
+        }
+    });
+    for (const std::exception_ptr& error : errors)
+        if (error) std::rethrow_exception(error);
+    for (idx a = 0; a < spec.arrays(); ++a) add_into(grad.arrays[a], second.arrays[a], spec.array_size(a));
+    // every row's loss, summed as one slice sums it (evaluate_rows too: the same bits)
+    const double* w = batch.w ? (batch.order ? ws.weight_batch.data() : batch.w) : nullptr;
+    return weighted_loss(ws.row_loss.data(), w, N, batch_weight);
+}
+
+// The batch's rows X, Y (and sample weights) as they lie.
+template <typename T>
+double mlp_loss_and_gradients(Workspace<T>& ws, const ParamViews<const T*>& p, const ParamViews<T*>& grad,
+                              const T* X, const T* Y, const double* sample_weight, idx N, const NetSpec& spec,
+                              int n_threads, const DropoutKey* key = nullptr) {
+    return mlp_loss_and_gradients(ws, p, grad, BatchRows<T>{X, Y, sample_weight, nullptr}, N, spec, n_threads, key);
 }
 
 // Passes over all the rows (predictions, L-BFGS's objective, early stopping's held-out rows)
@@ -301,13 +448,6 @@ struct RowBlocks {
     idx rows(idx b) const { return std::min(size, N - b * size); }
 };
 
-// The weight of N rows: their count without weights, else their weights' sum, in order.
-inline double weight_total(const double* w, idx N) {
-    if (!w) return double(N);
-    double sum = 0.0;
-    for (idx n = 0; n < N; ++n) sum += w[n];
-    return sum;
-}
 
 // Block b's part of the rows' total weight `total` (w: null, or N weights with a positive sum).
 // One block's share is exactly 1: its sum is the total's, taken in the same order.

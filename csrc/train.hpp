@@ -73,31 +73,6 @@ struct TrainConfig {
     std::uint64_t first_batch = 0;  // the epoch's index of the call's first batch (dropout keys)
 };
 
-// Copies rows order[0..rows) of src (cols wide) into dst. Rows of up to 16 values (a data
-// set's few features, a few outputs) are copied with the width known at compile time, as a
-// few moves: one libc call per row cost more than its copy (2% of a wine fit).
-template <typename T, int COLS>
-void gather_short_rows(T* dst, const T* src, const idx* order, idx rows) {
-    for (idx r = 0; r < rows; ++r) std::memcpy(dst + r * COLS, src + order[r] * COLS, sizeof(T) * COLS);
-}
-
-template <typename T, int... C>
-constexpr auto short_row_gathers(std::integer_sequence<int, C...>) {
-    using Gather = void (*)(T*, const T*, const idx*, idx);
-    return std::array<Gather, sizeof...(C)>{gather_short_rows<T, C + 1>...};
-}
-
-template <typename T>
-void gather_rows(T* dst, const T* src, const idx* order, idx rows, idx cols) {
-    static constexpr auto short_rows = short_row_gathers<T>(std::make_integer_sequence<int, 16>{});
-    if (cols >= 1 && cols <= 16) {
-        short_rows[cols - 1](dst, src, order, rows);
-        return;
-    }
-    for (idx r = 0; r < rows; ++r)
-        std::memcpy(dst + r * cols, src + order[r] * cols, sizeof(T) * static_cast<size_t>(cols));
-}
-
 // L2 for one batch whose size is `n` (rows): adds (alpha / n) W to each weight gradient and
 // returns the penalty 1/2 alpha sum ||W||^2 / n (scikit-learn's), summed in float64 in a fixed
 // order. Biases (and learned activation parameters) are not decayed.
@@ -224,27 +199,18 @@ EpochResult train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const Pa
             break;
         }
         const idx rows = std::min(batch, n - start);
-        const T* Xb = X + start * d;  // unshuffled batches are read in place
-        const T* Yb = Y + start * O;
-        const double* Wb = sample_weight ? sample_weight + start : nullptr;
-        if (order) {
-            gather_rows(ws.X_batch.data(), X, order + start, rows, d);
-            gather_rows(ws.Y_batch.data(), Y, order + start, rows, O);
-            Xb = ws.X_batch.data();
-            Yb = ws.Y_batch.data();
-            if (sample_weight) {
-                gather_rows(ws.weight_batch.data(), sample_weight, order + start, rows, 1);
-                Wb = ws.weight_batch.data();
-            }
-        }
+        // unshuffled batches are read in place, shuffled ones gathered by the step
+        const BatchRows<T> source = order ? BatchRows<T>{X, Y, sample_weight, order + start}
+                                          : BatchRows<T>{X + start * d, Y + start * O,
+                                                         sample_weight ? sample_weight + start : nullptr, nullptr};
         double size = double(rows);  // what the L2 term is divided by
-        if (Wb) {
+        if (sample_weight) {
             size = 0;
-            for (idx r = 0; r < rows; ++r) size += Wb[r];
+            for (idx r = 0; r < rows; ++r) size += source.w[source.order ? source.order[r] : r];
             if (size == 0) continue;  // nothing to learn from these rows
         }
         const DropoutKey key{c.seed, c.epoch, c.first_batch + std::uint64_t(start / batch)};
-        double loss = mlp_loss_and_gradients(ws, view, grad, Xb, Yb, Wb, rows, spec, n_threads, &key);
+        double loss = mlp_loss_and_gradients(ws, view, grad, source, rows, spec, n_threads, &key);
         // The L2 decay goes into the update's pass unless clipping or health reads the decayed
         // gradient before it.
         const bool decay_in_update = c.clip_norm <= 0 && !health;

@@ -308,3 +308,30 @@ def test_a_narrow_last_layers_one_pass_gives_the_bits_of_the_threaded_passes(rng
     assert runs[0][0] == runs[1][0]
     for a, b in zip(runs[0][1], runs[1][1]):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", ["per-layer", "residual-mixed", "learned"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_half_steps_give_one_threads_bits_and_the_references_run(rng, name, weighted):
+    """A small network's batch of at least 64 rows runs as two halves, one per thread, each
+    gathering its own shuffled rows and drawing its part of the dropout masks, their gradients
+    summed (mlp.hpp's step_slices): the bits of one thread, and the reference's training run.
+    Batches of 70, 70 and 10 rows: two halved steps and one whole."""
+    X, Y = problem(rng, "softmax", n=150)
+    weights = rng.uniform(0.2, 2.0, 150) if weighted else None
+    net = dict(NETWORKS[name])
+    sizes = net.pop("sizes")
+    fit = dict(epochs=3, batch_size=70, lr=0.01, optimizer="adam", alpha=1e-3,
+               sample_weight=weights)
+    runs = []
+    for backend, threads in [("cpp", 1), ("cpp", 2), ("numpy", 1)]:
+        model = dp.MLP(sizes, **net, dropout=0.1, seed=8, backend=backend, n_threads=threads)
+        runs.append((model, model.fit(X, Y, **fit)))
+    (one, h_one), (two, h_two), (numpy, h_ref) = runs
+    assert h_one.loss == h_two.loss
+    for a, b in zip(one._params(), two._params()):
+        np.testing.assert_array_equal(a, b)
+    assert_close(np.array(h_one.loss), np.array(h_ref.loss), rtol=TRAIN_RTOL[np.float64],
+                 what="loss curve")
+    for got, want in zip(one._params(), numpy._params()):
+        assert_close(got, want, rtol=TRAIN_RTOL[np.float64], what="parameters after training")

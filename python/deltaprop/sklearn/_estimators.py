@@ -51,9 +51,10 @@ _COMMON_DOC = """
     deltaprop's own (keyword-only, after scikit-learn's):
 
     n_threads : int or None, default=None
-        OpenMP threads of the engine (None: OMP_NUM_THREADS, else all cores), for work large
-        enough to gain from them: a training step whose largest product is under ~4M
-        multiply-adds runs on one. Results are bitwise identical for any thread count.
+        OpenMP threads of the engine (None: OMP_NUM_THREADS, else all cores). A small
+        network's batch (largest product under ~4M multiply-adds, at least 64 rows) runs as two
+        halves, one per thread; a larger one splits each product. Results are bitwise
+        identical for any thread count.
     clip_norm : float or None, default=None
         Clip the gradients of each step to this global norm (stochastic solvers).
     dropout : float or list of float, default=0.0
