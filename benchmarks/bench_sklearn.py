@@ -21,8 +21,8 @@ does not.
   epochs with its tol stopping), float64, 1 thread;
 - with ``--settings``, the same four again with early_stopping=True (10 % of the rows held out,
   scored after every epoch), with verbose=True (its lines printed to a buffer) and with
-  solver='lbfgs', scikit-learn's defaults otherwise, and diabetes with loss='poisson' (its
-  target divided by its mean);
+  solver='lbfgs', scikit-learn's defaults otherwise, diabetes with loss='poisson' (its
+  target divided by its mean), and the four with their defaults on 2 threads;
 - the compute-bound problem: 20 000 x 784 synthetic rows (N(0, 1) features, 10 classes from a
   random linear teacher; 5 000 more to test on), hidden (512, 512), batch 128, adam, a fixed
   number of epochs (``--epochs``, default 3), float64 and float32, 1 and 2 threads;
@@ -103,6 +103,9 @@ def cases(args):
     if args.settings:
         rows.append(("diabetes (poisson)", "MLPRegressor", lambda: bundled("diabetes", rates=True),
                      dict(loss="poisson"), "float64", 1))
+        for name in ("digits", "breast_cancer", "wine", "diabetes"):  # the defaults, 2 threads
+            kind = "MLPRegressor" if name == "diabetes" else "MLPClassifier"
+            rows.append((name, kind, lambda n=name: bundled(n), {}, "float64", 2))
     big = dict(hidden_layer_sizes=(512, 512), batch_size=128, max_iter=args.epochs)
     for dtype in ("float64", "float32"):
         for threads in args.threads:
@@ -301,8 +304,8 @@ def main(argv=None) -> int:
                         help="fits of each estimator per row (2 where a pair takes over 2 s)")
     parser.add_argument("--settings", action="store_true",
                         help="the four small data sets again with early_stopping=True, "
-                             "verbose=True (printed to a buffer) and solver='lbfgs', and "
-                             "diabetes with loss='poisson'")
+                             "verbose=True (printed to a buffer) and solver='lbfgs', "
+                             "diabetes with loss='poisson', and the four on 2 threads")
     parser.add_argument("--predict", action="store_true",
                         help="then predict_proba's latency on 1, 100 and all test rows")
     parser.add_argument("--quick", action="store_true", help="1 epoch, 1 thread, 3 fits")
