@@ -225,6 +225,14 @@ void output_forward(T* A, const T* Z, idx N, idx O, Output out, int n_threads) {
     });
 }
 
+// The weight of N rows: their count without weights, else their weights' sum, in order.
+inline double weight_total(const double* w, idx N) {
+    if (!w) return double(N);
+    double sum = 0.0;
+    for (idx n = 0; n < N; ++n) sum += w[n];
+    return sum;
+}
+
 // sum_n w_n row_loss[n], in row order: w_n = 1 / weight_sum, or s_n / weight_sum (a row of weight
 // 0 adds nothing, even an infinite loss).
 inline double weighted_loss(const double* row_loss, const double* sample_weight, idx N, double weight_sum) {
@@ -243,12 +251,7 @@ template <typename T>
 double output_loss_delta(T* dZ, T* A, double* row_loss, const T* Z, const T* Y, idx N, idx O,
                          const LossSpec& spec, const double* sample_weight, int n_threads,
                          double batch_weight = 0.0) {
-    double weight_sum = double(N);
-    if (sample_weight) {
-        weight_sum = 0;
-        for (idx n = 0; n < N; ++n) weight_sum += sample_weight[n];
-    }
-    if (batch_weight > 0) weight_sum = batch_weight;
+    const double weight_sum = batch_weight > 0 ? batch_weight : weight_total(sample_weight, N);
     const int nt = threads_for(N * O, n_threads);
     const T inv_n = T(1.0 / weight_sum);  // (the unweighted rows' w_n)
     // A row of weight 0 is absent: it adds nothing to the loss and its delta is 0, even where

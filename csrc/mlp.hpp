@@ -186,14 +186,6 @@ struct Workspace {
     }
 };
 
-// The weight of N rows: their count without weights, else their weights' sum, in order.
-inline double weight_total(const double* w, idx N) {
-    if (!w) return double(N);
-    double sum = 0.0;
-    for (idx n = 0; n < N; ++n) sum += w[n];
-    return sum;
-}
-
 // Rows [first, first + N) of a workspace's per-layer buffers: a slice of a batch, whose rows run
 // through the network on their own (a row's activations and deltas depend on no other row).
 template <typename T>
@@ -373,6 +365,15 @@ struct BatchRows {
     const idx* order;
 };
 
+// The batch's weight: its row count, or its sample weights' sum in row order.
+template <typename T>
+double weight_of(const BatchRows<T>& batch, idx N) {
+    if (!batch.w) return double(N);
+    double sum = 0.0;
+    for (idx r = 0; r < N; ++r) sum += batch.w[batch.order ? batch.order[r] : r];
+    return sum;
+}
+
 // Forward, loss, backward. Returns the (weighted) mean loss; writes every gradient array.
 // Sample weights: null, or N checked weights (loss.hpp). With `key`, hidden layers drop units as
 // in training.
@@ -402,16 +403,12 @@ double mlp_loss_and_gradients(Workspace<T>& ws, const ParamViews<const T*>& p, c
     if (step_slices(spec, N) == 1)
         return run(0, N, grad, threads_for(largest_product(spec, N), n_threads, kStepParallelMinMultiplyAdds), 0.0);
     const idx half = (N + 1) / 2;
-    double batch_weight = double(N);  // the batch's weight, summed in row order
-    if (batch.w) {
-        batch_weight = 0;
-        for (idx r = 0; r < N; ++r) batch_weight += batch.w[batch.order ? batch.order[r] : r];
-    }
+    const double weight = weight_of(batch, N);
     const ParamViews<T*> second = ws.half_grad_views(spec);
     std::exception_ptr errors[2];  // (an exception must not leave a thread of a parallel region)
     parallel_for(2, std::min(n_threads, 2), [&](idx h) {
         try {
-            run(h * half, h == 0 ? half : N - half, h == 0 ? grad : second, 1, batch_weight);
+            run(h * half, h == 0 ? half : N - half, h == 0 ? grad : second, 1, weight);
         } catch (...) {
             errors[h] = std::current_exception();
         }
@@ -421,7 +418,7 @@ double mlp_loss_and_gradients(Workspace<T>& ws, const ParamViews<const T*>& p, c
     for (idx a = 0; a < spec.arrays(); ++a) add_into(grad.arrays[a], second.arrays[a], spec.array_size(a));
     // every row's loss, summed as one slice sums it (evaluate_rows too: the same bits)
     const double* w = batch.w ? (batch.order ? ws.weight_batch.data() : batch.w) : nullptr;
-    return weighted_loss(ws.row_loss.data(), w, N, batch_weight);
+    return weighted_loss(ws.row_loss.data(), w, N, weight);
 }
 
 // The batch's rows X, Y (and sample weights) as they lie.

@@ -203,12 +203,8 @@ EpochResult train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const Pa
         const BatchRows<T> source = order ? BatchRows<T>{X, Y, sample_weight, order + start}
                                           : BatchRows<T>{X + start * d, Y + start * O,
                                                          sample_weight ? sample_weight + start : nullptr, nullptr};
-        double size = double(rows);  // what the L2 term is divided by
-        if (sample_weight) {
-            size = 0;
-            for (idx r = 0; r < rows; ++r) size += source.w[source.order ? source.order[r] : r];
-            if (size == 0) continue;  // nothing to learn from these rows
-        }
+        const double size = weight_of(source, rows);  // what the L2 term is divided by
+        if (size == 0) continue;  // weights all zero: nothing to learn from these rows
         const DropoutKey key{c.seed, c.epoch, c.first_batch + std::uint64_t(start / batch)};
         double loss = mlp_loss_and_gradients(ws, view, grad, source, rows, spec, n_threads, &key);
         // The L2 decay goes into the update's pass unless clipping or health reads the decayed
