@@ -48,14 +48,18 @@ def fit_lbfgs(est: Any, X: Any, y: FloatArray, sample_weight: npt.NDArray[np.flo
     n_weights = int(bounds[L])  # scikit-learn packs every layer's weights first: one block
     total = int(bounds[-1])
 
+    def blocks(flat: FloatArray) -> list[FloatArray]:
+        """A packed vector's arrays, in its order, as views."""
+        return [flat[bounds[i]:bounds[i + 1]].reshape(s) for i, s in enumerate(shapes)]
+
     def engine_views(flat: FloatArray) -> list[FloatArray]:
         """The engine's parameter list as views of a packed vector (no copies)."""
-        return [flat[bounds[i]:bounds[i + 1]].reshape(shapes[i]) for i in engine_order]
+        arrays = blocks(flat)
+        return [arrays[i] for i in engine_order]
 
     def unpack(packed: npt.NDArray[np.float64],
                ) -> tuple[list[FloatArray], list[FloatArray], list[dict[str, FloatArray]]]:
-        arrays = iter([np.ascontiguousarray(packed[bounds[i]:bounds[i + 1]].reshape(s),
-                                            dtype=dtype) for i, s in enumerate(shapes)])
+        arrays = iter([np.ascontiguousarray(b, dtype=dtype) for b in blocks(packed)])
         coefs = [next(arrays) for _ in range(L)]
         intercepts = [next(arrays) for _ in range(L)]
         return coefs, intercepts, [{name: next(arrays) for name in names}
