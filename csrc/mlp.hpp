@@ -368,9 +368,9 @@ struct BatchRows {
 // The batch's weight: its row count, or its sample weights' sum in row order.
 template <typename T>
 double weight_of(const BatchRows<T>& batch, idx N) {
-    if (!batch.w) return double(N);
+    if (!batch.w || !batch.order) return weight_total(batch.w, N);
     double sum = 0.0;
-    for (idx r = 0; r < N; ++r) sum += batch.w[batch.order ? batch.order[r] : r];
+    for (idx r = 0; r < N; ++r) sum += batch.w[batch.order[r]];
     return sum;
 }
 

@@ -465,6 +465,11 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
             self.health_ = {name: np.empty((0, layers)) for name in _backend.HEALTH_ROWS}
         return np.empty((len(_backend.HEALTH_ROWS), layers))
 
+    def _append_health(self, epochs: npt.NDArray[np.float64]) -> None:
+        """Adds the epochs' gradient health, (epochs x HEALTH_ROWS x layers), to health_."""
+        for row, name in enumerate(_backend.HEALTH_ROWS):
+            self.health_[name] = np.vstack([self.health_[name], epochs[:, row]])
+
     def _fit_stochastic(self, X: Any, y: FloatArray,
                         sample_weight: npt.NDArray[np.float64] | None, incremental: bool,
                         hooks: EpochHooks) -> None:
@@ -506,8 +511,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
                                              sample_idx if self.shuffle else None, settings,
                                              health=health, learned=self._learned()))
                 if health is not None:
-                    for name, row in zip(_backend.HEALTH_ROWS, health):
-                        self.health_[name] = np.vstack([self.health_[name], row])
+                    self._append_health(health[None])
                 self.n_iter_ += 1
                 self.t_ += n_samples
                 self._epochs_trained = settings.epoch + 1
@@ -613,8 +617,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
                 self.validation_loss_curve_.extend(held_out.losses.tolist())
             done = len(losses)
             if health is not None:  # (every epoch run, one that diverged too, as the loop does)
-                for row, name in enumerate(_backend.HEALTH_ROWS):
-                    self.health_[name] = np.vstack([self.health_[name], health[:done, row]])
+                self._append_health(health[:done])
             drawn = done + (error is not None)  # the loop shuffles before an epoch it stops in
             if shuffles is not None and not in_engine and drawn < epochs:
                 shuffles.keep(drawn)

@@ -16,7 +16,6 @@ import scipy.optimize
 from sklearn.utils.optimize import _check_optimize_result
 
 from .._typing import FloatArray
-from ._backend import HEALTH_ROWS
 from ._hooks import EpochHooks
 
 
@@ -93,10 +92,8 @@ def fit_lbfgs(est: Any, X: Any, y: FloatArray, sample_weight: npt.NDArray[np.flo
             print(f"Iteration {est.n_iter_}, loss = {est.loss_:.8f}")
         if track:
             coefs, intercepts, learned = unpack(last)
-            rows = net.health(coefs, intercepts, X, y, sample_weight, learned,
-                              lr=est.learning_rate_init)
-            for name, row in zip(HEALTH_ROWS, rows):
-                est.health_[name] = np.vstack([est.health_[name], row])
+            est._append_health(net.health(coefs, intercepts, X, y, sample_weight, learned,
+                                          lr=est.learning_rate_init)[None])
         if not hooks.idle:
             est.coefs_, est.intercepts_, est.activation_params_ = unpack(last)
             hooks.epoch_begin()
