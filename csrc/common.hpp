@@ -15,6 +15,10 @@
 
 #ifdef _OPENMP
 #include <omp.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#define DP_HAVE_FORK 1
+#endif
 #endif
 
 namespace dp {
@@ -107,10 +111,35 @@ inline int processors() {
 #endif
 }
 
-// The threads a call uses: the caller's count (0: the default), never more than the processors.
-// Compute-bound loops gain nothing from more threads than cores, and a count the system cannot
-// create would make libgomp end the process. Results do not depend on the thread count.
+// Fork safety. GNU OpenMP keeps the threads of a team for the next parallel region, and fork()
+// copies only the thread that calls it: in a child of a process whose threads have started, the
+// first parallel region waits forever for threads that do not exist (libgomp has no fork
+// handler; multiprocessing's default start method on Linux is fork). So the first team arms a
+// handler that marks every child forked after it, and a marked process runs on one thread: the
+// same results (they never depend on the thread count), no team. A child forked before any team,
+// or started by spawn or forkserver, keeps its threads.
+inline bool& forked_after_team() {
+    static bool forked = false;  // written only in a child, before it runs anything else
+    return forked;
+}
+#ifdef DP_HAVE_FORK
+extern "C" inline void dp_mark_forked_child() { forked_after_team() = true; }
+#endif
+
+// Called before each parallel region starts a team of several threads.
+inline void arm_fork_guard() {
+#ifdef DP_HAVE_FORK
+    static const bool armed = pthread_atfork(nullptr, nullptr, dp_mark_forked_child) == 0;
+    (void)armed;
+#endif
+}
+
+// The threads a call uses: the caller's count (0: the default), never more than the processors,
+// and one in a child forked after a team (above). Compute-bound loops gain nothing from more
+// threads than cores, and a count the system cannot create would make libgomp end the process.
+// Results do not depend on the thread count.
 inline int resolve_threads(int n_threads) {
+    if (forked_after_team()) return 1;
     const int wanted = n_threads > 0 ? n_threads : default_threads();
     return wanted < 1 ? 1 : (wanted > processors() ? processors() : wanted);
 }
@@ -120,10 +149,11 @@ inline int resolve_threads(int n_threads) {
 // serial, which would dominate small layers and online (batch-1) training. `body` must not throw.
 template <typename Body>
 void parallel_for(idx count, int n_threads, Body&& body) {
-    if (n_threads <= 1) {
+    if (n_threads <= 1 || forked_after_team()) {
         for (idx i = 0; i < count; ++i) body(i);
         return;
     }
+    arm_fork_guard();
 #pragma omp parallel for schedule(static) num_threads(n_threads)
     for (idx i = 0; i < count; ++i) body(i);
 }

@@ -743,6 +743,7 @@ void gemm_packed(const GemmKernel<T>& kern, T* C, idx ldc, const T* A, idx lda, 
         for (idx pc = 0; pc < K; pc += KC) {
             const idx kc = std::min(KC, K - pc);
             if (nt > 1) {
+                arm_fork_guard();
 #pragma omp parallel num_threads(nt)
                 job.template slice<true>(jc, nc, pc, kc);
             } else {

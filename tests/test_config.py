@@ -16,7 +16,8 @@ from deltaprop import _core
 SECTIONS = {
     "deltaprop": {"version", "extension", "build_type", "sanitizers"},
     "compiler": {"id", "version", "cxx_standard"},
-    "openmp": {"version", "_OPENMP", "library", "max_threads", "processors", "threads_used"},
+    "openmp": {"version", "_OPENMP", "library", "max_threads", "processors", "threads_used",
+               "forked_child"},
     "isa": {"built", "supported", "active", "elementwise", "small_product_lanes"},
     "python": {"version", "implementation", "platform", "machine", "numpy"},
 }
@@ -49,6 +50,7 @@ def test_the_openmp_facts():
     assert omp["max_threads"] == _core.default_threads() >= 1
     assert omp["processors"] >= 1
     assert omp["threads_used"] == min(omp["max_threads"], omp["processors"])
+    assert omp["forked_child"] is False  # test_threads.py forks one
     if sys.platform.startswith("linux"):
         assert os.path.exists(omp["library"]) and "omp" in os.path.basename(omp["library"])
 

@@ -78,6 +78,51 @@ def test_omp_num_threads_is_respected(value, expected):
     assert out == [str(expected), "2"]  # n_threads=2 overrides the environment
 
 
+# -- fork ------------------------------------------------------------------------------------
+
+# Trains with 2 threads, forks (multiprocessing's default on Linux), trains the same model with 2
+# threads in the child, and prints whether the child finished with the parent's weights, on how
+# many threads, and whether it knew it was a forked child. GNU OpenMP cannot start a team in a
+# child forked after the parent's team: unguarded, the child's first parallel region never ends.
+FORKS = """
+import multiprocessing as mp, numpy as np, deltaprop as dp
+from deltaprop import _core
+rng = np.random.default_rng(0)
+X, y = rng.standard_normal((256, 64)), rng.integers(0, 3, 256)
+def fit(n_threads):
+    m = dp.MLP([64, 512, 512, 3], seed=0, n_threads=n_threads)
+    m.fit(X, y, epochs=1, batch_size=128, lr=0.05)
+    return np.concatenate([w.ravel() for w in m.coefs_])
+def child(queue):
+    info = dp.config_info()["openmp"]
+    queue.put((bool(np.array_equal(fit(2), fit(1))), _core.threads_used(2), info["forked_child"]))
+before = _core.threads_used(2), dp.config_info()["openmp"]["forked_child"]
+parent = fit(2)
+ctx = mp.get_context("fork")
+queue = ctx.Queue()
+p = ctx.Process(target=child, args=(queue,))
+p.start()
+p.join(60)
+if p.is_alive():
+    p.kill()
+    print("hung")
+elif p.exitcode != 0:
+    print("failed", p.exitcode)
+else:
+    same, threads, forked = queue.get(timeout=10)
+    print(same and np.array_equal(parent, fit(1)), threads, forked, *before)
+"""
+
+
+@multicore
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_child_forked_after_a_team_trains_on_one_thread_instead_of_hanging():
+    out = subprocess.run(python("-c", FORKS), capture_output=True, text=True, check=True,
+                         timeout=120).stdout.split()
+    # the child: the same weights on one thread, marked; the parent: 2 threads, unmarked
+    assert out == ["True", "1", "True", "2", "False"], out
+
+
 # -- several Python threads at once --------------------------------------------------------
 
 MODELS = [  # different shapes, dtypes, activations, outputs and optimizers

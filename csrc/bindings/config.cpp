@@ -118,6 +118,7 @@ py::dict build_info() {
     openmp["library"] = openmp_library();
     openmp["max_threads"] = default_threads();  // asked now: follows threadpoolctl limits
     openmp["processors"] = processors();
+    openmp["forked_child"] = forked_after_team();  // forked after a team: runs on one thread
     return py::dict(
         "compiler_id"_a = compiler_id(), "compiler_version"_a = compiler_version(),
         "compiler"_a = std::string(__VERSION__), "cxx_standard"_a = cxx_standard(__cplusplus),

@@ -43,6 +43,8 @@ def config_info() -> dict[str, Any]:
             "max_threads": openmp["max_threads"],
             "processors": openmp["processors"],
             "threads_used": _core.threads_used(0),  # what a call with n_threads=0 gets now
+            # forked from a process whose OpenMP threads had started: one thread (common.hpp)
+            "forked_child": openmp["forked_child"],
         },
         "isa": {
             "built": info["isa_built"],
