@@ -158,10 +158,12 @@ double step_squares(const ParamViews<T*>& grad, const ParamViews<T*>& state1, co
     return s;
 }
 
-// What one call of train_epoch did: the mean loss over the rows it trained on, and whether the
-// caller's InterruptCheck stopped it early (after a whole batch: parameters are consistent).
+// What one call of train_epoch did: the mean loss over the rows it trained on, Adam's t after
+// it (c.step plus the steps it took: a skipped batch takes none), and whether the caller's
+// InterruptCheck stopped it early (after a whole batch: parameters are consistent).
 struct EpochResult {
     double loss = 0.0;
+    std::uint64_t step = 0;
     bool interrupted = false;
 };
 
@@ -170,7 +172,7 @@ struct EpochResult {
 // the epoch's mean: each batch's loss (before its update, with its L2 penalty) weighted by its
 // rows, as scikit-learn's loss_curve_ does. With sample weights, a batch's weight sum takes the
 // place of its row count in the L2 term (scikit-learn), and a batch whose weights are all zero
-// is skipped. `interrupted` is asked between batches, so Ctrl-C can stop a long epoch. With
+// is skipped: no step, as if its rows were absent. `interrupted` is asked between batches, so Ctrl-C can stop a long epoch. With
 // `health`, each batch's gradient health (health.hpp) is gathered into it.
 template <typename T>
 EpochResult train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const ParamViews<T*>& state1,
@@ -225,13 +227,15 @@ EpochResult train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const Pa
             }
     }
     result.loss = done > 0 ? total / double(done) : 0.0;
+    result.step = t;
     return result;
 }
 
 enum class Stop : int { done, plateau, diverged, interrupted };
 
 struct EpochsResult {
-    idx epochs = 0;  // epochs completed
+    idx epochs = 0;          // epochs completed
+    std::uint64_t step = 0;  // Adam's t after them (and after an interrupted epoch's batches)
     Stop stop = Stop::done;
 };
 
@@ -239,8 +243,8 @@ struct EpochsResult {
 // scikit-learn estimators without callbacks or verbose output): epoch e reads its rows in the
 // order order_for(e) gives just before it runs (n row indices, or null for stored order: rows
 // given ahead, or a shuffle drawn then, as scikit-learn's loop draws one as each epoch starts),
-// at learning rate lrs[e], and its mean loss goes to losses[e]. Adam's t and the dropout epoch
-// continue from c.step and c.epoch. Stops early after an epoch that leaves a parameter NaN or
+// at learning rate lrs[e], and its mean loss goes to losses[e]. Adam's t continues from c.step
+// (each epoch from where the one before left it), the dropout epoch from c.epoch. Stops early after an epoch that leaves a parameter NaN or
 // inf (`diverged`), or whose loss makes `plateau` say stop, or when `interrupted` (that epoch is
 // not counted, its order was taken). With `held_out` (early stopping), the plateau is that of
 // the held-out rows' score, recorded after each epoch (HeldOut::record), not of the loss. With
@@ -254,16 +258,17 @@ EpochsResult train_epochs(Workspace<T>& ws, const ParamViews<T*>& params, const 
                           HeldOut<T>* held_out = nullptr, HealthAccumulator* health = nullptr,
                           double* health_out = nullptr) {
     EpochsResult result;
-    const idx batch = std::min(c.batch_size, n), batches = (n + batch - 1) / batch;
+    result.step = c.step;
     TrainConfig epoch_config = c;
     for (idx e = 0; e < epochs; ++e) {
         epoch_config.lr = lrs[e];
         epoch_config.epoch = c.epoch + std::uint64_t(e);
-        epoch_config.step = c.step + std::uint64_t(e * batches);
+        epoch_config.step = result.step;
         const idx* order = order_for(e);
         if (health) health->reset(spec);
         const EpochResult r = train_epoch(ws, params, state1, state2, X, Y, sample_weight, n, order, spec,
                                           epoch_config, n_threads, interrupted, health);
+        result.step = r.step;
         if (r.interrupted) {
             result.stop = Stop::interrupted;
             break;

@@ -59,7 +59,8 @@ def test_matches_the_reference_and_stops_on_a_plateau(rng, dtype, weighted):
         runs.append((result, losses, p))
     (result, losses, p), (ref_result, ref_losses, ref_p) = runs
     assert result[:2] == ref_result[:2] == (4, "plateau")
-    assert result[3] == ref_result[3] == 3 and result[4] is None
+    assert result[3] == ref_result[3] == 3 and result[5] is None
+    assert result[4] == ref_result[4] == 4 * 5  # Adam's step: 5 batches of 8 rows in 37 a time
     rtol = 1e-10 if dtype == np.float64 else 1e-5
     assert_close(np.array(result[2]), np.array(ref_result[2]), rtol=rtol)
     assert result[2] == losses[:4].min()  # improving, if by less than tol, moves the best
@@ -85,14 +86,15 @@ def test_is_exactly_repeated_train_epoch_calls(rng, optimizer):
     assert result[:2] == (5, "done")
     one_by_one = [a.copy() for a in params]
     t1, t2 = state(one_by_one)
-    batches = -(-len(X) // SETTINGS["batch_size"])
+    step = 11
     for e in range(5):
         epoch_health = np.empty((6, 2))
-        loss = engine.train_epoch(one_by_one, t1, t2, X, Y, order=order[e], lr=lrs[e],
-                                  shuffle=False, health=epoch_health,
-                                  **dict(settings, epoch=7 + e, step=11 + e * batches))
+        loss, step = engine.train_epoch(one_by_one, t1, t2, X, Y, order=order[e], lr=lrs[e],
+                                        shuffle=False, health=epoch_health,
+                                        **dict(settings, epoch=7 + e, step=step))
         assert loss == losses[e]
         np.testing.assert_array_equal(health[e], epoch_health)  # each epoch's own health
+    assert step == result[4] == 11 + 5 * 5  # 5 batches an epoch
     for a, b in zip(together + s1 + s2, one_by_one + t1 + t2):
         np.testing.assert_array_equal(a, b)
 
@@ -110,7 +112,32 @@ def test_stored_order_without_orders_and_best_loss_carried_in(rng):
     assert result[:4] == (1, "plateau", -1.0, 4)
     q = [a.copy() for a in params]
     r1, r2 = state(q)
-    assert engine.train_epoch(q, r1, r2, X, Y, lr=0.01, shuffle=False, **SETTINGS) == losses[0]
+    assert engine.train_epoch(q, r1, r2, X, Y, lr=0.01, shuffle=False, **SETTINGS) == (losses[0], 5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_batch_of_no_weight_takes_no_step_as_if_its_rows_were_absent(rng, dtype):
+    """Adam's t counts the steps taken, across epochs as within one: a batch whose weights are
+    all zero is skipped, so training is that of the other rows alone."""
+    X, Y, params = problem(rng, dtype, n=40)  # 5 batches of 8 in stored order
+    weights = np.ones(40)
+    weights[8:16] = 0  # the second batch
+    kept = np.r_[0:8, 16:40]
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    for engine in engines(dtype):
+        runs = []
+        for rows, w in ((slice(None), weights), (kept, None)):
+            p = [a.copy() for a in params]
+            s1, s2 = state(p)
+            losses = np.empty(3)
+            result = engine.train_epochs(p, s1, s2, X[rows], Y[rows], w, lrs=np.full(3, 0.05),
+                                         losses=losses, step=2, **SETTINGS)
+            runs.append((result, losses, p + s1 + s2))
+        (result, losses, arrays), (result_kept, losses_kept, arrays_kept) = runs
+        assert result[4] == result_kept[4] == 2 + 3 * 4  # 4 steps an epoch
+        assert_close(losses, losses_kept, rtol=rtol)
+        for a, b in zip(arrays, arrays_kept):
+            assert_close(a, b, rtol=rtol)
 
 
 def test_stops_on_the_epoch_that_diverges(rng):

@@ -238,16 +238,17 @@ class Engine {
         return loss;
     }
 
-    double train_epoch(const py::object& params_obj, const py::object& state1_obj,
-                       const py::object& state2_obj, const py::object& X_obj, const py::object& Y_obj,
-                       const py::object& weight_obj, const py::object& order_obj,
-                       const py::object& batch_obj, const py::object& lr_obj,
-                       const py::object& momentum_obj, const py::object& shuffle_obj,
-                       const py::object& seed_obj, const py::object& epoch_obj,
-                       const py::object& optimizer_obj, const py::object& beta_1_obj,
-                       const py::object& beta_2_obj, const py::object& epsilon_obj,
-                       const py::object& alpha_obj, const py::object& clip_obj, const py::object& step_obj,
-                       const py::object& health_obj, const py::object& first_batch_obj) {
+    // One epoch (train.hpp: train_epoch). Returns (its mean loss, Adam's step after it).
+    py::tuple train_epoch(const py::object& params_obj, const py::object& state1_obj,
+                          const py::object& state2_obj, const py::object& X_obj, const py::object& Y_obj,
+                          const py::object& weight_obj, const py::object& order_obj,
+                          const py::object& batch_obj, const py::object& lr_obj,
+                          const py::object& momentum_obj, const py::object& shuffle_obj,
+                          const py::object& seed_obj, const py::object& epoch_obj,
+                          const py::object& optimizer_obj, const py::object& beta_1_obj,
+                          const py::object& beta_2_obj, const py::object& epsilon_obj,
+                          const py::object& alpha_obj, const py::object& clip_obj, const py::object& step_obj,
+                          const py::object& health_obj, const py::object& first_batch_obj) {
         TrainConfig c = config(batch_obj, momentum_obj, shuffle_obj, seed_obj, epoch_obj, optimizer_obj,
                                beta_1_obj, beta_2_obj, epsilon_obj, alpha_obj, clip_obj, step_obj);
         c.first_batch = arg_u64(first_batch_obj, "first_batch");
@@ -268,7 +269,7 @@ class Engine {
             if (health_out) health_.write(health_out, spec_);
         });
         if (result.interrupted) throw py::error_already_set();
-        return result.loss;
+        return py::make_tuple(result.loss, result.step);
     }
 
     // Up to len(lrs) epochs in one call (train.hpp: train_epochs): epoch e reads the rows
@@ -277,8 +278,9 @@ class Engine {
     // `health`, an (epochs, kHealthRows, layers) float64 array, its gradient health to health[e]);
     // tol, n_iter_no_change, best_loss and no_improvement_count are scikit-learn's stopping
     // rule and its state before the call. Returns (epochs completed, why it stopped: "done",
-    // "plateau" or "diverged", best_loss and no_improvement_count after them, the exception
-    // that interrupted it or None): the caller records the completed epochs, then raises it.
+    // "plateau" or "diverged", best_loss and no_improvement_count after them, Adam's step after
+    // them, the exception that interrupted it or None): the caller records the completed epochs,
+    // then raises it.
     py::tuple train_epochs(const py::object& params_obj, const py::object& state1_obj,
                            const py::object& state2_obj, const py::object& X_obj, const py::object& Y_obj,
                            const py::object& weight_obj, const py::object& orders_obj,
@@ -367,7 +369,7 @@ class Engine {
         if (result.stop == Stop::interrupted || PyErr_CheckSignals() != 0) error = py::error_already_set().value();
         static const char* const kStops[] = {"done", "plateau", "diverged", "interrupted"};
         return py::make_tuple(result.epochs, kStops[int(result.stop)], held_out ? -plateau.best : plateau.best,
-                              plateau.count, error);
+                              plateau.count, result.step, error);
     }
 
     // Gradient health (health.hpp) of one step on all of X: kHealthRows x layers, with the

@@ -175,7 +175,7 @@ class _Engine(Generic[_F]):
                     optimizer: str = "sgd", beta_1: float = 0.9, beta_2: float = 0.999,
                     epsilon: float = 1e-8, alpha: float = 0.0, clip_norm: float = 0.0,
                     step: int = 0, health: npt.NDArray[np.float64] | None = None,
-                    first_batch: int = 0) -> float: ...
+                    first_batch: int = 0) -> tuple[float, int]: ...
     def train_epochs(self, params: _Params[_F], state1: _Params[_F], state2: _Params[_F] | None,
                      X: npt.NDArray[_F], Y: npt.NDArray[_F],
                      sample_weight: npt.ArrayLike | None = None, *,
@@ -192,7 +192,7 @@ class _Engine(Generic[_F]):
                                      _Params[_F], npt.NDArray[np.float64],
                                      npt.NDArray[np.float64]] | None = None,
                      best_score: float = ..., health: npt.NDArray[np.float64] | None = None,
-                     ) -> tuple[int, str, float, int, BaseException | None]: ...
+                     ) -> tuple[int, str, float, int, int, BaseException | None]: ...
     def health(self, params: _Params[_F], X: npt.NDArray[_F], Y: npt.NDArray[_F],
                sample_weight: npt.ArrayLike | None = None,
                lr: float = 0.01) -> npt.NDArray[np.float64]: ...

@@ -280,11 +280,11 @@ class MLP:
 
         optimizer : "sgd" (with ``momentum`` in scikit-learn's convention: v ← μv − lr·g;
             p ← p + v), "nesterov" (scikit-learn's form), or "adam" (scikit-learn's form:
-            ``beta_1``, ``beta_2``, ``epsilon``; its step counts batches). The optimizer's state
-            starts at zero on every call.
+            ``beta_1``, ``beta_2``, ``epsilon``; its step counts batches trained). The
+            optimizer's state starts at zero on every call.
         sample_weight : per-row weights (scikit-learn 1.7+'s objective): a batch's loss is
             Σ s_n ℓ_n / Σ s_n, and its L2 term is divided by Σ s_n instead of its rows; a batch
-            whose weights are all zero is skipped.
+            whose weights are all zero is skipped, taking no step, as if its rows were absent.
         alpha : L2 penalty ½·alpha·Σ‖W‖² per batch, divided by the batch's rows (scikit-learn's).
         clip_norm : clip the gradients to this global norm before each step (None: no clipping),
             the remedy for exploding gradients.
@@ -320,7 +320,7 @@ class MLP:
         params = self._params()
         state1 = [np.zeros_like(p) for p in params]  # velocity, or Adam's first moment
         state2 = [np.zeros_like(p) for p in params] if optimizer == "adam" else None
-        steps_per_epoch = -(-X.shape[0] // min(batch_size, X.shape[0]))
+        step = 0  # Adam's t: the steps taken (a batch whose weights are all zero takes none)
         schedule = Schedule(lr_schedule, lr, epochs=epochs, n_samples=X.shape[0],
                             **(schedule_options or {}))
         last_good = [np.empty_like(p) for p in params]  # the state to fall back on, reused
@@ -335,11 +335,10 @@ class MLP:
                 np.copyto(saved, p)
             start = time.perf_counter()
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
-                loss = self._engine.train_epoch(
+                loss, step = self._engine.train_epoch(
                     params, state1, state2, X, Y, sample_weight, batch_size=batch_size, lr=epoch_lr,
                     momentum=momentum, shuffle=bool(shuffle), seed=self.seed,
-                    epoch=self.epochs_trained_, step=history.epochs * steps_per_epoch,
-                    health=health, **settings)
+                    epoch=self.epochs_trained_, step=step, health=health, **settings)
             elapsed = time.perf_counter() - start
             bad_layer = self._first_nonfinite_layer()
             if not np.isfinite(loss) or bad_layer is not None:

@@ -53,14 +53,14 @@ class Engine:
     def train_epoch(self, params: Sequence[FloatArray], state1: Sequence[FloatArray],
                     state2: Sequence[FloatArray] | None, X: FloatArray, Y: FloatArray,
                     sample_weight: npt.NDArray[np.float64] | None = None,
-                    **settings: Any) -> float:
+                    **settings: Any) -> tuple[float, int]:
         # settings: train_epoch's keywords (batch_size, lr, ...), passed through as they are
         return train_epoch(params, state1, state2, X, Y, self.spec, sample_weight, **settings)
 
     def train_epochs(self, params: Sequence[FloatArray], state1: Sequence[FloatArray],
                      state2: Sequence[FloatArray] | None, X: FloatArray, Y: FloatArray,
                      sample_weight: npt.NDArray[np.float64] | None = None,
-                     **settings: Any) -> tuple[int, str, float, int, None]:
+                     **settings: Any) -> tuple[int, str, float, int, int, None]:
         # settings: train_epochs's keywords (orders, lrs, losses, batch_size, ...)
         return train_epochs(params, state1, state2, X, Y, self.spec, sample_weight, **settings)
 

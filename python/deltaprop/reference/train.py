@@ -42,23 +42,25 @@ def train_epoch(params: Sequence[FloatArray], state1: Sequence[FloatArray],
                 optimizer: str = "sgd", beta_1: float = 0.9, beta_2: float = 0.999,
                 epsilon: float = 1e-8, alpha: float = 0.0, clip_norm: float = 0.0,
                 step: int = 0, health: npt.NDArray[np.float64] | None = None,
-                first_batch: int = 0) -> float:
+                first_batch: int = 0) -> tuple[float, int]:
     """One epoch of minibatch training of the network ``spec`` (mlp.NetSpec), updating the
     flat lists ``params`` and the optimizer state in place.
 
     Per batch: forward and backward; with ``alpha`` the L2 term ½α‖W‖²/rows joins the loss and
     (α/rows)·W the weight gradients; with ``clip_norm`` the gradients are clipped by global norm;
     then one step of ``optimizer``: "sgd" (momentum in scikit-learn's form), "nesterov", or
-    "adam" (t counts batches from ``step`` + 1; its second moment is ``state2``). ``state1`` is
-    the velocity or Adam's first moment. Returns the epoch's mean loss: each batch's loss before
-    its update, weighted by its rows (the rows trained on: skipped batches do not count).
+    "adam" (t counts batches trained from ``step`` + 1; its second moment is ``state2``).
+    ``state1`` is the velocity or Adam's first moment. Returns (the epoch's mean loss: each
+    batch's loss before its update, weighted by its rows, the rows trained on: skipped batches
+    do not count; Adam's t after the epoch: ``step`` plus the steps taken).
 
     With ``sample_weight`` (scikit-learn 1.7+'s objective), a batch's loss is
     Σ s_n ℓ_n / Σ s_n + ½α‖W‖² / Σ s_n, its rows' sum of weights taking the place of their
     count; the epoch's mean still weights batches by rows, as scikit-learn's loss_curve_ does.
-    A batch whose weights are all zero carries nothing to learn from and is skipped (its L2
-    term alone would divide by zero). Dropout masks are drawn from (seed, epoch, batch index),
-    the batch index counted from ``first_batch`` (a call that trains part of an epoch).
+    A batch whose weights are all zero carries nothing to learn from and is skipped, taking no
+    step, as if its rows were absent (its L2 term alone would divide by zero). Dropout masks
+    are drawn from (seed, epoch, batch index), the batch index counted from ``first_batch`` (a
+    call that trains part of an epoch).
     ``order`` (n row indices) sets the order the rows are read in; without it, ``shuffle``
     decides between shuffle_order and stored order.
     ``health``, a (6, layers) array, receives the epoch's gradient health (health.py)."""
@@ -112,7 +114,7 @@ def train_epoch(params: Sequence[FloatArray], state1: Sequence[FloatArray],
     if record is not None and health is not None:  # the one is None when the other is
         record.write(health)
 
-    return total / trained if trained else 0.0
+    return (total / trained if trained else 0.0), t
 
 
 def train_epochs(params: Sequence[FloatArray], state1: Sequence[FloatArray],
@@ -126,18 +128,17 @@ def train_epochs(params: Sequence[FloatArray], state1: Sequence[FloatArray],
                                  Sequence[FloatArray], npt.NDArray[np.float64],
                                  npt.NDArray[np.float64]] | None = None,
                  best_score: float = -np.inf, health: npt.NDArray[np.float64] | None = None,
-                 **settings: Any) -> tuple[int, str, float, int, None]:
+                 **settings: Any) -> tuple[int, str, float, int, int, None]:
     """Up to ``len(lrs)`` epochs of train_epoch: epoch e reads the rows ``orders[e]`` (None:
     stored order) at learning rate ``lrs[e]`` and writes its loss to ``losses[e]``; Adam's t
-    and the dropout epoch continue from ``step`` and ``epoch``. Stops after an epoch that leaves
+    continues from ``step`` (each epoch from where the one before left it), the dropout epoch
+    from ``epoch``. Stops after an epoch that leaves
     a parameter NaN or inf ("diverged") or whose loss makes the Plateau rule stop ("plateau").
     With ``held_out`` = (X, Y, sample_weight, best, losses, scores), early stopping's rows, the
     rule is on their score after each epoch (stopping.HeldOut), starting from ``best_score``.
     ``health``, an (epochs, 6, layers) array, receives each epoch's gradient health.
-    Returns (epochs, stop, best_loss or best score, no_improvement_count, None), as the C++
-    engine does (its last entry is the exception that interrupted it)."""
-    n = X.shape[0]
-    batches = -(-n // min(batch_size, n))
+    Returns (epochs, stop, best_loss or best score, no_improvement_count, Adam's t after them,
+    None), as the C++ engine does (its last entry is the exception that interrupted it)."""
     plateau = Plateau(tol, n_iter_no_change, best_loss, no_improvement_count)
     rows = None
     if held_out is not None:
@@ -148,11 +149,11 @@ def train_epochs(params: Sequence[FloatArray], state1: Sequence[FloatArray],
         plateau.best = -best_score  # the rule keeps the lowest value: the negated score
     stop, epochs = "done", 0
     for e, lr in enumerate(lrs):
-        losses[e] = train_epoch(params, state1, state2, X, Y, spec, sample_weight,
-                                order=None if orders is None else orders[e],
-                                batch_size=batch_size, lr=lr, shuffle=False, seed=seed,
-                                epoch=epoch + e, step=step + e * batches,
-                                health=None if health is None else health[e], **settings)
+        losses[e], step = train_epoch(params, state1, state2, X, Y, spec, sample_weight,
+                                      order=None if orders is None else orders[e],
+                                      batch_size=batch_size, lr=lr, shuffle=False, seed=seed,
+                                      epoch=epoch + e, step=step,
+                                      health=None if health is None else health[e], **settings)
         epochs += 1
         if not all(np.isfinite(p).all() for p in params):
             stop = "diverged"
@@ -161,4 +162,5 @@ def train_epochs(params: Sequence[FloatArray], state1: Sequence[FloatArray],
                 else rows.record(e, params, spec, plateau)):
             stop = "plateau"
             break
-    return epochs, stop, plateau.best if rows is None else -plateau.best, plateau.count, None
+    return (epochs, stop, plateau.best if rows is None else -plateau.best, plateau.count, step,
+            None)

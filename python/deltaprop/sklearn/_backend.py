@@ -68,7 +68,7 @@ CHUNK_ROWS = 4096  # sparse input is densified at most this many rows at a time
 class OptimizerState:
     """The optimizer's arrays, shaped like the parameters: ``state1`` the velocity (sgd,
     nesterov) or Adam's first moment, ``state2`` Adam's second moment; ``t`` counts Adam's steps
-    (batches) so far."""
+    so far (one per batch; a batch whose sample weights are all zero takes none)."""
 
     kind: str
     state1: list[FloatArray]
@@ -90,11 +90,6 @@ class EpochSettings:
     clip_norm: float = 0.0  # 0: no clipping
     seed: int = 0   # dropout masks are drawn from (seed, epoch, batch, layer)
     epoch: int = 0  # the epoch's index (a call of several epochs: the first one's)
-
-
-def batches_per_epoch(n: int, batch_size: int) -> int:
-    """How many batches (Adam steps) an epoch of n rows takes."""
-    return -(-n // min(batch_size, n))
 
 
 def new_optimizer_state(params: Sequence[FloatArray], kind: str) -> OptimizerState:
@@ -357,8 +352,8 @@ class Network:
         "done", "plateau" or "diverged", best_loss or best score, no_improvement_count, the
         exception that interrupted it or None); the held-out rows' losses and scores of the
         epochs run (but one that diverged) go to ``held_out``, and with ``health`` (epochs x
-        HEALTH_ROWS x layers) each epoch's gradient health goes there."""
-        n = X.shape[0]
+        HEALTH_ROWS x layers) each epoch's gradient health goes there. Adam's ``state.t``
+        advances by the steps taken."""
         tol, patience, best, count = plateau
         losses = np.empty(len(lrs))
         engine_held_out = None
@@ -368,7 +363,7 @@ class Network:
                                np.ascontiguousarray(held_out.Y, dtype=self.dtype),
                                held_out.sample_weight,
                                self.params(*held_out.best), val_losses, val_scores)
-        epochs, stop, best, count, error = self._engine.train_epochs(
+        epochs, stop, best, count, state.t, error = self._engine.train_epochs(
             self.params(coefs, intercepts, learned), state.state1, state.state2,
             self._dense(X), np.ascontiguousarray(Y, dtype=self.dtype), sample_weight, orders=orders,
             shuffle_state=shuffle_state, lrs=np.asarray(lrs, dtype=np.float64), losses=losses,
@@ -379,7 +374,6 @@ class Network:
             n_iter_no_change=patience, no_improvement_count=count,
             health=health, **(dict(best_loss=best) if held_out is None
                               else dict(held_out=engine_held_out, best_score=best)))
-        state.t += epochs * batches_per_epoch(n, settings.batch_size)
         if held_out is not None:
             scored = epochs - (stop == "diverged")  # the held-out rows skip an epoch that diverged
             held_out.losses, held_out.scores = val_losses[:scored], val_scores[:scored]
@@ -390,8 +384,8 @@ class Network:
                       settings: EpochSettings, order: npt.NDArray[np.intp] | None = None,
                       health: npt.NDArray[np.float64] | None = None,
                       first_batch: int = 0) -> float:
-        steps = batches_per_epoch(X.shape[0], settings.batch_size)
-        loss: float = self._engine.train_epoch(
+        loss: float
+        loss, state.t = self._engine.train_epoch(
             params, state.state1, state.state2, X, Y, sample_weight,
             order=None if order is None else np.ascontiguousarray(order, dtype=np.int64),
             batch_size=settings.batch_size, lr=settings.lr, momentum=settings.momentum,
@@ -399,7 +393,6 @@ class Network:
             beta_1=settings.beta_1, beta_2=settings.beta_2,
             epsilon=settings.epsilon, alpha=settings.alpha, clip_norm=settings.clip_norm,
             step=state.t, health=health, first_batch=first_batch)
-        state.t += steps
         return loss
 
     def _train_batches(self, params: list[FloatArray], state: OptimizerState, X: Any,
