@@ -370,6 +370,27 @@ def test_non_finite_weights_raise(diabetes):
             reg.fit(X * 1e3, y * 1e3)
 
 
+def test_where_sklearns_objective_is_undefined_we_skip_or_refuse(wine, diabetes):
+    """The departures the README lists: scikit-learn divides by a minibatch's weight sum, which
+    all-zero weights make 0 (it raises ZeroDivisionError) and negative weights can make 0 or
+    negative (it trains on); and it trains Poisson on negative targets (NaN losses)."""
+    X, y = wine
+    w = np.ones(len(y))
+    w[:50] = 0  # the first batch unshuffled
+    with pytest.raises(ZeroDivisionError):
+        small(skl.MLPClassifier, shuffle=False, batch_size=50).fit(X, y, sample_weight=w)
+    skipped = small(MLPClassifier, shuffle=False, batch_size=50).fit(X, y, sample_weight=w)
+    without = small(MLPClassifier, shuffle=False, batch_size=50).fit(X[50:], y[50:])
+    for a, b in zip(skipped.coefs_, without.coefs_):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    signs = np.where(np.arange(len(y)) % 5, 1.0, -1.0)
+    with pytest.raises(ValueError, match="sample_weight must be finite and non-negative"):
+        small(MLPClassifier).fit(X, y, sample_weight=signs)
+    Xd, yd = diabetes  # standardised: about half negative
+    with pytest.raises(ValueError, match="y are negative which is not allowed for the poisson"):
+        small(MLPRegressor, loss="poisson").fit(Xd, yd)
+
+
 @pytest.mark.parametrize("solver", ["adam", "lbfgs"])
 def test_float32_stays_float32(wine, solver):
     X, y = wine
