@@ -172,8 +172,9 @@ struct EpochResult {
 // the epoch's mean: each batch's loss (before its update, with its L2 penalty) weighted by its
 // rows, as scikit-learn's loss_curve_ does. With sample weights, a batch's weight sum takes the
 // place of its row count in the L2 term (scikit-learn), and a batch whose weights are all zero
-// is skipped: no step, as if its rows were absent. `interrupted` is asked between batches, so Ctrl-C can stop a long epoch. With
-// `health`, each batch's gradient health (health.hpp) is gathered into it.
+// is skipped: no step, as if its rows were absent. `interrupted` is asked between batches, so
+// Ctrl-C can stop a long epoch. With `health`, each batch's gradient health (health.hpp) is
+// gathered into it.
 template <typename T>
 EpochResult train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const ParamViews<T*>& state1,
                         const ParamViews<T*>& state2, const T* X, const T* Y,

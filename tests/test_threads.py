@@ -123,6 +123,42 @@ def test_a_child_forked_after_a_team_trains_on_one_thread_instead_of_hanging():
     assert out == ["True", "1", "True", "2", "False"], out
 
 
+# -- daemon threads at exit ------------------------------------------------------------------
+
+# Daemon threads inside the engine when the main thread returns: one fitting (it retakes the GIL
+# between batches to ask for Ctrl-C), one running products (it retakes the GIL after each). Python
+# 3.9 to 3.13 ends such a thread with pthread_exit when it asks for the GIL during finalization;
+# taken back in pybind11's noexcept destructor, that aborted the process (5 runs in 5).
+DAEMONS = """
+import threading, time
+import numpy as np
+import deltaprop as dp
+from deltaprop.sklearn import MLPClassifier
+rng = np.random.default_rng(0)
+X, y = rng.standard_normal((20000, 100)), rng.integers(0, 3, 20000)
+A = rng.standard_normal((400, 400))
+inside = threading.Barrier(3)
+def fit():
+    inside.wait()
+    MLPClassifier(hidden_layer_sizes=(256, 256), max_iter=1000, tol=0).fit(X, y)
+def products():
+    inside.wait()
+    while True:
+        dp.ops.gemm(A, A)
+for work in (fit, products):
+    threading.Thread(target=work, daemon=True).start()
+inside.wait()
+time.sleep(0.5)
+print("main thread returns")
+"""
+
+
+def test_daemon_threads_in_the_engine_let_the_interpreter_exit():
+    run = subprocess.run(python("-W", "ignore", "-c", DAEMONS), capture_output=True, text=True,
+                         timeout=120)
+    assert (run.returncode, run.stdout, run.stderr) == (0, "main thread returns\n", "")
+
+
 # -- several Python threads at once --------------------------------------------------------
 
 MODELS = [  # different shapes, dtypes, activations, outputs and optimizers

@@ -2,6 +2,7 @@
 // and arguments (reference/dropout.py). Masks are boolean arrays the size of what they drop.
 #include "../dropout.hpp"
 #include "checks.hpp"
+#include "gil.hpp"
 
 namespace dp::bind {
 namespace {
@@ -28,7 +29,7 @@ py::array dropout_mask_op(O shape_obj, O rate_obj, O seed, O epoch, O batch, O l
     py::array_t<bool> mask = new_array<bool>(shape, "the mask");
     auto* keep = reinterpret_cast<std::uint8_t*>(mask.mutable_data());  // numpy bools are bytes 0/1
     const idx count = mask.size();
-    py::gil_scoped_release nogil;
+    ReleasedGil nogil;
     dropout_mask(keep, count, rate, h, resolve_threads(n_threads));
     return std::move(mask);
 }
@@ -47,7 +48,7 @@ py::array apply(const py::array& x, const char* x_name, O mask_obj, double rate,
     py::array_t<T> out = new_array<T>(shape, "the result");
     T* o = out.mutable_data();
     const idx count = x.size();
-    py::gil_scoped_release nogil;
+    ReleasedGil nogil;
     kernel(o, in, keep, count, rate, resolve_threads(n_threads));
     return std::move(out);
 }

@@ -15,6 +15,7 @@
 #include "../names.hpp"
 #include "../train.hpp"
 #include "checks.hpp"
+#include "gil.hpp"
 
 namespace dp::bind {
 namespace {
@@ -213,7 +214,7 @@ class Engine {
         const T* y = input<T>(Y, "Y", {N, O}, false);
         std::vector<Named> args;
         const double* w = weights(weight_obj, N, args);
-        py::gil_scoped_release release;
+        ReleasedGil release;
         return score_outputs(a, y, w, N, O, spec_.loss.output);
     }
 
@@ -558,7 +559,7 @@ class Engine {
     // asks to stop. Called without the GIL, holding the engine's mutex; the handler's
     // exception stays set for the caller.
     static bool ask_signals() {
-        py::gil_scoped_acquire gil;
+        HeldGil gil;
         return PyErr_CheckSignals() != 0;
     }
 
@@ -568,7 +569,7 @@ class Engine {
     void locked(const FiniteChecks<T>& finite, Work&& work) {
         std::string bad;
         {
-            py::gil_scoped_release nogil;
+            ReleasedGil nogil;
             std::lock_guard<std::mutex> lock(mutex_);
             bad = finite.failure();
             if (bad.empty()) work();

@@ -4,6 +4,7 @@
 // parameters. Python resolves `params` (names, initial values); this checks the arrays.
 #include "../learned.hpp"
 #include "checks.hpp"
+#include "gil.hpp"
 
 namespace dp::bind {
 namespace {
@@ -32,7 +33,7 @@ py::object learned_op(const std::string& op, const py::array& Z, O dA_obj, const
     if (op == "forward" || op == "derivative") {
         py::array_t<T> out = new_array<T>(shape, op == "forward" ? "A" : "the derivative");
         T* o = out.mutable_data();
-        py::gil_scoped_release nogil;
+        ReleasedGil nogil;
         if (op == "forward") learned_forward<T>(o, z, rows, units, f, theta.data(), nt);
         else learned_derivative<T>(o, z, rows, units, f, theta.data(), nt);
         return std::move(out);
@@ -47,7 +48,7 @@ py::object learned_op(const std::string& op, const py::array& Z, O dA_obj, const
     }
     T* dz = dZ.mutable_data();
     {
-        py::gil_scoped_release nogil;
+        ReleasedGil nogil;
         learned_backward<T>(dz, g.data(), da, z, rows, units, f, theta.data(), nt);
     }
     if (op == "backward") return std::move(dZ);

@@ -4,6 +4,7 @@
 #include "../loss.hpp"
 #include "../names.hpp"
 #include "checks.hpp"
+#include "gil.hpp"
 
 namespace dp::bind {
 namespace {
@@ -32,7 +33,7 @@ py::tuple output_loss_delta_op(const py::array& Z, const py::array& Y, const Los
     std::vector<double> row_loss(static_cast<size_t>(N));
     double loss;
     {
-        py::gil_scoped_release nogil;
+        ReleasedGil nogil;
         loss = output_loss_delta<T>(dz, a, row_loss.data(), z, y, N, O, spec, w, resolve_threads(n_threads));
     }
     return py::make_tuple(loss, A, dZ);
@@ -75,7 +76,7 @@ void bind_loss_ops(py::module_& m) {
                   const T* zp = input<T>(z, "Z", {N, O}, check);
                   auto A = new_array<T>({N, O}, "A");
                   T* a = A.mutable_data();
-                  py::gil_scoped_release nogil;
+                  ReleasedGil nogil;
                   output_forward<T>(a, zp, N, O, out, resolve_threads(n_threads));
                   return A;
               });

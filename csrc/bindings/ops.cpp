@@ -7,6 +7,7 @@
 #include "../names.hpp"
 #include "../train.hpp"
 #include "checks.hpp"
+#include "gil.hpp"
 
 namespace dp::bind {
 namespace {
@@ -94,7 +95,7 @@ py::array gemm_op(const py::array& A, const py::array& B, bool trans_a, bool tra
     const idx ldc = M > 1 && N > 0 ? C.strides(0) / C.itemsize() : std::max<idx>(N, 1);
     T* c = static_cast<T*>(C.mutable_data());
     {
-        py::gil_scoped_release nogil;
+        ReleasedGil nogil;
         gemm<T>(c, ldc, a.data, a.ld, b.data, b.ld, M, N, K, trans_a != a.transposed,
                 trans_b != b.transposed, T(alpha), T(beta), n_threads);
     }
@@ -116,7 +117,7 @@ py::tuple dense_forward_op(const py::array& X, const py::array& W, const py::arr
     auto Z = new_array<T>({N, O}, "Z"), A = new_array<T>({N, O}, "A");
     T *z = Z.mutable_data(), *a = A.mutable_data();
     {
-        py::gil_scoped_release nogil;
+        ReleasedGil nogil;
         const int nt = resolve_threads(n_threads);
         dense_forward<T>(z, nullptr, x, w, bias, N, I, O, f, nt);
         dense_forward<T>(nullptr, a, x, w, bias, N, I, O, f, nt);
@@ -135,7 +136,7 @@ py::tuple dense_backward_op(const py::array& dZ, const py::array& X, int n_threa
     auto dW = new_array<T>({I, O}, "dW"), db = new_array<T>({O}, "db");
     T *dw = dW.mutable_data(), *dbias = db.mutable_data();
     {
-        py::gil_scoped_release nogil;
+        ReleasedGil nogil;
         dense_backward<T>(dw, dbias, dz, x, N, I, O, resolve_threads(n_threads));
     }
     return py::make_tuple(dW, db);
@@ -154,7 +155,7 @@ py::array delta_propagate_op(const py::array& dZ, const py::array& W, const py::
     auto A_prev = new_array<T>({N, I}, "A_prev"), dZ_prev = new_array<T>({N, I}, "dZ_prev");
     T *a_prev = A_prev.mutable_data(), *dz_prev = dZ_prev.mutable_data();
     {
-        py::gil_scoped_release nogil;
+        ReleasedGil nogil;
         const int nt = resolve_threads(n_threads);
         activation_forward<T>(a_prev, z_prev, N * I, f, nt);  // what a forward pass would store
         delta_propagate<T>(dz_prev, dz, w, derivative_needs_z(f) ? z_prev : a_prev, N, I, O, f, nt);
@@ -169,7 +170,7 @@ py::array activation_forward_op(const py::array& Z, const ActivationSpec& f, int
     py::array_t<T> A = new_array<T>(std::vector<idx>(Z.shape(), Z.shape() + Z.ndim()), "A");
     T* a = A.mutable_data();
     {
-        py::gil_scoped_release nogil;
+        ReleasedGil nogil;
         activation_forward<T>(a, z, Z.size(), f, resolve_threads(n_threads));
     }
     return A;
@@ -184,7 +185,7 @@ py::array activation_backward_op(const py::array& dA, const py::array& Z, const 
     py::array_t<T> A = new_array<T>(shape, "A"), dZ = new_array<T>(shape, "dZ");
     T *a = A.mutable_data(), *dz = dZ.mutable_data();
     {
-        py::gil_scoped_release nogil;
+        ReleasedGil nogil;
         const int nt = resolve_threads(n_threads);
         activation_forward<T>(a, z, Z.size(), f, nt);
         activation_backward<T>(dz, da, derivative_needs_z(f) ? z : a, Z.size(), f, nt);
@@ -197,7 +198,7 @@ py::array shuffle_order_op(idx n, std::uint64_t seed, std::uint64_t epoch) {
     std::vector<idx> tmp(static_cast<size_t>(n));
     std::vector<std::uint64_t> keys(static_cast<size_t>(n));
     {
-        py::gil_scoped_release nogil;
+        ReleasedGil nogil;
         shuffle_order(tmp.data(), keys.data(), n, seed, epoch);
     }
     std::copy(tmp.begin(), tmp.end(), order.mutable_data());
@@ -213,7 +214,7 @@ py::array activation_derivative_op(const py::array& Z, const ActivationSpec& f, 
     py::array_t<T> A = new_array<T>(shape, "A"), D = new_array<T>(shape, "the derivative");
     T *a = A.mutable_data(), *d = D.mutable_data();
     {
-        py::gil_scoped_release nogil;
+        ReleasedGil nogil;
         const int nt = resolve_threads(n_threads);
         activation_forward<T>(a, z, Z.size(), f, nt);
         std::fill(d, d + Z.size(), T(1));
@@ -344,7 +345,7 @@ void bind_ops(py::module_& m) {
                   throw py::value_error("dtype must be 'float32' or 'float64', got '" + dtype + "'");
               const double seconds = arg_real(seconds_obj, "seconds");
               if (!(seconds > 0 && seconds <= 10)) throw py::value_error("seconds must be in (0, 10]");
-              py::gil_scoped_release nogil;
+              ReleasedGil nogil;
               return fma_peak_gflops(dtype == "float64", seconds);
           },
           "dtype"_a = "float32", "seconds"_a = 0.2,

@@ -3,6 +3,7 @@
 // converted by name, arrays updated in place must be writeable ndarrays that share no memory.
 #include "../optim.hpp"
 #include "checks.hpp"
+#include "gil.hpp"
 
 namespace dp::bind {
 namespace {
@@ -25,7 +26,7 @@ void sgd_momentum_step_op(const py::array& p, const py::array& v, const py::arra
     require_no_overlap(v, "v", g, "g");
     require_lr(lr);
     require_momentum(momentum);
-    py::gil_scoped_release nogil;
+    ReleasedGil nogil;
     sgd_momentum_step<T>(param, vel, grad, p.size(), T(lr), T(momentum), resolve_threads(n_threads));
 }
 
@@ -83,7 +84,7 @@ void bind_optim_ops(py::module_& m) {
               dispatch_dtype(p, "p", [&](auto t) {
                   using T = decltype(t);
                   const auto d = same_shape<T>({{p, "p"}, {v, "v"}, {g, "g"}}, 2, check);
-                  py::gil_scoped_release nogil;
+                  ReleasedGil nogil;
                   nesterov_step<T>(d[0], d[1], d[2], p.size(), T(lr), T(momentum), n_threads);
               });
           },
@@ -105,7 +106,7 @@ void bind_optim_ops(py::module_& m) {
               dispatch_dtype(p, "p", [&](auto tag) {
                   using T = decltype(tag);
                   const auto d = same_shape<T>({{p, "p"}, {m1, "m"}, {v, "v"}, {g, "g"}}, 3, check);
-                  py::gil_scoped_release nogil;
+                  ReleasedGil nogil;
                   adam_step<T>(d[0], d[1], d[2], d[3], p.size(), T(lr_t), b1, b2, T(eps), n_threads);
               });
               return lr_t;
@@ -124,7 +125,7 @@ void bind_optim_ops(py::module_& m) {
               dispatch_dtype(g, "g", [&](auto tag) {
                   using T = decltype(tag);
                   const auto d = same_shape<T>({{g, "g"}, {W, "W"}}, 1, check);
-                  py::gil_scoped_release nogil;
+                  ReleasedGil nogil;
                   add_l2<T>(d[0], d[1], g.size(), alpha, n, n_threads);
               });
           },
@@ -156,7 +157,7 @@ void bind_optim_ops(py::module_& m) {
                       counts.push_back(arrays[a].size());
                       for (size_t b = 0; b < a; ++b) require_no_overlap(arrays[b], names[b], arrays[a], names[a]);
                   }
-                  py::gil_scoped_release nogil;
+                  ReleasedGil nogil;
                   return clip_by_global_norm<T>(data.data(), counts.data(), idx(data.size()), max_norm, n_threads);
               });
           },

@@ -9,6 +9,7 @@
 
 #include "../legacy_shuffle.hpp"
 #include "checks.hpp"
+#include "gil.hpp"
 
 namespace dp::bind {
 namespace {
@@ -30,7 +31,7 @@ py::tuple legacy_shuffled_orders_op(O key_obj, O pos_obj, O start_obj, O epochs_
     py::array_t<std::int64_t> orders = new_array<std::int64_t>({epochs, n}, "the orders");
     Mt19937 mt{words, pos};
     {
-        py::gil_scoped_release nogil;
+        ReleasedGil nogil;
         legacy_shuffled_orders(mt, start, n, epochs, orders.mutable_data());
     }
     return py::make_tuple(std::move(orders), mt.pos);
