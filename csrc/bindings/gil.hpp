@@ -7,8 +7,7 @@
 // the main thread returned aborted the whole process ("terminate called without an active
 // exception"); and unwinding on through pybind11's frames would drop references without the GIL.
 // Such a thread is parked instead: it sleeps, without the GIL and holding whatever it holds,
-// until the process ends, as Python 3.14 leaves its daemon threads. The forced unwind arrives as
-// the C++ exception abi::__forced_unwind; a handler of it must not return, and this one does not.
+// until the process ends, as Python 3.14 leaves its daemon threads.
 #pragma once
 
 #include <pybind11/pybind11.h>
@@ -16,38 +15,36 @@
 #include <chrono>
 #include <thread>
 
-#if defined(__GLIBCXX__)
-#include <cxxabi.h>
-#define DP_FORCED_UNWIND 1
-#endif
-
 namespace dp::bind {
 
 [[noreturn]] inline void park_until_exit() {
     for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
 }
 
-// f(), which may block on the GIL; if Python ends the thread there, the thread parks.
-template <typename F>
-auto unless_ending(F&& f) noexcept {
-#ifdef DP_FORCED_UNWIND
+// PyEval_RestoreThread and PyGILState_Ensure are C: the one exception that can leave them is the
+// forced unwind (abi::__forced_unwind). It is caught with `...` (a reference to it would bind to
+// no object, which UBSan reports), and a handler of it must not return: this one never does.
+inline void restore_thread(PyThreadState* state) noexcept {
     try {
-        return f();
-    } catch (abi::__forced_unwind&) {
+        PyEval_RestoreThread(state);
+    } catch (...) {
         park_until_exit();
     }
-#else
-    return f();
-#endif
+}
+
+inline PyGILState_STATE ensure_gil() noexcept {
+    try {
+        return PyGILState_Ensure();
+    } catch (...) {
+        park_until_exit();
+    }
 }
 
 // The GIL released for this scope (pybind11's gil_scoped_release, parked at exit as above).
 class ReleasedGil {
   public:
     ReleasedGil() : state_(PyEval_SaveThread()) {}
-    ~ReleasedGil() {
-        unless_ending([this] { PyEval_RestoreThread(state_); });
-    }
+    ~ReleasedGil() { restore_thread(state_); }
     ReleasedGil(const ReleasedGil&) = delete;
     ReleasedGil& operator=(const ReleasedGil&) = delete;
 
@@ -59,7 +56,7 @@ class ReleasedGil {
 // Ctrl-C was pressed), parked at exit as above.
 class HeldGil {
   public:
-    HeldGil() : state_(unless_ending([] { return PyGILState_Ensure(); })) {}
+    HeldGil() : state_(ensure_gil()) {}
     ~HeldGil() { PyGILState_Release(state_); }
     HeldGil(const HeldGil&) = delete;
     HeldGil& operator=(const HeldGil&) = delete;
