@@ -154,6 +154,7 @@ print("main thread returns")
 
 
 def test_daemon_threads_in_the_engine_let_the_interpreter_exit():
+    pytest.importorskip("sklearn")
     run = subprocess.run(python("-W", "ignore", "-c", DAEMONS), capture_output=True, text=True,
                          timeout=120)
     assert (run.returncode, run.stdout, run.stderr) == (0, "main thread returns\n", "")

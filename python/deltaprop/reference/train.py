@@ -132,8 +132,8 @@ def train_epochs(params: Sequence[FloatArray], state1: Sequence[FloatArray],
     """Up to ``len(lrs)`` epochs of train_epoch: epoch e reads the rows ``orders[e]`` (None:
     stored order) at learning rate ``lrs[e]`` and writes its loss to ``losses[e]``; Adam's t
     continues from ``step`` (each epoch from where the one before left it), the dropout epoch
-    from ``epoch``. Stops after an epoch that leaves
-    a parameter NaN or inf ("diverged") or whose loss makes the Plateau rule stop ("plateau").
+    from ``epoch``. Stops after an epoch that leaves a parameter NaN or inf ("diverged") or
+    whose loss makes the Plateau rule stop ("plateau").
     With ``held_out`` = (X, Y, sample_weight, best, losses, scores), early stopping's rows, the
     rule is on their score after each epoch (stopping.HeldOut), starting from ``best_score``.
     ``health``, an (epochs, 6, layers) array, receives each epoch's gradient health.
