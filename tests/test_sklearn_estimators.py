@@ -222,7 +222,7 @@ def test_sparse_input_is_densified_in_batches(wine, fmt, solver, monkeypatch):
         return original(self, block)
 
     monkeypatch.setattr(_backend.Network, "_dense", recording)
-    monkeypatch.setattr(_backend, "CHUNK_ROWS", 50)
+    monkeypatch.setattr(_backend, "CHUNK_BYTES", 50 * X.shape[1] * X.itemsize)  # 50 rows
     sparse = small(MLPClassifier, solver=solver, batch_size=32).fit(sp.csr_matrix(X).asformat(fmt),
                                                                     y)
     assert rows_densified and max(rows_densified) <= 50 < X.shape[0]
@@ -233,6 +233,17 @@ def test_sparse_input_is_densified_in_batches(wine, fmt, solver, monkeypatch):
             np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(sparse.predict_proba(sp.csr_matrix(X)), dense.predict_proba(X),
                                atol=1e-12)
+
+
+def test_sparse_chunks_are_bounded_in_bytes_not_rows():
+    """A wide sparse matrix (TF-IDF's 200 000 columns) densifies a few rows at a time, a narrow
+    one many; training still takes whole batches, at least one."""
+    limit = _backend.CHUNK_BYTES
+    assert _backend.chunk_rows(200_000, np.float64) == limit // (200_000 * 8) == 20
+    assert _backend.chunk_rows(200_000, np.float32) == 41
+    assert _backend.chunk_rows(200_000, np.float64, whole=200) == 200  # one batch, over the limit
+    rows = _backend.chunk_rows(13, np.float64, whole=32)
+    assert rows % 32 == 0 and rows * 13 * 8 <= limit < (rows + 32) * 13 * 8
 
 
 def test_sparse_early_stopping_scores_its_held_out_rows_in_chunks(wine, monkeypatch):
@@ -252,7 +263,7 @@ def test_sparse_early_stopping_scores_its_held_out_rows_in_chunks(wine, monkeypa
             yield chunk
 
     monkeypatch.setattr(_backend.Network, "_row_chunks", recording)
-    monkeypatch.setattr(_backend, "CHUNK_ROWS", 4)
+    monkeypatch.setattr(_backend, "CHUNK_BYTES", 4 * X.shape[1] * X.itemsize)  # 4 rows
     fits = []
     for data in (X, sp.csr_matrix(X)):
         est = small(MLPClassifier, early_stopping=True, validation_fraction=0.2, max_iter=40,

@@ -101,7 +101,7 @@ def test_dropout_per_layer_sparse_input_and_regression(digits, monkeypatch):
     dense = fit(MLPRegressor(**kw), X_train, y_train.astype(float))
     # sparse X is trained a densified chunk of batches per engine call (here 2 of 200 rows),
     # each chunk's batches keyed by their place in the epoch: the same masks, the same fit
-    monkeypatch.setattr(_backend, "CHUNK_ROWS", 400)
+    monkeypatch.setattr(_backend, "CHUNK_BYTES", 400 * X_train.shape[1] * 8)  # 400 rows
     sparse = fit(MLPRegressor(**kw), sp.csr_matrix(X_train), y_train.astype(float))
     assert all(np.isfinite(W).all() for W in dense.coefs_ + sparse.coefs_)
     for a, b in zip(dense.coefs_ + dense.intercepts_, sparse.coefs_ + sparse.intercepts_):

@@ -25,8 +25,9 @@ Everything computes scikit-learn's objective (sklearn/neural_network/_multilayer
 The engine computes it directly: sample weights, the exp output with the Poisson loss, and
 scikit-learn's squared error, whose *value* averages over the outputs while its *gradient*
 (``delta = a − y``) does not (``loss_mean_over_outputs``), and its half Poisson deviance.
-X may be a dense array or a scipy CSR matrix: sparse rows are densified at most ``CHUNK_ROWS``
-at a time (whole batches, in training), never the whole matrix at once.
+X may be a dense array or a scipy CSR matrix: sparse rows are densified at most
+``CHUNK_BYTES`` at a time (``chunk_rows``; whole batches, in training), never the whole matrix
+at once.
 
 scikit-learn's stochastic solvers shuffle once per epoch (``sklearn.utils.shuffle``: a
 ``RandomState.shuffle`` of ``arange(n)``, then indexing). ``shuffle`` does the same without the
@@ -55,13 +56,23 @@ from ..activations import resolve
 from ..reference.activations import init_activation_params  # as deltaprop.MLP starts them
 from ..reference.health import HEALTH_ROWS  # the rows of the engine's health record
 
-__all__ = ["CHUNK_ROWS", "HEALTH_ROWS", "EpochSettings", "HeldOut", "Network", "OptimizerState",
-           "first_random_state", "init_activation_params", "make_network", "new_optimizer_state",
-           "shuffle", "EpochShuffles"]
+__all__ = ["CHUNK_BYTES", "HEALTH_ROWS", "EpochSettings", "HeldOut", "Network", "OptimizerState",
+           "chunk_rows", "first_random_state", "init_activation_params", "make_network",
+           "new_optimizer_state", "shuffle", "EpochShuffles"]
 
 Learned = Sequence[Mapping[str, FloatArray]]  # one dict of arrays per hidden layer
 
-CHUNK_ROWS = 4096  # sparse input is densified at most this many rows at a time
+# Sparse input is densified at most this many bytes at a time (training: at least one batch).
+# A fixed 4 096 rows made a 6.5 GB array of a 200 000-column TF-IDF matrix.
+CHUNK_BYTES = 32 << 20
+
+
+def chunk_rows(n_features: int, dtype: npt.DTypeLike, whole: int = 1) -> int:
+    """How many rows of a sparse X with ``n_features`` columns to densify at a time: whole
+    groups of ``whole`` rows (a training call's batches), as many as fit in CHUNK_BYTES, and at
+    least one group."""
+    row_bytes = max(1, n_features) * np.dtype(dtype).itemsize
+    return max(1, CHUNK_BYTES // (row_bytes * whole)) * whole
 
 
 @dataclass
@@ -195,9 +206,9 @@ class Network:
         independent of the others."""
         params = self.params(coefs, intercepts, learned)
         if sp.issparse(X):
-            X = X.tocsr()
-            return np.concatenate([self._engine.forward(params, self._dense(X[i:i + CHUNK_ROWS]))
-                                   for i in range(0, X.shape[0], CHUNK_ROWS)])
+            X, step = X.tocsr(), chunk_rows(X.shape[1], self.dtype)
+            return np.concatenate([self._engine.forward(params, self._dense(X[i:i + step]))
+                                   for i in range(0, X.shape[0], step)])
         out: FloatArray = self._engine.forward(params, self._dense(X))
         return out
 
@@ -277,14 +288,15 @@ class Network:
                     ) -> Iterator[tuple[float, FloatArray, FloatArray,
                                         npt.NDArray[np.float64] | None]]:
         """(share, X rows, Y rows, their weights): dense X whole, sparse X densified
-        CHUNK_ROWS rows at a time; share is the rows' part of the total sample weight (the
+        chunk_rows at a time; share is the rows' part of the total sample weight (the
         engine's means are over the rows it is given). Rows of no weight are skipped unless
         ``keep_empty`` (a caller that needs their outputs)."""
         n = X.shape[0]
         s = _row_weights(n, sample_weight)
         total = float(s.sum())
-        for start in range(0, n, CHUNK_ROWS) if sp.issparse(X) else [0]:
-            stop = min(n, start + CHUNK_ROWS) if sp.issparse(X) else n
+        step = chunk_rows(X.shape[1], self.dtype) if sp.issparse(X) else n
+        for start in range(0, n, step) if sp.issparse(X) else [0]:
+            stop = min(n, start + step)
             share = float(s[start:stop].sum()) / total
             if share == 0 and not keep_empty:
                 continue
@@ -398,8 +410,8 @@ class Network:
     def _train_batches(self, params: list[FloatArray], state: OptimizerState, X: Any,
                        Y: FloatArray, sample_weight: npt.NDArray[np.float64] | None,
                        order: npt.NDArray[np.intp] | None, settings: EpochSettings) -> float:
-        """Sparse X's epoch: its rows in ``order``, densified whole batches of at most
-        CHUNK_ROWS rows at a time, each chunk's batches trained by one engine call in that
+        """Sparse X's epoch: its rows in ``order``, densified whole batches at a time (as many
+        as chunk_rows allows), each chunk's batches trained by one engine call in that
         order (sparse X is never densified whole): the same batches, steps and dropout masks
         (each chunk's first batch passed as such) as the dense path's, so the same fit. The loss
         is the dense path's too: the trained batches' losses weighted by their rows."""
@@ -407,7 +419,7 @@ class Network:
         order = np.arange(n) if order is None else order
         X = X.tocsr()
         batch = min(settings.batch_size, n)
-        per_chunk = max(1, CHUNK_ROWS // batch) * batch
+        per_chunk = chunk_rows(X.shape[1], self.dtype, whole=batch)
         total, trained = 0.0, 0
         for start in range(0, n, per_chunk):
             rows = order[start:start + per_chunk]
