@@ -115,9 +115,10 @@ inline int processors() {
 // copies only the thread that calls it: in a child of a process whose threads have started, the
 // first parallel region waits forever for threads that do not exist (libgomp has no fork
 // handler; multiprocessing's default start method on Linux is fork). So the first team arms a
-// handler that marks every child forked after it, and a marked process runs on one thread: the
-// same results (they never depend on the thread count), no team. A child forked before any team,
-// or started by spawn or forkserver, keeps its threads.
+// handler that marks every child forked after it, and in a marked process resolve_threads, where
+// every call's thread count comes from, gives one thread: the same results (they never depend
+// on the thread count), no team. A child forked before any team, or started by spawn or
+// forkserver, keeps its threads.
 inline bool& forked_after_team() {
     static bool forked = false;  // written only in a child, before it runs anything else
     return forked;
@@ -149,7 +150,7 @@ inline int resolve_threads(int n_threads) {
 // serial, which would dominate small layers and online (batch-1) training. `body` must not throw.
 template <typename Body>
 void parallel_for(idx count, int n_threads, Body&& body) {
-    if (n_threads <= 1 || forked_after_team()) {
+    if (n_threads <= 1) {
         for (idx i = 0; i < count; ++i) body(i);
         return;
     }
