@@ -80,24 +80,10 @@ def test_omp_num_threads_is_respected(value, expected):
 
 # -- fork ------------------------------------------------------------------------------------
 
-# Trains with 2 threads, forks (multiprocessing's default on Linux), trains the same model with 2
-# threads in the child, and prints whether the child finished with the parent's weights, on how
-# many threads, and whether it knew it was a forked child. GNU OpenMP cannot start a team in a
-# child forked after the parent's team: unguarded, the child's first parallel region never ends.
-FORKS = """
-import multiprocessing as mp, numpy as np, deltaprop as dp
-from deltaprop import _core
-rng = np.random.default_rng(0)
-X, y = rng.standard_normal((256, 64)), rng.integers(0, 3, 256)
-def fit(n_threads):
-    m = dp.MLP([64, 512, 512, 3], seed=0, n_threads=n_threads)
-    m.fit(X, y, epochs=1, batch_size=128, lr=0.05)
-    return np.concatenate([w.ravel() for w in m.coefs_])
-def child(queue):
-    info = dp.config_info()["openmp"]
-    queue.put((bool(np.array_equal(fit(2), fit(1))), _core.threads_used(2), info["forked_child"]))
-before = _core.threads_used(2), dp.config_info()["openmp"]["forked_child"]
-parent = fit(2)
+# The end of a script that defines child(queue): runs it in a fork child (multiprocessing's
+# default on Linux) with a 60 s limit, and prints the tuple it put in the queue, an item a line,
+# or "hung" or "failed <exit code>".
+IN_A_FORK_CHILD = """
 ctx = mp.get_context("fork")
 queue = ctx.Queue()
 p = ctx.Process(target=child, args=(queue,))
@@ -109,18 +95,70 @@ if p.is_alive():
 elif p.exitcode != 0:
     print("failed", p.exitcode)
 else:
-    same, threads, forked = queue.get(timeout=10)
-    print(same and np.array_equal(parent, fit(1)), threads, forked, *before)
+    print(*queue.get(timeout=10), sep="\\n")
 """
+
+# Trains with 2 threads, then in a fork child trains the same model with 2 threads: whether the
+# child got the parent's weights, on how many threads, and whether it knew it was a forked child.
+# GNU OpenMP cannot start a team in a child forked after the parent's team: unguarded, the
+# child's first parallel region never ends.
+FORK_AFTER_A_TEAM = """
+import multiprocessing as mp, numpy as np, deltaprop as dp
+from deltaprop import _core
+rng = np.random.default_rng(0)
+X, y = rng.standard_normal((256, 64)), rng.integers(0, 3, 256)
+def fit(n_threads):
+    m = dp.MLP([64, 512, 512, 3], seed=0, n_threads=n_threads)
+    m.fit(X, y, epochs=1, batch_size=128, lr=0.05)
+    return np.concatenate([w.ravel() for w in m.coefs_])
+print(_core.threads_used(2), dp.config_info()["openmp"]["forked_child"])
+parent = fit(2)
+assert np.array_equal(parent, fit(1))
+def child(queue):
+    same = bool(np.array_equal(fit(2), parent))
+    queue.put((same, _core.threads_used(2), dp.config_info()["openmp"]["forked_child"]))
+""" + IN_A_FORK_CHILD
 
 
 @multicore
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
 def test_a_child_forked_after_a_team_trains_on_one_thread_instead_of_hanging():
-    out = subprocess.run(python("-c", FORKS), capture_output=True, text=True, check=True,
-                         timeout=120).stdout.split()
-    # the child: the same weights on one thread, marked; the parent: 2 threads, unmarked
-    assert out == ["True", "1", "True", "2", "False"], out
+    out = subprocess.run(python("-c", FORK_AFTER_A_TEAM), capture_output=True, text=True,
+                         check=True, timeout=120).stdout.split()
+    # the parent: 2 threads, unmarked; the child: the same weights on one thread, marked
+    assert out == ["2", "False", "True", "1", "True"], out
+
+
+# A model training in a thread when another thread forks: its engine's mutex is copied locked,
+# with no thread in the child to release it. Unguarded, any call on it there waited forever.
+FORK_WHILE_TRAINING = """
+import threading, time, multiprocessing as mp, numpy as np
+import deltaprop as dp
+from deltaprop.sklearn import MLPClassifier
+rng = np.random.default_rng(0)
+X, y = rng.standard_normal((20000, 100)), rng.integers(0, 3, 20000)
+est = MLPClassifier(hidden_layer_sizes=(256,), max_iter=1000, tol=0, n_threads=1)
+threading.Thread(target=est.fit, args=(X, y), daemon=True).start()
+time.sleep(1.0)  # inside the fit's one engine call, which holds the engine's mutex
+def child(queue):
+    try:
+        est.predict(X[:3])
+        outcome = "predicted"
+    except RuntimeError as e:
+        outcome = "RuntimeError: " + str(e)
+    fresh = dp.MLP([100, 8, 3]).fit(X[:100], y[:100], epochs=1)  # other models still work
+    queue.put((outcome, len(fresh.loss)))
+""" + IN_A_FORK_CHILD
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_model_training_when_the_process_forks_fails_clearly_in_the_child():
+    pytest.importorskip("sklearn")
+    out = subprocess.run(python("-W", "ignore", "-c", FORK_WHILE_TRAINING), capture_output=True,
+                         text=True, check=True, timeout=120).stdout.splitlines()
+    assert out[0].startswith("RuntimeError: this model was in use by another thread when the "
+                             "process was forked"), out
+    assert out[1:] == ["1"]
 
 
 # -- daemon threads at exit ------------------------------------------------------------------

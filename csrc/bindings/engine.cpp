@@ -16,6 +16,7 @@
 #include "../train.hpp"
 #include "checks.hpp"
 #include "gil.hpp"
+#include "process_mutex.hpp"
 
 namespace dp::bind {
 namespace {
@@ -564,13 +565,14 @@ class Engine {
     }
 
     // Runs work() holding the engine's mutex, without the GIL, after the scan for NaN and inf
-    // in `finite`; a failed scan becomes a ValueError once the GIL is back.
+    // in `finite`; a failed scan becomes a ValueError once the GIL is back, and a mutex left
+    // locked by fork a RuntimeError (process_mutex.hpp).
     template <typename Work>
     void locked(const FiniteChecks<T>& finite, Work&& work) {
         std::string bad;
         {
             ReleasedGil nogil;
-            std::lock_guard<std::mutex> lock(mutex_);
+            const ProcessMutex::Guard lock = mutex_.lock();
             bad = finite.failure();
             if (bad.empty()) work();
         }
@@ -656,7 +658,7 @@ class Engine {
     Workspace<T> ws_;
     HealthAccumulator health_;
     int n_threads_ = 0;
-    std::mutex mutex_;  // one call at a time per engine: the workspace is shared state
+    ProcessMutex mutex_;  // one call at a time per engine: the workspace is shared state
 };
 
 template <typename T>
