@@ -5,7 +5,6 @@
 // works on them in place with the GIL released.
 #include <cstdint>
 #include <limits>
-#include <mutex>
 #include <optional>
 #include <tuple>
 #include <type_traits>
