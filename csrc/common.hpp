@@ -15,10 +15,12 @@
 
 #ifdef _OPENMP
 #include <omp.h>
+#endif
+
 #if defined(__unix__) || defined(__APPLE__)
 #include <pthread.h>
-#define DP_HAVE_FORK 1
-#endif
+#include <unistd.h>
+#define DP_HAVE_FORK 1  // fork, pthread_atfork, getpid: the guards below, process_mutex.hpp
 #endif
 
 namespace dp {

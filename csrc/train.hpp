@@ -245,9 +245,9 @@ struct EpochsResult {
 // order order_for(e) gives just before it runs (n row indices, or null for stored order: rows
 // given ahead, or a shuffle drawn then, as scikit-learn's loop draws one as each epoch starts),
 // at learning rate lrs[e], and its mean loss goes to losses[e]. Adam's t continues from c.step
-// (each epoch from where the one before left it), the dropout epoch from c.epoch. Stops early after an epoch that leaves a parameter NaN or
-// inf (`diverged`), or whose loss makes `plateau` say stop, or when `interrupted` (that epoch is
-// not counted, its order was taken). With `held_out` (early stopping), the plateau is that of
+// (each epoch from where the one before left it), the dropout epoch from c.epoch. Stops early
+// after an epoch that leaves a parameter NaN or inf (`diverged`), or whose loss makes `plateau`
+// say stop, or when `interrupted` (that epoch is not counted, its order was taken). With `held_out` (early stopping), the plateau is that of
 // the held-out rows' score, recorded after each epoch (HeldOut::record), not of the loss. With
 // `health_out` (kHealthRows x layers per epoch), each epoch's gradient health is written there.
 template <typename T, typename Orders>

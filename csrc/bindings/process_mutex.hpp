@@ -8,10 +8,7 @@
 #include <mutex>
 #include <stdexcept>
 
-#if defined(__unix__) || defined(__APPLE__)
-#include <unistd.h>
-#define DP_PROCESS_IDS 1
-#endif
+#include "../common.hpp"
 
 namespace dp::bind {
 
@@ -51,7 +48,7 @@ class ProcessMutex {
 
   private:
     static long process_id() {
-#ifdef DP_PROCESS_IDS
+#ifdef DP_HAVE_FORK
         return long(getpid());
 #else
         return 1;  // no fork here: every holder is this process

@@ -294,8 +294,9 @@ class Network:
         n = X.shape[0]
         s = _row_weights(n, sample_weight)
         total = float(s.sum())
-        step = chunk_rows(X.shape[1], self.dtype) if sp.issparse(X) else n
-        for start in range(0, n, step) if sp.issparse(X) else [0]:
+        sparse = sp.issparse(X)
+        step = chunk_rows(X.shape[1], self.dtype) if sparse else n
+        for start in range(0, n, step) if sparse else [0]:
             stop = min(n, start + step)
             share = float(s[start:stop].sum()) / total
             if share == 0 and not keep_empty:
