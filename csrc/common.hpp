@@ -176,6 +176,18 @@ void parallel_ranges(idx count, int n_threads, Body&& body) {
     });
 }
 
+// y[begin:end] += a . x[begin:end]
+template <typename T>
+DP_ISA_CLONES void axpy_range(T* DP_RESTRICT y, const T* DP_RESTRICT x, idx begin, idx end, T a) {
+    for (idx e = begin; e < end; ++e) y[e] += a * x[e];
+}
+
+// y += x over count values (a half step's gradients into the other half's, a bias's rows).
+template <typename T>
+DP_ISA_CLONES void add_into(T* DP_RESTRICT y, const T* DP_RESTRICT x, idx count) {
+    for (idx i = 0; i < count; ++i) y[i] += x[i];
+}
+
 // True when no value is NaN or inf: those, and only those, have every exponent bit set. An OR of
 // integer comparisons has no branch and no floating-point arithmetic, so it vectorises (a scan
 // that stops at the first bad value does not, and cost a fifth of a mid-sized product). Built per

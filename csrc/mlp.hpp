@@ -20,6 +20,7 @@
 // does its weight gradient, its delta and the previous bias gradient in one pass over the batch
 // (gemm.hpp's narrow_relu_backward), to the same bits. A small network's batch runs as two
 // halves of its rows, one per thread, their weight gradients summed (step_slices below).
+// X is dense or CSR rows (Input below); a sparse X feeds the first layer through sparse.hpp.
 #pragma once
 
 #include <algorithm>
@@ -35,6 +36,7 @@
 #include "gather.hpp"
 #include "learned.hpp"
 #include "loss.hpp"
+#include "sparse.hpp"
 
 namespace dp {
 
@@ -48,6 +50,19 @@ struct LayerSpec {      // one hidden layer
 // What draws a training step's dropout masks (dropout.hpp): null outside training.
 struct DropoutKey {
     std::uint64_t seed, epoch, batch;
+};
+
+// The rows the first layer reads: a dense row-major array (d values a row) or CSR rows.
+template <typename T>
+struct Input {
+    const T* dense = nullptr;  // null: `csr`
+    CsrRows<T> csr;
+
+    Input(const T* x) : dense(x) {}  // NOLINT(google-explicit-constructor): most X are dense
+    Input(const CsrRows<T>& x) : csr(x) {}  // NOLINT(google-explicit-constructor)
+    bool sparse() const { return dense == nullptr; }
+    // The rows from the r-th on (d: the dense rows' width).
+    Input from(idx r, idx d) const { return sparse() ? Input(csr.from(r)) : Input(dense + r * d); }
 };
 
 struct NetSpec {
@@ -131,31 +146,11 @@ struct Workspace {
     std::vector<std::uint64_t> keys;       // its shuffle keys
 
     // Makes the buffers fit `spec` and `n` rows; allocates only when they grow or the net changes.
-    void reserve(const NetSpec& spec, idx n) {
-        if (sizes == spec.sizes && n <= rows) return;
-        const idx L = spec.layers();
-        const idx n_rows = std::max(n, sizes == spec.sizes ? rows : idx(0));
-        for (auto* v : {&Z, &A, &F, &dZ, &G}) v->assign(static_cast<size_t>(L), {});
-        keep.assign(static_cast<size_t>(L), {});
-        for (idx l = 0; l < L; ++l) {
-            const idx count = checked_size(n_rows, spec.sizes[l + 1], "activation buffer");
-            const bool hidden = l < L - 1;
-            if (!hidden || spec.keeps_z(l)) Z[l].resize(count);
-            if (hidden && spec.keeps_f(l)) F[l].resize(count);
-            if (spec.drops(l)) keep[l].resize(count);
-            if (hidden && l + 1 < L && !spec.fused_delta(l + 1)) G[l].resize(count);
-            A[l].resize(count);
-            dZ[l].resize(count);
-        }
-        size_like_params(grads, spec);
-        half_grads.clear();  // sized by the first step in two halves
-        first = spec.first_array;
-        row_loss.resize(n_rows);
-        X_batch.resize(checked_size(n_rows, spec.sizes.front(), "batch"));
-        Y_batch.resize(checked_size(n_rows, spec.sizes.back(), "batch targets"));
-        weight_batch.resize(n_rows);
-        sizes = spec.sizes;
-        rows = n_rows;
+    // X_batch (gathered dense rows) only when `gathers_x`: a wide sparse X would make it huge.
+    void reserve(const NetSpec& spec, idx n, bool gathers_x = false) {
+        if (sizes != spec.sizes || n > rows) resize(spec, n);
+        const idx x_values = checked_size(rows, spec.sizes.front(), "batch");
+        if (gathers_x && X_batch.size() < size_t(x_values)) X_batch.resize(size_t(x_values));
     }
 
     ParamViews<T*> grad_views() { return views(grads); }
@@ -174,6 +169,31 @@ struct Workspace {
     }
 
   private:
+    void resize(const NetSpec& spec, idx n) {
+        const idx L = spec.layers();
+        const idx n_rows = std::max(n, sizes == spec.sizes ? rows : idx(0));
+        for (auto* v : {&Z, &A, &F, &dZ, &G}) v->assign(static_cast<size_t>(L), {});
+        keep.assign(static_cast<size_t>(L), {});
+        for (idx l = 0; l < L; ++l) {
+            const idx count = checked_size(n_rows, spec.sizes[l + 1], "activation buffer");
+            const bool hidden = l < L - 1;
+            if (!hidden || spec.keeps_z(l)) Z[l].resize(count);
+            if (hidden && spec.keeps_f(l)) F[l].resize(count);
+            if (spec.drops(l)) keep[l].resize(count);
+            if (hidden && l + 1 < L && !spec.fused_delta(l + 1)) G[l].resize(count);
+            A[l].resize(count);
+            dZ[l].resize(count);
+        }
+        size_like_params(grads, spec);
+        half_grads.clear();  // sized by the first step in two halves
+        first = spec.first_array;
+        row_loss.resize(n_rows);
+        Y_batch.resize(checked_size(n_rows, spec.sizes.back(), "batch targets"));
+        weight_batch.resize(n_rows);
+        sizes = spec.sizes;
+        rows = n_rows;
+    }
+
     static void size_like_params(std::vector<std::vector<T>>& arrays, const NetSpec& spec) {
         arrays.resize(static_cast<size_t>(spec.arrays()));
         for (idx a = 0; a < spec.arrays(); ++a) arrays[a].resize(static_cast<size_t>(spec.array_size(a)));
@@ -225,35 +245,58 @@ void drop_forward(const RowSlice<T>& s, T* A, const T* F, idx l, idx count, cons
     else dropout_forward<T>(A, F, keep, count, layer.dropout, n_threads);
 }
 
+// Sparse X's first layer: where dense_forward would write (Z and A, or only one of them),
+// X W + b goes, then f. Z (kept) or the fused target is written first, A = f of it after.
+template <typename T>
+void sparse_layer_forward(T* Z, T* A, const CsrRows<T>& X, const T* W, const T* b, idx N, idx O,
+                          const ActivationSpec& f, int n_threads) {
+    T* sum = Z ? Z : A;
+    sparse_forward<T>(sum, X, W, b, N, O, n_threads);
+    if (A) activation_forward<T>(A, sum, N * O, f, n_threads);
+}
+
+// Layer l's Z = input W + b and, unless A is null, f(Z) (dense.hpp's dense_forward), the input
+// X's rows for l == 0.
+template <typename T>
+void layer_forward(T* Z, T* A, const Input<T>& X, const T* input, const ParamViews<const T*>& p, idx l,
+                   idx N, const NetSpec& spec, const ActivationSpec& f, int n_threads) {
+    const idx I = spec.sizes[l], O = spec.sizes[l + 1];
+    if (l == 0 && X.sparse()) sparse_layer_forward<T>(Z, A, X.csr, p.W(0), p.b(0), N, O, f, n_threads);
+    else dense_forward<T>(Z, A, input, p.W(l), p.b(l), N, I, O, f, n_threads);
+}
+
 // Fills A (and Z, F where kept) for every hidden layer and Z for the output layer, for the
 // slice's N rows of X. `key` (null outside training) draws the dropout masks.
 template <typename T>
-void mlp_forward(const RowSlice<T>& s, const ParamViews<const T*>& p, const T* X, idx N,
+void mlp_forward(const RowSlice<T>& s, const ParamViews<const T*>& p, const Input<T>& X, idx N,
                  const NetSpec& spec, int n_threads, const DropoutKey* key = nullptr) {
     const idx L = spec.layers();
-    const T* input = X;
+    const T* input = X.dense;  // (null for sparse X: layer_forward reads X.csr)
     for (idx l = 0; l < L; ++l) {
-        const idx I = spec.sizes[l], O = spec.sizes[l + 1];
+        const idx O = spec.sizes[l + 1];
         if (l == L - 1) {  // the output layer: logits only
-            dense_forward<T>(s.Z(l), nullptr, input, p.W(l), p.b(l), N, I, O, {Activation::identity}, n_threads);
+            layer_forward<T>(s.Z(l), nullptr, X, input, p, l, N, spec, {Activation::identity}, n_threads);
             break;
         }
         const ActivationSpec& f = spec.hidden[l].f;
         T* A = s.A(l);
         if (spec.learned(l)) {  // Z, then f with its parameters
-            dense_forward<T>(s.Z(l), nullptr, input, p.W(l), p.b(l), N, I, O, f, n_threads);
+            layer_forward<T>(s.Z(l), nullptr, X, input, p, l, N, spec, f, n_threads);
             learned_forward<T>(A, s.Z(l), N, O, f, p.learned(l), n_threads);
         } else if (spec.keeps_z(l))  // Z kept for f'; f(Z) goes straight to A
-            dense_forward<T>(s.Z(l), A, input, p.W(l), p.b(l), N, I, O, f, n_threads);
+            layer_forward<T>(s.Z(l), A, X, input, p, l, N, spec, f, n_threads);
         else  // fused: Z is never stored
-            dense_forward<T>(nullptr, spec.keeps_f(l) ? s.F(l) : A, input, p.W(l), p.b(l), N, I, O, f, n_threads);
+            layer_forward<T>(nullptr, spec.keeps_f(l) ? s.F(l) : A, X, input, p, l, N, spec, f, n_threads);
         const idx count = N * O;
         const T* F = spec.keeps_f(l) ? s.F(l) : A;  // f(Z), wherever it went
         if (key && spec.drops(l)) {
             drop_forward(s, A, F, l, count, spec, *key, n_threads);
             F = A;
         }
-        if (spec.residual(l))
+        if (spec.residual(l) && !input) {  // a residual first layer over sparse X: A = F + X
+            if (F != A) std::memcpy(A, F, sizeof(T) * static_cast<size_t>(count));
+            sparse_add<T>(A, X.csr, N, O);
+        } else if (spec.residual(l))
             parallel_for(count, threads_for(count, n_threads), [&](idx e) { A[e] = F[e] + input[e]; });
         else if (F != A)
             std::memcpy(A, F, sizeof(T) * static_cast<size_t>(count));  // a dropout layer predicting
@@ -263,7 +306,7 @@ void mlp_forward(const RowSlice<T>& s, const ParamViews<const T*>& p, const T* X
 
 // The whole workspace's rows from the first.
 template <typename T>
-void mlp_forward(Workspace<T>& ws, const ParamViews<const T*>& p, const T* X, idx N,
+void mlp_forward(Workspace<T>& ws, const ParamViews<const T*>& p, const Input<T>& X, idx N,
                  const NetSpec& spec, int n_threads, const DropoutKey* key = nullptr) {
     mlp_forward(RowSlice<T>{ws, 0}, p, X, N, spec, n_threads, key);
 }
@@ -298,7 +341,7 @@ void unfused_delta(const RowSlice<T>& s, const ParamViews<const T*>& p, const Pa
 // loss; writes every gradient array (the sums over these rows).
 template <typename T>
 double slice_loss_and_gradients(const RowSlice<T>& s, const ParamViews<const T*>& p,
-                                const ParamViews<T*>& grad, const T* X, const T* Y,
+                                const ParamViews<T*>& grad, const Input<T>& X, const T* Y,
                                 const double* sample_weight, idx N, const NetSpec& spec, int n_threads,
                                 const DropoutKey* key, double batch_weight) {
     const idx L = spec.layers();
@@ -308,7 +351,7 @@ double slice_loss_and_gradients(const RowSlice<T>& s, const ParamViews<const T*>
     bool have_db = false;  // layer l's bias gradient, summed as its delta was written
     for (idx l = L - 1; l >= 0; --l) {
         const idx I = spec.sizes[l], O = spec.sizes[l + 1];
-        const T* input = l == 0 ? X : s.A(l - 1);
+        const T* input = l == 0 ? X.dense : s.A(l - 1);
         if (l > 0 && spec.fused_delta(l) && narrow_backward_fits(spec.hidden[l - 1].f, N, I, O, n_threads, sizeof(T) == 8)) {
             narrow_relu_backward<T>(grad.W(l), grad.b(l), s.dZ(l - 1), grad.b(l - 1), s.dZ(l),
                                     input, p.W(l), s.stored(spec, l - 1), I, N, I, O,
@@ -316,7 +359,9 @@ double slice_loss_and_gradients(const RowSlice<T>& s, const ParamViews<const T*>
             have_db = true;
             continue;
         }
-        dense_backward<T>(grad.W(l), have_db ? nullptr : grad.b(l), s.dZ(l), input, N, I, O, n_threads);
+        T* db = have_db ? nullptr : grad.b(l);
+        if (input) dense_backward<T>(grad.W(l), db, s.dZ(l), input, N, I, O, n_threads);
+        else sparse_backward<T>(grad.W(l), db, s.dZ(l), X.csr, N, I, O, n_threads);
         have_db = false;
         if (l == 0) break;
         if (spec.fused_delta(l))
@@ -349,17 +394,12 @@ inline idx step_slices(const NetSpec& spec, idx N) {
     return largest_product(spec, N) >= kStepParallelMinMultiplyAdds || N < 2 * kHalfStepMinRows ? 1 : 2;
 }
 
-// y += x over count values (a half step's gradients into the other half's).
-template <typename T>
-DP_ISA_CLONES void add_into(T* DP_RESTRICT y, const T* DP_RESTRICT x, idx count) {
-    for (idx i = 0; i < count; ++i) y[i] += x[i];
-}
-
 // A batch's N rows: rows [0, N) of X, Y and the sample weights (null: none), or with `order`
-// their rows order[0..N), gathered into the workspace by the thread that runs them.
+// their rows order[0..N), gathered into the workspace by the thread that runs them (sparse X's
+// read where they lie).
 template <typename T>
 struct BatchRows {
-    const T* X;
+    Input<T> X;
     const T* Y;
     const double* w;
     const idx* order;
@@ -384,13 +424,17 @@ double mlp_loss_and_gradients(Workspace<T>& ws, const ParamViews<const T*>& p, c
     const idx d = spec.sizes.front(), O = spec.sizes.back();
     // rows [first, first + rows) of the batch, gathered where shuffled
     auto run = [&](idx first, idx rows, const ParamViews<T*>& into, int threads, double batch_weight) {
-        const T* X = batch.X + first * d;
+        Input<T> X = batch.X.from(first, d);
         const T* Y = batch.Y + first * O;
         const double* w = batch.w ? batch.w + first : nullptr;
         if (batch.order) {
-            gather_rows(ws.X_batch.data() + first * d, batch.X, batch.order + first, rows, d);
+            if (X.sparse()) {
+                X = batch.X.csr.in_order(batch.order + first);
+            } else {
+                gather_rows(ws.X_batch.data() + first * d, batch.X.dense, batch.order + first, rows, d);
+                X = ws.X_batch.data() + first * d;
+            }
             gather_rows(ws.Y_batch.data() + first * O, batch.Y, batch.order + first, rows, O);
-            X = ws.X_batch.data() + first * d;
             Y = ws.Y_batch.data() + first * O;
             if (batch.w) {
                 gather_rows(ws.weight_batch.data() + first, batch.w, batch.order + first, rows, idx(1));
@@ -400,7 +444,9 @@ double mlp_loss_and_gradients(Workspace<T>& ws, const ParamViews<const T*>& p, c
         return slice_loss_and_gradients(RowSlice<T>{ws, first}, p, into, X, Y, w, rows, spec, threads, key,
                                         batch_weight);
     };
-    if (step_slices(spec, N) == 1)
+    // (sparse X: one slice, as each half's first-layer gradient would span all of W_0; the
+    // step's threads are the kernels' to use, its W_0-wide passes most of its work)
+    if (batch.X.sparse() || step_slices(spec, N) == 1)
         return run(0, N, grad, threads_for(largest_product(spec, N), n_threads, kStepParallelMinMultiplyAdds), 0.0);
     const idx half = (N + 1) / 2;
     const double weight = weight_of(batch, N);
@@ -424,8 +470,8 @@ double mlp_loss_and_gradients(Workspace<T>& ws, const ParamViews<const T*>& p, c
 // The batch's rows X, Y (and sample weights) as they lie.
 template <typename T>
 double mlp_loss_and_gradients(Workspace<T>& ws, const ParamViews<const T*>& p, const ParamViews<T*>& grad,
-                              const T* X, const T* Y, const double* sample_weight, idx N, const NetSpec& spec,
-                              int n_threads, const DropoutKey* key = nullptr) {
+                              const Input<T>& X, const T* Y, const double* sample_weight, idx N,
+                              const NetSpec& spec, int n_threads, const DropoutKey* key = nullptr) {
     return mlp_loss_and_gradients(ws, p, grad, BatchRows<T>{X, Y, sample_weight, nullptr}, N, spec, n_threads, key);
 }
 
@@ -458,7 +504,7 @@ inline double block_share(const RowBlocks& blocks, idx b, const double* w, doubl
 // unfinished and returns NaN.
 template <typename T, typename Stop>
 double whole_loss_and_gradients(Workspace<T>& ws, const ParamViews<const T*>& p,
-                                const ParamViews<T*>& grad, const T* X, const T* Y,
+                                const ParamViews<T*>& grad, const Input<T>& X, const T* Y,
                                 const double* w, idx N, const NetSpec& spec, int n_threads, Stop&& stop) {
     const RowBlocks blocks(N);
     ws.reserve(spec, blocks.size);
@@ -472,7 +518,7 @@ double whole_loss_and_gradients(Workspace<T>& ws, const ParamViews<const T*>& p,
         const double share = block_share(blocks, b, w, total);
         if (share == 0) continue;
         const idx start = blocks.start(b);
-        loss += share * mlp_loss_and_gradients(ws, p, block_grad, X + start * spec.sizes.front(),
+        loss += share * mlp_loss_and_gradients(ws, p, block_grad, X.from(start, spec.sizes.front()),
                                                Y + start * spec.sizes.back(), w ? w + start : nullptr,
                                                blocks.rows(b), spec, n_threads);
         const T s = T(share);

@@ -95,12 +95,6 @@ void adam_step(T* p, T* m, T* v, const T* g, idx count, T lr_t, double beta_1, d
     step_all<T>(p, m, v, g, count, AdamRule<T>(lr_t, beta_1, beta_2, epsilon), n_threads);
 }
 
-// y[begin:end] += a . x[begin:end]
-template <typename T>
-DP_ISA_CLONES void axpy_range(T* DP_RESTRICT y, const T* DP_RESTRICT x, idx begin, idx end, T a) {
-    for (idx e = begin; e < end; ++e) y[e] += a * x[e];
-}
-
 // L2 weight decay folded into a weight gradient already divided by the batch's n:
 // g <- g + (alpha / n) . W, scikit-learn's (a^T delta + alpha W) / n.
 template <typename T>

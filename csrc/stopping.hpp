@@ -46,7 +46,7 @@ struct Plateau {
 // from forward passes over the whole-data passes' row blocks (mlp.hpp: RowBlocks): the loss of
 // whole_loss_and_gradients to the same bits, without its backward pass.
 template <typename T>
-double evaluate_rows(Workspace<T>& ws, const ParamViews<const T*>& p, const T* X, const T* Y,
+double evaluate_rows(Workspace<T>& ws, const ParamViews<const T*>& p, const Input<T>& X, const T* Y,
                      const double* w, idx N, T* A, const NetSpec& spec, int n_threads) {
     const idx O = spec.sizes.back(), L = spec.layers();
     const RowBlocks blocks(N);
@@ -55,7 +55,7 @@ double evaluate_rows(Workspace<T>& ws, const ParamViews<const T*>& p, const T* X
     double loss = 0.0;
     for (idx b = 0; b < blocks.count; ++b) {
         const idx start = blocks.start(b), rows = blocks.rows(b);
-        mlp_forward(ws, p, X + start * spec.sizes.front(), rows, spec, n_threads);
+        mlp_forward(ws, p, X.from(start, spec.sizes.front()), rows, spec, n_threads);
         // (a block of no weight has mean 0 here: with no gradient asked, nothing divides by
         // its weights' sum)
         const double mean = output_loss_delta<T>(nullptr, A + start * O, ws.row_loss.data(), ws.Z[L - 1].data(),
@@ -121,7 +121,7 @@ double score_outputs(const T* A, const T* Y, const double* w, idx N, idx O, Outp
 // The held-out rows of an early-stopping fit and what each epoch leaves of them.
 template <typename T>
 struct HeldOut {
-    const T* X;
+    Input<T> X{nullptr};
     const T* Y;
     const double* w;   // null: every row weighs 1
     idx N;

@@ -70,7 +70,6 @@ struct TrainConfig {
     double clip_norm = 0.0;                       // global-norm clipping; 0: none
     bool shuffle = true;
     std::uint64_t seed = 0, epoch = 0, step = 0;
-    std::uint64_t first_batch = 0;  // the epoch's index of the call's first batch (dropout keys)
 };
 
 // L2 for one batch whose size is `n` (rows): adds (alpha / n) W to each weight gradient and
@@ -177,13 +176,14 @@ struct EpochResult {
 // gathered into it.
 template <typename T>
 EpochResult train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const ParamViews<T*>& state1,
-                        const ParamViews<T*>& state2, const T* X, const T* Y,
+                        const ParamViews<T*>& state2, const Input<T>& X, const T* Y,
                         const double* sample_weight, idx n, const idx* order,
                         const NetSpec& spec, const TrainConfig& c, int n_threads,
                         InterruptCheck& interrupted, HealthAccumulator* health = nullptr) {
     const idx d = spec.sizes.front(), O = spec.sizes.back();
     const idx batch = std::min(c.batch_size, n);
-    ws.reserve(spec, batch);
+    const bool shuffled = order || c.shuffle;
+    ws.reserve(spec, batch, shuffled && !X.sparse());  // dense shuffled rows are gathered
     if (!order && c.shuffle) {
         ws.order.resize(static_cast<size_t>(n));
         ws.keys.resize(static_cast<size_t>(n));
@@ -202,13 +202,14 @@ EpochResult train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const Pa
             break;
         }
         const idx rows = std::min(batch, n - start);
-        // unshuffled batches are read in place, shuffled ones gathered by the step
+        // unshuffled batches are read in place, shuffled ones gathered by the step (sparse
+        // ones read where they lie)
         const BatchRows<T> source = order ? BatchRows<T>{X, Y, sample_weight, order + start}
-                                          : BatchRows<T>{X + start * d, Y + start * O,
+                                          : BatchRows<T>{X.from(start, d), Y + start * O,
                                                          sample_weight ? sample_weight + start : nullptr, nullptr};
         const double size = weight_of(source, rows);  // what the L2 term is divided by
         if (size == 0) continue;  // weights all zero: nothing to learn from these rows
-        const DropoutKey key{c.seed, c.epoch, c.first_batch + std::uint64_t(start / batch)};
+        const DropoutKey key{c.seed, c.epoch, std::uint64_t(start / batch)};
         double loss = mlp_loss_and_gradients(ws, view, grad, source, rows, spec, n_threads, &key);
         // The L2 decay goes into the update's pass unless clipping or health reads the decayed
         // gradient before it.
@@ -252,7 +253,7 @@ struct EpochsResult {
 // `health_out` (kHealthRows x layers per epoch), each epoch's gradient health is written there.
 template <typename T, typename Orders>
 EpochsResult train_epochs(Workspace<T>& ws, const ParamViews<T*>& params, const ParamViews<T*>& state1,
-                          const ParamViews<T*>& state2, const T* X, const T* Y,
+                          const ParamViews<T*>& state2, const Input<T>& X, const T* Y,
                           const double* sample_weight, idx n, Orders&& order_for, const double* lrs,
                           double* losses, idx epochs, Plateau& plateau, const NetSpec& spec,
                           const TrainConfig& c, int n_threads, InterruptCheck& interrupted,

@@ -31,7 +31,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils._param_validation import InvalidParameterError  # noqa: E402
 
 import deltaprop as dp  # noqa: E402
-from deltaprop.sklearn import MLPClassifier, MLPRegressor, _backend  # noqa: E402
+from deltaprop.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -209,61 +209,58 @@ def test_multilabel_and_multioutput(diabetes):
 
 @pytest.mark.parametrize("fmt", ["csr", "csc"])
 @pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
-def test_sparse_input_is_densified_in_batches(wine, fmt, solver, monkeypatch):
+def test_sparse_input_fits_as_dense_input_does(wine, fmt, solver):
+    """The engine multiplies sparse X's stored entries (tests/test_sparse_input.py): the dense
+    fit, to rounding."""
     X, y = wine
     X = np.where(np.abs(X) < 0.5, 0.0, X)
     dense = small(MLPClassifier, solver=solver, batch_size=32).fit(X, y)
-    rows_densified = []
-    original = _backend.Network._dense
-
-    def recording(self, block):
-        if sp.issparse(block):
-            rows_densified.append(block.shape[0])
-        return original(self, block)
-
-    monkeypatch.setattr(_backend.Network, "_dense", recording)
-    monkeypatch.setattr(_backend, "CHUNK_BYTES", 50 * X.shape[1] * X.itemsize)  # 50 rows
     sparse = small(MLPClassifier, solver=solver, batch_size=32).fit(sp.csr_matrix(X).asformat(fmt),
                                                                     y)
-    assert rows_densified and max(rows_densified) <= 50 < X.shape[0]
-    for a, b in zip(sparse.coefs_, dense.coefs_):
-        if solver == "lbfgs":  # (its whole-data gradient is summed chunk by chunk)
-            np.testing.assert_allclose(a, b, atol=1e-12)
-        else:  # the same batches, steps and masks: the same fit
-            np.testing.assert_array_equal(a, b)
-    np.testing.assert_allclose(sparse.predict_proba(sp.csr_matrix(X)), dense.predict_proba(X),
-                               atol=1e-12)
+    assert sparse.n_iter_ == dense.n_iter_
+    for a, b in zip(sparse.coefs_ + sparse.intercepts_, dense.coefs_ + dense.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(sparse.loss_, dense.loss_, rtol=1e-10)
+    np.testing.assert_allclose(sparse.predict_proba(sp.csr_matrix(X).asformat(fmt)),
+                               dense.predict_proba(X), atol=1e-12)
 
 
-def test_sparse_chunks_are_bounded_in_bytes_not_rows():
-    """A wide sparse matrix (TF-IDF's 200 000 columns) densifies a few rows at a time, a narrow
-    one many; training still takes whole batches, at least one."""
-    limit = _backend.CHUNK_BYTES
-    assert _backend.chunk_rows(200_000, np.float64) == limit // (200_000 * 8) == 20
-    assert _backend.chunk_rows(200_000, np.float32) == 41
-    assert _backend.chunk_rows(200_000, np.float64, whole=200) == 200  # one batch, over the limit
-    rows = _backend.chunk_rows(13, np.float64, whole=32)
-    assert rows % 32 == 0 and rows * 13 * 8 <= limit < (rows + 32) * 13 * 8
+def test_wide_sparse_input_is_never_densified():
+    """A TF-IDF-like matrix of 400 000 columns, 40 values a row: densified, one batch of 200 of
+    its rows would take 640 MB. Its fits grow the process by what the network needs."""
+    script = """
+import resource
+import numpy as np, scipy.sparse as sp
+from deltaprop.sklearn import MLPClassifier
+def peak():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+rng = np.random.default_rng(0)
+X = sp.csr_matrix((rng.random(40_000), rng.integers(0, 400_000, 40_000),
+                   np.arange(0, 40_001, 40)), shape=(1000, 400_000))
+y = np.arange(1000) % 2
+start = peak()
+MLPClassifier((4,), max_iter=2, random_state=0).fit(X, y).predict_proba(X)
+MLPClassifier((4,), early_stopping=True, max_iter=2, random_state=0).fit(X, y)
+stochastic = peak()
+MLPClassifier((4,), solver="lbfgs", max_iter=2, random_state=0).fit(X, y)
+print(stochastic - start, peak() - stochastic)
+"""
+    done = subprocess.run(python("-W", "ignore", "-c", script), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    stochastic, lbfgs = map(int, done.stdout.split())
+    # W_0 is 12.8 MB: the stochastic fits hold a few copies (parameters, gradients, Adam's
+    # moments, the best epoch's), L-BFGS-B twenty (its ten correction pairs); measured 64, 241
+    assert stochastic < 200 and lbfgs < 450, f"peak memory grew by {stochastic}, {lbfgs} MB"
 
 
-def test_sparse_early_stopping_scores_its_held_out_rows_in_chunks(wine, monkeypatch):
-    """Sparse held-out rows are scored a densified chunk at a time, a chunk of no weight
-    included (its loss counts for nothing, its rows' predictions still count as rows of no
-    weight): the same scores and losses as the dense fit's, which the engine computes whole."""
+def test_sparse_early_stopping_scores_its_held_out_rows_as_dense_does(wine):
+    """Sparse held-out rows, some of no weight, are scored by the engine as dense ones are: the
+    same scores and losses."""
     X, y = wine
     X = np.where(np.abs(X) < 0.5, 0.0, X)
     weights = np.random.default_rng(0).uniform(0.5, 2, len(y))
-    weights[:140] = 0  # most rows: some chunks of held-out rows weigh nothing
-    shares = []
-    chunks = _backend.Network._row_chunks
-
-    def recording(self, *args, **kwargs):
-        for chunk in chunks(self, *args, **kwargs):
-            shares.append(chunk[0])
-            yield chunk
-
-    monkeypatch.setattr(_backend.Network, "_row_chunks", recording)
-    monkeypatch.setattr(_backend, "CHUNK_BYTES", 4 * X.shape[1] * X.itemsize)  # 4 rows
+    weights[:140] = 0
     fits = []
     for data in (X, sp.csr_matrix(X)):
         est = small(MLPClassifier, early_stopping=True, validation_fraction=0.2, max_iter=40,
@@ -275,7 +272,6 @@ def test_sparse_early_stopping_scores_its_held_out_rows_in_chunks(wine, monkeypa
     np.testing.assert_allclose(sparse.validation_loss_curve_, dense.validation_loss_curve_,
                                rtol=1e-10)
     assert 0.5 < max(dense.validation_scores_) <= 1
-    assert 0 in shares and max(shares) < 1  # sparse: chunks, some of no weight
 
 
 def test_held_out_rows_of_no_weight_are_refused_before_training(wine):
@@ -590,8 +586,10 @@ def test_record_health_in_the_estimators():
         np.testing.assert_array_equal(a, b)
     clf.partial_fit(X, y)
     assert clf.health_["grad_norm"].shape == (6, 3)  # partial_fit continues the record
-    with pytest.raises(ValueError, match="dense X"):
-        MLPClassifier(max_iter=1, record_health=True).fit(sp.csr_matrix(X), y)
+    sparse = MLPClassifier(hidden_layer_sizes=(32, 32), max_iter=5, random_state=0,
+                           record_health=True).fit(sp.csr_matrix(X), y)
+    for name in HEALTH_ROWS:  # sparse X: the same record, to rounding
+        np.testing.assert_allclose(sparse.health_[name][:5], clf.health_[name][:5], rtol=1e-9)
     # steps too large pin tanh units at ±1: the fit says so, as deltaprop.MLP.fit does
     paralysed = MLPClassifier(hidden_layer_sizes=(32, 32), activation="tanh", solver="sgd",
                               learning_rate_init=2.0, momentum=0.0, max_iter=5, random_state=0,

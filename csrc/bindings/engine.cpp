@@ -166,10 +166,7 @@ class Engine {
         std::vector<Named> args;
         FiniteChecks<T> finite;
         const auto p = params<const T*>(params_obj, "params", Role::read, args, finite);
-        const py::array X = as_array(X_obj, "X");
-        const idx N = rows_of(X, "X");
-        const T* x = input<T>(X, "X", {N, spec_.sizes.front()}, false);
-        finite.add(x, X.size(), "X");
+        const auto [x, N] = rows_input(X_obj, "X", args, finite);
         const idx O = spec_.sizes.back(), L = spec_.layers();
         py::array_t<T> out = new_array<T>({N, O}, "the output");
         T* a = out.mutable_data();
@@ -179,7 +176,7 @@ class Engine {
                 const int nt = resolve_threads(n_threads_);
                 const idx start = blocks.start(b), rows = blocks.rows(b);
                 ws_.reserve(spec_, blocks.size);
-                mlp_forward(ws_, p, x + start * spec_.sizes.front(), rows, spec_, nt);
+                mlp_forward(ws_, p, x.from(start, spec_.sizes.front()), rows, spec_, nt);
                 output_forward<T>(a + start * O, ws_.Z[L - 1].data(), rows, O, spec_.loss.output, nt);
             });
             if (PyErr_CheckSignals() != 0) throw py::error_already_set();
@@ -249,10 +246,9 @@ class Engine {
                           const py::object& optimizer_obj, const py::object& beta_1_obj,
                           const py::object& beta_2_obj, const py::object& epsilon_obj,
                           const py::object& alpha_obj, const py::object& clip_obj, const py::object& step_obj,
-                          const py::object& health_obj, const py::object& first_batch_obj) {
+                          const py::object& health_obj) {
         TrainConfig c = config(batch_obj, momentum_obj, shuffle_obj, seed_obj, epoch_obj, optimizer_obj,
                                beta_1_obj, beta_2_obj, epsilon_obj, alpha_obj, clip_obj, step_obj);
-        c.first_batch = arg_u64(first_batch_obj, "first_batch");
         c.lr = arg_real(lr_obj, "lr");
         require_lr(c.lr);
         std::vector<Named> args;
@@ -456,7 +452,8 @@ class Engine {
     // are args[0, written)), data and sample weights.
     struct Trainable {
         ParamViews<T*> p, s1, s2;
-        const T *x, *y;
+        Input<T> x{nullptr};
+        const T* y;
         idx N;
         const double* w;
         size_t written;
@@ -584,19 +581,81 @@ class Engine {
         return a.shape(0);
     }
 
-    // X (N x d) and Y (N x O), checked and finite.
-    std::tuple<const T*, const T*, idx> data(const py::object& X_obj, const py::object& Y_obj,
+    // X (rows_input) and Y (N x O), checked and finite.
+    std::tuple<Input<T>, const T*, idx> data(const py::object& X_obj, const py::object& Y_obj,
                                              std::vector<Named>& args, FiniteChecks<T>& finite,
                                              const char* x_name = "X", const char* y_name = "Y") const {
-        const py::array X = as_array(X_obj, x_name), Y = as_array(Y_obj, y_name);
-        const idx N = rows_of(X, x_name);
-        const T* x = input<T>(X, x_name, {N, spec_.sizes.front()}, false);
+        const auto [x, N] = rows_input(X_obj, x_name, args, finite);
+        const py::array Y = as_array(Y_obj, y_name);
         const T* y = input<T>(Y, y_name, {N, spec_.sizes.back()}, false);
-        finite.add(x, X.size(), x_name);
         finite.add(y, Y.size(), y_name);
-        args.push_back({X, x_name});
         args.push_back({Y, y_name});
         return {x, y, N};
+    }
+
+    // X's rows and their count: a C-contiguous N x d array, or a CSR matrix as the tuple
+    // (data, indices, indptr, n_columns) of scipy's arrays and shape[1] (csr_rows). Finite.
+    std::pair<Input<T>, idx> rows_input(const py::object& X_obj, const std::string& name,
+                                        std::vector<Named>& args, FiniteChecks<T>& finite) const {
+        if (py::isinstance<py::tuple>(X_obj)) return csr_rows(py::reinterpret_borrow<py::tuple>(X_obj), name, args, finite);
+        const py::array X = as_array(X_obj, name);
+        const idx N = rows_of(X, name);
+        const T* x = input<T>(X, name, {N, spec_.sizes.front()}, false);
+        finite.add(x, X.size(), name);
+        args.push_back({X, name});
+        return {Input<T>(x), N};
+    }
+
+    // A CSR matrix of the network's input width: its values (T), column indices and row starts
+    // (both int32 or both int64), checked as scipy's check_format checks them, since a bad index
+    // would read outside W: starts rising from 0 to at most the values' count, each stored
+    // entry's column in [0, d).
+    std::pair<Input<T>, idx> csr_rows(const py::tuple& parts, const std::string& name, std::vector<Named>& args,
+                                      FiniteChecks<T>& finite) const {
+        if (py::len(parts) != 4)
+            throw py::type_error(name + " must be an array or a CSR tuple (data, indices, indptr, n_columns), got a "
+                                 "tuple of " + std::to_string(py::len(parts)));
+        const idx d = spec_.sizes.front();
+        const idx n_columns = idx(arg_int(parts[3], name + " n_columns", 0, std::numeric_limits<idx>::max()));
+        if (n_columns != d)
+            throw py::value_error(name + " has " + std::to_string(n_columns) + " columns, but the network takes " +
+                                  std::to_string(d) + " inputs");
+        const py::array values = as_array(parts[0], name + " data"), columns = as_array(parts[1], name + " indices"),
+                        starts = as_array(parts[2], name + " indptr");
+        require_shape(starts, name + " indptr", {-1});
+        if (starts.shape(0) < 2) throw py::value_error(name + " has no rows (indptr " + shape_str(starts) + ")");
+        const idx N = starts.shape(0) - 1, stored = values.size();
+        CsrRows<T> csr;
+        csr.values = input<T>(values, name + " data", {stored}, false);
+        const bool wide = starts.dtype().equal(py::dtype::of<std::int64_t>());
+        if (!wide && !starts.dtype().equal(py::dtype::of<std::int32_t>()))
+            throw py::type_error(name + " indptr must have dtype int32 or int64, got " + std::string(py::str(starts.dtype())));
+        const auto check = [&](auto integer) {
+            using I = decltype(integer);
+            const I* s = input<I>(starts, name + " indptr", {N + 1}, false);
+            const I* c = input<I>(columns, name + " indices (of indptr's dtype)", {stored}, false);
+            csr.starts = s;
+            csr.columns = c;
+            if (s[0] != 0) throw py::value_error(name + " indptr must start at 0, got " + std::to_string(s[0]));
+            for (idx r = 0; r < N; ++r)
+                if (s[r + 1] < s[r])
+                    throw py::value_error(name + " indptr must not decrease (row " + std::to_string(r) + ")");
+            if (idx(s[N]) > stored)
+                throw py::value_error(name + " indptr ends at " + std::to_string(s[N]) + ", past its " +
+                                      std::to_string(stored) + " stored values");
+            for (idx k = 0; k < idx(s[N]); ++k)
+                if (c[k] < 0 || idx(c[k]) >= d)
+                    throw py::value_error(name + " holds column index " + std::to_string(c[k]) + " at entry " +
+                                          std::to_string(k) + "; columns are 0 to " + std::to_string(d - 1));
+            finite.add(csr.values, idx(s[N]), name + " data");
+        };
+        if (wide) check(std::int64_t{});
+        else check(std::int32_t{});
+        csr.wide = wide;
+        args.push_back({values, name + " data"});
+        args.push_back({columns, name + " indices"});
+        args.push_back({starts, name + " indptr"});
+        return {Input<T>(csr), N};
     }
 
     // Flat parameter array `a`: its layer, and its place there (0: W, 1: b, 2 + k: the k-th
@@ -680,7 +739,7 @@ void bind_engine_for(py::module_& m, const char* name) {
         .def("train_epoch", &Engine<T>::train_epoch, "params"_a, "state1"_a, "state2"_a, "X"_a, "Y"_a,
              "sample_weight"_a = py::none(), py::kw_only(), "order"_a = py::none(), "batch_size"_a, "lr"_a, "momentum"_a = 0.0, "shuffle"_a = true, "seed"_a = 0,
              "epoch"_a = 0, "optimizer"_a = "sgd", "beta_1"_a = 0.9, "beta_2"_a = 0.999, "epsilon"_a = 1e-8,
-             "alpha"_a = 0.0, "clip_norm"_a = 0.0, "step"_a = 0, "health"_a = py::none(), "first_batch"_a = 0)
+             "alpha"_a = 0.0, "clip_norm"_a = 0.0, "step"_a = 0, "health"_a = py::none())
         .def("train_epochs", &Engine<T>::train_epochs, "params"_a, "state1"_a, "state2"_a, "X"_a, "Y"_a,
              "sample_weight"_a = py::none(), py::kw_only(), "orders"_a = py::none(),
              "shuffle_state"_a = py::none(), "lrs"_a, "losses"_a,

@@ -143,6 +143,8 @@ ops: _Ops
 # lists of arrays of the engine's dtype, per layer W_l, b_l, then the learned parameters of hidden
 # layer l's activation; the written ones are updated in place.
 _Params = Sequence[npt.NDArray[_F]]
+# X: dense rows, or a CSR matrix's (data, indices, indptr, n_columns), indices int32 or int64
+_X = npt.NDArray[_F] | tuple[npt.NDArray[_F], npt.NDArray[Any], npt.NDArray[Any], int]
 
 
 class _Engine(Generic[_F]):
@@ -159,25 +161,25 @@ class _Engine(Generic[_F]):
     def n_threads(self, value: int) -> None: ...
     @property
     def layer_sizes(self) -> list[int]: ...
-    def forward(self, params: _Params[_F], X: npt.NDArray[_F]) -> npt.NDArray[_F]: ...
-    def evaluate(self, params: _Params[_F], X: npt.NDArray[_F], Y: npt.NDArray[_F],
+    def forward(self, params: _Params[_F], X: _X[_F]) -> npt.NDArray[_F]: ...
+    def evaluate(self, params: _Params[_F], X: _X[_F], Y: npt.NDArray[_F],
                  sample_weight: npt.ArrayLike | None = None) -> tuple[float, npt.NDArray[_F]]: ...
     def score(self, outputs: npt.NDArray[_F], Y: npt.NDArray[_F],
               sample_weight: npt.ArrayLike | None = None) -> float: ...
-    def loss_and_gradients(self, params: _Params[_F], X: npt.NDArray[_F], Y: npt.NDArray[_F],
+    def loss_and_gradients(self, params: _Params[_F], X: _X[_F], Y: npt.NDArray[_F],
                            grads: _Params[_F],
                            sample_weight: npt.ArrayLike | None = None) -> float: ...
     def train_epoch(self, params: _Params[_F], state1: _Params[_F], state2: _Params[_F] | None,
-                    X: npt.NDArray[_F], Y: npt.NDArray[_F],
+                    X: _X[_F], Y: npt.NDArray[_F],
                     sample_weight: npt.ArrayLike | None = None, *,
                     order: npt.NDArray[np.int64] | None = None, batch_size: int, lr: float,
                     momentum: float = 0.0, shuffle: bool = True, seed: int = 0, epoch: int = 0,
                     optimizer: str = "sgd", beta_1: float = 0.9, beta_2: float = 0.999,
                     epsilon: float = 1e-8, alpha: float = 0.0, clip_norm: float = 0.0,
-                    step: int = 0, health: npt.NDArray[np.float64] | None = None,
-                    first_batch: int = 0) -> tuple[float, int]: ...
+                    step: int = 0,
+                    health: npt.NDArray[np.float64] | None = None) -> tuple[float, int]: ...
     def train_epochs(self, params: _Params[_F], state1: _Params[_F], state2: _Params[_F] | None,
-                     X: npt.NDArray[_F], Y: npt.NDArray[_F],
+                     X: _X[_F], Y: npt.NDArray[_F],
                      sample_weight: npt.ArrayLike | None = None, *,
                      orders: npt.NDArray[np.int64] | None = None,
                      shuffle_state: tuple[npt.NDArray[np.uint32], npt.NDArray[np.int32],
@@ -188,12 +190,12 @@ class _Engine(Generic[_F]):
                      epsilon: float = 1e-8, alpha: float = 0.0, clip_norm: float = 0.0,
                      step: int = 0, tol: float = 0.0, n_iter_no_change: float = ...,
                      best_loss: float = ..., no_improvement_count: int = 0,
-                     held_out: tuple[npt.NDArray[_F], npt.NDArray[_F], npt.ArrayLike | None,
+                     held_out: tuple[_X[_F], npt.NDArray[_F], npt.ArrayLike | None,
                                      _Params[_F], npt.NDArray[np.float64],
                                      npt.NDArray[np.float64]] | None = None,
                      best_score: float = ..., health: npt.NDArray[np.float64] | None = None,
                      ) -> tuple[int, str, float, int, int, BaseException | None]: ...
-    def health(self, params: _Params[_F], X: npt.NDArray[_F], Y: npt.NDArray[_F],
+    def health(self, params: _Params[_F], X: _X[_F], Y: npt.NDArray[_F],
                sample_weight: npt.ArrayLike | None = None,
                lr: float = 0.01) -> npt.NDArray[np.float64]: ...
 

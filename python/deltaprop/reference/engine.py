@@ -1,5 +1,9 @@
 """The reference twin of the C++ ``Engine_float32``/``Engine_float64``: the same constructor
-and methods, so ``deltaprop.MLP(backend="numpy")`` swaps one for the other."""
+and methods, so ``deltaprop.MLP(backend="numpy")`` swaps one for the other.
+
+X is dense rows or, as the engine takes a sparse matrix, its CSR parts (data, indices, indptr,
+n_columns); the reference densifies those (``dense_rows``): the same sums, the oracle kept
+simple."""
 
 from __future__ import annotations
 
@@ -16,6 +20,21 @@ from .mlp import NetSpec, mlp_forward, mlp_loss_and_gradients
 from .stopping import evaluate_rows, score_outputs
 from .train import train_epoch, train_epochs
 
+# X as the engine takes it: dense rows, or a CSR matrix's (data, indices, indptr, n_columns)
+Rows = FloatArray | tuple[FloatArray, npt.NDArray[Any], npt.NDArray[Any], int]
+
+
+def dense_rows(X: Rows) -> FloatArray:
+    """X's rows as a dense array (a CSR matrix's repeated entries summed, as scipy sums them)."""
+    if not isinstance(X, tuple):
+        return X
+    data, indices, indptr, n_columns = X
+    stored = int(indptr[-1])
+    rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+    dense = np.zeros((len(indptr) - 1, n_columns), dtype=data.dtype)
+    np.add.at(dense, (rows, indices[:stored]), data[:stored])
+    return dense
+
 
 class Engine:
     def __init__(self, layer_sizes: Sequence[int],
@@ -30,41 +49,47 @@ class Engine:
         self.layer_sizes = list(self.spec.sizes)
         self.n_threads = n_threads
 
-    def forward(self, params: Sequence[FloatArray], X: FloatArray) -> FloatArray:
-        Zs, _ = mlp_forward(params, X, self.spec)
+    def forward(self, params: Sequence[FloatArray], X: Rows) -> FloatArray:
+        Zs, _ = mlp_forward(params, dense_rows(X), self.spec)
         return output_forward(Zs[-1], self.spec.output)
 
-    def evaluate(self, params: Sequence[FloatArray], X: FloatArray, Y: FloatArray,
+    def evaluate(self, params: Sequence[FloatArray], X: Rows, Y: FloatArray,
                  sample_weight: npt.ArrayLike | None = None) -> tuple[float, FloatArray]:
-        return evaluate_rows(params, X, Y, self.spec, sample_weight)
+        return evaluate_rows(params, dense_rows(X), Y, self.spec, sample_weight)
 
     def score(self, outputs: FloatArray, Y: FloatArray,
               sample_weight: npt.ArrayLike | None = None) -> float:
         return score_outputs(outputs, Y, sample_weight, self.spec.output)
 
-    def loss_and_gradients(self, params: Sequence[FloatArray], X: FloatArray, Y: FloatArray,
+    def loss_and_gradients(self, params: Sequence[FloatArray], X: Rows, Y: FloatArray,
                            grads: Sequence[FloatArray],
                            sample_weight: npt.ArrayLike | None = None) -> float:
-        loss, computed = mlp_loss_and_gradients(params, X, Y, self.spec, sample_weight)
+        loss, computed = mlp_loss_and_gradients(params, dense_rows(X), Y, self.spec,
+                                                sample_weight)
         for out, g in zip(grads, computed):
             np.copyto(out, g)
         return loss
 
     def train_epoch(self, params: Sequence[FloatArray], state1: Sequence[FloatArray],
-                    state2: Sequence[FloatArray] | None, X: FloatArray, Y: FloatArray,
+                    state2: Sequence[FloatArray] | None, X: Rows, Y: FloatArray,
                     sample_weight: npt.NDArray[np.float64] | None = None,
                     **settings: Any) -> tuple[float, int]:
         # settings: train_epoch's keywords (batch_size, lr, ...), passed through as they are
-        return train_epoch(params, state1, state2, X, Y, self.spec, sample_weight, **settings)
+        return train_epoch(params, state1, state2, dense_rows(X), Y, self.spec, sample_weight,
+                           **settings)
 
     def train_epochs(self, params: Sequence[FloatArray], state1: Sequence[FloatArray],
-                     state2: Sequence[FloatArray] | None, X: FloatArray, Y: FloatArray,
+                     state2: Sequence[FloatArray] | None, X: Rows, Y: FloatArray,
                      sample_weight: npt.NDArray[np.float64] | None = None,
                      **settings: Any) -> tuple[int, str, float, int, int, None]:
         # settings: train_epochs's keywords (orders, lrs, losses, batch_size, ...)
-        return train_epochs(params, state1, state2, X, Y, self.spec, sample_weight, **settings)
+        held_out = settings.get("held_out")
+        if held_out is not None:
+            settings["held_out"] = (dense_rows(held_out[0]), *held_out[1:])
+        return train_epochs(params, state1, state2, dense_rows(X), Y, self.spec, sample_weight,
+                            **settings)
 
-    def health(self, params: Sequence[FloatArray], X: FloatArray, Y: FloatArray,
+    def health(self, params: Sequence[FloatArray], X: Rows, Y: FloatArray,
                sample_weight: npt.ArrayLike | None = None,
                lr: float = 0.01) -> npt.NDArray[np.float64]:
-        return health(params, X, Y, self.spec, sample_weight, lr)
+        return health(params, dense_rows(X), Y, self.spec, sample_weight, lr)

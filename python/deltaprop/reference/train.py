@@ -41,8 +41,8 @@ def train_epoch(params: Sequence[FloatArray], state1: Sequence[FloatArray],
                 momentum: float = 0.0, shuffle: bool = True, seed: int = 0, epoch: int = 0,
                 optimizer: str = "sgd", beta_1: float = 0.9, beta_2: float = 0.999,
                 epsilon: float = 1e-8, alpha: float = 0.0, clip_norm: float = 0.0,
-                step: int = 0, health: npt.NDArray[np.float64] | None = None,
-                first_batch: int = 0) -> tuple[float, int]:
+                step: int = 0,
+                health: npt.NDArray[np.float64] | None = None) -> tuple[float, int]:
     """One epoch of minibatch training of the network ``spec`` (mlp.NetSpec), updating the
     flat lists ``params`` and the optimizer state in place.
 
@@ -59,8 +59,7 @@ def train_epoch(params: Sequence[FloatArray], state1: Sequence[FloatArray],
     count; the epoch's mean still weights batches by rows, as scikit-learn's loss_curve_ does.
     A batch whose weights are all zero carries nothing to learn from and is skipped, taking no
     step, as if its rows were absent (its L2 term alone would divide by zero). Dropout masks
-    are drawn from (seed, epoch, batch index), the batch index counted from ``first_batch`` (a
-    call that trains part of an epoch).
+    are drawn from (seed, epoch, batch index).
     ``order`` (n row indices) sets the order the rows are read in; without it, ``shuffle``
     decides between shuffle_order and stored order.
     ``health``, a (6, layers) array, receives the epoch's gradient health (health.py)."""
@@ -86,7 +85,7 @@ def train_epoch(params: Sequence[FloatArray], state1: Sequence[FloatArray],
         trace: Trace = {}
 
         loss, grads = mlp_loss_and_gradients(params, X[rows], Y[rows], spec, weight,
-                                             dropout_key=(seed, epoch, first_batch + index),
+                                             dropout_key=(seed, epoch, index),
                                              trace=trace)
         if alpha > 0:
             loss += l2_penalty([params[a] for a in weights], alpha, size)

@@ -25,9 +25,8 @@ Everything computes scikit-learn's objective (sklearn/neural_network/_multilayer
 The engine computes it directly: sample weights, the exp output with the Poisson loss, and
 scikit-learn's squared error, whose *value* averages over the outputs while its *gradient*
 (``delta = a − y``) does not (``loss_mean_over_outputs``), and its half Poisson deviance.
-X may be a dense array or a scipy CSR matrix: sparse rows are densified at most
-``CHUNK_BYTES`` at a time (``chunk_rows``; whole batches, in training), never the whole matrix
-at once.
+X may be a dense array or a scipy sparse matrix, which the engine reads as CSR rows where they
+lie (its first layer multiplies the stored entries only: csrc/sparse.hpp); nothing densifies it.
 
 scikit-learn's stochastic solvers shuffle once per epoch (``sklearn.utils.shuffle``: a
 ``RandomState.shuffle`` of ``arange(n)``, then indexing). ``shuffle`` does the same without the
@@ -56,24 +55,11 @@ from ..activations import resolve
 from ..reference.activations import init_activation_params  # as deltaprop.MLP starts them
 from ..reference.health import HEALTH_ROWS  # the rows of the engine's health record
 
-__all__ = ["CHUNK_BYTES", "HEALTH_ROWS", "EpochSettings", "HeldOut", "Network", "OptimizerState",
-           "chunk_rows", "first_random_state", "init_activation_params", "make_network",
-           "new_optimizer_state", "shuffle", "EpochShuffles"]
+__all__ = ["HEALTH_ROWS", "EpochSettings", "HeldOut", "Network", "OptimizerState",
+           "first_random_state", "init_activation_params", "make_network", "new_optimizer_state",
+           "shuffle", "EpochShuffles"]
 
 Learned = Sequence[Mapping[str, FloatArray]]  # one dict of arrays per hidden layer
-
-# Sparse input is densified at most this many bytes at a time (training: at least one batch).
-# A fixed 4 096 rows made a 6.5 GB array of a 200 000-column TF-IDF matrix.
-CHUNK_BYTES = 32 << 20
-
-
-def chunk_rows(n_features: int, dtype: npt.DTypeLike, whole: int = 1) -> int:
-    """How many rows of a sparse X with ``n_features`` columns to densify at a time: whole
-    groups of ``whole`` rows (a training call's batches), as many as fit in CHUNK_BYTES, and at
-    least one group."""
-    row_bytes = max(1, n_features) * np.dtype(dtype).itemsize
-    return max(1, CHUNK_BYTES // (row_bytes * whole)) * whole
-
 
 @dataclass
 class OptimizerState:
@@ -123,19 +109,13 @@ def make_network(layer_sizes: Sequence[int], activation: ActivationsArg, output:
                    dropout, alpha_dropout, loss, huber_delta)
 
 
-def _row_weights(n: int,
-                 sample_weight: npt.ArrayLike | None) -> npt.NDArray[np.float64]:
-    """Each row's weight: 1 without sample weights."""
-    return np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-
-
 @dataclass
 class HeldOut:
-    """Early stopping's held-out rows (dense X, encoded Y, weights or None) for
+    """Early stopping's held-out rows (X, encoded Y, weights or None) for
     Network.train_epochs, the parameters its best epoch is copied to (coefs, intercepts,
     learned: arrays apart from the trained ones) and, after the call, each epoch's loss and
     score of those rows."""
-    X: FloatArray
+    X: Any  # dense or sparse
     Y: FloatArray
     sample_weight: npt.NDArray[np.float64] | None
     best: tuple[list[FloatArray], list[FloatArray], Learned | None]
@@ -195,21 +175,25 @@ class Network:
                 params += [learned[l][name] for name in names[l]]
         return params
 
-    def _dense(self, X: Any) -> FloatArray:
-        X = X.toarray() if sp.issparse(X) else X
-        return np.ascontiguousarray(X, dtype=self.dtype)
+    def _input(self, X: Any) -> Any:
+        """X as the engine reads it: a C-contiguous array of the network's dtype, or a sparse
+        matrix's CSR parts (data, indices, indptr, n_columns), its entries where they lie."""
+        if not sp.issparse(X):
+            return np.ascontiguousarray(X, dtype=self.dtype)
+        X = X.tocsr()
+        indices, indptr = X.indices, X.indptr
+        if indices.dtype != indptr.dtype or indptr.dtype not in (np.int32, np.int64):
+            indices, indptr = indices.astype(np.int64), indptr.astype(np.int64)
+        return (np.ascontiguousarray(X.data, dtype=self.dtype), np.ascontiguousarray(indices),
+                np.ascontiguousarray(indptr), X.shape[1])
 
     # -- inference -----------------------------------------------------------------------------
     def forward(self, coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray],
                 X: Any, learned: Learned | None = None) -> FloatArray:
         """Output activations (probabilities, values), row by row: any row's result is
         independent of the others."""
-        params = self.params(coefs, intercepts, learned)
-        if sp.issparse(X):
-            X, step = X.tocsr(), chunk_rows(X.shape[1], self.dtype)
-            return np.concatenate([self._engine.forward(params, self._dense(X[i:i + step]))
-                                   for i in range(0, X.shape[0], step)])
-        out: FloatArray = self._engine.forward(params, self._dense(X))
+        out: FloatArray = self._engine.forward(self.params(coefs, intercepts, learned),
+                                               self._input(X))
         return out
 
     # -- the whole data set at once (lbfgs, validation loss) -----------------------------------
@@ -235,20 +219,9 @@ class Network:
         The L2 term ½ α Σ‖W‖² / Σ s is taken over ``weights`` and its gradient added to
         ``weight_grads``: by default params' and grads' weight arrays; L-BFGS passes each as
         the one block of its packed vector that holds every layer's weights."""
-        if not sp.issparse(X):  # one engine call, which writes the gradients
-            loss: float = self._engine.loss_and_gradients(
-                params, self._dense(X), np.ascontiguousarray(Y, dtype=self.dtype), grads,
-                sample_weight)
-        else:  # densified chunks, each weighing its share of the rows' weight
-            chunk_grads = [np.empty_like(p) for p in params]
-            for g in grads:
-                g.fill(0)
-            loss = 0.0
-            for share, Xc, Yc, chunk_weights in self._row_chunks(X, Y, sample_weight):
-                loss += share * self._engine.loss_and_gradients(params, Xc, Yc, chunk_grads,
-                                                                chunk_weights)
-                for g, c in zip(grads, chunk_grads):
-                    g += c * c.dtype.type(share)
+        loss: float = self._engine.loss_and_gradients(
+            params, self._input(X), np.ascontiguousarray(Y, dtype=self.dtype), grads,
+            sample_weight)
         if alpha > 0:
             if weights is None or weight_grads is None:
                 weights, weight_grads = self._unflat(list(params))[0], self._unflat(list(grads))[0]
@@ -263,16 +236,13 @@ class Network:
                  learned: Learned | None = None) -> tuple[float, FloatArray]:
         """loss_and_gradients' loss (without the L2 term) and forward's output activations,
         from one forward pass: early stopping's view of its held-out rows each epoch."""
-        params = self.params(coefs, intercepts, learned)
-        loss, outputs = 0.0, []
-        for share, Xc, Yc, weights in self._row_chunks(X, Y, sample_weight, keep_empty=True):
-            if not share:  # rows of no weight add nothing, whatever their loss
-                outputs.append(self._engine.forward(params, Xc))
-                continue
-            chunk_loss, out = self._engine.evaluate(params, Xc, Yc, weights)
-            loss += share * chunk_loss
-            outputs.append(out)
-        return loss, np.concatenate(outputs)
+        loss: float
+        outputs: FloatArray
+        loss, outputs = self._engine.evaluate(self.params(coefs, intercepts, learned),
+                                              self._input(X),
+                                              np.ascontiguousarray(Y, dtype=self.dtype),
+                                              sample_weight)
+        return loss, outputs
 
     def score(self, outputs: FloatArray, Y: FloatArray,
               sample_weight: npt.NDArray[np.float64] | None = None) -> float:
@@ -282,28 +252,6 @@ class Network:
         score: float = self._engine.score(outputs, np.ascontiguousarray(Y, dtype=self.dtype),
                                           sample_weight)
         return score
-
-    def _row_chunks(self, X: Any, Y: FloatArray, sample_weight: npt.NDArray[np.float64] | None,
-                    keep_empty: bool = False,
-                    ) -> Iterator[tuple[float, FloatArray, FloatArray,
-                                        npt.NDArray[np.float64] | None]]:
-        """(share, X rows, Y rows, their weights): dense X whole, sparse X densified
-        chunk_rows at a time; share is the rows' part of the total sample weight (the
-        engine's means are over the rows it is given). Rows of no weight are skipped unless
-        ``keep_empty`` (a caller that needs their outputs)."""
-        n = X.shape[0]
-        s = _row_weights(n, sample_weight)
-        total = float(s.sum())
-        sparse = sp.issparse(X)
-        step = chunk_rows(X.shape[1], self.dtype) if sparse else n
-        for start in range(0, n, step) if sparse else [0]:
-            stop = min(n, start + step)
-            share = float(s[start:stop].sum()) / total
-            if share == 0 and not keep_empty:
-                continue
-            yield (share, self._dense(X[start:stop]),
-                   np.ascontiguousarray(Y[start:stop], dtype=self.dtype),
-                   None if sample_weight is None else s[start:stop])
 
     def _unflat(self, params: list[FloatArray],
                 ) -> tuple[list[FloatArray], list[FloatArray], list[dict[str, FloatArray]]]:
@@ -320,10 +268,10 @@ class Network:
     def health(self, coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray], X: Any,
                Y: FloatArray, sample_weight: npt.NDArray[np.float64] | None = None,
                learned: Learned | None = None, lr: float = 0.0) -> npt.NDArray[np.float64]:
-        """The gradient health of one pass over all rows of (dense) X: HEALTH_ROWS x layers,
+        """The gradient health of one pass over all rows of X: HEALTH_ROWS x layers,
         the update ratio for a plain step of ``lr`` (deltaprop.diagnostics.gradient_health's)."""
         rows: npt.NDArray[np.float64] = self._engine.health(
-            self.params(coefs, intercepts, learned), self._dense(X),
+            self.params(coefs, intercepts, learned), self._input(X),
             np.ascontiguousarray(Y, dtype=self.dtype), sample_weight, lr)
         return rows
 
@@ -337,13 +285,18 @@ class Network:
         """One epoch over the rows ``order`` of X (None: in stored order), in batches of
         ``settings.batch_size``, updating parameters and ``state`` in place. Returns
         scikit-learn's loss_curve_ entry: the batches' losses (each before its step) weighted
-        by their rows. ``health`` (dense X only) receives the epoch's gradient health."""
-        params = self.params(coefs, intercepts, learned)
-        if sp.issparse(X):
-            return self._train_batches(params, state, X, Y, sample_weight, order, settings)
-        return self._engine_epoch(params, state, self._dense(X),
-                                  np.ascontiguousarray(Y, dtype=self.dtype), sample_weight,
-                                  settings, order, health)
+        by their rows. ``health`` receives the epoch's gradient health."""
+        loss: float
+        loss, state.t = self._engine.train_epoch(
+            self.params(coefs, intercepts, learned), state.state1, state.state2, self._input(X),
+            np.ascontiguousarray(Y, dtype=self.dtype), sample_weight,
+            order=None if order is None else np.ascontiguousarray(order, dtype=np.int64),
+            batch_size=settings.batch_size, lr=settings.lr, momentum=settings.momentum,
+            shuffle=False, seed=settings.seed, epoch=settings.epoch, optimizer=state.kind,
+            beta_1=settings.beta_1, beta_2=settings.beta_2,
+            epsilon=settings.epsilon, alpha=settings.alpha, clip_norm=settings.clip_norm,
+            step=state.t, health=health)
+        return loss
 
     def train_epochs(self, coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray],
                      state: OptimizerState, X: Any, Y: FloatArray,
@@ -354,8 +307,8 @@ class Network:
                      learned: Learned | None = None, held_out: HeldOut | None = None,
                      health: npt.NDArray[np.float64] | None = None,
                      ) -> tuple[npt.NDArray[np.float64], str, float, int, BaseException | None]:
-        """Up to ``len(lrs)`` epochs in one engine call, for a fit with nothing to do between epochs
-        (dense X): epoch e reads the rows ``orders[e]`` (None: stored order), or with
+        """Up to ``len(lrs)`` epochs in one engine call, for a fit with nothing to do between
+        epochs: epoch e reads the rows ``orders[e]`` (None: stored order), or with
         ``shuffle_state`` (EpochShuffles.engine_state) the order the engine draws as the
         epoch starts, at learning rate ``lrs[e]``. ``plateau`` is scikit-learn's stopping
         rule as (tol, n_iter_no_change, best_loss, no_improvement_count); the engine stops
@@ -372,13 +325,13 @@ class Network:
         engine_held_out = None
         val_losses, val_scores = np.empty(len(lrs)), np.empty(len(lrs))
         if held_out is not None:
-            engine_held_out = (self._dense(held_out.X),
+            engine_held_out = (self._input(held_out.X),
                                np.ascontiguousarray(held_out.Y, dtype=self.dtype),
                                held_out.sample_weight,
                                self.params(*held_out.best), val_losses, val_scores)
         epochs, stop, best, count, state.t, error = self._engine.train_epochs(
             self.params(coefs, intercepts, learned), state.state1, state.state2,
-            self._dense(X), np.ascontiguousarray(Y, dtype=self.dtype), sample_weight, orders=orders,
+            self._input(X), np.ascontiguousarray(Y, dtype=self.dtype), sample_weight, orders=orders,
             shuffle_state=shuffle_state, lrs=np.asarray(lrs, dtype=np.float64), losses=losses,
             batch_size=settings.batch_size, momentum=settings.momentum, optimizer=state.kind,
             beta_1=settings.beta_1, beta_2=settings.beta_2, epsilon=settings.epsilon,
@@ -391,53 +344,6 @@ class Network:
             scored = epochs - (stop == "diverged")  # the held-out rows skip an epoch that diverged
             held_out.losses, held_out.scores = val_losses[:scored], val_scores[:scored]
         return losses[:epochs], stop, best, count, error
-
-    def _engine_epoch(self, params: list[FloatArray], state: OptimizerState, X: FloatArray,
-                      Y: FloatArray, sample_weight: npt.NDArray[np.float64] | None,
-                      settings: EpochSettings, order: npt.NDArray[np.intp] | None = None,
-                      health: npt.NDArray[np.float64] | None = None,
-                      first_batch: int = 0) -> float:
-        loss: float
-        loss, state.t = self._engine.train_epoch(
-            params, state.state1, state.state2, X, Y, sample_weight,
-            order=None if order is None else np.ascontiguousarray(order, dtype=np.int64),
-            batch_size=settings.batch_size, lr=settings.lr, momentum=settings.momentum,
-            shuffle=False, seed=settings.seed, epoch=settings.epoch, optimizer=state.kind,
-            beta_1=settings.beta_1, beta_2=settings.beta_2,
-            epsilon=settings.epsilon, alpha=settings.alpha, clip_norm=settings.clip_norm,
-            step=state.t, health=health, first_batch=first_batch)
-        return loss
-
-    def _train_batches(self, params: list[FloatArray], state: OptimizerState, X: Any,
-                       Y: FloatArray, sample_weight: npt.NDArray[np.float64] | None,
-                       order: npt.NDArray[np.intp] | None, settings: EpochSettings) -> float:
-        """Sparse X's epoch: its rows in ``order``, densified whole batches at a time (as many
-        as chunk_rows allows), each chunk's batches trained by one engine call in that
-        order (sparse X is never densified whole): the same batches, steps and dropout masks
-        (each chunk's first batch passed as such) as the dense path's, so the same fit. The loss
-        is the dense path's too: the trained batches' losses weighted by their rows."""
-        n = int(X.shape[0])
-        order = np.arange(n) if order is None else order
-        X = X.tocsr()
-        batch = min(settings.batch_size, n)
-        per_chunk = chunk_rows(X.shape[1], self.dtype, whole=batch)
-        total, trained = 0.0, 0
-        for start in range(0, n, per_chunk):
-            rows = order[start:start + per_chunk]
-            weights = None if sample_weight is None else sample_weight[rows]
-            rows_trained = len(rows)  # the engine skips a batch without weight
-            if weights is not None:
-                firsts = np.arange(0, len(rows), batch)
-                sizes = np.diff(np.append(firsts, len(rows)))
-                rows_trained = int(sizes[np.add.reduceat(weights, firsts) > 0].sum())
-                if rows_trained == 0:
-                    continue
-            Yc = np.ascontiguousarray(Y[rows], dtype=self.dtype)
-            loss = self._engine_epoch(params, state, self._dense(X[rows]), Yc, weights, settings,
-                                      first_batch=start // batch)
-            total += rows_trained * loss
-            trained += rows_trained
-        return total / trained if trained else 0.0
 
 
 # -- scikit-learn's shuffles -------------------------------------------------------------------

@@ -354,7 +354,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
             # a continued fit keeps its parameters' dtype (scikit-learn's in-place updates do)
             X = X.astype(self.coefs_[0].dtype)
         if sp.issparse(X):
-            X = X.tocsr()  # rows are what batches and chunks slice (still sparse: no densifying)
+            X = X.tocsr()  # the engine reads CSR rows (once here, not per epoch)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
         if class_weights is not None:  # (the classifier's class_weight: a factor per row)
@@ -451,15 +451,11 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
                           "sample size. It is going to be clipped", stacklevel=3)
         return int(np.clip(self.batch_size, 1, n_samples))
 
-    def _health_record(self, X: Any, incremental: bool) -> npt.NDArray[np.float64] | None:
+    def _health_record(self, incremental: bool) -> npt.NDArray[np.float64] | None:
         """The engine's (rows x layers) health array for one epoch, or None; starts health_
         (continued by partial_fit)."""
         if not self.record_health:
             return None
-        if sp.issparse(X):
-            raise ValueError("record_health=True needs dense X: the engine gathers health over "
-                             "a whole epoch in one call, and sparse X is trained a densified "
-                             "chunk of batches per call")
         layers = len(self.coefs_)
         if not (incremental and hasattr(self, "health_")):
             self.health_ = {name: np.empty((0, layers)) for name in _backend.HEALTH_ROWS}
@@ -489,12 +485,11 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         batch_size = self._batch_size(n_samples)
         net = self._network(X.dtype)
         clip_norm = 0.0 if self.clip_norm is None else float(self.clip_norm)
-        health = self._health_record(X, incremental)
+        health = self._health_record(incremental)
         # With nothing to run between epochs, many run in one engine call, to the same result
         # (early stopping's held-out rows scored there too, its best epoch kept in arrays of
         # its own: not those a finished early-stopping fit restored, which a warm start trains).
         in_engine = (not incremental and hooks.between_chunks
-                     and not sp.issparse(X)
                      and (self._best_apart() if early_stopping else self.best_loss_ is not None))
         try:
             self.n_iter_ = 0

@@ -64,7 +64,7 @@ def fit_lbfgs(est: Any, X: Any, y: FloatArray, sample_weight: npt.NDArray[np.flo
         return coefs, intercepts, [{name: next(arrays) for name in names}
                                    for names in learned_names]
 
-    track = est._health_record(X, incremental=False) is not None  # (starts health_)
+    track = est._health_record(incremental=False) is not None  # (starts health_)
     stopped = False
     last, last_loss = _pack(start), None  # the last iterate and its loss: what a Ctrl-C leaves
 
