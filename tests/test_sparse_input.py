@@ -213,3 +213,39 @@ def test_a_malformed_sparse_matrix_is_refused_before_any_row_is_read(rng, how, e
     with pytest.raises(error, match=words):
         core.loss_and_gradients(params, X, labels(rng, np.float64, 20),
                                 [np.empty_like(p) for p in params])
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numpy"])
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+def test_mlp_takes_a_scipy_sparse_matrix_as_it_is(rng, backend, fmt):
+    """deltaprop.MLP hands a sparse X to its engine as CSR parts: the dense fit, outputs,
+    gradients and health, to rounding; its stored values are checked as dense X is."""
+    sp = pytest.importorskip("scipy.sparse")
+    import deltaprop as dp
+
+    X = rng.standard_normal((120, SIZES[0]))
+    X[rng.random(X.shape) < 0.8] = 0
+    y = rng.integers(0, 3, 120)
+    S = sp.csr_matrix(X).asformat(fmt)
+    dense, sparse = (dp.MLP(SIZES, "tanh", backend=backend, seed=0) for _ in range(2))
+    kw = dict(epochs=3, batch_size=32, optimizer="adam", lr=0.01, alpha=1e-3)
+    np.testing.assert_allclose(sparse.fit(S, y, **kw).loss, dense.fit(X, y, **kw).loss,
+                               rtol=1e-10)
+    for a, b in zip(sparse.coefs_ + sparse.intercepts_, dense.coefs_ + dense.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(dense.forward(S), dense.forward(X), rtol=1e-10, atol=1e-15)
+    loss, dcoefs, _, _ = dense.loss_and_gradients(S, y)
+    ref_loss, ref_dcoefs, _, _ = dense.loss_and_gradients(X, y)
+    assert loss == pytest.approx(ref_loss, rel=1e-12)
+    np.testing.assert_allclose(dcoefs[0], ref_dcoefs[0], rtol=1e-10, atol=1e-15)
+    health = dp.diagnostics.gradient_health(dense, S, y, warn=False)
+    ref_health = dp.diagnostics.gradient_health(dense, X, y, warn=False)
+    np.testing.assert_allclose(health["grad_norm"], ref_health["grad_norm"], rtol=1e-10)
+    bad = S.tocsr(copy=True)
+    bad.data[0] = np.nan
+    with pytest.raises(ValueError, match="X contains NaN"):
+        dense.predict(bad)
+    with pytest.raises(ValueError, match="X has 39 features, but the network expects 40"):
+        dense.predict(S[:, 1:])
+    with pytest.raises(TypeError, match="complex"):
+        dense.predict(S.astype(np.complex128))

@@ -23,7 +23,12 @@ Rng = Union[np.random.Generator, np.random.RandomState, int, None]  # a generato
 
 PathArg = Union[str, os.PathLike[str]]  # a file's path
 
-__all__ = ["ActivationArg", "ActivationParams", "ActivationsArg", "BoolArray", "FloatArray",
-           "IntArray", "PathArg", "Rng"]
+# X as the engine reads it: dense rows, or a sparse matrix's CSR (data, indices, indptr,
+# n_columns), indices and indptr both int32 or both int64
+CsrParts = tuple[FloatArray, npt.NDArray[Any], npt.NDArray[Any], int]
+Rows = Union[FloatArray, CsrParts]
+
+__all__ = ["ActivationArg", "ActivationParams", "ActivationsArg", "BoolArray", "CsrParts",
+           "FloatArray", "IntArray", "PathArg", "Rng", "Rows"]
 
 

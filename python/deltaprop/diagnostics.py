@@ -58,13 +58,13 @@ def gradient_health(net: MLP, X: npt.ArrayLike, Y: npt.ArrayLike, *, lr: float =
     """The health of ``net`` (a deltaprop.MLP) on (X, Y), from one forward and backward pass in
     its own engine: a dict of per-layer float64 arrays (see the module docstring). With
     ``warn``, emits a :class:`HealthWarning` for each problem :func:`check_health` finds."""
-    X = net._inputs(X)
-    Y = net._targets(Y, X.shape[0])
-    from .validation import check_real, check_sample_weight
+    from .validation import check_real, check_sample_weight, rows_of
 
+    inputs = net._inputs(X)
+    Y = net._targets(Y, rows_of(inputs))
     lr = check_real(lr, "lr", 0.0)
-    sample_weight = check_sample_weight(sample_weight, X.shape[0])
-    rows = net._engine.health(net._params(), X, Y, sample_weight, lr)
+    sample_weight = check_sample_weight(sample_weight, rows_of(inputs))
+    rows = net._engine.health(net._params(), inputs, Y, sample_weight, lr)
     health = with_ratios(dict(zip(HEALTH_ROWS, rows)))
     if warn:
         for message in check_health(health):

@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core, reference
-from ._typing import ActivationParams, ActivationsArg, FloatArray, PathArg
+from ._typing import ActivationParams, ActivationsArg, FloatArray, PathArg, Rows
 from .activations import Activation, resolve_with_grad_at_zero
 from .init import init_network
 from .reference.health import HEALTH_ROWS
@@ -29,6 +29,7 @@ from .validation import (
     dropout_rates,
     per_layer,
     residual_flags,
+    rows_of,
 )
 
 BACKENDS = ("cpp", "numpy")
@@ -221,7 +222,7 @@ class MLP:
         self._engine = self._make_engine()
 
     # -- inference ----------------------------------------------------------------------
-    def _inputs(self, X: npt.ArrayLike) -> FloatArray:
+    def _inputs(self, X: npt.ArrayLike) -> Rows:
         return check_matrix(X, "X", self.dtype, self.layer_sizes[0])
 
     def _targets(self, Y: npt.ArrayLike, n_rows: int) -> FloatArray:
@@ -251,12 +252,12 @@ class MLP:
         (weighted by ``sample_weight``: Σ s_n ℓ_n / Σ s_n) and its gradients, shaped like
         ``coefs_``, ``intercepts_`` and ``activation_params_`` (one dict per hidden layer,
         empty for activations that learn nothing)."""
-        X = self._inputs(X)
-        Y = self._targets(Y, X.shape[0])
-        sample_weight = check_sample_weight(sample_weight, X.shape[0])
+        inputs = self._inputs(X)
+        Y = self._targets(Y, rows_of(inputs))
+        sample_weight = check_sample_weight(sample_weight, rows_of(inputs))
         params = self._params()
         grads = [np.empty_like(p) for p in params]
-        loss = self._engine.loss_and_gradients(params, X, Y, grads, sample_weight)
+        loss = self._engine.loss_and_gradients(params, inputs, Y, grads, sample_weight)
         dcoefs: list[FloatArray] = []
         dintercepts: list[FloatArray] = []
         dlearned: list[ActivationParams] = []
@@ -302,9 +303,10 @@ class MLP:
         epoch runs in the engine without the GIL; between epochs, ``callback(history)`` is
         called and may return True to stop.
         """
-        X = self._inputs(X)
-        Y = self._targets(Y, X.shape[0])
-        sample_weight = check_sample_weight(sample_weight, X.shape[0])
+        inputs = self._inputs(X)
+        n_rows = rows_of(inputs)
+        Y = self._targets(Y, n_rows)
+        sample_weight = check_sample_weight(sample_weight, n_rows)
         epochs = check_int(epochs, "epochs", minimum=0)
         batch_size = check_int(batch_size, "batch_size")
         lr = check_real(lr, "lr", 0.0)
@@ -321,7 +323,7 @@ class MLP:
         state1 = [np.zeros_like(p) for p in params]  # velocity, or Adam's first moment
         state2 = [np.zeros_like(p) for p in params] if optimizer == "adam" else None
         step = 0  # Adam's t: the steps taken (a batch whose weights are all zero takes none)
-        schedule = Schedule(lr_schedule, lr, epochs=epochs, n_samples=X.shape[0],
+        schedule = Schedule(lr_schedule, lr, epochs=epochs, n_samples=n_rows,
                             **(schedule_options or {}))
         last_good = [np.empty_like(p) for p in params]  # the state to fall back on, reused
         history = History()
@@ -336,8 +338,8 @@ class MLP:
             start = time.perf_counter()
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
                 loss, step = self._engine.train_epoch(
-                    params, state1, state2, X, Y, sample_weight, batch_size=batch_size, lr=epoch_lr,
-                    momentum=momentum, shuffle=bool(shuffle), seed=self.seed,
+                    params, state1, state2, inputs, Y, sample_weight, batch_size=batch_size,
+                    lr=epoch_lr, momentum=momentum, shuffle=bool(shuffle), seed=self.seed,
                     epoch=self.epochs_trained_, step=step, health=health, **settings)
             elapsed = time.perf_counter() - start
             bad_layer = self._first_nonfinite_layer()

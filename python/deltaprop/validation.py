@@ -10,7 +10,7 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from ._typing import FloatArray
+from ._typing import CsrParts, FloatArray, Rows
 
 DTYPES = ("float32", "float64")
 
@@ -101,23 +101,62 @@ def check_finite(X: npt.NDArray[Any], name: str) -> None:
         raise ValueError(f"{name} contains NaN or inf")
 
 
+def is_sparse(X: object) -> bool:
+    """Whether X is a scipy sparse matrix or array (told by its methods: no scipy import)."""
+    return hasattr(X, "tocsr") and hasattr(X, "nnz")
+
+
+def csr_parts(X: Any, dtype: npt.DTypeLike) -> CsrParts:
+    """A scipy sparse matrix as the engine reads it, its entries where they lie: its CSR
+    (data in ``dtype``, indices, indptr, n_columns), indices and indptr of one integer type."""
+    X = X.tocsr()
+    indices, indptr = X.indices, X.indptr
+    if indices.dtype != indptr.dtype or indptr.dtype not in (np.int32, np.int64):
+        indices, indptr = indices.astype(np.int64), indptr.astype(np.int64)
+    return (np.ascontiguousarray(X.data, dtype=dtype), np.ascontiguousarray(indices),
+            np.ascontiguousarray(indptr), int(X.shape[1]))
+
+
+def rows_of(X: Rows) -> int:
+    """The rows of X as check_matrix returns it."""
+    return len(X[2]) - 1 if isinstance(X, tuple) else X.shape[0]
+
+
 def check_matrix(X: npt.ArrayLike, name: str, dtype: np.dtype[np.floating[Any]],
-                 n_cols: int) -> FloatArray:
-    """X as a C-contiguous (n, n_cols) array of `dtype`, non-empty and finite.
+                 n_cols: int) -> Rows:
+    """X as a C-contiguous (n, n_cols) array of `dtype`, non-empty and finite; a scipy sparse
+    matrix as its CSR parts (csr_parts; never densified), its stored values finite.
     A copy is made only when X is not already so."""
+    if is_sparse(X):
+        return _check_sparse(X, name, dtype, n_cols)
     X = _numeric(X, name)
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {X.shape}")
-    if X.shape[0] == 0:
-        raise ValueError(f"{name} has 0 samples (shape {X.shape}); at least 1 is required")
-    if X.shape[1] != n_cols:
-        raise ValueError(f"{name} has {X.shape[1]} features, but the network expects {n_cols}")
+    _check_shape(X.shape, name, n_cols)
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported just below
         # C-contiguous and aligned (the engine refuses views at odd byte offsets): copied if not
         checked: FloatArray = np.require(np.asarray(X, dtype=dtype), requirements=["C", "A"])
     if not np.isfinite(checked).all():
         raise ValueError(f"{name} contains NaN or inf (or values beyond the {dtype} range)")
     return checked
+
+
+def _check_shape(shape: tuple[int, ...], name: str, n_cols: int) -> None:
+    if len(shape) != 2:
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {shape}")
+    if shape[0] == 0:
+        raise ValueError(f"{name} has 0 samples (shape {shape}); at least 1 is required")
+    if shape[1] != n_cols:
+        raise ValueError(f"{name} has {shape[1]} features, but the network expects {n_cols}")
+
+
+def _check_sparse(X: Any, name: str, dtype: np.dtype[np.floating[Any]],
+                  n_cols: int) -> CsrParts:
+    _check_shape(X.shape, name, n_cols)
+    _numeric(np.empty(0, X.dtype), name)  # its dtype: real numbers only
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported just below
+        parts = csr_parts(X, dtype)
+    if not np.isfinite(parts[0]).all():
+        raise ValueError(f"{name} contains NaN or inf (or values beyond the {dtype} range)")
+    return parts
 
 
 def check_targets(Y: npt.ArrayLike, name: str, dtype: np.dtype[np.floating[Any]], n_rows: int,

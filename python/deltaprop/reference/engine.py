@@ -13,15 +13,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .._typing import ActivationArg, FloatArray
+from .._typing import ActivationArg, FloatArray, Rows
 from .health import health
 from .loss import output_forward
 from .mlp import NetSpec, mlp_forward, mlp_loss_and_gradients
 from .stopping import evaluate_rows, score_outputs
 from .train import train_epoch, train_epochs
-
-# X as the engine takes it: dense rows, or a CSR matrix's (data, indices, indptr, n_columns)
-Rows = FloatArray | tuple[FloatArray, npt.NDArray[Any], npt.NDArray[Any], int]
 
 
 def dense_rows(X: Rows) -> FloatArray:

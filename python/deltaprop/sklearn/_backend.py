@@ -50,10 +50,11 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from .. import _core, reference
-from .._typing import ActivationsArg, FloatArray
+from .._typing import ActivationsArg, FloatArray, Rows
 from ..activations import resolve
 from ..reference.activations import init_activation_params  # as deltaprop.MLP starts them
 from ..reference.health import HEALTH_ROWS  # the rows of the engine's health record
+from ..validation import csr_parts
 
 __all__ = ["HEALTH_ROWS", "EpochSettings", "HeldOut", "Network", "OptimizerState",
            "first_random_state", "init_activation_params", "make_network", "new_optimizer_state",
@@ -175,17 +176,12 @@ class Network:
                 params += [learned[l][name] for name in names[l]]
         return params
 
-    def _input(self, X: Any) -> Any:
+    def _input(self, X: Any) -> Rows:
         """X as the engine reads it: a C-contiguous array of the network's dtype, or a sparse
         matrix's CSR parts (data, indices, indptr, n_columns), its entries where they lie."""
-        if not sp.issparse(X):
-            return np.ascontiguousarray(X, dtype=self.dtype)
-        X = X.tocsr()
-        indices, indptr = X.indices, X.indptr
-        if indices.dtype != indptr.dtype or indptr.dtype not in (np.int32, np.int64):
-            indices, indptr = indices.astype(np.int64), indptr.astype(np.int64)
-        return (np.ascontiguousarray(X.data, dtype=self.dtype), np.ascontiguousarray(indices),
-                np.ascontiguousarray(indptr), X.shape[1])
+        if sp.issparse(X):
+            return csr_parts(X, self.dtype)
+        return np.ascontiguousarray(X, dtype=self.dtype)
 
     # -- inference -----------------------------------------------------------------------------
     def forward(self, coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray],
