@@ -34,7 +34,8 @@ def valid(X) -> bool:
     """scipy's check_format rules, which the engine applies."""
     data, indices, indptr, d = X
     stored = int(indptr[-1])
-    return (int(indptr[0]) == 0 and bool(np.all(np.diff(indptr) >= 0)) and stored <= len(data)
+    rising = bool(np.all(np.diff(indptr.astype(np.int64)) >= 0))  # (an int32 diff can wrap)
+    return (int(indptr[0]) == 0 and rising and stored <= len(data)
             and bool(np.all((indices[:stored] >= 0) & (indices[:stored] < d))))
 
 
