@@ -61,6 +61,9 @@ struct Input {
     Input(const T* x) : dense(x) {}  // NOLINT(google-explicit-constructor): most X are dense
     Input(const CsrRows<T>& x) : csr(x) {}  // NOLINT(google-explicit-constructor)
     bool sparse() const { return dense == nullptr; }
+    // Whether the first layer reads these rows from the workspace's X_batch: dense shuffled
+    // rows gathered there, or sparse ones densified there (CsrRows::densified).
+    bool uses_x_batch(bool shuffled) const { return sparse() ? csr.densified : shuffled; }
     // The rows from the r-th on (d: the dense rows' width).
     Input from(idx r, idx d) const { return sparse() ? Input(csr.from(r)) : Input(dense + r * d); }
 };
@@ -265,6 +268,16 @@ void layer_forward(T* Z, T* A, const Input<T>& X, const T* input, const ParamVie
     else dense_forward<T>(Z, A, input, p.W(l), p.b(l), N, I, O, f, n_threads);
 }
 
+// The slice's N rows of X as the first layer reads them: CSR rows marked densified are written
+// into the workspace's X_batch rows (reserved for them) and read from there.
+template <typename T>
+Input<T> layer_input(const RowSlice<T>& s, const Input<T>& X, idx N, idx d) {
+    if (!X.sparse() || !X.csr.densified) return X;
+    T* D = s.ws.X_batch.data() + s.first * d;
+    csr_to_dense(D, X.csr, N, d);
+    return Input<T>(static_cast<const T*>(D));
+}
+
 // Fills A (and Z, F where kept) for every hidden layer and Z for the output layer, for the
 // slice's N rows of X. `key` (null outside training) draws the dropout masks.
 template <typename T>
@@ -308,7 +321,8 @@ void mlp_forward(const RowSlice<T>& s, const ParamViews<const T*>& p, const Inpu
 template <typename T>
 void mlp_forward(Workspace<T>& ws, const ParamViews<const T*>& p, const Input<T>& X, idx N,
                  const NetSpec& spec, int n_threads, const DropoutKey* key = nullptr) {
-    mlp_forward(RowSlice<T>{ws, 0}, p, X, N, spec, n_threads, key);
+    const RowSlice<T> s{ws, 0};
+    mlp_forward(s, p, layer_input(s, X, N, spec.sizes.front()), N, spec, n_threads, key);
 }
 
 // G_{l-1} = dZ_l W_l^T [+ G_l], then dZ_{l-1} = D'(G_{l-1}) . f'(S_{l-1}): the unfused step.
@@ -341,10 +355,11 @@ void unfused_delta(const RowSlice<T>& s, const ParamViews<const T*>& p, const Pa
 // loss; writes every gradient array (the sums over these rows).
 template <typename T>
 double slice_loss_and_gradients(const RowSlice<T>& s, const ParamViews<const T*>& p,
-                                const ParamViews<T*>& grad, const Input<T>& X, const T* Y,
+                                const ParamViews<T*>& grad, const Input<T>& X_rows, const T* Y,
                                 const double* sample_weight, idx N, const NetSpec& spec, int n_threads,
                                 const DropoutKey* key, double batch_weight) {
     const idx L = spec.layers();
+    const Input<T> X = layer_input(s, X_rows, N, spec.sizes.front());
     mlp_forward(s, p, X, N, spec, n_threads, key);
     const double loss = output_loss_delta<T>(s.dZ(L - 1), s.A(L - 1), s.row_loss(), s.Z(L - 1), Y, N,
                                              spec.sizes[L], spec.loss, sample_weight, n_threads, batch_weight);
@@ -445,8 +460,9 @@ double mlp_loss_and_gradients(Workspace<T>& ws, const ParamViews<const T*>& p, c
                                         batch_weight);
     };
     // (sparse X: one slice, as each half's first-layer gradient would span all of W_0; the
-    // step's threads are the kernels' to use, its W_0-wide passes most of its work)
-    if (batch.X.sparse() || step_slices(spec, N) == 1)
+    // step's threads are the kernels' to use, its W_0-wide passes most of its work. Densified
+    // rows are dense rows from here on.)
+    if ((batch.X.sparse() && !batch.X.csr.densified) || step_slices(spec, N) == 1)
         return run(0, N, grad, threads_for(largest_product(spec, N), n_threads, kStepParallelMinMultiplyAdds), 0.0);
     const idx half = (N + 1) / 2;
     const double weight = weight_of(batch, N);
@@ -507,7 +523,7 @@ double whole_loss_and_gradients(Workspace<T>& ws, const ParamViews<const T*>& p,
                                 const ParamViews<T*>& grad, const Input<T>& X, const T* Y,
                                 const double* w, idx N, const NetSpec& spec, int n_threads, Stop&& stop) {
     const RowBlocks blocks(N);
-    ws.reserve(spec, blocks.size);
+    ws.reserve(spec, blocks.size, X.uses_x_batch(false));
     if (blocks.count == 1) return mlp_loss_and_gradients(ws, p, grad, X, Y, w, N, spec, n_threads);
     const double total = weight_total(w, N);
     const ParamViews<T*> block_grad = ws.grad_views();

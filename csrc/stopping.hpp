@@ -51,7 +51,7 @@ double evaluate_rows(Workspace<T>& ws, const ParamViews<const T*>& p, const Inpu
     const idx O = spec.sizes.back(), L = spec.layers();
     const RowBlocks blocks(N);
     const double total = weight_total(w, N);
-    ws.reserve(spec, blocks.size);
+    ws.reserve(spec, blocks.size, X.uses_x_batch(false));
     double loss = 0.0;
     for (idx b = 0; b < blocks.count; ++b) {
         const idx start = blocks.start(b), rows = blocks.rows(b);

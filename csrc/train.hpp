@@ -183,7 +183,7 @@ EpochResult train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const Pa
     const idx d = spec.sizes.front(), O = spec.sizes.back();
     const idx batch = std::min(c.batch_size, n);
     const bool shuffled = order || c.shuffle;
-    ws.reserve(spec, batch, shuffled && !X.sparse());  // dense shuffled rows are gathered
+    ws.reserve(spec, batch, X.uses_x_batch(shuffled));
     if (!order && c.shuffle) {
         ws.order.resize(static_cast<size_t>(n));
         ws.keys.resize(static_cast<size_t>(n));

@@ -1,8 +1,10 @@
 """Sparse X in the engine: a CSR matrix's parts (data, indices, indptr, n_columns) feed the first
-layer (csrc/sparse.hpp), which multiplies the stored entries only. Every call that takes X gives
-what the NumPy reference gives on the same rows densified, the dense engine's results to
-rounding, the same bits on any thread count; a malformed matrix is a clear error, never a read
-outside the weights."""
+layer (csrc/sparse.hpp), which multiplies the stored entries only, or, for a matrix with at
+least 15 % of its entries stored (and at most 4 096 columns), densifies a batch or block at a
+time and multiplies it densely. Both ways, every call that takes X gives what the NumPy
+reference gives on the same rows densified, the dense engine's results to rounding, the same
+bits on any thread count; a malformed matrix is a clear error, never a read outside the
+weights."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from helpers import DTYPES, RTOL, assert_close
 from deltaprop import _core, reference
 
 SIZES = [40, 16, 3]
+SPARSE, DENSIFIED = 0.05, 0.3  # densities either side of kDensifiedMinDensity
 
 
 def engines(dtype, activation="relu", **kw):
@@ -22,7 +25,7 @@ def engines(dtype, activation="relu", **kw):
                                                                        **kw)
 
 
-def csr(rng, dtype, n, d=SIZES[0], index=np.int32, density=0.2):
+def csr(rng, dtype, n, d=SIZES[0], index=np.int32, density=SPARSE):
     """A CSR matrix's parts with what scipy allows and a kernel could trip on: empty rows,
     unsorted columns in a row, a column stored twice (its values summed)."""
     rows = []
@@ -53,12 +56,13 @@ def labels(rng, dtype, n):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("density", [SPARSE, DENSIFIED])
 @pytest.mark.parametrize("index", [np.int32, np.int64])
 @pytest.mark.parametrize(("activation", "learned"),
                          [("relu", ()), ("tanh", ()), ("prelu", (0.25,))])
-def test_sparse_x_gives_the_references_loss_gradients_and_outputs(rng, dtype, index, activation,
-                                                                   learned):
-    X = csr(rng, dtype, 300, index=index)
+def test_sparse_x_gives_the_references_loss_gradients_and_outputs(rng, dtype, density, index,
+                                                                   activation, learned):
+    X = csr(rng, dtype, 300, index=index, density=density)
     Y = labels(rng, dtype, 300)
     w = rng.uniform(0.2, 2, 300)
     params = params_for(rng, dtype, learned=learned)
@@ -86,11 +90,12 @@ def test_sparse_x_gives_the_references_loss_gradients_and_outputs(rng, dtype, in
                                atol=1e-6)
 
 
-def test_a_residual_first_layer_adds_the_sparse_rows(rng):
+@pytest.mark.parametrize("density", [SPARSE, DENSIFIED])
+def test_a_residual_first_layer_adds_the_sparse_rows(rng, density):
     sizes = [16, 16, 3]
     core = _core.Engine_float64(sizes, "relu", "softmax", residual=[True])
     ref = reference.Engine(sizes, "relu", "softmax", residual=[True])
-    X = csr(rng, np.float64, 50, d=16, density=0.4)
+    X = csr(rng, np.float64, 50, d=16, density=density)
     params = params_for(rng, np.float64, sizes)
     assert_close(core.forward(params, X), ref.forward(params, X))
     grads, ref_grads = [np.empty_like(p) for p in params], [np.empty_like(p) for p in params]
@@ -102,12 +107,13 @@ def test_a_residual_first_layer_adds_the_sparse_rows(rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("density", [SPARSE, DENSIFIED])
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_sparse_epochs_train_as_the_reference_does(rng, dtype, optimizer):
+def test_sparse_epochs_train_as_the_reference_does(rng, dtype, density, optimizer):
     """Shuffled batches read their rows where they lie, dropout masks as the dense fit's; several
     epochs in one call, with early stopping's held-out rows sparse too."""
     n = 230
-    X, X_held = csr(rng, dtype, n), csr(rng, dtype, 60)
+    X, X_held = csr(rng, dtype, n, density=density), csr(rng, dtype, 60, density=density)
     Y, Y_held = labels(rng, dtype, n), labels(rng, dtype, 60)
     core, ref = engines(dtype, dropout=0.2)
     settings = dict(batch_size=50, lr=0.05, optimizer=optimizer, seed=3, alpha=1e-3)
@@ -154,6 +160,38 @@ def test_sparse_results_do_not_depend_on_the_thread_count(rng):
     for a, b in zip(grads1, grads2):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(out1, out2)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_dense_enough_rows_train_as_dense_rows_do(rng, threads):
+    """A matrix with 30 % of its entries stored is densified a batch (or row block) at a time:
+    without repeated columns, the dense engine's bits, in shuffled batches run as two halves
+    on two threads and in whole-data passes over several row blocks."""
+    sizes = [64, 100, 10]
+    dense = rng.standard_normal((2500, 64)) * (rng.random((2500, 64)) < DENSIFIED)
+    rows, cols = np.nonzero(dense)
+    X = (dense[rows, cols], cols.astype(np.int32),
+         np.searchsorted(rows, np.arange(2501)).astype(np.int32), 64)
+    Y = np.eye(10)[rng.integers(0, 10, 2500)]
+    params = params_for(rng, np.float64, sizes)
+    core = _core.Engine_float64(sizes, "relu", "softmax", n_threads=threads)
+    np.testing.assert_array_equal(core.forward(params, X), core.forward(params, dense))
+    grads, dense_grads = [np.empty_like(p) for p in params], [np.empty_like(p) for p in params]
+    assert (core.loss_and_gradients(params, X, Y, grads)
+            == core.loss_and_gradients(params, dense, Y, dense_grads))
+    for g, r in zip(grads, dense_grads):
+        np.testing.assert_array_equal(g, r)
+    trained = []
+    for data in (X, dense):
+        p = [a.copy() for a in params]
+        state = [[np.zeros_like(a) for a in p] for _ in range(2)]
+        order = np.random.default_rng(5).permutation(2500).astype(np.int64)
+        trained.append((core.train_epoch(p, *state, data, Y, order=order, batch_size=200,
+                                         lr=1e-3, optimizer="adam"), p))
+    (result, p), (dense_result, dense_p) = trained
+    assert result == dense_result
+    for a, b in zip(p, dense_p):
+        np.testing.assert_array_equal(a, b)
 
 
 def malformed(rng, how):

@@ -175,7 +175,7 @@ class Engine {
             locked(b == 0 ? finite : FiniteChecks<T>{}, [&] {
                 const int nt = resolve_threads(n_threads_);
                 const idx start = blocks.start(b), rows = blocks.rows(b);
-                ws_.reserve(spec_, blocks.size);
+                ws_.reserve(spec_, blocks.size, x.uses_x_batch(false));
                 mlp_forward(ws_, p, x.from(start, spec_.sizes.front()), rows, spec_, nt);
                 output_forward<T>(a + start * O, ws_.Z[L - 1].data(), rows, O, spec_.loss.output, nt);
             });
@@ -384,7 +384,7 @@ class Engine {
         double* o = out.mutable_data();
         locked(finite, [&] {
             const int nt = resolve_threads(n_threads_);
-            ws_.reserve(spec_, N);
+            ws_.reserve(spec_, N, x.uses_x_batch(false));
             const ParamViews<T*> grad = ws_.grad_views();
             mlp_loss_and_gradients(ws_, p, grad, x, y, w, N, spec_, nt);
             health_.reset(spec_);
@@ -630,6 +630,7 @@ class Engine {
         const bool wide = starts.dtype().equal(py::dtype::of<std::int64_t>());
         if (!wide && !starts.dtype().equal(py::dtype::of<std::int32_t>()))
             throw py::type_error(name + " indptr must have dtype int32 or int64, got " + std::string(py::str(starts.dtype())));
+        idx in_use = 0;  // the entries the rows hold: starts[N]
         const auto check = [&](auto integer) {
             using I = decltype(integer);
             const I* s = input<I>(starts, name + " indptr", {N + 1}, false);
@@ -647,11 +648,14 @@ class Engine {
                 if (c[k] < 0 || idx(c[k]) >= d)
                     throw py::value_error(name + " holds column index " + std::to_string(c[k]) + " at entry " +
                                           std::to_string(k) + "; columns are 0 to " + std::to_string(d - 1));
-            finite.add(csr.values, idx(s[N]), name + " data");
+            in_use = idx(s[N]);
+            finite.add(csr.values, in_use, name + " data");
         };
         if (wide) check(std::int64_t{});
         else check(std::int32_t{});
         csr.wide = wide;
+        // (counted in floating point: N * d may pass the index range)
+        csr.densified = d <= kDensifiedMaxColumns && double(in_use) >= kDensifiedMinDensity * double(N) * double(d);
         args.push_back({values, name + " data"});
         args.push_back({columns, name + " indices"});
         args.push_back({starts, name + " indptr"});
