@@ -40,11 +40,14 @@ for i in range(cycles):
     net._engine.train_epochs(params, *state, Xd, Yd, orders=np.stack([np.arange(64)[::-1]] * 2),
                              lrs=np.full(2, 0.01), losses=np.empty(2), batch_size=16,
                              optimizer="adam", tol=0.1, n_iter_no_change=1)
-    # the same rows as CSR parts (the sparse first layer), and a malformed matrix refused
+    # the same rows as CSR parts (the sparse first layer: all stored, densified a batch at a
+    # time; one column a row, multiplied sparsely), and a malformed matrix refused
     Xs = (Xd.ravel(), np.tile(np.arange(8), 64), np.arange(0, 64 * 8 + 1, 8), 8)
-    net._engine.train_epochs(params, *state, Xs, Yd, orders=np.stack([np.arange(64)] * 2),
-                             lrs=np.full(2, 0.01), losses=np.empty(2), batch_size=16,
-                             optimizer="adam")
+    Xone = (Xd[:, 0].copy(), np.full(64, 5), np.arange(65), 8)
+    for rows in (Xs, Xone):
+        net._engine.train_epochs(params, *state, rows, Yd, orders=np.stack([np.arange(64)] * 2),
+                                 lrs=np.full(2, 0.01), losses=np.empty(2), batch_size=16,
+                                 optimizer="adam")
     dp.ops.dense_forward(X, net.coefs_[0].astype(np.float64), np.zeros(16), "swish")
     dp.ops.shuffle_order(100, i, 1)
     for bad in (lambda: net.forward(X[:, :5]), lambda: dp.ops.gemm(X, X),

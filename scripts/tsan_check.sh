@@ -42,9 +42,12 @@ params = [rng.standard_normal((20, 64)) * 0.1, np.zeros(64),
           rng.standard_normal((64, 3)) * 0.1, np.zeros(3)]
 state = [[np.zeros_like(p) for p in params] for _ in range(2)]
 X, Y = rng.standard_normal((256, 20)), np.eye(3)[rng.integers(0, 3, 256)]
-# X again as CSR parts (every entry stored), for the sparse first layer (csrc/sparse.hpp)
+# X again as CSR parts, for the sparse first layer (csrc/sparse.hpp): every entry stored (dense
+# enough to be densified a batch at a time), and two columns a row (multiplied sparsely)
 X_csr = (X.ravel(), np.tile(np.arange(20, dtype=np.int32), 256),
          np.arange(0, 256 * 20 + 1, 20, dtype=np.int32), 20)
+X_sparse = (X[:, :2].ravel(), np.tile(np.array([3, 11], dtype=np.int32), 256),
+            np.arange(0, 256 * 2 + 1, 2, dtype=np.int32), 20)
 done = threading.Event()
 
 
@@ -57,6 +60,8 @@ def train():
                         losses=np.empty(10), batch_size=16, optimizer="adam", step=320)
     engine.train_epochs(params, *state, X_csr, Y, orders=orders, lrs=np.full(10, 1e-3),
                         losses=np.empty(10), batch_size=16, optimizer="adam", step=480)
+    engine.train_epochs(params, *state, X_sparse, Y, orders=orders, lrs=np.full(10, 1e-3),
+                        losses=np.empty(10), batch_size=16, optimizer="adam", step=640)
 
 
 def read():
@@ -64,6 +69,7 @@ def read():
     while not done.is_set():
         engine.forward(params, X[:8])
         engine.forward(params, X_csr)
+        engine.forward(params, X_sparse)
         engine.loss_and_gradients(params, X[:8], Y[:8], grads)
         engine.health(params, X[:8], Y[:8])
 
