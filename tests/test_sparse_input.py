@@ -1,10 +1,10 @@
 """Sparse X in the engine: a CSR matrix's parts (data, indices, indptr, n_columns) feed the first
-layer (csrc/sparse.hpp), which multiplies the stored entries only, or, for a matrix with at
-least 15 % of its entries stored (and at most 4 096 columns), densifies a batch or block at a
-time and multiplies it densely. Both ways, every call that takes X gives what the NumPy
-reference gives on the same rows densified, the dense engine's results to rounding, the same
-bits on any thread count; a malformed matrix is a clear error, never a read outside the
-weights."""
+layer (csrc/sparse.hpp), which multiplies the stored entries only, or, for a matrix with enough
+of its entries stored (a tenth or a quarter, by the first layer's width; at most 4 096
+columns), densifies a batch or block at a time and multiplies it densely. Both ways, every
+call that takes X gives what the NumPy reference gives on the same rows densified, the dense
+engine's results to rounding, the same bits on any thread count; a malformed matrix is a clear
+error, never a read outside the weights."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from helpers import DTYPES, RTOL, assert_close
 from deltaprop import _core, reference
 
 SIZES = [40, 16, 3]
-SPARSE, DENSIFIED = 0.05, 0.3  # densities either side of kDensifiedMinDensity
+SPARSE, DENSIFIED = 0.05, 0.3  # densities either side of densified_min_density
 
 
 def engines(dtype, activation="relu", **kw):

@@ -655,7 +655,8 @@ class Engine {
         else check(std::int32_t{});
         csr.wide = wide;
         // (counted in floating point: N * d may pass the index range)
-        csr.densified = d <= kDensifiedMaxColumns && double(in_use) >= kDensifiedMinDensity * double(N) * double(d);
+        csr.densified = d <= kDensifiedMaxColumns &&
+                        double(in_use) >= densified_min_density<T>(spec_.sizes[1]) * double(N) * double(d);
         args.push_back({values, name + " data"});
         args.push_back({columns, name + " indices"});
         args.push_back({starts, name + " indptr"});
