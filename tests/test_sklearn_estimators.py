@@ -444,6 +444,42 @@ def test_save_load_round_trip(wine, cls, target, tmp_path):
         other.load(path)
 
 
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_loaded_estimator_continues_with_warm_start(wine, early_stopping, tmp_path):
+    X, y = wine
+    est = small(MLPClassifier, warm_start=True, early_stopping=early_stopping).fit(X, y)
+    path = tmp_path / "model.dp"
+    est.save(path)
+    back = MLPClassifier.load(path)
+    before = [W.copy() for W in back.coefs_]
+    back.fit(X, y)  # continues the loaded network (a fresh optimizer, the patience reset)
+    # as scikit-learn continues: n_iter_ counts this fit's epochs, the curve and t_ go on
+    assert back.n_iter_ == 10 and back.t_ == 2 * est.t_
+    assert len(back.loss_curve_) == len(est.loss_curve_) + 10
+    if early_stopping:  # scored on, its best epoch (perhaps still the loaded one's) restored
+        assert len(back.validation_scores_) == len(est.validation_scores_) + 10
+        assert back.best_validation_score_ >= est.best_validation_score_
+    else:
+        assert not np.array_equal(back.coefs_[0], before[0])
+    assert back.score(X, y) >= est.score(X, y) - 0.05
+
+
+def test_save_takes_numpy_parameter_values(wine, tmp_path):
+    """What a grid search over NumPy arrays sets (NumPy scalars), and array-like dropout and
+    residual, are saved as their values: a NumPy integer random_state stays a seed."""
+    X, y = wine
+    est = MLPClassifier(hidden_layer_sizes=np.array([8, 8]), max_iter=np.int64(5),
+                        alpha=np.float32(1e-3), random_state=np.int64(3), early_stopping=np.True_,
+                        dropout=np.array([0.1, 0.0]), residual=np.array([False, True])).fit(X, y)
+    path = tmp_path / "model.dp"
+    est.save(path)
+    back = MLPClassifier.load(path)
+    assert back.random_state == 3 and back.max_iter == 5 and back.early_stopping is True
+    assert back.dropout == [0.1, 0.0] and back.residual == [False, True]
+    np.testing.assert_array_equal(back.predict_proba(X), est.predict_proba(X))
+    np.testing.assert_array_equal(clone(back).fit(X, y).coefs_[0], clone(est).fit(X, y).coefs_[0])
+
+
 def test_saved_file_loads_without_sklearn(wine, tmp_path):
     X, y = wine
     clf = small(MLPClassifier).fit(X, y)

@@ -26,7 +26,8 @@ from ..saving import (
 from . import _backend
 
 # What predict, score and the attributes need; the optimizer's state is not kept (a warm start
-# after loading starts a fresh optimizer, as fit does).
+# after loading starts a fresh optimizer, as fit does), nor the stopping rule's patience (it
+# starts again, the loaded parameters its best epoch's).
 _ATTRIBUTES = ("n_features_in_", "n_iter_", "t_", "n_layers_", "n_outputs_", "out_activation_",
                "loss_", "best_loss_", "loss_curve_", "validation_scores_",
                "best_validation_score_", "validation_loss_curve_")
@@ -56,9 +57,9 @@ class _EstimatorNetwork:
 def _jsonable(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
-    if isinstance(value, (np.floating, np.integer)):
+    if isinstance(value, np.generic):  # a NumPy number or bool
         return value.item()
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     return value
 
@@ -81,12 +82,22 @@ def _class_weight_from_json(value: Any) -> Any:
     return value
 
 
+def _seed(random_state: Any) -> int | None:
+    """An integer random_state (a NumPy integer too, as a grid search sets it), else None: a
+    RandomState object is not saved."""
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        return int(random_state)
+    return None
+
+
 def _params(est: Any) -> dict[str, Any]:
+    """The constructor's parameters as JSON values: NumPy scalars and arrays (a grid's values,
+    array-like dropout or residual) as Python numbers and lists."""
     params: dict[str, Any] = est.get_params(deep=False)
     params.pop("callback")  # code, not data
+    params = {name: _jsonable(value) for name, value in params.items()}
     params["activation"] = _activation_to_json(params["activation"])
-    if not (params["random_state"] is None or isinstance(params["random_state"], int)):
-        params["random_state"] = None  # a RandomState object is not saved
+    params["random_state"] = _seed(params["random_state"])
     params["hidden_layer_sizes"] = _jsonable(np.atleast_1d(params["hidden_layer_sizes"]))
     if "class_weight" in params:
         params["class_weight"] = _class_weight_to_json(params["class_weight"])
@@ -107,7 +118,7 @@ class PersistMixin:
         loss, huber_delta = est._engine_loss()
         net = _EstimatorNetwork(layer_sizes=sizes, dtype=est.coefs_[0].dtype,
                                 activation=activation, output=est._output_kind(),
-                                seed=est.random_state if isinstance(est.random_state, int) else 0,
+                                seed=_seed(est.random_state) or 0,
                                 grad_at_zero=0.0,  # an Activation carries its own
                                 epochs_trained_=est.n_iter_,
                                 coefs_=est.coefs_, intercepts_=est.intercepts_,
@@ -175,4 +186,6 @@ class PersistMixin:
             else:
                 est._label_binarizer.fit(classes)
             est.classes_ = est._label_binarizer.classes_
+        est._no_improvement_count = 0
+        est._keep_best()
         return est
