@@ -136,7 +136,7 @@ def test_a_continued_fit_keeps_its_dtype_whatever_the_data(wine, how, first, the
         est.partial_fit(X.astype(then), y)
     assert all(W.dtype == first for W in est.coefs_ + est.intercepts_)
     assert not np.array_equal(est.coefs_[0], before[0])
-    assert est.predict_proba(X.astype(then)).dtype == first
+    assert est.predict_proba(X.astype(then)).dtype == np.float64  # promoted, as scikit-learn's
     assert est.score(X, y) > 0.5
 
 
@@ -404,7 +404,28 @@ def test_float32_stays_float32(wine, solver):
     clf = small(MLPClassifier, solver=solver).fit(X.astype(np.float32), y)
     assert all(W.dtype == np.float32 for W in clf.coefs_ + clf.intercepts_)
     assert clf.predict_proba(X.astype(np.float32)).dtype == np.float32
-    assert clf.predict_proba(X).dtype == np.float32  # the weights' dtype decides
+
+
+@pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
+def test_float32_model_predicts_float64_data_in_float64(wine, cls):
+    """As scikit-learn's X @ coefs_ promotes: float64 rows through float32 weights are computed
+    in float64, not rounded to float32 first (a finite 1e39 is no overflow)."""
+    X, y = wine
+    est = small(cls).fit(X.astype(np.float32), y)
+    X_big = X.copy()
+    X_big[0, 0] = 1e39  # finite in float64, inf in float32
+    predict = est.predict_proba if cls is MLPClassifier else est.predict
+    assert predict(X.astype(np.float32)).dtype == np.float32
+    for rows in (X, X_big, sp.csr_matrix(X)):
+        out = predict(rows)
+        assert out.dtype == np.float64
+        dense = rows.toarray() if sp.issparse(rows) else rows
+        hidden = np.maximum(dense @ est.coefs_[0].astype(np.float64) + est.intercepts_[0], 0)
+        z = hidden @ est.coefs_[1].astype(np.float64) + est.intercepts_[1]
+        if cls is MLPClassifier:  # wine: three classes, softmax
+            z = np.exp(z - z.max(axis=1, keepdims=True))
+            z /= z.sum(axis=1, keepdims=True)
+        np.testing.assert_allclose(out.reshape(z.shape), z, rtol=1e-12, atol=1e-300)
 
 
 def test_threads_give_bitwise_equal_results(wine):

@@ -255,7 +255,11 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
     def _forward_pass_fast(self, X: Any, check_input: bool = True) -> FloatArray:
         if check_input:
             X = self._validate_for_prediction(X)
-        dtype = self.coefs_[0].dtype
+        # the products' dtype, as scikit-learn's X @ coefs_ promotes it: float64 X through a
+        # float32 model is computed (and returned) in float64, not rounded to float32 first
+        dtype = np.result_type(X.dtype, self.coefs_[0].dtype)
+        if X.dtype != dtype:
+            X = X.astype(dtype)
         coefs, intercepts, learned = self._params_of_dtype(dtype)
         return self._network(dtype).forward(coefs, intercepts, X, learned)
 

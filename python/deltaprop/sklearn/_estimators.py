@@ -208,7 +208,8 @@ class MLPClassifier(ClassifierMixin, PersistMixin, PlotMixin, BaseMLP):  # type:
         return np.log(y_prob, out=y_prob)
 
     def predict_proba(self, X: Any) -> FloatArray:
-        """Class probabilities, shape (n_samples, n_classes); the data's dtype."""
+        """Class probabilities, shape (n_samples, n_classes): float32 for float32 X through float32
+        weights, else float64 (as scikit-learn promotes X @ coefs_)."""
         check_is_fitted(self)
         y_pred = self._forward_pass_fast(X)
         if self.n_outputs_ == 1:
