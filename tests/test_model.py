@@ -133,6 +133,39 @@ def test_callback_sees_each_epoch_and_can_stop(rng):
     assert history.epochs == 3 and len(history.seconds) == 3
 
 
+def test_arrays_a_callback_replaces_are_the_ones_trained_on(rng):
+    """A callback that rebinds a parameter (a max-norm constraint written as
+    ``net.coefs_[0] = W * s``) trains as one that scales it in place: the same bits."""
+    X, Y = problem(rng, "softmax")
+
+    def fitted(replace):
+        net = dp.MLP([12, 16, 4], seed=0, activation="prelu")
+
+        def max_norm(history):
+            W = net.coefs_[0]
+            scale = min(1.0, 0.5 / np.linalg.norm(W, axis=0).max())
+            if replace:
+                net.coefs_[0] = W * scale
+                net.activation_params_[0] = {"slope": net.activation_params_[0]["slope"] + 0.0}
+            else:
+                W *= scale
+        history = net.fit(X, Y, epochs=6, lr=0.1, momentum=0.9, callback=max_norm)
+        return net, history
+
+    (kept, kept_history), (replaced, replaced_history) = fitted(False), fitted(True)
+    assert kept_history.loss == replaced_history.loss
+    for a, b in zip(kept._params(), replaced._params()):
+        np.testing.assert_array_equal(a, b)
+
+    net = dp.MLP([12, 16, 4])
+
+    def wrong_shape(history):
+        net.coefs_[0] = np.zeros((12, 3))
+
+    with pytest.raises(ValueError, match=r"coefs_\[0\] was replaced during fit by shape \(12, 3\)"):
+        net.fit(X, Y, epochs=3, callback=wrong_shape)
+
+
 @pytest.mark.parametrize("output, expected_shape", [("softmax", (7,)), ("sigmoid", (7, 4)),
                                                     ("identity", (7, 4))])
 def test_predict_shapes_and_values(rng, output, expected_shape):

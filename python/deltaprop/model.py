@@ -184,6 +184,10 @@ class MLP:
 
     def _params(self) -> list[FloatArray]:
         """The engine's flat parameter list: per layer W_l, b_l (the arrays themselves)."""
+        return [array for _, array in self._named_params()]
+
+    def _named_params(self) -> list[tuple[str, FloatArray]]:
+        """_params with each array's attribute name, e.g. ("coefs_[0]", W_0)."""
         L = len(self.layer_sizes) - 1
         for name in ("coefs_", "intercepts_"):
             arrays = getattr(self, name)
@@ -191,16 +195,31 @@ class MLP:
                 got = (f"{len(arrays)} arrays" if isinstance(arrays, list)
                        else type(arrays).__name__)
                 raise ValueError(f"{name} must be a list of {L} arrays (one per layer), got {got}")
-        params: list[FloatArray] = []
+        params: list[tuple[str, FloatArray]] = []
         for l, (W, b) in enumerate(zip(self.coefs_, self.intercepts_)):
-            params += [W, b]
+            params += [(f"coefs_[{l}]", W), (f"intercepts_[{l}]", b)]
             if l < len(self._specs) and self._specs[l].param_names:
                 names, learned = self._specs[l].param_names, self.activation_params_[l]
                 if not isinstance(learned, dict) or set(learned) != set(names):
                     raise ValueError(f"activation_params_[{l}] must be a dict with keys "
                                      f"{list(names)}, got {learned!r:.200}")
-                params += [learned[name] for name in names]
+                params += [(f"activation_params_[{l}][{name!r}]", learned[name]) for name in names]
         return params
+
+    def _params_after_callback(self, trained: list[FloatArray]) -> list[FloatArray]:
+        """The parameter arrays again: one that a callback replaced (``net.coefs_[0] = W * s``)
+        is trained from the next epoch on, with the optimizer's state it had, if it has the
+        shape and dtype of the one it replaced (the engine checks the rest of it)."""
+        params = self._named_params()
+        for (name, array), old in zip(params, trained):
+            if array is not old and (getattr(array, "shape", None) != old.shape
+                                     or getattr(array, "dtype", None) != old.dtype):
+                got = (f"shape {array.shape}, dtype {array.dtype}" if isinstance(array, np.ndarray)
+                       else type(array).__name__)
+                raise ValueError(f"{name} was replaced during fit by {got}; training goes on "
+                                 f"only with an array of the same shape {old.shape} and dtype "
+                                 f"{old.dtype}")
+        return [array for _, array in params]
 
     @property
     def n_threads(self) -> int | None:
@@ -301,7 +320,8 @@ class MLP:
 
         ``batch_size=1`` is online training, ``batch_size=len(X)`` full-batch training. Each
         epoch runs in the engine without the GIL; between epochs, ``callback(history)`` is
-        called and may return True to stop.
+        called and may return True to stop. It may also change the parameters, in place or by
+        replacing an array with one of the same shape and dtype, which the next epoch trains.
         """
         inputs = self._inputs(X)
         n_rows = rows_of(inputs)
@@ -363,6 +383,8 @@ class MLP:
                 print(f"epoch {history.epochs:4d}  loss {loss:.6f}  {elapsed * 1e3:8.2f} ms")
             if schedule.end_of_epoch(loss) or (callback is not None and callback(history)):
                 break
+            if callback is not None:
+                params = self._params_after_callback(params)
         if record_health and history.epochs:
             from .diagnostics import HealthWarning, check_health
 
