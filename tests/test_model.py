@@ -133,6 +133,17 @@ def test_callback_sees_each_epoch_and_can_stop(rng):
     assert history.epochs == 3 and len(history.seconds) == 3
 
 
+@pytest.mark.parametrize("dtype", [">f8", ">f4"])
+def test_a_byte_swapped_dtype_is_the_native_float(rng, dtype, tmp_path):
+    X, Y = problem(rng, "softmax")
+    net = dp.MLP([12, 16, 4], dtype=dtype)
+    native = np.dtype(dtype).newbyteorder("=")
+    assert net.dtype == native and all(W.dtype == native for W in net.coefs_ + net.intercepts_)
+    net.fit(X, Y, epochs=1)
+    net.save(tmp_path / "net.dp")
+    assert dp.MLP.load(tmp_path / "net.dp").dtype == native
+
+
 def test_arrays_a_callback_replaces_are_the_ones_trained_on(rng):
     """A callback that rebinds a parameter (a max-norm constraint written as
     ``net.coefs_[0] = W * s``) trains as one that scales it in place: the same bits."""

@@ -287,3 +287,7 @@ def test_mlp_takes_a_scipy_sparse_matrix_as_it_is(rng, backend, fmt):
         dense.predict(S[:, 1:])
     with pytest.raises(TypeError, match="complex"):
         dense.predict(S.astype(np.complex128))
+    short = S.tocsr(copy=True)
+    short.indptr = short.indptr[:-5]  # rows the shape claims, but indptr does not hold
+    with pytest.raises(ValueError, match=r"indptr has 116 entries, but its shape \(120, 40\)"):
+        dense.predict(short)

@@ -22,7 +22,7 @@ def check_dtype(dtype: npt.DTypeLike) -> np.dtype[np.floating[Any]]:
         raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}") from None
     if dt.name not in DTYPES:
         raise TypeError(f"dtype must be 'float32' or 'float64', got {dt.name!r}")
-    return dt
+    return np.dtype(dt.name)  # in the machine's byte order (a '>f8' is float64 too)
 
 
 def check_int(value: object, name: str, minimum: int = 1, maximum: int = 2**63 - 1) -> int:
@@ -111,6 +111,9 @@ def csr_parts(X: Any, dtype: npt.DTypeLike) -> CsrParts:
     (data in ``dtype``, indices, indptr, n_columns), indices and indptr of one integer type."""
     X = X.tocsr()
     indices, indptr = X.indices, X.indptr
+    if indptr.ndim != 1 or len(indptr) != X.shape[0] + 1:  # (the engine counts rows by indptr)
+        raise ValueError(f"malformed sparse matrix: its indptr has {indptr.size} entries, but "
+                         f"its shape {X.shape} needs {X.shape[0] + 1}")
     if indices.dtype != indptr.dtype or indptr.dtype not in (np.int32, np.int64):
         indices, indptr = indices.astype(np.int64), indptr.astype(np.int64)
     return (np.ascontiguousarray(X.data, dtype=dtype), np.ascontiguousarray(indices),
