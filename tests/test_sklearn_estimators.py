@@ -501,6 +501,30 @@ def test_save_takes_numpy_parameter_values(wine, tmp_path):
     np.testing.assert_array_equal(clone(back).fit(X, y).coefs_[0], clone(est).fit(X, y).coefs_[0])
 
 
+@pytest.mark.parametrize(("edit", "words"), [
+    (lambda c: c.update(values=[0, 1, 2, 3]), "its 4 classes do not fit its 3 outputs"),
+    (lambda c: c.update(values=[0, 1]), "its 2 classes do not fit its 3 outputs"),
+    (lambda c: c.update(values=[0, 0, 1]), "its 3 classes do not fit"),
+    (lambda c: c.update(dtype="bogus"), "bad classes: TypeError"),
+    (lambda c: c.pop("y_type"), "bad classes: KeyError"),
+])
+def test_load_checks_the_classes_against_the_output_layer(wine, tmp_path, edit, words):
+    import json
+
+    X, y = wine
+    path = tmp_path / "model.dp"
+    small(MLPClassifier).fit(X, y).save(path)
+    with np.load(path) as archive:
+        contents = dict(archive)
+    header = json.loads(str(contents["header"]))
+    edit(header["sklearn"]["classes"])
+    contents["header"] = np.array(json.dumps(header))
+    with open(path, "wb") as f:
+        np.savez(f, **contents)
+    with pytest.raises(ValueError, match=f"not a readable deltaprop model file: {words}"):
+        MLPClassifier.load(path)
+
+
 def test_saved_file_loads_without_sklearn(wine, tmp_path):
     X, y = wine
     clf = small(MLPClassifier).fit(X, y)

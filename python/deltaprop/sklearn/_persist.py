@@ -104,6 +104,24 @@ def _params(est: Any) -> dict[str, Any]:
     return params
 
 
+def _label_binarizer(path: PathArg, saved: Any, n_outputs: int) -> Any:
+    """The classifier's LabelBinarizer, fitted again from the header's classes, which must
+    match the output layer: a unit per class, or one for two classes that are not labels."""
+    from sklearn.preprocessing import LabelBinarizer
+
+    try:
+        classes = np.asarray(saved["values"], dtype=np.dtype(saved["dtype"]))
+        multilabel = saved["y_type"].startswith("multilabel")
+        binarizer = LabelBinarizer()
+        binarizer.fit(np.eye(len(classes), dtype=int) if multilabel else classes)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise _bad(path, f"bad classes: {type(error).__name__}: {error}") from error
+    units = len(binarizer.classes_) if multilabel or len(binarizer.classes_) > 2 else 1
+    if classes.ndim != 1 or len(binarizer.classes_) != len(classes) or units != n_outputs:
+        raise _bad(path, f"its {len(classes)} classes do not fit its {n_outputs} outputs")
+    return binarizer
+
+
 class PersistMixin:
     def save(self, path: PathArg) -> None:
         """Writes the fitted estimator to ``path`` (no pickle); see :meth:`load`."""
@@ -139,8 +157,6 @@ class PersistMixin:
     @classmethod
     def load(cls, path: PathArg) -> Any:
         """An estimator saved by :meth:`save`; ready to predict (and to fit again)."""
-        from sklearn.preprocessing import LabelBinarizer
-
         header, contents = read_model_file(path)
         sk = header.get("sklearn")
         if not isinstance(sk, dict) or sk.get("estimator") != cls.__name__:
@@ -179,12 +195,7 @@ class PersistMixin:
         if "feature_names_in_" in sk:
             est.feature_names_in_ = np.asarray(sk["feature_names_in_"], dtype=object)
         if "classes" in sk:
-            classes = np.asarray(sk["classes"]["values"], dtype=np.dtype(sk["classes"]["dtype"]))
-            est._label_binarizer = LabelBinarizer()
-            if sk["classes"]["y_type"].startswith("multilabel"):
-                est._label_binarizer.fit(np.eye(len(classes), dtype=int))
-            else:
-                est._label_binarizer.fit(classes)
+            est._label_binarizer = _label_binarizer(path, sk["classes"], n_outputs=sizes[-1])
             est.classes_ = est._label_binarizer.classes_
         est._no_improvement_count = 0
         est._keep_best()
