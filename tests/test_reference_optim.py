@@ -185,6 +185,7 @@ def test_schedules_over_100_epochs_match_their_formulas():
 
 def test_schedule_landmarks():
     assert ref.invscaling_lr(0.1, 0) == 0.1
+    assert ref.invscaling_lr(0.1, 40, 1e10) == 0.0  # 41^1e10 is past the float range: no error
     assert ref.step_lr(0.1, 9, 10) == 0.1 and ref.step_lr(0.1, 10, 10) == pytest.approx(0.01)
     assert ref.cosine_lr(0.1, 0, 10) == 0.1
     assert ref.cosine_lr(0.1, 5, 10) == pytest.approx(0.05)

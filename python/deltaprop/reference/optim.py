@@ -119,7 +119,10 @@ def invscaling_lr(lr0: float, t: float, power_t: float = 0.5) -> float:
     """scikit-learn's invscaling: lr0 / (t + 1)^power_t, with t the training samples seen so far
     (its ``t_``), set at the end of each epoch (SGDOptimizer.iteration_ends). Its docs write
     lr0 / t^power_t; the code adds 1."""
-    decay: float = (t + 1) ** power_t
+    try:
+        decay: float = (t + 1) ** power_t
+    except OverflowError:  # a decay past the float range (a huge power_t): the rate is 0 to it
+        return 0.0
     return float(lr0) / decay
 
 
