@@ -261,6 +261,8 @@ Y_CASES = [
     ("softmax", "strings", TypeError),
     ("softmax", "complex", TypeError),
     ("softmax", "None", TypeError),
+    ("softmax", "rows summing to 2", ValueError),
+    ("softmax", "a negative probability", ValueError),
     ("sigmoid", "outside [0, 1]", ValueError),
     ("sigmoid", "2-D wrong width", ValueError),
     ("sigmoid", "NaN", ValueError),
@@ -285,6 +287,8 @@ def _Y(case, y, n_out):
         "complex": y + 0j,
         "None": None,
         "outside [0, 1]": np.where(y == 0, 2.0, 1.0),
+        "rows summing to 2": np.full((len(y), n_out), 2 / n_out),
+        "a negative probability": 2 * np.eye(3)[y] - np.eye(3)[(y + 1) % 3],  # (softmax: 3)
     }[case]
 
 
@@ -300,6 +304,18 @@ def test_bad_Y_is_rejected(rng, output, case, exc):
             with checks.expect(f"{backend} {method}", exc, "Y"):
                 run_method(net, method, X, bad)
     checks.done()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_softmax_rows_of_probabilities_are_taken_as_rounded(rng, dtype):
+    """Soft targets rounded in float32 sum to 1 only to float32's rounding: a float64 network
+    takes them (the tolerance is the coarser dtype's), as it takes exact one-hot rows."""
+    X, y = classification(rng)
+    soft = rng.random((len(y), 3)).astype(np.float32)
+    soft /= soft.sum(axis=1, keepdims=True)
+    for Y in (soft, np.eye(3, dtype=int)[y]):
+        loss, *_ = dp.MLP([3, 4, 3], dtype=dtype).loss_and_gradients(X, Y)
+        assert np.isfinite(loss)
 
 
 def test_label_too_large_for_an_integer_is_a_value_error(rng):

@@ -298,6 +298,9 @@ class MLP:
             record_health: bool = False, verbose: bool = False) -> History:
         """Minibatch training; parameters are updated in place.
 
+        Y : for a softmax output, class labels 0..K-1 or rows of probabilities (each row
+            non-negative, summing to 1: soft labels); 0/1 or [0, 1] values for sigmoid; values
+            for identity; non-negative counts or rates for exp.
         optimizer : "sgd" (with ``momentum`` in scikit-learn's convention: v ← μv − lr·g;
             p ← p + v), "nesterov" (scikit-learn's form), or "adam" (scikit-learn's form:
             ``beta_1``, ``beta_2``, ``epsilon``; its step counts batches trained). The

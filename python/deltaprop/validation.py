@@ -162,13 +162,30 @@ def _check_sparse(X: Any, name: str, dtype: np.dtype[np.floating[Any]],
     return parts
 
 
+def _check_distributions(Y: npt.NDArray[Any], name: str, dtype: np.dtype[Any]) -> None:
+    """Softmax targets given as rows: each a distribution, its values >= 0 and summing to 1 (to
+    a few roundings of the coarser of its dtype and the network's), since cross-entropy's
+    gradient p - y assumes they do: a row of another sum would train towards a different
+    target than the one it states."""
+    if (Y < 0).any():
+        raise ValueError(f"{name} must be non-negative for a softmax output (class labels, or "
+                         f"rows of probabilities)")
+    eps = max(np.finfo(dtype).eps, np.finfo(Y.dtype).eps if Y.dtype.kind == "f" else 0.0)
+    sums = np.asarray(Y, dtype=np.float64).sum(axis=1)
+    off = np.abs(sums - 1) > 8 * Y.shape[1] * eps
+    if off.any():
+        row = int(np.argmax(off))
+        raise ValueError(f"{name}'s rows must each sum to 1 for a softmax output (rows of "
+                         f"probabilities), but row {row} sums to {sums[row]!r}")
+
+
 def check_targets(Y: npt.ArrayLike, name: str, dtype: np.dtype[np.floating[Any]], n_rows: int,
                   n_outputs: int, output: str) -> FloatArray:
     """Targets as a C-contiguous (n_rows, n_outputs) array of `dtype`.
 
-    softmax: class labels 0..n_outputs-1 (1-D) become one-hot rows; 2-D rows are taken as
-    target distributions. sigmoid: 0/1 targets, 1-D when there is one output. identity: values,
-    1-D when there is one output."""
+    softmax: class labels 0..n_outputs-1 (1-D) become one-hot rows; 2-D rows must be
+    distributions (_check_distributions). sigmoid: 0/1 targets, 1-D when there is one output.
+    identity: values, 1-D when there is one output."""
     Y = _numeric(Y, name)
     if Y.shape[:1] != (n_rows,):
         raise ValueError(f"{name} has {Y.shape[0] if Y.ndim else 0} rows, but X has {n_rows}")
@@ -190,6 +207,8 @@ def check_targets(Y: npt.ArrayLike, name: str, dtype: np.dtype[np.floating[Any]]
         raise ValueError(f"{name} must have shape ({n_rows}, {n_outputs})"
                          f"{' or (' + str(n_rows) + ',)' if n_outputs == 1 else ''}, "
                          f"got {Y.shape}")
+    if output == "softmax":
+        _check_distributions(Y, name, dtype)
     if output == "sigmoid" and ((Y < 0) | (Y > 1)).any():
         raise ValueError(f"{name} must hold values in [0, 1] for a sigmoid output")
     if output == "exp" and (Y < 0).any():
