@@ -106,7 +106,7 @@ def _params(est: Any) -> dict[str, Any]:
 
 def _label_binarizer(path: PathArg, saved: Any, n_outputs: int) -> Any:
     """The classifier's LabelBinarizer, fitted again from the header's classes, which must
-    match the output layer: a unit per class, or one for two classes that are not labels."""
+    match the output layer: a unit per class, or a single unit for two (binary, not multilabel)."""
     from sklearn.preprocessing import LabelBinarizer
 
     try:
