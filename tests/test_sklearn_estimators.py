@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import io
+import json
 import os
 import pickle
 import subprocess
@@ -509,8 +510,6 @@ def test_save_takes_numpy_parameter_values(wine, tmp_path):
     (lambda c: c.pop("y_type"), "bad classes: KeyError"),
 ])
 def test_load_checks_the_classes_against_the_output_layer(wine, tmp_path, edit, words):
-    import json
-
     X, y = wine
     path = tmp_path / "model.dp"
     small(MLPClassifier).fit(X, y).save(path)
