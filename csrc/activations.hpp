@@ -1,7 +1,8 @@
 // Hidden-layer activations: one struct each, its forward f(z) beside its derivative f'.
 //
-// The derivative is computed from the layer's output a = f(z) wherever that is exact
-// (tanh: 1 - a^2, sigmoid: a(1 - a), ReLU: a > 0), from z otherwise. ReLU'(0) is a convention
+// The derivative is computed from the layer's output a = f(z) wherever an identity gives it
+// (tanh: 1 - a^2, sigmoid: a(1 - a), ReLU: a > 0), from z otherwise. Near saturation these
+// identities cancel, leaving an absolute error of about one rounding of a (activations.py). ReLU'(0) is a convention
 // (seed 000): `grad_at_zero` is 0 (PyTorch, scikit-learn), 0.5 or 1.
 // Loops dispatch on the kind once (visit) and then run a loop the compiler can vectorise.
 #pragma once
@@ -42,7 +43,7 @@ inline bool is_learned(const ActivationSpec& f) {
 constexpr double kSeluLambda = 1.0507009873554805;
 constexpr double kSeluAlpha = 1.6732632423543772;
 
-// Backward reads one stored matrix per layer: A = f(Z) where the derivative is exact from it,
+// Backward reads one stored matrix per layer: A = f(Z) where the derivative follows from it,
 // Z otherwise (the table in activations.py). Storing only what the derivative needs saves a pass
 // over memory in the forward.
 inline bool derivative_needs_z(const ActivationSpec& f) {
@@ -99,7 +100,7 @@ struct LeakyReluFn {  // alpha >= 0, so A keeps the sign of z; f'(0) = alpha, as
 };
 
 template <typename T>
-struct EluFn {  // below 0, f' = alpha e^z = A + alpha: exact from A (seed 003); f'(0) = alpha
+struct EluFn {  // below 0, f' = alpha e^z = A + alpha (seed 003); f'(0) = alpha
     T alpha;
     T forward(T z) const { return z > T(0) ? z : alpha * std::expm1(z); }
     T derivative(T a) const { return a > T(0) ? T(1) : a + alpha; }

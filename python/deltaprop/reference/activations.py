@@ -1,8 +1,8 @@
 """Hidden-layer activations (csrc/activations.hpp): each forward f(z) beside its derivative.
 
-A derivative takes z and a = f(z) and uses whichever is exact and cheapest: tanh' = 1 - a²,
-sigmoid' = a(1 - a), ReLU' = the unit step of z, whose value at 0 is a convention (seed 000):
-``grad_at_zero`` = 0 (PyTorch, scikit-learn), 0.5 or 1.
+A derivative uses a = f(z) where an identity gives it from a, as the engine does, z otherwise:
+tanh' = 1 - a², sigmoid' = a(1 - a), ReLU' = the unit step of z, whose value at 0 is a
+convention (seed 000): ``grad_at_zero`` = 0 (PyTorch, scikit-learn), 0.5 or 1.
 
 ``activation`` is a name or a :class:`deltaprop.activations.Activation` (the table of names,
 parameters and conventions is in that module's docstring). Learned parameters (prelu's slope,
@@ -285,7 +285,8 @@ def activation_forward(Z: FloatArray, activation: ActivationArg = "relu",
 def activation_derivative(Z: FloatArray, activation: ActivationArg = "relu",
                           grad_at_zero: float = 0.0, params: ActivationParams | None = None, *,
                           n_threads: int = 0, check_finite: bool = True) -> FloatArray:
-    """f'(Z), elementwise: from A = f(Z) where that is exact (as the engine does), else from Z."""
+    """f'(Z), elementwise: from A = f(Z) where an identity gives it (as the engine does), else
+    from Z."""
     spec = _spec(activation, grad_at_zero)
     P = _params(spec, params, _fan_out(Z, spec), Z.dtype)
     row = ALL_ACTIVATIONS[spec.name]

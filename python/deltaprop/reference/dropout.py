@@ -15,8 +15,11 @@ increment) and mix64 splitmix64's output function (reference/mix64.py), all arit
                                              output from state h
     keep_e = (u_e >> 11) · 2^-53 ≥ rate      a uniform double in [0, 1), exact in C++ and NumPy
 
-Dropout is active in training only; prediction uses A unchanged (both scale so that the
-expected training output equals it).
+Dropout is active in training only; prediction uses A unchanged. Dropout scales the kept units
+by 1/(1 − rate), so each unit's expected training output equals A. AlphaDropout's affine
+correction (Klambauer et al. 2017, as PyTorch's) keeps instead the mean 0 and variance 1 of
+inputs that have them, as SELU's outputs do; a single unit's expected training output is
+a·(1 − rate)·A (a below), not A.
 """
 
 from __future__ import annotations
