@@ -10,16 +10,21 @@
 //                                                                     dl/dz = clip(r, -delta, delta)
 //   sigmoid   binary_log_loss  l = softplus(z) - y z  (= -y log p - (1-y) log(1-p), stable)
 //                                                                     dl/dz = p - y
-//   softmax   log_loss         row: lse(z) sum_k y_k - sum_k y_k z_k  dl/dz = a - y  (sum_k y_k = 1)
+//   softmax   log_loss         row: sum_k y_k (lse(z) - z_k)          dl/dz = a - y  (sum_k y_k = 1)
 //   exp       poisson          l = e^z - y z + y log y - y            dl/dz = e^z - y
 //             (the half Poisson deviance, scikit-learn's: 0 where e^z = y, y log y = 0 at y = 0;
 //             the negative log-likelihood less log y! + y log y - y, constants of the data)
 // The canonical pairs (each output's first loss) have dZ = (A - Y) w_n. Per-row losses go to
 // `row_loss` and are summed in row order, so the total does not depend on threads.
+// With clip_probabilities, the log losses' values clip each probability to [eps, 1 - eps] (eps
+// of T) before its log, as scikit-learn's reported loss does: softmax's -log p = lse - z is
+// bounded to [-log(1 - eps), -log eps]; the logistic loss is taken from the stored p, as
+// scikit-learn takes it, whose 1 - p keeps only p's last digits where p nears 1.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <type_traits>
 
 #include "activations.hpp"
@@ -39,6 +44,19 @@ struct LossSpec {
     // The reported value only is divided by O: scikit-learn's squared error averages over the
     // outputs while its gradient does not, and its drop-in must report the same loss curve.
     bool mean_over_outputs = false;
+    // The same for its log losses' values: each probability clipped to [eps, 1 - eps] before its
+    // log (a confidently wrong row reports -log eps, 36 in double, not its |z|), the logistic's
+    // from the rounded p (a wrong p = 1 - 1e-13 reports log(1 - p) to only three digits, as
+    // scikit-learn does); the gradients stay A - Y, as scikit-learn's do.
+    bool clip_probabilities = false;
+};
+
+// The bounds of -log p for p clipped to [eps, 1 - eps], eps of T: scikit-learn's log loss.
+template <typename T>
+struct NegLogBounds {
+    double lo = -std::log1p(-double(std::numeric_limits<T>::epsilon()));
+    double hi = -std::log(double(std::numeric_limits<T>::epsilon()));
+    double operator()(double v) const { return std::min(std::max(v, lo), hi); }
 };
 
 inline Loss default_loss(Output out) {
@@ -93,10 +111,12 @@ void softmax_rows(T* A, const T* Z, idx rows, idx O, double* lse) {
 // z >= 0, e / (1 + e) below, e = e^-|z| (exp_lanes.hpp); and, when term is not null, each
 // value's binary log-loss softplus(z) - y z in double, softplus(z) = max(z, 0) + log(1 + e)
 // (log_lanes.hpp): no overflow either way. Vectorised across rows, as one output per row
-// (binary labels) would leave three libm calls per value (7% of a breast_cancer fit).
+// (binary labels) would leave three libm calls per value (7% of a breast_cancer fit). With
+// clip, the term is scikit-learn's -(y log p + (1 - y) log(1 - p)), p = a clipped to
+// [eps, 1 - eps] (1 - p in double), each log as log(1/x) >= 0 (log_lanes.hpp).
 template <typename T>
 DP_ISA_CLONES void logistic_values(T* DP_RESTRICT a, double* DP_RESTRICT term, const T* DP_RESTRICT z,
-                                   const T* DP_RESTRICT y, idx count) {
+                                   const T* DP_RESTRICT y, idx count, bool clip) {
     auto value = [&](idx i) {
         const T e = exp_nonpositive(-std::fabs(z[i]));
         a[i] = (z[i] >= T(0) ? T(1) : e) / (T(1) + e);
@@ -104,6 +124,15 @@ DP_ISA_CLONES void logistic_values(T* DP_RESTRICT a, double* DP_RESTRICT term, c
     };
     if (!term) {
         for (idx i = 0; i < count; ++i) value(i);
+        return;
+    }
+    if (clip) {
+        const double eps = double(std::numeric_limits<T>::epsilon());
+        for (idx i = 0; i < count; ++i) {
+            value(i);
+            const double p = std::min(std::max(double(a[i]), eps), 1.0 - eps), yd = double(y[i]);
+            term[i] = yd * log_from_one(1.0 / p) + (1.0 - yd) * log_from_one(1.0 / (1.0 - p));
+        }
         return;
     }
     for (idx i = 0; i < count; ++i) {
@@ -156,7 +185,8 @@ void logistic_rows(T* A, double* row_loss, const T* Z, const T* Y, idx rows, idx
     if (Y) std::fill(row_loss, row_loss + rows, 0.0);
     for (idx i0 = 0; i0 < count; i0 += kChunk) {
         const idx m = std::min(kChunk, count - i0);
-        logistic_values<T>(A + i0, Y ? term : nullptr, Z + i0, Y ? Y + i0 : nullptr, m);
+        logistic_values<T>(A + i0, Y ? term : nullptr, Z + i0, Y ? Y + i0 : nullptr, m,
+                           spec.clip_probabilities);
         for (idx i = 0; Y && i < m; ++i) row_loss[(i0 + i) / O] += term[i];
     }
     for (idx n = 0; Y && spec.mean_over_outputs && n < rows; ++n) row_loss[n] /= double(O);
@@ -177,10 +207,14 @@ void output_rows(T* A, double* row_loss, const T* Z, const T* Y, idx rows, idx O
         return;
     }
     softmax_rows<T>(A, Z, rows, O, Y ? row_loss : nullptr);  // each row's log-sum-exp, for now
+    const NegLogBounds<T> bound;
     for (idx n = 0; Y && n < rows; ++n) {
         const double lse = row_loss[n];
         double loss = 0.0;
-        for (idx k = 0; k < O; ++k) loss += double(Y[n * O + k]) * (lse - double(Z[n * O + k]));
+        for (idx k = 0; k < O; ++k) {
+            const double neg_log_p = lse - double(Z[n * O + k]);
+            loss += double(Y[n * O + k]) * (spec.clip_probabilities ? bound(neg_log_p) : neg_log_p);
+        }
         row_loss[n] = spec.mean_over_outputs ? loss / double(O) : loss;
     }
 }

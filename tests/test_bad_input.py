@@ -1310,6 +1310,7 @@ def test_sgd_rejects_overlapping_arguments(first, second):
     (dict(output="identity", huber_delta=float("nan")), ValueError, "huber_delta"),
     (dict(huber_delta="1"), TypeError, "huber_delta"),
     (dict(mean_over_outputs=1), TypeError, "mean_over_outputs"),
+    (dict(clip_probabilities="yes"), TypeError, "clip_probabilities"),
     (dict(sample_weight=np.ones(3)), ValueError, "sample_weight"),
     (dict(sample_weight=np.ones((4, 1))), ValueError, "sample_weight"),
     (dict(sample_weight=[1, 1, -1, 1]), ValueError, "sample_weight"),

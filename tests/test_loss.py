@@ -34,8 +34,9 @@ def test_loss_matches_reference(rng, output, loss, dtype, threads, weighted, sha
     weights = rng.uniform(0, 3, shape[0]) if weighted else None
     if weighted:
         weights[0] = 1.0  # never all zero
-    for mean in (False, True):
-        kwargs = dict(loss=loss, sample_weight=weights, huber_delta=0.7, mean_over_outputs=mean)
+    for mean, clip in ((False, False), (True, False), (False, True)):
+        kwargs = dict(loss=loss, sample_weight=weights, huber_delta=0.7, mean_over_outputs=mean,
+                      clip_probabilities=clip)
         got = dp.ops.output_loss_delta(Z, Y, output, n_threads=threads, **kwargs)
         want = ref.output_loss_delta(Z, Y, output, **kwargs)
         assert got[0] == pytest.approx(want[0], rel=1e-10 if dtype == np.float64 else 1e-5)
@@ -43,6 +44,32 @@ def test_loss_matches_reference(rng, output, loss, dtype, threads, weighted, sha
             assert a.dtype == dtype
             assert_close(a, b, what=what)
     assert_close(dp.ops.output_forward(Z, output), ref.output_forward(Z, output), what="output")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("output, outputs", [("sigmoid", 1), ("sigmoid", 3), ("softmax", 4)])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_clipped_log_losses_are_scikit_learns(rng, dtype, output, outputs, weighted):
+    """clip_probabilities reports scikit-learn's own log losses (its drop-in's loss curve), on
+    logits from mild to far past saturation: probabilities clipped to [eps, 1 − eps] before the
+    log, the logistic's taken from the rounded p; the gradient stays A − Y."""
+    sk_base = pytest.importorskip("sklearn.neural_network._base")
+    scales = np.array([0.5, 5, 20, 40, 800], dtype)
+    Z = (rng.standard_normal((200, outputs)) * np.repeat(scales, 40)[:, None]).astype(dtype)
+    Y = targets(rng, output, Z.shape).astype(dtype)
+    w = rng.uniform(0.1, 3, len(Z)) if weighted else None
+    probabilities = Z.copy()
+    sk_base.ACTIVATIONS["logistic" if output == "sigmoid" else "softmax"](probabilities)  # in place
+    name = "binary_log_loss" if output == "sigmoid" else "log_loss"
+    want = sk_base.LOSS_FUNCTIONS[name](Y, probabilities, sample_weight=w)
+    exact = dp.ops.output_loss_delta(Z, Y, output, sample_weight=w)
+    assert exact[0] > want * 1.5  # rows wrong far past -log eps: the clip matters here
+    for backend in (dp.ops, ref):
+        loss, A, dZ = backend.output_loss_delta(Z, Y, output, sample_weight=w,
+                                                clip_probabilities=True)
+        # scikit-learn sums its float32 terms in float32
+        assert loss == pytest.approx(want, rel=1e-12 if dtype == np.float64 else 1e-5)
+        assert_close(dZ, exact[2])
 
 
 @pytest.mark.parametrize("output, loss", PAIRS)

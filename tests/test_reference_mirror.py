@@ -64,27 +64,41 @@ def test_the_reference_engine_takes_the_engines_parameters():
                               runtime_parameters(getattr(_core.Engine_float64, method)), method)
 
 
-def test_loss_mean_over_outputs_divides_the_loss_not_the_gradient(rng):
+def value_only_flag(rng, output, flag, Y, scale=1.0):
+    """A loss flag that changes the reported value only: (loss, grads) without and with it,
+    the engine's after checking them against the reference's."""
     sizes = [4, 6, 3]
-    X, Y = rng.standard_normal((9, 4)), rng.standard_normal((9, 3))
-    params = [rng.standard_normal((4, 6)), rng.standard_normal(6),
-              rng.standard_normal((6, 3)), rng.standard_normal(3)]
-    results = {}
-    for mean in (False, True):
-        for name, engine in (("cpp", _core.Engine_float64(sizes, "relu", "identity",
-                                                           loss_mean_over_outputs=mean)),
-                             ("ref", reference.Engine(sizes, "relu", "identity",
-                                                      loss_mean_over_outputs=mean))):
+    X = rng.standard_normal((len(Y), 4))
+    params = [rng.standard_normal((4, 6)) * scale, rng.standard_normal(6),
+              rng.standard_normal((6, 3)) * scale, rng.standard_normal(3)]
+    results = []
+    for on in (False, True):
+        both = []
+        for engine in (_core.Engine_float64(sizes, "relu", output, **{flag: on}),
+                       reference.Engine(sizes, "relu", output, **{flag: on})):
             grads = [np.empty_like(p) for p in params]
-            results[name, mean] = engine.loss_and_gradients(params, X, Y, grads), grads
-    for mean in (False, True):
-        (loss, grads), (ref_loss, ref_grads) = results["cpp", mean], results["ref", mean]
+            both.append((engine.loss_and_gradients(params, X, Y, grads), grads))
+        (loss, grads), (ref_loss, ref_grads) = both
         assert loss == pytest.approx(ref_loss, rel=1e-12)
         for g, r in zip(grads, ref_grads):
             assert_close(g, r)
-    assert results["ref", True][0] == pytest.approx(results["ref", False][0] / 3, rel=1e-15)
-    for g, r in zip(results["ref", True][1], results["ref", False][1]):
+        results.append((loss, grads))
+    for g, r in zip(results[0][1], results[1][1]):
         np.testing.assert_array_equal(g, r)
+    return results[0][0], results[1][0]
+
+
+def test_loss_mean_over_outputs_divides_the_loss_not_the_gradient(rng):
+    summed, mean = value_only_flag(rng, "identity", "loss_mean_over_outputs",
+                                   rng.standard_normal((9, 3)))
+    assert mean == pytest.approx(summed / 3, rel=1e-15)
+
+
+@pytest.mark.parametrize("output", ["sigmoid", "softmax"])
+def test_loss_clip_probabilities_changes_the_loss_not_the_gradient(rng, output):
+    exact, clipped = value_only_flag(rng, output, "loss_clip_probabilities",
+                                     np.eye(3)[rng.integers(0, 3, 40)], scale=30)  # saturating
+    assert clipped < exact / 2  # -log eps bounds each row's terms
 
 
 def test_adam_without_its_second_moment_is_named(rng):

@@ -132,6 +132,27 @@ def test_early_stopping_matches(kind):
     assert len(ours.validation_loss_curve_) == ours.n_iter_
 
 
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+@pytest.mark.parametrize("loader", [load_breast_cancer, load_digits],
+                         ids=["breast_cancer", "digits"])
+def test_unscaled_data_saturating_the_outputs_matches(solver, loader):
+    """Raw features (breast_cancer's reach 4 000) drive logits far past saturation, where the
+    loss scikit-learn reports clips each probability to [eps, 1 − eps] and takes the logistic's
+    from the rounded p: the same values give the same stopping and line searches."""
+    X, y = loader(return_X_y=True)
+    params = dict(solver=solver, max_iter=25, random_state=0, hidden_layer_sizes=(20,),
+                  learning_rate_init=0.5 if solver == "sgd" else 0.01)
+    theirs, ours = pair("MLPClassifier", **params)
+    theirs.fit(X, y)
+    ours.fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_
+    if solver == "lbfgs":
+        assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-8)
+    else:
+        np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-8)
+    assert_params_close(ours, theirs, 1e-6)
+
+
 @pytest.mark.parametrize("kind", ["MLPClassifier", "MLPRegressor"])
 def test_lbfgs_matches(kind):
     X, y = scaled(load_breast_cancer if kind == "MLPClassifier" else load_diabetes, 250)

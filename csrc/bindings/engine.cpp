@@ -115,7 +115,8 @@ class Engine {
   public:
     Engine(const py::object& layer_sizes, const py::object& activations, const py::object& output,
            const py::object& loss, const py::object& residual, const py::object& huber_delta,
-           const py::object& mean_over_outputs, const py::object& dropout,
+           const py::object& mean_over_outputs, const py::object& clip_probabilities,
+           const py::object& dropout,
            const py::object& alpha_dropout, const py::object& n_threads) {
         const py::sequence seq = arg_sequence(layer_sizes, "layer_sizes");
         if (py::len(seq) < 2)
@@ -143,6 +144,7 @@ class Engine {
         spec_.loss = parse_loss(arg_str(output, "output"), loss.is_none() ? "" : arg_str(loss, "loss"),
                                 arg_real(huber_delta, "huber_delta"));
         spec_.loss.mean_over_outputs = arg_bool(mean_over_outputs, "loss_mean_over_outputs");
+        spec_.loss.clip_probabilities = arg_bool(clip_probabilities, "loss_clip_probabilities");
         spec_.layout();
         const bool alpha = arg_bool(alpha_dropout, "alpha_dropout");
         if (!dropout.is_none())
@@ -729,10 +731,10 @@ void bind_engine_for(py::module_& m, const char* name) {
     py::class_<Engine<T>>(m, name, "Workspace and kernels for one network (internal; use deltaprop.MLP).")
         .def(py::init<const py::object&, const py::object&, const py::object&, const py::object&,
                       const py::object&, const py::object&, const py::object&, const py::object&,
-                      const py::object&, const py::object&>(),
+                      const py::object&, const py::object&, const py::object&>(),
              "layer_sizes"_a, "activations"_a = "relu", "output"_a = "softmax", "loss"_a = py::none(),
              py::kw_only(), "residual"_a = py::none(), "huber_delta"_a = 1.0,
-             "loss_mean_over_outputs"_a = false,
+             "loss_mean_over_outputs"_a = false, "loss_clip_probabilities"_a = false,
              "dropout"_a = py::none(), "alpha_dropout"_a = false, "n_threads"_a = 0)
         .def_property("n_threads", &Engine<T>::threads, &Engine<T>::set_threads)
         .def_property_readonly("layer_sizes", &Engine<T>::sizes)

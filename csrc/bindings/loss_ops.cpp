@@ -47,11 +47,13 @@ void bind_loss_ops(py::module_& m) {
     const auto finite = py::arg("check_finite") = true;
     const auto arr = [](O h, const char* name) { return as_array(h, name); };
     m.def("output_loss_delta",
-          [arr](O Z, O Y, O output, O loss, O sample_weight, O huber_delta, O mean_over_outputs, O nt, O cf) {
+          [arr](O Z, O Y, O output, O loss, O sample_weight, O huber_delta, O mean_over_outputs,
+                O clip_probabilities, O nt, O cf) {
               const py::array z = arr(Z, "Z"), y = arr(Y, "Y");
               LossSpec spec = parse_loss(arg_str(output, "output"), loss.is_none() ? "" : arg_str(loss, "loss"),
                                          arg_real(huber_delta, "huber_delta"));
               spec.mean_over_outputs = arg_bool(mean_over_outputs, "mean_over_outputs");
+              spec.clip_probabilities = arg_bool(clip_probabilities, "clip_probabilities");
               const int n_threads = arg_threads(nt);
               const bool check = arg_bool(cf, "check_finite");
               return dispatch_dtype(z, "Z", [&](auto t) {
@@ -59,7 +61,8 @@ void bind_loss_ops(py::module_& m) {
               });
           },
           "Z"_a, "Y"_a, "output"_a = "softmax", py::kw_only(), "loss"_a = py::none(),
-          "sample_weight"_a = py::none(), "huber_delta"_a = 1.0, "mean_over_outputs"_a = false, threads, finite,
+          "sample_weight"_a = py::none(), "huber_delta"_a = 1.0, "mean_over_outputs"_a = false,
+          "clip_probabilities"_a = false, threads, finite,
           "(loss, A, dZ): A = out(Z), the loss (a weighted mean over rows of each row's loss summed\n"
           "over outputs) and dZ = w_n dl/dz, = (A - Y) / N for each output's own loss.");
     m.def("output_forward",

@@ -80,6 +80,7 @@ class _Ops(ModuleType):
     def output_loss_delta(Z: npt.NDArray[_F], Y: npt.NDArray[_F], output: str = "softmax", *,
                           loss: str | None = None, sample_weight: npt.ArrayLike | None = None,
                           huber_delta: float = 1.0, mean_over_outputs: bool = False,
+                          clip_probabilities: bool = False,
                           n_threads: int = 0, check_finite: bool = True,
                           ) -> tuple[float, npt.NDArray[_F], npt.NDArray[_F]]: ...
     @staticmethod
@@ -152,7 +153,7 @@ class _Engine(Generic[_F]):
                  activations: _ActivationArg | Sequence[_ActivationArg] = "relu",
                  output: str = "softmax", loss: str | None = None, *,
                  residual: bool | Sequence[bool] | None = None, huber_delta: float = 1.0,
-                 loss_mean_over_outputs: bool = False,
+                 loss_mean_over_outputs: bool = False, loss_clip_probabilities: bool = False,
                  dropout: float | Sequence[float] | None = None, alpha_dropout: bool = False,
                  n_threads: int = 0) -> None: ...
     @property

@@ -38,11 +38,12 @@ class Engine:
                  activations: ActivationArg | Sequence[ActivationArg] = "relu",
                  output: str = "softmax", loss: str | None = None, *,
                  residual: bool | Sequence[bool] | None = None, huber_delta: float = 1.0,
-                 loss_mean_over_outputs: bool = False,
+                 loss_mean_over_outputs: bool = False, loss_clip_probabilities: bool = False,
                  dropout: float | Sequence[float] | None = None, alpha_dropout: bool = False,
                  n_threads: int = 0) -> None:
         self.spec = NetSpec.build(layer_sizes, activations, output, loss, residual, huber_delta,
-                                  dropout, alpha_dropout, loss_mean_over_outputs)
+                                  dropout, alpha_dropout, loss_mean_over_outputs,
+                                  loss_clip_probabilities)
         self.layer_sizes = list(self.spec.sizes)
         self.n_threads = n_threads
 

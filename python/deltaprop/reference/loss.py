@@ -11,19 +11,22 @@ dZ_nk = w_n ∂ℓ/∂z_nk. Per output, its losses (the first is the default):
               absolute_error  ℓ = |r|                                 ∂ℓ/∂z = sign(r), 0 at r = 0
               huber           ℓ = ½ r² for |r| ≤ δ, δ(|r| − ½δ) beyond  ∂ℓ/∂z = clip(r, −δ, δ)
     sigmoid   binary_log_loss ℓ = softplus(z) − y z  (= −y log p − (1−y) log(1−p))   ∂ℓ/∂z = p − y
-    softmax   log_loss        row: lse(z) Σ_k y_k − Σ_k y_k z_k       ∂/∂z = a − y  (Σ_k y_k = 1)
+    softmax   log_loss        row: Σ_k y_k (lse(z) − z_k)             ∂/∂z = a − y  (Σ_k y_k = 1)
     exp       poisson         ℓ = e^z − y z + y log y − y             ∂ℓ/∂z = e^z − y
 
 Poisson's ℓ is the half Poisson deviance y log(y/a) − y + a, a = e^z (scikit-learn's): 0 where
 the prediction is exact, y log y taken as 0 at y = 0. The negative log-likelihood −log P(y; a)
 is ℓ + log(y!) − (y log y − y): the two differ by constants of the data, so their gradients agree.
 Identity losses are summed over outputs, as deltaprop's squared error always was; scikit-learn's
-½ mean squared error also divides by the number of outputs.
+½ mean squared error also divides by the number of outputs (``mean_over_outputs``), and its log
+losses clip the probabilities (``clip_probabilities``): values only, for its drop-in's loss curve.
 
 The names are scikit-learn's (its ``_base.LOSS_FUNCTIONS``) where it has the loss.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -75,6 +78,23 @@ def _row_weights(sample_weight: npt.ArrayLike | None, n: int) -> npt.NDArray[np.
     return None if s is None else s / s.sum()
 
 
+# scikit-learn's log losses (sklearn/neural_network/_base.py) clip each probability to
+# [eps, 1 − eps], eps of the dtype, before its log; its drop-in reports the same values.
+def _neg_log_bounds(dtype: np.dtype[Any]) -> tuple[float, float]:
+    """The bounds of −log p for p in [eps, 1 − eps]."""
+    eps = float(np.finfo(dtype).eps)
+    return float(-np.log1p(-eps)), float(-np.log(eps))
+
+
+def _clipped_binary_log_loss(A: FloatArray, y: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """−(y log p + (1 − y) log(1 − p)) from the stored p, clipped: where p nears 1, its 1 − p
+    keeps only p's last digits, as scikit-learn's does."""
+    eps = float(np.finfo(A.dtype).eps)
+    p = np.clip(A.astype(np.float64), eps, 1 - eps)
+    out: npt.NDArray[np.float64] = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    return out
+
+
 def _elementwise(z: npt.NDArray[np.float64], y: npt.NDArray[np.float64], loss: str,
                  huber_delta: float,
                  ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
@@ -97,21 +117,26 @@ def _elementwise(z: npt.NDArray[np.float64], y: npt.NDArray[np.float64], loss: s
 def output_loss_delta(Z: FloatArray, Y: FloatArray, output: str = "softmax", *,
                       loss: str | None = None, sample_weight: npt.ArrayLike | None = None,
                       huber_delta: float = 1.0, mean_over_outputs: bool = False,
-                      n_threads: int = 0, check_finite: bool = True,
+                      clip_probabilities: bool = False, n_threads: int = 0,
+                      check_finite: bool = True,
                       ) -> tuple[float, FloatArray, FloatArray]:
 
     """(loss, A, dZ): A = out(Z), the weighted mean loss over rows (a Python float), and
     dZ = w_n ∂ℓ/∂z (= (A − Y)/N for each output's canonical loss without weights).
     ``mean_over_outputs`` divides each row's loss value, not its gradient, by the number of
     outputs: scikit-learn's squared error reports that value while stepping along the sum's
-    gradient, and its drop-in must report the same loss curve."""
+    gradient, and its drop-in must report the same loss curve. ``clip_probabilities`` does the
+    same for its log losses, whose values clip each probability to [eps, 1 − eps] (eps of Z's
+    dtype) before the log: each −log p is bounded to [−log(1 − eps), −log eps]."""
     _check_output(output)
     if loss is not None and not isinstance(loss, str):
         raise TypeError(f"loss must be a str, got {type(loss).__name__}")
     if isinstance(huber_delta, bool) or not isinstance(huber_delta, (int, float, np.floating)):
         raise TypeError(f"huber_delta must be a real number, got {type(huber_delta).__name__}")
-    if not isinstance(mean_over_outputs, (bool, np.bool_)):
-        raise TypeError(f"mean_over_outputs must be a bool, got {type(mean_over_outputs).__name__}")
+    for name, flag in (("mean_over_outputs", mean_over_outputs),
+                       ("clip_probabilities", clip_probabilities)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
     loss = LOSSES[output][0] if loss is None else loss
     if loss not in LOSSES[output]:
         raise ValueError(f"loss {loss!r} does not go with output {output!r}; expected one of "
@@ -128,13 +153,16 @@ def output_loss_delta(Z: FloatArray, Y: FloatArray, output: str = "softmax", *,
 
     if output == "softmax":
         zmax = z.max(axis=1)
-        lse = zmax + np.log(np.exp(z - zmax[:, None]).sum(axis=1))
-        row_loss = lse * y.sum(axis=1) - (y * z).sum(axis=1)
-        grad = A - Y
+        neg_log_p = (zmax + np.log(np.exp(z - zmax[:, None]).sum(axis=1)))[:, None] - z
+        if clip_probabilities:
+            neg_log_p = np.clip(neg_log_p, *_neg_log_bounds(Z.dtype))
+        value, grad = y * neg_log_p, None
+    elif output == "sigmoid" and clip_probabilities:
+        value, grad = _clipped_binary_log_loss(A, y), None
     else:
         value, grad = _elementwise(z, y, loss, huber_delta)
-        row_loss = value.sum(axis=1)
-        grad = A - Y if grad is None else grad.astype(Z.dtype)
+    row_loss = value.sum(axis=1)
+    grad = A - Y if grad is None else grad.astype(Z.dtype)
     if mean_over_outputs:
         row_loss = row_loss / Z.shape[1]
     if w is None:

@@ -61,7 +61,8 @@ class NetSpec:
     """The network the C++ NetSpec describes: sizes (inputs, hidden..., outputs), one LayerSpec
     per hidden layer, the output function and its loss (None: the output's own; huber_delta
     for "huber"; mean_over_outputs divides each row's loss value, not its gradient, by the
-    outputs, as scikit-learn's squared error does: loss.output_loss_delta)."""
+    outputs, as scikit-learn's squared error does, and clip_probabilities clips the log losses'
+    probabilities as scikit-learn's do: loss.output_loss_delta)."""
 
     sizes: tuple[int, ...]
     hidden: tuple[LayerSpec, ...]
@@ -69,6 +70,7 @@ class NetSpec:
     loss: str | None = None
     huber_delta: float = 1.0
     mean_over_outputs: bool = False
+    clip_probabilities: bool = False
 
     @classmethod
     def build(cls, layer_sizes: Sequence[int],
@@ -76,7 +78,8 @@ class NetSpec:
               output: str = "softmax", loss: str | None = None,
               residual: bool | Sequence[bool] | None = None, huber_delta: float = 1.0,
               dropout: float | Sequence[float] | None = None,
-              alpha_dropout: bool = False, mean_over_outputs: bool = False) -> NetSpec:
+              alpha_dropout: bool = False, mean_over_outputs: bool = False,
+              clip_probabilities: bool = False) -> NetSpec:
         """Checks the arguments as the C++ engine does: ``activations``, ``residual`` and
         ``dropout`` (rates in [0, 1)) are one value for every hidden layer or a list of one per
         hidden layer."""
@@ -111,10 +114,18 @@ class NetSpec:
             raise TypeError(f"alpha_dropout must be a bool, got {type(alpha_dropout).__name__}")
         hidden = tuple(LayerSpec(resolve(f), bool(s), float(r), bool(alpha_dropout))
                        for f, s, r in zip(fs, skips, rates))
-        if not isinstance(mean_over_outputs, (bool, np.bool_)):
-            raise TypeError(f"loss_mean_over_outputs must be a bool, got "
-                            f"{type(mean_over_outputs).__name__}")
-        return cls(sizes, hidden, output, loss, huber_delta, bool(mean_over_outputs))
+        for name, flag in (("loss_mean_over_outputs", mean_over_outputs),
+                           ("loss_clip_probabilities", clip_probabilities)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
+        return cls(sizes, hidden, output, loss, huber_delta, bool(mean_over_outputs),
+                   bool(clip_probabilities))
+
+    def loss_options(self) -> dict[str, Any]:
+        """The keywords of loss.output_loss_delta that this network's loss sets."""
+        return dict(loss=self.loss, huber_delta=self.huber_delta,
+                    mean_over_outputs=self.mean_over_outputs,
+                    clip_probabilities=self.clip_probabilities)
 
     @property
     def layers(self) -> int:
@@ -207,9 +218,8 @@ def mlp_loss_and_gradients(params: Sequence[FloatArray], X: FloatArray, Y: Float
     dZs: list[FloatArray | None] = [None] * spec.layers
     if trace is not None:
         trace.update(Z=Zs, dZ=dZs)
-    loss, _, dZ = output_loss_delta(Zs[-1], Y, spec.output, loss=spec.loss,
-                                    sample_weight=sample_weight, huber_delta=spec.huber_delta,
-                                    mean_over_outputs=spec.mean_over_outputs)
+    loss, _, dZ = output_loss_delta(Zs[-1], Y, spec.output, sample_weight=sample_weight,
+                                    **spec.loss_options())
     grads: list[FloatArray] = []  # built from the last layer down, reversed at the end
     G: FloatArray | None = None  # ∂C/∂A_l of the hidden layer below the one being differentiated
 

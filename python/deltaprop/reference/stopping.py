@@ -46,9 +46,8 @@ def evaluate_rows(params: Sequence[FloatArray], X: FloatArray, Y: FloatArray, sp
     """(loss, A): mlp_loss_and_gradients' loss without the backward pass, and the output
     activations of the rows of X."""
     Zs, _ = mlp_forward(params, X, spec)
-    loss, A, _ = output_loss_delta(Zs[-1], Y, spec.output, loss=spec.loss,
-                                   sample_weight=sample_weight, huber_delta=spec.huber_delta,
-                                   mean_over_outputs=spec.mean_over_outputs)
+    loss, A, _ = output_loss_delta(Zs[-1], Y, spec.output, sample_weight=sample_weight,
+                                   **spec.loss_options())
     return loss, A
 
 

@@ -24,7 +24,10 @@ Everything computes scikit-learn's objective (sklearn/neural_network/_multilayer
 
 The engine computes it directly: sample weights, the exp output with the Poisson loss, and
 scikit-learn's squared error, whose *value* averages over the outputs while its *gradient*
-(``delta = a − y``) does not (``loss_mean_over_outputs``), and its half Poisson deviance.
+(``delta = a − y``) does not (``loss_mean_over_outputs``), its log losses, whose *values* clip
+each probability to [eps, 1 − eps] of the dtype while their gradients do not
+(``loss_clip_probabilities``: the loss curve, tol's stopping and L-BFGS-B's line search see
+scikit-learn's values even where a prediction saturates), and its half Poisson deviance.
 X may be a dense array or a scipy sparse matrix, which the engine reads as CSR rows where they
 lie (its first layer multiplies the stored entries only: csrc/sparse.hpp); nothing densifies it.
 
@@ -147,6 +150,7 @@ class Network:
                                    residual=residual, dropout=dropout,
                                    alpha_dropout=alpha_dropout, huber_delta=float(huber_delta),
                                    loss_mean_over_outputs=output == "identity" and loss is None,
+                                   loss_clip_probabilities=output in ("sigmoid", "softmax"),
                                    n_threads=0 if n_threads is None else int(n_threads))
 
     @property
