@@ -238,6 +238,19 @@ def test_save_load_round_trips_bit_for_bit(tmp_path, rng, dtype):
     np.testing.assert_array_equal(loaded.fit(X, Y, epochs=1).loss, net.fit(X, Y, epochs=1).loss)
 
 
+def test_save_load_takes_numpy_scalar_options(tmp_path, rng):
+    """Options the constructor takes as NumPy scalars (a grid over np.linspace gives them) are
+    saved as the values they hold."""
+    X, Y = problem(rng, "softmax")
+    net = dp.MLP([12, 12, 12, 4], dropout=[np.float32(0.25), np.float64(0.1)],
+                 residual=np.bool_(True), huber_delta=np.float64(2.0), seed=np.int64(3))
+    net.fit(X, Y, epochs=1)
+    net.save(tmp_path / "model.dp")
+    loaded = dp.MLP.load(tmp_path / "model.dp")
+    assert loaded.dropout == [0.25, 0.1] and loaded.residual is True and loaded.seed == 3
+    np.testing.assert_array_equal(loaded.fit(X, Y, epochs=1).loss, net.fit(X, Y, epochs=1).loss)
+
+
 def test_pickle_round_trip(rng):
     X, Y = problem(rng, "softmax")
     net = dp.MLP([12, 16, 4], n_threads=1)

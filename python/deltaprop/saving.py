@@ -1,10 +1,13 @@
 """The model file: an .npz archive (no pickle) holding a JSON header and the parameters.
-A file is checked whole before anything is built from it."""
+A file is checked before anything is built from it: each array's .npy header against the bytes
+its member holds before its data is read, the header's layer sizes against the arrays before
+the network is built, and every array against that network before it is used."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import zipfile
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
@@ -83,11 +86,23 @@ def save_mlp(net: SavedNetwork, path: PathArg,
         "epochs_trained": net.epochs_trained_,
         **(extra or {}),
     }
-    arrays: dict[str, npt.NDArray[Any]] = {"header": np.array(json.dumps(header))}
-    arrays.update(_parameters(net))
+    parameters = _parameters(net)
+    for name, array in parameters.items():  # load refuses these: never write one
+        if not np.isfinite(array).all():
+            raise ValueError(f"{name} holds NaN or inf: a model file keeps finite parameters only")
+    text = json.dumps(header, default=_json_value)
+    arrays: dict[str, npt.NDArray[Any]] = {"header": np.array(text), **parameters}
     with open(path, "wb") as f:  # an open file: np.savez would otherwise append ".npz" to path
         # numpy's stub fears **arrays could hold its allow_pickle; the names here never do
         np.savez(f, **arrays)  # type: ignore[arg-type]
+
+
+def _json_value(value: object) -> object:
+    """json.dumps' fallback: NumPy scalars and arrays (options a grid search or a user gave as
+    np.float32(0.1), np.bool_(True), ...) as the Python values they hold."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _activation_to_json(activation: object) -> object:
@@ -122,16 +137,48 @@ def _bad(path: PathArg, why: str) -> ValueError:
     return ValueError(f"{path} is not a readable deltaprop model file: {why}")
 
 
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> npt.NDArray[Any]:
+    """One .npy member. Its header is checked against the bytes the member holds before any
+    data is read, so a damaged or hostile header cannot ask for memory the file does not hold;
+    numpy's header parser can raise what its tokenizer raises, so any error there means a
+    damaged file."""
+    with archive.open(info) as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}[version]
+            shape, fortran, dtype = read_header(f)
+        except Exception as error:
+            raise ValueError(f"{info.filename} has a damaged .npy header "
+                             f"({type(error).__name__}: {error})") from error
+        if dtype.hasobject:
+            raise ValueError(f"{info.filename} holds Python objects")
+        size = math.prod(shape) * dtype.itemsize
+        if size != info.file_size - f.tell():
+            raise ValueError(f"{info.filename}'s header describes {size} bytes of data, the "
+                             f"member holds {info.file_size - f.tell()}")
+        data = bytearray(size)  # filled in pieces: never twice the array in memory
+        view, filled = memoryview(data), 0
+        while filled < size:
+            piece = f.read(min(1 << 24, size - filled))
+            if not piece:
+                raise ValueError(f"{info.filename} is truncated")
+            view[filled:filled + len(piece)] = piece
+            filled += len(piece)
+    return np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C")
+
+
 def _read_archive(path: PathArg) -> dict[str, npt.NDArray[Any]]:
     """Every array of the archive at `path`, read whole; ValueError if it is not one of ours.
     The file is opened here so it is closed however reading fails."""
     try:
-        with open(path, "rb") as f:
-            archive = np.load(f, allow_pickle=False)
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise ValueError("it is a single .npy array, not an .npz archive")
-            with archive:
-                return {name: archive[name] for name in archive.files}
+        with open(path, "rb") as f, zipfile.ZipFile(f) as archive:
+            arrays = {}
+            for info in archive.infolist():
+                if not info.filename.endswith(".npy"):
+                    raise ValueError(f"it holds {info.filename!r}, not only .npy arrays")
+                arrays[info.filename[:-len(".npy")]] = _read_member(archive, info)
+            return arrays
     except FileNotFoundError:
         raise
     except (OSError, EOFError, ValueError, KeyError, NotImplementedError, RuntimeError,
@@ -155,10 +202,24 @@ def read_model_file(path: PathArg) -> tuple[dict[str, Any], dict[str, npt.NDArra
     return header, contents
 
 
+def dense_layer_arrays(sizes: Sequence[int], dtype: npt.DTypeLike) -> dict[str, FloatArray]:
+    """coefs_l and intercepts_l of a network of these layer sizes, by their names in the file:
+    empty arrays, to check a file's shapes and dtypes against (np.empty touches no memory).
+    ValueError or TypeError for sizes or a dtype no network has."""
+    sizes = [check_int(n, "layer_sizes", 1) for n in sizes]
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
+    arrays: dict[str, FloatArray] = {}
+    for l, (i, o) in enumerate(zip(sizes, sizes[1:])):
+        arrays[f"coefs_{l}"] = np.empty((i, o), dtype)
+        arrays[f"intercepts_{l}"] = np.empty(o, dtype)
+    return arrays
+
+
 def check_parameter_arrays(path: PathArg, contents: Mapping[str, npt.NDArray[Any]],
-                           expected: Mapping[str, npt.NDArray[Any]]) -> None:
-    """Every array named in ``expected`` is there, shaped and typed like it, and finite; and the
-    archive holds nothing else but the header."""
+                           expected: Mapping[str, npt.NDArray[Any]], *, whole: bool = True) -> None:
+    """Every array named in ``expected`` is there, shaped and typed like it, and finite; and,
+    when ``whole``, the archive holds nothing else but the header."""
     for name, like in expected.items():
         array = contents.get(name)
         if array is None or array.shape != like.shape or array.dtype != like.dtype:
@@ -166,7 +227,7 @@ def check_parameter_arrays(path: PathArg, contents: Mapping[str, npt.NDArray[Any
             raise _bad(path, f"{name} should be {like.dtype} {like.shape}, got {seen}")
         if not np.isfinite(array).all():
             raise _bad(path, f"{name} holds NaN or inf")
-    if len(contents) != 1 + len(expected):
+    if whole and len(contents) != 1 + len(expected):
         raise _bad(path, "it holds arrays the header does not describe")
 
 
@@ -180,6 +241,12 @@ def load_mlp(cls: type[_Net], path: PathArg, *, backend: str = "cpp",
     header, contents = read_model_file(path)
     try:
         epochs = check_int(header["epochs_trained"], "epochs_trained", 0)
+        dense = dense_layer_arrays(header["layer_sizes"], header["dtype"])
+    except (KeyError, TypeError, ValueError, MemoryError) as error:
+        raise _bad(path, f"bad header: {type(error).__name__}: {error}") from error
+    # the weights the file must hold, before a network that size is built and initialised
+    check_parameter_arrays(path, contents, dense, whole=False)
+    try:
         activation = _activation_from_json(header["activation"])
         net = cls(header["layer_sizes"], activation, header["output"],
                   loss=header.get("loss"), huber_delta=header.get("huber_delta", 1.0),

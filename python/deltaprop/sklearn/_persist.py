@@ -20,6 +20,7 @@ from ..saving import (
     _activation_to_json,
     _bad,
     check_parameter_arrays,
+    dense_layer_arrays,
     read_model_file,
     save_mlp,
 )
@@ -173,13 +174,10 @@ class PersistMixin:
                 setattr(est, name, value)
             sizes, dtype = header["layer_sizes"], np.dtype(header["dtype"])
             hidden = est._hidden_activations(len(sizes) - 2)
-        except (KeyError, TypeError, ValueError) as error:
+            expected: dict[str, npt.NDArray[Any]] = dense_layer_arrays(sizes, dtype)
+        except (KeyError, TypeError, ValueError, MemoryError) as error:
             raise _bad(path, f"bad header: {type(error).__name__}: {error}") from error
         L = len(sizes) - 1
-        expected: dict[str, npt.NDArray[Any]] = {}
-        for l, (i, o) in enumerate(zip(sizes, sizes[1:])):
-            expected[f"coefs_{l}"] = np.empty((i, o), dtype)
-            expected[f"intercepts_{l}"] = np.empty(o, dtype)
         # the learned activations' arrays, shaped as a fresh network's
         learned_like = [_backend.init_activation_params(spec, n, dtype)
                         for spec, n in zip(hidden, sizes[1:])]
