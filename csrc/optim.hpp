@@ -146,15 +146,31 @@ DP_ISA_CLONES double decay_and_step(T* DP_RESTRICT W, T* DP_RESTRICT g, T* DP_RE
     return s;
 }
 
+// The global norm sqrt(sum of g^2) over every array, in double. Past ~1e154 the squares
+// overflow, exactly where clipping is wanted most, so there it is m sqrt(sum of (g/m)^2) with
+// m = max |g| (as LAPACK's dnrm2 scales): a second pass, on these rare steps only.
+template <typename T>
+double global_norm(T* const* grads, const idx* counts, idx arrays) {
+    double squares = 0;
+    for (idx a = 0; a < arrays; ++a) squares += sum_of_squares(grads[a], counts[a]);
+    if (std::isfinite(squares)) return std::sqrt(squares);
+    double m = 0;
+    for (idx a = 0; a < arrays; ++a)
+        for (idx e = 0; e < counts[a]; ++e) m = std::max(m, std::fabs(double(grads[a][e])));
+    if (!std::isfinite(m)) return squares;  // an infinite or NaN gradient: nothing to rescue
+    double scaled = 0;
+    for (idx a = 0; a < arrays; ++a)
+        for (idx e = 0; e < counts[a]; ++e) scaled += (double(grads[a][e]) / m) * (double(grads[a][e]) / m);
+    return m * std::sqrt(scaled);
+}
+
 // Gradient clipping by global norm (Pascanu et al. 2013, algorithm 1; TensorFlow's
 // clip_by_global_norm): scale = max_norm / max(norm, max_norm); g <- scale . g for every array
 // when scale < 1. Returns scale: the direction is kept, the length capped.
 template <typename T>
 double clip_by_global_norm(T* const* grads, const idx* counts, idx arrays, double max_norm,
                            int n_threads) {
-    double squares = 0;
-    for (idx a = 0; a < arrays; ++a) squares += sum_of_squares(grads[a], counts[a]);
-    const double scale = max_norm / std::max(std::sqrt(squares), max_norm);
+    const double scale = max_norm / std::max(global_norm(grads, counts, arrays), max_norm);
     if (scale < 1.0)
         for (idx a = 0; a < arrays; ++a) {
             T* g = grads[a];

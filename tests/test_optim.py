@@ -3,6 +3,8 @@ tested there against direct transcriptions): one step and a hundred, both dtypes
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from helpers import DTYPES, assert_close
@@ -53,15 +55,20 @@ def test_add_l2(rng, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("max_norm", [1e-3, 10.0, 1e6])
-def test_clip_by_global_norm(rng, dtype, max_norm):
-    grads = state(rng, dtype, (30, 20), 3) + [rng.standard_normal(7).astype(dtype)]
+@pytest.mark.parametrize("size", [1.0, 1e200])  # 1e200: squares past the float64 range
+def test_clip_by_global_norm(rng, dtype, max_norm, size):
+    if dtype == np.float32 and size > 1:
+        size = 1e30  # float32 squares are summed in double: no overflow to rescue
+    grads = [g * dtype(size) for g in state(rng, dtype, (30, 20), 3)
+             + [rng.standard_normal(7).astype(dtype)]]
     copies = [g.copy() for g in grads]
     scale = dp.ops.clip_by_global_norm(grads, max_norm)
     assert scale == pytest.approx(ref.clip_by_global_norm(copies, max_norm), rel=1e-12)
     for g, c in zip(grads, copies):
         assert_close(g, c)
-    norm = np.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in grads))
+    norm = math.hypot(*np.concatenate([g.ravel() for g in grads]).astype(np.float64))
     assert norm <= max_norm * (1 + 1e-5) or scale == 1.0
+    assert norm >= max_norm * (1 - 1e-5) or size == 1.0  # capped, not zeroed
 
 
 # Past kParallelMinElements (2**18) the steps split the array into one contiguous range per

@@ -158,6 +158,19 @@ def test_clip_by_global_norm_caps_the_length_and_keeps_the_direction(rng):
         np.testing.assert_allclose(g, b * (1.5 / norm), rtol=1e-14)
 
 
+@pytest.mark.parametrize("size", [1e150, 1e200, 1e300])
+def test_clip_by_global_norm_survives_squares_past_the_float_range(rng, size):
+    """Exploding gradients are what clipping is for: past a norm of ~1e154 the squares overflow,
+    and a scale of max_norm / inf = 0 would zero every gradient instead of capping it."""
+    grads = [rng.standard_normal((3, 4)) * size, rng.standard_normal(4) * size]
+    norm = math.hypot(*np.concatenate([g.ravel() for g in grads]))  # hypot never overflows
+    before = [g.copy() for g in grads]
+    assert ref.clip_by_global_norm(grads, 2.0) == pytest.approx(2.0 / norm, rel=1e-14)
+    assert math.hypot(*np.concatenate([g.ravel() for g in grads])) == pytest.approx(2.0, rel=1e-14)
+    for g, b in zip(grads, before):
+        np.testing.assert_allclose(g, b * (2.0 / norm), rtol=1e-14)
+
+
 def test_clip_by_global_norm_leaves_small_gradients_alone(rng):
     grads = [rng.standard_normal(5).astype(np.float32) * 0.1, np.zeros((2, 2), np.float32)]
     before = [g.copy() for g in grads]

@@ -94,11 +94,16 @@ def clip_by_global_norm(grads: Sequence[FloatArray], max_norm: float, *, n_threa
         scale = max_norm / max(norm, max_norm)   (1 when norm ≤ max_norm: nothing changes)
         g ← scale · g                            for every array
 
-    Returns scale. The remedy for exploding gradients: the direction is kept, the length capped."""
+    Returns scale. The remedy for exploding gradients: the direction is kept, the length capped.
+    Where the squares overflow (a norm past ~1e154) the norm is m √(Σ (g/m)²), m = max |g|."""
     if not max_norm > 0:
         raise ValueError(f"max_norm must be > 0, got {max_norm!r}")
-    norm = math.sqrt(sum(float(np.dot(g.ravel().astype(np.float64), g.ravel().astype(np.float64)))
-                         for g in grads))
+    flat = [g.ravel().astype(np.float64) for g in grads]
+    with np.errstate(over="ignore"):  # an overflow is caught just below
+        norm = math.sqrt(sum(float(np.dot(g, g)) for g in flat))
+    m = max((float(np.abs(g).max()) for g in flat if g.size), default=0.0)
+    if math.isinf(norm) and math.isfinite(m):
+        norm = m * math.sqrt(sum(float(np.dot(g / m, g / m)) for g in flat))
     scale = max_norm / max(norm, max_norm)
     if scale < 1.0:
         for g in grads:
