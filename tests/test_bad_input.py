@@ -1158,6 +1158,11 @@ OPS = {
     "adam_step": (lambda p, m, v, g, **kw: ops.adam_step(p, m, v, g, 1, 0.1, **kw),
                   {"p": (6,), "m": (6,), "v": (6,), "g": (6,)}),
     "add_l2": (lambda g, W, **kw: ops.add_l2(g, W, 0.1, 8, **kw), {"g": (4, 3), "W": (4, 3)}),
+    **{op: (lambda op=op, **kw: getattr(ops, op)(kw.pop("A" if "forward" in op else "dA"),
+                                                  np.eye(4, 3, dtype=bool), 0.5, **kw),
+            {"A" if "forward" in op else "dA": (4, 3)})
+       for op in ("dropout_forward", "dropout_backward", "alpha_dropout_forward",
+                  "alpha_dropout_backward")},
 }
 OP_ARGS = [(op, arg) for op, (_, shapes) in OPS.items() for arg in shapes]
 MULTI_ARGS = [(op, arg) for op, arg in OP_ARGS if len(OPS[op][1]) > 1]
@@ -1203,7 +1208,9 @@ def test_ops_reject_mixed_float_dtypes(op, arg):
 # elementwise op sets the shape, so there the other one is blamed).
 NDIM_BLAME = {("activation_backward", "Z"): "dA", ("relu_backward", "Z"): "dA",
               ("sgd_momentum_step", "p"): "v", ("nesterov_step", "p"): "v",
-              ("adam_step", "p"): "m", ("add_l2", "g"): "W"}
+              ("adam_step", "p"): "m", ("add_l2", "g"): "W",
+              **{(op, arg): "mask" for op, (_, shapes) in OPS.items() if "dropout" in op
+                 for arg in shapes}}  # any shape, which the mask must have
 NDIM_ARGS = [(op, arg) for op, arg in OP_ARGS
              if op not in ("activation_forward", "activation_derivative", "relu_forward",
                            "relu_step")]  # elementwise on any shape

@@ -36,9 +36,10 @@ py::array dropout_mask_op(O shape_obj, O rate_obj, O seed, O epoch, O batch, O l
 
 // The input (any shape, C-contiguous), its mask (bool, same shape), and a new output.
 template <typename T, typename Kernel>
-py::array apply(const py::array& x, const char* x_name, O mask_obj, double rate, int n_threads, Kernel&& kernel) {
+py::array apply(const py::array& x, const char* x_name, O mask_obj, double rate, int n_threads, bool check_finite,
+                Kernel&& kernel) {
     const std::vector<idx> shape(x.shape(), x.shape() + x.ndim());
-    const T* in = input<T>(x, x_name, shape, false);
+    const T* in = input<T>(x, x_name, shape, check_finite);
     const py::array mask = as_array(mask_obj, "mask");
     if (!mask.dtype().equal(py::dtype::of<bool>()))
         throw py::type_error("mask must have dtype bool, got " + std::string(py::str(mask.dtype())));
@@ -53,19 +54,20 @@ py::array apply(const py::array& x, const char* x_name, O mask_obj, double rate,
     return std::move(out);
 }
 
-// Binds one of the four maps: f(x, mask, rate, *, n_threads).
+// Binds one of the four maps: f(x, mask, rate, *, n_threads, check_finite).
 template <template <typename> class Map>
 void bind_map(py::module_& m, const char* name, const char* x_name, const char* doc) {
-    m.def(name, [x_name](O x_obj, O mask, O rate, O nt) {
+    m.def(name, [x_name](O x_obj, O mask, O rate, O nt, O cf) {
               const py::array x = as_array(x_obj, x_name);
               const double r = arg_rate(rate);
               const int n_threads = arg_threads(nt);
+              const bool check = arg_bool(cf, "check_finite");
               return dispatch_dtype(x, x_name, [&](auto t) {
                   using T = decltype(t);
-                  return apply<T>(x, x_name, mask, r, n_threads, Map<T>{});
+                  return apply<T>(x, x_name, mask, r, n_threads, check, Map<T>{});
               });
           },
-          py::arg(x_name), "mask"_a, "rate"_a, py::kw_only(), "n_threads"_a = 0, doc);
+          py::arg(x_name), "mask"_a, "rate"_a, py::kw_only(), "n_threads"_a = 0, "check_finite"_a = true, doc);
 }
 
 template <typename T> struct DropoutForward { void operator()(T* o, const T* x, const std::uint8_t* k, idx c, double r, int nt) const { dropout_forward<T>(o, x, k, c, r, nt); } };

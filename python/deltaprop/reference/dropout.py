@@ -106,14 +106,14 @@ def _scale(rate: float, dtype: np.dtype[np.floating[Any]]) -> np.floating[Any]:
 
 
 def dropout_forward(A: FloatArray, mask: BoolArray, rate: float, *,
-                    n_threads: int = 0) -> FloatArray:
+                    n_threads: int = 0, check_finite: bool = True) -> FloatArray:
     """A ⊙ mask / (1 − rate)."""
     _check(A, "A", mask, rate)
     return np.where(mask, A * _scale(rate, A.dtype), A.dtype.type(0))
 
 
 def dropout_backward(dA: FloatArray, mask: BoolArray, rate: float, *,
-                     n_threads: int = 0) -> FloatArray:
+                     n_threads: int = 0, check_finite: bool = True) -> FloatArray:
     """dZ = dA ⊙ mask / (1 − rate): the forward is linear in A."""
     _check(dA, "dA", mask, rate)
     return np.where(mask, dA * _scale(rate, dA.dtype), dA.dtype.type(0))
@@ -137,7 +137,7 @@ def alpha_dropout_coefficients(rate: float) -> tuple[float, float, float]:
 
 
 def alpha_dropout_forward(A: FloatArray, mask: BoolArray, rate: float, *,
-                          n_threads: int = 0) -> FloatArray:
+                          n_threads: int = 0, check_finite: bool = True) -> FloatArray:
     """a·A + b where kept, a·α' + b where dropped (coefficients rounded once to A's dtype)."""
     _check(A, "A", mask, rate)
     a, b, alpha_p = alpha_dropout_coefficients(rate)
@@ -146,7 +146,7 @@ def alpha_dropout_forward(A: FloatArray, mask: BoolArray, rate: float, *,
 
 
 def alpha_dropout_backward(dA: FloatArray, mask: BoolArray, rate: float, *,
-                           n_threads: int = 0) -> FloatArray:
+                           n_threads: int = 0, check_finite: bool = True) -> FloatArray:
 
     """dZ = a·dA where kept, 0 where dropped (the dropped value is a constant)."""
     _check(dA, "dA", mask, rate)
