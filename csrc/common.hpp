@@ -23,6 +23,8 @@
 #define DP_HAVE_FORK 1  // fork, pthread_atfork, getpid: the guards below, process_mutex.hpp
 #endif
 
+#include "contention.hpp"
+
 namespace dp {
 
 using idx = std::ptrdiff_t;
@@ -99,6 +101,15 @@ inline int thread_index() {
 #endif
 }
 
+// The size of this thread's team (1 outside a parallel region).
+inline int team_size() {
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
 // The most threads a caller may ask for; more is refused at the boundary.
 constexpr int kMaxThreads = 1024;
 
@@ -149,16 +160,25 @@ inline int resolve_threads(int n_threads) {
 
 // body(i) for i in [0, count), split into contiguous static chunks over n_threads. One thread
 // runs a plain loop: entering an OpenMP construct costs about a microsecond even when it ends up
-// serial, which would dominate small layers and online (batch-1) training. `body` must not throw.
+// serial, which would dominate small layers and online (batch-1) training. So does a region
+// while the cores are busy (contention.hpp), each region timed to tell. `body` must not throw.
 template <typename Body>
 void parallel_for(idx count, int n_threads, Body&& body) {
-    if (n_threads <= 1) {
+    const Region region = n_threads <= 1 || count <= 1 ? Region::serial : contention().begin();
+    if (region == Region::serial) {
         for (idx i = 0; i < count; ++i) body(i);
         return;
     }
     arm_fork_guard();
-#pragma omp parallel for schedule(static) num_threads(n_threads)
-    for (idx i = 0; i < count; ++i) body(i);
+    RegionClock clock(region == Region::timed_team);
+#pragma omp parallel num_threads(n_threads)
+    {
+        const std::int64_t start = clock.share_start();
+#pragma omp for schedule(static) nowait
+        for (idx i = 0; i < count; ++i) body(i);
+        clock.add_share(start, team_size());  // its share, not the join's wait
+    }
+    clock.record();
 }
 
 // body(begin, end) once per thread over contiguous ranges splitting [0, count) (one call with the

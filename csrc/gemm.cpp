@@ -616,11 +616,12 @@ struct PackedGemm {
     TileOps<T> fused;           // the epilogue as a tile operation (op none: applied after)
 
     // One (jc, pc) step. Called by every thread of a team (TEAM: its `omp for`s split the
-    // work, each ending in a barrier), or alone, with plain loops: a product on one thread may
-    // run inside someone else's parallel region (a half step, mlp.hpp), where an `omp for`
-    // would share its iterations with that region's other threads.
+    // work, each ending in a barrier; each thread's CPU time on its shares goes to `clock`,
+    // contention.hpp), or alone, with plain loops: a product on one thread may run inside
+    // someone else's parallel region (a half step, mlp.hpp), where an `omp for` would share its
+    // iterations with that region's other threads.
     template <bool TEAM>
-    void slice(idx jc, idx nc, idx pc, idx kc) const {
+    void slice(idx jc, idx nc, idx pc, idx kc, RegionClock* clock = nullptr) const {
         const int MR = kern.mr, NR = kern.nr;
         const idx panels = (nc + NR - 1) / NR;
         T* edge = edge_all + (TEAM ? idx(thread_index()) : 0) * MR * NR;
@@ -632,8 +633,11 @@ struct PackedGemm {
                          col_sums_b ? col_sums_b + jc + j0 : nullptr);
         };
         if constexpr (TEAM) {
-#pragma omp for schedule(static)
+            const std::int64_t start = clock->share_start();
+#pragma omp for schedule(static) nowait
             for (idx p = 0; p < panels; ++p) pack(p);
+            clock->add_share(start, team_size());
+#pragma omp barrier
         } else {
             for (idx p = 0; p < panels; ++p) pack(p);
         }
@@ -653,9 +657,12 @@ struct PackedGemm {
                 tile(i, std::min(base + (q < extra), ic + mc - i), jc + p * NR, p, pc, kc, edge);
             };
             if constexpr (TEAM) {
-#pragma omp for collapse(2) schedule(static)
+                const std::int64_t start = clock->share_start();
+#pragma omp for collapse(2) schedule(static) nowait
                 for (idx p = 0; p < panels; ++p)
                     for (idx q = 0; q < a_panels; ++q) tile_at(p, q);
+                clock->add_share(start, team_size());
+#pragma omp barrier
             } else {
                 for (idx p = 0; p < panels; ++p)
                     for (idx q = 0; q < a_panels; ++q) tile_at(p, q);
@@ -742,10 +749,13 @@ void gemm_packed(const GemmKernel<T>& kern, T* C, idx ldc, const T* A, idx lda, 
         const idx nc = std::min(NC, N - jc);
         for (idx pc = 0; pc < K; pc += KC) {
             const idx kc = std::min(KC, K - pc);
-            if (nt > 1) {
+            const Region region = nt > 1 ? contention().begin() : Region::serial;
+            if (region != Region::serial) {
                 arm_fork_guard();
+                RegionClock clock(region == Region::timed_team);
 #pragma omp parallel num_threads(nt)
-                job.template slice<true>(jc, nc, pc, kc);
+                job.template slice<true>(jc, nc, pc, kc, &clock);
+                clock.record();
             } else {
                 job.template slice<false>(jc, nc, pc, kc);
             }

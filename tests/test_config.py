@@ -17,7 +17,7 @@ SECTIONS = {
     "deltaprop": {"version", "extension", "build_type", "sanitizers"},
     "compiler": {"id", "version", "cxx_standard"},
     "openmp": {"version", "_OPENMP", "library", "max_threads", "processors", "threads_used",
-               "forked_child"},
+               "forked_child", "lost_regions", "serial_regions"},
     "isa": {"built", "supported", "active", "elementwise", "small_product_lanes"},
     "python": {"version", "implementation", "platform", "machine", "numpy"},
 }

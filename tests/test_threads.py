@@ -293,3 +293,51 @@ def test_predicting_while_the_same_model_trains_is_safe(rng):
             A = p.result()
             assert A.shape == (400, 3) and np.isfinite(A).all()
             np.testing.assert_allclose(A.sum(axis=1), 1.0, rtol=1e-12)
+
+
+# -- busy cores (csrc/contention.hpp) ------------------------------------------------------------
+# A parallel region whose wall time exceeds its threads' CPU time on the work (by more than a
+# sleeping thread's wake-up, 200 us) lost to one thread: the cores are busy, and regions run on
+# the calling thread for a while (2 ms, doubling while the next try loses too, up to 1 s).
+# `_contention_record(wall_ns, cpu_ns)` gives the gate such a verdict.
+LOST = (5_000_000, 1_000_000)  # a scheduler slice lost: 5 ms for 1 ms of work
+WON = (1_000_000, 2_000_000)   # two threads, 1 ms each, done in 1 ms
+
+def test_a_lost_region_doubles_the_wait_and_a_won_one_resets_it():
+    _core._contention_record(*WON)  # a win: the wait starts over
+    assert _core.contention_info()["wait_ms"] == 2.0
+    lost = _core.contention_info()["lost_regions"]
+    for wait in (4.0, 8.0, 16.0):
+        _core._contention_record(*LOST)
+        assert _core.contention_info()["wait_ms"] == wait
+    assert _core.contention_info()["lost_regions"] == lost + 3
+    for _ in range(20):
+        _core._contention_record(*LOST)
+    assert _core.contention_info()["wait_ms"] == 1000.0  # at most a second
+    _core._contention_record(1_150_000, 1_000_000)  # a wake-up's delay is no loss
+    assert _core.contention_info()["wait_ms"] == 2.0
+
+
+@multicore
+def test_while_the_cores_are_busy_a_fit_runs_on_one_thread_to_the_same_bits(rng):
+    """After a loss, the 2-thread fit's regions run on one thread: the same model bit for bit
+    (results never depend on the thread count), and the thread team is still there to ask."""
+    X = rng.standard_normal((3000, 64))
+    y = rng.integers(0, 10, 3000)
+    fits = {}
+    for label in ("one thread", "two threads", "two threads, cores busy"):
+        net = dp.MLP([64, 256, 256, 10], seed=0, n_threads=1 if label == "one thread" else 2)
+        before = _core.contention_info()["serial_regions"]
+        if label.endswith("busy"):
+            for _ in range(12):  # a wait of a few seconds: the whole fit
+                _core._contention_record(*LOST)
+        net.fit(X, y, epochs=2, batch_size=500)
+        fits[label] = net
+        if label.endswith("busy"):
+            assert _core.contention_info()["serial_regions"] > before
+            assert _core.threads_used(2) == 2
+    _core._contention_record(*WON)  # the wait starts over for the tests that follow
+    for label in ("two threads", "two threads, cores busy"):
+        for a, b in zip(fits[label].coefs_ + fits[label].intercepts_,
+                        fits["one thread"].coefs_ + fits["one thread"].intercepts_):
+            np.testing.assert_array_equal(a, b)

@@ -133,18 +133,29 @@ py::dict build_info() {
 // The team a kernel called with `n_threads` gets: the count resolve_threads() asks for (which
 // parallel_for runs serially when it is 1), and the size OpenMP actually gives a region that
 // asks for it. Measured, not computed, so a test of threadpoolctl or OMP_NUM_THREADS checks
-// the runtime's behaviour and not our arithmetic.
+// the runtime's behaviour and not our arithmetic. (A region of its own, not parallel_for's:
+// an empty region always loses to one thread, which would tell contention.hpp the cores are
+// busy; and while they are, the team kernels get is still this size when they try.)
 int threads_used(int n_threads) {
     const int wanted = resolve_threads(n_threads);
     int team = 1;
-    parallel_for(wanted, wanted, [&](idx i) {
+    if (wanted > 1) {
+        arm_fork_guard();
 #ifdef _OPENMP
-        if (i == 0) team = omp_get_num_threads();  // 1 outside a parallel region
-#else
-        (void)i;
+#pragma omp parallel num_threads(wanted)
+        {
+#pragma omp single
+            team = omp_get_num_threads();
+        }
 #endif
-    });
+    }
     return team;
+}
+
+py::dict contention_info() {
+    const ContentionGate& gate = contention();
+    return py::dict("lost_regions"_a = gate.lost_regions(), "serial_regions"_a = gate.serial_regions(),
+                    "wait_ms"_a = double(gate.wait()) / 1e6);
 }
 
 }  // namespace
@@ -157,6 +168,11 @@ void bind_config(py::module_& m) {
           "n_threads"_a = 0,
           "The size of the thread team a kernel called with n_threads gets now (0: the default, "
           "which honours OMP_NUM_THREADS and threadpoolctl limits).");
+    m.def("contention_info", &contention_info,
+          "Parallel regions that lost to one thread (the cores were busy), regions run on one "
+          "thread since, and how long the next loss keeps them there (csrc/contention.hpp).");
+    m.def("_contention_record", [](std::int64_t wall, std::int64_t cpu) { contention().record(wall, cpu); },
+          "wall_ns"_a, "cpu_ns"_a, "For tests: a region's verdict, as if one had just run.");
 }
 
 }  // namespace dp::bind

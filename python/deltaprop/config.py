@@ -45,6 +45,10 @@ def config_info() -> dict[str, Any]:
             "threads_used": _core.threads_used(0),  # what a call with n_threads=0 gets now
             # forked from a process whose OpenMP threads had started: one thread (common.hpp)
             "forked_child": openmp["forked_child"],
+            # parallel regions that lost to one thread on busy cores, and those run on one
+            # thread after such a loss (csrc/contention.hpp)
+            "lost_regions": _core.contention_info()["lost_regions"],
+            "serial_regions": _core.contention_info()["serial_regions"],
         },
         "isa": {
             "built": info["isa_built"],
