@@ -241,3 +241,19 @@ def test_the_study_runs_quickly(tmp_path):
     table = (tmp_path / "results.md").read_text()
     assert "| sigmoid | 10 |" in table and "| relu + residual | 2 |" in table
     assert "| leaky_relu | -1.00 | 0.1 |" in table  # the dead-unit study, with leaky_relu
+    assert "seeds 0–1" in table and "| 0/2 |" in table  # --quick: two seeds, summarised
+
+
+def test_the_study_summarises_seeds_by_median_and_range_over_those_that_finished():
+    from deltaprop.examples.vanishing import spread, summarise
+
+    assert spread([3.0, 1.0, 2.0]) == (2.0, 1.0, 3.0)
+    assert spread([1e-4, 1.0]) == (1e-4, 1e-4, 1.0)  # an even count: the lower middle value
+    assert spread([np.nan, 2.0]) == (2.0, 2.0, 2.0)  # an undefined value is left out
+    assert all(np.isnan(spread([])))
+    runs = [dict(diverged=False, accuracy=0.9, trained=np.nan),
+            dict(diverged=False, accuracy=0.5, trained=2.0), dict(diverged=True)]
+    row = summarise(runs, ("accuracy", "trained"))
+    assert (row["seeds"], row["diverged"]) == (3, 1)
+    assert row["accuracy"] == (0.5, 0.5, 0.9) and row["trained"] == (2.0, 2.0, 2.0)
+    assert (row["accuracy_undefined"], row["trained_undefined"]) == (0, 1)
