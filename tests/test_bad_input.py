@@ -1258,6 +1258,27 @@ def test_ops_reject_non_finite_when_checking(op, arg):
     checks.done()
 
 
+@pytest.mark.parametrize("op, arg", OP_ARGS)
+def test_ops_reject_masked_arrays(op, arg):
+    """An ndarray subclass is taken as its data (np.matrix, np.memmap), but a masked array's
+    mask would be ignored silently: its hidden values would count."""
+    args = good_args(op)
+    args[arg] = np.ma.masked_array(args[arg], mask=np.zeros(args[arg].shape, bool))
+    with raises(TypeError, arg, match="masked"):
+        call(op, **args)
+
+
+def test_adam_refuses_a_negative_second_moment():
+    p, m, g = np.ones(6), np.zeros(6), np.ones(6)
+    v = np.full(6, 1e-3)
+    v[4] = -1.0
+    with raises(ValueError, "v", match="second moment"):
+        ops.adam_step(p, m, v, g, 1, 0.1)
+    np.testing.assert_array_equal(p, 1.0)  # refused before any step
+    ops.adam_step(p, m, v, g, 1, 0.1, check_finite=False)  # unchecked, as asked
+    assert np.isnan(p[4])
+
+
 @pytest.mark.parametrize("op", list(OPS))
 def test_ops_reject_non_ndarray_by_name(op):
     """Arrays are never converted at this level (checks.hpp): a list or None is a TypeError that

@@ -46,12 +46,22 @@ inline std::string shape_str(const std::vector<idx>& shape) {
     return s + (shape.size() == 1 ? ",)" : ")");
 }
 
+inline bool is_instance_of(py::handle h, const char* module, const char* type) {
+    return py::isinstance(h, py::module_::import(module).attr(type));
+}
+
 // The object as an ndarray, or TypeError. No conversion: lists and scalars are the Python
 // layer's job, where a copy is visible.
 inline py::array as_array(py::handle h, const std::string& name) {
     if (!py::isinstance<py::array>(h))
         throw py::type_error(name + " must be a numpy.ndarray, got " +
                              std::string(py::str(py::type::of(h).attr("__name__"))));
+    // Subclasses pass (np.matrix, np.memmap) but a masked array's mask would be silently
+    // ignored: its hidden values would count. (The exact type is checked first: the common case.)
+    static PyObject* const ndarray = py::object(py::module_::import("numpy").attr("ndarray")).release().ptr();
+    if (reinterpret_cast<PyObject*>(Py_TYPE(h.ptr())) != ndarray && is_instance_of(h, "numpy.ma", "MaskedArray"))
+        throw py::type_error(name + " is a masked array, whose mask the kernels would ignore; pass " +
+                             name + ".filled(value) or " + name + ".data");
     return py::reinterpret_borrow<py::array>(h);
 }
 
@@ -165,10 +175,6 @@ inline void require_no_overlap(const py::array& out, const std::string& out_name
 
 inline std::string type_name(py::handle h) {
     return std::string(py::str(py::type::of(h).attr("__name__")));
-}
-
-inline bool is_instance_of(py::handle h, const char* module, const char* type) {
-    return py::isinstance(h, py::module_::import(module).attr(type));
 }
 
 inline bool arg_bool(py::handle h, const std::string& name) {

@@ -106,6 +106,9 @@ void bind_optim_ops(py::module_& m) {
               dispatch_dtype(p, "p", [&](auto tag) {
                   using T = decltype(tag);
                   const auto d = same_shape<T>({{p, "p"}, {m1, "m"}, {v, "v"}, {g, "g"}}, 3, check);
+                  // a second moment below 0 has no square root: p would turn NaN, silently
+                  if (check && std::any_of(d[2], d[2] + v.size(), [](T x) { return x < T(0); }))
+                      throw py::value_error("v, Adam's second moment, must be >= 0 (a running mean of g^2)");
                   ReleasedGil nogil;
                   adam_step<T>(d[0], d[1], d[2], d[3], p.size(), T(lr_t), b1, b2, T(eps), n_threads);
               });
