@@ -74,8 +74,8 @@ class HealthAccumulator {
         for (idx l = 0; l < L; ++l) {
             const idx O = spec.sizes[l + 1];
             if (norms) {
-                grad_[l] += std::sqrt(sum_of_squares(grad.W(l), spec.sizes[l] * O));
-                delta_[l] += std::sqrt(sum_of_squares(ws.dZ[l].data(), N * O));
+                grad_[l] += l2_norm<T>(grad.W(l), spec.sizes[l] * O);  // (exploding: past 1e154 too)
+                delta_[l] += l2_norm<T>(ws.dZ[l].data(), N * O);
             }
             if (l + 1 < L) add_activations(ws, p, l, N, spec, n_threads);
         }
@@ -86,7 +86,7 @@ class HealthAccumulator {
     // optim.hpp: sgd's velocity is the step; nesterov's is mu v - lr g; adam's -lr_t m/(sqrt(v)+eps)).
     template <typename T>
     void add_update(idx l, double step_squares, const T* W, idx count) {
-        const double w = std::sqrt(sum_of_squares(W, count));
+        const double w = l2_norm<T>(W, count);
         update_[l] += w > 0 ? std::sqrt(step_squares) / w : 0.0;
     }
 

@@ -150,7 +150,7 @@ DP_ISA_CLONES double decay_and_step(T* DP_RESTRICT W, T* DP_RESTRICT g, T* DP_RE
 // overflow, exactly where clipping is wanted most, so there it is m sqrt(sum of (g/m)^2) with
 // m = max |g| (as LAPACK's dnrm2 scales): a second pass, on these rare steps only.
 template <typename T>
-double global_norm(T* const* grads, const idx* counts, idx arrays) {
+double global_norm(const T* const* grads, const idx* counts, idx arrays) {
     double squares = 0;
     for (idx a = 0; a < arrays; ++a) squares += sum_of_squares(grads[a], counts[a]);
     if (std::isfinite(squares)) return std::sqrt(squares);
@@ -164,13 +164,19 @@ double global_norm(T* const* grads, const idx* counts, idx arrays) {
     return m * std::sqrt(scaled);
 }
 
+// One array's norm, the same way.
+template <typename T>
+double l2_norm(const T* values, idx count) {
+    return global_norm<T>(&values, &count, 1);
+}
+
 // Gradient clipping by global norm (Pascanu et al. 2013, algorithm 1; TensorFlow's
 // clip_by_global_norm): scale = max_norm / max(norm, max_norm); g <- scale . g for every array
 // when scale < 1. Returns scale: the direction is kept, the length capped.
 template <typename T>
 double clip_by_global_norm(T* const* grads, const idx* counts, idx arrays, double max_norm,
                            int n_threads) {
-    const double scale = max_norm / std::max(global_norm(grads, counts, arrays), max_norm);
+    const double scale = max_norm / std::max(global_norm<T>(grads, counts, arrays), max_norm);
     if (scale < 1.0)
         for (idx a = 0; a < arrays; ++a) {
             T* g = grads[a];

@@ -3,6 +3,7 @@ seeds state about depth, dying units and residual paths, each asserted."""
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -257,3 +258,17 @@ def test_the_study_summarises_seeds_by_median_and_range_over_those_that_finished
     assert (row["seeds"], row["diverged"]) == (3, 1)
     assert row["accuracy"] == (0.5, 0.5, 0.9) and row["trained"] == (2.0, 2.0, 2.0)
     assert (row["accuracy_undefined"], row["trained_undefined"]) == (0, 1)
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numpy"])
+def test_gradient_norms_past_the_float_range_of_their_squares(rng, backend):
+    """An exploding gradient's norm is what health is for: past ~1e154 the squares overflow,
+    and the norm is rescaled (as clip_by_global_norm's) rather than reported as inf."""
+    X, Y = rng.standard_normal((8, 4)), rng.standard_normal((8, 2))
+    net = dp.MLP([4, 3, 2], activation="identity", output="identity", backend=backend, seed=0)
+    net.coefs_[0][...] *= 1e150  # the last layer's weight gradient near 1e300
+    _, weight_grads, _, _ = net.loss_and_gradients(X, Y)
+    health = gradient_health(net, X, Y, warn=False)
+    want = [math.hypot(*g.ravel()) for g in weight_grads]
+    assert want[-1] > 1e299
+    np.testing.assert_allclose(health["grad_norm"], want, rtol=1e-12)

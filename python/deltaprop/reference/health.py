@@ -19,6 +19,7 @@ from .._typing import FloatArray
 from ..activations import SELU_ALPHA, SELU_LAMBDA, Activation
 from .activations import _given, activation_derivative, activation_forward
 from .mlp import Layer, NetSpec, Trace, mlp_loss_and_gradients
+from .optim import global_norm
 
 HEALTH_ROWS = ("grad_norm", "delta_norm", "update_ratio", "zero_fraction", "dead_fraction",
                "saturated_fraction")
@@ -42,7 +43,7 @@ def samples_norms(index: int) -> bool:
 
 
 def _norm(a: npt.ArrayLike) -> float:
-    return float(np.sqrt(np.sum(np.asarray(a, dtype=np.float64) ** 2)))
+    return global_norm([a])
 
 
 class HealthAccumulator:

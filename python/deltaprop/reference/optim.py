@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from .._typing import FloatArray
 
@@ -85,6 +86,18 @@ def l2_penalty(coefs: Iterable[FloatArray], alpha: float, n: float) -> float:
     return 0.5 * alpha * sum(float(np.dot(W.ravel(), W.ravel())) for W in coefs) / n
 
 
+def global_norm(arrays: Sequence[npt.ArrayLike]) -> float:
+    """√(Σ_arrays Σ a²) in float64; where the squares overflow (past ~1e154), m √(Σ (a/m)²) with
+    m = max |a|, as the engine (and LAPACK's dnrm2) rescales."""
+    flat = [np.asarray(a, dtype=np.float64).ravel() for a in arrays]
+    with np.errstate(over="ignore"):  # an overflow is caught just below
+        norm = math.sqrt(sum(float(np.dot(a, a)) for a in flat))
+    m = max((float(np.abs(a).max()) for a in flat if a.size), default=0.0)
+    if math.isinf(norm) and math.isfinite(m):
+        norm = m * math.sqrt(sum(float(np.dot(a / m, a / m)) for a in flat))
+    return norm
+
+
 def clip_by_global_norm(grads: Sequence[FloatArray], max_norm: float, *, n_threads: int = 0,
                         check_finite: bool = True) -> float:
     """Gradient clipping by global norm (Pascanu et al. 2013, "On the difficulty of training
@@ -98,12 +111,7 @@ def clip_by_global_norm(grads: Sequence[FloatArray], max_norm: float, *, n_threa
     Where the squares overflow (a norm past ~1e154) the norm is m √(Σ (g/m)²), m = max |g|."""
     if not max_norm > 0:
         raise ValueError(f"max_norm must be > 0, got {max_norm!r}")
-    flat = [g.ravel().astype(np.float64) for g in grads]
-    with np.errstate(over="ignore"):  # an overflow is caught just below
-        norm = math.sqrt(sum(float(np.dot(g, g)) for g in flat))
-    m = max((float(np.abs(g).max()) for g in flat if g.size), default=0.0)
-    if math.isinf(norm) and math.isfinite(m):
-        norm = m * math.sqrt(sum(float(np.dot(g / m, g / m)) for g in flat))
+    norm = global_norm(grads)
     scale = max_norm / max(norm, max_norm)
     if scale < 1.0:
         for g in grads:
