@@ -207,7 +207,7 @@ void output_rows(T* A, double* row_loss, const T* Z, const T* Y, idx rows, idx O
         return;
     }
     softmax_rows<T>(A, Z, rows, O, Y ? row_loss : nullptr);  // each row's log-sum-exp, for now
-    const NegLogBounds<T> bound;
+    static const NegLogBounds<T> bound;  // (two logarithms, once)
     for (idx n = 0; Y && n < rows; ++n) {
         const double lse = row_loss[n];
         double loss = 0.0;
