@@ -55,21 +55,11 @@ class _EstimatorNetwork:
     activation_params_: Sequence[Mapping[str, FloatArray]]
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):  # a NumPy number or bool
-        return value.item()
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
-
-
 def _class_weight_to_json(class_weight: Any) -> Any:
     """JSON's object keys are strings, a class_weight's are the classes (often ints): each dict
-    is kept as its [class, weight] pairs."""
+    is kept as its [class, weight] pairs (NumPy values in them are save_mlp's to convert)."""
     if isinstance(class_weight, dict):
-        return {"items": [[_jsonable(k), _jsonable(v)] for k, v in class_weight.items()]}
+        return {"items": [[k, v] for k, v in class_weight.items()]}
     if isinstance(class_weight, list):
         return [_class_weight_to_json(d) for d in class_weight]
     return class_weight
@@ -92,14 +82,13 @@ def _seed(random_state: Any) -> int | None:
 
 
 def _params(est: Any) -> dict[str, Any]:
-    """The constructor's parameters as JSON values: NumPy scalars and arrays (a grid's values,
-    array-like dropout or residual) as Python numbers and lists."""
+    """The constructor's parameters for the header (NumPy scalars and arrays among them, a
+    grid's values or an array-like dropout, are written as their values by save_mlp)."""
     params: dict[str, Any] = est.get_params(deep=False)
     params.pop("callback")  # code, not data
-    params = {name: _jsonable(value) for name, value in params.items()}
     params["activation"] = _activation_to_json(params["activation"])
     params["random_state"] = _seed(params["random_state"])
-    params["hidden_layer_sizes"] = _jsonable(np.atleast_1d(params["hidden_layer_sizes"]))
+    params["hidden_layer_sizes"] = np.atleast_1d(params["hidden_layer_sizes"]).tolist()
     if "class_weight" in params:
         params["class_weight"] = _class_weight_to_json(params["class_weight"])
     return params
@@ -146,8 +135,7 @@ class PersistMixin:
                                 activation_params_=est._learned())
         sk: dict[str, Any] = {
             "estimator": type(self).__name__, "params": _params(self),
-            "attributes": {a: _jsonable(getattr(self, a)) for a in _ATTRIBUTES
-                           if hasattr(self, a)}}
+            "attributes": {a: getattr(self, a) for a in _ATTRIBUTES if hasattr(self, a)}}
         if hasattr(self, "feature_names_in_"):
             sk["feature_names_in_"] = est.feature_names_in_.tolist()
         if hasattr(self, "classes_"):
