@@ -158,27 +158,46 @@ inline int resolve_threads(int n_threads) {
     return wanted < 1 ? 1 : (wanted > processors() ? processors() : wanted);
 }
 
-// body(i) for i in [0, count), split into contiguous static chunks over n_threads. One thread
-// runs a plain loop: entering an OpenMP construct costs about a microsecond even when it ends up
-// serial, which would dominate small layers and online (batch-1) training. So does a region
-// while the cores are busy (contention.hpp), each region timed to tell. `body` must not throw.
-template <typename Body>
-void parallel_for(idx count, int n_threads, Body&& body) {
-    const Region region = n_threads <= 1 || count <= 1 ? Region::serial : contention().begin();
+// Every parallel region: `alone()` on the calling thread when n_threads is 1 or the cores are
+// busy (contention.hpp), else `each(clock)` on every thread of a team of n_threads, each thread
+// putting its shares of the work through timed_share so the gate can judge the region.
+// One thread skips OpenMP entirely: entering a construct costs about a microsecond even when it
+// ends up serial, which would dominate small layers and online (batch-1) training.
+template <typename Alone, typename Each>
+void team_region(int n_threads, Alone&& alone, Each&& each) {
+    const Region region = n_threads > 1 ? contention().begin() : Region::serial;
     if (region == Region::serial) {
-        for (idx i = 0; i < count; ++i) body(i);
+        alone();
         return;
     }
     arm_fork_guard();
     RegionClock clock(region == Region::timed_team);
 #pragma omp parallel num_threads(n_threads)
-    {
-        const std::int64_t start = clock.share_start();
-#pragma omp for schedule(static) nowait
-        for (idx i = 0; i < count; ++i) body(i);
-        clock.add_share(start, team_size());  // its share, not the join's wait
-    }
+    each(clock);
     clock.record();
+}
+
+// One thread's share of a team region's work (a worksharing loop ending in `nowait`), its CPU
+// time added to the region's clock: the share, not the barrier wait after it.
+template <typename Work>
+void timed_share(RegionClock& clock, Work&& work) {
+    const std::int64_t start = clock.share_start();
+    work();
+    clock.add_share(start, team_size());
+}
+
+// body(i) for i in [0, count), split into contiguous static chunks over n_threads (team_region).
+// `body` must not throw.
+template <typename Body>
+void parallel_for(idx count, int n_threads, Body&& body) {
+    team_region(
+        count > 1 ? n_threads : 1, [&] { for (idx i = 0; i < count; ++i) body(i); },
+        [&](RegionClock& clock) {
+            timed_share(clock, [&] {
+#pragma omp for schedule(static) nowait
+                for (idx i = 0; i < count; ++i) body(i);
+            });
+        });
 }
 
 // body(begin, end) once per thread over contiguous ranges splitting [0, count) (one call with the

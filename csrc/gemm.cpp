@@ -633,10 +633,10 @@ struct PackedGemm {
                          col_sums_b ? col_sums_b + jc + j0 : nullptr);
         };
         if constexpr (TEAM) {
-            const std::int64_t start = clock->share_start();
+            timed_share(*clock, [&] {
 #pragma omp for schedule(static) nowait
-            for (idx p = 0; p < panels; ++p) pack(p);
-            clock->add_share(start, team_size());
+                for (idx p = 0; p < panels; ++p) pack(p);
+            });
 #pragma omp barrier
         } else {
             for (idx p = 0; p < panels; ++p) pack(p);
@@ -657,11 +657,11 @@ struct PackedGemm {
                 tile(i, std::min(base + (q < extra), ic + mc - i), jc + p * NR, p, pc, kc, edge);
             };
             if constexpr (TEAM) {
-                const std::int64_t start = clock->share_start();
+                timed_share(*clock, [&] {
 #pragma omp for collapse(2) schedule(static) nowait
-                for (idx p = 0; p < panels; ++p)
-                    for (idx q = 0; q < a_panels; ++q) tile_at(p, q);
-                clock->add_share(start, team_size());
+                    for (idx p = 0; p < panels; ++p)
+                        for (idx q = 0; q < a_panels; ++q) tile_at(p, q);
+                });
 #pragma omp barrier
             } else {
                 for (idx p = 0; p < panels; ++p)
@@ -749,16 +749,9 @@ void gemm_packed(const GemmKernel<T>& kern, T* C, idx ldc, const T* A, idx lda, 
         const idx nc = std::min(NC, N - jc);
         for (idx pc = 0; pc < K; pc += KC) {
             const idx kc = std::min(KC, K - pc);
-            const Region region = nt > 1 ? contention().begin() : Region::serial;
-            if (region != Region::serial) {
-                arm_fork_guard();
-                RegionClock clock(region == Region::timed_team);
-#pragma omp parallel num_threads(nt)
-                job.template slice<true>(jc, nc, pc, kc, &clock);
-                clock.record();
-            } else {
-                job.template slice<false>(jc, nc, pc, kc);
-            }
+            team_region(
+                nt, [&] { job.template slice<false>(jc, nc, pc, kc); },
+                [&](RegionClock& clock) { job.template slice<true>(jc, nc, pc, kc, &clock); });
         }
     }
 }
