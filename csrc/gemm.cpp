@@ -37,18 +37,25 @@ constexpr int MC_PANELS = 10;
 // L2 of one core here.
 constexpr idx kInPlaceBBytes = idx(512) << 10;
 
-// The kernels of an instruction-set path (each set built once, on first use).
+// The kernels of an instruction-set path, each set's table built on its first use, and only
+// when it is the one asked for: each table is built by code compiled for its own instruction
+// set (GCC fills the AVX-512 table with zmm moves), so building the AVX-512 one on the way to
+// the generic path ended the process with SIGILL on any CPU without AVX-512.
 const GemmKernels& kernels_for(Isa isa) {
-    static const GemmKernels generic = gemm_kernels_generic();
-#ifdef DELTAPROP_HAVE_AVX2
-    static const GemmKernels avx2 = gemm_kernels_avx2();
-    if (isa == Isa::avx2) return avx2;
-#endif
 #ifdef DELTAPROP_HAVE_AVX512
-    static const GemmKernels avx512 = gemm_kernels_avx512();
-    if (isa == Isa::avx512) return avx512;
+    if (isa == Isa::avx512) {
+        static const GemmKernels avx512 = gemm_kernels_avx512();
+        return avx512;
+    }
+#endif
+#ifdef DELTAPROP_HAVE_AVX2
+    if (isa == Isa::avx2) {
+        static const GemmKernels avx2 = gemm_kernels_avx2();
+        return avx2;
+    }
 #endif
     (void)isa;
+    static const GemmKernels generic = gemm_kernels_generic();
     return generic;
 }
 
