@@ -550,43 +550,55 @@ void gemm_narrow(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M,
     if (col_sums_b) column_sums(col_sums_b, B, ldb, N, K, trans_b);
 }
 
-// Bp (kc x NR, zero-padded past n columns) = alpha . op(B)[pc : pc+kc, j0 : j0+n];
-// sums[j] += op(B)[k, j0 + j] when sums is not null.
+// The micro-panels of op(B)[pc : pc+kc, j0 : j0+n], one after another kc x NR apart in Bp (the
+// last zero-padded past n): Bp = alpha . op(B), and sums[j] += op(B)[k, j0 + j] when sums is not
+// null, each sum adding its k in order.
+// A row-major B is read row by row across all the panels: reading a panel at a time took NR
+// values from each row, a row stride apart, a new page for every k when rows are 4 KiB or more,
+// which the prefetchers do not follow (packing the 784 x 512 weights of a layer ran at a fifth
+// of memory speed, 7% of a compute-bound fit on a Zen 3 core).
 // A transposed B is read along its rows (column j of op(B) is row j0 + j of B, contiguous),
 // eight rows at a time: each k then writes eight neighbouring values of the panel, where reading
 // k-major touched NR rows a stride apart for every k, and one row at a time wrote single values
-// NR apart. Each sums[j] still adds its k in order.
+// NR apart.
 template <typename T>
-DP_ISA_CLONES void pack_b_panel(T* DP_RESTRICT Bp, const T* B, idx ldb, idx pc, idx j0, idx kc, idx n, int NR,
-                  bool trans_b, T alpha, T* sums) {
-    if (trans_b) {
-        constexpr idx kRows = 8;  // NR is a multiple of 8 on every path
-        for (idx jb = 0; jb < NR; jb += kRows) {
-            const T* src[kRows];
-            for (idx jj = 0; jj < kRows; ++jj)  // rows past n read a valid row, then write zero
-                src[jj] = B + (j0 + std::min(jb + jj, n - 1)) * ldb + pc;
-            for (idx k = 0; k < kc; ++k) {
-                T* DP_RESTRICT dst = Bp + k * NR + jb;
-                for (idx jj = 0; jj < kRows; ++jj) dst[jj] = jb + jj < n ? alpha * src[jj][k] : T(0);
+DP_ISA_CLONES void pack_b_panels(T* DP_RESTRICT Bp, const T* B, idx ldb, idx pc, idx j0, idx kc, idx n, int NR,
+                                 bool trans_b, T alpha, T* sums) {
+    const idx panels = (n + NR - 1) / NR;
+    if (!trans_b) {
+        for (idx k = 0; k < kc; ++k) {
+            const T* src = B + (pc + k) * ldb + j0;
+            for (idx q = 0; q < panels; ++q) {
+                T* DP_RESTRICT dst = Bp + q * NR * kc + k * NR;
+                const T* DP_RESTRICT from = src + q * NR;
+                const idx width = std::min<idx>(NR, n - q * NR);
+                for (idx j = 0; j < width; ++j) dst[j] = alpha * from[j];
+                for (idx j = width; j < NR; ++j) dst[j] = T(0);
             }
+            if (sums)
+                for (idx j = 0; j < n; ++j) sums[j] += src[j];
         }
-        if (sums)
-            for (idx j = 0; j < n; ++j) {
-                const T* DP_RESTRICT src = B + (j0 + j) * ldb + pc;
-                T s = sums[j];
-                for (idx k = 0; k < kc; ++k) s += src[k];
-                sums[j] = s;
-            }
         return;
     }
-    for (idx k = 0; k < kc; ++k) {
-        T* dst = Bp + k * NR;
-        const T* src = B + (pc + k) * ldb + j0;
-        for (idx j = 0; j < n; ++j) dst[j] = alpha * src[j];
-        if (sums)
-            for (idx j = 0; j < n; ++j) sums[j] += src[j];
-        for (idx j = n; j < NR; ++j) dst[j] = T(0);
-    }
+    constexpr idx kRows = 8;  // NR is a multiple of 8 on every path
+    for (idx q = 0; q < panels; ++q)
+        for (idx jb = 0; jb < NR; jb += kRows) {
+            const idx first = q * NR + jb;  // of the panels' columns
+            const T* src[kRows];
+            for (idx jj = 0; jj < kRows; ++jj)  // columns past n read a valid row, then write zero
+                src[jj] = B + (j0 + std::min(first + jj, n - 1)) * ldb + pc;
+            for (idx k = 0; k < kc; ++k) {
+                T* DP_RESTRICT dst = Bp + q * NR * kc + k * NR + jb;
+                for (idx jj = 0; jj < kRows; ++jj) dst[jj] = first + jj < n ? alpha * src[jj][k] : T(0);
+            }
+        }
+    if (sums)
+        for (idx j = 0; j < n; ++j) {
+            const T* DP_RESTRICT src = B + (j0 + j) * ldb + pc;
+            T s = sums[j];
+            for (idx k = 0; k < kc; ++k) s += src[k];
+            sums[j] = s;
+        }
 }
 
 // The rows of one MC block are [ic, ic + mc); blocks are balanced so no thread gets a sliver.
@@ -632,21 +644,25 @@ struct PackedGemm {
         const int MR = kern.mr, NR = kern.nr;
         const idx panels = (nc + NR - 1) / NR;
         T* edge = edge_all + (TEAM ? idx(thread_index()) : 0) * MR * NR;
-        // Split over micro-panels of B: each thread packs (and sums) its own columns.
-        auto pack = [&](idx p) {
-            const idx j0 = p * NR, n = std::min<idx>(NR, nc - j0);
-            if (b_in_place && n == NR) return;
-            pack_b_panel(Bp + p * NR * kc, B, ldb, pc, jc + j0, kc, n, NR, trans_b, alpha,
-                         col_sums_b ? col_sums_b + jc + j0 : nullptr);
+        // Split into contiguous runs of micro-panels of B: each thread packs (and sums) its own
+        // columns. Read in place, B's full panels are not packed, only its right edge.
+        const idx first_packed = b_in_place ? nc / NR : 0;
+        auto pack = [&](idx p0, idx p1) {
+            if (p0 >= p1) return;
+            const idx j0 = p0 * NR, n = std::min(p1 * NR, nc) - j0;
+            pack_b_panels(Bp + p0 * NR * kc, B, ldb, pc, jc + j0, kc, n, NR, trans_b, alpha,
+                          col_sums_b ? col_sums_b + jc + j0 : nullptr);
         };
         if constexpr (TEAM) {
+            const idx parts = team_size(), packed = panels - first_packed;
             timed_share(*clock, [&] {
 #pragma omp for schedule(static) nowait
-                for (idx p = 0; p < panels; ++p) pack(p);
+                for (idx part = 0; part < parts; ++part)
+                    pack(first_packed + packed * part / parts, first_packed + packed * (part + 1) / parts);
             });
 #pragma omp barrier
         } else {
-            for (idx p = 0; p < panels; ++p) pack(p);
+            pack(first_packed, panels);
         }
         for (idx ic = 0; ic < M; ic += blocks.size) {
             const idx mc = std::min(blocks.size, M - ic), a_panels = (mc + MR - 1) / MR;
@@ -740,8 +756,13 @@ void gemm_packed(const GemmKernel<T>& kern, T* C, idx ldc, const T* A, idx lda, 
     //   stride maps a panel's rows onto a few L1 sets. Inside another parallel region (a half
     //   step, mlp.hpp), B is packed: it is often weights another core just updated, and the
     //   kernel's strided reads of them waited on that core's cache line by line, where packing
-    //   streams them across once (a digits half step: 136 against 112 us).
-    const bool b_in_place = !trans_b && alpha == T(1) && !in_parallel_region() &&
+    //   streams them across once (a digits half step: 136 against 112 us). Nor is a B whose
+    //   row stride is a multiple of 128 bytes read in place: its panel's kc rows then fall in at
+    //   most 32 of the 64 sets of L1, more rows to a set than an 8-way L1 (Zen 3's) holds, and
+    //   every k misses. On a Zen 3 core the weight gradient 784 x 128 x 512 in float64, its dZ
+    //   read in place with a 4 KiB stride, ran at 0.6-0.7x of OpenBLAS, and packed at 1.05x.
+    const bool conflicting_rows = ldb * idx(sizeof(T)) % 128 == 0;
+    const bool b_in_place = !trans_b && alpha == T(1) && !in_parallel_region() && !conflicting_rows &&
                             (M <= 4 * idx(MR) || K * N * idx(sizeof(T)) <= kInPlaceBBytes);
     // Read in place, B's column sums are taken in a pass of their own.
     T* sums_while_packing = b_in_place ? nullptr : col_sums_b;
