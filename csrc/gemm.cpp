@@ -555,8 +555,8 @@ void gemm_narrow(T* C, idx ldc, const T* A, idx lda, const T* B, idx ldb, idx M,
 // null, each sum adding its k in order.
 // A row-major B is read row by row across all the panels: reading a panel at a time took NR
 // values from each row, a row stride apart, a new page for every k when rows are 4 KiB or more,
-// which the prefetchers do not follow (packing the 784 x 512 weights of a layer ran at a fifth
-// of memory speed, 7% of a compute-bound fit on a Zen 3 core).
+// which the prefetchers do not follow (7% of a compute-bound fit on a Zen 3 core went to that
+// packing, nearly all of it waiting on those loads).
 // A transposed B is read along its rows (column j of op(B) is row j0 + j of B, contiguous),
 // eight rows at a time: each k then writes eight neighbouring values of the panel, where reading
 // k-major touched NR rows a stride apart for every k, and one row at a time wrote single values
@@ -758,8 +758,8 @@ void gemm_packed(const GemmKernel<T>& kern, T* C, idx ldc, const T* A, idx lda, 
     //   kernel's strided reads of them waited on that core's cache line by line, where packing
     //   streams them across once (a digits half step: 136 against 112 us). Nor is a B whose
     //   row stride is a multiple of 128 bytes read in place: its panel's kc rows then fall in at
-    //   most 32 of the 64 sets of L1, more rows to a set than an 8-way L1 (Zen 3's) holds, and
-    //   every k misses. On a Zen 3 core the weight gradient 784 x 128 x 512 in float64, its dZ
+    //   most 32 of the 64 sets of L1, as many rows to a set as an 8-way L1 (Zen 3's) has ways
+    //   before A's and C's lines are counted, and the loads miss. On a Zen 3 core the weight gradient 784 x 128 x 512 in float64, its dZ
     //   read in place with a 4 KiB stride, ran at 0.6-0.7x of OpenBLAS, and packed at 1.05x.
     const bool conflicting_rows = ldb * idx(sizeof(T)) % 128 == 0;
     const bool b_in_place = !trans_b && alpha == T(1) && !in_parallel_region() && !conflicting_rows &&
