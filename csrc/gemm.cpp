@@ -15,6 +15,7 @@
 #include "gemm.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <type_traits>
@@ -37,6 +38,14 @@ constexpr int MC_PANELS = 10;
 // L2 of one core here.
 constexpr idx kInPlaceBBytes = idx(512) << 10;
 
+// The instruction sets whose kernel tables this process has built, one bit each (1 << Isa).
+std::atomic<int> tables_built{0};
+
+GemmKernels build_table(Isa isa, GemmKernels (*make)()) {
+    tables_built.fetch_or(1 << int(isa), std::memory_order_relaxed);
+    return make();
+}
+
 // The kernels of an instruction-set path, each set's table built on its first use, and only
 // when it is the one asked for: each table is built by code compiled for its own instruction
 // set (GCC fills the AVX-512 table with zmm moves), so building the AVX-512 one on the way to
@@ -44,18 +53,18 @@ constexpr idx kInPlaceBBytes = idx(512) << 10;
 const GemmKernels& kernels_for(Isa isa) {
 #ifdef DELTAPROP_HAVE_AVX512
     if (isa == Isa::avx512) {
-        static const GemmKernels avx512 = gemm_kernels_avx512();
+        static const GemmKernels avx512 = build_table(Isa::avx512, &gemm_kernels_avx512);
         return avx512;
     }
 #endif
 #ifdef DELTAPROP_HAVE_AVX2
     if (isa == Isa::avx2) {
-        static const GemmKernels avx2 = gemm_kernels_avx2();
+        static const GemmKernels avx2 = build_table(Isa::avx2, &gemm_kernels_avx2);
         return avx2;
     }
 #endif
     (void)isa;
-    static const GemmKernels generic = gemm_kernels_generic();
+    static const GemmKernels generic = build_table(Isa::generic, &gemm_kernels_generic);
     return generic;
 }
 
@@ -969,6 +978,13 @@ double fma_peak_gflops(bool f64, double seconds) {
 int small_product_lanes(bool f64) {
     auto lanes = [](auto l) { return int(decltype(l)::value); };
     return f64 ? by_lanes<double>(lanes) : by_lanes<float>(lanes);
+}
+
+std::vector<Isa> kernels_loaded() {
+    std::vector<Isa> loaded;
+    for (Isa isa : {Isa::generic, Isa::avx2, Isa::avx512})
+        if (tables_built.load(std::memory_order_relaxed) & (1 << int(isa))) loaded.push_back(isa);
+    return loaded;
 }
 
 int gemm_mr(bool f64) { return f64 ? kernel_for<double>(active_isa()).mr : kernel_for<float>(active_isa()).mr; }

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
 import sys
 
 import numpy as np
 import pytest
+from helpers import python
 
 import deltaprop as dp
 from deltaprop import _core
@@ -18,7 +20,7 @@ SECTIONS = {
     "compiler": {"id", "version", "cxx_standard"},
     "openmp": {"version", "_OPENMP", "library", "max_threads", "processors", "threads_used",
                "forked_child", "lost_regions", "serial_regions"},
-    "isa": {"built", "supported", "active", "elementwise", "small_product_lanes"},
+    "isa": {"built", "supported", "active", "elementwise", "kernels_loaded", "small_product_lanes"},
     "python": {"version", "implementation", "platform", "machine", "numpy"},
 }
 
@@ -80,6 +82,22 @@ def test_the_instruction_set_paths():
 
 def test_the_active_path_follows_set_isa(isa):
     assert dp.config_info()["isa"]["active"] == isa
+    dp.ops.gemm(np.ones((20, 20)), np.ones((20, 20)))
+    assert isa in dp.config_info()["isa"]["kernels_loaded"]
+
+
+@pytest.mark.parametrize("path", ["generic", "avx2"])
+def test_a_chosen_path_runs_no_other_paths_kernels(path):
+    # Each path's table is built by code compiled for its instruction set: built on the way to
+    # another path, it ran AVX-512 code on a CPU without AVX-512 (SIGILL). Checked here on any
+    # CPU: a fresh process on one path loads that path's kernels only.
+    if path not in dp.ops.available_isas():
+        pytest.skip(f"this CPU cannot run {path}")
+    code = ("import numpy as np, deltaprop as dp; x = np.ones((64, 64)); dp.ops.gemm(x, x); "
+            "print(*dp.config_info()['isa']['kernels_loaded'])")
+    out = subprocess.run(python("-c", code), env=dict(os.environ, DELTAPROP_ISA=path),
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == [path]
 
 
 def test_the_python_facts():

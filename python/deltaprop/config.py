@@ -55,6 +55,8 @@ def config_info() -> dict[str, Any]:
             "supported": info["isa_supported"],
             "active": info["isa_active"],
             "elementwise": info["isa_clones"] or None,
+            # the paths whose GEMM kernels have run in this process (csrc/gemm.cpp)
+            "kernels_loaded": info["isa_kernels_loaded"],
             # values to a vector in the small products' loops, per dtype (csrc/gemm.cpp)
             "small_product_lanes": info["small_product_lanes"],
         },
