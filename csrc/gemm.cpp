@@ -980,12 +980,7 @@ int small_product_lanes(bool f64) {
     return f64 ? by_lanes<double>(lanes) : by_lanes<float>(lanes);
 }
 
-std::vector<Isa> kernels_loaded() {
-    std::vector<Isa> loaded;
-    for (Isa isa : {Isa::generic, Isa::avx2, Isa::avx512})
-        if (tables_built.load(std::memory_order_relaxed) & (1 << int(isa))) loaded.push_back(isa);
-    return loaded;
-}
+bool kernels_loaded(Isa isa) { return tables_built.load(std::memory_order_relaxed) & (1 << int(isa)); }
 
 int gemm_mr(bool f64) { return f64 ? kernel_for<double>(active_isa()).mr : kernel_for<float>(active_isa()).mr; }
 int gemm_nr(bool f64) { return f64 ? kernel_for<double>(active_isa()).nr : kernel_for<float>(active_isa()).nr; }

@@ -20,8 +20,6 @@
 //                bias gradient, summed from the delta as the weight-gradient product reads it.
 #pragma once
 
-#include <vector>
-
 #include "activations.hpp"
 #include "common.hpp"
 #include "isa.hpp"
@@ -58,10 +56,10 @@ template <typename T>
 void narrow_relu_backward(T* dW, T* db, T* dZ_prev, T* db_prev, const T* dZ, const T* A, const T* W,
                           const T* S, idx lds, idx N, idx I, idx O, T at_zero);
 
-// The instruction sets whose GEMM kernels this process has loaded so far, slowest first: the
-// active path's once a product has run, and no other unless set_isa chose it (each set's code
-// runs only when that set is chosen; config_info() reports this so a test can check it).
-std::vector<Isa> kernels_loaded();
+// Whether this process has loaded the GEMM kernels of `isa`: a path's kernels load with its
+// first product, and no other path's with them (a set's code must run only where that set is
+// chosen; config_info() reports this so a test can check it).
+bool kernels_loaded(Isa isa);
 
 // The packed path's tile sizes for the active instruction set (for tests at tile edges).
 int gemm_mr(bool f64);

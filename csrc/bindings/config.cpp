@@ -93,12 +93,6 @@ std::vector<std::string> isa_names(bool (*keep)(Isa)) {
     return names;
 }
 
-std::vector<std::string> isa_names(const std::vector<Isa>& isas) {
-    std::vector<std::string> names;
-    for (Isa isa : isas) names.emplace_back(isa_name(isa));
-    return names;
-}
-
 // The build of the DP_ISA_CLONES loops the loader picked: the same test of the CPU (libgcc's)
 // that their resolvers make.
 std::string clones_selected() {
@@ -132,7 +126,7 @@ py::dict build_info() {
         "sanitizers"_a = std::string(DELTAPROP_SANITIZE), "openmp"_a = openmp,
         "isa_built"_a = isa_names(&isa_built), "isa_supported"_a = isa_names(&isa_supported),
         "isa_active"_a = std::string(isa_name(active_isa())), "isa_clones"_a = clones_selected(),
-        "isa_kernels_loaded"_a = isa_names(kernels_loaded()),
+        "isa_kernels_loaded"_a = isa_names(&kernels_loaded),
         "small_product_lanes"_a = py::dict("float32"_a = small_product_lanes(false),
                                            "float64"_a = small_product_lanes(true)));
 }
