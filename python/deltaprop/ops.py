@@ -1,6 +1,8 @@
 """The engine's kernels on NumPy arrays: ``deltaprop.ops.gemm(A, B, ...)`` and friends.
 
-Each has a NumPy twin of the same name and signature in :mod:`deltaprop.reference`.
+Each kernel has a NumPy twin of the same name and signature in :mod:`deltaprop.reference`
+(the instruction-set functions ``get_isa``, ``set_isa``, ``available_isas``, ``gemm_tile`` and
+``fma_peak_gflops`` are about this engine and have none).
 All arrays of one call share a dtype, float32 or float64; bad arguments raise TypeError or
 ValueError naming the argument. ``n_threads=0`` uses OpenMP's default thread count.
 
