@@ -14,6 +14,7 @@ import ast
 import contextlib
 import gc
 import json
+import os
 import re
 import subprocess
 import textwrap
@@ -784,6 +785,81 @@ def test_load_damaged_array_header(saved, tmp_path, case, edit):
     _, path = saved
     bad = _rewrite_member(path, tmp_path / "damaged.npz", "coefs_0.npy", edit)
     with raises(ValueError, str(bad)):
+        dp.MLP.load(bad)
+
+
+def _declare_member_size(raw: bytes, member: str, size: int) -> bytes:
+    """The archive with the central directory's sizes (compressed and not) of ``member`` set to
+    ``size``: a directory that lies, its member still stored."""
+    name = member.encode()
+    entry = raw.index(b"PK\x01\x02")  # the directory's first entry
+    while raw[entry + 46:entry + 46 + len(name)] != name:
+        entry = raw.index(b"PK\x01\x02", entry + 4)
+    sizes = size.to_bytes(4, "little") * 2  # compressed size at +20, uncompressed at +24
+    return raw[:entry + 20] + sizes + raw[entry + 28:]
+
+
+def _deflated_copy(path, bad, extra_zeros=0):
+    """The archive at path with every member deflated, plus an extra member of that many zero
+    bytes when asked: a file of a few hundred kB that inflates to hundreds of MB."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(bad, "w", zipfile.ZIP_DEFLATED) as zout:
+        for name in zin.namelist():
+            zout.writestr(name, zin.read(name))
+        if extra_zeros:
+            with zout.open("extra.npy", "w") as f:
+                for _ in range(extra_zeros >> 20):
+                    f.write(bytes(1 << 20))
+    return bad
+
+
+@pytest.mark.parametrize("case", ["directory declares 300 MB", "deflated members",
+                                  "400 MB of zeros deflated"])
+def test_load_takes_no_memory_the_file_does_not_hold(saved, tmp_path, case):
+    """A model file's members are stored (np.savez), so the bytes a load reads are bounded by
+    the file's size. A directory that declares more, or deflated members (which could inflate
+    to any size), are refused before any member is read."""
+    import tracemalloc
+
+    _, path = saved
+    bad = tmp_path / "bad.npz"
+    if case == "directory declares 300 MB":
+        bad.write_bytes(_declare_member_size(path.read_bytes(), "coefs_0.npy", 300_000_000))
+    else:
+        _deflated_copy(path, bad, extra_zeros=400 << 20 if case.startswith("400") else 0)
+    assert bad.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        with raises(ValueError, str(bad)):
+            dp.MLP.load(bad)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, f"the load took {peak >> 20} MB"
+
+
+@pytest.mark.parametrize("kind", ["character device", "FIFO"])
+def test_load_a_file_that_is_not_regular_is_refused_at_once(tmp_path, kind):
+    """zipfile would read /dev/zero without end, and opening a FIFO waits for a writer: each is
+    a ValueError, in a fresh process that must end within its timeout."""
+    path = "/dev/zero"
+    if kind == "FIFO":
+        path = str(tmp_path / "fifo")
+        os.mkfifo(path)
+    result = run_python("-c", "import deltaprop as dp, sys\n"
+                              "try:\n    dp.MLP.load(sys.argv[1])\n"
+                              "except ValueError as e:\n    print(e)\n", path, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert f"{path} is not a readable deltaprop model file: ValueError: not a regular file" \
+        in result.stdout
+
+
+def test_load_a_header_nested_past_the_stack_is_a_bad_header(saved, tmp_path):
+    _, path = saved
+    contents = _contents(path)
+    bad = _write(tmp_path / "deep.npz", {**contents, "header": np.array("[" * 100_000)})
+    with raises(ValueError, str(bad), match="no header"):
         dp.MLP.load(bad)
 
 

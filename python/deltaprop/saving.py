@@ -1,16 +1,20 @@
 """The model file: an .npz archive (no pickle) holding a JSON header and the parameters.
-A file is checked before anything is built from it: each array's .npy header against the bytes
-its member holds before its data is read, the header's layer sizes against the arrays before
-the network is built, and every array against that network before it is used."""
+A file is checked before anything is built from it: that it is a regular file whose members
+are stored uncompressed (as np.savez writes them) within its bytes, so no member can ask for
+memory the file does not hold; each array's .npy header against the bytes its member holds
+before its data is read; the header's layer sizes against the arrays before the network is
+built; and every array against that network before it is used."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
+import os
+import stat
 import zipfile
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -168,17 +172,43 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> npt.NDArray
     return np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C")
 
 
+def _check_members(archive: zipfile.ZipFile, file_bytes: int) -> None:
+    """Every member an .npy array, stored, its declared sizes together within the file: a
+    directory's sizes can lie, and a compressed member can inflate far past the file's size,
+    so the memory _read_member takes is bounded by what the file holds."""
+    declared = 0
+    for info in archive.infolist():
+        if not info.filename.endswith(".npy"):
+            raise ValueError(f"it holds {info.filename!r}, not only .npy arrays")
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise ValueError(f"{info.filename} is compressed; a model file stores its arrays "
+                             f"as they are (np.savez)")
+        if info.file_size != info.compress_size:
+            raise ValueError(f"{info.filename} is stored, but its sizes in the directory differ")
+        declared += info.file_size
+    if declared > file_bytes:
+        raise ValueError(f"its directory declares {declared} bytes of arrays, the file holds "
+                         f"{file_bytes}")
+
+
+def _open_regular(path: PathArg) -> BinaryIO:
+    """``path`` opened to read, or ValueError if it is not a regular file: zipfile would read a
+    device such as /dev/zero without end (O_NONBLOCK: opening a FIFO would wait for a writer)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ValueError("not a regular file")
+    return open(fd, "rb")
+
+
 def _read_archive(path: PathArg) -> dict[str, npt.NDArray[Any]]:
     """Every array of the archive at `path`, read whole; ValueError if it is not one of ours.
     The file is opened here so it is closed however reading fails."""
     try:
-        with open(path, "rb") as f, zipfile.ZipFile(f) as archive:
-            arrays = {}
-            for info in archive.infolist():
-                if not info.filename.endswith(".npy"):
-                    raise ValueError(f"it holds {info.filename!r}, not only .npy arrays")
-                arrays[info.filename[:-len(".npy")]] = _read_member(archive, info)
-            return arrays
+        with _open_regular(path) as f, zipfile.ZipFile(f) as archive:
+            _check_members(archive, os.fstat(f.fileno()).st_size)
+            return {info.filename[:-len(".npy")]: _read_member(archive, info)
+                    for info in archive.infolist()}
     except FileNotFoundError:
         raise
     except (OSError, EOFError, ValueError, KeyError, NotImplementedError, RuntimeError,
@@ -192,7 +222,7 @@ def read_model_file(path: PathArg) -> tuple[dict[str, Any], dict[str, npt.NDArra
     contents = _read_archive(path)
     try:
         header = json.loads(str(contents["header"]))
-    except (KeyError, ValueError) as error:
+    except (KeyError, ValueError, RecursionError) as error:  # (JSON nested past the stack)
         raise _bad(path, "no header") from error
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise _bad(path, "the header does not name the deltaprop-mlp format")
