@@ -502,26 +502,74 @@ def test_save_takes_numpy_parameter_values(wine, tmp_path):
     np.testing.assert_array_equal(clone(back).fit(X, y).coefs_[0], clone(est).fit(X, y).coefs_[0])
 
 
+def _saved_with_header_edit(est, path, edit):
+    """``est`` saved to ``path``, then its file's JSON header changed by ``edit(header)``."""
+    est.save(path)
+    with np.load(path) as archive:
+        contents = dict(archive)
+    header = json.loads(str(contents["header"]))
+    edit(header)
+    contents["header"] = np.array(json.dumps(header))
+    with open(path, "wb") as f:
+        np.savez(f, **contents)
+    return path
+
+
 @pytest.mark.parametrize(("edit", "words"), [
     (lambda c: c.update(values=[0, 1, 2, 3]), "its 4 classes do not fit its 3 outputs"),
     (lambda c: c.update(values=[0, 1]), "its 2 classes do not fit its 3 outputs"),
     (lambda c: c.update(values=[0, 0, 1]), "its 3 classes do not fit"),
     (lambda c: c.update(dtype="bogus"), "bad classes: TypeError"),
     (lambda c: c.pop("y_type"), "bad classes: KeyError"),
+    # 1.2 GB a class, from a file of a few kB
+    (lambda c: c.update(dtype="<U300000000"), "bad classes: ValueError: dtype <U300000000 is"),
+    (lambda c: c.update(dtype="<M8[ns]"), "bad classes: ValueError: classes of dtype datetime64"),
 ])
 def test_load_checks_the_classes_against_the_output_layer(wine, tmp_path, edit, words):
     X, y = wine
-    path = tmp_path / "model.dp"
-    small(MLPClassifier).fit(X, y).save(path)
-    with np.load(path) as archive:
-        contents = dict(archive)
-    header = json.loads(str(contents["header"]))
-    edit(header["sklearn"]["classes"])
-    contents["header"] = np.array(json.dumps(header))
-    with open(path, "wb") as f:
-        np.savez(f, **contents)
+    path = _saved_with_header_edit(small(MLPClassifier).fit(X, y), tmp_path / "model.dp",
+                                   lambda header: edit(header["sklearn"]["classes"]))
     with pytest.raises(ValueError, match=f"not a readable deltaprop model file: {words}"):
         MLPClassifier.load(path)
+
+
+@pytest.mark.parametrize(("edit", "words"), [
+    (lambda a: a.update(predict=0), "attributes must be a dict of some of n_features_in_"),
+    (lambda a: a.update(_keep_best=1), "attributes must be a dict"),
+    (lambda a: a.clear() or a.update(items=[1, 2]), "attributes must be a dict"),
+    (lambda a: a.update(out_activation_="bogus"), "out_activation_ cannot be 'bogus'"),
+    (lambda a: a.update(out_activation_="logistic"),
+     "out_activation_ 'logistic' is not the network's output 'softmax'"),
+    (lambda a: a.pop("out_activation_"), "AttributeError"),
+    (lambda a: a.update(n_features_in_=12), "n_features_in_ cannot be 12"),
+    (lambda a: a.update(n_outputs_=3.0), "n_outputs_ cannot be 3.0"),
+    (lambda a: a.update(n_iter_=-1), "n_iter_ cannot be -1"),
+    (lambda a: a.update(loss_curve_=["x"]), "loss_curve_ cannot be"),
+    (lambda a: a.update(loss_=True), "loss_ cannot be True"),
+])
+def test_load_checks_the_fitted_attributes(wine, tmp_path, edit, words):
+    """The header's attributes are data: only the fitted attributes save writes, each of its
+    kind and agreeing with the network (setting any name a file holds could replace a method,
+    and a bogus out_activation_ failed only at predict)."""
+    X, y = wine
+    path = _saved_with_header_edit(small(MLPClassifier).fit(X, y), tmp_path / "model.dp",
+                                   lambda header: edit(header["sklearn"]["attributes"]))
+    refused = f"not a readable deltaprop model file: bad header.*{words}"
+    with pytest.raises(ValueError, match=refused):
+        MLPClassifier.load(path)
+
+
+def test_save_refuses_labels_a_file_could_not_tell_apart(tmp_path):
+    """'a' and 'a\\0' are two labels of an object y, but one in the fixed-width strings
+    scikit-learn's label encoding makes of them (they drop trailing NULs): classes_ holds 'a'
+    twice, which load would refuse."""
+    X = np.arange(12.0).reshape(6, 2)
+    est = small(MLPClassifier).fit(X, np.array(["a", "a\0", "b"] * 2, dtype=object))
+    assert est.classes_.tolist() == ["a", "a", "b"]
+    path = tmp_path / "model.dp"
+    with pytest.raises(ValueError, match="classes_ holds equal labels"):
+        est.save(path)
+    assert not path.exists()
 
 
 def test_saved_file_loads_without_sklearn(wine, tmp_path):

@@ -94,13 +94,59 @@ def _params(est: Any) -> dict[str, Any]:
     return params
 
 
+def _checked_attributes(saved: Any, sizes: Sequence[int]) -> dict[str, Any]:
+    """The header's fitted attributes: known names only (a header is data, and setting any name
+    it holds could replace a method), each of its kind and agreeing with the network's sizes."""
+    if not isinstance(saved, dict) or not set(saved) <= set(_ATTRIBUTES):
+        raise ValueError(f"attributes must be a dict of some of {', '.join(_ATTRIBUTES)}")
+
+    def integer(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    def number(value: Any) -> bool:
+        return integer(value) or isinstance(value, float)
+
+    exact = {"n_features_in_": sizes[0], "n_layers_": len(sizes), "n_outputs_": sizes[-1]}
+    for name, value in saved.items():
+        if name in exact:
+            ok = integer(value) and value == exact[name]
+        elif name in ("n_iter_", "t_"):
+            ok = integer(value) and value >= 0
+        elif name == "out_activation_":
+            ok = value in ("identity", "logistic", "softmax", "exp")
+        elif name.endswith(("curve_", "scores_")):
+            ok = value is None or isinstance(value, list) and all(map(number, value))
+        else:  # loss_, best_loss_, best_validation_score_
+            ok = value is None or number(value)
+        if not ok:
+            raise ValueError(f"{name} cannot be {value!r:.80}")
+    return saved
+
+
+# A label's dtype as save writes it: classes of these kinds, and a string width the labels
+# need (a wider one, from a wider y, up to this many characters): a header's dtype of
+# 300 000 000 characters would otherwise allocate 1.2 GB a class.
+_CLASS_KINDS, _CLASS_WIDTH = "biufUO", 1024
+
+
+def _classes(saved: Any) -> npt.NDArray[Any]:
+    dtype, values = np.dtype(saved["dtype"]), saved["values"]
+    if dtype.kind not in _CLASS_KINDS or not isinstance(values, list):
+        raise ValueError(f"classes of dtype {dtype} are not saved classes")
+    if dtype.kind == "U":
+        longest = max((len(v) for v in values if isinstance(v, str)), default=0)
+        if dtype.itemsize // 4 > max(longest, _CLASS_WIDTH):
+            raise ValueError(f"dtype {dtype} is wider than its classes need")
+    return np.asarray(values, dtype=dtype)
+
+
 def _label_binarizer(path: PathArg, saved: Any, n_outputs: int) -> Any:
     """The classifier's LabelBinarizer, fitted again from the header's classes, which must
     match the output layer: a unit per class, or a single unit for two (binary, not multilabel)."""
     from sklearn.preprocessing import LabelBinarizer
 
     try:
-        classes = np.asarray(saved["values"], dtype=np.dtype(saved["dtype"]))
+        classes = _classes(saved)
         multilabel = saved["y_type"].startswith("multilabel")
         binarizer = LabelBinarizer()
         binarizer.fit(np.eye(len(classes), dtype=int) if multilabel else classes)
@@ -139,7 +185,11 @@ class PersistMixin:
         if hasattr(self, "feature_names_in_"):
             sk["feature_names_in_"] = est.feature_names_in_.tolist()
         if hasattr(self, "classes_"):
-            sk["classes"] = {"values": est.classes_.tolist(), "dtype": est.classes_.dtype.str,
+            labels = est.classes_.tolist()
+            if len(set(map(repr, labels))) != len(labels):  # load refuses these: never write one
+                raise ValueError(f"classes_ holds equal labels ({labels!r:.80}; NumPy's strings "
+                                 f"drop trailing NULs), which a file could not tell apart")
+            sk["classes"] = {"values": labels, "dtype": est.classes_.dtype.str,
                              "y_type": est._label_binarizer.y_type_}
         save_mlp(net, path, extra={"sklearn": sk})
 
@@ -158,12 +208,15 @@ class PersistMixin:
             if "class_weight" in params:
                 params["class_weight"] = _class_weight_from_json(params["class_weight"])
             est: Any = cls(**params)  # an estimator (scikit-learn's classes are untyped)
-            for name, value in sk["attributes"].items():
-                setattr(est, name, value)
             sizes, dtype = header["layer_sizes"], np.dtype(header["dtype"])
-            hidden = est._hidden_activations(len(sizes) - 2)
             expected: dict[str, npt.NDArray[Any]] = dense_layer_arrays(sizes, dtype)
-        except (KeyError, TypeError, ValueError, MemoryError) as error:
+            for name, value in _checked_attributes(sk["attributes"], sizes).items():
+                setattr(est, name, value)
+            if est._output_kind() != header["output"]:
+                raise ValueError(f"out_activation_ {est.out_activation_!r} is not the network's "
+                                 f"output {header['output']!r}")
+            hidden = est._hidden_activations(len(sizes) - 2)
+        except (KeyError, TypeError, ValueError, AttributeError, MemoryError) as error:
             raise _bad(path, f"bad header: {type(error).__name__}: {error}") from error
         L = len(sizes) - 1
         # the learned activations' arrays, shaped as a fresh network's
