@@ -90,6 +90,22 @@ def test_multilabel_targets_go_to_label_binarizer():
     np.testing.assert_array_equal(decode(binarizer, Y * 0.9), binarizer.inverse_transform(Y * 0.9))
 
 
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_a_multilabel_target_s_nonzero_entries_are_its_positives(solver):
+    """type_of_target calls a 0/2 matrix multilabel-indicator, and scikit-learn's MLPClassifier
+    trains on ``transform(y).astype(bool)``: the same model as on the 0/1 matrix (deltaprop's
+    sigmoid outputs were trained towards 2, to a negative log loss)."""
+    from sklearn.datasets import make_multilabel_classification
+
+    X, Y = make_multilabel_classification(n_samples=60, n_classes=3, random_state=0)
+    fits = [MLPClassifier(hidden_layer_sizes=(5,), solver=solver, max_iter=20, random_state=0,
+                          n_threads=1).fit(X, target) for target in (Y, 2 * Y, -Y)]
+    for fit in fits[1:]:
+        assert fit.loss_ == fits[0].loss_
+        for a, b in zip(fit.coefs_, fits[0].coefs_):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_partial_fit_still_refuses_an_unknown_class():
     X, y = load_iris(return_X_y=True)
     clf = MLPClassifier(hidden_layer_sizes=(8,), random_state=0, n_threads=1)

@@ -59,12 +59,13 @@ def class_indices(binarizer: LabelBinarizer, y: Any) -> npt.NDArray[np.intp] | N
 
 
 def encode(binarizer: LabelBinarizer, y: Any, dtype: npt.DTypeLike) -> FloatArray:
-    """``binarizer.transform(y).astype(dtype)``: one column per class (one column, the second
-    class's indicator, for two)."""
+    """``binarizer.transform(y).astype(bool)`` in ``dtype``, as scikit-learn's MLPClassifier
+    encodes targets: one column per class (one column, the second class's indicator, for two);
+    a multilabel y's nonzero entries all positives (a 0/2 matrix is a 0/1 one)."""
     index = class_indices(binarizer, y)
     onehot: FloatArray
     if index is None:
-        onehot = binarizer.transform(y).astype(dtype)
+        onehot = binarizer.transform(y).astype(bool).astype(dtype)
     elif len(binarizer.classes_) == 2:
         onehot = (index == 1).astype(dtype)[:, None]
     else:
