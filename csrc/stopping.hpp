@@ -8,6 +8,8 @@
 // 0.5 reads as 1; a multilabel row is right when all its labels are), the coefficient of
 // determination R² averaged over the outputs for identity and exp outputs (1 for exact
 // predictions, 0 where only the targets are constant, NaN once a prediction is not finite).
+// A classifier of one class predicts it whatever its output (LabelBinarizer's inverse), so
+// every row is right: its accuracy is 1, not the sigmoid output read against the all-0 targets.
 // It is summed in double, row by row: a weighted score may differ from scikit-learn's NumPy
 // sums in its last bits, an unweighted accuracy (a count over N) does not.
 #pragma once
@@ -105,15 +107,16 @@ double r2_outputs(const T* A, const T* Y, const double* w, idx N, idx O) {
     return score_sum / double(O);
 }
 
-// scikit-learn's early-stopping score of N rows with outputs A and encoded targets Y (above).
+// scikit-learn's early-stopping score of N rows with outputs A and encoded targets Y, of a
+// classifier of one class when `one_class` (above).
 template <typename T>
-double score_outputs(const T* A, const T* Y, const double* w, idx N, idx O, Output out) {
+double score_outputs(const T* A, const T* Y, const double* w, idx N, idx O, Output out, bool one_class) {
     if (out == Output::identity || out == Output::exp) return r2_outputs(A, Y, w, N, O);
     double right = 0.0, total = 0.0;
     for (idx n = 0; n < N; ++n) {
         const double wn = w ? w[n] : 1.0;
         total += wn;
-        if (row_right(A + n * O, Y + n * O, O, out)) right += wn;
+        if (one_class || row_right(A + n * O, Y + n * O, O, out)) right += wn;
     }
     return right / total;
 }
@@ -128,6 +131,7 @@ struct HeldOut {
     ParamViews<T*> best;  // the parameters of the best score so far, copied there
     double* losses;       // per epoch of the call: the rows' loss, and their score
     double* scores;
+    bool one_class = false;  // a classifier of one class (score_outputs)
     std::vector<T> outputs;
 
     // After an epoch: its loss and score go to entry e; `plateau` records the score (negated:
@@ -138,7 +142,7 @@ struct HeldOut {
         const idx O = spec.sizes.back();
         outputs.resize(size_t(N * O));
         losses[e] = evaluate_rows(ws, as_const(params), X, Y, w, N, outputs.data(), spec, n_threads);
-        scores[e] = score_outputs(outputs.data(), Y, w, N, O, spec.loss.output);
+        scores[e] = score_outputs(outputs.data(), Y, w, N, O, spec.loss.output, one_class);
         const bool stop = plateau.record(-scores[e]);
         if (plateau.improved)
             for (idx a = 0; a < spec.arrays(); ++a)

@@ -16,6 +16,7 @@ from sklearn.datasets import (  # noqa: E402
     load_breast_cancer,
     load_diabetes,
     load_digits,
+    load_iris,
     load_wine,
     make_multilabel_classification,
 )
@@ -130,6 +131,26 @@ def test_early_stopping_matches(kind):
     assert ours.best_validation_score_ == pytest.approx(theirs.best_validation_score_, rel=1e-8)
     assert_params_close(ours, theirs, 1e-8)  # both restored the best epoch's weights
     assert len(ours.validation_loss_curve_) == ours.n_iter_
+
+
+@pytest.mark.parametrize("loop", ["engine", "python"])
+@pytest.mark.parametrize("random_state", [0, 2])
+def test_early_stopping_with_one_class_matches(loop, random_state):
+    """A classifier of one class predicts it whatever its output, so scikit-learn's held-out
+    accuracy is 1 every epoch: the first epoch's weights are kept. deltaprop read its sigmoid
+    output against the all-0 targets, and stopped elsewhere (random_state=2: 34 epochs, not
+    22). ``loop``: the engine's epoch loop, or (a callback between epochs) Python's."""
+    X, _ = scaled(load_iris)
+    y = np.zeros(len(X), dtype=int)
+    theirs, ours = pair("MLPClassifier", hidden_layer_sizes=(5,), early_stopping=True,
+                        max_iter=50, n_iter_no_change=20, random_state=random_state)
+    if loop == "python":
+        ours.set_params(callback=lambda est: None)
+    theirs.fit(X, y)
+    ours.fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_ == 22  # 1, then 21 without improvement
+    assert ours.validation_scores_ == theirs.validation_scores_ == [1.0] * 22
+    assert_params_close(ours, theirs, 1e-8)  # both restored the first epoch's weights
 
 
 @pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])

@@ -129,7 +129,7 @@ def test_sparse_epochs_train_as_the_reference_does(rng, dtype, density, optimize
         epochs = engine.train_epochs(
             params, state1, state2, X, Y, orders=np.stack([order] * 3), lrs=np.full(3, 0.05),
             losses=losses, step=step, epoch=1,
-            held_out=(X_held, Y_held, None, best, held_losses, scores),
+            held_out=(X_held, Y_held, None, best, held_losses, scores, False),
             **{k: v for k, v in settings.items() if k != "lr"})
         runs.append((loss, step, epochs[:2], params, losses, held_losses, scores))
     (loss, step, epochs, params, *curves), (ref_loss, ref_step, ref_epochs, ref_params,

@@ -61,6 +61,19 @@ def test_the_reference_score_is_scikit_learns(rng, output, O, weighted):
     assert 0.05 < got < 0.95  # neither none nor all right
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_a_classifier_of_one_class_is_always_right(rng, weighted, dtype):
+    """Its targets encode as 0 and its predictions are its class whatever the sigmoid says
+    (LabelBinarizer's inverse of one class): scikit-learn's accuracy is 1 for any outputs."""
+    A = rng.uniform(0, 1, (40, 1)).astype(dtype)
+    Y = np.zeros_like(A)
+    w = rng.uniform(0, 3, len(A)) if weighted else None
+    assert reference.score_outputs(A, Y, w, "sigmoid", one_class=True) == 1.0
+    assert engine("sigmoid", 1, dtype).score(A, Y, w, one_class=True) == 1.0
+    assert engine("sigmoid", 1, dtype).score(A, Y, w) < 1.0  # read as a binary problem: not
+
+
 def test_r2_of_constant_targets_and_exact_predictions_is_scikit_learns(rng):
     Y = np.column_stack([np.full(20, 2.0), np.full(20, -1.0), rng.standard_normal(20)])
     A = Y.copy()
@@ -152,7 +165,8 @@ def test_train_epochs_with_held_out_rows_matches_the_reference(rng, dtype, weigh
         result = eng.train_epochs(p, s1, s2, X, Y, lrs=np.full(epochs, 0.2),
                                   losses=np.empty(epochs), batch_size=16, optimizer="sgd",
                                   tol=1e-4, n_iter_no_change=3, no_improvement_count=0,
-                                  held_out=(X_val, Y_val, w_val, best, val_losses, val_scores),
+                                  held_out=(X_val, Y_val, w_val, best, val_losses, val_scores,
+                                            False),
                                   best_score=-np.inf)
         runs.append((result, p, best, val_losses, val_scores))
     (result, p, best, val_losses, val_scores), ref = runs
@@ -186,7 +200,7 @@ def test_a_held_out_score_that_never_improves_keeps_counting(rng):
     result = _core.Engine_float64(sizes, "relu", "softmax").train_epochs(
         params, s1, s2, X, Y, lrs=np.full(10, 0.01), losses=np.empty(10), batch_size=16,
         tol=0.0, n_iter_no_change=4, no_improvement_count=1,
-        held_out=(X_val, Y_val, None, best, np.empty(10), np.empty(10)), best_score=1.0)
+        held_out=(X_val, Y_val, None, best, np.empty(10), np.empty(10), False), best_score=1.0)
     assert result[:4] == (4, "plateau", 1.0, 5)
     assert all((b == 7.0).all() for b in best)
 
@@ -194,7 +208,7 @@ def test_a_held_out_score_that_never_improves_keeps_counting(rng):
 def held_out_call(rng, **changes):
     sizes, params, (X, Y), (X_val, Y_val) = held_out_problem(rng, np.float64)
     parts = dict(X=X_val, Y=Y_val, w=None, best=[np.empty_like(a) for a in params],
-                 losses=np.empty(3), scores=np.empty(3))
+                 losses=np.empty(3), scores=np.empty(3), one_class=False)
     held_out = changes.pop("held_out", None)
     parts.update({k: changes.pop(k) for k in list(changes) if k in parts})
     if callable(held_out):
@@ -217,6 +231,7 @@ def held_out_call(rng, **changes):
     (dict(Y=np.zeros((40, 2))), ValueError, "held_out Y"),
     (dict(X=np.full((40, 5), np.nan)), ValueError, "held_out X"),
     (dict(best_score=np.nan), ValueError, "best_score must not be NaN"),
+    (dict(one_class=1), TypeError, "held_out one_class must be a bool"),
 ])
 def test_bad_held_out_arguments_are_refused_clearly(rng, changes, error, words):
     with pytest.raises(error, match=words):

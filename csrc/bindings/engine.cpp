@@ -205,8 +205,10 @@ class Engine {
     }
 
     // Early stopping's score (stopping.hpp: score_outputs) of rows whose outputs are A and
-    // encoded targets Y: accuracy for softmax and sigmoid outputs, R² for the others.
-    double score(const py::object& A_obj, const py::object& Y_obj, const py::object& weight_obj) const {
+    // encoded targets Y: accuracy for softmax and sigmoid outputs (1 for a classifier of one
+    // class), R² for the others.
+    double score(const py::object& A_obj, const py::object& Y_obj, const py::object& weight_obj,
+                 bool one_class) const {
         const py::array A = as_array(A_obj, "outputs"), Y = as_array(Y_obj, "Y");
         const idx N = rows_of(A, "outputs"), O = spec_.sizes.back();
         const T* a = input<T>(A, "outputs", {N, O}, false);
@@ -214,7 +216,7 @@ class Engine {
         std::vector<Named> args;
         const double* w = weights(weight_obj, N, args);
         ReleasedGil release;
-        return score_outputs(a, y, w, N, O, spec_.loss.output);
+        return score_outputs(a, y, w, N, O, spec_.loss.output, one_class);
     }
 
     double loss_and_gradients(const py::object& params_obj, const py::object& X_obj,
@@ -478,15 +480,15 @@ class Engine {
         return t;
     }
 
-    // held_out (early stopping's rows): (X, Y, sample_weight or None, best, losses, scores), best
-    // a parameter list the best epoch's parameters are copied to, losses and scores float64
-    // arrays of one entry per epoch. args gets the arrays it reads, then from `written` on
-    // those it writes.
+    // held_out (early stopping's rows): (X, Y, sample_weight or None, best, losses, scores,
+    // one_class), best a parameter list the best epoch's parameters are copied to, losses and
+    // scores float64 arrays of one entry per epoch, one_class a bool (score_outputs). args gets
+    // the arrays it reads, then from `written` on those it writes.
     HeldOut<T> held_out_from(const py::object& obj, idx epochs, std::vector<Named>& args,
                              FiniteChecks<T>& finite, size_t& written) const {
-        if (!py::isinstance<py::tuple>(obj) || py::len(obj) != 6)
-            throw py::type_error("held_out must be a tuple (X, Y, sample_weight, best, losses, scores), got " +
-                                 type_name(obj));
+        if (!py::isinstance<py::tuple>(obj) || py::len(obj) != 7)
+            throw py::type_error("held_out must be a tuple (X, Y, sample_weight, best, losses, scores, "
+                                 "one_class), got " + type_name(obj));
         const py::tuple parts = py::reinterpret_borrow<py::tuple>(obj);
         HeldOut<T> h;
         std::tie(h.X, h.Y, h.N) = data(parts[0], parts[1], args, finite, "held_out X", "held_out Y");
@@ -498,6 +500,9 @@ class Engine {
         h.scores = output<double>(scores, "held_out scores", {epochs});
         args.push_back({losses, "held_out losses"});
         args.push_back({scores, "held_out scores"});
+        if (!PyBool_Check(parts[6].ptr()))
+            throw py::type_error("held_out one_class must be a bool, got " + type_name(parts[6]));
+        h.one_class = parts[6].cast<bool>();
         return h;
     }
 
@@ -740,7 +745,8 @@ void bind_engine_for(py::module_& m, const char* name) {
         .def_property_readonly("layer_sizes", &Engine<T>::sizes)
         .def("forward", &Engine<T>::forward, "params"_a, "X"_a)
         .def("evaluate", &Engine<T>::evaluate, "params"_a, "X"_a, "Y"_a, "sample_weight"_a = py::none())
-        .def("score", &Engine<T>::score, "outputs"_a, "Y"_a, "sample_weight"_a = py::none())
+        .def("score", &Engine<T>::score, "outputs"_a, "Y"_a, "sample_weight"_a = py::none(),
+             "one_class"_a = false)
         .def("loss_and_gradients", &Engine<T>::loss_and_gradients, "params"_a, "X"_a, "Y"_a, "grads"_a,
              "sample_weight"_a = py::none())
         .def("train_epoch", &Engine<T>::train_epoch, "params"_a, "state1"_a, "state2"_a, "X"_a, "Y"_a,

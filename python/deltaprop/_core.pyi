@@ -169,7 +169,7 @@ class _Engine(Generic[_F]):
     def evaluate(self, params: _Params[_F], X: _X[_F], Y: npt.NDArray[_F],
                  sample_weight: npt.ArrayLike | None = None) -> tuple[float, npt.NDArray[_F]]: ...
     def score(self, outputs: npt.NDArray[_F], Y: npt.NDArray[_F],
-              sample_weight: npt.ArrayLike | None = None) -> float: ...
+              sample_weight: npt.ArrayLike | None = None, one_class: bool = False) -> float: ...
     def loss_and_gradients(self, params: _Params[_F], X: _X[_F], Y: npt.NDArray[_F],
                            grads: _Params[_F],
                            sample_weight: npt.ArrayLike | None = None) -> float: ...
@@ -196,7 +196,7 @@ class _Engine(Generic[_F]):
                      best_loss: float = ..., no_improvement_count: int = 0,
                      held_out: tuple[_X[_F], npt.NDArray[_F], npt.ArrayLike | None,
                                      _Params[_F], npt.NDArray[np.float64],
-                                     npt.NDArray[np.float64]] | None = None,
+                                     npt.NDArray[np.float64], bool] | None = None,
                      best_score: float = ..., health: npt.NDArray[np.float64] | None = None,
                      ) -> tuple[int, str, float, int, int, BaseException | None]: ...
     def health(self, params: _Params[_F], X: _X[_F], Y: npt.NDArray[_F],

@@ -56,8 +56,8 @@ class Engine:
         return evaluate_rows(params, dense_rows(X), Y, self.spec, sample_weight)
 
     def score(self, outputs: FloatArray, Y: FloatArray,
-              sample_weight: npt.ArrayLike | None = None) -> float:
-        return score_outputs(outputs, Y, sample_weight, self.spec.output)
+              sample_weight: npt.ArrayLike | None = None, one_class: bool = False) -> float:
+        return score_outputs(outputs, Y, sample_weight, self.spec.output, one_class)
 
     def loss_and_gradients(self, params: Sequence[FloatArray], X: Rows, Y: FloatArray,
                            grads: Sequence[FloatArray],

@@ -5,7 +5,8 @@ loss, their score, the parameters of the best score so far).
 The score is scikit-learn's _score read from the network's outputs in their encoding: accuracy
 for softmax outputs (np.argmax's class) and sigmoid outputs (above 0.5 reads as 1; a multilabel
 row is right when all its labels are), R² averaged over the outputs for identity and exp
-outputs (NaN once a prediction is not finite).
+outputs (NaN once a prediction is not finite). A classifier of one class predicts it whatever
+its output, so every row is right.
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ def evaluate_rows(params: Sequence[FloatArray], X: FloatArray, Y: FloatArray, sp
 
 
 def score_outputs(A: FloatArray, Y: FloatArray, sample_weight: npt.ArrayLike | None,
-                  output: str) -> float:
-    """scikit-learn's early-stopping score of rows with outputs A and encoded targets Y."""
+                  output: str, one_class: bool = False) -> float:
+    """scikit-learn's early-stopping score of rows with outputs A and encoded targets Y, of a
+    classifier of one class when ``one_class``."""
     w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     if output in ("identity", "exp"):
         if len(A) < 2 or not np.isfinite(A).all():
@@ -67,7 +69,9 @@ def score_outputs(A: FloatArray, Y: FloatArray, sample_weight: npt.ArrayLike | N
             scores = np.where(numerator == 0, 1.0,
                               np.where(denominator == 0, 0.0, 1 - numerator / denominator))
         return float(scores.mean())
-    if output == "softmax":
+    if one_class:
+        right = np.ones(len(A), dtype=bool)
+    elif output == "softmax":
         right = A.argmax(axis=1) == Y.argmax(axis=1)
     else:
         right = ((A > 0.5) == (Y > 0.5)).all(axis=1)
@@ -84,13 +88,15 @@ class HeldOut:
     best: Sequence[FloatArray]
     losses: npt.NDArray[np.float64]
     scores: npt.NDArray[np.float64]
+    one_class: bool = False  # a classifier of one class (score_outputs)
 
     def record(self, e: int, params: Sequence[FloatArray], spec: NetSpec,
                plateau: Plateau) -> bool:
         """After epoch e: its loss and score; plateau records the score (negated: it keeps
         the lowest value) and the parameters are copied where it improved. True: stop."""
         self.losses[e], A = evaluate_rows(params, self.X, self.Y, spec, self.sample_weight)
-        self.scores[e] = score_outputs(A, self.Y, self.sample_weight, spec.output)
+        self.scores[e] = score_outputs(A, self.Y, self.sample_weight, spec.output,
+                                       self.one_class)
         stop = plateau.record(-float(self.scores[e]))
         if plateau.improved:
             for best, p in zip(self.best, params):

@@ -125,7 +125,7 @@ def train_epochs(params: Sequence[FloatArray], state1: Sequence[FloatArray],
                  best_loss: float = np.inf, no_improvement_count: int = 0,
                  held_out: tuple[FloatArray, FloatArray, npt.ArrayLike | None,
                                  Sequence[FloatArray], npt.NDArray[np.float64],
-                                 npt.NDArray[np.float64]] | None = None,
+                                 npt.NDArray[np.float64], bool] | None = None,
                  best_score: float = -np.inf, health: npt.NDArray[np.float64] | None = None,
                  **settings: Any) -> tuple[int, str, float, int, int, None]:
     """Up to ``len(lrs)`` epochs of train_epoch: epoch e reads the rows ``orders[e]`` (None:
@@ -133,18 +133,19 @@ def train_epochs(params: Sequence[FloatArray], state1: Sequence[FloatArray],
     continues from ``step`` (each epoch from where the one before left it), the dropout epoch
     from ``epoch``. Stops after an epoch that leaves a parameter NaN or inf ("diverged") or
     whose loss makes the Plateau rule stop ("plateau").
-    With ``held_out`` = (X, Y, sample_weight, best, losses, scores), early stopping's rows, the
-    rule is on their score after each epoch (stopping.HeldOut), starting from ``best_score``.
+    With ``held_out`` = (X, Y, sample_weight, best, losses, scores, one_class), early stopping's
+    rows, the rule is on their score after each epoch (stopping.HeldOut), starting from
+    ``best_score``.
     ``health``, an (epochs, 6, layers) array, receives each epoch's gradient health.
     Returns (epochs, stop, best_loss or best score, no_improvement_count, Adam's t after them,
     None), as the C++ engine does (its last entry is the exception that interrupted it)."""
     plateau = Plateau(tol, n_iter_no_change, best_loss, no_improvement_count)
     rows = None
     if held_out is not None:
-        X_held, Y_held, w_held, best, held_losses, held_scores = held_out
+        X_held, Y_held, w_held, best, held_losses, held_scores, one_class = held_out
         rows = HeldOut(X_held, Y_held,
                        None if w_held is None else np.asarray(w_held, dtype=np.float64),
-                       best, held_losses, held_scores)
+                       best, held_losses, held_scores, one_class)
         plateau.best = -best_score  # the rule keeps the lowest value: the negated score
     stop, epochs = "done", 0
     for e, lr in enumerate(lrs):

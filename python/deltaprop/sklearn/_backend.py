@@ -123,6 +123,7 @@ class HeldOut:
     Y: FloatArray
     sample_weight: npt.NDArray[np.float64] | None
     best: tuple[list[FloatArray], list[FloatArray], Learned | None]
+    one_class: bool = False  # a classifier of one class: every row is right (Network.score)
     losses: npt.NDArray[np.float64] | None = None
     scores: npt.NDArray[np.float64] | None = None
 
@@ -245,12 +246,14 @@ class Network:
         return loss, outputs
 
     def score(self, outputs: FloatArray, Y: FloatArray,
-              sample_weight: npt.NDArray[np.float64] | None = None) -> float:
+              sample_weight: npt.NDArray[np.float64] | None = None,
+              one_class: bool = False) -> float:
         """scikit-learn's early-stopping score of rows with these outputs and encoded targets:
-        accuracy (softmax, sigmoid outputs) or R² (identity, exp), the engine's train_epochs
-        computes it alike."""
+        accuracy (softmax, sigmoid outputs; 1 for a classifier of ``one_class``, whose
+        predictions are that class whatever the output) or R² (identity, exp), the engine's
+        train_epochs computes it alike."""
         score: float = self._engine.score(outputs, np.ascontiguousarray(Y, dtype=self.dtype),
-                                          sample_weight)
+                                          sample_weight, one_class)
         return score
 
     def _unflat(self, params: list[FloatArray],
@@ -328,7 +331,8 @@ class Network:
             engine_held_out = (self._input(held_out.X),
                                np.ascontiguousarray(held_out.Y, dtype=self.dtype),
                                held_out.sample_weight,
-                               self.params(*held_out.best), val_losses, val_scores)
+                               self.params(*held_out.best), val_losses, val_scores,
+                               held_out.one_class)
         epochs, stop, best, count, state.t, error = self._engine.train_epochs(
             self.params(coefs, intercepts, learned), state.state1, state.state2,
             self._input(X), np.ascontiguousarray(Y, dtype=self.dtype), sample_weight, orders=orders,

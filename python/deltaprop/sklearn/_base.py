@@ -566,7 +566,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         n_samples = X.shape[0]
         held_out = None if validation is None else _backend.HeldOut(
             *validation, best=(self._best_coefs, self._best_intercepts,
-                               self._best_activation_params))
+                               self._best_activation_params), one_class=self._one_class())
         # MT19937's shuffles (every RandomState scikit-learn makes) are drawn by the engine as
         # each epoch starts, so one call runs every epoch; other generators' orders are drawn
         # here ahead of a chunk of epochs, the chunks doubling: few calls for long fits,
@@ -674,6 +674,10 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         return (f"{what} did not improve more than tol={self.tol:f} "
                 f"for {self.n_iter_no_change} consecutive epochs.")
 
+    def _one_class(self) -> bool:
+        """A classifier fitted to a single class, which predicts it whatever its output."""
+        return len(getattr(self, "classes_", ())) == 1
+
     def _warn_max_iter(self) -> None:
         warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and "
                       f"the optimization hasn't converged yet.", ConvergenceWarning, stacklevel=4)
@@ -691,7 +695,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
             assert self.validation_loss_curve_ is not None and self.validation_scores_ is not None
             assert self.best_validation_score_ is not None  # all three set with early stopping
             self.validation_loss_curve_.append(val_loss)
-            val_score = net.score(outputs, y_val, sw_val)
+            val_score = net.score(outputs, y_val, sw_val, self._one_class())
             self.validation_scores_.append(val_score)
             if self.verbose:
                 print(f"Validation score: {self.validation_scores_[-1]:f}")
