@@ -174,6 +174,29 @@ def test_unscaled_data_saturating_the_outputs_matches(solver, loader):
     assert_params_close(ours, theirs, 1e-6)
 
 
+@pytest.mark.parametrize("case", ["X x 1e200", "y x 1e160", "sample_weight 5e-324"])
+def test_lbfgs_on_data_past_float_range_matches(case):
+    """A first loss past float's range: scipy's first step lands on non-finite weights, where
+    scikit-learn's NumPy passes give NaN and scipy stops with the starting weights (n_iter_ 0,
+    loss_ NaN, a ConvergenceWarning); deltaprop's engine refused those weights with an
+    internal "params[0] (coefs_[0]) contains NaN or inf"."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    kind = "MLPClassifier" if case.startswith("X") else "MLPRegressor"
+    X, y = scaled(load_breast_cancer if kind == "MLPClassifier" else load_diabetes, 200)
+    sample_weight = np.full(len(y), 5e-324) if case.startswith("sample") else None
+    X = X * 1e200 if case.startswith("X") else X
+    y = y * 1e160 if case.startswith("y") else y
+    fitted = []
+    for est in pair(kind, solver="lbfgs", hidden_layer_sizes=(8,), max_iter=20, random_state=0):
+        with pytest.warns(ConvergenceWarning), np.errstate(all="ignore"):
+            fitted.append(est.fit(X, y, sample_weight=sample_weight))
+    theirs, ours = fitted
+    assert ours.n_iter_ == theirs.n_iter_ == 0
+    assert np.isnan(ours.loss_) and np.isnan(theirs.loss_)
+    assert_params_close(ours, theirs, 0)
+
+
 @pytest.mark.parametrize("kind", ["MLPClassifier", "MLPRegressor"])
 def test_lbfgs_matches(kind):
     X, y = scaled(load_breast_cancer if kind == "MLPClassifier" else load_diabetes, 250)

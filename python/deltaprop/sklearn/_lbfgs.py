@@ -73,6 +73,9 @@ def fit_lbfgs(est: Any, X: Any, y: FloatArray, sample_weight: npt.NDArray[np.flo
         (a fresh gradient each time: scipy keeps the last one it was given)."""
         nonlocal last_loss
         x = np.ascontiguousarray(packed, dtype=dtype)
+        if not np.isfinite(x).all():  # a step past float's range (data of huge values): the
+            # NaN scikit-learn's NumPy passes compute there, not the engine's refusal
+            return np.nan, np.full(total, np.nan)
         g = np.empty(total, dtype=dtype)
         loss = net.objective(engine_views(x), engine_views(g), X, y, sample_weight, est.alpha,
                              weights=[x[:n_weights]], weight_grads=[g[:n_weights]])
