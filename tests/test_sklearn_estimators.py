@@ -768,3 +768,5 @@ def test_predictions_skip_validate_data_only_for_plain_finite_float_arrays(wine,
         clf.predict(X[:0])
     with pytest.raises(ValueError, match="2D array"):
         clf.predict(X[0])
+    with pytest.raises(ValueError, match="dtype='numeric' is not compatible"):
+        clf.predict(X.astype(str))  # fit parses numeric strings, scikit-learn's predict refuses

@@ -269,13 +269,14 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         (its sum finite), for an estimator fitted without feature names, is returned as it is:
         what validate_data returns for it, without its ~50 us of checks (half of a one-row
         predict_proba). Anything else goes through validate_data, for its conversions, errors
-        and warnings."""
+        and warnings: with its default dtype='numeric', as there, which refuses strings that
+        fit's float dtypes would parse (_forward_pass_fast promotes the rest as X @ coefs_
+        does)."""
         if (type(X) is np.ndarray and X.ndim == 2 and X.dtype in _NATIVE_FLOATS
                 and X.shape[0] > 0 and X.shape[1] == getattr(self, "n_features_in_", None)
                 and not hasattr(self, "feature_names_in_") and np.isfinite(X.sum())):
             return X
-        return validate_data(self, X, accept_sparse=["csr", "csc"],
-                             dtype=(np.float64, np.float32), reset=False)
+        return validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
 
     # -- initialisation ----------------------------------------------------------------------
     def _initialize(self, y: FloatArray, layer_units: list[int], dtype: np.dtype[Any]) -> None:
