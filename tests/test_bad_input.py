@@ -347,10 +347,39 @@ FIT_HYPER = [
     ({"lr": float("nan")}, ValueError, "lr"),
     ({"lr": float("inf")}, ValueError, "lr"),
     ({"lr": "0.1"}, TypeError, "lr"),
+    ({"lr": 10**400}, ValueError, "lr"),  # past float's range: not float()'s OverflowError
+    ({"lr_schedule": "step", "schedule_options": {"gamma": 1.5}}, ValueError, "gamma"),
     ({"momentum": -0.1}, ValueError, "momentum"),
     ({"momentum": 1.5}, ValueError, "momentum"),
     ({"momentum": float("nan")}, ValueError, "momentum"),
 ]
+
+
+def test_fit_takes_any_real_number_as_a_rate(rng):
+    """A Fraction is a real number: fit takes it as the float it is, as dp.ops does (before,
+    np.isfinite raised TypeError on it)."""
+    from fractions import Fraction
+
+    X, y = classification(rng)
+    nets = [dp.MLP([3, 4, 3], seed=1) for _ in range(2)]
+    for net, lr in zip(nets, (Fraction(1, 10), 0.1)):
+        net.fit(X, y, epochs=2, lr=lr)
+    for a, b in zip(nets[0].coefs_, nets[1].coefs_):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("method", ["fit", "forward", "sample_weight"])
+def test_the_model_refuses_masked_arrays(rng, method):
+    """np.asarray drops a mask: the model would train on the hidden values, as dp.ops refuse."""
+    X, y = classification(rng)
+    net = dp.MLP([3, 4, 3])
+    masked = np.ma.masked_array(X, mask=np.zeros(X.shape, bool))
+    if method == "sample_weight":
+        with raises(TypeError, "sample_weight", match="masked array"):
+            net.fit(X, y, epochs=1, sample_weight=np.ma.masked_array(np.ones(len(X)), mask=True))
+    else:
+        with raises(TypeError, "X", match="masked array"):
+            net.fit(masked, y, epochs=1) if method == "fit" else net.forward(masked)
 
 
 @pytest.mark.parametrize("kwargs, exc, name", FIT_HYPER)
@@ -1374,6 +1403,7 @@ def test_ops_reject_non_ndarray_by_name(op):
 
 @pytest.mark.parametrize("call_, name, exc", [
     (lambda A, B: ops.gemm(A, B, alpha="2"), "alpha", TypeError),
+    (lambda A, B: ops.gemm(A, B, alpha=10**400), "alpha", ValueError),  # not OverflowError
     (lambda A, B: ops.gemm(A, B, trans_a="yes"), "trans_a", TypeError),
     (lambda A, B: ops.gemm(A, B, n_threads="2"), "n_threads", TypeError),
     (lambda A, B: ops.gemm(A, B, n_threads=2**40), "n_threads", ValueError),
@@ -1427,7 +1457,7 @@ def test_ops_reject_grad_at_zero_out_of_range(op):
 
 def test_sgd_rejects_bad_scalars_and_writes_nothing():
     checks = Checks()
-    for name, value in [("lr", -0.1), ("lr", float("nan")), ("lr", float("inf")),
+    for name, value in [("lr", -0.1), ("lr", float("nan")), ("lr", float("inf")), ("lr", 10**400),
                         ("momentum", -0.1), ("momentum", 1.5), ("momentum", float("nan"))]:
         args = good_args("sgd_momentum_step")
         before = {k: v.copy() for k, v in args.items()}

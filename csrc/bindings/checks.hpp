@@ -182,12 +182,18 @@ inline bool arg_bool(py::handle h, const std::string& name) {
     throw py::type_error(name + " must be a bool, got " + type_name(h));
 }
 
-// A real number: int or float (Python's or NumPy's), not bool.
+// A real number: int or float (Python's or NumPy's), not bool. An int past double's range is a
+// ValueError naming the argument (float() would raise OverflowError, which names nothing).
 inline double arg_real(py::handle h, const std::string& name) {
     if (PyFloat_Check(h.ptr())) return PyFloat_AsDouble(h.ptr());
-    if (!PyBool_Check(h.ptr()) && (PyLong_Check(h.ptr()) || is_instance_of(h, "numbers", "Real")))
+    if (PyBool_Check(h.ptr()) || !(PyLong_Check(h.ptr()) || is_instance_of(h, "numbers", "Real")))
+        throw py::type_error(name + " must be a real number, got " + type_name(h));
+    try {
         return py::float_(py::reinterpret_borrow<py::object>(h)).cast<double>();
-    throw py::type_error(name + " must be a real number, got " + type_name(h));
+    } catch (py::error_already_set& error) {
+        if (!error.matches(PyExc_OverflowError)) throw;
+        throw py::value_error(name + " must be finite, got an integer past float's range");
+    }
 }
 
 // The value of an integer argument (Python's or NumPy's, not bool), or TypeError.

@@ -17,7 +17,8 @@ class Schedule:
 
     constant   lr0
     invscaling lr0 / (t + 1)^power_t, t the samples seen before the epoch (scikit-learn's)
-    step       lr0 · gamma^⌊epoch / step_size⌋
+    step       lr0 · gamma^⌊epoch / step_size⌋, a decay: gamma in [0, 1] (a larger one would
+               grow the rate past float's range within a fit)
     cosine     from lr0 down to lr_min over the fit's epochs
     adaptive   lr0 while the loss improves by at least tol; after more than n_iter_no_change
                epochs without, lr / 5, and stop once lr ≤ 1e-6 (scikit-learn's)
@@ -31,7 +32,7 @@ class Schedule:
         self.lr0, self.epochs, self.n_samples = lr0, max(epochs, 1), n_samples
         self.power_t = check_real(power_t, "power_t", 0.0)
         self.step_size = check_int(step_size, "step_size")
-        self.gamma = check_real(gamma, "gamma", 0.0)
+        self.gamma = check_real(gamma, "gamma", 0.0, 1.0)
         self.lr_min = check_real(lr_min, "lr_min", 0.0, lr0)
         self.tol = check_real(tol, "tol", 0.0)
         self.n_iter_no_change = check_int(n_iter_no_change, "n_iter_no_change")

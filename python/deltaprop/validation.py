@@ -3,9 +3,10 @@ Every error names the argument and says what was expected and what was seen."""
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Collection, Sequence
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -37,10 +38,14 @@ def check_real(value: object, name: str, low: float, high: float = np.inf) -> fl
     """A finite real number in [low, high]."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    real = cast(float, value)  # typeshed's numbers.Real lacks the comparisons every Real has
-    if not (np.isfinite(real) and low <= real <= high):
-        raise ValueError(f"{name} must be finite and in [{low}, {high}], got {value}")
-    return float(value)
+    bounds = f"{name} must be finite and in [{low}, {high}]"
+    try:  # (a Fraction, or an int: one past float's range overflows)
+        real = float(value)
+    except OverflowError:
+        raise ValueError(f"{bounds}, got an integer past float's range") from None
+    if not (math.isfinite(real) and low <= real <= high):
+        raise ValueError(f"{bounds}, got {value}")
+    return real
 
 
 def check_name(value: str, name: str, known: Collection[str]) -> str:
@@ -88,6 +93,9 @@ def dropout_rates(dropout: object, n_hidden: int) -> list[float]:
 
 
 def _numeric(X: npt.ArrayLike, name: str) -> npt.NDArray[Any]:
+    if isinstance(X, np.ma.MaskedArray):  # (np.asarray would drop its mask silently)
+        raise TypeError(f"{name} is a masked array, whose mask the model would ignore; pass "
+                        f"{name}.filled(value) or {name}.data")
     X = np.asarray(X)
     if X.dtype.kind == "c":
         raise TypeError(f"{name} is complex; complex data is not supported")
