@@ -90,6 +90,7 @@ def test_multilabel_targets_go_to_label_binarizer():
     np.testing.assert_array_equal(decode(binarizer, Y * 0.9), binarizer.inverse_transform(Y * 0.9))
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize("solver", ["adam", "lbfgs"])
 def test_a_multilabel_target_s_nonzero_entries_are_its_positives(solver):
     """type_of_target calls a 0/2 matrix multilabel-indicator, and scikit-learn's MLPClassifier
