@@ -2,12 +2,14 @@
 // first layers, and whether units have died or saturated, gathered while training from the
 // buffers a training step already fills. For layer l (the output layer last):
 //   grad_norm      ||dC/dW_l||                 delta_norm  ||dZ_l||, the error signal at layer l
-//   update_ratio   ||dW_l|| / ||W_l|| of the step the optimizer took
+//   update_ratio   ||dW_l|| / ||W_l|| of the step the optimizer took (inf for a step from
+//                  all-zero weights)
 //   zero_fraction  the fraction of the layer's activations f(Z) that are exactly 0
 //   dead_fraction  the fraction of units whose activation f(z) is 0 for every sample seen (a
 //                  dead ReLU unit, seed 002; necro_relu's can die too: its forward is ReLU's)
-//   saturated_fraction  ... whose |f'(z)| stays below 1% of f's largest derivative (seed 002's
-//                  "network paralysis": a sigmoid or tanh unit pinned at 0 or 1)
+//   saturated_fraction  ... whose |f'(z)| stays below 1% of f's largest derivative (seed 003's
+//                  "network paralysis": a sigmoid or tanh unit pinned at 0 or 1), that 1% in
+//                  the network's float type (a float32 leaky slope of 0.01 is 1%, not below)
 // The fractions count every sample of the epoch. The norms are averaged over every
 // kHealthNormStride-th batch (the first always): reading every weight three times per batch
 // (gradient, step, weights) cost 12% of a 784-512-512-10 epoch at batch 128 and an eighth of
@@ -49,6 +51,7 @@ inline double derivative_max(const ActivationSpec& f) {
 
 class HealthAccumulator {
   public:
+    template <typename T>
     void reset(const NetSpec& spec) {
         const idx L = spec.layers();
         for (auto* v : {&grad_, &delta_, &update_, &zeros_, &elements_}) v->assign(size_t(L), 0.0);
@@ -58,7 +61,7 @@ class HealthAccumulator {
         for (idx l = 0; l + 1 < L; ++l) {
             top_[l].assign(size_t(spec.sizes[l + 1]), 0.0);
             live_[l].assign(size_t(spec.sizes[l + 1]), 0.0);
-            thresholds_[l] = 0.01 * derivative_max(spec.hidden[l].f);
+            thresholds_[l] = double(T(0.01 * derivative_max(spec.hidden[l].f)));
         }
         batches_ = 0;
     }
@@ -84,10 +87,11 @@ class HealthAccumulator {
 
     // ||dW_l|| / ||W_l|| of the step just taken, from the optimizer's state after it (see
     // optim.hpp: sgd's velocity is the step; nesterov's is mu v - lr g; adam's -lr_t m/(sqrt(v)+eps)).
+    // All-zero weights (a symmetric start) moved: inf, not the 0 of no step.
     template <typename T>
     void add_update(idx l, double step_squares, const T* W, idx count) {
-        const double w = l2_norm<T>(W, count);
-        update_[l] += w > 0 ? std::sqrt(step_squares) / w : 0.0;
+        const double w = l2_norm<T>(W, count), step = std::sqrt(step_squares);
+        update_[l] += w > 0 ? step / w : step > 0 ? std::numeric_limits<double>::infinity() : 0.0;
     }
 
     // kHealthRows x L values, row-major, into `out`.

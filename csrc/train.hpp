@@ -76,7 +76,7 @@ struct TrainConfig {
 // returns the penalty 1/2 alpha sum ||W||^2 / n (scikit-learn's), summed in float64 in a fixed
 // order. Biases (and learned activation parameters) are not decayed.
 template <typename T>
-double apply_l2(const ParamViews<T*>& params, const ParamViews<T*>& grad, const NetSpec& spec,
+double apply_l2(const ParamViews<const T*>& params, const ParamViews<T*>& grad, const NetSpec& spec,
                 double alpha, double n, int n_threads) {
     double squares = 0;
     for (idx l = 0; l < spec.layers(); ++l) {
@@ -214,11 +214,12 @@ EpochResult train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const Pa
         // The L2 decay goes into the update's pass unless clipping or health reads the decayed
         // gradient before it.
         const bool decay_in_update = c.clip_norm <= 0 && !health;
-        if (c.alpha > 0 && !decay_in_update) loss += apply_l2(params, grad, spec, c.alpha, size, n_threads);
-        if (c.clip_norm > 0)
-            clip_by_global_norm<T>(grad.arrays.data(), spec.array_sizes.data(), spec.arrays(), c.clip_norm, n_threads);
+        if (c.alpha > 0 && !decay_in_update) loss += apply_l2(view, grad, spec, c.alpha, size, n_threads);
+        // health reads dC/dW itself: before clipping scales it to clip_norm
         const bool norms = health && HealthAccumulator::samples_norms(start / batch);
         if (health) health->add_batch(ws, view, grad, rows, spec, norms, n_threads);
+        if (c.clip_norm > 0)
+            clip_by_global_norm<T>(grad.arrays.data(), spec.array_sizes.data(), spec.arrays(), c.clip_norm, n_threads);
         loss += update(params, grad, state1, state2, spec, c, ++t, n_threads, decay_in_update ? size : 0.0);
         total += double(rows) * loss;
         done += rows;
@@ -267,7 +268,7 @@ EpochsResult train_epochs(Workspace<T>& ws, const ParamViews<T*>& params, const 
         epoch_config.epoch = c.epoch + std::uint64_t(e);
         epoch_config.step = result.step;
         const idx* order = order_for(e);
-        if (health) health->reset(spec);
+        if (health) health->reset<T>(spec);
         const EpochResult r = train_epoch(ws, params, state1, state2, X, Y, sample_weight, n, order, spec,
                                           epoch_config, n_threads, interrupted, health);
         result.step = r.step;

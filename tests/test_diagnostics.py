@@ -99,13 +99,19 @@ def test_units_dead_by_construction_are_counted(digits):
     np.testing.assert_array_equal(health["zero_fraction"][:2], [0.7, 0.25])
 
 
-def test_both_backends_report_the_same_health(digits):
+@pytest.mark.parametrize("alpha", [0.0, 0.5])
+def test_both_backends_report_the_same_health(digits, alpha):
     X, y = digits[0][:200], digits[1][:200]
     nets = [dp.MLP([64, 24, 24, 10], ["prelu", "sigmoid"], residual=[False, True], seed=1,
                    backend=b) for b in ("cpp", "numpy")]
-    a, b = (gradient_health(net, X, y, warn=False) for net in nets)
+    a, b = (gradient_health(net, X, y, alpha=alpha, warn=False) for net in nets)
     for name in a:
         np.testing.assert_allclose(a[name], b[name], rtol=1e-10, equal_nan=True, err_msg=name)
+    if alpha:  # the L2 term is in: ||dW + (alpha / n) W||
+        loss_grads = nets[0].loss_and_gradients(X, y)[1]
+        expected = [np.linalg.norm(dW + alpha / len(X) * W)
+                    for dW, W in zip(loss_grads, nets[0].coefs_)]
+        np.testing.assert_allclose(a["grad_norm"], expected, rtol=1e-12)
 
 
 def first_to_last(activation, depth, X, y, **kwargs):
@@ -176,6 +182,17 @@ def test_check_health_names_the_layer_and_reads_the_last_epoch():
     record["dead_fraction"][-1] = [0.0, 0.0, np.nan]
     assert check_health(record)[-1].startswith("layers 0, 1: up to 90% of the units are "
                                                "saturated")
+
+
+def test_an_infinite_last_layer_gradient_is_broken_and_vanishes_nothing():
+    """Against an inf last-layer norm every finite one had a ratio of 0: "vanished", with the
+    advice for vanishing, for a gradient of 7e19."""
+    record = {"grad_norm": np.array([7e19, 3e19, np.inf]), "delta_norm": np.ones(3),
+              "update_ratio": np.ones(3), "zero_fraction": np.zeros(3),
+              "saturated_fraction": np.zeros(3), "dead_fraction": np.array([0.0, 0.0, np.nan])}
+    assert check_health(record) == [check_health(record)[0]]
+    assert check_health(record)[0].startswith("layer 2: the gradient norm is NaN or inf")
+    assert np.isnan(dp.diagnostics.with_ratios(record)["grad_norm_ratio"]).all()
 
 
 @pytest.mark.parametrize("activation,lr,sane_lr", [("sigmoid", 20.0, 2.0), ("tanh", 2.0, 0.1)])

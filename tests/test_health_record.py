@@ -3,6 +3,8 @@ reference twin, and the facts it must show."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from helpers import DTYPES, assert_close
@@ -89,6 +91,49 @@ def test_saturated_sigmoid_units_are_counted():
         net.fit(X, Y, epochs=1, lr=0.0, record_health=True)
     assert net.health_["saturated_fraction"][0, 0] == 12 / 16
     assert net.health_["dead_fraction"][0, 0] == 0  # a tiny derivative is not a zero one
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numpy"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_leaky_slope_of_one_percent_is_not_saturated_in_either_dtype(backend, dtype):
+    """leaky_relu's slope 0.01 is 1% of its largest derivative, not below it: in float32 too,
+    where the slope rounds to 0.0099999998 and read against a double 0.01 counted six units
+    pinned left as saturated, with a false "network paralysis" warning. A slope of 0.005 is
+    below 1% in both."""
+    X, Y = problem(np.random.default_rng(0), "softmax", n=100)
+    for slope, saturated in [(0.01, 0.0), (0.005, 0.75)]:
+        net = dp.MLP([12, 8, 4], dp.Activation("leaky_relu", alpha=slope), dtype=dtype,
+                     backend=backend, seed=0)
+        net.intercepts_[0][:6] = -50.0  # six of eight units left of 0 for every sample
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", HealthWarning)
+            net.fit(X, Y, epochs=1, lr=0.0, record_health=True)
+        assert net.health_["saturated_fraction"][0, 0] == saturated, slope
+        assert bool(caught) == (saturated > 0.5), [str(w.message) for w in caught]
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numpy"])
+def test_the_recorded_gradient_norm_is_taken_before_clipping(backend):
+    """clip_norm scales the step's gradient, not dC/dW: the record shows the gradient itself
+    (an exploding one too), where it showed the clipped one, never above clip_norm."""
+    X, Y = problem(np.random.default_rng(0), "softmax", n=64)
+    net = dp.MLP([12, 16, 16, 4], seed=0, backend=backend)
+    expected = [np.linalg.norm(dW) for dW in net.loss_and_gradients(X, Y)[1]]
+    net.fit(X, Y, epochs=1, batch_size=64, lr=0.0, clip_norm=1e-3, record_health=True)
+    np.testing.assert_allclose(net.health_["grad_norm"][0], expected, rtol=1e-12)
+    assert (net.health_["grad_norm"][0] > 1e-2).all()
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numpy"])
+def test_all_zero_weights_that_move_have_an_infinite_update_ratio(backend):
+    """||dW|| / ||W|| from W = 0 (a symmetric start) is infinite, not the 0 of no step; the
+    layer below, which the zero weights pass no gradient, takes no step: 0."""
+    X, Y = problem(np.random.default_rng(0), "softmax", n=64)
+    net = dp.MLP([12, 16, 4], seed=0, backend=backend)
+    net.coefs_[1][:] = 0.0
+    health = dp.diagnostics.gradient_health(net, X, Y, lr=0.1, warn=False)
+    assert health["grad_norm"][1] > 0 and health["update_ratio"][1] == np.inf
+    assert health["grad_norm"][0] == 0 and health["update_ratio"][0] == 0
 
 
 def test_health_array_is_checked():

@@ -726,7 +726,8 @@ def test_record_health_in_the_estimators():
         paralysed.fit(X, y)
     assert paralysed.score(X, y) < 0.3
     # lbfgs: one row per iteration, the last one the health of the network it returns, as
-    # deltaprop.diagnostics computes it (here on the NumPy reference)
+    # deltaprop.diagnostics computes it (here on the NumPy reference), the gradient the one
+    # lbfgs minimises: with the L2 term, as the stochastic solvers' records have it
     with warnings.catch_warnings():  # (half of its first layer dies: it says so)
         warnings.simplefilter("ignore", dp.diagnostics.HealthWarning)
         lbfgs = MLPClassifier(hidden_layer_sizes=(16, 16), solver="lbfgs", max_iter=15,
@@ -734,7 +735,8 @@ def test_record_health_in_the_estimators():
     assert lbfgs.health_["grad_norm"].shape == (lbfgs.n_iter_, 3)
     net = dp.MLP([64, 16, 16, 10], "relu", backend="numpy")
     net.coefs_, net.intercepts_ = lbfgs.coefs_, lbfgs.intercepts_
-    expected = dp.diagnostics.gradient_health(net, X, y, lr=lbfgs.learning_rate_init, warn=False)
+    expected = dp.diagnostics.gradient_health(net, X, y, lr=lbfgs.learning_rate_init,
+                                              alpha=lbfgs.alpha, warn=False)
     for name in HEALTH_ROWS:
         np.testing.assert_allclose(lbfgs.health_[name][-1], expected[name], rtol=1e-9)
 

@@ -291,6 +291,9 @@ inline py::array sample_weights(const py::handle& obj, idx N, const std::string&
 inline void require_lr(double lr) {
     if (!(std::isfinite(lr) && lr >= 0)) throw py::value_error("lr must be finite and >= 0, got " + std::to_string(lr));
 }
+inline void require_alpha(double alpha) {
+    if (!(std::isfinite(alpha) && alpha >= 0)) throw py::value_error("alpha must be finite and >= 0");
+}
 inline void require_momentum(double momentum) {
     if (!(momentum >= 0 && momentum <= 1))
         throw py::value_error("momentum must be in [0, 1], got " + std::to_string(momentum));

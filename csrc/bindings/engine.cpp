@@ -263,7 +263,7 @@ class Engine {
         double* health_out = health_obj.is_none() ? nullptr : health_array(health_obj, args);
         EpochResult result;
         locked(finite, [&] {
-            if (health_out) health_.reset(spec_);
+            if (health_out) health_.reset<T>(spec_);
             InterruptCheck check(ask_signals);
             result = dp::train_epoch(ws_, t.p, t.s1, t.s2, t.x, t.y, t.w, t.N, order, spec_, c,
                                      resolve_threads(n_threads_), check, health_out ? &health_ : nullptr);
@@ -374,11 +374,13 @@ class Engine {
     }
 
     // Gradient health (health.hpp) of one step on all of X: kHealthRows x layers, with the
-    // update ratio of a plain SGD step of learning rate lr.
+    // update ratio of a plain SGD step of learning rate lr, the gradient that of the objective
+    // with L2 penalty alpha (scikit-learn's: divided by the rows' weight, as training does).
     py::array health(const py::object& params_obj, const py::object& X_obj, const py::object& Y_obj,
-                     const py::object& weight_obj, const py::object& lr_obj) {
-        const double lr = arg_real(lr_obj, "lr");
+                     const py::object& weight_obj, const py::object& lr_obj, const py::object& alpha_obj) {
+        const double lr = arg_real(lr_obj, "lr"), alpha = arg_real(alpha_obj, "alpha");
         require_lr(lr);
+        require_alpha(alpha);
         std::vector<Named> args;
         FiniteChecks<T> finite;
         const auto p = params<const T*>(params_obj, "params", Role::read, args, finite);
@@ -391,7 +393,8 @@ class Engine {
             ws_.reserve(spec_, N, x.uses_x_batch(false));
             const ParamViews<T*> grad = ws_.grad_views();
             mlp_loss_and_gradients(ws_, p, grad, x, y, w, N, spec_, nt);
-            health_.reset(spec_);
+            if (alpha > 0) apply_l2(p, grad, spec_, alpha, weight_total(w, N), nt);
+            health_.reset<T>(spec_);
             health_.add_batch(ws_, p, grad, N, spec_, true, nt);
             for (idx l = 0; l < spec_.layers(); ++l) {
                 const idx count = spec_.array_size(spec_.weight_index(l));
@@ -447,7 +450,7 @@ class Engine {
         c.clip_norm = arg_real(clip_obj, "clip_norm");
         c.step = arg_u64(step_obj, "step");
         require_adam(c.beta_1, c.beta_2, c.epsilon);
-        if (!(std::isfinite(c.alpha) && c.alpha >= 0)) throw py::value_error("alpha must be finite and >= 0");
+        require_alpha(c.alpha);
         if (!(std::isfinite(c.clip_norm) && c.clip_norm >= 0)) throw py::value_error("clip_norm must be finite and >= 0 (0: no clipping)");
         return c;
     }
@@ -763,7 +766,7 @@ void bind_engine_for(py::module_& m, const char* name) {
              "held_out"_a = py::none(), "best_score"_a = -std::numeric_limits<double>::infinity(),
              "health"_a = py::none())
         .def("health", &Engine<T>::health, "params"_a, "X"_a, "Y"_a, "sample_weight"_a = py::none(),
-             "lr"_a = 0.01);
+             "lr"_a = 0.01, "alpha"_a = 0.0);
 }
 
 }  // namespace

@@ -2,13 +2,16 @@
 
 The seeds' question, measured per layer (first layer first, the output layer last):
 
-    grad_norm           ‖∂C/∂W_l‖                  grad_norm_ratio   ÷ the last layer's
+    grad_norm           ‖∂C/∂W_l‖, L2's term included, before any clipping
+    grad_norm_ratio     ÷ the last layer's (NaN where that is 0 or not finite)
     delta_norm          ‖Δ_l‖ = ‖∂C/∂Z_l‖, the error signal reaching layer l; delta_norm_ratio
-    update_ratio        ‖ΔW_l‖ / ‖W_l‖ of one plain SGD step of learning rate ``lr``
+    update_ratio        ‖ΔW_l‖ / ‖W_l‖ of one plain SGD step of learning rate ``lr`` (inf from
+                        all-zero weights)
     zero_fraction       activations exactly 0 (sparsity: about half at a He-initialised ReLU layer)
     dead_fraction       units whose activation is 0 for every sample given (dying ReLU, seed 002)
     saturated_fraction  units whose |f'| stays below 1% of its largest value for every sample
-                        (sigmoid or tanh pinned at its ends: seed 003's "network paralysis")
+                        (sigmoid or tanh pinned at its ends: seed 003's "network paralysis"),
+                        that 1% in the network's dtype (a float32 leaky slope of 0.01 is not)
 
 Sigmoid's derivative is at most 1/4, so each sigmoid layer shrinks Δ by 4× or more: twenty of
 them leave the first layer a 4^-20 share of the signal. ReLU's derivative is 0 or 1, so Δ keeps
@@ -42,29 +45,31 @@ class HealthWarning(UserWarning):
 
 def with_ratios(health: Mapping[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
     """Adds grad_norm_ratio and delta_norm_ratio: each layer's norm over the last layer's
-    (along the last axis, so per epoch for a record of epochs × layers)."""
+    (along the last axis, so per epoch for a record of epochs × layers); NaN where the last
+    layer's is 0 or not finite (over inf, every finite norm would read as vanished)."""
     out = dict(health)
     for name in ("grad_norm", "delta_norm"):
         values = np.asarray(health[name], dtype=np.float64)
         last = values[..., -1:]
         with np.errstate(divide="ignore", invalid="ignore"):
-            out[f"{name}_ratio"] = np.where(last > 0, values / last, np.nan)
+            out[f"{name}_ratio"] = np.where((last > 0) & np.isfinite(last), values / last, np.nan)
     return out
 
 
 def gradient_health(net: MLP, X: npt.ArrayLike, Y: npt.ArrayLike, *, lr: float = 0.01,
-                    sample_weight: npt.ArrayLike | None = None, warn: bool = True,
-                    ) -> dict[str, npt.NDArray[Any]]:
+                    alpha: float = 0.0, sample_weight: npt.ArrayLike | None = None,
+                    warn: bool = True) -> dict[str, npt.NDArray[Any]]:
     """The health of ``net`` (a deltaprop.MLP) on (X, Y), from one forward and backward pass in
-    its own engine: a dict of per-layer float64 arrays (see the module docstring). With
-    ``warn``, emits a :class:`HealthWarning` for each problem :func:`check_health` finds."""
+    its own engine: a dict of per-layer float64 arrays (see the module docstring), the
+    gradient that of the objective with fit's L2 penalty ``alpha``. With ``warn``, emits a
+    :class:`HealthWarning` for each problem :func:`check_health` finds."""
     from .validation import check_real, check_sample_weight, rows_of
 
     inputs = net._inputs(X)
     Y = net._targets(Y, rows_of(inputs))
-    lr = check_real(lr, "lr", 0.0)
+    lr, alpha = check_real(lr, "lr", 0.0), check_real(alpha, "alpha", 0.0)
     sample_weight = check_sample_weight(sample_weight, rows_of(inputs))
-    rows = net._engine.health(net._params(), inputs, Y, sample_weight, lr)
+    rows = net._engine.health(net._params(), inputs, Y, sample_weight, lr, alpha)
     health = with_ratios(dict(zip(HEALTH_ROWS, rows)))
     if warn:
         for message in check_health(health):

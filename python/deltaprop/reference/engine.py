@@ -89,5 +89,5 @@ class Engine:
 
     def health(self, params: Sequence[FloatArray], X: Rows, Y: FloatArray,
                sample_weight: npt.ArrayLike | None = None,
-               lr: float = 0.01) -> npt.NDArray[np.float64]:
-        return health(params, dense_rows(X), Y, self.spec, sample_weight, lr)
+               lr: float = 0.01, alpha: float = 0.0) -> npt.NDArray[np.float64]:
+        return health(params, dense_rows(X), Y, self.spec, sample_weight, lr, alpha)

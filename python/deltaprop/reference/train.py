@@ -91,14 +91,14 @@ def train_epoch(params: Sequence[FloatArray], state1: Sequence[FloatArray],
             loss += l2_penalty([params[a] for a in weights], alpha, size)
             for a in weights:
                 add_l2(grads[a], params[a], alpha, size)
+        norms = record is not None and samples_norms(index)
+        if record is not None:  # ∂C/∂W itself: before clipping scales it to clip_norm
+            record.add_batch(trace, [grads[a] for a in weights], spec.unpack(params), norms)
         if clip_norm > 0:
             clip_by_global_norm(grads, clip_norm)
         total += loss * len(rows)
         trained += len(rows)
         t += 1
-        norms = record is not None and samples_norms(index)
-        if record is not None:
-            record.add_batch(trace, [grads[a] for a in weights], spec.unpack(params), norms)
         before = [params[a].copy() for a in weights] if norms else None
         for p, s1, s2, g in zip(params, state1, state2, grads):
             if optimizer == "sgd":

@@ -270,12 +270,14 @@ class Network:
 
     def health(self, coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray], X: Any,
                Y: FloatArray, sample_weight: npt.NDArray[np.float64] | None = None,
-               learned: Learned | None = None, lr: float = 0.0) -> npt.NDArray[np.float64]:
+               learned: Learned | None = None, lr: float = 0.0,
+               alpha: float = 0.0) -> npt.NDArray[np.float64]:
         """The gradient health of one pass over all rows of X: HEALTH_ROWS x layers,
-        the update ratio for a plain step of ``lr`` (deltaprop.diagnostics.gradient_health's)."""
+        the update ratio for a plain step of ``lr`` (deltaprop.diagnostics.gradient_health's),
+        the gradient with the L2 penalty ``alpha``'s term, as lbfgs minimises it."""
         rows: npt.NDArray[np.float64] = self._engine.health(
             self.params(coefs, intercepts, learned), self._input(X),
-            np.ascontiguousarray(Y, dtype=self.dtype), sample_weight, lr)
+            np.ascontiguousarray(Y, dtype=self.dtype), sample_weight, lr, alpha)
         return rows
 
     # -- one epoch (sgd, adam) -----------------------------------------------------------------

@@ -96,7 +96,7 @@ def fit_lbfgs(est: Any, X: Any, y: FloatArray, sample_weight: npt.NDArray[np.flo
         if track:
             coefs, intercepts, learned = unpack(last)
             est._append_health(net.health(coefs, intercepts, X, y, sample_weight, learned,
-                                          lr=est.learning_rate_init)[None])
+                                          lr=est.learning_rate_init, alpha=est.alpha)[None])
         if not hooks.idle:
             est.coefs_, est.intercepts_, est.activation_params_ = unpack(last)
             hooks.epoch_begin()
