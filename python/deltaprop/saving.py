@@ -271,6 +271,14 @@ def load_mlp(cls: type[_Net], path: PathArg, *, backend: str = "cpp",
     if n_threads is not None:
         check_int(n_threads, "n_threads", 1, 1024)
     header, contents = read_model_file(path)
+    return mlp_from_file(cls, path, header, contents, backend=backend, n_threads=n_threads)
+
+
+def mlp_from_file(cls: type[_Net], path: PathArg, header: Mapping[str, Any],
+                  contents: Mapping[str, npt.NDArray[Any]], *, backend: str = "cpp",
+                  n_threads: int | None = None) -> _Net:
+    """The network a model file's header and arrays (read_model_file's) describe, as
+    ``cls.load`` gives it; ValueError naming ``path`` if they do not describe one."""
     try:
         epochs = check_int(header["epochs_trained"], "epochs_trained", 0)
         dense = dense_layer_arrays(header["layer_sizes"], header["dtype"])

@@ -15,16 +15,15 @@ import numpy.typing as npt
 
 from .._typing import FloatArray, PathArg
 from ..activations import Activation
+from ..model import MLP
 from ..saving import (
     _activation_from_json,
     _activation_to_json,
     _bad,
-    check_parameter_arrays,
-    dense_layer_arrays,
+    mlp_from_file,
     read_model_file,
     save_mlp,
 )
-from . import _backend
 
 # What predict, score and the attributes need; the optimizer's state is not kept (a warm start
 # after loading starts a fresh optimizer, as fit does), nor the stopping rule's patience (it
@@ -123,9 +122,44 @@ def _checked_attributes(saved: Any, sizes: Sequence[int]) -> dict[str, Any]:
     return saved
 
 
+def _differences(est: Any, net: MLP) -> list[str]:
+    """What of the network the file's header describes (``net``, as deltaprop.MLP.load builds
+    it) the estimator's own parameters describe otherwise."""
+    sizes = net.layer_sizes
+    residual, dropout = est._blocks(sizes)
+    loss, huber_delta = est._engine_loss()
+    theirs = {"hidden_layer_sizes": np.atleast_1d(est.hidden_layer_sizes).tolist(),
+              "activation": est._hidden_activations(len(sizes) - 2),
+              "output": est._output_kind(), "loss": loss, "huber_delta": huber_delta,
+              "residual": residual, "dropout": dropout, "alpha_dropout": bool(est.alpha_dropout)}
+    ours = {"hidden_layer_sizes": sizes[1:-1], "activation": net._specs, "output": net.output,
+            "loss": net.loss, "huber_delta": net.huber_delta, "residual": net._residual,
+            "dropout": net._dropout, "alpha_dropout": net.alpha_dropout}
+    return [name for name in ours if ours[name] != theirs[name]]
+
+
+def _dropout_state(saved: Any) -> tuple[int, int]:
+    """(_dropout_seed, _epochs_trained), which further training's dropout masks are drawn from;
+    (0, 0), what an estimator without them uses, for files saved before they were."""
+    if saved is None:
+        return 0, 0
+    seed, epochs = saved
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (seed, epochs)) or not (
+            0 <= seed < 2**31 and epochs >= 0):
+        raise ValueError(f"dropout_state must be [seed < 2**31, epochs], got {saved!r:.80}")
+    return seed, epochs
+
+
+def _feature_names(path: PathArg, saved: Any, n_features: int) -> npt.NDArray[Any]:
+    if not (isinstance(saved, list) and len(saved) == n_features
+            and all(isinstance(name, str) for name in saved)):
+        raise _bad(path, f"feature_names_in_ must be {n_features} names, got {saved!r:.80}")
+    return np.asarray(saved, dtype=object)
+
+
 # A label's dtype as save writes it: classes of these kinds, and a string width the labels
-# need (a wider one, from a wider y, up to this many characters): a header's dtype of
-# 300 000 000 characters would otherwise allocate 1.2 GB a class.
+# need: a narrower one would cut them short, a wider one (from a wider y) may reach this many
+# characters: a header's dtype of 300 000 000 would otherwise allocate 1.2 GB a class.
 _CLASS_KINDS, _CLASS_WIDTH = "biufUO", 1024
 
 
@@ -135,8 +169,9 @@ def _classes(saved: Any) -> npt.NDArray[Any]:
         raise ValueError(f"classes of dtype {dtype} are not saved classes")
     if dtype.kind == "U":
         longest = max((len(v) for v in values if isinstance(v, str)), default=0)
-        if dtype.itemsize // 4 > max(longest, _CLASS_WIDTH):
-            raise ValueError(f"dtype {dtype} is wider than its classes need")
+        if not longest <= dtype.itemsize // 4 <= max(longest, _CLASS_WIDTH):
+            raise ValueError(f"dtype {dtype} does not fit its classes of up to {longest} "
+                             f"characters")
     return np.asarray(values, dtype=dtype)
 
 
@@ -150,11 +185,13 @@ def _label_binarizer(path: PathArg, saved: Any, n_outputs: int) -> Any:
         multilabel = saved["y_type"].startswith("multilabel")
         binarizer = LabelBinarizer()
         binarizer.fit(np.eye(len(classes), dtype=int) if multilabel else classes)
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
         raise _bad(path, f"bad classes: {type(error).__name__}: {error}") from error
     units = len(binarizer.classes_) if multilabel or len(binarizer.classes_) > 2 else 1
     if classes.ndim != 1 or len(binarizer.classes_) != len(classes) or units != n_outputs:
         raise _bad(path, f"its {len(classes)} classes do not fit its {n_outputs} outputs")
+    if not np.array_equal(binarizer.classes_, classes):  # the outputs' order is the file's
+        raise _bad(path, "its classes are not sorted, as classes_ is")
     return binarizer
 
 
@@ -191,6 +228,8 @@ class PersistMixin:
                                  f"drop trailing NULs), which a file could not tell apart")
             sk["classes"] = {"values": labels, "dtype": est.classes_.dtype.str,
                              "y_type": est._label_binarizer.y_type_}
+        # what further training's dropout masks are drawn from (as a pickle keeps them)
+        sk["dropout_state"] = [getattr(est, "_dropout_seed", 0), getattr(est, "_epochs_trained", 0)]
         save_mlp(net, path, extra={"sklearn": sk})
 
     @classmethod
@@ -201,6 +240,10 @@ class PersistMixin:
         if not isinstance(sk, dict) or sk.get("estimator") != cls.__name__:
             found = sk.get("estimator") if isinstance(sk, dict) else "a plain deltaprop.MLP"
             raise _bad(path, f"it holds {found}, not a {cls.__name__}")
+        # the network as deltaprop.MLP.load reads it, its header and arrays checked; the
+        # estimator's parameters must describe the same one, or the two readers would differ
+        net = mlp_from_file(MLP, path, header, contents, backend="numpy")
+        sizes = net.layer_sizes
         try:
             params = dict(sk["params"])
             params["activation"] = _activation_from_json(params["activation"])
@@ -208,31 +251,19 @@ class PersistMixin:
             if "class_weight" in params:
                 params["class_weight"] = _class_weight_from_json(params["class_weight"])
             est: Any = cls(**params)  # an estimator (scikit-learn's classes are untyped)
-            sizes, dtype = header["layer_sizes"], np.dtype(header["dtype"])
-            expected: dict[str, npt.NDArray[Any]] = dense_layer_arrays(sizes, dtype)
             for name, value in _checked_attributes(sk["attributes"], sizes).items():
                 setattr(est, name, value)
-            if est._output_kind() != header["output"]:
-                raise ValueError(f"out_activation_ {est.out_activation_!r} is not the network's "
-                                 f"output {header['output']!r}")
-            hidden = est._hidden_activations(len(sizes) - 2)
+            differ = _differences(est, net)
+            est._dropout_seed, est._epochs_trained = _dropout_state(sk.get("dropout_state"))
         except (KeyError, TypeError, ValueError, AttributeError, MemoryError) as error:
             raise _bad(path, f"bad header: {type(error).__name__}: {error}") from error
-        L = len(sizes) - 1
-        # the learned activations' arrays, shaped as a fresh network's
-        learned_like = [_backend.init_activation_params(spec, n, dtype)
-                        for spec, n in zip(hidden, sizes[1:])]
-        for l, like in enumerate(learned_like):
-            for name, array in like.items():
-                expected[f"activation_params_{l}_{name}"] = array
-        check_parameter_arrays(path, contents, expected)
-        est.coefs_ = [np.ascontiguousarray(contents[f"coefs_{l}"]) for l in range(L)]
-        est.intercepts_ = [np.ascontiguousarray(contents[f"intercepts_{l}"]) for l in range(L)]
-        est.activation_params_ = [
-            {name: np.ascontiguousarray(contents[f"activation_params_{l}_{name}"]) for name in like}
-            for l, like in enumerate(learned_like)]
+        if differ:
+            raise _bad(path, f"the network its header describes and its estimator's parameters "
+                             f"differ in {', '.join(differ)}")
+        est.coefs_, est.intercepts_ = net.coefs_, net.intercepts_
+        est.activation_params_ = net.activation_params_
         if "feature_names_in_" in sk:
-            est.feature_names_in_ = np.asarray(sk["feature_names_in_"], dtype=object)
+            est.feature_names_in_ = _feature_names(path, sk["feature_names_in_"], sizes[0])
         if "classes" in sk:
             est._label_binarizer = _label_binarizer(path, sk["classes"], n_outputs=sizes[-1])
             est.classes_ = est._label_binarizer.classes_
