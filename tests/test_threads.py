@@ -66,6 +66,24 @@ def test_a_limited_fit_gives_the_same_model(rng):
         np.testing.assert_array_equal(a, b)
 
 
+@multicore
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_an_lbfgs_fit_does_not_depend_on_the_blas_thread_count(rng):
+    """scipy's L-BFGS-B sums dot products over every parameter in its BLAS (~78 000 here),
+    which two threads split differently: lbfgs runs it on one, so the model is the same bits
+    however many BLAS threads the caller allows (scikit-learn's own lbfgs differs there)."""
+    from deltaprop.sklearn import MLPClassifier
+
+    X, y = rng.standard_normal((400, 300)), rng.integers(0, 5, 400)
+    fits = []
+    for blas in (1, 2):
+        with threadpoolctl.threadpool_limits(limits=blas, user_api="blas"):
+            fits.append(MLPClassifier(hidden_layer_sizes=(256,), solver="lbfgs", max_iter=10,
+                                      random_state=0, n_threads=1).fit(X, y))
+    for a, b in zip(fits[0].coefs_ + fits[0].intercepts_, fits[1].coefs_ + fits[1].intercepts_):
+        np.testing.assert_array_equal(a, b)
+
+
 CHILD = "from deltaprop import _core; print(_core.threads_used(0), _core.threads_used(2))"
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.optimize
 from sklearn.utils.optimize import _check_optimize_result
+from threadpoolctl import threadpool_limits
 
 from .._typing import FloatArray
 from ._hooks import EpochHooks
@@ -105,9 +106,13 @@ def fit_lbfgs(est: Any, X: Any, y: FloatArray, sample_weight: npt.NDArray[np.flo
                 raise StopIteration
 
     try:
-        result = scipy.optimize.minimize(
-            loss_grad, _pack(start), method="L-BFGS-B", jac=True, callback=after_iteration,
-            options={"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol})
+        # L-BFGS-B's own vector sums (dot products over every parameter) run in scipy's BLAS,
+        # whose threads would split them differently by thread count: one thread keeps the
+        # result independent of it, as the engine's is
+        with threadpool_limits(limits=1, user_api="blas"):
+            result = scipy.optimize.minimize(
+                loss_grad, _pack(start), method="L-BFGS-B", jac=True, callback=after_iteration,
+                options={"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol})
     except KeyboardInterrupt:
         # as the stochastic solvers do (scikit-learn's lbfgs lets it through): the model of
         # the last whole iteration, and a warning
