@@ -91,6 +91,15 @@ def test_residual_true_picks_the_square_hidden_layers():
     assert net._residual == [False, True, False, True]
 
 
+def test_per_layer_options_may_be_arrays_as_the_estimators_take_them():
+    """A grid search hands out NumPy arrays: a 1-D array is a list of one per layer, a 0-d one a
+    value for all (an array was refused as "dropout[0] must be a real number, got ndarray")."""
+    net = dp.MLP([3, 8, 8, 8, 2], residual=np.array([False, True, True]),
+                 dropout=np.array([0.1, 0.2, 0.0]))
+    assert net._residual == [False, True, True] and net._dropout == [0.1, 0.2, 0.0]
+    assert dp.MLP([3, 8, 8, 2], dropout=np.array(0.25))._dropout == [0.25, 0.25]
+
+
 def gradient_norms(net, X, Y):
     _, dcoefs, _, _ = net.loss_and_gradients(X, Y)
     return [np.linalg.norm(g) for g in dcoefs]

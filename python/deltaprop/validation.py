@@ -58,8 +58,10 @@ def check_name(value: str, name: str, known: Collection[str]) -> str:
 
 
 def per_layer(value: object, n: int, name: str) -> list[Any]:
-    """One value per layer: a list or tuple must have n entries; anything else applies to all.
-    The values are the caller's to check (so typed Any)."""
+    """One value per layer: a list, tuple or 1-D array must have n entries; anything else (a 0-d
+    array as its value) applies to all. The values are the caller's to check (so typed Any)."""
+    if isinstance(value, np.ndarray) and value.ndim <= 1:  # as the estimators take them
+        value = value.tolist()
     if isinstance(value, (list, tuple)):
         if len(value) != n:
             raise ValueError(f"{name} must be one value or a list of {n} (one per layer), got "
