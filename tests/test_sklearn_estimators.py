@@ -721,6 +721,25 @@ def test_sklearn_scoring_monitor(wine, solver):
     assert len(epochs) == 4 and epochs[-1]["accuracy"] == clf.score(X, y)
 
 
+def test_the_fit_s_callbacks_get_the_fit_s_sample_weight_not_class_weights(wine):
+    """As LogisticRegression hands them: each epoch is scored with the objective's row weights
+    (class_weight's in), the whole fit with the caller's sample_weight (none here), so its
+    logged score is est.score's (it was a balanced-weighted accuracy)."""
+    callback = pytest.importorskip("sklearn.callback")
+    X, y = wine
+    monitor = callback.ScoringMonitor(scoring="accuracy")
+    clf = small(MLPClassifier, max_iter=3, class_weight="balanced").set_callbacks(monitor)
+    clf.fit(X, y)
+    rows = vars(monitor.get_logs())["data"]
+    fit = [r for r in rows if r["task_name"] == "fit"][-1]
+    last_epoch = [r for r in rows if r["task_name"] == "epoch"][-1]
+    assert fit["accuracy"] == clf.score(X, y)
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    weights = compute_sample_weight("balanced", y)
+    assert last_epoch["accuracy"] == pytest.approx(clf.score(X, y, sample_weight=weights))
+
+
 def test_only_the_backend_touches_the_engine():
     """Every call into deltaprop's engine goes through sklearn/_backend.py, so a new engine API
     is one file's port."""

@@ -362,6 +362,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
             X = X.tocsr()  # the engine reads CSR rows (once here, not per epoch)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
+        given_weight = sample_weight  # the caller's, for the callbacks of the whole fit
         if class_weights is not None:  # (the classifier's class_weight: a factor per row)
             sample_weight = (class_weights.astype(X.dtype) if sample_weight is None
                              else sample_weight * class_weights.astype(X.dtype))
@@ -382,7 +383,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
             self._check_continued(layer_units, incremental)
             self._continue_stopping_rule()
         y = np.ascontiguousarray(y, dtype=X.dtype)
-        hooks = EpochHooks(self, X, y, sample_weight, incremental)
+        hooks = EpochHooks(self, X, y, sample_weight, incremental, given_weight)
         try:
             if self.solver in _STOCHASTIC_SOLVERS:
                 self._fit_stochastic(X, y, sample_weight, incremental, hooks)

@@ -30,7 +30,10 @@ class EpochHooks:
 
     # estimator: a BaseMLP (typed Any: it subclasses scikit-learn's untyped classes)
     def __init__(self, estimator: Any, X: Any, y: Any, sample_weight: Any,
-                 incremental: bool) -> None:
+                 incremental: bool, given_weight: Any = None) -> None:
+        """``sample_weight``: the rows' weights in the objective (class_weight's included), which
+        each epoch's callbacks get; ``given_weight``: the fit's own sample_weight, which the
+        fit's get (as LogisticRegression hands them: a score of the whole fit is the user's)."""
         self.estimator = estimator
         self.bar: Any = None
         self.context: Any = None
@@ -39,12 +42,13 @@ class EpochHooks:
             # the targets as the user gave them (labels, not the network's encoding), for
             # callbacks that score
             y = estimator._decode_targets(y)
-            self.data = dict(X=X, y=y.ravel() if y.ndim == 2 and y.shape[1] == 1 else y,
-                             metadata=(None if sample_weight is None
-                                       else {"sample_weight": sample_weight}))
+            y = y.ravel() if y.ndim == 2 and y.shape[1] == 1 else y
+            self.data, self.fit_data = (
+                dict(X=X, y=y, metadata=None if w is None else {"sample_weight": w})
+                for w in (sample_weight, given_weight))
             self.context = estimator._init_callback_context(
                 max_subtasks=1 if incremental else estimator.max_iter)
-            self.context.call_on_fit_task_begin(estimator=estimator, **self.data)
+            self.context.call_on_fit_task_begin(estimator=estimator, **self.fit_data)
         if estimator.progress and not incremental:
             try:
                 from tqdm.auto import tqdm
@@ -109,4 +113,5 @@ class EpochHooks:
             self.epoch_context.call_on_fit_task_end(estimator=self.estimator)
         if self.context is not None:
             self.context.call_on_fit_task_end(estimator=self.estimator,
-                                              reconstruction_attributes=self._fitted, **self.data)
+                                              reconstruction_attributes=self._fitted,
+                                              **self.fit_data)
