@@ -768,8 +768,9 @@ void gemm_packed(const GemmKernel<T>& kern, T* C, idx ldc, const T* A, idx lda, 
     //   streams them across once (a digits half step: 136 against 112 us). Nor is a B whose
     //   row stride is a multiple of 128 bytes read in place: its panel's kc rows then fall in at
     //   most 32 of the 64 sets of L1, as many rows to a set as an 8-way L1 (Zen 3's) has ways
-    //   before A's and C's lines are counted, and the loads miss. On a Zen 3 core the weight gradient 784 x 128 x 512 in float64, its dZ
-    //   read in place with a 4 KiB stride, ran at 0.6-0.7x of OpenBLAS, and packed at 1.05x.
+    //   before A's and C's lines are counted, and the loads miss. On a Zen 3 core the weight
+    //   gradient 784 x 128 x 512 in float64, its dZ read in place with a 4 KiB stride, ran at
+    //   0.6-0.7x of OpenBLAS, and packed at 1.05x.
     const bool conflicting_rows = ldb * idx(sizeof(T)) % 128 == 0;
     const bool b_in_place = !trans_b && alpha == T(1) && !in_parallel_region() && !conflicting_rows &&
                             (M <= 4 * idx(MR) || K * N * idx(sizeof(T)) <= kInPlaceBBytes);

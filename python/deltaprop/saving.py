@@ -237,8 +237,6 @@ def dense_layer_arrays(sizes: Sequence[int], dtype: npt.DTypeLike) -> dict[str, 
     empty arrays, to check a file's shapes and dtypes against (np.empty touches no memory).
     ValueError or TypeError for sizes or a dtype no network has."""
     sizes = [check_int(n, "layer_sizes", 1) for n in sizes]
-    if len(sizes) < 2:
-        raise ValueError(f"layer_sizes must hold an input and an output size, got {sizes}")
     if np.dtype(dtype) not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
     arrays: dict[str, FloatArray] = {}

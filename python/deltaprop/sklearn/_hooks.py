@@ -30,7 +30,7 @@ class EpochHooks:
 
     # estimator: a BaseMLP (typed Any: it subclasses scikit-learn's untyped classes)
     def __init__(self, estimator: Any, X: Any, y: Any, sample_weight: Any,
-                 incremental: bool, given_weight: Any = None) -> None:
+                 incremental: bool, given_weight: Any) -> None:
         """``sample_weight``: the rows' weights in the objective (class_weight's included), which
         each epoch's callbacks get; ``given_weight``: the fit's own sample_weight, which the
         fit's get (as LogisticRegression hands them: a score of the whole fit is the user's)."""
