@@ -19,7 +19,8 @@ class Schedule:
     invscaling lr0 / (t + 1)^power_t, t the samples seen before the epoch (scikit-learn's)
     step       lr0 · gamma^⌊epoch / step_size⌋, a decay: gamma in [0, 1] (a larger one would
                grow the rate past float's range within a fit)
-    cosine     from lr0 down to lr_min over the fit's epochs
+    cosine     lr_min + ½(lr0 − lr_min)(1 + cos(π · epoch / epochs)): from lr0 toward lr_min,
+               which the epoch after the last would reach (PyTorch's CosineAnnealingLR)
     adaptive   lr0 while the loss improves by at least tol; after more than n_iter_no_change
                epochs without, lr / 5, and stop once lr ≤ 1e-6 (scikit-learn's)
     """
