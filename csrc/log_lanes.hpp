@@ -52,10 +52,12 @@ struct LogConstants {
     return log_x + (x - x);  // NaN stays NaN (its pattern would give a finite value)
 }
 
-// log(1 + e) for e in [0, 1], or NaN: u = 1 + e rounded and c its rounding error (exact, as
-// 1 >= e), then log u + c / u, the first-order correction (e below 2^-53 gives e itself).
-[[gnu::always_inline]] inline double log1p_unit(double e) {
-    const double u = 1.0 + e, c = (1.0 - u) + e;
+// log(1 + e) for e >= 0, or NaN: u = 1 + e rounded and c its rounding error (exact: Fast2Sum,
+// the larger addend first), then log u + c / u, the first-order correction (e below 2^-53 gives
+// e itself).
+[[gnu::always_inline]] inline double log1p_nonnegative(double e) {
+    const double big = e > 1.0 ? e : 1.0, small = e > 1.0 ? 1.0 : e;  // NaN: small is NaN
+    const double u = big + small, c = (big - u) + small;
     return log_from_one(u) + c / u;
 }
 

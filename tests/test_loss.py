@@ -125,23 +125,45 @@ def row_losses(Z, Y, output):
 
 
 def test_softmax_log_sum_exp_over_its_range():
-    # The log-sum-exp takes log s of the row's sum s >= 1 with its own vectorised log
-    # (csrc/log_lanes.hpp): s = 1 + e^x from 1 to 2 across sqrt(2) (where its reduction moves
-    # to the next power of 2), and s = w - 1 + e^x for rows of w zeros and one x, up to 4096.
+    # The log-sum-exp takes log(1 + r) of the row's sum 1 + r (r the terms but the max's) with
+    # its own vectorised log (csrc/log_lanes.hpp): 1 + r = 1 + e^x from 1 to 2 across sqrt(2)
+    # (where its reduction moves to the next power of 2), and w - 1 + e^x for rows of w zeros
+    # and one x, up to 4096. Through log1p, r keeps its digits however small.
     eps = np.finfo(np.float64).eps
     x = np.concatenate([-np.linspace(0, 40, 1201), np.log(np.sqrt(2) - 1) + np.arange(-8, 9) * eps])
     Z = np.stack([np.zeros_like(x), x], axis=1)
     got = row_losses(Z, np.tile([1.0, 0.0], (len(x), 1)), "softmax")  # loss = lse - 0
-    # The sum's own rounding (an ulp of s in [1, 2]) moves log s by up to eps: an absolute bound.
-    np.testing.assert_allclose(got, np.logaddexp(0, x), rtol=0, atol=3 * eps)
+    np.testing.assert_allclose(got, np.logaddexp(0, x), rtol=3 * eps, atol=0)
     for width in (2, 3, 5, 8, 100, 181, 1024, 4096):
         x = np.array([0.0, -0.3, -1.0, -5.0])
         Z = np.zeros((len(x), width))
         Z[:, 1] = x
         Y = np.zeros_like(Z)
         Y[:, 0] = 1
-        want = np.log((width - 1) + np.exp(x))
+        want = np.log1p((width - 2) + np.exp(x))
         np.testing.assert_allclose(row_losses(Z, Y, "softmax"), want, rtol=2 * eps, atol=0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kernels_", [dp.ops, ref])
+def test_log_losses_keep_their_digits_where_the_logits_are_large(kernels_, dtype):
+    # The losses are summed as (max − z_k) + log Σ e^(z − max) and (max(z, 0) − y z) +
+    # log(1 + e^-|z|): the other way round, a large logit cancelled the small loss out (logits
+    # of 1e16 gave 2 for log 3, a label matching z = 30 kept 1.3% of e^-30's digits, and in
+    # float32 the sum 1 + e^-30 was 1, a loss of 0).
+    tail = np.log1p(np.exp(-30.0))
+    cases = [("softmax", [1e16, 1e16, 1e16], [1, 0, 0], np.log(3)),
+             ("softmax", [-1e30, -1e30], [0, 1], np.log(2)),
+             ("softmax", [1030.0, 1000.0], [1, 0], tail),
+             ("softmax", [30.0, 0.0], [1, 0], tail),
+             ("sigmoid", [30.0], [1], tail),
+             ("sigmoid", [-30.0], [0], tail),
+             ("sigmoid", [-700.0], [0], np.exp(-700.0))]
+    for output, z, y, want in cases:
+        Z, Y = np.array([z], dtype), np.array([y], dtype)
+        loss = kernels_.output_loss_delta(Z, Y, output)[0]
+        rel = 4 * float(np.finfo(dtype).eps)
+        assert loss == pytest.approx(want, rel=rel, abs=0), (output, z, y)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -109,7 +109,9 @@ def _elementwise(z: npt.NDArray[np.float64], y: npt.NDArray[np.float64], loss: s
         value = np.where(small, 0.5 * r * r, huber_delta * (np.abs(r) - 0.5 * huber_delta))
         return value, np.clip(r, -huber_delta, huber_delta)
     if loss == "binary_log_loss":
-        return softplus(z) - y * z, None
+        # softplus(z) − y z, grouped as C++ does so that a label matching a large |z| leaves
+        # the small log term alone: softplus(30) − 30 keeps 1.3% of e^-30's digits
+        return (np.maximum(z, 0) - y * z) + np.log1p(np.exp(-np.abs(z))), None
     ylogy = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0)), 0.0)  # poisson
     return (np.exp(z) - y * z) + (ylogy - y), None
 
@@ -153,7 +155,11 @@ def output_loss_delta(Z: FloatArray, Y: FloatArray, output: str = "softmax", *,
 
     if output == "softmax":
         zmax = z.max(axis=1)
-        neg_log_p = (zmax + np.log(np.exp(z - zmax[:, None]).sum(axis=1)))[:, None] - z
+        # −log p = (max − z) + log(1 + rest), rest the sum of e^(z − max) but the max's own 1:
+        # (max + log Σ) − z cancels large logits' max, and rounding 1 + rest first loses rest
+        rest = np.exp(z - zmax[:, None])
+        rest[np.arange(n), z.argmax(axis=1)] = 0
+        neg_log_p = (zmax[:, None] - z) + np.log1p(rest.sum(axis=1))[:, None]
         if clip_probabilities:
             neg_log_p = np.clip(neg_log_p, *_neg_log_bounds(Z.dtype))
         value, grad = y * neg_log_p, None
