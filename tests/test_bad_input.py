@@ -349,6 +349,13 @@ FIT_HYPER = [
     ({"lr": "0.1"}, TypeError, "lr"),
     ({"lr": 10**400}, ValueError, "lr"),  # past float's range: not float()'s OverflowError
     ({"lr_schedule": "step", "schedule_options": {"gamma": 1.5}}, ValueError, "gamma"),
+    # an option the schedule does not take was a TypeError naming the internal Schedule class,
+    # or (one another schedule takes) silently ignored
+    ({"lr_schedule": "step", "schedule_options": {"step": 3}}, ValueError, "step_size, gamma"),
+    ({"lr_schedule": "cosine", "schedule_options": {"gamma": 0.5}}, ValueError, "lr_min"),
+    ({"schedule_options": {"power_t": 0.5}}, ValueError, "no options"),
+    ({"lr_schedule": "step", "schedule_options": [("gamma", 0.5)]}, TypeError,
+     "schedule_options"),
     ({"momentum": -0.1}, ValueError, "momentum"),
     ({"momentum": 1.5}, ValueError, "momentum"),
     ({"momentum": float("nan")}, ValueError, "momentum"),
@@ -1948,3 +1955,34 @@ def test_engine_sizes_beyond_any_memory_are_a_memory_error(dtype, sizes):
     overflowed its index type (undefined behaviour, found by UBSan)."""
     with pytest.raises(MemoryError, match="layer_sizes"):
         getattr(_core, f"Engine_{dtype}")(sizes)
+
+
+def test_target_errors_say_what_was_given_and_what_fits(rng):
+    """The messages quote the user's own shape and values (not a reshaped column or numpy's
+    np.int64(10) repr) and point at the output that takes them."""
+    X, y = classification(rng)
+    cases = [
+        (dp.MLP([3, 4, 2], output="sigmoid"), y % 2, r"shape \(12, 2\), got \(12,\)$"),
+        (dp.MLP([3, 4, 3]), y[:, None], r"class labels 0\.\.2, not a column\), got \(12, 1\)"),
+        (dp.MLP([3, 4, 3]), np.where(y == 0, 10, y), r"holds label 10, but"),
+        (dp.MLP([3, 4, 3]), np.where(y == 0, 0.5, y), r"holds label 0\.5, but"),
+        (dp.MLP([3, 4, 1], output="sigmoid"), y, r"got values from 0 to 2; class labels"),
+    ]
+    for net, Y, words in cases:
+        with pytest.raises(ValueError, match=words):
+            net.fit(X, Y, epochs=1)
+
+
+def test_a_softmax_of_one_unit_and_a_loss_of_another_output_are_refused():
+    with pytest.raises(ValueError, match="softmax output of 1 unit .* output='sigmoid'"):
+        dp.MLP([3, 4, 1])
+    with pytest.raises(ValueError, match="loss 'huber' goes with output 'identity'; output "
+                                         "'softmax' takes 'log_loss'"):
+        dp.MLP([3, 4, 2], loss="huber")
+
+
+def test_an_integer_bounded_only_by_its_width_says_so():
+    with pytest.raises(ValueError, match=r"^epochs must be >= 0, got -1$"):
+        dp.validation.check_int(-1, "epochs", minimum=0)
+    with pytest.raises(ValueError, match=r"^seed must be in \[0, 7\], got 8$"):
+        dp.validation.check_int(8, "seed", 0, 7)

@@ -4,6 +4,7 @@ seeds state about depth, dying units and residual paths, each asserted."""
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import numpy as np
@@ -215,10 +216,15 @@ def test_a_learning_rate_too_large_shows_as_network_paralysis(digits, activation
 def test_the_divergence_guard_names_the_epoch(digits):
     X, y = digits
     net = dp.MLP([64, 32, 1], "relu", "identity", seed=0)
-    with pytest.raises(FloatingPointError, match=r"diverged at epoch \d+: "):
+    with pytest.raises(FloatingPointError, match=r"diverged at epoch \d+: .*inputs or targets") \
+            as error:
         net.fit(X, y * 1e3, epochs=5, lr=10.0)
     assert net._first_nonfinite_layer() is None  # the weights from before that epoch
     net.predict(X)
+    # the epochs that finished are the error's, not lost with the History fit never returned
+    history = error.value.history
+    assert len(history.loss) == history.epochs == len(history.lr)
+    assert int(re.search(r"epoch (\d+)", str(error.value))[1]) == history.epochs + 1
 
 
 def test_the_divergence_guard_names_the_first_non_finite_layer(digits):
@@ -244,6 +250,14 @@ def test_plots_draw_a_health_record_and_a_profile(digits):
     assert [len(line.get_xdata()) for line in fig.axes[0].get_lines()] == [3, 3]
     with pytest.raises(ValueError, match="record_health"):
         dp.plot.health(dp.History())
+    history = net.fit(X, y, epochs=4, lr=0.05, lr_schedule="step",
+                      schedule_options={"step_size": 2, "gamma": 0.5})
+    fig = dp.plot.loss_curve(history, log=True)
+    loss, rate = fig.axes
+    np.testing.assert_array_equal(loss.get_lines()[0].get_ydata(), history.loss)
+    np.testing.assert_array_equal(rate.get_lines()[0].get_ydata(), history.lr)
+    assert loss.get_yscale() == "log"
+    assert all(float(t).is_integer() for t in loss.get_xticks())  # epochs, not 2.5
 
 
 def test_the_study_runs_quickly(tmp_path):
@@ -289,3 +303,43 @@ def test_gradient_norms_past_the_float_range_of_their_squares(rng, backend):
     want = [math.hypot(*g.ravel()) for g in weight_grads]
     assert want[-1] > 1e299
     np.testing.assert_allclose(health["grad_norm"], want, rtol=1e-12)
+
+
+def test_necro_relu_units_that_are_off_are_not_called_dead(digits):
+    """necro_relu's units that are zero for every sample still learn through its leaky backward
+    pass: the warning calls them off and does not recommend necro_relu to a necro_relu layer
+    (it did, as if they were dead ReLU units)."""
+    health = {name: np.zeros((1, 3)) for name in dp.diagnostics.HEALTH_ROWS}
+    health["grad_norm"][:] = 1.0
+    health["dead_fraction"][0, :2] = 1.0
+    problems = dp.diagnostics.check_health(health, ["necro_relu", "relu"])
+    assert len(problems) == 2
+    assert problems[0].startswith("layer 1: up to 100% of the units are dead")
+    assert problems[1].startswith("layer 0: up to 100% of the units are off")
+    assert "necro_relu /" not in problems[1] and "leaky_relu" not in problems[1]
+    # end to end: a negative bias switches every unit off
+    X, y = digits
+    net = dp.MLP([64, 32, 32, 10], "necro_relu", seed=0, bias_init=-5.0)
+    with pytest.warns(dp.diagnostics.HealthWarning, match="units are off") as record:
+        net.fit(X, y, epochs=2, record_health=True)
+    assert not any("are dead" in str(w.message) for w in record)
+
+
+def test_a_fit_without_record_health_removes_the_last_record(digits):
+    """health_ describes the weights it was recorded on: a later fit that records nothing
+    removes it, rather than leave a plot of another network's epochs."""
+    from deltaprop.sklearn import MLPClassifier
+
+    X, y = digits
+    net = dp.MLP([64, 16, 10], seed=0)
+    net.fit(X, y, epochs=1, record_health=True)
+    assert net.health_["grad_norm"].shape == (1, 2)
+    net.fit(X, y, epochs=1)
+    assert not hasattr(net, "health_")
+    est = MLPClassifier((16,), max_iter=2, record_health=True, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, y)
+        assert len(est.health_["grad_norm"]) == 2
+        est.set_params(record_health=False).partial_fit(X, y)
+    assert not hasattr(est, "health_")

@@ -258,3 +258,18 @@ def test_pickle_round_trip(rng):
     clone = pickle.loads(pickle.dumps(net))
     np.testing.assert_array_equal(clone.forward(X), net.forward(X))
     assert clone.n_threads == 1
+
+
+def test_reprs_tell_models_apart_and_summarise_a_history():
+    """Two models that compute different things print differently (a Huber model printed as a
+    squared-error one), and a History prints a line, not every epoch's floats."""
+    assert repr(dp.MLP([3, 4, 2])) == ("MLP([3, 4, 2], activation='relu', output='softmax', "
+                                       "dtype='float64', seed=0, backend='cpp')")
+    huber = dp.MLP([3, 4, 4, 1], "tanh", "identity", loss="huber", residual=True, dropout=0.1,
+                   seed=7, bias_init=0.01)
+    assert repr(huber) == ("MLP([3, 4, 4, 1], activation='tanh', output='identity', "
+                           "loss='huber', residual=True, dropout=0.1, bias_init=0.01, "
+                           "dtype='float64', seed=7, backend='cpp')")
+    assert repr(dp.History()) == "History(epochs=0)"
+    history = dp.History(loss=[2.0, 1.5, 0.25], seconds=[0.5, 0.25, 0.25], lr=[0.1] * 3)
+    assert repr(history) == "History(epochs=3, loss 2 → 0.25, 1 s)"

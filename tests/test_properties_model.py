@@ -19,8 +19,10 @@ import deltaprop as dp
 @st.composite
 def networks(draw):
     sizes = draw(st.lists(st.integers(1, 9), min_size=2, max_size=4))
-    return dict(layer_sizes=sizes, activation=draw(st.sampled_from(ACTIVATIONS)),
-                output=draw(st.sampled_from(["softmax", "sigmoid", "identity"])),
+    output = draw(st.sampled_from(["softmax", "sigmoid", "identity"]))
+    if output == "softmax":  # over at least 2 units (1 is refused: the constant 1)
+        sizes[-1] = draw(st.integers(2, 9))
+    return dict(layer_sizes=sizes, activation=draw(st.sampled_from(ACTIVATIONS)), output=output,
                 dtype=draw(st.sampled_from(["float64", "float32"])),
                 seed=draw(st.integers(0, 2**64 - 1)))
 

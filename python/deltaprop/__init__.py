@@ -8,9 +8,10 @@
 from . import diagnostics, ops, plot, reference
 from .activations import Activation
 from .config import config_info, show_config
+from .diagnostics import HealthWarning
 from .model import MLP, History
 
 __version__ = "0.1.0"
 
-__all__ = ["MLP", "Activation", "History", "config_info", "diagnostics", "ops", "plot",
-           "reference", "show_config", "__version__"]
+__all__ = ["MLP", "Activation", "HealthWarning", "History", "config_info", "diagnostics", "ops",
+           "plot", "reference", "show_config", "__version__"]

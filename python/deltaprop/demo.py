@@ -62,14 +62,21 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m deltaprop.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=positive_int, default=30)
-    parser.add_argument("--batch-size", type=positive_int, default=32)
-    parser.add_argument("--lr", type=float, default=0.05)
-    parser.add_argument("--momentum", type=float, default=0.9)
-    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    parser.add_argument("--epochs", type=positive_int, default=30,
+                        help="passes over the training images (default: %(default)s)")
+    parser.add_argument("--batch-size", type=positive_int, default=32,
+                        help="rows per SGD step (default: %(default)s)")
+    parser.add_argument("--lr", type=float, default=0.05,
+                        help="learning rate (default: %(default)s)")
+    parser.add_argument("--momentum", type=float, default=0.9,
+                        help="SGD momentum (default: %(default)s)")
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32",
+                        help="(default: %(default)s)")
     parser.add_argument("--threads", type=int, default=None,
                         help="OpenMP threads (default: OMP_NUM_THREADS or all cores)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="initial weights, shuffles and the train/test split "
+                             "(default: %(default)s)")
     args = parser.parse_args(argv)
 
     data = load_digits_split(args.seed)

@@ -29,10 +29,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from ._typing import ActivationArg
+from .activations import resolve
 from .reference.health import HEALTH_ROWS
 
 if TYPE_CHECKING:
     from .model import MLP
+
+__all__ = ["DEAD", "HEALTH_ROWS", "SATURATED", "VANISHING", "HealthWarning", "check_health",
+           "gradient_health", "with_ratios"]
 
 VANISHING = 1e-6   # a layer whose gradient is below this share of the last layer's
 DEAD = 0.5         # a layer with more than this share of dead units
@@ -72,7 +77,7 @@ def gradient_health(net: MLP, X: npt.ArrayLike, Y: npt.ArrayLike, *, lr: float =
     rows = net._engine.health(net._params(), inputs, Y, sample_weight, lr, alpha)
     health = with_ratios(dict(zip(HEALTH_ROWS, rows)))
     if warn:
-        for message in check_health(health):
+        for message in check_health(health, net._specs):
             warnings.warn(message, HealthWarning, stacklevel=2)
     return health
 
@@ -81,10 +86,13 @@ def _layers(indices: Sequence[int]) -> str:
     return f"layer {indices[0]}" if len(indices) == 1 else "layers " + ", ".join(map(str, indices))
 
 
-def check_health(health: Mapping[str, npt.ArrayLike]) -> list[str]:
+def check_health(health: Mapping[str, npt.ArrayLike],
+                 activations: Sequence[ActivationArg] | None = None) -> list[str]:
     """Problems a user can act on, one sentence per kind naming the layers: non-finite norms,
     vanishing gradients, dead layers, saturated layers. A record of epochs × layers is judged
-    by its last epoch."""
+    by its last epoch. ``activations``, the hidden layers' (as a model has them), tells
+    necro_relu layers apart: their units that are off still learn, through the leaky backward
+    pass, so they are not dead and need other advice."""
     health = with_ratios({name: np.atleast_2d(health[name])[-1] for name in HEALTH_ROWS})
     grad, ratio, dead = health["grad_norm"], health["grad_norm_ratio"], health["dead_fraction"]
     problems = []
@@ -101,9 +109,14 @@ def check_health(health: Mapping[str, npt.ArrayLike]) -> list[str]:
     # A dead ReLU unit is saturated too (its f' is 0 wherever f is); what is left of the
     # saturated share is sigmoid, tanh or ELU units pinned at a flat end for every sample: seed
     # 003's "network paralysis".
+    revivable = [resolve(a).name == "necro_relu" for a in activations or ()]
+    off = np.array([s if l < len(revivable) and revivable[l] else 0.0 for l, s in enumerate(dead)])
     for share, threshold, what, advice in (
-            (dead, DEAD, "dead (zero for every sample)",
+            (dead - off, DEAD, "dead (zero for every sample)",
              "lower the learning rate, use a small positive bias_init, or leaky_relu / necro_relu"),
+            (off, DEAD, "off (zero for every sample; necro_relu's backward pass still trains "
+             "them, but they pass nothing on)",
+             "lower the learning rate or use a small positive bias_init to keep them on"),
             (health["saturated_fraction"] - dead, SATURATED,
              "saturated (f' below 1% of its largest for every sample: network paralysis)",
              "scale the inputs, lower the learning rate or the initial weights, or use a "

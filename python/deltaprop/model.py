@@ -39,6 +39,16 @@ MAX_THREADS = 1024      # the engine's limit (it never runs more threads than pr
 MAX_PARAMETER_BYTES = 2**48
 
 
+def _check_loss(loss: str, output: str) -> str:
+    """A loss of the output's (reference.LOSSES), the message naming the output it needs."""
+    if isinstance(loss, str) and loss not in reference.LOSSES[output]:
+        others = [o for o, losses in reference.LOSSES.items() if loss in losses]
+        if others:
+            raise ValueError(f"loss {loss!r} goes with output {others[0]!r}; output {output!r} "
+                             f"takes {', '.join(map(repr, reference.LOSSES[output]))}")
+    return check_name(loss, "loss", reference.LOSSES[output])
+
+
 @dataclass
 class History:
     """What ``fit`` returns: per epoch, the mean training loss and the seconds it took."""
@@ -52,6 +62,13 @@ class History:
     @property
     def epochs(self) -> int:
         return len(self.loss)
+
+    def __repr__(self) -> str:  # a summary: the lists run to an entry per epoch
+        if not self.loss:
+            return "History(epochs=0)"
+        health = ", health recorded" if self.health is not None else ""
+        return (f"History(epochs={self.epochs}, loss {self.loss[0]:.6g} → {self.loss[-1]:.6g}, "
+                f"{sum(self.seconds):.3g} s{health})")
 
 
 class MLP:
@@ -129,8 +146,11 @@ class MLP:
                             for i, s in enumerate(sizes)]
         self.activation = activation
         self.output = check_name(output, "output", reference.OUTPUTS)
-        self.loss = None if loss is None else check_name(loss, "loss",
-                                                         reference.LOSSES[self.output])
+        if self.output == "softmax" and self.layer_sizes[-1] == 1:
+            raise ValueError("a softmax output of 1 unit is the constant 1, with nothing to "
+                             "learn: use output='sigmoid' for one yes/no output, or a softmax "
+                             "of 2 units for two classes")
+        self.loss = None if loss is None else _check_loss(loss, self.output)
         self.huber_delta = check_real(huber_delta, "huber_delta", np.finfo(np.float64).tiny)
         self.dtype = check_dtype(dtype)
         self.seed = check_int(seed, "seed", 0, 2**64 - 1)
@@ -303,8 +323,9 @@ class MLP:
             for identity; non-negative counts or rates for exp.
         optimizer : "sgd" (with ``momentum`` in scikit-learn's convention: v ← μv − lr·g;
             p ← p + v), "nesterov" (scikit-learn's form), or "adam" (scikit-learn's form:
-            ``beta_1``, ``beta_2``, ``epsilon``; its step counts batches trained). The
-            optimizer's state starts at zero on every call.
+            ``beta_1``, ``beta_2``, ``epsilon``; its step counts batches trained). Every call
+            starts the optimizer's state (velocities, Adam's moments and step) at zero and the
+            schedule at its first epoch; the weights carry over.
         sample_weight : per-row weights (scikit-learn 1.7+'s objective): a batch's loss is
             Σ s_n ℓ_n / Σ s_n, and its L2 term is divided by Σ s_n instead of its rows; a batch
             whose weights are all zero is skipped, taking no step, as if its rows were absent.
@@ -318,8 +339,11 @@ class MLP:
 
         record_health : gather each epoch's gradient health inside the engine's loop (see
             deltaprop.diagnostics) into ``health_``: a dict of (epochs × layers) arrays,
-            grad_norm, delta_norm, update_ratio (means over every 16th batch, from the first),
-            zero_fraction, dead_fraction and saturated_fraction (over every sample).
+            grad_norm, delta_norm, update_ratio (means over every 16th batch, from the first:
+            minibatch gradients, whose noise makes them larger than the whole data's that
+            ``gradient_health`` measures), zero_fraction, dead_fraction and saturated_fraction
+            (over every sample). A fit without it removes ``health_``, which would describe
+            other weights.
 
         ``batch_size=1`` is online training, ``batch_size=len(X)`` full-batch training. Each
         epoch runs in the engine without the GIL; between epochs, ``callback(history)`` is
@@ -346,14 +370,16 @@ class MLP:
         state1 = [np.zeros_like(p) for p in params]  # velocity, or Adam's first moment
         state2 = [np.zeros_like(p) for p in params] if optimizer == "adam" else None
         step = 0  # Adam's t: the steps taken (a batch whose weights are all zero takes none)
-        schedule = Schedule(lr_schedule, lr, epochs=epochs, n_samples=n_rows,
-                            **(schedule_options or {}))
+        schedule = Schedule.from_options(lr_schedule, lr, schedule_options, epochs=epochs,
+                                         n_samples=n_rows)
         last_good = [np.empty_like(p) for p in params]  # the state to fall back on, reused
         history = History()
         health = np.empty((len(HEALTH_ROWS), len(self.coefs_))) if record_health else None
         if record_health:
             self.health_ = {name: np.empty((0, len(self.coefs_))) for name in HEALTH_ROWS}
             history.health = self.health_
+        else:  # a record of an earlier fit would describe other weights than these
+            self.__dict__.pop("health_", None)
         for epoch in range(epochs):
             epoch_lr = schedule.lr(epoch)
             for saved, p in zip(last_good, params):
@@ -370,11 +396,15 @@ class MLP:
                 for saved, p in zip(last_good, params):
                     np.copyto(p, saved)
                 where = "" if bad_layer is None else f", first in layer {bad_layer}"
-                raise FloatingPointError(
+                scale = "inputs" if self.output in ("softmax", "sigmoid") else "inputs or targets"
+                error = FloatingPointError(
                     f"training diverged at epoch {history.epochs + 1}: the loss or the weights "
                     f"became NaN or infinite (loss {loss}{where}); the model keeps its weights "
-                    f"from before that epoch. Lower the learning rate (lr={lr}), scale the "
-                    f"inputs, or clip the gradients (clip_norm).")
+                    f"from before that epoch, and the error's .history the epochs before it. "
+                    f"Lower the learning rate (lr={lr}), scale the {scale}, or clip the "
+                    f"gradients (clip_norm).")
+                error.history = history  # type: ignore[attr-defined]
+                raise error
             self.epochs_trained_ += 1
             if health is not None:  # that is, if record_health
                 for name, row in zip(HEALTH_ROWS, health):
@@ -391,7 +421,7 @@ class MLP:
         if record_health and history.epochs:
             from .diagnostics import HealthWarning, check_health
 
-            for problem in check_health(self.health_):
+            for problem in check_health(self.health_, self._specs):
                 warnings.warn(problem, HealthWarning, stacklevel=2)
         return history
 
@@ -420,5 +450,15 @@ class MLP:
         return load_mlp(cls, path, backend=backend, n_threads=n_threads)
 
     def __repr__(self) -> str:
+        # the options that change what the network computes or how it starts, where not default
+        options = [("loss", self.loss, None), ("huber_delta", self.huber_delta, 1.0),
+                   ("residual", self.residual, False), ("dropout", self.dropout, 0.0),
+                   ("alpha_dropout", self.alpha_dropout, False),
+                   ("grad_at_zero", self.grad_at_zero, 0.0), ("init", self.init, None),
+                   ("bias_init", self.bias_init, None)]
+        given = "".join(f", {name}={value!r}" for name, value, default in options
+                        if not (value is default
+                                or (isinstance(value, (int, float, str)) and value == default)))
         return (f"MLP({self.layer_sizes}, activation={self.activation!r}, "
-                f"output={self.output!r}, dtype={self.dtype.name!r}, backend={self.backend!r})")
+                f"output={self.output!r}{given}, dtype={self.dtype.name!r}, seed={self.seed}, "
+                f"backend={self.backend!r})")

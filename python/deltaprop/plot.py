@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
@@ -28,6 +28,41 @@ def _pyplot() -> ModuleType:
     return plt
 
 
+def draw_loss_curve(axes: Any, loss: Sequence[float], validation: Sequence[float] | None = None,
+                    title: str = "") -> None:
+    """The loss per epoch on ``axes`` (and the held-out loss beside it, where there is one)."""
+    from matplotlib.ticker import MaxNLocator
+
+    epochs = np.arange(1, len(loss) + 1)
+    axes.plot(epochs, loss, label="training loss")
+    if validation is not None and len(validation):
+        axes.plot(epochs, validation, label="validation loss")
+    axes.set(xlabel="epoch", ylabel="loss", title=title)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.legend()
+
+
+def loss_curve(history: History, *, log: bool = False) -> Figure:
+    """The training loss per epoch of a ``fit``'s History, and its learning rate where that
+    changed (a schedule); ``log`` draws the loss on a log scale."""
+    plt = _pyplot()
+    fig: Figure
+    axes: Any
+    fig, axes = plt.subplots(figsize=(6, 3.8))
+    draw_loss_curve(axes, history.loss, title="training loss")
+    if log:
+        axes.set_yscale("log")
+    if len(set(history.lr)) > 1:
+        rate = axes.twinx()
+        rate.plot(np.arange(1, history.epochs + 1), history.lr, color="grey", ls="--",
+                  label="learning rate")
+        rate.set_ylabel("learning rate")
+        lines = axes.get_lines() + rate.get_lines()
+        axes.legend(lines, [line.get_label() for line in lines])  # one legend for both
+    fig.tight_layout()
+    return fig
+
+
 def health(record: History | Mapping[str, npt.ArrayLike] | None) -> Figure:
     """Gradient norm per layer over the epochs (log scale), and the dead and saturated
     fractions per layer: ``record`` is ``net.health_`` or the History of a
@@ -40,6 +75,8 @@ def health(record: History | Mapping[str, npt.ArrayLike] | None) -> Figure:
     grad = np.atleast_2d(rows["grad_norm"])
     epochs = np.arange(1, grad.shape[0] + 1)
     fig: Figure
+    from matplotlib.ticker import MaxNLocator
+
     fig, (norms, dead, saturated) = plt.subplots(1, 3, figsize=(13, 3.8))
     for l in range(grad.shape[1]):
         norms.semilogy(epochs, grad[:, l], marker="o", ms=3, label=f"layer {l}")
@@ -49,7 +86,10 @@ def health(record: History | Mapping[str, npt.ArrayLike] | None) -> Figure:
         values = np.atleast_2d(rows[name])
         for l in range(values.shape[1] - 1):  # the output layer has no activation of its own
             axes.plot(epochs, values[:, l], marker="o", ms=3, label=f"layer {l}")
-        axes.set(title=title, xlabel="epoch", ylim=(-0.05, 1.05))
+        axes.set(title=title, xlabel="epoch", ylabel="fraction of the layer's units",
+                 ylim=(-0.05, 1.05))
+    for axes in (norms, dead, saturated):
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     norms.legend(fontsize="small", ncol=2)
     fig.tight_layout()
     return fig

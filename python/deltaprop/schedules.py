@@ -5,11 +5,14 @@ adaptive counter of epochs without improvement."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from .reference.optim import adaptive_lr, cosine_lr, invscaling_lr, step_lr
 from .validation import check_int, check_name, check_real
 
 SCHEDULES = ("constant", "invscaling", "step", "cosine", "adaptive")
+OPTIONS = {"constant": (), "invscaling": ("power_t",), "step": ("step_size", "gamma"),
+           "cosine": ("lr_min",), "adaptive": ("tol", "n_iter_no_change")}
 
 
 class Schedule:
@@ -24,6 +27,23 @@ class Schedule:
     adaptive   lr0 while the loss improves by at least tol; after more than n_iter_no_change
                epochs without, lr / 5, and stop once lr ≤ 1e-6 (scikit-learn's)
     """
+
+    @classmethod
+    def from_options(cls, name: str, lr0: float, options: dict[str, Any] | None, *, epochs: int,
+                     n_samples: int) -> Schedule:
+        """The schedule ``name`` with fit's ``schedule_options``: a dict of the settings that
+        schedule takes, and no others (a setting it ignores would be a silent mistake)."""
+        name = check_name(name, "lr_schedule", SCHEDULES)
+        if options is None:
+            options = {}
+        if not isinstance(options, dict):
+            raise TypeError(f"schedule_options must be a dict, got {type(options).__name__}")
+        unknown = [key for key in options if key not in OPTIONS[name]]
+        if unknown:
+            takes = ", ".join(OPTIONS[name]) or "no options"
+            raise ValueError(f"schedule_options {unknown[0]!r} is not a setting of the {name!r} "
+                             f"schedule, which takes {takes}")
+        return cls(name, lr0, epochs=epochs, n_samples=n_samples, **options)
 
     def __init__(self, name: str, lr0: float, *, epochs: int, n_samples: int,
                  power_t: float = 0.5, step_size: int = 10, gamma: float = 0.1,

@@ -30,7 +30,9 @@ def check_int(value: object, name: str, minimum: int = 1, maximum: int = 2**63 -
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
     if not minimum <= int(value) <= maximum:  # int() of an Integral is exact
-        raise ValueError(f"{name} must be in [{minimum}, {maximum}], got {value}")
+        # a bound that is only the engine's integer width says nothing to a user
+        bounds = f">= {minimum}" if maximum >= 2**63 - 1 else f"in [{minimum}, {maximum}]"
+        raise ValueError(f"{name} must be {bounds}, got {value}")
     return int(value)
 
 
@@ -197,6 +199,7 @@ def check_targets(Y: npt.ArrayLike, name: str, dtype: np.dtype[np.floating[Any]]
     distributions (_check_distributions). sigmoid: 0/1 targets, 1-D when there is one output.
     identity: values, 1-D when there is one output."""
     Y = _numeric(Y, name)
+    given = Y.shape
     if Y.shape[:1] != (n_rows,):
         raise ValueError(f"{name} has {Y.shape[0] if Y.ndim else 0} rows, but X has {n_rows}")
     check_finite(Y, name)
@@ -205,7 +208,7 @@ def check_targets(Y: npt.ArrayLike, name: str, dtype: np.dtype[np.floating[Any]]
             labels = Y.astype(np.int64)
         wrong = (labels != Y) | (labels < 0) | (labels >= n_outputs)
         if wrong.any():
-            bad = Y[wrong][0]
+            bad = Y[wrong][0].item()  # a Python number: its repr is what the user wrote
             raise ValueError(f"{name} holds label {bad!r}, but a softmax output of {n_outputs} "
                              f"units takes integer labels 0..{n_outputs - 1}")
         onehot = np.zeros((n_rows, n_outputs), dtype=dtype)
@@ -214,13 +217,18 @@ def check_targets(Y: npt.ArrayLike, name: str, dtype: np.dtype[np.floating[Any]]
     if Y.ndim == 1:
         Y = Y.reshape(-1, 1)
     if Y.ndim != 2 or Y.shape[1] != n_outputs:
-        raise ValueError(f"{name} must have shape ({n_rows}, {n_outputs})"
-                         f"{' or (' + str(n_rows) + ',)' if n_outputs == 1 else ''}, "
-                         f"got {Y.shape}")
+        hint = f" or ({n_rows},)" if n_outputs == 1 else ""
+        if output == "softmax":
+            column = ", not a column" if given[1:] == (1,) else ""
+            hint = (f" (rows of probabilities), or ({n_rows},) (class labels 0..{n_outputs - 1}"
+                    f"{column})")
+        raise ValueError(f"{name} must have shape ({n_rows}, {n_outputs}){hint}, got {given}")
     if output == "softmax":
         _check_distributions(Y, name, dtype)
     if output == "sigmoid" and ((Y < 0) | (Y > 1)).any():
-        raise ValueError(f"{name} must hold values in [0, 1] for a sigmoid output")
+        raise ValueError(f"{name} must hold values in [0, 1] for a sigmoid output (0/1 labels, "
+                         f"one column per output), got values from {Y.min().item()!r} to "
+                         f"{Y.max().item()!r}; class labels 0..K-1 go with a softmax output")
     if output == "exp" and (Y < 0).any():
         raise ValueError(f"{name} must be non-negative for an exp output (Poisson counts or rates)")
     with np.errstate(over="ignore", invalid="ignore"):

@@ -252,12 +252,15 @@ def markdown(depth_rows: list[Row], dead_rows: list[Row], seeds: Sequence[int]) 
 def main(argv: Sequence[str] | None = None) -> None:
     from deltaprop.examples._vanishing_figures import figures
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m deltaprop.examples.vanishing",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 2 depths, 2 epochs, 2 seeds")
     parser.add_argument("--seeds", type=int, default=None,
                         help="initial weights per configuration (default 5; --quick: 2)")
-    parser.add_argument("--out", type=Path, default=Path("vanishing"))
+    parser.add_argument("--out", type=Path, default=Path("vanishing"),
+                        help="folder for the figures and the results table "
+                             "(default: %(default)s)")
     args = parser.parse_args(argv)
     depths = [2, 10] if args.quick else [2, 5, 10, 20, 30, 50]
     rates = [0.02] if args.quick else [0.02, 0.005]

@@ -396,7 +396,8 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
             raise ValueError("Solver produced non-finite parameter weights. The input data may"
                              " contain large values and need to be preprocessed.")
         if self.record_health and len(getattr(self, "health_", {}).get("grad_norm", ())):
-            for problem in check_health(self.health_):  # as deltaprop.MLP.fit warns
+            hidden = self._hidden_activations(len(self.coefs_) - 1)
+            for problem in check_health(self.health_, hidden):  # as deltaprop.MLP.fit warns
                 warnings.warn(problem, HealthWarning, stacklevel=3)
         return self
 
@@ -459,8 +460,10 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
 
     def _health_record(self, incremental: bool) -> npt.NDArray[np.float64] | None:
         """The engine's (rows x layers) health array for one epoch, or None; starts health_
-        (continued by partial_fit)."""
+        (continued by partial_fit). Without record_health it removes health_: a record of
+        earlier calls would describe other weights."""
         if not self.record_health:
+            self.__dict__.pop("health_", None)
             return None
         layers = len(self.coefs_)
         if not (incremental and hasattr(self, "health_")):

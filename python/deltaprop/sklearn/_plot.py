@@ -21,19 +21,11 @@ class PlotMixin:
         if getattr(self, "loss_curve_", None) is None:
             raise AttributeError(f"solver={self.solver!r} records no loss curve; the stochastic "
                                  f"solvers 'sgd' and 'adam' do")
-        try:
-            import matplotlib.pyplot as plt
-        except ImportError as error:
-            raise ImportError("plot_loss_curve needs matplotlib: pip install matplotlib "
-                              "(or deltaprop[plot])") from error
+        from ..plot import _pyplot, draw_loss_curve
+
+        plt = _pyplot()
         if ax is None:
             ax = plt.figure().add_subplot()
-        epochs = range(1, len(self.loss_curve_) + 1)
-        ax.plot(epochs, self.loss_curve_, label="training loss")
-        if getattr(self, "validation_loss_curve_", None):
-            ax.plot(epochs, self.validation_loss_curve_, label="validation loss")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("loss")
-        ax.set_title(type(self).__name__)
-        ax.legend()
+        draw_loss_curve(ax, self.loss_curve_, getattr(self, "validation_loss_curve_", None),
+                        type(self).__name__)
         return ax
