@@ -273,3 +273,58 @@ def test_reprs_tell_models_apart_and_summarise_a_history():
     assert repr(dp.History()) == "History(epochs=0)"
     history = dp.History(loss=[2.0, 1.5, 0.25], seconds=[0.5, 0.25, 0.25], lr=[0.1] * 3)
     assert repr(history) == "History(epochs=3, loss 2 → 0.25, 1 s)"
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numpy"])
+@pytest.mark.parametrize("output", ["softmax", "sigmoid", "identity", "exp"])
+def test_evaluate_and_score_are_the_loss_and_scikit_learns_score(rng, backend, output):
+    metrics = pytest.importorskip("sklearn.metrics")
+    X, Y = problem(rng, output)
+    w = rng.uniform(0.5, 2.0, len(X))
+    net = dp.MLP([12, 8, 4], "tanh", output, seed=1, backend=backend)
+    net.fit(X, Y, epochs=3, lr=0.05)
+    for weights in (None, w):
+        loss = net.loss_and_gradients(X, Y, sample_weight=weights)[0]
+        assert net.evaluate(X, Y, sample_weight=weights) == pytest.approx(loss, rel=1e-12)
+        if output in ("identity", "exp"):
+            want = metrics.r2_score(Y, net.predict(X), sample_weight=weights)
+        else:
+            want = metrics.accuracy_score(Y, net.predict(X), sample_weight=weights)
+        assert net.score(X, Y, sample_weight=weights) == pytest.approx(want, rel=1e-12)
+
+
+def test_validation_data_is_scored_after_every_epoch(rng):
+    X, y = problem(rng, "softmax")
+    X_val, y_val = problem(rng, "softmax", n=40)
+    net = dp.MLP([12, 16, 4], seed=0)
+    seen = []
+    history = net.fit(X, y, epochs=4, lr=0.1, validation_data=(X_val, y_val),
+                      callback=lambda h: seen.append((net.evaluate(X_val, y_val),
+                                                      net.score(X_val, y_val))))
+    assert history.val_loss == [loss for loss, _ in seen]
+    assert history.val_score == [score for _, score in seen]
+    w = rng.uniform(0.5, 2.0, 40)
+    history = net.fit(X, y, epochs=1, validation_data=(X_val, y_val, w))
+    assert history.val_loss == [net.evaluate(X_val, y_val, w)] != [net.evaluate(X_val, y_val)]
+
+
+def test_patience_stops_on_the_validation_loss_and_keeps_the_best_epoch(rng):
+    """Early stopping for dp.MLP: an overfitting network (noise labels) stops `patience` epochs
+    after its lowest validation loss and ends with that epoch's weights."""
+    X, y = rng.standard_normal((60, 12)), rng.integers(0, 4, 60)
+    X_val, y_val = rng.standard_normal((60, 12)), rng.integers(0, 4, 60)
+    net = dp.MLP([12, 64, 4], seed=0)
+    history = net.fit(X, y, epochs=200, lr=0.2, momentum=0.9, validation_data=(X_val, y_val),
+                      patience=5)
+    best = int(np.argmin(history.val_loss)) + 1
+    assert history.best_epoch == best and history.epochs == best + 5 < 200
+    assert net.evaluate(X_val, y_val) == min(history.val_loss)
+    assert f"best epoch {best}" in repr(history)
+    with pytest.raises(ValueError, match="validation_data"):
+        net.fit(X, y, epochs=1, patience=3)
+    with pytest.raises(TypeError, match="validation_data must be a tuple"):
+        net.fit(X, y, epochs=1, validation_data=X_val)
+    with pytest.raises(ValueError, match="patience"):
+        net.fit(X, y, epochs=1, validation_data=(X_val, y_val), patience=0)
+    with pytest.raises(ValueError, match="X has 12 features|features"):
+        net.fit(X, y, epochs=1, validation_data=(X_val[:, :3], y_val))

@@ -49,6 +49,12 @@ def _check_loss(loss: str, output: str) -> str:
     return check_name(loss, "loss", reference.LOSSES[output])
 
 
+def _improved(history: History) -> bool:
+    """Whether the last epoch's validation loss is the lowest so far (patience's rule)."""
+    return history.best_epoch is None or history.val_loss[-1] < history.val_loss[
+        history.best_epoch - 1]
+
+
 @dataclass
 class History:
     """What ``fit`` returns: per epoch, the mean training loss and the seconds it took."""
@@ -56,6 +62,11 @@ class History:
     loss: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)  # the learning rate each epoch ran at
+    # with validation_data: the held-out rows' mean loss and score after each epoch
+    val_loss: list[float] = field(default_factory=list)
+    val_score: list[float] = field(default_factory=list)
+    # with patience: the epoch (1-based) whose weights the model ends with
+    best_epoch: int | None = None
     # with record_health: the model's health_ for this fit
     health: dict[str, npt.NDArray[np.float64]] | None = None
 
@@ -66,9 +77,12 @@ class History:
     def __repr__(self) -> str:  # a summary: the lists run to an entry per epoch
         if not self.loss:
             return "History(epochs=0)"
+        held_out = (f", val_loss {self.val_loss[0]:.6g} → {self.val_loss[-1]:.6g}"
+                    if self.val_loss else "")
+        best = f", best epoch {self.best_epoch}" if self.best_epoch is not None else ""
         health = ", health recorded" if self.health is not None else ""
-        return (f"History(epochs={self.epochs}, loss {self.loss[0]:.6g} → {self.loss[-1]:.6g}, "
-                f"{sum(self.seconds):.3g} s{health})")
+        return (f"History(epochs={self.epochs}, loss {self.loss[0]:.6g} → {self.loss[-1]:.6g}"
+                f"{held_out}{best}, {sum(self.seconds):.3g} s{health})")
 
 
 class MLP:
@@ -283,6 +297,29 @@ class MLP:
         return A[:, 0] if A.shape[1] == 1 else A
 
     # -- training -----------------------------------------------------------------------
+    def evaluate(self, X: npt.ArrayLike, Y: npt.ArrayLike,
+                 sample_weight: npt.ArrayLike | None = None) -> float:
+        """The mean loss over the rows of X (weighted as ``fit`` weighs them), the value ``fit``
+        reports for its epochs but without the L2 term: held-out data's loss."""
+        return self._evaluate(*self._held_out(X, Y, sample_weight))[0]
+
+    def score(self, X: npt.ArrayLike, Y: npt.ArrayLike,
+              sample_weight: npt.ArrayLike | None = None) -> float:
+        """Accuracy (softmax; sigmoid: every output of a row right) or R² (identity, exp: the
+        mean over the outputs), as scikit-learn's classifiers and regressors score."""
+        return self._evaluate(*self._held_out(X, Y, sample_weight))[1]
+
+    def _held_out(self, X: npt.ArrayLike, Y: npt.ArrayLike,
+                  sample_weight: npt.ArrayLike | None) -> tuple[Rows, FloatArray, Any]:
+        inputs = self._inputs(X)
+        n_rows = rows_of(inputs)
+        return inputs, self._targets(Y, n_rows), check_sample_weight(sample_weight, n_rows)
+
+    def _evaluate(self, inputs: Rows, Y: FloatArray, sample_weight: Any) -> tuple[float, float]:
+        """(loss, score) of rows already checked."""
+        loss, outputs = self._engine.evaluate(self._params(), inputs, Y, sample_weight)
+        return float(loss), float(self._engine.score(outputs, Y, sample_weight))
+
     def loss_and_gradients(self, X: npt.ArrayLike, Y: npt.ArrayLike,
                            sample_weight: npt.ArrayLike | None = None,
                            ) -> tuple[float, list[FloatArray], list[FloatArray],
@@ -315,7 +352,9 @@ class MLP:
             alpha: float = 0.0, clip_norm: float | None = None, lr_schedule: str = "constant",
             schedule_options: dict[str, Any] | None = None,
             callback: Callable[[History], bool | None] | None = None,
-            record_health: bool = False, verbose: bool = False) -> History:
+            record_health: bool = False, verbose: bool = False,
+            validation_data: tuple[Any, ...] | None = None,
+            patience: int | None = None) -> History:
         """Minibatch training; parameters are updated in place.
 
         Y : for a softmax output, class labels 0..K-1 or rows of probabilities (each row
@@ -345,6 +384,13 @@ class MLP:
             (over every sample). A fit without it removes ``health_``, which would describe
             other weights.
 
+        validation_data : (X_val, Y_val) or (X_val, Y_val, sample_weight_val): held-out rows
+            whose loss and score (see :meth:`evaluate`, :meth:`score`) are recorded after each
+            epoch in ``history.val_loss`` and ``history.val_score``.
+        patience : with ``validation_data``, early stopping: training stops after this many
+            epochs in a row without a lower validation loss, and the model ends with the
+            weights of the epoch that had the lowest (``history.best_epoch``).
+
         ``batch_size=1`` is online training, ``batch_size=len(X)`` full-batch training. Each
         epoch runs in the engine without the GIL; between epochs, ``callback(history)`` is
         called and may return True to stop. It may also change the parameters, in place or by
@@ -354,6 +400,12 @@ class MLP:
         n_rows = rows_of(inputs)
         Y = self._targets(Y, n_rows)
         sample_weight = check_sample_weight(sample_weight, n_rows)
+        held_out = self._validation_data(validation_data)
+        if patience is not None:
+            patience = check_int(patience, "patience")
+            if held_out is None:
+                raise ValueError("patience stops training on the validation loss: give "
+                                 "validation_data=(X_val, Y_val) too")
         epochs = check_int(epochs, "epochs", minimum=0)
         batch_size = check_int(batch_size, "batch_size")
         lr = check_real(lr, "lr", 0.0)
@@ -373,6 +425,7 @@ class MLP:
         schedule = Schedule.from_options(lr_schedule, lr, schedule_options, epochs=epochs,
                                          n_samples=n_rows)
         last_good = [np.empty_like(p) for p in params]  # the state to fall back on, reused
+        best = [np.empty_like(p) for p in params] if patience is not None else None
         history = History()
         health = np.empty((len(HEALTH_ROWS), len(self.coefs_))) if record_health else None
         if record_health:
@@ -412,18 +465,44 @@ class MLP:
             history.loss.append(loss)
             history.seconds.append(elapsed)
             history.lr.append(epoch_lr)
+            held_out_line = ""
+            if held_out is not None:
+                val_loss, val_score = self._evaluate(*held_out)
+                history.val_loss.append(val_loss)
+                history.val_score.append(val_score)
+                held_out_line = f"  val_loss {val_loss:.6f}  val_score {val_score:.4f}"
             if verbose:
-                print(f"epoch {history.epochs:4d}  loss {loss:.6f}  {elapsed * 1e3:8.2f} ms")
-            if schedule.end_of_epoch(loss) or (callback is not None and callback(history)):
+                print(f"epoch {history.epochs:4d}  loss {loss:.6f}{held_out_line}  "
+                      f"{elapsed * 1e3:8.2f} ms")
+            if best is not None and _improved(history):
+                history.best_epoch = history.epochs
+                for saved, p in zip(best, params):
+                    np.copyto(saved, p)
+            waited = history.epochs - (history.best_epoch or 0)  # epochs since the best
+            if (schedule.end_of_epoch(loss) or (callback is not None and callback(history))
+                    or (patience is not None and waited >= patience)):
                 break
             if callback is not None:
                 params = self._params_after_callback(params)
+        if best is not None and history.best_epoch is not None:
+            for p, saved in zip(self._params(), best):
+                np.copyto(p, saved)
         if record_health and history.epochs:
             from .diagnostics import HealthWarning, check_health
 
             for problem in check_health(self.health_, self._specs):
                 warnings.warn(problem, HealthWarning, stacklevel=2)
         return history
+
+    def _validation_data(self, data: tuple[Any, ...] | None,
+                         ) -> tuple[Rows, FloatArray, Any] | None:
+        """fit's validation_data, checked once: (inputs, targets, sample_weight) or None."""
+        if data is None:
+            return None
+        if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
+            raise TypeError("validation_data must be a tuple (X_val, Y_val) or (X_val, Y_val, "
+                            "sample_weight_val)")
+        return self._held_out(*data) if len(data) == 3 else self._held_out(data[0], data[1], None)
 
     def _first_nonfinite_layer(self) -> int | None:
         """The first layer holding a NaN or infinite parameter, or None."""

@@ -43,13 +43,14 @@ def draw_loss_curve(axes: Any, loss: Sequence[float], validation: Sequence[float
 
 
 def loss_curve(history: History, *, log: bool = False) -> Figure:
-    """The training loss per epoch of a ``fit``'s History, and its learning rate where that
-    changed (a schedule); ``log`` draws the loss on a log scale."""
+    """The training loss per epoch of a ``fit``'s History (and its validation loss, with
+    validation_data), and the learning rate where that changed (a schedule); ``log`` draws the
+    loss on a log scale."""
     plt = _pyplot()
     fig: Figure
     axes: Any
     fig, axes = plt.subplots(figsize=(6, 3.8))
-    draw_loss_curve(axes, history.loss, title="training loss")
+    draw_loss_curve(axes, history.loss, history.val_loss, title="loss per epoch")
     if log:
         axes.set_yscale("log")
     if len(set(history.lr)) > 1:
