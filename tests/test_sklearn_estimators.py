@@ -26,6 +26,7 @@ import sklearn.neural_network as skl  # noqa: E402
 from helpers import python
 from sklearn.base import clone  # noqa: E402
 from sklearn.datasets import load_diabetes, load_wine, make_multilabel_classification  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
@@ -165,6 +166,48 @@ def test_warm_start_continues(wine):
     streamed = small(MLPClassifier).partial_fit(X, y, classes=[0, 1, 2])
     with pytest.raises(ValueError, match="partial_fit continues the fitted network"):
         streamed.set_params(hidden_layer_sizes=(4,)).partial_fit(X, y)
+
+
+def test_a_refused_continuation_leaves_the_estimator_as_it_was(wine, diabetes, tmp_path):
+    """A warm start or partial_fit that is refused changes nothing: before, partial_fit with
+    early_stopping=True reset the stopping rule before refusing (so the next call started it
+    afresh), and a warm start on 2-column y set n_outputs_ = 2 before refusing, which save then
+    wrote into a file load refused."""
+    X, y = wine
+    est = small(MLPClassifier, max_iter=5, tol=1.0).fit(X, y)
+    kept = dict(best_loss_=est.best_loss_, count=est._no_improvement_count,
+                best=est._best_coefs[0].copy())
+    with pytest.raises(ValueError, match="early_stopping"):
+        est.set_params(early_stopping=True).partial_fit(X, y)
+    assert (est.best_loss_, est._no_improvement_count) == (kept["best_loss_"], kept["count"])
+    assert est.validation_scores_ is None
+    np.testing.assert_array_equal(est._best_coefs[0], kept["best"])
+    est.set_params(early_stopping=False).partial_fit(X, y)
+    assert est._no_improvement_count == kept["count"] + 1  # the rule went on (tol=1)
+
+    X, y = diabetes
+    reg = small(MLPRegressor, warm_start=True, max_iter=5).fit(X, y)
+    with pytest.raises(ValueError, match="continues the fitted network"):
+        reg.fit(X, np.c_[y, y])
+    assert reg.n_outputs_ == 1
+    reg.save(tmp_path / "reg.dp")
+    assert MLPRegressor.load(tmp_path / "reg.dp").n_outputs_ == 1
+    # another output function is another network (scikit-learn keeps the old one, so its
+    # reported loss no longer matches the gradient it steps along)
+    with pytest.raises(ValueError, match="output is 'identity'; loss='poisson' asks for 'exp'"):
+        reg.set_params(loss="poisson").fit(X, np.abs(y))
+    reg.set_params(loss="huber").fit(X, y)  # the same output, another loss: allowed
+
+
+def test_an_early_stopping_fit_that_diverges_says_so(diabetes):
+    """It stops at the epoch that diverged with the best epoch's weights, which are finite, so
+    the non-finite-weights guard does not raise: it warned nothing at all."""
+    X, y = diabetes
+    reg = small(MLPRegressor, solver="sgd", learning_rate_init=1e6, early_stopping=True,
+                max_iter=20)
+    with pytest.warns(ConvergenceWarning, match="diverged at iteration"):
+        reg.fit(X, y * 1e6)
+    assert all(np.isfinite(W).all() for W in reg.coefs_)
 
 
 def test_early_stopping_restores_the_best_weights(wine):

@@ -134,6 +134,10 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
             if name not in ("self", "__class__"):
                 setattr(self, name, value)
 
+    def _regression_output(self) -> str:
+        """A regressor's output function for its loss: the exp of Poisson's log link."""
+        return "exp" if self.loss == "poisson" else "identity"
+
     def _output_kind(self) -> str:
         return {"softmax": "softmax", "logistic": "sigmoid", "identity": "identity",
                 "exp": "exp"}[self.out_activation_]
@@ -285,7 +289,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         self.n_outputs_ = y.shape[1]
         self.n_layers_ = len(layer_units)
         if not is_classifier(self):
-            self.out_activation_ = "exp" if self.loss == "poisson" else "identity"
+            self.out_activation_ = self._regression_output()
         elif self._label_binarizer.y_type_ == "multiclass":
             self.out_activation_ = "softmax"
         else:
@@ -370,8 +374,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
             sample_weight = None  # the same objective, on the engine's unweighted path
         if y.ndim == 1:
             y = y.reshape((-1, 1))
-        self.n_outputs_ = y.shape[1]
-        layer_units = [X.shape[1]] + hidden_layer_sizes + [self.n_outputs_]
+        layer_units = [X.shape[1]] + hidden_layer_sizes + [y.shape[1]]
         _, dropout = self._blocks(layer_units)  # checks residual and dropout against the sizes
         if any(dropout) and self.solver not in _STOCHASTIC_SOLVERS:
             raise ValueError(f"dropout needs a stochastic solver ('sgd' or 'adam'): "
@@ -379,9 +382,8 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         self._random_state = self._fresh_random_state()
         if first_pass:
             self._initialize(y, layer_units, X.dtype)
-        else:
+        else:  # (a refused continuation leaves the fitted attributes as they were)
             self._check_continued(layer_units, incremental)
-            self._continue_stopping_rule()
         y = np.ascontiguousarray(y, dtype=X.dtype)
         hooks = EpochHooks(self, X, y, sample_weight, incremental, given_weight)
         try:
@@ -409,14 +411,19 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         names = [spec.param_names for spec in self._hidden_activations(len(layer_units) - 2)]
         # (an estimator pickled before activation_params_ existed has none: nothing learned)
         learned = [tuple(d) for d in self._learned()] or [()] * len(names)
-        if fitted == layer_units and [set(n) for n in names] == [set(k) for k in learned]:
-            return
-        how = "partial_fit" if incremental else "warm_start=True"
+        output = self.out_activation_ if is_classifier(self) else self._regression_output()
         if fitted != layer_units:
             what = f"layer sizes are {fitted}; the parameters now ask for {layer_units}"
-        else:
+        elif [set(n) for n in names] != [set(k) for k in learned]:
             what = (f"activations learn {[list(k) for k in learned]}; the parameters now ask "
                     f"for {[list(n) for n in names]}")
+        elif output != self.out_activation_:  # (scikit-learn keeps the old output function)
+            what = (f"output is {self.out_activation_!r}; loss={self.loss!r} asks for "
+                    f"{output!r}")
+        else:
+            self.n_outputs_ = layer_units[-1]
+            return
+        how = "partial_fit" if incremental else "warm_start=True"
         raise ValueError(f"{how} continues the fitted network, but its {what}. Start a new "
                          f"network with fit() and warm_start=False, or a fresh estimator")
 
@@ -478,10 +485,11 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
     def _fit_stochastic(self, X: Any, y: FloatArray,
                         sample_weight: npt.NDArray[np.float64] | None, incremental: bool,
                         hooks: EpochHooks) -> None:
-        if not incremental or not hasattr(self, "_optimizer"):
-            self._optimizer = self._new_optimizer(self._network(X.dtype))
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
+        self._continue_stopping_rule()  # (after the refusal: it may start the rule afresh)
+        if not incremental or not hasattr(self, "_optimizer"):
+            self._optimizer = self._new_optimizer(self._network(X.dtype))
         early_stopping = self.early_stopping
         if early_stopping:
             X, X_val, y, y_val, sample_weight, sw_val = self._validation_split(
@@ -539,9 +547,16 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.", stacklevel=3)
         if early_stopping:
+            diverged = not all(np.isfinite(w).all() for w in self._parameter_arrays()) or (
+                bool(self.loss_curve_) and not np.isfinite(self.loss_curve_[-1]))
             self.coefs_ = self._best_coefs
             self.intercepts_ = self._best_intercepts
             self.activation_params_ = self._best_activation_params
+            if diverged:  # (the guard in _fit finds the restored weights finite)
+                warnings.warn(f"Training diverged at iteration {self.n_iter_}: the loss or the "
+                              f"weights became NaN or infinite, and it stopped there, with the "
+                              f"weights of the best validation score. Lower learning_rate_init "
+                              f"or scale the data.", ConvergenceWarning, stacklevel=4)
 
     def _fit_epochs_in_engine(self, net: _backend.Network, X: Any, y: FloatArray,
                               sample_weight: npt.NDArray[np.float64] | None,

@@ -234,7 +234,11 @@ class PersistMixin:
 
     @classmethod
     def load(cls, path: PathArg) -> Any:
-        """An estimator saved by :meth:`save`; ready to predict (and to fit again)."""
+        """An estimator saved by :meth:`save`; ready to predict, and to train on from its
+        weights (warm_start, partial_fit) with a fresh optimizer: the momentum velocities,
+        Adam's moments and step, the adaptive schedule's decayed rate and the stopping rule's
+        count are not saved, so a continued fit is not the one an unsaved estimator (or a
+        pickled one) would run."""
         header, contents = read_model_file(path)
         sk = header.get("sklearn")
         if not isinstance(sk, dict) or sk.get("estimator") != cls.__name__:
