@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import re
 import sys
+from importlib.metadata import version
 
 import numpy as np
+import pytest
+
+
+def release(package: str) -> tuple[int, int]:
+    """(major, minor) of an installed package."""
+    major, minor = version(package).split(".")[:2]
+    return int(major), int(re.match(r"\d+", minor)[0])
+
+
+# The comparisons with scikit-learn's own MLP that use what 1.7 added to it (sample_weight, the
+# Poisson loss, the leading `loss` parameter, its loss functions' signatures); deltaprop.sklearn
+# itself needs 1.6.
+needs_sklearn_1_7 = pytest.mark.skipif(release("scikit-learn") < (1, 7),
+                                       reason="compares with scikit-learn 1.7's MLP")
 
 # C++ against the reference (design.md): float64 to ~1e-10, float32 to ~1e-5, relative to the
 # largest magnitude of the expected result.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import DTYPES, THREADS, assert_close
+from helpers import DTYPES, THREADS, assert_close, needs_sklearn_1_7
 
 import deltaprop as dp
 from deltaprop import reference as ref
@@ -49,6 +49,7 @@ def test_loss_matches_reference(rng, output, loss, dtype, threads, weighted, sha
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("output, outputs", [("sigmoid", 1), ("sigmoid", 3), ("softmax", 4)])
 @pytest.mark.parametrize("weighted", [False, True])
+@needs_sklearn_1_7
 def test_clipped_log_losses_are_scikit_learns(rng, dtype, output, outputs, weighted):
     """clip_probabilities reports scikit-learn's own log losses (its drop-in's loss curve), on
     logits from mild to far past saturation: probabilities clipped to [eps, 1 − eps] before the

@@ -208,9 +208,11 @@ inline long long arg_int(py::handle h, const std::string& name, long long lo, lo
     const py::int_ value = integer(h, name);
     int overflow = 0;
     const long long v = PyLong_AsLongLongAndOverflow(value.ptr(), &overflow);
+    // (py::str of a handle: pybind11 3.0.0 and 3.0.1 find py::str(py::int_) ambiguous)
     if (overflow != 0 || v < lo || v > hi)
         throw py::value_error(name + " must be in [" + std::to_string(lo) + ", " +
-                              std::to_string(hi) + "], got " + std::string(py::str(value)));
+                              std::to_string(hi) + "], got " +
+                              std::string(py::str(py::handle(value))));
     return v;
 }
 
@@ -220,7 +222,8 @@ inline std::uint64_t arg_u64(py::handle h, const std::string& name) {
     const unsigned long long v = PyLong_AsUnsignedLongLong(value.ptr());
     if (PyErr_Occurred()) {
         PyErr_Clear();
-        throw py::value_error(name + " must be in [0, 2**64 - 1], got " + std::string(py::str(value)));
+        throw py::value_error(name + " must be in [0, 2**64 - 1], got " +
+                              std::string(py::str(py::handle(value))));
     }
     return v;
 }

@@ -50,6 +50,9 @@ def class_indices(binarizer: LabelBinarizer, y: Any) -> npt.NDArray[np.intp] | N
     if not (isinstance(y, np.ndarray) and y.ndim == 1 and _plain(binarizer)):
         return None
     classes = binarizer.classes_
+    kinds = {classes.dtype.kind, y.dtype.kind}
+    if kinds & set("US") and kinds & set("biuf"):
+        return None  # str against numbers (NumPy < 1.25 compares them with a FutureWarning)
     try:
         index = np.minimum(np.searchsorted(classes, y), len(classes) - 1)
     except TypeError:  # labels that do not compare with the classes (str against int)

@@ -167,6 +167,10 @@ def _classes(saved: Any) -> npt.NDArray[Any]:
     dtype, values = np.dtype(saved["dtype"]), saved["values"]
     if dtype.kind not in _CLASS_KINDS or not isinstance(values, list):
         raise ValueError(f"classes of dtype {dtype} are not saved classes")
+    if dtype.kind in "iu":  # (NumPy < 2 wraps an int past the dtype's range without a word)
+        info = np.iinfo(dtype)
+        if any(isinstance(v, int) and not info.min <= v <= info.max for v in values):
+            raise OverflowError(f"classes {values!r:.80} do not fit dtype {dtype}")
     if dtype.kind == "U":
         longest = max((len(v) for v in values if isinstance(v, str)), default=0)
         if not longest <= dtype.itemsize // 4 <= max(longest, _CLASS_WIDTH):
