@@ -502,7 +502,8 @@ class MLP:
         if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
             raise TypeError("validation_data must be a tuple (X_val, Y_val) or (X_val, Y_val, "
                             "sample_weight_val)")
-        return self._held_out(*data) if len(data) == 3 else self._held_out(data[0], data[1], None)
+        X, Y, *weight = data
+        return self._held_out(X, Y, weight[0] if weight else None)
 
     def _first_nonfinite_layer(self) -> int | None:
         """The first layer holding a NaN or infinite parameter, or None."""

@@ -73,11 +73,11 @@ def health(record: History | Mapping[str, npt.ArrayLike] | None) -> Figure:
     if rows is None:
         raise ValueError("no health record: fit with record_health=True")
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     grad = np.atleast_2d(rows["grad_norm"])
     epochs = np.arange(1, grad.shape[0] + 1)
     fig: Figure
-    from matplotlib.ticker import MaxNLocator
-
     fig, (norms, dead, saturated) = plt.subplots(1, 3, figsize=(13, 3.8))
     for l in range(grad.shape[1]):
         norms.semilogy(epochs, grad[:, l], marker="o", ms=3, label=f"layer {l}")
