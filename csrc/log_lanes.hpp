@@ -52,9 +52,9 @@ struct LogConstants {
     return log_x + (x - x);  // NaN stays NaN (its pattern would give a finite value)
 }
 
-// log(1 + e) for e >= 0, or NaN: u = 1 + e rounded and c its rounding error (exact: Fast2Sum,
-// the larger addend first), then log u + c / u, the first-order correction (e below 2^-53 gives
-// e itself).
+// log(1 + e) for finite e >= 0, or NaN (inf gives NaN; the callers' e are at most a row's
+// width): u = 1 + e rounded and c its rounding error (exact: Fast2Sum, the larger addend
+// first), then log u + c / u, the first-order correction (e below 2^-53 gives e itself).
 [[gnu::always_inline]] inline double log1p_nonnegative(double e) {
     const double big = e > 1.0 ? e : 1.0, small = e > 1.0 ? 1.0 : e;  // NaN: small is NaN
     const double u = big + small, c = (big - u) + small;

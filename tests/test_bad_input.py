@@ -19,6 +19,7 @@ import re
 import subprocess
 import textwrap
 import warnings
+from types import MappingProxyType
 
 import numpy as np
 import pytest
@@ -354,6 +355,8 @@ FIT_HYPER = [
     ({"lr_schedule": "step", "schedule_options": {"step": 3}}, ValueError, "step_size, gamma"),
     ({"lr_schedule": "cosine", "schedule_options": {"gamma": 0.5}}, ValueError, "lr_min"),
     ({"schedule_options": {"power_t": 0.5}}, ValueError, "no options"),
+    ({"lr_schedule": "step", "schedule_options": MappingProxyType({"gamma": 2.0})}, ValueError,
+     "gamma"),  # any Mapping is read
     ({"lr_schedule": "step", "schedule_options": [("gamma", 0.5)]}, TypeError,
      "schedule_options"),
     ({"momentum": -0.1}, ValueError, "momentum"),
@@ -1986,3 +1989,5 @@ def test_an_integer_bounded_only_by_its_width_says_so():
         dp.validation.check_int(-1, "epochs", minimum=0)
     with pytest.raises(ValueError, match=r"^seed must be in \[0, 7\], got 8$"):
         dp.validation.check_int(8, "seed", 0, 7)
+    with pytest.raises(ValueError, match=r"^epochs must be in \[0, 9223372036854775807\]"):
+        dp.validation.check_int(2**63, "epochs", minimum=0)  # too large: the width is the bound

@@ -252,6 +252,8 @@ def test_plots_draw_a_health_record_and_a_profile(digits):
         dp.plot.health(dp.History())
     history = net.fit(X, y, epochs=4, lr=0.05, lr_schedule="step",
                       schedule_options={"step_size": 2, "gamma": 0.5})
+    # a History with an epoch that has no validation loss (it diverged) is drawn too
+    dp.plot.loss_curve(dp.History(loss=[1.0, 0.5, 0.4], val_loss=[1.1, 0.6], lr=[0.1] * 3))
     fig = dp.plot.loss_curve(history, log=True)
     loss, rate = fig.axes
     np.testing.assert_array_equal(loss.get_lines()[0].get_ydata(), history.loss)
@@ -314,6 +316,9 @@ def test_necro_relu_units_that_are_off_are_not_called_dead(digits):
     health["dead_fraction"][0, :2] = 1.0
     problems = dp.diagnostics.check_health(health, ["necro_relu", "relu"])
     assert len(problems) == 2
+    # one activation for every hidden layer, as MLP takes it (a str was read letter by letter)
+    assert dp.diagnostics.check_health(health, "necro_relu")[0].startswith(
+        "layers 0, 1: up to 100% of the units are off")
     assert problems[0].startswith("layer 1: up to 100% of the units are dead")
     assert problems[1].startswith("layer 0: up to 100% of the units are off")
     assert "necro_relu /" not in problems[1] and "leaky_relu" not in problems[1]

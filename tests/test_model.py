@@ -270,6 +270,8 @@ def test_reprs_tell_models_apart_and_summarise_a_history():
     assert repr(huber) == ("MLP([3, 4, 4, 1], activation='tanh', output='identity', "
                            "loss='huber', residual=True, dropout=0.1, bias_init=0.01, "
                            "dtype='float64', seed=7, backend='cpp')")
+    plain = dp.MLP([3, 4, 2], dropout=np.float32(0.0), grad_at_zero=np.float64(0.0))
+    assert repr(plain) == repr(dp.MLP([3, 4, 2]))  # NumPy scalars at their defaults
     assert repr(dp.History()) == "History(epochs=0)"
     history = dp.History(loss=[2.0, 1.5, 0.25], seconds=[0.5, 0.25, 0.25], lr=[0.1] * 3)
     assert repr(history) == "History(epochs=3, loss 2 → 0.25, 1 s)"
@@ -326,5 +328,34 @@ def test_patience_stops_on_the_validation_loss_and_keeps_the_best_epoch(rng):
         net.fit(X, y, epochs=1, validation_data=X_val)
     with pytest.raises(ValueError, match="patience"):
         net.fit(X, y, epochs=1, validation_data=(X_val, y_val), patience=0)
-    with pytest.raises(ValueError, match="X has 12 features|features"):
-        net.fit(X, y, epochs=1, validation_data=(X_val[:, :3], y_val))
+    # the validation arrays are named as such (they were called X, Y and sample_weight)
+    for data, words in (((X_val[:, :3], y_val), "X_val has 3 features"),
+                        ((X_val, y_val + 4), "Y_val holds label"),
+                        ((X_val, y_val, np.zeros(60)), "sample_weight_val sums to zero")):
+        with pytest.raises(ValueError, match=words):
+            net.fit(X, y, epochs=1, validation_data=data)
+
+
+def test_patience_keeps_the_best_weights_when_training_diverges(rng):
+    """A fit that diverges with patience ends with its best epoch's weights, as a stopped one
+    does (it kept the epoch before the divergence, whose validation loss was inf)."""
+    X = rng.standard_normal((80, 4))
+    y = X @ [1.0, 2.0, 3.0, 4.0]
+    X_val = rng.standard_normal((40, 4))
+    y_val = X_val @ [1.0, 2.0, 3.0, 4.0]
+    for backend in ("cpp", "numpy"):
+        net = dp.MLP([4, 8, 1], "tanh", "identity", seed=0, backend=backend)
+        with pytest.raises(FloatingPointError, match=r"its best epoch \((\d+), patience\)") \
+                as error:
+            net.fit(X, y, epochs=3000, lr=1.0, batch_size=80, validation_data=(X_val, y_val),
+                    patience=1000)
+        history = error.value.history
+        assert net.evaluate(X_val, y_val) == min(history.val_loss)
+        assert history.val_loss[history.best_epoch - 1] == min(history.val_loss)
+
+
+def test_a_nan_validation_loss_is_never_the_best():
+    history = dp.History(loss=[1.0, 1.0], val_loss=[float("nan")])
+    assert not dp.model._improved(history)
+    history.val_loss.append(2.0)
+    assert dp.model._improved(history)

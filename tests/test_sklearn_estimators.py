@@ -206,9 +206,13 @@ def test_an_early_stopping_fit_that_diverges_says_so(diabetes):
     X, y = diabetes
     reg = small(MLPRegressor, solver="sgd", learning_rate_init=1e6, early_stopping=True,
                 max_iter=20)
-    with pytest.warns(ConvergenceWarning, match="diverged at iteration"):
+    with pytest.warns(ConvergenceWarning, match="diverged: after"):
         reg.fit(X, y * 1e6)
     assert all(np.isfinite(W).all() for W in reg.coefs_)
+    pytest.importorskip("matplotlib").use("Agg")
+    ax = reg.plot_loss_curve()  # its diverged epoch has a training loss, no validation score
+    assert [len(line.get_xdata()) for line in ax.get_lines()] == [
+        len(reg.loss_curve_), len(reg.validation_loss_curve_)]
 
 
 def test_early_stopping_restores_the_best_weights(wine):
@@ -573,6 +577,9 @@ def _saved_with_header_edit(est, path, edit):
     (lambda c: c.update(values=["ab", "cd", "ef"], dtype="<U1"),
      "bad classes: ValueError: dtype <U1 does not"),
     (lambda c: c.update(values=[300, 301, 302], dtype="|i1"), "bad classes: OverflowError"),
+    # read as [3, 7] and [1, 7] by an integer dtype's cast
+    (lambda c: c.update(values=[0.4, 1.9, 2.0], dtype="|u1"), "bad classes: ValueError: .* not all integers"),
+    (lambda c: c.update(values=[True, 1, 2], dtype="|u1"), "bad classes: ValueError: .* not all integers"),
     # LabelBinarizer would sort them: the outputs would mean other classes to MLP.load's reader
     (lambda c: c.update(values=[2, 0, 1]), "its classes are not sorted"),
 ])

@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._typing import ActivationArg
-from .activations import resolve
+from .activations import Activation, resolve
 from .reference.health import HEALTH_ROWS
 
 if TYPE_CHECKING:
@@ -109,6 +109,8 @@ def check_health(health: Mapping[str, npt.ArrayLike],
     # A dead ReLU unit is saturated too (its f' is 0 wherever f is); what is left of the
     # saturated share is sigmoid, tanh or ELU units pinned at a flat end for every sample: seed
     # 003's "network paralysis".
+    if isinstance(activations, (str, Activation)):  # one for every hidden layer, as MLP takes
+        activations = [activations] * (len(dead) - 1)
     revivable = [resolve(a).name == "necro_relu" for a in activations or ()]
     off = np.array([s if l < len(revivable) and revivable[l] else 0.0 for l, s in enumerate(dead)])
     for share, threshold, what, advice in (

@@ -3,6 +3,7 @@ owns and whose loops run in the C++ engine (or, with ``backend="numpy"``, the re
 
 from __future__ import annotations
 
+import numbers
 import time
 import warnings
 from collections.abc import Sequence
@@ -49,10 +50,18 @@ def _check_loss(loss: str, output: str) -> str:
     return check_name(loss, "loss", reference.LOSSES[output])
 
 
+def _is_default(value: object, default: object) -> bool:
+    """A constructor option at its default (a NumPy scalar equal to it included)."""
+    return value is default or (isinstance(value, (numbers.Real, str)) and value == default)
+
+
 def _improved(history: History) -> bool:
-    """Whether the last epoch's validation loss is the lowest so far (patience's rule)."""
-    return history.best_epoch is None or history.val_loss[-1] < history.val_loss[
-        history.best_epoch - 1]
+    """Whether the last epoch's validation loss is the lowest so far (patience's rule; a NaN
+    loss never is)."""
+    last = history.val_loss[-1]
+    if history.best_epoch is None:
+        return not np.isnan(last)
+    return last < history.val_loss[history.best_epoch - 1]
 
 
 @dataclass
@@ -275,11 +284,11 @@ class MLP:
         self._engine = self._make_engine()
 
     # -- inference ----------------------------------------------------------------------
-    def _inputs(self, X: npt.ArrayLike) -> Rows:
-        return check_matrix(X, "X", self.dtype, self.layer_sizes[0])
+    def _inputs(self, X: npt.ArrayLike, name: str = "X") -> Rows:
+        return check_matrix(X, name, self.dtype, self.layer_sizes[0])
 
-    def _targets(self, Y: npt.ArrayLike, n_rows: int) -> FloatArray:
-        return check_targets(Y, "Y", self.dtype, n_rows, self.layer_sizes[-1], self.output)
+    def _targets(self, Y: npt.ArrayLike, n_rows: int, name: str = "Y") -> FloatArray:
+        return check_targets(Y, name, self.dtype, n_rows, self.layer_sizes[-1], self.output)
 
     def forward(self, X: npt.ArrayLike) -> FloatArray:
         """The output activations (softmax probabilities, sigmoid probabilities or values)."""
@@ -309,11 +318,13 @@ class MLP:
         mean over the outputs), as scikit-learn's classifiers and regressors score."""
         return self._evaluate(*self._held_out(X, Y, sample_weight))[1]
 
-    def _held_out(self, X: npt.ArrayLike, Y: npt.ArrayLike,
-                  sample_weight: npt.ArrayLike | None) -> tuple[Rows, FloatArray, Any]:
-        inputs = self._inputs(X)
+    def _held_out(self, X: npt.ArrayLike, Y: npt.ArrayLike, sample_weight: npt.ArrayLike | None,
+                  suffix: str = "") -> tuple[Rows, FloatArray, Any]:
+        """The rows, targets and weights checked, named in messages with ``suffix`` ("_val")."""
+        inputs = self._inputs(X, f"X{suffix}")
         n_rows = rows_of(inputs)
-        return inputs, self._targets(Y, n_rows), check_sample_weight(sample_weight, n_rows)
+        return (inputs, self._targets(Y, n_rows, f"Y{suffix}"),
+                check_sample_weight(sample_weight, n_rows, f"sample_weight{suffix}", f"X{suffix}"))
 
     def _evaluate(self, inputs: Rows, Y: FloatArray, sample_weight: Any) -> tuple[float, float]:
         """(loss, score) of rows already checked."""
@@ -446,6 +457,9 @@ class MLP:
             elapsed = time.perf_counter() - start
             bad_layer = self._first_nonfinite_layer()
             if not np.isfinite(loss) or bad_layer is not None:
+                kept = "from before that epoch"
+                if best is not None and history.best_epoch is not None:
+                    last_good, kept = best, f"of its best epoch ({history.best_epoch}, patience)"
                 for saved, p in zip(last_good, params):
                     np.copyto(p, saved)
                 where = "" if bad_layer is None else f", first in layer {bad_layer}"
@@ -453,7 +467,7 @@ class MLP:
                 error = FloatingPointError(
                     f"training diverged at epoch {history.epochs + 1}: the loss or the weights "
                     f"became NaN or infinite (loss {loss}{where}); the model keeps its weights "
-                    f"from before that epoch, and the error's .history the epochs before it. "
+                    f"{kept}, and the error's .history the epochs before it. "
                     f"Lower the learning rate (lr={lr}), scale the {scale}, or clip the "
                     f"gradients (clip_norm).")
                 error.history = history  # type: ignore[attr-defined]
@@ -467,7 +481,8 @@ class MLP:
             history.lr.append(epoch_lr)
             held_out_line = ""
             if held_out is not None:
-                val_loss, val_score = self._evaluate(*held_out)
+                with np.errstate(over="ignore", invalid="ignore"):  # (as training's, above)
+                    val_loss, val_score = self._evaluate(*held_out)
                 history.val_loss.append(val_loss)
                 history.val_score.append(val_score)
                 held_out_line = f"  val_loss {val_loss:.6f}  val_score {val_score:.4f}"
@@ -485,7 +500,9 @@ class MLP:
             if callback is not None:
                 params = self._params_after_callback(params)
         if best is not None and history.best_epoch is not None:
-            for p, saved in zip(self._params(), best):
+            # (the arrays a stopping callback left: checked as the next epoch would check them)
+            current = self._params_after_callback(params) if callback is not None else params
+            for p, saved in zip(current, best):
                 np.copyto(p, saved)
         if record_health and history.epochs:
             from .diagnostics import HealthWarning, check_health
@@ -503,7 +520,7 @@ class MLP:
             raise TypeError("validation_data must be a tuple (X_val, Y_val) or (X_val, Y_val, "
                             "sample_weight_val)")
         X, Y, *weight = data
-        return self._held_out(X, Y, weight[0] if weight else None)
+        return self._held_out(X, Y, weight[0] if weight else None, "_val")
 
     def _first_nonfinite_layer(self) -> int | None:
         """The first layer holding a NaN or infinite parameter, or None."""
@@ -537,8 +554,7 @@ class MLP:
                    ("grad_at_zero", self.grad_at_zero, 0.0), ("init", self.init, None),
                    ("bias_init", self.bias_init, None)]
         given = "".join(f", {name}={value!r}" for name, value, default in options
-                        if not (value is default
-                                or (isinstance(value, (int, float, str)) and value == default)))
+                        if not _is_default(value, default))
         return (f"MLP({self.layer_sizes}, activation={self.activation!r}, "
                 f"output={self.output!r}{given}, dtype={self.dtype.name!r}, seed={self.seed}, "
                 f"backend={self.backend!r})")

@@ -33,10 +33,9 @@ def draw_loss_curve(axes: Any, loss: Sequence[float], validation: Sequence[float
     """The loss per epoch on ``axes`` (and the held-out loss beside it, where there is one)."""
     from matplotlib.ticker import MaxNLocator
 
-    epochs = np.arange(1, len(loss) + 1)
-    axes.plot(epochs, loss, label="training loss")
-    if validation is not None and len(validation):
-        axes.plot(epochs, validation, label="validation loss")
+    axes.plot(np.arange(1, len(loss) + 1), loss, label="training loss")
+    if validation is not None and len(validation):  # (an epoch that diverged has none)
+        axes.plot(np.arange(1, len(validation) + 1), validation, label="validation loss")
     axes.set(xlabel="epoch", ylabel="loss", title=title)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.legend()

@@ -5,6 +5,7 @@ adaptive counter of epochs without improvement."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from .reference.optim import adaptive_lr, cosine_lr, invscaling_lr, step_lr
@@ -29,14 +30,14 @@ class Schedule:
     """
 
     @classmethod
-    def from_options(cls, name: str, lr0: float, options: dict[str, Any] | None, *, epochs: int,
-                     n_samples: int) -> Schedule:
+    def from_options(cls, name: str, lr0: float, options: Mapping[str, Any] | None, *,
+                     epochs: int, n_samples: int) -> Schedule:
         """The schedule ``name`` with fit's ``schedule_options``: a dict of the settings that
         schedule takes, and no others (a setting it ignores would be a silent mistake)."""
         name = check_name(name, "lr_schedule", SCHEDULES)
         if options is None:
             options = {}
-        if not isinstance(options, dict):
+        if not isinstance(options, Mapping):
             raise TypeError(f"schedule_options must be a dict, got {type(options).__name__}")
         unknown = [key for key in options if key not in OPTIONS[name]]
         if unknown:

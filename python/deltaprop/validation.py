@@ -30,8 +30,9 @@ def check_int(value: object, name: str, minimum: int = 1, maximum: int = 2**63 -
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
     if not minimum <= int(value) <= maximum:  # int() of an Integral is exact
-        # a bound that is only the engine's integer width says nothing to a user
-        bounds = f">= {minimum}" if maximum >= 2**63 - 1 else f"in [{minimum}, {maximum}]"
+        # below a bound that is only the engine's integer width, that width says nothing
+        too_small = int(value) < minimum and maximum >= 2**63 - 1
+        bounds = f">= {minimum}" if too_small else f"in [{minimum}, {maximum}]"
         raise ValueError(f"{name} must be {bounds}, got {value}")
     return int(value)
 
@@ -238,26 +239,28 @@ def check_targets(Y: npt.ArrayLike, name: str, dtype: np.dtype[np.floating[Any]]
     return checked
 
 
-def check_sample_weight(sample_weight: npt.ArrayLike | None,
-                        n_rows: int) -> npt.NDArray[np.float64] | None:
+def check_sample_weight(sample_weight: npt.ArrayLike | None, n_rows: int,
+                        name: str = "sample_weight",
+                        rows: str = "X") -> npt.NDArray[np.float64] | None:
     """Per-row weights as a C-contiguous float64 array of shape (n_rows,), or None. Weights
     are finite and non-negative, at least one is positive (else there is nothing to fit), and
-    their sum is finite (each row's share is its weight over the sum)."""
+    their sum is finite (each row's share is its weight over the sum). ``name`` and ``rows``
+    name the weights and their rows' array in messages."""
     if sample_weight is None:
         return None
-    s = _numeric(sample_weight, "sample_weight")
+    s = _numeric(sample_weight, name)
     if s.dtype.kind == "b":
-        raise TypeError("sample_weight must hold real numbers, got dtype bool")
+        raise TypeError(f"{name} must hold real numbers, got dtype bool")
     if s.shape != (n_rows,):
-        raise ValueError(f"sample_weight must have shape ({n_rows},), one weight per row of X, "
+        raise ValueError(f"{name} must have shape ({n_rows},), one weight per row of {rows}, "
                          f"got {s.shape}")
     s = np.ascontiguousarray(s, dtype=np.float64)
     if not np.isfinite(s).all() or (s < 0).any():
-        raise ValueError("sample_weight must be finite and non-negative")
+        raise ValueError(f"{name} must be finite and non-negative")
     with np.errstate(over="ignore"):  # an overflowing sum is reported below
         total = s.sum()
     if not total > 0:
-        raise ValueError("sample_weight sums to zero; at least one weight must be positive")
+        raise ValueError(f"{name} sums to zero; at least one weight must be positive")
     if not np.isfinite(total):
-        raise ValueError("sample_weight sums to more than float64 holds; scale the weights down")
+        raise ValueError(f"{name} sums to more than float64 holds; scale the weights down")
     return s

@@ -553,9 +553,9 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
             self.intercepts_ = self._best_intercepts
             self.activation_params_ = self._best_activation_params
             if diverged:  # (the guard in _fit finds the restored weights finite)
-                warnings.warn(f"Training diverged at iteration {self.n_iter_}: the loss or the "
-                              f"weights became NaN or infinite, and it stopped there, with the "
-                              f"weights of the best validation score. Lower learning_rate_init "
+                warnings.warn(f"Training diverged: after {self.n_iter_} iterations the loss "
+                              f"or the weights were NaN or infinite; the estimator keeps the "
+                              f"weights of its best validation score. Lower learning_rate_init "
                               f"or scale the data.", ConvergenceWarning, stacklevel=4)
 
     def _fit_epochs_in_engine(self, net: _backend.Network, X: Any, y: FloatArray,

@@ -169,7 +169,9 @@ def _classes(saved: Any) -> npt.NDArray[Any]:
         raise ValueError(f"classes of dtype {dtype} are not saved classes")
     if dtype.kind in "iu":  # (NumPy < 2 wraps an int past the dtype's range without a word)
         info = np.iinfo(dtype)
-        if any(isinstance(v, int) and not info.min <= v <= info.max for v in values):
+        if not all(type(v) is int for v in values):  # save writes ints: not 3.4, True, "3"
+            raise ValueError(f"classes {values!r:.80} of dtype {dtype} are not all integers")
+        if any(not info.min <= v <= info.max for v in values):
             raise OverflowError(f"classes {values!r:.80} do not fit dtype {dtype}")
     if dtype.kind == "U":
         longest = max((len(v) for v in values if isinstance(v, str)), default=0)
