@@ -1991,3 +1991,8 @@ def test_an_integer_bounded_only_by_its_width_says_so():
         dp.validation.check_int(8, "seed", 0, 7)
     with pytest.raises(ValueError, match=r"^epochs must be in \[0, 9223372036854775807\]"):
         dp.validation.check_int(2**63, "epochs", minimum=0)  # too large: the width is the bound
+    # the engine's own check says the same
+    for n, words in ((-1, r"^n must be >= 0, got -1$"), (-2**70, r"^n must be >= 0"),
+                     (2**64, r"^n must be in \[0, 9223372036854775807\]")):
+        with pytest.raises(ValueError, match=words):
+            dp.ops.shuffle_order(n, 0, 0)

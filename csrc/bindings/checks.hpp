@@ -208,12 +208,15 @@ inline long long arg_int(py::handle h, const std::string& name, long long lo, lo
     const py::int_ value = integer(h, name);
     int overflow = 0;
     const long long v = PyLong_AsLongLongAndOverflow(value.ptr(), &overflow);
+    if (overflow == 0 && lo <= v && v <= hi) return v;
+    // below a bound that is only the integer's width, that width says nothing to a user
+    const bool too_small = overflow < 0 || (overflow == 0 && v < lo);
+    const std::string bounds = too_small && hi == std::numeric_limits<long long>::max()
+        ? ">= " + std::to_string(lo)
+        : "in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
     // (py::str of a handle: pybind11 3.0.0 and 3.0.1 find py::str(py::int_) ambiguous)
-    if (overflow != 0 || v < lo || v > hi)
-        throw py::value_error(name + " must be in [" + std::to_string(lo) + ", " +
-                              std::to_string(hi) + "], got " +
-                              std::string(py::str(py::handle(value))));
-    return v;
+    throw py::value_error(name + " must be " + bounds + ", got " +
+                          std::string(py::str(py::handle(value))));
 }
 
 // An unsigned 64-bit integer (seeds, epoch counters), or ValueError.
