@@ -117,10 +117,10 @@ void softmax_rows(T* A, const T* Z, idx rows, idx O, double* log_sums) {
 // z >= 0, e / (1 + e) below, e = e^-|z| (exp_lanes.hpp); and, when term is not null, each
 // value's binary log-loss softplus(z) - y z in double, as (max(z, 0) - y z) + log(1 + e)
 // (log_lanes.hpp): no overflow either way, and for a label that matches a large |z| the first
-// term is exactly 0 (softplus(30) - 30 kept 1.3% of e^-30's digits). Vectorised across rows, as one output per row
-// (binary labels) would leave three libm calls per value (7% of a breast_cancer fit). With
-// clip, the term is scikit-learn's -(y log p + (1 - y) log(1 - p)), p = a clipped to
-// [eps, 1 - eps] (1 - p in double), each log as log(1/x) >= 0 (log_lanes.hpp).
+// term is exactly 0 (softplus(30) - 30 kept 1.3% of e^-30's digits). Vectorised across rows,
+// as one output per row (binary labels) would leave three libm calls per value (7% of a
+// breast_cancer fit). With clip, the term is scikit-learn's -(y log p + (1 - y) log(1 - p)),
+// p = a clipped to [eps, 1 - eps] (1 - p in double), each log as log(1/x) >= 0 (log_lanes.hpp).
 template <typename T>
 DP_ISA_CLONES void logistic_values(T* DP_RESTRICT a, double* DP_RESTRICT term, const T* DP_RESTRICT z,
                                    const T* DP_RESTRICT y, idx count, bool clip) {

@@ -149,7 +149,7 @@ def test_bad_state_is_refused():
         _core.legacy_shuffled_orders(key, 0, start.astype(np.int32), 1)
     with pytest.raises(ValueError, match="start must have shape"):
         _core.legacy_shuffled_orders(key, 0, start.reshape(5, 1), 1)
-    with pytest.raises(ValueError, match="epochs must be in"):
+    with pytest.raises(ValueError, match="epochs must be >= 0"):
         _core.legacy_shuffled_orders(key, 0, start, -1)
     with pytest.raises(TypeError, match="key must be a numpy.ndarray"):
         _core.legacy_shuffled_orders(list(key), 0, start, 1)
