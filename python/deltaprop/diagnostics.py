@@ -68,12 +68,10 @@ def gradient_health(net: MLP, X: npt.ArrayLike, Y: npt.ArrayLike, *, lr: float =
     its own engine: a dict of per-layer float64 arrays (see the module docstring), the
     gradient that of the objective with fit's L2 penalty ``alpha``. With ``warn``, emits a
     :class:`HealthWarning` for each problem :func:`check_health` finds."""
-    from .validation import check_real, check_sample_weight, rows_of
+    from .validation import check_real
 
-    inputs = net._inputs(X)
-    Y = net._targets(Y, rows_of(inputs))
+    inputs, Y, sample_weight = net._checked_rows(X, Y, sample_weight)
     lr, alpha = check_real(lr, "lr", 0.0), check_real(alpha, "alpha", 0.0)
-    sample_weight = check_sample_weight(sample_weight, rows_of(inputs))
     rows = net._engine.health(net._params(), inputs, Y, sample_weight, lr, alpha)
     health = with_ratios(dict(zip(HEALTH_ROWS, rows)))
     if warn:

@@ -310,23 +310,26 @@ class MLP:
                  sample_weight: npt.ArrayLike | None = None) -> float:
         """The mean loss over the rows of X (weighted as ``fit`` weighs them), the value ``fit``
         reports for its epochs but without the L2 term: held-out data's loss."""
-        return self._evaluate(*self._held_out(X, Y, sample_weight))[0]
+        return self._evaluate(*self._checked_rows(X, Y, sample_weight))[0]
 
     def score(self, X: npt.ArrayLike, Y: npt.ArrayLike,
               sample_weight: npt.ArrayLike | None = None) -> float:
         """Accuracy (softmax; sigmoid: every output of a row right) or R² (identity, exp: the
         mean over the outputs), as scikit-learn's classifiers and regressors score."""
-        return self._evaluate(*self._held_out(X, Y, sample_weight))[1]
+        return self._evaluate(*self._checked_rows(X, Y, sample_weight))[1]
 
-    def _held_out(self, X: npt.ArrayLike, Y: npt.ArrayLike, sample_weight: npt.ArrayLike | None,
-                  suffix: str = "") -> tuple[Rows, FloatArray, Any]:
+    def _checked_rows(self, X: npt.ArrayLike, Y: npt.ArrayLike,
+                      sample_weight: npt.ArrayLike | None,
+                      suffix: str = "",
+                      ) -> tuple[Rows, FloatArray, npt.NDArray[np.float64] | None]:
         """The rows, targets and weights checked, named in messages with ``suffix`` ("_val")."""
         inputs = self._inputs(X, f"X{suffix}")
         n_rows = rows_of(inputs)
         return (inputs, self._targets(Y, n_rows, f"Y{suffix}"),
                 check_sample_weight(sample_weight, n_rows, f"sample_weight{suffix}", f"X{suffix}"))
 
-    def _evaluate(self, inputs: Rows, Y: FloatArray, sample_weight: Any) -> tuple[float, float]:
+    def _evaluate(self, inputs: Rows, Y: FloatArray, sample_weight: npt.NDArray[np.float64] | None,
+                  ) -> tuple[float, float]:
         """(loss, score) of rows already checked."""
         loss, outputs = self._engine.evaluate(self._params(), inputs, Y, sample_weight)
         return float(loss), float(self._engine.score(outputs, Y, sample_weight))
@@ -339,9 +342,7 @@ class MLP:
         (weighted by ``sample_weight``: Σ s_n ℓ_n / Σ s_n) and its gradients, shaped like
         ``coefs_``, ``intercepts_`` and ``activation_params_`` (one dict per hidden layer,
         empty for activations that learn nothing)."""
-        inputs = self._inputs(X)
-        Y = self._targets(Y, rows_of(inputs))
-        sample_weight = check_sample_weight(sample_weight, rows_of(inputs))
+        inputs, Y, sample_weight = self._checked_rows(X, Y, sample_weight)
         params = self._params()
         grads = [np.empty_like(p) for p in params]
         loss = self._engine.loss_and_gradients(params, inputs, Y, grads, sample_weight)
@@ -407,10 +408,8 @@ class MLP:
         called and may return True to stop. It may also change the parameters, in place or by
         replacing an array with one of the same shape and dtype, which the next epoch trains.
         """
-        inputs = self._inputs(X)
+        inputs, Y, sample_weight = self._checked_rows(X, Y, sample_weight)
         n_rows = rows_of(inputs)
-        Y = self._targets(Y, n_rows)
-        sample_weight = check_sample_weight(sample_weight, n_rows)
         held_out = self._validation_data(validation_data)
         if patience is not None:
             patience = check_int(patience, "patience")
@@ -512,7 +511,7 @@ class MLP:
         return history
 
     def _validation_data(self, data: tuple[Any, ...] | None,
-                         ) -> tuple[Rows, FloatArray, Any] | None:
+                         ) -> tuple[Rows, FloatArray, npt.NDArray[np.float64] | None] | None:
         """fit's validation_data, checked once: (inputs, targets, sample_weight) or None."""
         if data is None:
             return None
@@ -520,7 +519,7 @@ class MLP:
             raise TypeError("validation_data must be a tuple (X_val, Y_val) or (X_val, Y_val, "
                             "sample_weight_val)")
         X, Y, *weight = data
-        return self._held_out(X, Y, weight[0] if weight else None, "_val")
+        return self._checked_rows(X, Y, weight[0] if weight else None, "_val")
 
     def _first_nonfinite_layer(self) -> int | None:
         """The first layer holding a NaN or infinite parameter, or None."""
