@@ -109,8 +109,20 @@ def _numeric(X: npt.ArrayLike, name: str) -> npt.NDArray[Any]:
     return X
 
 
+def all_finite(a: npt.NDArray[Any]) -> bool:
+    """Whether every value of a real array is finite, without a boolean array the size of it
+    (an eighth of a float64 X): a finite sum proves it, as a NaN or an inf makes any sum NaN or
+    inf; only when the sum is not finite (or overflowed) is each value looked at."""
+    if a.dtype.kind in "biu":
+        return True
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.sum(a)):
+            return True
+    return bool(np.isfinite(a).all())
+
+
 def check_finite(X: npt.NDArray[Any], name: str) -> None:
-    if not np.isfinite(X).all():
+    if not all_finite(X):
         raise ValueError(f"{name} contains NaN or inf")
 
 
@@ -150,7 +162,7 @@ def check_matrix(X: npt.ArrayLike, name: str, dtype: np.dtype[np.floating[Any]],
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported just below
         # C-contiguous and aligned (the engine refuses views at odd byte offsets): copied if not
         checked: FloatArray = np.require(np.asarray(X, dtype=dtype), requirements=["C", "A"])
-    if not np.isfinite(checked).all():
+    if not all_finite(checked):
         raise ValueError(f"{name} contains NaN or inf (or values beyond the {dtype} range)")
     return checked
 
@@ -170,7 +182,7 @@ def _check_sparse(X: Any, name: str, dtype: np.dtype[np.floating[Any]],
     _numeric(np.empty(0, X.dtype), name)  # its dtype: real numbers only
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported just below
         parts = csr_parts(X, dtype)
-    if not np.isfinite(parts[0]).all():
+    if not all_finite(parts[0]):
         raise ValueError(f"{name} contains NaN or inf (or values beyond the {dtype} range)")
     return parts
 
@@ -234,7 +246,7 @@ def check_targets(Y: npt.ArrayLike, name: str, dtype: np.dtype[np.floating[Any]]
         raise ValueError(f"{name} must be non-negative for an exp output (Poisson counts or rates)")
     with np.errstate(over="ignore", invalid="ignore"):
         checked: FloatArray = np.require(np.asarray(Y, dtype=dtype), requirements=["C", "A"])
-    if not np.isfinite(checked).all():
+    if not all_finite(checked):
         raise ValueError(f"{name} has values beyond the {dtype} range")
     return checked
 
