@@ -90,11 +90,10 @@ constexpr idx kOutputRows = 32;
 // back out (logits of 1e16 gave 2 for log 3). The sum is 1 (the max's own term) plus the rest,
 // taken in double and through log1p: rounding 1 + e^-30 first keeps only 3 of e^-30's digits in
 // double, and none in float32. The exponentials and logarithms of all the rows at once: across
-// rows they fill vectors however few the classes are.
+// rows they fill vectors however few the classes are. Each row's max is at top[n], for the loss.
 template <typename T>
-void softmax_rows(T* A, const T* Z, idx rows, idx O, double* log_sums) {
+void softmax_rows(T* A, const T* Z, idx rows, idx O, double* log_sums, idx* top) {
     double rests[kOutputRows];
-    idx top[kOutputRows];
     for (idx n = 0; n < rows; ++n) {
         const T* z = Z + n * O;
         top[n] = idx(std::max_element(z, z + O) - z);
@@ -218,11 +217,12 @@ void output_rows(T* A, double* row_loss, const T* Z, const T* Y, idx rows, idx O
         }
         return;
     }
-    softmax_rows<T>(A, Z, rows, O, Y ? row_loss : nullptr);  // each row's log of its sum, for now
+    idx top[kOutputRows];
+    softmax_rows<T>(A, Z, rows, O, Y ? row_loss : nullptr, top);  // row_loss: log sums, for now
     static const NegLogBounds<T> bound;  // (two logarithms, once)
     for (idx n = 0; Y && n < rows; ++n) {
         const T* z = Z + n * O;
-        const double zmax = double(*std::max_element(z, z + O)), log_sum = row_loss[n];
+        const double zmax = double(z[top[n]]), log_sum = row_loss[n];
         double loss = 0.0;
         for (idx k = 0; k < O; ++k) {
             const double neg_log_p = (zmax - double(z[k])) + log_sum;
