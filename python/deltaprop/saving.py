@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     _Net = TypeVar("_Net", bound=MLP)
 
 FORMAT = "deltaprop-mlp"
-VERSION = 2  # 2 added per-layer activations, residual blocks, losses, dropout, learned
-# activation parameters; version 1 files are still read
+VERSION = 3  # 2 added per-layer activations, residual blocks, losses, dropout, learned
+# activation parameters; 3 added state arrays (an estimator's optimizer); 1 and 2 are still read
 
 
 class SavedNetwork(Protocol):
@@ -69,10 +69,12 @@ class SavedNetwork(Protocol):
     def activation_params_(self) -> Sequence[Mapping[str, FloatArray]]: ...
 
 
-def save_mlp(net: SavedNetwork, path: PathArg,
-             extra: Mapping[str, object] | None = None) -> None:
+def save_mlp(net: SavedNetwork, path: PathArg, extra: Mapping[str, object] | None = None,
+             state: Mapping[str, FloatArray] | None = None) -> None:
     """``extra``: more JSON-able header entries (the scikit-learn estimators' settings), which
-    MLP.load ignores."""
+    MLP.load ignores; ``state``: more arrays by name (an estimator's optimizer state), which the
+    header lists under "state_arrays" and MLP.load ignores too."""
+    state = dict(state or {})
     header = {
         "format": FORMAT,
         "version": VERSION,
@@ -88,14 +90,15 @@ def save_mlp(net: SavedNetwork, path: PathArg,
         "seed": net.seed,
         "grad_at_zero": net.grad_at_zero,
         "epochs_trained": net.epochs_trained_,
+        "state_arrays": sorted(state),
         **(extra or {}),
     }
     parameters = _parameters(net)
-    for name, array in parameters.items():  # load refuses these: never write one
+    for name, array in {**parameters, **state}.items():  # load refuses these: never write one
         if not np.isfinite(array).all():
             raise ValueError(f"{name} holds NaN or inf: a model file keeps finite parameters only")
     text = json.dumps(header, default=_json_value)
-    arrays: dict[str, npt.NDArray[Any]] = {"header": np.array(text), **parameters}
+    arrays: dict[str, npt.NDArray[Any]] = {"header": np.array(text), **parameters, **state}
     with open(path, "wb") as f:  # an open file: np.savez would otherwise append ".npz" to path
         # numpy's stub fears **arrays could hold its allow_pickle; the names here never do
         np.savez(f, **arrays)  # type: ignore[arg-type]
@@ -127,12 +130,18 @@ def _activation_from_json(activation: Any) -> Any:
 
 def _parameters(net: SavedNetwork) -> dict[str, FloatArray]:
     """The model's parameter arrays by their names in the file."""
+    return named_parameters(net.coefs_, net.intercepts_, net.activation_params_)
+
+
+def named_parameters(coefs: Sequence[FloatArray], intercepts: Sequence[FloatArray],
+                     learned: Sequence[Mapping[str, FloatArray]]) -> dict[str, FloatArray]:
+    """Parameter arrays by their names in the file."""
     arrays: dict[str, FloatArray] = {}
-    for l, (W, b) in enumerate(zip(net.coefs_, net.intercepts_)):
+    for l, (W, b) in enumerate(zip(coefs, intercepts)):
         arrays[f"coefs_{l}"] = W
         arrays[f"intercepts_{l}"] = b
-    for l, learned in enumerate(net.activation_params_):
-        for name, value in learned.items():
+    for l, params in enumerate(learned):
+        for name, value in params.items():
             arrays[f"activation_params_{l}_{name}"] = value
     return arrays
 
@@ -226,9 +235,10 @@ def read_model_file(path: PathArg) -> tuple[dict[str, Any], dict[str, npt.NDArra
         raise _bad(path, "no header") from error
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise _bad(path, "the header does not name the deltaprop-mlp format")
-    if header.get("version") not in (1, VERSION):
-        raise _bad(path, f"format version {header.get('version')!r}; this deltaprop reads "
-                         f"version {VERSION}")
+    version = header.get("version")
+    if not (type(version) is int and 1 <= version <= VERSION):
+        raise _bad(path, f"format version {version!r}; this deltaprop reads "
+                         f"versions 1 to {VERSION}")
     return header, contents
 
 
@@ -247,9 +257,8 @@ def dense_layer_arrays(sizes: Sequence[int], dtype: npt.DTypeLike) -> dict[str, 
 
 
 def check_parameter_arrays(path: PathArg, contents: Mapping[str, npt.NDArray[Any]],
-                           expected: Mapping[str, npt.NDArray[Any]], *, whole: bool = True) -> None:
-    """Every array named in ``expected`` is there, shaped and typed like it, and finite; and,
-    when ``whole``, the archive holds nothing else but the header."""
+                           expected: Mapping[str, npt.NDArray[Any]]) -> None:
+    """Every array named in ``expected`` is there, shaped and typed like it, and finite."""
     for name, like in expected.items():
         array = contents.get(name)
         if array is None or array.shape != like.shape or array.dtype != like.dtype:
@@ -257,8 +266,20 @@ def check_parameter_arrays(path: PathArg, contents: Mapping[str, npt.NDArray[Any
             raise _bad(path, f"{name} should be {like.dtype} {like.shape}, got {seen}")
         if not np.isfinite(array).all():
             raise _bad(path, f"{name} holds NaN or inf")
-    if whole and len(contents) != 1 + len(expected):
-        raise _bad(path, "it holds arrays the header does not describe")
+
+
+def state_arrays(path: PathArg, header: Mapping[str, Any],
+                 contents: Mapping[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
+    """The state arrays the header lists (none before version 3), each in the archive: what
+    reads them (an estimator's load) checks them against what they are the state of."""
+    names = header.get("state_arrays", [])
+    if not (isinstance(names, list) and all(isinstance(name, str) for name in names)
+            and len(set(names)) == len(names)):
+        raise _bad(path, f"bad header: state_arrays must be a list of names, got {names!r:.80}")
+    missing = [name for name in names if name not in contents or name == "header"]
+    if missing:
+        raise _bad(path, f"its header lists state arrays it does not hold: {missing!r:.80}")
+    return {name: contents[name] for name in names}
 
 
 def load_mlp(cls: type[_Net], path: PathArg, *, backend: str = "cpp",
@@ -283,7 +304,7 @@ def mlp_from_file(cls: type[_Net], path: PathArg, header: Mapping[str, Any],
     except (KeyError, TypeError, ValueError, MemoryError) as error:
         raise _bad(path, f"bad header: {type(error).__name__}: {error}") from error
     # the weights the file must hold, before a network that size is built and initialised
-    check_parameter_arrays(path, contents, dense, whole=False)
+    check_parameter_arrays(path, contents, dense)
     try:
         activation = _activation_from_json(header["activation"])
         net = cls(header["layer_sizes"], activation, header["output"],
@@ -296,6 +317,8 @@ def mlp_from_file(cls: type[_Net], path: PathArg, header: Mapping[str, Any],
         raise _bad(path, f"bad header: {type(error).__name__}: {error}") from error
     expected = _parameters(net)  # the freshly built model's arrays: names, shapes, dtypes
     check_parameter_arrays(path, contents, expected)
+    if set(contents) != {"header", *expected, *state_arrays(path, header, contents)}:
+        raise _bad(path, "it holds arrays the header does not describe")
     for name, like in expected.items():  # in place: the lists and dicts keep their identity
         np.copyto(like, contents[name])
     net.epochs_trained_ = epochs
