@@ -47,3 +47,9 @@ def python(*args: str) -> list[str]:
     there cannot come before the build under test on PYTHONPATH."""
     return [sys.executable, *(["-S"] if sys.flags.no_site else []), *args]
 
+
+def small_estimator(cls, **params):
+    """A deltaprop.sklearn estimator small and quick enough for a test (8 hidden units, 10
+    epochs, seeded), ``params`` on top."""
+    return cls(**{"hidden_layer_sizes": (8,), "max_iter": 10, "random_state": 0,
+                  "learning_rate_init": 0.01, **params})

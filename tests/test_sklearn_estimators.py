@@ -1,16 +1,14 @@
 """deltaprop.sklearn's behaviour, each with assertions on the result: the constructor contract,
 partial_fit, warm_start, early stopping, sample weights, multilabel and multi-output targets,
 sparse input in batches, callbacks that stop training, verbose output, KeyboardInterrupt, the
-non-finite guard, float32, threads, save/load, pickle, clone, GridSearchCV, Pipeline, progress
-bar and loss-curve plot."""
+non-finite guard, float32, threads, pickle, clone, GridSearchCV, Pipeline, progress bar and
+loss-curve plot (save/load: test_sklearn_save_load.py)."""
 
 from __future__ import annotations
 
 import contextlib
 import inspect
 import io
-import json
-import os
 import pickle
 import subprocess
 import warnings
@@ -24,6 +22,7 @@ pytest.importorskip("scipy")
 import scipy.sparse as sp  # noqa: E402
 import sklearn.neural_network as skl  # noqa: E402
 from helpers import needs_sklearn_1_7, python
+from helpers import small_estimator as small
 from sklearn.base import clone  # noqa: E402
 from sklearn.datasets import load_diabetes, load_wine, make_multilabel_classification  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
@@ -48,11 +47,6 @@ def wine():
 def diabetes():
     X, y = load_diabetes(return_X_y=True)
     return StandardScaler().fit_transform(X), (y - y.mean()) / y.std()
-
-
-def small(cls, **params):
-    return cls(**{"hidden_layer_sizes": (8,), "max_iter": 10, "random_state": 0,
-                  "learning_rate_init": 0.01, **params})
 
 
 @pytest.mark.parametrize("ours,theirs", [
@@ -491,204 +485,6 @@ def test_threads_give_bitwise_equal_results(wine):
 def test_new_activations_train(wine, activation):
     X, y = wine
     assert small(MLPClassifier, activation=activation, max_iter=30).fit(X, y).score(X, y) > 0.9
-
-
-@pytest.mark.parametrize("cls,target", [(MLPClassifier, "labels"), (MLPRegressor, "values")])
-def test_save_load_round_trip(wine, cls, target, tmp_path):
-    X, y = wine
-    y = np.array(["a", "b", "c"])[y] if target == "labels" else y.astype(float)
-    est = small(cls, early_stopping=True, activation=dp.Activation("leaky_relu", alpha=0.1))
-    est.fit(X.astype(np.float32), y)
-    path = tmp_path / "model.dp"
-    est.save(path)
-    back = cls.load(path)
-    np.testing.assert_array_equal(back.predict(X), est.predict(X))
-    assert back.get_params() == {**est.get_params()}
-    for name in ("n_iter_", "t_", "n_layers_", "n_outputs_", "out_activation_", "loss_curve_",
-                 "validation_scores_", "best_validation_score_", "n_features_in_"):
-        assert getattr(back, name) == getattr(est, name)
-    if target == "labels":
-        np.testing.assert_array_equal(back.classes_, est.classes_)
-        np.testing.assert_array_equal(back.predict_proba(X), est.predict_proba(X))
-    other = MLPRegressor if cls is MLPClassifier else MLPClassifier
-    with pytest.raises(ValueError, match=f"not a {other.__name__}"):
-        other.load(path)
-
-
-@pytest.mark.parametrize("early_stopping", [False, True])
-def test_loaded_estimator_continues_with_warm_start(wine, early_stopping, tmp_path):
-    X, y = wine
-    est = small(MLPClassifier, warm_start=True, early_stopping=early_stopping).fit(X, y)
-    path = tmp_path / "model.dp"
-    est.save(path)
-    back = MLPClassifier.load(path)
-    before = [W.copy() for W in back.coefs_]
-    back.fit(X, y)  # continues the loaded network (a fresh optimizer, the patience reset)
-    # as scikit-learn continues: n_iter_ counts this fit's epochs, the curve and t_ go on
-    assert back.n_iter_ == 10 and back.t_ == 2 * est.t_
-    assert len(back.loss_curve_) == len(est.loss_curve_) + 10
-    if early_stopping:  # scored on, its best epoch (perhaps still the loaded one's) restored
-        assert len(back.validation_scores_) == len(est.validation_scores_) + 10
-        assert back.best_validation_score_ >= est.best_validation_score_
-    else:
-        assert not np.array_equal(back.coefs_[0], before[0])
-    assert back.score(X, y) >= est.score(X, y) - 0.05
-
-
-def test_save_takes_numpy_parameter_values(wine, tmp_path):
-    """What a grid search over NumPy arrays sets (NumPy scalars), and array-like dropout and
-    residual, are saved as their values: a NumPy integer random_state stays a seed."""
-    X, y = wine
-    est = MLPClassifier(hidden_layer_sizes=np.array([8, 8]), max_iter=np.int64(5),
-                        alpha=np.float32(1e-3), random_state=np.int64(3), early_stopping=np.True_,
-                        dropout=np.array([0.1, 0.0]), residual=np.array([False, True])).fit(X, y)
-    path = tmp_path / "model.dp"
-    est.save(path)
-    back = MLPClassifier.load(path)
-    assert back.random_state == 3 and back.max_iter == 5 and back.early_stopping is True
-    assert back.dropout == [0.1, 0.0] and back.residual == [False, True]
-    np.testing.assert_array_equal(back.predict_proba(X), est.predict_proba(X))
-    np.testing.assert_array_equal(clone(back).fit(X, y).coefs_[0], clone(est).fit(X, y).coefs_[0])
-
-
-def _saved_with_header_edit(est, path, edit):
-    """``est`` saved to ``path``, then its file's JSON header changed by ``edit(header)``."""
-    est.save(path)
-    with np.load(path) as archive:
-        contents = dict(archive)
-    header = json.loads(str(contents["header"]))
-    edit(header)
-    contents["header"] = np.array(json.dumps(header))
-    with open(path, "wb") as f:
-        np.savez(f, **contents)
-    return path
-
-
-@pytest.mark.parametrize(("edit", "words"), [
-    (lambda c: c.update(values=[0, 1, 2, 3]), "its 4 classes do not fit its 3 outputs"),
-    (lambda c: c.update(values=[0, 1]), "its 2 classes do not fit its 3 outputs"),
-    (lambda c: c.update(values=[0, 0, 1]), "its 3 classes do not fit"),
-    (lambda c: c.update(dtype="bogus"), "bad classes: TypeError"),
-    (lambda c: c.pop("y_type"), "bad classes: KeyError"),
-    # 1.2 GB a class, from a file of a few kB
-    (lambda c: c.update(dtype="<U300000000"), "bad classes: ValueError: dtype <U300000000 does"),
-    (lambda c: c.update(dtype="<M8[ns]"), "bad classes: ValueError: classes of dtype datetime64"),
-    # labels cut short: 'ab' read as 'a', predicted silently
-    (lambda c: c.update(values=["ab", "cd", "ef"], dtype="<U1"),
-     "bad classes: ValueError: dtype <U1 does not"),
-    (lambda c: c.update(values=[300, 301, 302], dtype="|i1"), "bad classes: OverflowError"),
-    # read as [0, 1, 2] and [1, 1, 2] by an integer dtype's cast
-    (lambda c: c.update(values=[0.4, 1.9, 2], dtype="|u1"), "bad classes: ValueError: .*integers"),
-    (lambda c: c.update(values=[True, 1, 2], dtype="|u1"), "bad classes: ValueError: .*integers"),
-    # LabelBinarizer would sort them: the outputs would mean other classes to MLP.load's reader
-    (lambda c: c.update(values=[2, 0, 1]), "its classes are not sorted"),
-])
-def test_load_checks_the_classes_against_the_output_layer(wine, tmp_path, edit, words):
-    X, y = wine
-    path = _saved_with_header_edit(small(MLPClassifier).fit(X, y), tmp_path / "model.dp",
-                                   lambda header: edit(header["sklearn"]["classes"]))
-    with pytest.raises(ValueError, match=f"not a readable deltaprop model file: {words}"):
-        MLPClassifier.load(path)
-
-
-@pytest.mark.parametrize(("edit", "words"), [
-    (lambda a: a.update(predict=0), "attributes must be a dict of some of n_features_in_"),
-    (lambda a: a.update(_keep_best=1), "attributes must be a dict"),
-    (lambda a: a.clear() or a.update(items=[1, 2]), "attributes must be a dict"),
-    (lambda a: a.update(out_activation_="bogus"), "out_activation_ cannot be 'bogus'"),
-    (lambda a: a.pop("out_activation_"), "AttributeError"),
-    (lambda a: a.update(n_features_in_=12), "n_features_in_ cannot be 12"),
-    (lambda a: a.update(n_outputs_=3.0), "n_outputs_ cannot be 3.0"),
-    (lambda a: a.update(n_iter_=-1), "n_iter_ cannot be -1"),
-    (lambda a: a.update(loss_curve_=["x"]), "loss_curve_ cannot be"),
-    (lambda a: a.update(loss_=True), "loss_ cannot be True"),
-])
-def test_load_checks_the_fitted_attributes(wine, tmp_path, edit, words):
-    """The header's attributes are data: only the fitted attributes save writes, each of its
-    kind and agreeing with the network (setting any name a file holds could replace a method,
-    and a bogus out_activation_ failed only at predict)."""
-    X, y = wine
-    path = _saved_with_header_edit(small(MLPClassifier).fit(X, y), tmp_path / "model.dp",
-                                   lambda header: edit(header["sklearn"]["attributes"]))
-    refused = f"not a readable deltaprop model file: .*{words}"
-    with pytest.raises(ValueError, match=refused):
-        MLPClassifier.load(path)
-
-
-def _set(*keys_and_value):
-    """An edit setting header[k1][k2]... to the value."""
-    *keys, last, value = keys_and_value
-
-    def edit(header):
-        for key in keys:
-            header = header[key]
-        header[last] = value
-    return edit
-
-
-@pytest.mark.parametrize(("edit", "words"), [
-    (_set("activation", "tanh"), "parameters differ in activation"),
-    (_set("sklearn", "params", "activation", "logistic"), "parameters differ in activation"),
-    (_set("sklearn", "params", "hidden_layer_sizes", [50, 50]),
-     "parameters differ in hidden_layer_sizes"),
-    (_set("sklearn", "params", "dropout", 0.5), "parameters differ in dropout"),
-    (_set("sklearn", "attributes", "out_activation_", "logistic"), "parameters differ in output"),
-    (_set("sklearn", "feature_names_in_", ["a", "b"]), "feature_names_in_ must be 13 names"),
-    (_set("sklearn", "dropout_state", [-1, 3]), "dropout_state must be"),
-])
-def test_load_refuses_a_file_that_disagrees_with_itself(wine, tmp_path, edit, words):
-    """The network is written twice, for deltaprop.MLP.load (the header's own entries) and for
-    the estimator (its parameters): where they differ the two readers would predict
-    differently (an edited activation agreed on 45 of 60 rows)."""
-    X, y = wine
-    path = _saved_with_header_edit(small(MLPClassifier).fit(X, y), tmp_path / "model.dp", edit)
-    with pytest.raises(ValueError, match=f"not a readable deltaprop model file: .*{words}"):
-        MLPClassifier.load(path)
-
-
-@pytest.mark.parametrize("how", ["warm_start", "partial_fit"])
-def test_a_loaded_estimator_continues_with_the_same_dropout_masks(wine, tmp_path, how):
-    """Its masks come from (_dropout_seed, epochs trained), which the file keeps, as a pickle
-    does: the loaded estimator trains on as the saved one (plain SGD: no optimizer state)."""
-    X, y = wine
-    est = small(MLPClassifier, dropout=0.3, solver="sgd", momentum=0.0, max_iter=4).fit(X, y)
-    path = tmp_path / "model.dp"
-    est.save(path)
-    copies = [pickle.loads(pickle.dumps(est)), MLPClassifier.load(path)]
-    for copy in copies:
-        if how == "warm_start":
-            copy.set_params(warm_start=True, max_iter=3).fit(X, y)
-        else:
-            copy.partial_fit(X, y)
-    for a, b in zip(copies[0].coefs_, copies[1].coefs_):
-        np.testing.assert_array_equal(a, b)
-
-
-def test_save_refuses_labels_a_file_could_not_tell_apart(tmp_path):
-    """'a' and 'a\\0' are two labels of an object y, but one in the fixed-width strings
-    scikit-learn's label encoding makes of them (they drop trailing NULs): classes_ holds 'a'
-    twice, which load would refuse."""
-    X = np.arange(12.0).reshape(6, 2)
-    est = small(MLPClassifier).fit(X, np.array(["a", "a\0", "b"] * 2, dtype=object))
-    assert est.classes_.tolist() == ["a", "a", "b"]
-    path = tmp_path / "model.dp"
-    with pytest.raises(ValueError, match="classes_ holds equal labels"):
-        est.save(path)
-    assert not path.exists()
-
-
-def test_saved_file_loads_without_sklearn(wine, tmp_path):
-    X, y = wine
-    clf = small(MLPClassifier).fit(X, y)
-    path, data = tmp_path / "wine.dp", tmp_path / "X.npy"
-    clf.save(path)
-    np.save(data, X)
-    script = ("import sys; sys.modules['sklearn'] = None; sys.modules['scipy'] = None\n"
-              "import numpy as np, deltaprop as dp\n"
-              f"net = dp.MLP.load({str(path)!r})\n"
-              f"np.save({str(tmp_path / 'p.npy')!r}, net.forward(np.load({str(data)!r})))\n")
-    subprocess.run(python("-c", script), check=True, env={**os.environ})
-    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), clf.predict_proba(X), atol=1e-12)
 
 
 def test_pickle_clone_pipeline_gridsearch(wine):

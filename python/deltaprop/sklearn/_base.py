@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
 from typing import Any
 
@@ -28,7 +28,7 @@ from ..init import INIT_SCHEMES, init_network
 from ..validation import dropout_rates, residual_flags
 from . import _backend, _lbfgs
 from ._hooks import CallbackSupportMixin, EpochHooks, callback_management_context
-from ._optimizer import AdamOptimizer, SGDOptimizer
+from ._optimizer import AdamOptimizer, SGDOptimizer, new_optimizer
 
 _STOCHASTIC_SOLVERS = ["sgd", "adam"]
 # The dtypes X keeps through validate_data(dtype=(np.float64, np.float32)) (native byte order).
@@ -427,14 +427,12 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         raise ValueError(f"{how} continues the fitted network, but its {what}. Start a new "
                          f"network with fit() and warm_start=False, or a fresh estimator")
 
-    def _new_optimizer(self, net: _backend.Network) -> SGDOptimizer | AdamOptimizer:
+    def _new_optimizer(self, net: _backend.Network,
+                       settings: Mapping[str, Any] | None = None) -> SGDOptimizer | AdamOptimizer:
+        """A fresh optimizer for the fitted parameters, made from this estimator's parameters
+        or ``settings`` (a saved optimizer's made_from)."""
         params = net.params(self.coefs_, self.intercepts_, self._learned())
-        if self.solver == "sgd":
-            return SGDOptimizer(params, self.learning_rate_init,
-                                self.learning_rate, self.momentum, self.nesterovs_momentum,
-                                self.power_t)
-        return AdamOptimizer(params, self.learning_rate_init,
-                             self.beta_1, self.beta_2, self.epsilon)
+        return new_optimizer(params, self.get_params(deep=False) if settings is None else settings)
 
     def _validation_split(self, X: Any, y: FloatArray,
                           sample_weight: npt.NDArray[np.float64] | None) -> tuple[Any, ...]:

@@ -7,10 +7,16 @@ improving. The steps themselves run in the engine (``_backend``), on ``state``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .._typing import FloatArray
 from . import _backend
+
+# The estimator parameters each solver's optimizer is made from, in its constructor's order
+SETTINGS = {"sgd": ("learning_rate_init", "learning_rate", "momentum", "nesterovs_momentum",
+                    "power_t"),
+            "adam": ("learning_rate_init", "beta_1", "beta_2", "epsilon")}
 
 
 class SGDOptimizer:
@@ -30,6 +36,12 @@ class SGDOptimizer:
         self.power_t = power_t
         kind = "nesterov" if nesterov else "sgd"
         self.state = _backend.new_optimizer_state(params, kind)
+
+    def made_from(self) -> dict[str, Any]:
+        """The estimator's parameters this optimizer was made from (new_optimizer's)."""
+        return {"solver": "sgd", **dict(zip(SETTINGS["sgd"], (
+            self.learning_rate_init, self.lr_schedule, self.momentum, self.nesterov,
+            self.power_t)))}
 
     def settings(self, batch_size: int, alpha: float,
                  clip_norm: float) -> _backend.EpochSettings:
@@ -77,6 +89,10 @@ class AdamOptimizer:
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
         self.state = _backend.new_optimizer_state(params, "adam")
 
+    def made_from(self) -> dict[str, Any]:
+        return {"solver": "adam", **dict(zip(SETTINGS["adam"], (
+            self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon)))}
+
     @property
     def t(self) -> int:
         return self.state.t
@@ -101,3 +117,12 @@ class AdamOptimizer:
         if verbose:
             print(msg + " Stopping.")
         return True
+
+
+def new_optimizer(params: Sequence[FloatArray],
+                  settings: Mapping[str, Any]) -> SGDOptimizer | AdamOptimizer:
+    """A fresh optimizer for the engine's ``params`` from an estimator's parameters
+    (``settings``: get_params(), or a saved optimizer's made_from)."""
+    solver = settings["solver"]
+    kind = SGDOptimizer if solver == "sgd" else AdamOptimizer
+    return kind(params, *(settings[name] for name in SETTINGS[solver]))

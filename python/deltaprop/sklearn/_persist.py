@@ -1,12 +1,14 @@
 """Save and load fitted estimators without pickle, in MLP.save's file format: an .npz archive of
 the parameters and a JSON header. The header also carries the estimator's parameters and fitted
-attributes under "sklearn", so ``deltaprop.MLP.load(path)`` reads the network in a process
-without scikit-learn (it predicts class indices 0..K-1, in the order of the header's classes),
-and ``MLPClassifier.load(path)`` gives back the whole estimator."""
+attributes under "sklearn", and the training state as state arrays (the optimizer's), so
+``deltaprop.MLP.load(path)`` reads the network in a process without scikit-learn (it predicts
+class indices 0..K-1, in the order of the header's classes), and ``MLPClassifier.load(path)``
+gives back the whole estimator, as a pickle would."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,14 +22,16 @@ from ..saving import (
     _activation_from_json,
     _activation_to_json,
     _bad,
+    check_parameter_arrays,
     mlp_from_file,
+    named_parameters,
     read_model_file,
     save_mlp,
+    state_arrays,
 )
+from ._optimizer import SETTINGS
 
-# What predict, score and the attributes need; the optimizer's state is not kept (a warm start
-# after loading starts a fresh optimizer, as fit does), nor the stopping rule's patience (it
-# starts again, the loaded parameters its best epoch's).
+# What predict, score and the attributes need (what training on needs besides: _training_state)
 _ATTRIBUTES = ("n_features_in_", "n_iter_", "t_", "n_layers_", "n_outputs_", "out_activation_",
                "loss_", "best_loss_", "loss_curve_", "validation_scores_",
                "best_validation_score_", "validation_loss_curve_")
@@ -150,6 +154,118 @@ def _dropout_state(saved: Any) -> tuple[int, int]:
     return seed, epochs
 
 
+def _optimizer_arrays(optimizer: Any) -> dict[str, FloatArray]:
+    """An optimizer's arrays by their names in the file: the velocities or Adam's moments."""
+    if optimizer is None:
+        return {}
+    state = optimizer.state
+    return {f"optimizer_state{moment}_{i}": a
+            for moment, arrays in (("1", state.state1), ("2", state.state2))
+            for i, a in enumerate(arrays or [])}
+
+
+def _best_arrays(est: Any) -> dict[str, FloatArray]:
+    """The early-stopping rule's best parameters by their names in the file."""
+    best = named_parameters(est._best_coefs, est._best_intercepts, est._best_activation_params)
+    return {f"best_{name}": a for name, a in best.items()}
+
+
+def _best_kept(est: Any) -> str:
+    """How the early-stopping rule's best parameters, which a warm start with early stopping
+    restores unless it finds better, stand to the trained ones: "trained" when they are those
+    very arrays (a finished early-stopping fit restored them, and a warm start trains them on,
+    as scikit-learn's does); "copy" when equal, or of no use (the rule kept is the training
+    loss's: a fit with early stopping starts afresh); else "saved", which the file holds (an
+    L-BFGS warm start trained the weights after an early-stopping fit)."""
+    if not hasattr(est, "_best_coefs") or getattr(est, "best_validation_score_", None) is None:
+        return "copy"
+    if (est._best_coefs is est.coefs_ and est._best_intercepts is est.intercepts_
+            and est._best_activation_params is est._learned()):
+        return "trained"
+    best = named_parameters(est._best_coefs, est._best_intercepts, est._best_activation_params)
+    trained = named_parameters(est.coefs_, est.intercepts_, est._learned())
+    equal = best.keys() == trained.keys() and all(
+        np.array_equal(a, trained[name]) for name, a in best.items())
+    return "copy" if equal else "saved"
+
+
+def _training_state(est: Any) -> tuple[dict[str, Any], dict[str, FloatArray]]:
+    """What training on needs beyond the parameters, as a pickle keeps it: the stopping rule's
+    count of epochs without improvement and its best parameters, and the optimizer that
+    partial_fit continues (the parameters it was made from, its decayed rate, its step count;
+    its arrays). The header's part, and the arrays by name."""
+    optimizer, best = getattr(est, "_optimizer", None), _best_kept(est)
+    saved: dict[str, Any] = {"no_improvement_count": getattr(est, "_no_improvement_count", 0),
+                             "best": best}
+    if optimizer is not None:
+        saved["optimizer"] = {"made_from": optimizer.made_from(),
+                              "learning_rate": optimizer.learning_rate, "t": optimizer.state.t}
+    arrays = _optimizer_arrays(optimizer)
+    if best == "saved":
+        arrays.update(_best_arrays(est))
+    return saved, arrays
+
+
+def _optimizer_from_header(est: Any, saved: Any) -> Any:
+    """The optimizer _training_state saved, made afresh for the loaded parameters (None if
+    there was none). Each value is checked as the estimator's parameter it was made from is."""
+    from sklearn.base import clone
+
+    kept = saved.get("optimizer")
+    if kept is None:
+        return None
+    made_from, learning_rate, t = dict(kept["made_from"]), kept["learning_rate"], kept["t"]
+    solver = made_from.get("solver")
+    if solver not in SETTINGS or set(made_from) != {"solver", *SETTINGS[solver]}:
+        raise ValueError(f"the optimizer's made_from cannot be {made_from!r:.200}")
+    clone(est).set_params(**made_from)._validate_params()  # scikit-learn's checks of each value
+    if not (type(learning_rate) is float and 0 < learning_rate < math.inf):
+        raise ValueError(f"the optimizer's learning_rate cannot be {learning_rate!r:.80}")
+    if type(t) is not int or not 0 <= t < 2**63:  # (Adam's step count: the engine's int64)
+        raise ValueError(f"the optimizer's t cannot be {t!r:.80}")
+    optimizer = est._new_optimizer(est._network(est.coefs_[0].dtype), made_from)
+    optimizer.learning_rate, optimizer.state.t = learning_rate, t
+    return optimizer
+
+
+def _restore_training_state(path: PathArg, est: Any, saved: Any,
+                            arrays: Mapping[str, npt.NDArray[Any]]) -> None:
+    """Gives the loaded estimator (its parameters set) the training state save wrote, each
+    array checked against the parameter it is the state of. A file from before it was saved
+    gives a count of 0, the loaded parameters as the best, and no optimizer (partial_fit makes
+    a fresh one)."""
+    if saved is None:
+        saved = {"no_improvement_count": 0, "best": "copy"}
+    try:
+        count, best = saved["no_improvement_count"], saved["best"]
+        if type(count) is not int or count < 0:
+            raise ValueError(f"no_improvement_count cannot be {count!r:.80}")
+        if best not in ("trained", "copy", "saved"):
+            raise ValueError(f"best cannot be {best!r:.80}")
+        optimizer = _optimizer_from_header(est, saved)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise _bad(path, f"bad training state: {type(error).__name__}: {error}") from error
+    est._no_improvement_count = count
+    if best == "trained":
+        est._best_coefs, est._best_intercepts, est._best_activation_params = (
+            est.coefs_, est.intercepts_, est.activation_params_)
+    else:
+        est._keep_best()  # (copies: "saved" fills them from the file below)
+    expected = _optimizer_arrays(optimizer)
+    if best == "saved":
+        expected.update(_best_arrays(est))
+    if set(arrays) != set(expected):
+        raise _bad(path, f"its state arrays should be {sorted(expected)!r:.200}, "
+                         f"got {sorted(arrays)!r:.200}")
+    check_parameter_arrays(path, arrays, expected)  # their shapes, dtypes, finite values
+    if any((arrays[name] < 0).any() for name in expected if name.startswith("optimizer_state2")):
+        raise _bad(path, "Adam's second moments cannot be negative")  # (a NaN square root)
+    for name, like in expected.items():
+        np.copyto(like, arrays[name])
+    if optimizer is not None:
+        est._optimizer = optimizer
+
+
 def _feature_names(path: PathArg, saved: Any, n_features: int) -> npt.NDArray[Any]:
     if not (isinstance(saved, list) and len(saved) == n_features
             and all(isinstance(name, str) for name in saved)):
@@ -236,15 +352,15 @@ class PersistMixin:
                              "y_type": est._label_binarizer.y_type_}
         # what further training's dropout masks are drawn from (as a pickle keeps them)
         sk["dropout_state"] = [getattr(est, "_dropout_seed", 0), getattr(est, "_epochs_trained", 0)]
-        save_mlp(net, path, extra={"sklearn": sk})
+        sk["training_state"], state = _training_state(est)
+        save_mlp(net, path, extra={"sklearn": sk}, state=state)
 
     @classmethod
     def load(cls, path: PathArg) -> Any:
-        """An estimator saved by :meth:`save`; ready to predict, and to train on from its
-        weights (warm_start, partial_fit) with a fresh optimizer: the momentum velocities,
-        Adam's moments and step, the adaptive schedule's decayed rate and the stopping rule's
-        count are not saved, so a continued fit is not the one an unsaved estimator (or a
-        pickled one) would run."""
+        """An estimator saved by :meth:`save`; ready to predict, and to train on
+        (warm_start, partial_fit) as the saved one would: the file keeps the optimizer's state
+        (the momentum velocities, Adam's moments and step, the adaptive schedule's decayed rate)
+        and the stopping rule's count, as a pickle does."""
         header, contents = read_model_file(path)
         sk = header.get("sklearn")
         if not isinstance(sk, dict) or sk.get("estimator") != cls.__name__:
@@ -277,6 +393,6 @@ class PersistMixin:
         if "classes" in sk:
             est._label_binarizer = _label_binarizer(path, sk["classes"], n_outputs=sizes[-1])
             est.classes_ = est._label_binarizer.classes_
-        est._no_improvement_count = 0
-        est._keep_best()
+        _restore_training_state(path, est, sk.get("training_state"),
+                                state_arrays(path, header, contents))
         return est
