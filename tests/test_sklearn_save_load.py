@@ -18,6 +18,7 @@ from helpers import python  # noqa: E402
 from helpers import small_estimator as small
 from sklearn.base import clone  # noqa: E402
 from sklearn.datasets import load_wine  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 import deltaprop as dp  # noqa: E402
@@ -198,7 +199,8 @@ def test_saved_file_loads_without_sklearn(wine, tmp_path):
 # Each continues from a state a fresh estimator would not have: Adam's moments and step, with
 # early stopping's count of epochs without improvement and its best epoch (the restored
 # weights themselves, which a warm start trains on, as scikit-learn's does); a learned
-# activation's moments; momentum's velocities and the adaptive schedule's decayed rate; plain
+# activation's moments; momentum's velocities and the adaptive schedule's decayed rate (and the
+# gradient-health record, which partial_fit goes on with); plain
 # momentum with invscaling and dropout masks (their seed and epoch count), in float32; a best
 # epoch older than the weights (L-BFGS trained them after early stopping), which the file holds;
 # L-BFGS, whose warm start keeps nothing but the weights and the curve.
@@ -207,8 +209,9 @@ CONTINUATIONS = {
                              {}),
     "adam, prelu": ([{"activation": "prelu"}], "partial_fit"),
     "adam, prelu, warm start": ([{"activation": "prelu"}], {"max_iter": 3}),
-    "sgd, adaptive": ([{"solver": "sgd", "learning_rate": "adaptive", "n_iter_no_change": 1,
-                        "tol": 0.05}], "partial_fit"),
+    "sgd, adaptive, health": ([{"solver": "sgd", "learning_rate": "adaptive",
+                                "n_iter_no_change": 1, "tol": 0.05, "record_health": True}],
+                              "partial_fit"),
     "sgd, adaptive, warm start": ([{"solver": "sgd", "learning_rate": "adaptive",
                                     "n_iter_no_change": 1, "tol": 0.05}], {}),
     "momentum, invscaling, dropout, float32": ([{
@@ -242,6 +245,11 @@ def test_a_loaded_estimator_trains_on_as_a_pickled_one(wine, tmp_path, fits, the
     for name in ("n_iter_", "t_", "loss_curve_", "best_loss_", "validation_scores_",
                  "best_validation_score_"):
         assert getattr(loaded, name, None) == getattr(pickled, name, None), name
+    if est.record_health:  # the record goes on from the saved epochs
+        assert loaded.health_.keys() == pickled.health_.keys()
+        for row, values in pickled.health_.items():
+            assert len(values) == len(est.health_[row]) + 2
+            np.testing.assert_array_equal(loaded.health_[row], values)
     for a, b in zip(pickled._parameter_arrays(), loaded._parameter_arrays(), strict=True):
         np.testing.assert_array_equal(a, b)
 
@@ -266,8 +274,13 @@ def _arrays_set(name, value):
      "InvalidParameterError: The 'beta_1' parameter"),
     (_set("sklearn", "training_state", "optimizer", "learning_rate", -0.1), None,
      "learning_rate cannot be -0.1"),
+    (_set("sklearn", "training_state", "optimizer", "made_from", "epsilon", True), None,
+     "must be numbers"),
     (_set("sklearn", "training_state", "optimizer", "t", 2.5), None, "t cannot be 2.5"),
-    (_set("sklearn", "training_state", "optimizer", "t", 10**30), None, "t cannot be 1000"),
+    # counts the engine's int64 counters could not go on from
+    (_set("sklearn", "training_state", "optimizer", "t", 2**63 - 1), None, "t cannot be 9223"),
+    (_set("sklearn", "training_state", "no_improvement_count", 2**64), None,
+     "no_improvement_count cannot be 1844"),
     # the arrays against the parameters they are the state of
     (_set("state_arrays", ["optimizer_state1_0"]), None,
      "it holds arrays the header does not describe"),
@@ -309,3 +322,80 @@ def test_a_file_from_before_the_training_state_loads(wine, tmp_path):
     np.testing.assert_array_equal(back.predict_proba(X), est.predict_proba(X))
     back.set_params(early_stopping=False).partial_fit(X, y)
     assert back.n_iter_ == 1 and len(back.loss_curve_) == len(est.loss_curve_) + 1
+
+
+def test_an_sgd_rate_above_its_start_is_refused(wine, tmp_path):
+    """No schedule raises the rate past learning_rate_init: 1e300 would train to inf, and the
+    non-finite guard would then blame the data."""
+    X, y = wine
+    path = _saved_with_header_edit(
+        small(MLPClassifier, solver="sgd").fit(X, y), tmp_path / "model.dp",
+        _set("sklearn", "training_state", "optimizer", "learning_rate", 1e300))
+    with pytest.raises(ValueError, match="the optimizer's learning_rate cannot be 1e"):
+        MLPClassifier.load(path)
+
+
+def test_load_checks_the_health_record(wine, tmp_path):
+    X, y = wine
+    est = small(MLPClassifier, record_health=True).fit(X, y)
+
+    def edit_arrays(arrays):
+        arrays["health_grad_norm"] = arrays["health_grad_norm"][:, :1].copy()
+    path = _saved_with_header_edit(est, tmp_path / "model.dp", lambda h: None, edit_arrays)
+    with pytest.raises(ValueError, match=r"health record must be .* each float64 \(epochs, 2\)"):
+        MLPClassifier.load(path)
+
+
+@pytest.mark.parametrize("change", [{"hidden_layer_sizes": (5,)}, {"activation": "prelu"}])
+def test_an_lbfgs_fit_of_a_new_network_leaves_no_optimizer_behind(wine, tmp_path, change):
+    """A stochastic fit's optimizer is for its network: after a fresh L-BFGS fit of another
+    one, save wrote its arrays (which load refused), and partial_fit failed on their shapes."""
+    X, y = wine
+    est = small(MLPClassifier).fit(X, y)
+    est.set_params(solver="lbfgs", **change).fit(X, y)
+    path = tmp_path / "model.dp"
+    est.save(path)
+    back = MLPClassifier.load(path)
+    for model in (est, back):
+        model.set_params(solver="adam").partial_fit(X, y)
+    np.testing.assert_array_equal(back.coefs_[0], est.coefs_[0])
+
+
+def test_an_early_stopping_fit_that_diverged_saves_and_trains_on(wine, tmp_path):
+    """It keeps its best weights (finite) and drops its optimizer, whose moments are NaN: the
+    file is written, and training on starts a fresh optimizer."""
+    X, y = wine
+    est = small(MLPRegressor, solver="sgd", learning_rate_init=10.0, early_stopping=True,
+                max_iter=20)
+    with pytest.warns(ConvergenceWarning, match="Training diverged"):
+        est.fit(X, y * 1e3)
+    path = tmp_path / "model.dp"
+    est.save(path)
+    back = MLPRegressor.load(path)
+    np.testing.assert_array_equal(back.predict(X), est.predict(X))
+    for model in (est, back):
+        model.set_params(early_stopping=False, learning_rate_init=1e-3).partial_fit(X, y)
+        assert all(np.isfinite(W).all() for W in model.coefs_)
+
+
+def test_save_refuses_learned_parameters_of_another_activation(wine, tmp_path):
+    """set_params(activation=...) after fit: the prelu slopes no longer belong to the network
+    the estimator describes, and a file holding them could not be read back."""
+    X, y = wine
+    est = small(MLPClassifier, activation="prelu").fit(X, y).set_params(activation="logistic")
+    with pytest.raises(ValueError, match=r"activation_params_ hold \[\['slope'\]\], another"):
+        est.save(tmp_path / "model.dp")
+
+
+def test_a_file_without_state_arrays_is_version_2(wine, tmp_path):
+    """A plain network's file is written as version 2 wrote it, so an earlier deltaprop reads
+    it; an estimator's with its optimizer's state is version 3."""
+    X, y = wine
+    net = dp.MLP([13, 8, 3], "relu", "softmax", seed=0)
+    small(MLPClassifier).fit(X, y).save(tmp_path / "est.dp")
+    net.save(tmp_path / "net.dp")
+    versions = {}
+    for name in ("est", "net"):
+        with np.load(tmp_path / f"{name}.dp") as archive:
+            versions[name] = json.loads(str(archive["header"]))["version"]
+    assert versions == {"est": 3, "net": 2}

@@ -73,11 +73,11 @@ def save_mlp(net: SavedNetwork, path: PathArg, extra: Mapping[str, object] | Non
              state: Mapping[str, FloatArray] | None = None) -> None:
     """``extra``: more JSON-able header entries (the scikit-learn estimators' settings), which
     MLP.load ignores; ``state``: more arrays by name (an estimator's optimizer state), which the
-    header lists under "state_arrays" and MLP.load ignores too."""
+    header lists under "state_arrays", MLP.load ignores too, and their reader checks."""
     state = dict(state or {})
     header = {
         "format": FORMAT,
-        "version": VERSION,
+        "version": VERSION if state else 2,  # (a file without state arrays: as version 2 wrote it)
         "layer_sizes": net.layer_sizes,
         "activation": _activation_to_json(net.activation),
         "output": net.output,
@@ -94,7 +94,7 @@ def save_mlp(net: SavedNetwork, path: PathArg, extra: Mapping[str, object] | Non
         **(extra or {}),
     }
     parameters = _parameters(net)
-    for name, array in {**parameters, **state}.items():  # load refuses these: never write one
+    for name, array in parameters.items():  # load refuses these: never write one
         if not np.isfinite(array).all():
             raise ValueError(f"{name} holds NaN or inf: a model file keeps finite parameters only")
     text = json.dumps(header, default=_json_value)
@@ -270,8 +270,9 @@ def check_parameter_arrays(path: PathArg, contents: Mapping[str, npt.NDArray[Any
 
 def state_arrays(path: PathArg, header: Mapping[str, Any],
                  contents: Mapping[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
-    """The state arrays the header lists (none before version 3), each in the archive: what
-    reads them (an estimator's load) checks them against what they are the state of."""
+    """The state arrays the header lists (save lists them from version 3 on), each in the
+    archive: what reads them (an estimator's load) checks them against what they are the state
+    of."""
     names = header.get("state_arrays", [])
     if not (isinstance(names, list) and all(isinstance(name, str) for name in names)
             and len(set(names)) == len(names)):

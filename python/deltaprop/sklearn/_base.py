@@ -313,6 +313,9 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
                               if any(dropout) else 0)
         self._epochs_trained = 0
         self._keep_best()
+        # a new network: an earlier stochastic fit's optimizer is for other parameters (after
+        # an L-BFGS fit, scikit-learn's partial_fit continues its momentum; ours starts afresh)
+        self.__dict__.pop("_optimizer", None)
         if self.solver in _STOCHASTIC_SOLVERS:
             self.loss_curve_ = []
             self._start_stopping_rule()
@@ -551,6 +554,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
             self.intercepts_ = self._best_intercepts
             self.activation_params_ = self._best_activation_params
             if diverged:  # (the guard in _fit finds the restored weights finite)
+                del self._optimizer  # its moments are NaN: training on starts a fresh one
                 warnings.warn(f"Training diverged: after {self.n_iter_} iterations the loss "
                               f"or the weights were NaN or infinite; the estimator keeps the "
                               f"weights of its best validation score. Lower learning_rate_init "

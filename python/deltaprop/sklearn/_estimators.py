@@ -96,8 +96,8 @@ _COMMON_DOC = """
 
     scikit-learn 1.9's callbacks (``est.set_callbacks(ScoringMonitor(...))``) see the fit as a
     task and each epoch as a subtask; an epoch's ``on_fit_task_end`` returning True stops it.
-    ``save(path)`` / ``load(path)`` keep a fitted estimator without pickle, in MLP.save's format
-    (for prediction and for training on from its weights; the optimizer's state is not kept).
+    ``save(path)`` / ``load(path)`` keep a fitted estimator without pickle, in MLP.save's format,
+    with what training on needs (the optimizer's state, the stopping rule's; see ``load``).
 
     Beyond scikit-learn's attributes: ``activation_params_``, the learned activations'
     parameters (one dict per hidden layer, {{}} where nothing learns); ``health_`` with

@@ -29,6 +29,7 @@ from ..saving import (
     save_mlp,
     state_arrays,
 )
+from ._backend import HEALTH_ROWS
 from ._optimizer import SETTINGS
 
 # What predict, score and the attributes need (what training on needs besides: _training_state)
@@ -195,6 +196,9 @@ def _training_state(est: Any) -> tuple[dict[str, Any], dict[str, FloatArray]]:
     partial_fit continues (the parameters it was made from, its decayed rate, its step count;
     its arrays). The header's part, and the arrays by name."""
     optimizer, best = getattr(est, "_optimizer", None), _best_kept(est)
+    if optimizer is not None and not all(np.isfinite(a).all()
+                                         for a in _optimizer_arrays(optimizer).values()):
+        optimizer = None  # (NaN moments, which load refuses: training on makes a fresh one)
     saved: dict[str, Any] = {"no_improvement_count": getattr(est, "_no_improvement_count", 0),
                              "best": best}
     if optimizer is not None:
@@ -206,10 +210,17 @@ def _training_state(est: Any) -> tuple[dict[str, Any], dict[str, FloatArray]]:
     return saved, arrays
 
 
+def _count(value: Any) -> bool:
+    """Whether a saved count (of epochs, of Adam's steps) is one: an int the engine's int64
+    counters can go on from."""
+    return type(value) is int and 0 <= value < 2**62
+
+
 def _optimizer_from_header(est: Any, saved: Any) -> Any:
     """The optimizer _training_state saved, made afresh for the loaded parameters (None if
-    there was none). Each value is checked as the estimator's parameter it was made from is."""
-    from sklearn.base import clone
+    there was none). Each setting is checked as the estimator's parameter of its name is (and
+    is a number where that is one: scikit-learn's checks take True for 1.0)."""
+    from sklearn.utils._param_validation import validate_parameter_constraints
 
     kept = saved.get("optimizer")
     if kept is None:
@@ -218,10 +229,17 @@ def _optimizer_from_header(est: Any, saved: Any) -> Any:
     solver = made_from.get("solver")
     if solver not in SETTINGS or set(made_from) != {"solver", *SETTINGS[solver]}:
         raise ValueError(f"the optimizer's made_from cannot be {made_from!r:.200}")
-    clone(est).set_params(**made_from)._validate_params()  # scikit-learn's checks of each value
-    if not (type(learning_rate) is float and 0 < learning_rate < math.inf):
+    settings = {name: made_from[name] for name in SETTINGS[solver]}
+    validate_parameter_constraints({name: est._parameter_constraints[name] for name in settings},
+                                   settings, caller_name=type(est).__name__)
+    numbers = [name for name in settings if name not in ("learning_rate", "nesterovs_momentum")]
+    if any(isinstance(settings[name], bool) for name in numbers):
+        raise ValueError(f"the optimizer's {', '.join(numbers)} must be numbers")
+    # the rate the schedules left: never above where they start (Adam's steps do not use it)
+    highest = settings["learning_rate_init"] if solver == "sgd" else math.inf
+    if not (type(learning_rate) is float and 0 <= learning_rate <= highest):
         raise ValueError(f"the optimizer's learning_rate cannot be {learning_rate!r:.80}")
-    if type(t) is not int or not 0 <= t < 2**63:  # (Adam's step count: the engine's int64)
+    if not _count(t):
         raise ValueError(f"the optimizer's t cannot be {t!r:.80}")
     optimizer = est._new_optimizer(est._network(est.coefs_[0].dtype), made_from)
     optimizer.learning_rate, optimizer.state.t = learning_rate, t
@@ -238,7 +256,7 @@ def _restore_training_state(path: PathArg, est: Any, saved: Any,
         saved = {"no_improvement_count": 0, "best": "copy"}
     try:
         count, best = saved["no_improvement_count"], saved["best"]
-        if type(count) is not int or count < 0:
+        if not _count(count):
             raise ValueError(f"no_improvement_count cannot be {count!r:.80}")
         if best not in ("trained", "copy", "saved"):
             raise ValueError(f"best cannot be {best!r:.80}")
@@ -264,6 +282,28 @@ def _restore_training_state(path: PathArg, est: Any, saved: Any,
         np.copyto(like, arrays[name])
     if optimizer is not None:
         est._optimizer = optimizer
+
+
+def _health_arrays(est: Any) -> dict[str, FloatArray]:
+    """health_ (record_health's per-epoch, per-layer record, which partial_fit goes on with) by
+    the names of its arrays in the file."""
+    health = getattr(est, "health_", None)
+    return {} if health is None else {f"health_{row}": health[row] for row in HEALTH_ROWS}
+
+
+def _restore_health(path: PathArg, est: Any, arrays: Mapping[str, npt.NDArray[Any]]) -> None:
+    """Sets health_ from _health_arrays' arrays, if the file holds them: each float64, an
+    epoch a row and a layer a column (NaN and inf are values a record holds)."""
+    if not arrays:
+        return
+    names = [f"health_{row}" for row in HEALTH_ROWS]
+    epochs = arrays[names[0]].shape[0] if names[0] in arrays and arrays[names[0]].ndim else 0
+    shape = (epochs, len(est.coefs_))
+    if set(arrays) != set(names) or any(
+            a.dtype != np.float64 or a.shape != shape for a in arrays.values()):
+        raise _bad(path, f"its health record must be the arrays {', '.join(names)}, each "
+                         f"float64 (epochs, {len(est.coefs_)})")
+    est.health_ = {row: arrays[f"health_{row}"].copy() for row in HEALTH_ROWS}
 
 
 def _feature_names(path: PathArg, saved: Any, n_features: int) -> npt.NDArray[Any]:
@@ -327,6 +367,11 @@ class PersistMixin:
         sizes = [est.coefs_[0].shape[0]] + [W.shape[1] for W in est.coefs_]
         activation = (est.activation if isinstance(est.activation, (str, Activation))
                       else est._hidden_activations(len(sizes) - 2))  # a list: checked, resolved
+        learned = [sorted(d) for d in est._learned()]
+        if learned != [sorted(n) for n in est._network(est.coefs_[0].dtype).learned_names]:
+            raise ValueError(f"activation_params_ hold {learned}, another activation's than "
+                             f"activation={est.activation!r} (set after fit?): a file could "
+                             f"not describe this network. Fit again, or set it back")
         residual, dropout = est._blocks(sizes)
         loss, huber_delta = est._engine_loss()
         net = _EstimatorNetwork(layer_sizes=sizes, dtype=est.coefs_[0].dtype,
@@ -353,14 +398,17 @@ class PersistMixin:
         # what further training's dropout masks are drawn from (as a pickle keeps them)
         sk["dropout_state"] = [getattr(est, "_dropout_seed", 0), getattr(est, "_epochs_trained", 0)]
         sk["training_state"], state = _training_state(est)
-        save_mlp(net, path, extra={"sklearn": sk}, state=state)
+        save_mlp(net, path, extra={"sklearn": sk}, state={**state, **_health_arrays(est)})
 
     @classmethod
     def load(cls, path: PathArg) -> Any:
         """An estimator saved by :meth:`save`; ready to predict, and to train on
         (warm_start, partial_fit) as the saved one would: the file keeps the optimizer's state
-        (the momentum velocities, Adam's moments and step, the adaptive schedule's decayed rate)
-        and the stopping rule's count, as a pickle does."""
+        (the momentum velocities, Adam's moments and step, the adaptive schedule's decayed
+        rate), the stopping rule's count and best epoch, and ``health_``, as a pickle does.
+        It does not keep ``callback`` (code: set it again), a ``RandomState`` object as
+        ``random_state`` (saved as None; an int seed is kept), or the NumPy types of
+        parameter values (np.float32(0.1) is saved as the number 0.1)."""
         header, contents = read_model_file(path)
         sk = header.get("sklearn")
         if not isinstance(sk, dict) or sk.get("estimator") != cls.__name__:
@@ -393,6 +441,9 @@ class PersistMixin:
         if "classes" in sk:
             est._label_binarizer = _label_binarizer(path, sk["classes"], n_outputs=sizes[-1])
             est.classes_ = est._label_binarizer.classes_
+        state = state_arrays(path, header, contents)
+        health = {name: a for name, a in state.items() if name.startswith("health_")}
         _restore_training_state(path, est, sk.get("training_state"),
-                                state_arrays(path, header, contents))
+                                {name: a for name, a in state.items() if name not in health})
+        _restore_health(path, est, health)
         return est
