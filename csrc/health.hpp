@@ -86,12 +86,12 @@ class HealthAccumulator {
     }
 
     // ||dW_l|| / ||W_l|| of the step just taken, from the optimizer's state after it (see
-    // optim.hpp: sgd's velocity is the step; nesterov's is mu v - lr g; adam's -lr_t m/(sqrt(v)+eps)).
-    // All-zero weights (a symmetric start) moved: inf, not the 0 of no step.
-    template <typename T>
-    void add_update(idx l, double step_squares, const T* W, idx count) {
-        const double w = l2_norm<T>(W, count), step = std::sqrt(step_squares);
-        update_[l] += w > 0 ? step / w : step > 0 ? std::numeric_limits<double>::infinity() : 0.0;
+    // optim.hpp: sgd's velocity is the step; nesterov's is mu v - lr g; adam's -lr_t m/(sqrt(v)+eps))
+    // and the weights' norm before it (`w_norm`). All-zero weights (a symmetric start) moved: inf,
+    // not the 0 of no step.
+    void add_update(idx l, double step_squares, double w_norm) {
+        const double step = std::sqrt(step_squares);
+        update_[l] += w_norm > 0 ? step / w_norm : step > 0 ? std::numeric_limits<double>::infinity() : 0.0;
     }
 
     // kHealthRows x L values, row-major, into `out`.

@@ -196,6 +196,7 @@ EpochResult train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const Pa
     double total = 0.0;
     idx done = 0;
     std::uint64_t t = c.step;
+    std::vector<double> w_norms(health ? size_t(spec.layers()) : 0);  // ||W_l|| before a step
     for (idx start = 0; start < n; start += batch) {
         if (interrupted()) {
             result.interrupted = true;
@@ -220,13 +221,16 @@ EpochResult train_epoch(Workspace<T>& ws, const ParamViews<T*>& params, const Pa
         if (health) health->add_batch(ws, view, grad, rows, spec, norms, n_threads);
         if (c.clip_norm > 0)
             clip_by_global_norm<T>(grad.arrays.data(), spec.array_sizes.data(), spec.arrays(), c.clip_norm, n_threads);
+        if (norms)
+            for (idx l = 0; l < spec.layers(); ++l)
+                w_norms[size_t(l)] = l2_norm<T>(params.W(l), spec.array_size(spec.weight_index(l)));
         loss += update(params, grad, state1, state2, spec, c, ++t, n_threads, decay_in_update ? size : 0.0);
         total += double(rows) * loss;
         done += rows;
         if (norms)
             for (idx l = 0; l < spec.layers(); ++l) {
                 const idx count = spec.array_size(spec.weight_index(l));
-                health->add_update(l, step_squares(grad, state1, state2, l, count, c, t), params.W(l), count);
+                health->add_update(l, step_squares(grad, state1, state2, l, count, c, t), w_norms[size_t(l)]);
             }
     }
     result.loss = done > 0 ? total / double(done) : 0.0;

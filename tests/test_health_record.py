@@ -136,6 +136,23 @@ def test_all_zero_weights_that_move_have_an_infinite_update_ratio(backend):
     assert health["grad_norm"][0] == 0 and health["update_ratio"][0] == 0
 
 
+@pytest.mark.parametrize("backend", ["cpp", "numpy"])
+def test_a_full_batch_record_is_gradient_health_of_the_weights_it_started_from(backend):
+    """One plain SGD step on all rows: the record's update ratio is ||lr dC/dW|| over the
+    weights before the step, as gradient_health gives it (it was over those after: off by
+    about the ratio itself), and all-zero weights that move read inf (they read 1)."""
+    X, Y = problem(np.random.default_rng(0), "softmax", n=64)
+    net = dp.MLP([12, 16, 4], seed=0, backend=backend)
+    net.coefs_[1][:] = 0.0
+    expected = dp.diagnostics.gradient_health(net, X, Y, lr=0.5, warn=False)
+    with pytest.warns(HealthWarning, match="vanished"):  # (no gradient through W = 0)
+        net.fit(X, Y, epochs=1, batch_size=64, lr=0.5, momentum=0.0, optimizer="sgd",
+                record_health=True)
+    np.testing.assert_allclose(net.health_["update_ratio"][0], expected["update_ratio"],
+                               rtol=1e-12)
+    assert net.health_["update_ratio"][0, 1] == np.inf
+
+
 def test_health_array_is_checked():
     net = dp.MLP([3, 4, 2])
     X, Y = np.ones((5, 3)), np.eye(2)[[0, 1, 0, 1, 0]]

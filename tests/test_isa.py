@@ -138,13 +138,16 @@ def test_isa_controls():
                 dp.ops.set_isa(path)
 
 
-@pytest.mark.parametrize("value, expected", [("generic", "generic"), ("nonsense", None)])
+@pytest.mark.parametrize("value, expected", [("generic", "generic"), ("nonsense", None),
+                                             ("AVX2", None)])
 def test_environment_variable_chooses_the_path(value, expected):
     env = dict(os.environ, DELTAPROP_ISA=value)
     code = "import deltaprop as dp; print(dp.ops.get_isa(), dp.ops.available_isas()[-1])"
-    chosen, best = subprocess.run(python("-c", code), env=env, capture_output=True,
-                                  text=True, check=True).stdout.split()
-    assert chosen == (expected or best)  # an unusable name falls back to the best path
+    run = subprocess.run(python("-c", code), env=env, capture_output=True, text=True, check=True)
+    chosen, best = run.stdout.split()
+    assert chosen == (expected or best)  # an unusable name falls back to the best path,
+    said = f"RuntimeWarning: DELTAPROP_ISA={value!r} is not a path this CPU can run"
+    assert (said in run.stderr) == (expected is None), run.stderr  # and says so
 
 
 def test_fma_peak_probe_is_positive_and_above_what_the_gemm_reaches(isa):

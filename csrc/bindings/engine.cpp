@@ -398,7 +398,7 @@ class Engine {
             health_.add_batch(ws_, p, grad, N, spec_, true, nt);
             for (idx l = 0; l < spec_.layers(); ++l) {
                 const idx count = spec_.array_size(spec_.weight_index(l));
-                health_.add_update(l, lr * lr * sum_of_squares(grad.W(l), count), p.W(l), count);
+                health_.add_update(l, lr * lr * sum_of_squares(grad.W(l), count), l2_norm<T>(p.W(l), count));
             }
             health_.write(o, spec_);
         });

@@ -2,7 +2,7 @@
 
     Activation("elu")                          # α = 1
     Activation("leaky_relu", alpha=0.2)
-    Activation("relu", grad_at_zero=0.5)       # ReLU'(0), a convention (seed 000)
+    Activation("relu", grad_at_zero=0.5)       # ReLU'(0): a convention (0, 0.5 or 1)
     Activation("swish", learnable=True)        # β learned per layer, starting at `beta`
     Activation("necro_relu")                   # ReLU forward, slope 0.01 backward for z < 0
 
@@ -13,8 +13,8 @@ so two specs that compute the same thing compare equal (``Activation("logistic")
 Activation("sigmoid")``, ``Activation("relu", surrogate_slope=0.01) == Activation("necro_relu")``).
 
 The table. f is the forward, f' the derivative; "A" in the last column means f' follows from
-the layer's output A = f(Z) by an identity, so the backward pass need not keep Z (design.md
-section 1); "Z" means it needs Z. Where such a unit saturates (A near 1 for sigmoid, ±1 for tanh,
+the layer's output A = f(Z) by an identity, so the backward pass need not keep Z; "Z"
+means it needs Z. Where such a unit saturates (A near 1 for sigmoid, ±1 for tanh,
 −α for elu, −λα for selu) the identity cancels: f' comes out with an absolute error of about
 one rounding of A (1e-7 in float32), not a small relative one (elu's α·e^z at z = −17 in
 float32: 6e-8 for 4e-8). PyTorch's sigmoid and tanh backward use the same identities. Such a
@@ -25,7 +25,7 @@ unit passes almost no gradient either way.
     relu        max(z, 0)                         step; f'(0) = grad_at_zero             A [1]
     leaky_relu  z > 0 ? z : αz       (α = 0.01)   1 or α; f'(0) = α                      A [2]
     prelu       z > 0 ? z : a_j z    (a_j learned per unit, from α = 0.25)               Z [3]
-    elu         z > 0 ? z : α(e^z − 1)  (α = 1)   1, or A + α for z ≤ 0 (seed 003)       A
+    elu         z > 0 ? z : α(e^z − 1)  (α = 1)   1, or A + α for z ≤ 0                  A
     selu        λ·elu_α(z)       (λ, α fixed)     λ, or A + λα for z ≤ 0                 A
     swish       z·σ(βz)          (β = 1) [4]      σ(βz)·(1 + βz(1 − σ(βz)))              Z
     silu        z·σ(z)           (swish, β = 1 fixed)                                    Z
@@ -46,7 +46,7 @@ unit passes almost no gradient either way.
 At z = 0 the kinked functions use: relu, necro_relu → grad_at_zero; leaky_relu, prelu → the
 negative-side slope; elu → α and selu → λα (their left limits, as PyTorch); abs → 0.
 
-necro_relu is seed 002's "ReLU that cannot die": the forward is ReLU, the backward a surrogate
+necro_relu is the "ReLU that cannot die": the forward is ReLU, the backward a surrogate
 with a leaky slope for z < 0, so a unit whose inputs all fall below 0 still receives gradient.
 ``surrogate_slope`` on ``relu`` makes it a necro_relu.
 """
@@ -67,7 +67,7 @@ SELU_ALPHA = 1.6732632423543772
 # ACON-C's p1 starts at 1 (the slope for z → +∞), p2 at the `alpha` of the spec, 0.25 by default
 # (the slope for z → −∞), β at `beta`, 1 by default: at initialisation ACON-C is then a smooth
 # PReLU with He et al.'s initial slope 0.25, whose gradient never vanishes for z < 0 (the dying
-# unit of seed 002 cannot happen). The authors' code (Ma et al. 2021, "Activate or Not") draws
+# ReLU unit cannot happen). The authors' code (Ma et al. 2021, "Activate or Not") draws
 # p1, p2 from N(0, 1) instead; a deterministic start keeps the reference reproducible without a
 # generator.
 ACON_P1_INIT = 1.0
@@ -163,7 +163,7 @@ class Activation:
         α (1.0, > 0); acon's initial p2 (0.25). SELU's α is the paper's constant, not a parameter.
     grad_at_zero : float
         relu's and necro_relu's derivative at exactly 0, in [0, 1]: 0 (PyTorch, scikit-learn),
-        0.5 or 1 are the conventions of seed 000.
+        0.5 or 1 are the conventions in use.
     beta : float
         swish's β (default 1.0; the initial value when learned); acon's initial β (1.0).
     learnable : bool

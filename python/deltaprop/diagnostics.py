@@ -1,6 +1,6 @@
 """Gradient health: does the error signal reach the first layers, and are units alive?
 
-The seeds' question, measured per layer (first layer first, the output layer last):
+Measured per layer (first layer first, the output layer last):
 
     grad_norm           ‖∂C/∂W_l‖, L2's term included, before any clipping
     grad_norm_ratio     ÷ the last layer's (NaN where that is 0 or not finite)
@@ -8,9 +8,9 @@ The seeds' question, measured per layer (first layer first, the output layer las
     update_ratio        ‖ΔW_l‖ / ‖W_l‖ of one plain SGD step of learning rate ``lr`` (inf from
                         all-zero weights)
     zero_fraction       activations exactly 0 (sparsity: about half at a He-initialised ReLU layer)
-    dead_fraction       units whose activation is 0 for every sample given (dying ReLU, seed 002)
+    dead_fraction       units whose activation is 0 for every sample given (dying ReLU)
     saturated_fraction  units whose |f'| stays below 1% of its largest value for every sample
-                        (sigmoid or tanh pinned at its ends: seed 003's "network paralysis"),
+                        (sigmoid or tanh pinned at its ends: "network paralysis"),
                         that 1% in the network's dtype (a float32 leaky slope of 0.01 is not)
 
 Sigmoid's derivative is at most 1/4, so each sigmoid layer shrinks Δ by 4× or more: twenty of

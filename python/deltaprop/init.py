@@ -25,7 +25,7 @@ from .validation import check_dtype, check_int, check_name, check_real, per_laye
 #                          ReLU family, where about half the units are off
 #   lecun_normal           Var = 1 / fan_in (LeCun et al. 1998, "Efficient BackProp"): SELU's
 #                          partner, with it activations settle at mean 0, variance 1
-#                          (Klambauer et al. 2017; seed 003)
+#                          (Klambauer et al. 2017)
 #   glorot_uniform, _normal  Var = 2 / (fan_in + fan_out) (Glorot & Bengio 2010): tanh, sigmoid
 #   sklearn                scikit-learn's MLP exactly (_multilayer_perceptron.py, _init_coef, 1.9):
 #                          per layer in order W ~ U(−b, b) then b ~ U(−b, b), b = √(6 / (fan_in +

@@ -66,7 +66,9 @@ def _improved(history: History) -> bool:
 
 @dataclass
 class History:
-    """What ``fit`` returns: per epoch, the mean training loss and the seconds it took."""
+    """What ``fit`` returns: per epoch, the mean training loss and the seconds it took; with
+    ``validation_data``, the held-out loss and score; with ``patience``, ``best_epoch``,
+    counted from 1 (its loss is ``val_loss[best_epoch - 1]``)."""
 
     loss: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
@@ -117,7 +119,7 @@ class MLP:
         takes "squared_error" (the default), "absolute_error" or "huber" (with
         ``huber_delta``, the residual where it turns from squared to absolute).
     residual : bool or list of bool
-        Residual blocks (seed 001's cure for depth): hidden layer l computes
+        Residual blocks (the cure for depth): hidden layer l computes
         ``A_l = A_{l-1} + f(A_{l-1} W_l + b_l)``, so the gradient reaches the layers below
         through the identity path whatever f' does. True makes every hidden layer whose input
         is as wide as its output a residual block; a list chooses per hidden layer (and each
@@ -147,8 +149,8 @@ class MLP:
         for ``random_state=seed``). None: He for the ReLU family, LeCun normal for SELU, Glorot
         otherwise; the output layer Glorot.
     bias_init : float or None
-        A constant for every bias (a small positive one keeps ReLU units alive at the start,
-        seed 003); None: zeros (with "sklearn", its uniform draws).
+        A constant for every bias (a small positive one keeps ReLU units alive at the
+        start); None: zeros (with "sklearn", its uniform draws).
     """
 
     def __init__(self, layer_sizes: Sequence[int], activation: ActivationsArg = "relu",
@@ -401,7 +403,7 @@ class MLP:
             epoch in ``history.val_loss`` and ``history.val_score``.
         patience : with ``validation_data``, early stopping: training stops after this many
             epochs in a row without a lower validation loss, and the model ends with the
-            weights of the epoch that had the lowest (``history.best_epoch``).
+            weights of the epoch that had the lowest (``history.best_epoch``, counted from 1).
 
         ``batch_size=1`` is online training, ``batch_size=len(X)`` full-batch training. Each
         epoch runs in the engine without the GIL; between epochs, ``callback(history)`` is

@@ -8,11 +8,14 @@ ValueError naming the argument. ``n_threads=0`` uses OpenMP's default thread cou
 
 The matrix products run on the best instruction-set path this CPU supports (``get_isa()``);
 ``set_isa("generic" | "avx2" | "avx512")`` or the ``DELTAPROP_ISA`` environment variable
-forces another, so every path can be tested on one machine.
+forces another, so every path can be tested on one machine (a path the CPU cannot run is a
+ValueError from set_isa; from the variable, a RuntimeWarning at import and the best path).
 """
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Mapping
 from typing import TypeVar, cast
 
@@ -49,6 +52,21 @@ set_isa = _ops.set_isa
 available_isas = _ops.available_isas
 gemm_tile = _ops.gemm_tile
 fma_peak_gflops = _ops.fma_peak_gflops
+
+
+
+def _say_if_the_isa_variable_is_not_followed() -> None:
+    """DELTAPROP_ISA chooses a path this CPU and build can run; any other value falls back to
+    the best path (an import must not fail over an environment variable), which a user who
+    set it to compare paths must hear of."""
+    wanted = os.environ.get("DELTAPROP_ISA")
+    if wanted is not None and wanted != get_isa():
+        warnings.warn(f"DELTAPROP_ISA={wanted!r} is not a path this CPU can run (it runs "
+                      f"{', '.join(available_isas())}); using {get_isa()!r}", RuntimeWarning,
+                      stacklevel=2)
+
+
+_say_if_the_isa_variable_is_not_followed()
 
 _F = TypeVar("_F", np.float32, np.float64)  # the one dtype of a call's arrays, as in _core.pyi
 _LearnedParams = Mapping[str, npt.ArrayLike]  # {name: values}, checked by the reference's rules

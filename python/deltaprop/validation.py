@@ -201,7 +201,7 @@ def _check_distributions(Y: npt.NDArray[Any], name: str, dtype: np.dtype[Any]) -
     if off.any():
         row = int(np.argmax(off))
         raise ValueError(f"{name}'s rows must each sum to 1 for a softmax output (rows of "
-                         f"probabilities), but row {row} sums to {sums[row]!r}")
+                         f"probabilities), but row {row} sums to {float(sums[row])!r}")
 
 
 def check_targets(Y: npt.ArrayLike, name: str, dtype: np.dtype[np.floating[Any]], n_rows: int,

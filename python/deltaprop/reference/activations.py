@@ -2,7 +2,7 @@
 
 A derivative uses a = f(z) where an identity gives it from a, as the engine does, z otherwise:
 tanh' = 1 - a², sigmoid' = a(1 - a), ReLU' = the unit step of z, whose value at 0 is a
-convention (seed 000): ``grad_at_zero`` = 0 (PyTorch, scikit-learn), 0.5 or 1.
+convention: ``grad_at_zero`` = 0 (PyTorch, scikit-learn), 0.5 or 1.
 
 ``activation`` is a name or a :class:`deltaprop.activations.Activation` (the table of names,
 parameters and conventions is in that module's docstring). Learned parameters (prelu's slope,
@@ -52,7 +52,7 @@ def sigmoid(z: FloatArray) -> FloatArray:
 
 def sigmoid_derivative(z: FloatArray | None, a: FloatArray, grad_at_zero: float = 0.0,
                        ) -> FloatArray:
-    return a * (1 - a)  # at most 0.25: the vanishing factor of seed 001
+    return a * (1 - a)  # at most 0.25: sigmoid's vanishing factor
 
 
 def tanh(z: FloatArray) -> FloatArray:

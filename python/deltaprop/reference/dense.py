@@ -1,7 +1,7 @@
 """One dense layer (csrc/dense.hpp), forward then backward:
 
     forward:           Z = X W + b,  A = f(Z)
-    weight gradients:  dW = Xᵀ dZ,   db = Σ_rows dZ        ("gradient = error × input", seed 003)
+    weight gradients:  dW = Xᵀ dZ,   db = Σ_rows dZ        ("gradient = error × input")
     delta propagation: dZ_prev = (dZ Wᵀ) ⊙ f'(Z_prev)
 """
 

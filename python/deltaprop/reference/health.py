@@ -1,9 +1,9 @@
 """Gradient health gathered during training (csrc/health.hpp), the readable twin.
 
 Per layer l (the output layer last): grad_norm ‖∂C/∂W_l‖, delta_norm ‖dZ_l‖ and update_ratio
-‖ΔW_l‖/‖W_l‖ (inf for a step from all-zero weights), averaged over every HEALTH_NORM_STRIDE-th
-batch of the epoch (the first always); zero_fraction (activations f(Z) exactly 0),
-dead_fraction (units whose activation was 0 for every sample of the epoch) and
+‖ΔW_l‖/‖W_l‖, W_l before the step (inf for a step from all-zero weights), averaged over every
+HEALTH_NORM_STRIDE-th batch of the epoch (the first always); zero_fraction (activations f(Z)
+exactly 0), dead_fraction (units whose activation was 0 for every sample of the epoch) and
 saturated_fraction (units whose |f'| stayed below 1% of f's largest derivative, that 1% in the
 network's dtype: a float32 leaky slope of 0.01 is 1%, not below), over every sample. The output
 layer's three fractions are NaN: its function belongs to the loss.

@@ -109,7 +109,7 @@ def train_epoch(params: Sequence[FloatArray], state1: Sequence[FloatArray],
                 adam_step(p, s1, s2, g, t, lr, beta_1, beta_2, epsilon)
         if record is not None and before is not None:  # that is, if norms
             for l, (a, W_old) in enumerate(zip(weights, before)):
-                record.add_update(l, params[a].astype(np.float64) - W_old, params[a])
+                record.add_update(l, params[a].astype(np.float64) - W_old, W_old)
     if record is not None and health is not None:  # the one is None when the other is
         record.write(health)
 

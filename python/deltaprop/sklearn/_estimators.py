@@ -103,7 +103,8 @@ _COMMON_DOC = """
     parameters (one dict per hidden layer, {{}} where nothing learns); ``health_`` with
     ``record_health=True``; and with the stochastic solvers and ``early_stopping=True``,
     ``validation_loss_curve_``: the validation set's loss per epoch (the data term, without the
-    L2 penalty; None otherwise).
+    L2 penalty; None with a stochastic solver without it; absent with lbfgs, as
+    ``validation_scores_`` is).
 """
 
 
