@@ -11,6 +11,7 @@ import inspect
 import io
 import pickle
 import subprocess
+import threading
 import warnings
 
 import numpy as np
@@ -20,6 +21,7 @@ pytest.importorskip("sklearn")
 pytest.importorskip("scipy")
 
 import scipy.sparse as sp  # noqa: E402
+import sklearn  # noqa: E402
 import sklearn.neural_network as skl  # noqa: E402
 from helpers import needs_sklearn_1_7, python
 from helpers import small_estimator as small
@@ -30,6 +32,7 @@ from sklearn.model_selection import GridSearchCV  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils._param_validation import InvalidParameterError  # noqa: E402
+from threadpoolctl import threadpool_info  # noqa: E402
 
 import deltaprop as dp  # noqa: E402
 from deltaprop.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
@@ -61,6 +64,30 @@ def test_constructor_extends_sklearns_exactly(ours, theirs):
     assert MLPRegressor((50,)).loss == (50,)  # the leading positional loss, as in 1.9
     with pytest.raises(InvalidParameterError, match="activation"):
         ours(activation="sine").fit([[0.0], [1.0]], [0, 1])
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_fit_validates_as_scikit_learn_s_fit_context_does(wine, method):
+    """fit and partial_fit run in scikit-learn's _fit_context: the functions they call do not
+    validate their arguments again (validation_fraction=0.0, which the parameter's bounds allow,
+    reaches train_test_split as a plain ValueError, scikit-learn's, not InvalidParameterError),
+    and skip_parameter_validation skips ours."""
+    X, y = wine
+    params = dict(hidden_layer_sizes=(4,), max_iter=3, early_stopping=True,
+                  validation_fraction=0.0)
+    if method == "fit":
+        errors = []
+        for cls in (skl.MLPClassifier, MLPClassifier):
+            with pytest.raises(ValueError) as caught:
+                cls(**params).fit(X, y)
+            errors.append((type(caught.value), str(caught.value)))
+        assert errors[0] == errors[1] and errors[0][0] is ValueError
+    bad = MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, momentum=2.0)
+    with pytest.raises(InvalidParameterError, match="momentum"):
+        getattr(bad, method)(X, y, **({"classes": [0, 1, 2]} if method == "partial_fit" else {}))
+    with sklearn.config_context(skip_parameter_validation=True):
+        getattr(clone(bad), method)(X, y, **({"classes": [0, 1, 2]}
+                                             if method == "partial_fit" else {}))
 
 
 def test_parameter_names_are_each_classs_own():
@@ -337,6 +364,45 @@ def test_callback_stops_training(wine):
 
     clf = small(MLPClassifier, max_iter=50, callback=stop_after_three).fit(X, y)
     assert seen == [1, 2, 3] and clf.n_iter_ == 3 and len(clf.loss_curve_) == 3
+
+
+def _blas_threads():
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+def test_lbfgs_fits_in_threads_leave_the_blas_limit_as_they_found_it(wine):
+    """L-BFGS runs with one BLAS thread, and threadpoolctl's limit is the process's: two fits
+    overlapping in threads, the second to start ending last, left BLAS at one thread for good
+    (each put back what it found, the second a 1)."""
+    before = _blas_threads()
+    if max(before, default=1) < 2:
+        pytest.skip("BLAS runs on one thread here")
+    X, y = wine
+    first_in, second_in, first_done = (threading.Event() for _ in range(3))
+
+    def first(est):
+        first_in.set()
+        second_in.wait(30)  # both inside their fits
+        return False
+
+    def second(est):
+        second_in.set()
+        first_done.wait(30)  # this one ends last
+        return False
+
+    fitted = []
+
+    def fit(callback):
+        fitted.append(small(MLPClassifier, solver="lbfgs", max_iter=3, callback=callback).fit(X, y))
+
+    threads = [threading.Thread(target=fit, args=(callback,)) for callback in (first, second)]
+    threads[0].start()
+    assert first_in.wait(30)
+    threads[1].start()
+    threads[0].join(60)
+    first_done.set()
+    threads[1].join(60)
+    assert len(fitted) == 2 and _blas_threads() == before
 
 
 def test_callback_stops_lbfgs(wine):

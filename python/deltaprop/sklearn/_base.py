@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, is_classifier
+from sklearn.base import BaseEstimator, _fit_context, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
@@ -27,7 +27,7 @@ from ..diagnostics import HealthWarning, check_health
 from ..init import INIT_SCHEMES, init_network
 from ..validation import dropout_rates, residual_flags
 from . import _backend, _lbfgs
-from ._hooks import CallbackSupportMixin, EpochHooks, callback_management_context
+from ._hooks import CallbackSupportMixin, EpochHooks
 from ._optimizer import AdamOptimizer, SGDOptimizer, new_optimizer
 
 _STOCHASTIC_SOLVERS = ["sgd", "adam"]
@@ -742,12 +742,14 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         network's encoding: what scikit-learn's callbacks score against."""
         return y
 
+    # scikit-learn's: the parameters validated (unless skip_parameter_validation), the
+    # scikit-learn functions fit calls not validating theirs again, and (1.9) the callbacks'
+    # context
+    @_fit_context(prefer_skip_nested_validation=True)  # type: ignore[untyped-decorator]
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
         """Fit the model to data matrix X and target(s) y (dense or CSR/CSC sparse X;
         ``sample_weight`` of shape (n_samples,)). Returns self."""
-        self._validate_params()
-        with callback_management_context(self):
-            return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
     def _check_solver(self) -> bool:
         if self.solver not in _STOCHASTIC_SOLVERS:

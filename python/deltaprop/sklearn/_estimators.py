@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
@@ -26,7 +26,6 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 from .._typing import FloatArray
 from ..activations import Activation
 from ._base import BaseMLP
-from ._hooks import callback_management_context
 from ._labels import class_indices, class_row_weights, decode, encode, fit_binarizer
 from ._persist import PersistMixin
 from ._plot import PlotMixin
@@ -189,19 +188,17 @@ class MLPClassifier(ClassifierMixin, PersistMixin, PlotMixin, BaseMLP):  # type:
 
     # (ignore: scikit-learn's available_if is untyped)
     @available_if(lambda est: est._check_solver())  # type: ignore[untyped-decorator]
+    @_fit_context(prefer_skip_nested_validation=True)  # type: ignore[untyped-decorator]
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None,
                     classes: Any = None) -> MLPClassifier:
         """One epoch over (X, y); ``classes`` (every class y may hold) on the first call."""
-        if not hasattr(self, "coefs_"):
-            self._validate_params()
         if _check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
             if type_of_target(y).startswith("multilabel"):
                 self._label_binarizer.fit(y)
             else:
                 self._label_binarizer.fit(classes)
-        with callback_management_context(self):
-            self._fit(X, y, sample_weight=sample_weight, incremental=True)
+        self._fit(X, y, sample_weight=sample_weight, incremental=True)
         return self
 
     def predict_log_proba(self, X: Any) -> FloatArray:
@@ -299,10 +296,8 @@ class MLPRegressor(RegressorMixin, PersistMixin, PlotMixin, BaseMLP):  # type: i
 
     # (ignore: scikit-learn's available_if is untyped)
     @available_if(lambda est: est._check_solver())  # type: ignore[untyped-decorator]
+    @_fit_context(prefer_skip_nested_validation=True)  # type: ignore[untyped-decorator]
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPRegressor:
         """One epoch over (X, y)."""
-        if not hasattr(self, "coefs_"):
-            self._validate_params()
-        with callback_management_context(self):
-            self._fit(X, y, sample_weight=sample_weight, incremental=True)
+        self._fit(X, y, sample_weight=sample_weight, incremental=True)
         return self

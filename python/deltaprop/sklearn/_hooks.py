@@ -4,20 +4,15 @@ the root task, each epoch a subtask) and a tqdm progress bar (tqdm is an optiona
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
-try:  # scikit-learn >= 1.9
+try:  # scikit-learn >= 1.9 (whose _fit_context, around fit, manages the callbacks' context)
     from sklearn.callback import CallbackSupportMixin
-    from sklearn.callback._callback_support import callback_management_context
 except ImportError:  # older scikit-learn: no callback framework to take part in
     class CallbackSupportMixin:  # type: ignore[no-redef]
         pass
 
-    def callback_management_context(estimator: Any) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext()
-
-__all__ = ["CallbackSupportMixin", "EpochHooks", "callback_management_context"]
+__all__ = ["CallbackSupportMixin", "EpochHooks"]
 
 
 class EpochHooks:

@@ -6,8 +6,10 @@ float32)."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,6 +20,31 @@ from threadpoolctl import threadpool_limits
 
 from .._typing import FloatArray
 from ._hooks import EpochHooks
+
+# threadpoolctl's BLAS limit is the process's, not a thread's: L-BFGS fits running at once (in
+# threads: a threading joblib backend) share one limit, set by the first to start and put back
+# by the last to end. Each putting back what it found left BLAS at one thread for good, or
+# lifted the limit in the middle of another fit.
+_blas_lock = threading.Lock()
+_blas_fits = 0
+_blas_limit: threadpool_limits | None = None
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    global _blas_fits, _blas_limit
+    with _blas_lock:
+        if _blas_fits == 0:
+            _blas_limit = threadpool_limits(limits=1, user_api="blas")
+        _blas_fits += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_fits -= 1
+            if _blas_fits == 0 and _blas_limit is not None:
+                _blas_limit.restore_original_limits()
+                _blas_limit = None
 
 
 def _pack(arrays: Sequence[FloatArray]) -> npt.NDArray[np.float64]:
@@ -108,8 +135,9 @@ def fit_lbfgs(est: Any, X: Any, y: FloatArray, sample_weight: npt.NDArray[np.flo
     try:
         # L-BFGS-B's own vector sums (dot products over every parameter) run in scipy's BLAS,
         # whose threads would split them differently by thread count: one thread keeps the
-        # result independent of it, as the engine's is
-        with threadpool_limits(limits=1, user_api="blas"):
+        # result independent of it, as the engine's is (BLAS elsewhere in the process too, while
+        # the fit runs)
+        with _one_blas_thread():
             result = scipy.optimize.minimize(
                 loss_grad, _pack(start), method="L-BFGS-B", jac=True, callback=after_iteration,
                 options={"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol})
