@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <utility>
 
 #include "common.hpp"
 
@@ -37,8 +38,12 @@ constexpr idx kDensifiedMaxColumns = 4096;
 // Rows of a CSR matrix: row i's entries are values[j], columns[j] for j in [starts[i],
 // starts[i + 1]), indices int32 or int64 as scipy stores them (`wide`). Row r of the view is
 // order[r] when `order` is given, else first + r. Checked by the bindings: starts non-decreasing
-// from 0, columns inside the matrix, values finite. `densified`: read into dense rows first
-// (densified_min_density).
+// from 0 to at most `stored`, columns in [0, n_columns), values finite. `densified`: read into
+// dense rows first (densified_min_density).
+//
+// The index arrays are the caller's, read in place while the GIL is released: another Python
+// thread may rewrite them after the bindings' check. So each is read once (entries, column)
+// and kept inside the matrix: such a race gives wrong rows, never a read or write outside.
 template <typename T>
 struct CsrRows {
     const T* values = nullptr;
@@ -48,6 +53,24 @@ struct CsrRows {
     bool densified = false;
     const idx* order = nullptr;
     idx first = 0;
+    idx stored = 0;     // the entries the rows may reach: starts[last row + 1] as checked
+    idx n_columns = 0;  // the matrix's width
+
+    // Row i's entries [begin, end), within [0, stored).
+    template <typename I>
+    std::pair<idx, idx> entries(const I* row_starts, idx i) const {
+        const idx begin = std::clamp<idx>(idx(read_once(row_starts + i)), 0, stored);
+        return {begin, std::clamp<idx>(idx(read_once(row_starts + i + 1)), begin, stored)};
+    }
+    // Entry k's column, or -1 outside [0, n_columns) (the entry is then skipped).
+    template <typename I>
+    idx column(const I* entry_columns, idx k) const {
+        const idx c = idx(read_once(entry_columns + k));
+        return c >= 0 && c < n_columns ? c : -1;
+    }
+    // (volatile: the compiler may not read it again after the check, as it could assume)
+    template <typename I>
+    static I read_once(const I* p) { return *static_cast<const volatile I*>(p); }
 
     // The view's rows from its r-th on.
     CsrRows from(idx r) const {
@@ -78,7 +101,10 @@ template <typename T>
 idx stored_entries(const CsrRows<T>& x, idx N) {
     idx count = 0;
     with_indices(x, [&](const auto*, const auto* starts) {
-        for (idx r = 0; r < N; ++r) count += idx(starts[x.row(r) + 1] - starts[x.row(r)]);
+        for (idx r = 0; r < N; ++r) {
+            const auto [begin, end] = x.entries(starts, x.row(r));
+            count += end - begin;
+        }
     });
     return count;
 }
@@ -111,12 +137,15 @@ DP_ISA_CLONES void csr_rows_forward(T* DP_RESTRICT Z, const CsrRows<T>& x, const
     for (idx r = first; r < last; ++r) {
         T* z = Z + r * O;
         const idx i = x.row(r);
+        const auto [begin, end] = x.entries(starts, i);
         if (O < kForwardBlock) {  // a narrow layer: its row of Z stays in L1
             for (idx j = 0; j < O; ++j) z[j] = T(0);
-            for (I k = starts[i]; k < starts[i + 1]; ++k) {
+            for (idx k = begin; k < end; ++k) {
+                const idx c = x.column(columns, k);
+                if (c < 0) continue;
                 T v = x.values[k];
                 keep_scalar(v);
-                const T* w = W + idx(columns[k]) * O;
+                const T* w = W + c * O;
                 for (idx j = 0; j < O; ++j) z[j] += v * w[j];
             }
             for (idx j = 0; j < O; ++j) z[j] += b[j];
@@ -125,10 +154,12 @@ DP_ISA_CLONES void csr_rows_forward(T* DP_RESTRICT Z, const CsrRows<T>& x, const
         for (idx j0 = 0;; j0 += kForwardBlock) {
             j0 = std::min(j0, O - kForwardBlock);
             T sum[kForwardBlock] = {};
-            for (I k = starts[i]; k < starts[i + 1]; ++k) {
+            for (idx k = begin; k < end; ++k) {
+                const idx c = x.column(columns, k);
+                if (c < 0) continue;
                 T v = x.values[k];
                 keep_scalar(v);
-                const T* w = W + idx(columns[k]) * O + j0;
+                const T* w = W + c * O + j0;
                 for (idx j = 0; j < kForwardBlock; ++j) sum[j] += v * w[j];
             }
             for (idx j = 0; j < kForwardBlock; ++j) z[j0 + j] = sum[j] + b[j0 + j];
@@ -150,11 +181,13 @@ DP_ISA_CLONES void csr_rows_backward(T* DP_RESTRICT dW, const CsrRows<T>& x, con
                                      const T* DP_RESTRICT dZ, idx N, idx O, idx first, idx last) {
     for (idx r = 0; r < N; ++r) {
         const T* d = dZ + r * O;
-        const idx i = x.row(r);
-        for (I k = starts[i]; k < starts[i + 1]; ++k) {
+        const auto [begin, end] = x.entries(starts, x.row(r));
+        for (idx k = begin; k < end; ++k) {
+            const idx c = x.column(columns, k);
+            if (c < 0) continue;
             T v = x.values[k];
             keep_scalar(v);
-            T* w = dW + idx(columns[k]) * O;
+            T* w = dW + c * O;
             for (idx j = first; j < last; ++j) w[j] += v * d[j];
         }
     }
@@ -179,8 +212,9 @@ void csr_to_dense(T* D, const CsrRows<T>& x, idx N, idx d) {
     std::fill(D, D + N * d, T(0));
     with_indices(x, [&](const auto* columns, const auto* starts) {
         for (idx r = 0; r < N; ++r) {
-            const idx i = x.row(r);
-            for (auto k = starts[i]; k < starts[i + 1]; ++k) D[r * d + idx(columns[k])] += x.values[k];
+            const auto [begin, end] = x.entries(starts, x.row(r));
+            for (idx k = begin; k < end; ++k)
+                if (const idx c = x.column(columns, k); c >= 0) D[r * d + c] += x.values[k];
         }
     });
 }
@@ -190,8 +224,9 @@ template <typename T>
 void sparse_add(T* A, const CsrRows<T>& x, idx N, idx O) {
     with_indices(x, [&](const auto* columns, const auto* starts) {
         for (idx r = 0; r < N; ++r) {
-            const idx i = x.row(r);
-            for (auto k = starts[i]; k < starts[i + 1]; ++k) A[r * O + idx(columns[k])] += x.values[k];
+            const auto [begin, end] = x.entries(starts, x.row(r));
+            for (idx k = begin; k < end; ++k)
+                if (const idx c = x.column(columns, k); c >= 0) A[r * O + c] += x.values[k];
         }
     });
 }

@@ -216,6 +216,44 @@ def test_daemon_threads_in_the_engine_let_the_interpreter_exit():
     assert (run.returncode, run.stdout, run.stderr) == (0, "main thread returns\n", "")
 
 
+# -- sparse X rewritten by another thread during a call -----------------------------------------
+
+# The bindings check X's indices with the GIL held; the engine then reads them in place without
+# it. Another thread rewriting them in between made the engine read (and, in the backward pass,
+# write) through indices of 2**30: SIGSEGV in each of fit and forward within ~1.5 s. Now each
+# index is read once and kept inside the matrix: wrong rows at worst.
+REWRITTEN_INDICES = """
+import sys, threading, numpy as np, scipy.sparse as sp, deltaprop as dp
+X = sp.random(20000, 1000, density=0.01, format="csr", random_state=0, dtype=np.float64)
+y = np.random.default_rng(0).integers(0, 4, 20000)
+net = dp.MLP([1000, 256, 4], seed=0)
+good, bad = X.indices.copy(), np.full_like(X.indices, 2**30)
+for call in ("fit", "forward") * 15:
+    stop = threading.Event()
+    def rewrite():
+        while not stop.is_set():
+            X.indices[:] = bad  # each write lands between the check and the reads, or not at all
+            X.indices[:] = good
+    writer = threading.Thread(target=rewrite)
+    writer.start()
+    try:
+        net.fit(X, y, epochs=1, batch_size=64) if call == "fit" else net.forward(X)
+    except ValueError:  # refused at the check
+        pass
+    stop.set()
+    writer.join()
+    X.indices[:] = good
+print("no crash")
+"""
+
+
+def test_sparse_indices_rewritten_during_a_call_never_crash():
+    pytest.importorskip("scipy")
+    run = subprocess.run(python("-c", REWRITTEN_INDICES), capture_output=True, text=True,
+                         timeout=300)
+    assert (run.returncode, run.stdout) == (0, "no crash\n"), run.stderr[-2000:]
+
+
 # -- several Python threads at once --------------------------------------------------------
 
 MODELS = [  # different shapes, dtypes, activations, outputs and optimizers

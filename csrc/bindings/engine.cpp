@@ -664,6 +664,8 @@ class Engine {
         if (wide) check(std::int64_t{});
         else check(std::int32_t{});
         csr.wide = wide;
+        csr.stored = in_use;
+        csr.n_columns = d;
         // (counted in floating point: N * d may pass the index range)
         csr.densified = d <= kDensifiedMaxColumns &&
                         double(in_use) >= densified_min_density<T>(spec_.sizes[1]) * double(N) * double(d);
