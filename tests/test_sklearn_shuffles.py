@@ -98,6 +98,22 @@ def test_a_chunk_cut_short_leaves_only_its_kept_draws(kept):
     assert mine.random_sample() == theirs.random_sample()
 
 
+def test_the_process_s_own_generator_is_shuffled_a_lock_at_a_time():
+    """random_state=None: its shuffles are NumPy's, each under the generator's lock as
+    scikit-learn takes it, not the engine's with the lock held through a call (that stalled
+    np.random in other threads for a whole fit, and hung a child forked meanwhile); the same
+    orders, and the generator left where scikit-learn leaves it."""
+    shared = np.random.mtrand._rand
+    assert not EpochShuffles(np.arange(10), shared).in_engine
+    start, before = np.arange(133), shared.get_state()
+    ours, _ = drawn_in_chunks(start, shared, [2, 3])
+    after = shared.get_state(legacy=False)
+    shared.set_state(before)
+    theirs = per_epoch(start, shared, 5)
+    assert np.array_equal(ours, theirs)
+    assert np.array_equal(after["state"]["key"], shared.get_state(legacy=False)["state"]["key"])
+
+
 def test_single_shuffle_and_zero_epochs():
     mine, theirs = np.random.RandomState(3), np.random.RandomState(3)
     idx = np.arange(50)

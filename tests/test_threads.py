@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -252,6 +253,37 @@ def test_sparse_indices_rewritten_during_a_call_never_crash():
     run = subprocess.run(python("-c", REWRITTEN_INDICES), capture_output=True, text=True,
                          timeout=300)
     assert (run.returncode, run.stdout) == (0, "no crash\n"), run.stderr[-2000:]
+
+
+def test_a_fit_on_the_process_s_generator_leaves_np_random_to_other_threads():
+    """random_state=None shuffles with np.random's own generator, whose lock the engine held
+    through its whole call: np.random in another thread waited out the fit (3.6 s here)."""
+    pytest.importorskip("sklearn")
+    import threading
+
+    from deltaprop.sklearn import MLPClassifier
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((4000, 64)), rng.integers(0, 3, 4000)
+    est = MLPClassifier(hidden_layer_sizes=(256, 256), max_iter=60, tol=0, n_iter_no_change=100)
+
+    def train():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (max_iter reached)
+            est.fit(X, y)
+
+    fit = threading.Thread(target=train)
+    fit.start()
+    try:
+        fit.join(0.3)  # well into the fit
+        lock = np.random.mtrand._rand._bit_generator.lock
+        acquired = lock.acquire(timeout=1.0)
+        if acquired:
+            lock.release()
+        assert fit.is_alive(), "the fit ended too soon to tell"
+        assert acquired
+    finally:
+        fit.join()
 
 
 # -- several Python threads at once --------------------------------------------------------

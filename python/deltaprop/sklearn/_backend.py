@@ -410,14 +410,21 @@ class EpochShuffles:
         self._state: dict[str, Any] | None = None  # the copy's, written back by close
         self._before_draw: dict[str, Any] | None = None  # NumPy's draws: the state before
         self._drawn_from = sample_idx  # and the order before
-        views = _mt19937_state_views(random_state) if len(sample_idx) < 2**32 else None
+        # The process's own generator (random_state=None) is everyone's: its lock is not held
+        # through an engine call (which stalled np.random in every other thread for the whole
+        # fit, and left it held in a child forked meanwhile), nor its state copied and written
+        # back over their draws. Its shuffles are NumPy's, a lock each, as scikit-learn's are.
+        shared = random_state is np.random.mtrand._rand
+        views = (_mt19937_state_views(random_state)
+                 if len(sample_idx) < 2**32 and not shared else None)
         if views is not None:
             self._key, self._pos = views
             self._lock = random_state._bit_generator.lock
             self.in_engine = True
             return
         state = random_state.get_state(legacy=False)
-        self.in_engine = state["bit_generator"] == "MT19937" and len(sample_idx) < 2**32
+        self.in_engine = (state["bit_generator"] == "MT19937" and len(sample_idx) < 2**32
+                          and not shared)
         if self.in_engine:
             self._state = state
             self._key = np.array(state["state"]["key"], dtype=np.uint32)
