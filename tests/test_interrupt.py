@@ -109,3 +109,61 @@ def test_ctrl_c_stops_an_lbfgs_fit_with_the_last_iterate():
     waited, *checks = out.stdout.split()
     assert float(waited) < 0.5
     assert checks == ["True"] * 4
+
+
+# A call that waits for a model another thread trains; a signal handler that uses the model its
+# own thread trains (the engine runs handlers while it holds the model's mutex).
+WAITING_SCRIPT = textwrap.dedent("""
+    import os, signal, threading, time
+    import numpy as np
+    import deltaprop as dp
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((20000, 64)), rng.integers(0, 4, 20000)
+    net = dp.MLP([64, 256, 4], seed=0)
+    {body}
+""")
+
+WAITING = {
+    # Ctrl-C while predict waits for another thread's fit (an estimator's: one engine call),
+    # which it waited out (7 s there)
+    "waiting for another thread": """
+    from deltaprop.sklearn import MLPClassifier
+    est = MLPClassifier(max_iter=1).fit(X[:100], y[:100])
+    est.set_params(warm_start=True, max_iter=10**6, n_iter_no_change=np.inf)
+    trainer = threading.Thread(target=est.fit, args=(X, y))
+    trainer.start()
+    time.sleep(0.3)
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+    start = time.perf_counter()
+    try:
+        est.predict(X)
+    except KeyboardInterrupt:
+        print("KeyboardInterrupt", trainer.is_alive(), time.perf_counter() - start - 0.5 < 0.5,
+              flush=True)
+    os._exit(0)  # (the trainer would run on)
+    """,
+    # a handler using the model its own thread trains: the process hung for good
+    "a handler in the training thread": """
+    def report(signum, frame):
+        net.evaluate(X[:100], y[:100])
+    signal.signal(signal.SIGALRM, report)
+    signal.setitimer(signal.ITIMER_REAL, 0.3, 0.05)  # (again and again: some inside the engine)
+    try:
+        net.fit(X, y, epochs=200, batch_size=32)
+    except RuntimeError as error:
+        print("RuntimeError", "busy in this very thread" in str(error), net.predict(X[:5]).shape)
+    else:
+        print("finished before the alarm")
+    """,
+}
+
+
+@pytest.mark.parametrize("case", WAITING)
+def test_a_call_never_waits_for_ever_on_a_busy_model(case):
+    script = WAITING_SCRIPT.format(body=textwrap.dedent(WAITING[case]))
+    out = subprocess.run(python("-c", script), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    expected = {"waiting for another thread": "KeyboardInterrupt True True",
+                "a handler in the training thread": "RuntimeError True (5,)"}[case]
+    assert out.stdout.strip() == expected

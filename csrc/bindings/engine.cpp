@@ -571,17 +571,24 @@ class Engine {
     }
 
     // Runs work() holding the engine's mutex, without the GIL, after the scan for NaN and inf
-    // in `finite`; a failed scan becomes a ValueError once the GIL is back, and a mutex left
-    // locked by fork a RuntimeError (process_mutex.hpp).
+    // in `finite`; a failed scan becomes a ValueError once the GIL is back, Ctrl-C while waiting
+    // for another thread's call its KeyboardInterrupt, and a mutex that cannot be had (left
+    // locked by fork, or held by this thread's own call) a RuntimeError (process_mutex.hpp).
     template <typename Work>
     void locked(const FiniteChecks<T>& finite, Work&& work) {
         std::string bad;
+        bool interrupted = false;
         {
             ReleasedGil nogil;
-            const ProcessMutex::Guard lock = mutex_.lock();
-            bad = finite.failure();
-            if (bad.empty()) work();
+            try {
+                const ProcessMutex::Guard lock = mutex_.lock(ask_signals);
+                bad = finite.failure();
+                if (bad.empty()) work();
+            } catch (const ProcessMutex::Interrupted&) {
+                interrupted = true;  // (the handler's exception is set: raised with the GIL)
+            }
         }
+        if (interrupted) throw py::error_already_set();
         if (!bad.empty()) throw py::value_error(bad);
     }
 

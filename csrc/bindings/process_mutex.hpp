@@ -5,8 +5,10 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <mutex>
 #include <stdexcept>
+#include <thread>
 
 #include "../common.hpp"
 
@@ -14,11 +16,15 @@ namespace dp::bind {
 
 class ProcessMutex {
   public:
+    // Thrown by lock() when `interrupted()` says a signal's handler raised while it waited.
+    struct Interrupted {};
+
     // Holds the mutex for its lifetime.
     class Guard {
       public:
         explicit Guard(ProcessMutex& m) : m_(m) {}
         ~Guard() {
+            m_.holder_thread_.store(std::thread::id());
             m_.holder_.store(0);  // before the unlock: 0 is "free, or being taken"
             m_.mutex_.unlock();
         }
@@ -29,10 +35,15 @@ class ProcessMutex {
         ProcessMutex& m_;
     };
 
-    // Waits for the mutex, or throws std::runtime_error when a thread of the process this one
-    // was forked from holds it: that thread does not exist here, so it would never let go.
-    Guard lock() {
+    // Waits for the mutex, asking `interrupted()` every 20 ms while another thread holds it
+    // (Ctrl-C must not wait out another thread's training), and throws Interrupted when it says
+    // so. Throws std::runtime_error instead of waiting for ever when this very thread holds it
+    // (a signal handler using the model that its thread is training), or when a thread of the
+    // process this one was forked from does: that thread does not exist here.
+    template <typename Asked>
+    Guard lock(Asked&& interrupted) {
         const long self = process_id();
+        const std::thread::id me = std::this_thread::get_id();
         if (!mutex_.try_lock()) {
             const long holder = holder_.load();
             if (holder != 0 && holder != self)
@@ -40,9 +51,15 @@ class ProcessMutex {
                     "this model was in use by another thread when the process was forked, so it "
                     "stays locked here (fork copies no threads) and may be half-updated: use it in "
                     "the parent, or start child processes with the 'spawn' or 'forkserver' method");
-            mutex_.lock();
+            if (holder_thread_.load() == me)
+                throw std::runtime_error(
+                    "this model is busy in this very thread (a signal handler called it while it "
+                    "computes), which would wait for itself: use it once the call under way returns");
+            while (!mutex_.try_lock_for(std::chrono::milliseconds(20)))
+                if (interrupted()) throw Interrupted{};
         }
         holder_.store(self);
+        holder_thread_.store(me);
         return Guard(*this);
     }
 
@@ -55,8 +72,9 @@ class ProcessMutex {
 #endif
     }
 
-    std::mutex mutex_;
+    std::timed_mutex mutex_;
     std::atomic<long> holder_{0};  // the holder's process id; 0 while free (or being taken)
+    std::atomic<std::thread::id> holder_thread_{};  // its thread; none while free
 };
 
 }  // namespace dp::bind
