@@ -7,10 +7,12 @@ built; and every array against that network before it is used."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
+import secrets
 import stat
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -99,9 +101,37 @@ def save_mlp(net: SavedNetwork, path: PathArg, extra: Mapping[str, object] | Non
             raise ValueError(f"{name} holds NaN or inf: a model file keeps finite parameters only")
     text = json.dumps(header, default=_json_value)
     arrays: dict[str, npt.NDArray[Any]] = {"header": np.array(text), **parameters, **state}
-    with open(path, "wb") as f:  # an open file: np.savez would otherwise append ".npz" to path
-        # numpy's stub fears **arrays could hold its allow_pickle; the names here never do
-        np.savez(f, **arrays)  # type: ignore[arg-type]
+    _write_whole(path, arrays)
+
+
+def _write_whole(path: PathArg, arrays: Mapping[str, npt.NDArray[Any]]) -> None:
+    """The archive written to a new file beside ``path``, then renamed over it: a save cut
+    short (Ctrl-C, a full disk) leaves the file that was there, not half of a new one. Through a
+    symlink, the file it points to (its mode kept); a path that is not a regular file (a
+    device, a FIFO) is written in place."""
+    target = os.path.realpath(path)
+    if os.path.exists(target) and not os.path.isfile(target):
+        with open(target, "wb") as f:
+            _savez(f, arrays)
+        return
+    temporary = f"{target}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # (the umask's mode)
+    try:
+        with open(fd, "wb") as f:
+            _savez(f, arrays)
+        if os.path.isfile(target):
+            os.chmod(temporary, stat.S_IMODE(os.stat(target).st_mode))
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def _savez(f: BinaryIO, arrays: Mapping[str, npt.NDArray[Any]]) -> None:
+    # an open file: np.savez would otherwise append ".npz" to the path; numpy's stub fears
+    # **arrays could hold its allow_pickle, which the names here never are
+    np.savez(f, **arrays)  # type: ignore[arg-type]
 
 
 def _json_value(value: object) -> object:
