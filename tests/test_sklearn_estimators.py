@@ -516,6 +516,17 @@ def test_float32_stays_float32(wine, solver):
     assert clf.predict_proba(X.astype(np.float32)).dtype == np.float32
 
 
+def test_a_predict_in_another_dtype_keeps_the_model_s_own_engine(wine):
+    """The engine is cached per dtype: a float64 predict on a float32 model replaced the float32
+    engine, whose lock a fit in another thread holds, so float32 predicts after it could read
+    the weights mid-step."""
+    X, y = wine
+    est = small(MLPClassifier).fit(X.astype(np.float32), y)
+    engine = est._network(np.float32)
+    est.predict(X)
+    assert est._network(np.float32) is engine
+
+
 @pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
 def test_float32_model_predicts_float64_data_in_float64(wine, cls):
     """As scikit-learn's X @ coefs_ promotes: float64 rows through float32 weights are computed

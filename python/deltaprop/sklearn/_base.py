@@ -177,7 +177,9 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         return residual_flags(residual, sizes), dropout_rates(dropout, hidden)
 
     def _network(self, dtype: npt.DTypeLike) -> _backend.Network:
-        """The engine for the fitted shape, cached (it is rebuilt after unpickling)."""
+        """The engine for the fitted shape, cached per dtype (it is rebuilt after unpickling):
+        a float64 predict on a float32 model keeps the float32 engine, whose lock a fit running
+        in another thread holds, for the float32 predicts after it."""
         sizes = [self.coefs_[0].shape[0]] + [W.shape[1] for W in self.coefs_]
         residual, dropout = self._blocks(sizes)
         loss, huber_delta = self._engine_loss()
@@ -185,13 +187,14 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         key = (tuple(sizes), tuple(activations), self.out_activation_, np.dtype(dtype).name,
                self.n_threads, tuple(residual), tuple(dropout), bool(self.alpha_dropout), loss,
                huber_delta)
-        cached = self.__dict__.get("_network_cache")
+        networks = self.__dict__.setdefault("_network_cache", {})
+        cached = networks.get(key[3])
         if cached is None or cached[0] != key:
             net = _backend.make_network(sizes, activations, self._output_kind(), dtype,
                                         self.n_threads, residual=residual, dropout=dropout,
                                         alpha_dropout=bool(self.alpha_dropout), loss=loss,
                                         huber_delta=huber_delta)
-            self.__dict__["_network_cache"] = cached = (key, net)
+            networks[key[3]] = cached = (key, net)
         return cached[1]
 
     def __getstate__(self) -> dict[str, Any]:
