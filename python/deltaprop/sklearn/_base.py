@@ -187,7 +187,8 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
         key = (tuple(sizes), tuple(activations), self.out_activation_, np.dtype(dtype).name,
                self.n_threads, tuple(residual), tuple(dropout), bool(self.alpha_dropout), loss,
                huber_delta)
-        networks = self.__dict__.setdefault("_network_cache", {})
+        networks: dict[str, tuple[tuple[Any, ...], _backend.Network]] = (
+            self.__dict__.setdefault("_network_cache", {}))
         cached = networks.get(key[3])
         if cached is None or cached[0] != key:
             net = _backend.make_network(sizes, activations, self._output_kind(), dtype,
