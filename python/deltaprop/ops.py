@@ -54,7 +54,6 @@ gemm_tile = _ops.gemm_tile
 fma_peak_gflops = _ops.fma_peak_gflops
 
 
-
 def _say_if_the_isa_variable_is_not_followed() -> None:
     """DELTAPROP_ISA chooses a path this CPU and build can run; any other value falls back to
     the best path (an import must not fail over an environment variable), which a user who
