@@ -129,7 +129,7 @@ WAITING = {
     # which it waited out (7 s there)
     "waiting for another thread": """
     from deltaprop.sklearn import MLPClassifier
-    est = MLPClassifier(max_iter=1).fit(X[:100], y[:100])
+    est = MLPClassifier(max_iter=1, random_state=0).fit(X[:100], y[:100])  # (one engine call)
     est.set_params(warm_start=True, max_iter=10**6, n_iter_no_change=np.inf)
     trainer = threading.Thread(target=est.fit, args=(X, y))
     trainer.start()
@@ -155,6 +155,8 @@ WAITING = {
         print("RuntimeError", "busy in this very thread" in str(error), net.predict(X[:5]).shape)
     else:
         print("finished before the alarm")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)  # (an alarm at exit would end the process)
     """,
 }
 

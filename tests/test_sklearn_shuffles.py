@@ -112,6 +112,14 @@ def test_the_process_s_own_generator_is_shuffled_a_lock_at_a_time():
     theirs = per_epoch(start, shared, 5)
     assert np.array_equal(ours, theirs)
     assert np.array_equal(after["state"]["key"], shared.get_state(legacy=False)["state"]["key"])
+    # a chunk cut short is not undrawn: other threads may have drawn from it since (set back,
+    # it handed their numbers out again)
+    shuffles = EpochShuffles(start, shared)
+    orders = shuffles.draw(5)
+    drawn = shared.get_state(legacy=False)["state"]["pos"]
+    shuffles.keep(2)
+    assert shared.get_state(legacy=False)["state"]["pos"] == drawn
+    assert np.array_equal(shuffles.sample_idx, orders[1])
 
 
 def test_single_shuffle_and_zero_epochs():

@@ -410,11 +410,14 @@ class EpochShuffles:
         self._state: dict[str, Any] | None = None  # the copy's, written back by close
         self._before_draw: dict[str, Any] | None = None  # NumPy's draws: the state before
         self._drawn_from = sample_idx  # and the order before
+        self._orders: npt.NDArray[np.int64] = np.empty((0, len(sample_idx)), dtype=np.int64)
         # The process's own generator (random_state=None) is everyone's: its lock is not held
         # through an engine call (which stalled np.random in every other thread for the whole
-        # fit, and left it held in a child forked meanwhile), nor its state copied and written
-        # back over their draws. Its shuffles are NumPy's, a lock each, as scikit-learn's are.
-        shared = random_state is np.random.mtrand._rand
+        # fit, and left it held in a child forked meanwhile), nor its state ever set back over
+        # their draws. Its shuffles are NumPy's, a lock each, as scikit-learn's are; a chunk cut
+        # short keeps its unused shuffles drawn (keep), so the fit is scikit-learn's, and only
+        # where the generator ends differs.
+        self._shared = shared = random_state is np.random.mtrand._rand
         views = (_mt19937_state_views(random_state)
                  if len(sample_idx) < 2**32 and not shared else None)
         if views is not None:
@@ -445,14 +448,18 @@ class EpochShuffles:
         assert not self.in_engine, "MT19937's orders are the engine's to draw"
         self._before_draw = self._random_state.get_state(legacy=False)
         orders = np.empty((epochs, len(self.sample_idx)), dtype=np.int64)
-        self._drawn_from = self.sample_idx
+        self._drawn_from, self._orders = self.sample_idx, orders
         for e in range(epochs):
             self.sample_idx = orders[e] = shuffle(self.sample_idx, self._random_state)
         return orders
 
     def keep(self, epochs: int) -> None:
-        """Only the first ``epochs`` of the last draw happen: the rest are undrawn."""
+        """Only the first ``epochs`` of the last draw happen: the rest are undrawn (but for the
+        process's own generator, which other threads may have drawn from since)."""
         assert self._before_draw is not None, "keep() follows a draw()"
+        if self._shared:
+            self.sample_idx = self._orders[epochs - 1] if epochs else self._drawn_from
+            return
         self._random_state.set_state(self._before_draw)
         self.sample_idx = self._drawn_from
         self.draw(epochs)
