@@ -42,8 +42,9 @@ constexpr idx kDensifiedMaxColumns = 4096;
 // dense rows first (densified_min_density).
 //
 // The index arrays are the caller's, read in place while the GIL is released: another Python
-// thread may rewrite them after the bindings' check. So each is read once (entries, column)
-// and kept inside the matrix: such a race gives wrong rows, never a read or write outside.
+// thread may rewrite them after the bindings' check. So each read of one (entries, column)
+// is checked on its own and kept inside the matrix: such a race gives wrong rows, never a
+// read or write outside.
 template <typename T>
 struct CsrRows {
     const T* values = nullptr;

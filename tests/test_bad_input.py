@@ -647,6 +647,21 @@ def test_save_writes_through_a_symlink_and_keeps_the_file_s_mode(saved, tmp_path
     assert dp.MLP.load(link).layer_sizes == net.layer_sizes
 
 
+def test_save_keeps_what_open_would_keep(saved, tmp_path):
+    """Where renaming a new file over the old one would change what open() keeps, the file is
+    written in place: a hard link stays one file with its other name, a new file gets the
+    umask's mode (the renamed one is private until it takes the old one's mode)."""
+    net, path = saved
+    other = tmp_path / "other-name.npz"
+    os.link(path, other)
+    dp.MLP([2, 5, 2], seed=1).save(path)
+    assert os.path.samefile(path, other) and dp.MLP.load(other).layer_sizes == [2, 5, 2]
+    umask = os.umask(0)
+    os.umask(umask)
+    net.save(tmp_path / "new.npz")
+    assert os.stat(tmp_path / "new.npz").st_mode & 0o777 == 0o666 & ~umask
+
+
 @pytest.mark.parametrize("fraction", [0.0, 0.01, 0.25, 0.5, 0.9, 0.999])
 def test_load_truncated_file(saved, tmp_path, fraction):
     _, path = saved

@@ -139,15 +139,15 @@ def test_isa_controls():
 
 
 @pytest.mark.parametrize("value, expected", [("generic", "generic"), ("nonsense", None),
-                                             ("AVX2", None)])
+                                             ("AVX2", None), ("", "best")])
 def test_environment_variable_chooses_the_path(value, expected):
     env = dict(os.environ, DELTAPROP_ISA=value)
     code = "import deltaprop as dp; print(dp.ops.get_isa(), dp.ops.available_isas()[-1])"
     run = subprocess.run(python("-c", code), env=env, capture_output=True, text=True, check=True)
     chosen, best = run.stdout.split()
-    assert chosen == (expected or best)  # an unusable name falls back to the best path,
-    said = f"RuntimeWarning: DELTAPROP_ISA={value!r} is not a path this CPU can run"
-    assert (said in run.stderr) == (expected is None), run.stderr  # and says so
+    assert chosen == (best if expected in (None, "best") else expected)  # an unusable name
+    said = f"RuntimeWarning: DELTAPROP_ISA={value!r} names no path this CPU runs"  # falls back
+    assert (said in run.stderr) == (expected is None), run.stderr  # and says so (empty: unset)
 
 
 def test_fma_peak_probe_is_positive_and_above_what_the_gemm_reaches(isa):

@@ -58,9 +58,9 @@ def _say_if_the_isa_variable_is_not_followed() -> None:
     """DELTAPROP_ISA chooses a path this CPU and build can run; any other value falls back to
     the best path (an import must not fail over an environment variable), which a user who
     set it to compare paths must hear of."""
-    wanted = os.environ.get("DELTAPROP_ISA")
-    if wanted is not None and wanted != get_isa():
-        warnings.warn(f"DELTAPROP_ISA={wanted!r} is not a path this CPU can run (it runs "
+    wanted = os.environ.get("DELTAPROP_ISA", "")  # (set but empty: as unset)
+    if wanted and wanted != get_isa():
+        warnings.warn(f"DELTAPROP_ISA={wanted!r} names no path this CPU runs (it runs "
                       f"{', '.join(available_isas())}); using {get_isa()!r}", RuntimeWarning,
                       stacklevel=2)
 

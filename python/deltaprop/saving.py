@@ -105,22 +105,34 @@ def save_mlp(net: SavedNetwork, path: PathArg, extra: Mapping[str, object] | Non
 
 
 def _write_whole(path: PathArg, arrays: Mapping[str, npt.NDArray[Any]]) -> None:
-    """The archive written to a new file beside ``path``, then renamed over it: a save cut
-    short (Ctrl-C, a full disk) leaves the file that was there, not half of a new one. Through a
-    symlink, the file it points to (its mode kept); a path that is not a regular file (a
-    device, a FIFO) is written in place."""
-    target = os.path.realpath(path)
-    if os.path.exists(target) and not os.path.isfile(target):
-        with open(target, "wb") as f:
+    """Replacing a model file, the archive is written to a new file beside it, then renamed over
+    it: a save cut short (Ctrl-C, a full disk) leaves the model that was there, not half of a
+    new one. The new file is private until it has the old one's mode. Written in place, as
+    open() writes: a new file (there is nothing to keep), a device or a FIFO, a file we may not
+    write (open's PermissionError), one that another user owns or that has other hard links
+    (a rename would take them from it), and any whose directory takes no new file."""
+    target = os.path.realpath(os.fsdecode(path))  # through a symlink: the file it points to
+    try:
+        status = os.stat(target)
+    except FileNotFoundError:
+        status = None
+    replace = (status is not None and stat.S_ISREG(status.st_mode) and status.st_nlink == 1
+               and status.st_uid == getattr(os, "geteuid", lambda: status.st_uid)()
+               and os.access(target, os.W_OK))
+    temporary = f"{target}.{secrets.token_hex(4)}.tmp"
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600) if replace else None
+    except OSError:  # (a directory we may not write in, a name past the length limit)
+        fd = None
+    if fd is None:
+        with open(path, "wb") as f:
             _savez(f, arrays)
         return
-    temporary = f"{target}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # (the umask's mode)
     try:
         with open(fd, "wb") as f:
             _savez(f, arrays)
-        if os.path.isfile(target):
-            os.chmod(temporary, stat.S_IMODE(os.stat(target).st_mode))
+        assert status is not None
+        os.chmod(temporary, stat.S_IMODE(status.st_mode))
         os.replace(temporary, target)
     except BaseException:
         with contextlib.suppress(OSError):

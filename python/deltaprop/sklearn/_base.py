@@ -195,7 +195,10 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):  # type: ignore[misc]
                                         self.n_threads, residual=residual, dropout=dropout,
                                         alpha_dropout=bool(self.alpha_dropout), loss=loss,
                                         huber_delta=huber_delta)
-            networks[key[3]] = cached = (key, net)
+            if cached is None:  # (threads building at once: all keep the first one stored)
+                cached = networks.setdefault(key[3], (key, net))
+            else:
+                networks[key[3]] = cached = (key, net)
         return cached[1]
 
     def __getstate__(self) -> dict[str, Any]:
