@@ -392,8 +392,9 @@ def _mt19937_state_views(random_state: np.random.RandomState,
 
 class EpochShuffles:
     """scikit-learn's per-epoch shuffles of ``sample_idx`` with ``random_state``, one per epoch,
-    leaving ``random_state`` where that many ``shuffle`` calls would. ``sample_idx`` is the last
-    order drawn.
+    leaving ``random_state`` where that many ``shuffle`` calls would (the process's own
+    generator: where the shuffles drawn leave it, see keep). ``sample_idx`` is the last order
+    drawn.
 
     With MT19937 (every RandomState scikit-learn makes; ``in_engine``) the engine draws them:
     ``engine_state()`` gives it the generator's own words, in place, under its lock (reading
