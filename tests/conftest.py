@@ -1,4 +1,5 @@
-"""Shared fixtures: the two backends' kernels side by side."""
+"""Shared fixtures: the two backends' kernels side by side, and the data the estimator tests
+train on."""
 
 from __future__ import annotations
 
@@ -26,3 +27,13 @@ def isa(request):
     dp.ops.set_isa(request.param)
     yield request.param
     dp.ops.set_isa(previous)
+
+
+@pytest.fixture(scope="module")
+def wine():
+    """scikit-learn's bundled wine data (178 rows, 13 features, 3 classes), standardised."""
+    datasets = pytest.importorskip("sklearn.datasets")
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = datasets.load_wine(return_X_y=True)
+    return StandardScaler().fit_transform(X), y

@@ -26,7 +26,7 @@ import sklearn.neural_network as skl  # noqa: E402
 from helpers import needs_sklearn_1_7, python
 from helpers import small_estimator as small
 from sklearn.base import clone  # noqa: E402
-from sklearn.datasets import load_diabetes, load_wine, make_multilabel_classification  # noqa: E402
+from sklearn.datasets import load_diabetes, make_multilabel_classification  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
@@ -38,12 +38,6 @@ import deltaprop as dp  # noqa: E402
 from deltaprop.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-
-
-@pytest.fixture(scope="module")
-def wine():
-    X, y = load_wine(return_X_y=True)
-    return StandardScaler().fit_transform(X), y
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,6 @@ import pytest
 pytest.importorskip("sklearn")
 pytest.importorskip("scipy")
 
-from sklearn.datasets import load_wine  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 import deltaprop as dp  # noqa: E402
 from deltaprop.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
@@ -24,12 +22,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 
 LEARNED = [pytest.param("prelu", id="prelu"), pytest.param("acon", id="acon"),
            pytest.param(dp.Activation("swish", learnable=True), id="swish-learnable")]
-
-
-@pytest.fixture(scope="module")
-def wine():
-    X, y = load_wine(return_X_y=True)
-    return StandardScaler().fit_transform(X), y
 
 
 def reference_twin(est, activation):

@@ -15,7 +15,6 @@ pytest.importorskip("scipy")
 from sklearn.datasets import (  # noqa: E402
     load_breast_cancer,
     load_diabetes,
-    load_wine,
     make_multilabel_classification,
 )
 from sklearn.model_selection import train_test_split  # noqa: E402
@@ -36,12 +35,6 @@ def diabetes():
                                                         random_state=0)
     scaler = StandardScaler().fit(X_train)
     return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
-
-
-@pytest.fixture(scope="module")
-def wine():
-    X, y = load_wine(return_X_y=True)
-    return StandardScaler().fit_transform(X), y
 
 
 def huber(r, delta):

@@ -17,20 +17,12 @@ pytest.importorskip("sklearn")
 from helpers import python  # noqa: E402
 from helpers import small_estimator as small
 from sklearn.base import clone  # noqa: E402
-from sklearn.datasets import load_wine  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 import deltaprop as dp  # noqa: E402
 from deltaprop.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-
-
-@pytest.fixture(scope="module")
-def wine():
-    X, y = load_wine(return_X_y=True)
-    return StandardScaler().fit_transform(X), y
 
 
 @pytest.mark.parametrize("cls,target", [(MLPClassifier, "labels"), (MLPRegressor, "values")])

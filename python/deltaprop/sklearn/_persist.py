@@ -195,16 +195,16 @@ def _training_state(est: Any) -> tuple[dict[str, Any], dict[str, FloatArray]]:
     count of epochs without improvement and its best parameters, and the optimizer that
     partial_fit continues (the parameters it was made from, its decayed rate, its step count;
     its arrays). The header's part, and the arrays by name."""
-    optimizer, best = getattr(est, "_optimizer", None), _best_kept(est)
-    if optimizer is not None and not all(np.isfinite(a).all()
-                                         for a in _optimizer_arrays(optimizer).values()):
-        optimizer = None  # (NaN moments, which load refuses: training on makes a fresh one)
+    optimizer = getattr(est, "_optimizer", None)
+    arrays = _optimizer_arrays(optimizer)
+    if not all(np.isfinite(a).all() for a in arrays.values()):
+        optimizer, arrays = None, {}  # (NaN moments, which load refuses: training on makes one)
+    best = _best_kept(est)
     saved: dict[str, Any] = {"no_improvement_count": getattr(est, "_no_improvement_count", 0),
                              "best": best}
     if optimizer is not None:
         saved["optimizer"] = {"made_from": optimizer.made_from(),
                               "learning_rate": optimizer.learning_rate, "t": optimizer.state.t}
-    arrays = _optimizer_arrays(optimizer)
     if best == "saved":
         arrays.update(_best_arrays(est))
     return saved, arrays
